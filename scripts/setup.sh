@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what regvisor's tests and demos need when it is missing, on a fresh Debian machine:
+# the npm dependencies (npm ci) and the Debian packages for guest builds and oracles.
+# Safe to run again: it only installs what is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need_apt+=(gcc-riscv64-unknown-elf)
+command -v qemu-system-riscv64 >/dev/null 2>&1 || need_apt+=(qemu-system-misc)
+[ -e /usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin ] || need_apt+=(opensbi)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: not root, cannot install ${need_apt[*]}; tests that need them will skip" >&2
+  fi
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi

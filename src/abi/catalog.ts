@@ -1,0 +1,84 @@
+/**
+ * Every architecture catalog, loaded on every host: a snapshot or a gdb session may concern a
+ * foreign arch. This is the one place that maps an id's arch byte to its catalog.
+ */
+import type { ArchCatalog, RegInfo } from "./arch/types.js";
+import type { ArchName, RegId } from "./regid.js";
+import { archCode, archOf, formatRegId, regSize } from "./regid.js";
+import { UnknownRegisterError } from "../errors.js";
+import { catalog as arm } from "./arch/arm/index.js";
+import { catalog as arm64 } from "./arch/arm64/index.js";
+import { catalog as loongarch } from "./arch/loongarch/index.js";
+import { catalog as mips } from "./arch/mips/index.js";
+import { catalog as ppc } from "./arch/ppc/index.js";
+import { catalog as riscv } from "./arch/riscv/index.js";
+import { catalog as s390 } from "./arch/s390/index.js";
+import { catalog as x86 } from "./arch/x86/index.js";
+
+/** Catalogs by arch name; `generic` and `ia64` have none (no registers are defined there). */
+export const CATALOGS: Readonly<Partial<Record<ArchName, ArchCatalog>>> = {
+  x86,
+  arm64,
+  arm,
+  riscv,
+  s390,
+  ppc,
+  mips,
+  loongarch,
+};
+
+/** Arch names that have a catalog, in a stable order. */
+export const CATALOG_ARCHES: readonly ArchName[] = Object.keys(CATALOGS) as ArchName[];
+
+/** The catalog for `arch`, or `undefined` for a namespace with no registers. */
+export function catalogFor(arch: ArchName): ArchCatalog | undefined {
+  return CATALOGS[arch];
+}
+
+/** Result of decoding an id that fits no namespace: reported as unknown, never guessed. */
+export interface UnknownReg {
+  readonly id: RegId;
+  readonly arch: ArchName | undefined;
+  readonly archCode: number;
+  readonly size: number;
+  readonly known: false;
+}
+
+/** Result of `decodeReg()`: a catalog answer, or an honest "unknown". */
+export type Decoded = (RegInfo & { readonly known: true }) | UnknownReg;
+
+/** Decodes any 64-bit id through the catalog of its arch byte. */
+export function decodeReg(id: RegId): Decoded {
+  const arch = archOf(id);
+  const info = arch === undefined ? undefined : CATALOGS[arch]?.decode(id);
+  if (info === undefined) {
+    return { id, arch, archCode: archCode(id), size: regSize(id), known: false };
+  }
+  return { ...info, known: true };
+}
+
+/**
+ * Short label for messages: `"riscv core.ra"`, or `"unknown"` when the id fits no namespace.
+ * Used by every error that names a register.
+ */
+export function describeReg(id: RegId): string {
+  const decoded = decodeReg(id);
+  return decoded.known ? `${decoded.arch} ${decoded.name}` : "unknown";
+}
+
+/** `0x…` plus the catalog label, as in "0x8030000002000001 (riscv core.ra)". */
+export function regLabel(id: RegId): string {
+  return `${formatRegId(id)} (${describeReg(id)})`;
+}
+
+/**
+ * Finds a register of `arch` by name, alias or generic name.
+ * @throws {UnknownRegisterError} if the arch has no such register name.
+ */
+export function lookupReg(arch: ArchName, name: string): RegInfo {
+  const info = CATALOGS[arch]?.lookup(name);
+  if (info === undefined) {
+    throw new UnknownRegisterError(`No register named "${name}" in the ${arch} catalog`);
+  }
+  return info;
+}

@@ -1,0 +1,83 @@
+/**
+ * The backend-agnostic vCPU interface. The KVM backend (src/backends/kvm) and the soft
+ * backend (src/backends/soft) both implement it; one conformance suite runs against each.
+ *
+ * Register values are `Uint8Array`s of exactly `regSize(id)` bytes in little-endian order
+ * (the host byte order of every KVM arch regvisor drives). MANY_REGS is regvisor's own
+ * contract (DESIGN.md §1): values packed in list order, no padding, total = Σ size(id).
+ */
+import type { ArchName, RegId } from "../abi/regid.js";
+
+/** Why `run()` returned to the VMM. Guest events are values, never thrown. */
+export type VcpuExit =
+  | {
+      readonly kind: "io";
+      readonly direction: "in" | "out";
+      readonly port: number;
+      /** Bytes per element: 1, 2 or 4. */
+      readonly size: number;
+      readonly count: number;
+      /** OUT: the guest's bytes. IN: write the reply here before the next `run()`. */
+      readonly data: Uint8Array;
+    }
+  | {
+      readonly kind: "mmio";
+      readonly address: bigint;
+      readonly isWrite: boolean;
+      /** 1..8 bytes. Write: the guest's bytes. Read: fill before the next `run()`. */
+      readonly data: Uint8Array;
+    }
+  | { readonly kind: "hlt" }
+  | { readonly kind: "shutdown" }
+  | {
+      readonly kind: "system_event";
+      /** KVM_SYSTEM_EVENT_* type: 1 SHUTDOWN, 2 RESET, 3 CRASH, ... */
+      readonly type: number;
+      readonly typeName: string;
+      readonly data: readonly bigint[];
+    }
+  | { readonly kind: "fail_entry"; readonly reason: bigint; readonly cpu: number }
+  | {
+      readonly kind: "internal_error";
+      readonly suberror: number;
+      readonly data: readonly bigint[];
+    }
+  | { readonly kind: "intr" }
+  | {
+      readonly kind: "riscv_sbi";
+      readonly extensionId: bigint;
+      readonly functionId: bigint;
+      readonly args: readonly bigint[];
+      /** Set `ret[0]` (a0) and `ret[1]` (a1) before the next `run()`; preset to [-2, 0]. */
+      readonly ret: BigInt64Array;
+    }
+  | {
+      readonly kind: "riscv_csr";
+      readonly csrNum: number;
+      readonly newValue: bigint;
+      readonly writeMask: bigint;
+      /** Set `ret[0]` before the next `run()`. */
+      readonly ret: BigUint64Array;
+    }
+  | { readonly kind: "unsupported"; readonly exitReason: number; readonly reason: string };
+
+/** A vCPU of either backend. Methods throw `KvmError` with the errno the kernel would give. */
+export interface Vcpu extends Disposable {
+  readonly arch: ArchName;
+  /** vCPU index within its VM. */
+  readonly index: number;
+  /** Every register id this vCPU exposes now (the REG_LIST protocol, wrapped). */
+  regList(): RegId[];
+  /** Reads one register: exactly `regSize(id)` bytes. */
+  getOneReg(id: RegId): Uint8Array;
+  /** Writes one register; a bigint is encoded little-endian at the id's size (≤ 8 bytes). */
+  setOneReg(id: RegId, value: Uint8Array | bigint): void;
+  /** Reads many registers into one packed byte stream (Σ sizes, list order, no padding). */
+  getManyRegs(ids: readonly RegId[]): Uint8Array;
+  /** Writes a packed stream; all-or-nothing: on failure the vCPU is left as it was. */
+  setManyRegs(ids: readonly RegId[], bytes: Uint8Array): void;
+  /** Runs the guest until the next exit to the VMM. */
+  run(): VcpuExit;
+  /** Releases the vCPU; a second close is a no-op, any other use afterwards throws. */
+  close(): void;
+}
