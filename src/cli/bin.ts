@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+/** Entry point of the `regvisor` executable. */
+import { main } from "./main.js";
+
+process.exitCode = main(process.argv.slice(2), { stdout: (text) => process.stdout.write(text) });

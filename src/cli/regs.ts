@@ -1,0 +1,169 @@
+/**
+ * `regvisor regs decode|encode|list`: the register catalogs from the command line.
+ *
+ * decode: any 64-bit id → arch, size, name, class, structured fields ("unknown" when the id fits
+ * no namespace — never guessed). encode: arch + name (or generic name) → id. list: a catalog.
+ */
+import { parseArgs } from "node:util";
+import type { RegInfo } from "../abi/arch/types.js";
+import { CATALOG_ARCHES, catalogFor, decodeReg, lookupReg, type Decoded } from "../abi/catalog.js";
+import { ARCH_NAMES, formatRegId, parseRegId, type ArchName } from "../abi/regid.js";
+import { UsageError } from "./errors.js";
+import { formatTable } from "./table.js";
+
+/** Output sink, so tests and the main program share one code path. */
+export interface Out {
+  stdout(text: string): void;
+}
+
+const REGS_HELP = `Usage:
+  regvisor regs decode <id>... [--json]          decode register ids (hex 0x… or decimal)
+  regvisor regs encode <arch> <name>... [--json]  the id of a register name
+  regvisor regs list <arch> [--class C] [--json]  list an arch's catalog
+Arches: ${CATALOG_ARCHES.join(", ")}
+`;
+
+/** JSON form of one decoded id (`regs decode --json`). */
+export function decodedToJson(d: Decoded): Record<string, unknown> {
+  if (!d.known) {
+    return {
+      id: formatRegId(d.id),
+      arch: d.arch ?? null,
+      archCode: d.archCode,
+      size: d.size,
+      known: false,
+      name: null,
+      class: null,
+      fields: {},
+    };
+  }
+  return infoToJson(d);
+}
+
+function infoToJson(info: RegInfo): Record<string, unknown> {
+  return {
+    id: formatRegId(info.id),
+    arch: info.arch,
+    size: info.size,
+    known: true,
+    named: info.named,
+    name: info.name,
+    class: info.class,
+    readOnly: info.readOnly,
+    ...(info.pseudo === true ? { pseudo: true } : {}),
+    fields: info.fields,
+  };
+}
+
+function fieldsText(fields: Readonly<Record<string, unknown>>): string {
+  return Object.entries(fields)
+    .map(
+      ([k, v]) =>
+        `${k}=${typeof v === "number" && k !== "index" && v > 9 ? "0x" + v.toString(16) : String(v)}`,
+    )
+    .join(" ");
+}
+
+function infoRow(d: Decoded): string[] {
+  if (!d.known) {
+    const arch = d.arch ?? `0x${d.archCode.toString(16).padStart(2, "0")}`;
+    return [formatRegId(d.id), arch, String(d.size), "unknown", "-", ""];
+  }
+  const flags = [d.readOnly ? "ro" : "", d.pseudo === true ? "pseudo" : ""].filter(Boolean);
+  const name = flags.length > 0 ? `${d.name} (${flags.join(",")})` : d.name;
+  return [formatRegId(d.id), d.arch, String(d.size), name, d.class, fieldsText(d.fields)];
+}
+
+const HEADER = ["ID", "ARCH", "SIZE", "NAME", "CLASS", "FIELDS"];
+
+function parseArch(text: string | undefined): ArchName {
+  if (text === undefined)
+    throw new UsageError(`missing <arch>; one of ${CATALOG_ARCHES.join(", ")}`);
+  const arch = ARCH_NAMES.find((a) => a === text.toLowerCase());
+  if (arch === undefined || catalogFor(arch) === undefined) {
+    throw new UsageError(`unknown arch "${text}"; one of ${CATALOG_ARCHES.join(", ")}`);
+  }
+  return arch;
+}
+
+function decodeCmd(args: string[], json: boolean, out: Out): void {
+  if (args.length === 0) throw new UsageError("regs decode needs at least one id");
+  const decoded = args.map((a) => decodeReg(parseRegId(a)));
+  if (json) out.stdout(JSON.stringify(decoded.map(decodedToJson), null, 2) + "\n");
+  else out.stdout(formatTable(HEADER, decoded.map(infoRow)));
+}
+
+function encodeCmd(args: string[], json: boolean, out: Out): void {
+  const arch = parseArch(args[0]);
+  const names = args.slice(1);
+  if (names.length === 0) throw new UsageError("regs encode needs <arch> and at least one name");
+  const infos = names.map((n) => lookupReg(arch, n));
+  if (json) out.stdout(JSON.stringify(infos.map(infoToJson), null, 2) + "\n");
+  else
+    out.stdout(
+      formatTable(
+        HEADER,
+        infos.map((i) => infoRow({ ...i, known: true })),
+      ),
+    );
+}
+
+function listCmd(args: string[], cls: string | undefined, json: boolean, out: Out): void {
+  if (args.length > 1) throw new UsageError(`regs list takes one <arch>, got ${args.length}`);
+  const arch = parseArch(args[0]);
+  const catalog = catalogFor(arch);
+  if (catalog === undefined) throw new UsageError(`no catalog for ${arch}`);
+  if (cls !== undefined && !catalog.classes.includes(cls)) {
+    throw new UsageError(
+      `unknown class "${cls}" for ${arch}; one of ${catalog.classes.join(", ")}`,
+    );
+  }
+  const entries = catalog.entries.filter((e) => cls === undefined || e.class === cls);
+  if (json) out.stdout(JSON.stringify(entries.map(infoToJson), null, 2) + "\n");
+  else
+    out.stdout(
+      formatTable(
+        HEADER,
+        entries.map((e) => infoRow({ ...e, known: true })),
+      ),
+    );
+}
+
+/**
+ * Runs `regvisor regs …`.
+ * @throws {UsageError} on a bad command line; catalog/codec errors pass through.
+ */
+export function regsCommand(argv: string[], out: Out): void {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: "boolean", default: false },
+      class: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const [sub, ...rest] = positionals;
+  if (values.help || sub === undefined) {
+    out.stdout(REGS_HELP);
+    if (sub === undefined && !values.help) throw new UsageError("regs needs a subcommand");
+    return;
+  }
+  if (values.class !== undefined && sub !== "list") {
+    throw new UsageError("--class only applies to regs list");
+  }
+  switch (sub) {
+    case "decode":
+      decodeCmd(rest, values.json, out);
+      return;
+    case "encode":
+      encodeCmd(rest, values.json, out);
+      return;
+    case "list":
+      listCmd(rest, values.class, values.json, out);
+      return;
+    default:
+      throw new UsageError(`unknown regs subcommand "${sub}"; one of decode, encode, list`);
+  }
+}
