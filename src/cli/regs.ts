@@ -57,6 +57,7 @@ function infoToJson(info: RegInfo): Record<string, unknown> {
 
 function fieldsText(fields: Readonly<Record<string, unknown>>): string {
   return Object.entries(fields)
+    .filter(([, v]) => v !== "")
     .map(
       ([k, v]) =>
         `${k}=${typeof v === "number" && k !== "index" && v > 9 ? "0x" + v.toString(16) : String(v)}`,
