@@ -1,0 +1,263 @@
+/**
+ * x86-64 KVM struct layouts (arch/x86/include/uapi/asm/kvm.h, Linux 6.18;
+ * kvm-register-abi.md §5). Offsets come from C layout rules via `struct()` and are pinned by
+ * test/abi/kvm/layouts.test.ts.
+ */
+import { struct } from "./layout.js";
+
+/** `struct kvm_regs` (144 bytes): the eighteen general registers, rip and rflags. */
+export const KVM_REGS = struct("kvm_regs", [
+  ["rax", "u64"],
+  ["rbx", "u64"],
+  ["rcx", "u64"],
+  ["rdx", "u64"],
+  ["rsi", "u64"],
+  ["rdi", "u64"],
+  ["rsp", "u64"],
+  ["rbp", "u64"],
+  ["r8", "u64"],
+  ["r9", "u64"],
+  ["r10", "u64"],
+  ["r11", "u64"],
+  ["r12", "u64"],
+  ["r13", "u64"],
+  ["r14", "u64"],
+  ["r15", "u64"],
+  ["rip", "u64"],
+  ["rflags", "u64"],
+]);
+
+/** `struct kvm_segment` (24 bytes): a cached segment descriptor. */
+export const KVM_SEGMENT = struct("kvm_segment", [
+  ["base", "u64"],
+  ["limit", "u32"],
+  ["selector", "u16"],
+  ["type", "u8"],
+  ["present", "u8"],
+  ["dpl", "u8"],
+  ["db", "u8"],
+  ["s", "u8"],
+  ["l", "u8"],
+  ["g", "u8"],
+  ["avl", "u8"],
+  ["unusable", "u8"],
+  ["padding", "u8"],
+]);
+
+/** `struct kvm_dtable` (16 bytes): GDTR / IDTR. */
+export const KVM_DTABLE = struct("kvm_dtable", [
+  ["base", "u64"],
+  ["limit", "u16"],
+  ["padding", "u16", 3],
+]);
+
+const SREGS_COMMON = [
+  ["cs", KVM_SEGMENT],
+  ["ds", KVM_SEGMENT],
+  ["es", KVM_SEGMENT],
+  ["fs", KVM_SEGMENT],
+  ["gs", KVM_SEGMENT],
+  ["ss", KVM_SEGMENT],
+  ["tr", KVM_SEGMENT],
+  ["ldt", KVM_SEGMENT],
+  ["gdt", KVM_DTABLE],
+  ["idt", KVM_DTABLE],
+  ["cr0", "u64"],
+  ["cr2", "u64"],
+  ["cr3", "u64"],
+  ["cr4", "u64"],
+  ["cr8", "u64"],
+  ["efer", "u64"],
+  ["apic_base", "u64"],
+] as const;
+
+/** `struct kvm_sregs` (312 bytes); interrupt_bitmap has one bit per vector (KVM_NR_INTERRUPTS 256). */
+export const KVM_SREGS = struct("kvm_sregs", [...SREGS_COMMON, ["interrupt_bitmap", "u64", 4]]);
+
+/** `struct kvm_sregs2` (320 bytes): kvm_sregs without the bitmap, plus flags and PDPTRs. */
+export const KVM_SREGS2 = struct("kvm_sregs2", [
+  ...SREGS_COMMON,
+  ["flags", "u64"],
+  ["pdptrs", "u64", 4],
+]);
+
+const EVENTS_EXCEPTION = struct("kvm_vcpu_events.exception", [
+  ["injected", "u8"],
+  ["nr", "u8"],
+  ["has_error_code", "u8"],
+  ["pending", "u8"],
+  ["error_code", "u32"],
+]);
+const EVENTS_INTERRUPT = struct("kvm_vcpu_events.interrupt", [
+  ["injected", "u8"],
+  ["nr", "u8"],
+  ["soft", "u8"],
+  ["shadow", "u8"],
+]);
+const EVENTS_NMI = struct("kvm_vcpu_events.nmi", [
+  ["injected", "u8"],
+  ["pending", "u8"],
+  ["masked", "u8"],
+  ["pad", "u8"],
+]);
+const EVENTS_SMI = struct("kvm_vcpu_events.smi", [
+  ["smm", "u8"],
+  ["pending", "u8"],
+  ["smm_inside_nmi", "u8"],
+  ["latched_init", "u8"],
+]);
+const EVENTS_TRIPLE_FAULT = struct("kvm_vcpu_events.triple_fault", [["pending", "u8"]]);
+
+/** `struct kvm_vcpu_events` (64 bytes): pending/injected exception, interrupt, NMI, SMI state. */
+export const KVM_VCPU_EVENTS = struct("kvm_vcpu_events", [
+  ["exception", EVENTS_EXCEPTION],
+  ["interrupt", EVENTS_INTERRUPT],
+  ["nmi", EVENTS_NMI],
+  ["sipi_vector", "u32"],
+  ["flags", "u32"],
+  ["smi", EVENTS_SMI],
+  ["triple_fault", EVENTS_TRIPLE_FAULT],
+  ["reserved", "bytes", 26],
+  ["exception_has_payload", "u8"],
+  ["exception_payload", "u64"],
+]);
+
+/** x86 `struct kvm_sync_regs` (520 bytes) inside `kvm_run.s`. */
+export const KVM_SYNC_REGS_X86 = struct("kvm_sync_regs", [
+  ["regs", KVM_REGS],
+  ["sregs", KVM_SREGS],
+  ["events", KVM_VCPU_EVENTS],
+]);
+
+/** `struct kvm_msr_entry` (16 bytes). */
+export const KVM_MSR_ENTRY = struct("kvm_msr_entry", [
+  ["index", "u32"],
+  ["reserved", "u32"],
+  ["data", "u64"],
+]);
+
+/** `struct kvm_msrs` (8-byte header + `nmsrs` entries). */
+export const KVM_MSRS = struct("kvm_msrs", [
+  ["nmsrs", "u32"],
+  ["pad", "u32"],
+  ["entries", KVM_MSR_ENTRY, 0],
+]);
+
+/** `struct kvm_msr_list` (4-byte header + `nmsrs` u32 indices). */
+export const KVM_MSR_LIST = struct("kvm_msr_list", [
+  ["nmsrs", "u32"],
+  ["indices", "u32", 0],
+]);
+
+/** `struct kvm_cpuid_entry2` (40 bytes). */
+export const KVM_CPUID_ENTRY2 = struct("kvm_cpuid_entry2", [
+  ["function", "u32"],
+  ["index", "u32"],
+  ["flags", "u32"],
+  ["eax", "u32"],
+  ["ebx", "u32"],
+  ["ecx", "u32"],
+  ["edx", "u32"],
+  ["padding", "u32", 3],
+]);
+
+/** `struct kvm_cpuid2` (8-byte header + `nent` entries). */
+export const KVM_CPUID2 = struct("kvm_cpuid2", [
+  ["nent", "u32"],
+  ["padding", "u32"],
+  ["entries", KVM_CPUID_ENTRY2, 0],
+]);
+
+/** `struct kvm_fpu` (416 bytes): legacy x87/SSE state. */
+export const KVM_FPU = struct("kvm_fpu", [
+  ["fpr", "bytes", 128],
+  ["fcw", "u16"],
+  ["fsw", "u16"],
+  ["ftwx", "u8"],
+  ["pad1", "u8"],
+  ["last_opcode", "u16"],
+  ["last_ip", "u64"],
+  ["last_dp", "u64"],
+  ["xmm", "bytes", 256],
+  ["mxcsr", "u32"],
+  ["pad2", "u32"],
+]);
+
+/** `struct kvm_xsave` (4096 bytes; KVM_GET_XSAVE2 may use a larger buffer). */
+export const KVM_XSAVE = struct("kvm_xsave", [
+  ["region", "u32", 1024],
+  ["extra", "u32", 0],
+]);
+
+/** `struct kvm_xcr` (16 bytes). */
+export const KVM_XCR = struct("kvm_xcr", [
+  ["xcr", "u32"],
+  ["reserved", "u32"],
+  ["value", "u64"],
+]);
+
+/** `struct kvm_xcrs` (392 bytes, up to KVM_MAX_XCRS = 16 entries). */
+export const KVM_XCRS = struct("kvm_xcrs", [
+  ["nr_xcrs", "u32"],
+  ["flags", "u32"],
+  ["xcrs", KVM_XCR, 16],
+  ["padding", "u64", 16],
+]);
+
+/** `struct kvm_debugregs` (128 bytes). */
+export const KVM_DEBUGREGS = struct("kvm_debugregs", [
+  ["db", "u64", 4],
+  ["dr6", "u64"],
+  ["dr7", "u64"],
+  ["flags", "u64"],
+  ["reserved", "u64", 9],
+]);
+
+/** `struct kvm_lapic_state` (1024 bytes: the APIC register page, KVM_APIC_REG_SIZE). */
+export const KVM_LAPIC_STATE = struct("kvm_lapic_state", [["regs", "bytes", 1024]]);
+
+/** x86 `struct kvm_guest_debug` (72 bytes): control, pad, debugreg[8]. */
+export const KVM_GUEST_DEBUG_X86 = struct("kvm_guest_debug", [
+  ["control", "u32"],
+  ["pad", "u32"],
+  ["debugreg", "u64", 8],
+]);
+
+/** `struct kvm_msr_filter_range` (24 bytes; bitmap is a user pointer). */
+export const KVM_MSR_FILTER_RANGE = struct("kvm_msr_filter_range", [
+  ["flags", "u32"],
+  ["nmsrs", "u32"],
+  ["base", "u32"],
+  ["bitmap", "u64"],
+]);
+
+/** `struct kvm_msr_filter` (392 bytes, KVM_MSR_FILTER_MAX_RANGES = 16). */
+export const KVM_MSR_FILTER = struct("kvm_msr_filter", [
+  ["flags", "u32"],
+  ["ranges", KVM_MSR_FILTER_RANGE, 16],
+]);
+
+/** `struct kvm_irq_level` (8 bytes; `irq` and `status` share offset 0). */
+export const KVM_IRQ_LEVEL = struct("kvm_irq_level", [
+  ["irq", "u32"],
+  { name: "status", type: "u32", at: 0 },
+  ["level", "u32"],
+]);
+
+/** `struct kvm_pit_config` (64 bytes). */
+export const KVM_PIT_CONFIG = struct("kvm_pit_config", [
+  ["flags", "u32"],
+  ["pad", "u32", 15],
+]);
+
+/** `struct kvm_interrupt` (4 bytes). */
+export const KVM_INTERRUPT = struct("kvm_interrupt", [["irq", "u32"]]);
+
+/** x86 `struct kvm_debug_exit_arch` (32 bytes): the KVM_EXIT_DEBUG payload. */
+export const KVM_DEBUG_EXIT_ARCH_X86 = struct("kvm_debug_exit_arch", [
+  ["exception", "u32"],
+  ["pad", "u32"],
+  ["pc", "u64"],
+  ["dr6", "u64"],
+  ["dr7", "u64"],
+]);
