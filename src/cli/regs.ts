@@ -56,9 +56,9 @@ function infoToJson(info: RegInfo): Record<string, unknown> {
 }
 
 function fieldsText(fields: Readonly<Record<string, unknown>>): string {
-  // MSR numbers and large values read best in hex; small structured fields (op0, crn) in decimal.
+  // MSR numbers read best in hex (as in the SDM); every other structured field in decimal.
   const show = (k: string, v: unknown): string =>
-    typeof v === "number" && (k === "msr" || v >= 0x100) ? "0x" + v.toString(16) : String(v);
+    typeof v === "number" && k === "msr" ? "0x" + v.toString(16) : String(v);
   return Object.entries(fields)
     .filter(([, v]) => v !== "")
     .map(([k, v]) => `${k}=${show(k, v)}`)

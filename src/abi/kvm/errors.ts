@@ -10,7 +10,10 @@ import { ERRNO, errnoName, type ErrnoName } from "./errno.js";
 
 /** Details for a `KvmError`. */
 export interface KvmErrorInfo {
-  /** The action that failed, e.g. `"Cannot set register"`; defaults to `"<ioctl> failed"`. */
+  /**
+   * The action that failed, e.g. `"Cannot set"`; the register (if any) follows it as
+   * `register 0x… (arch name)`. Without an action the message starts `"<ioctl> failed"`.
+   */
   readonly action?: string;
   /** Ioctl name, e.g. `"KVM_SET_ONE_REG"`. */
   readonly ioctl: string;
@@ -42,7 +45,9 @@ export class KvmError extends RegvisorError {
     const at = info.index === undefined ? "" : ` at batch index ${info.index}`;
     const head = info.action === undefined ? `${info.ioctl} failed` : `${info.action}${reg}${at}`;
     const tail =
-      info.action === undefined ? `${reg}${at}: ${name}` : `: ${info.ioctl} failed with ${name}`;
+      info.action === undefined
+        ? `${reg === "" ? "" : ` for${reg}`}${at}: ${name}`
+        : `: ${info.ioctl} failed with ${name}`;
     super(
       `KVM_${name}`,
       `${head}${tail}${info.hint === undefined ? "" : ` (${info.hint})`}`,
