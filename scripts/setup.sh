@@ -10,6 +10,7 @@ command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || need_apt+=(gcc-riscv64-unk
 command -v qemu-system-riscv64 >/dev/null 2>&1 || need_apt+=(qemu-system-misc)
 [ -e /usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin ] || need_apt+=(opensbi)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v dtc >/dev/null 2>&1 || need_apt+=(device-tree-compiler)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then

@@ -1,0 +1,131 @@
+/**
+ * Everything `regvisor run FILE` decides before a backend exists: which loader, which
+ * architecture, where every byte goes in guest RAM, and the start registers — validated as a
+ * whole, so a bad image is refused before a VM is created (issue 6, "rejected before the guest
+ * starts"). `writeBootPlan()` then fills the backend's RAM; the registers are applied by the
+ * caller (RISC-V: ONE_REG by catalog name; x86: KVM_SET_REGS / KVM_SET_SREGS fields).
+ */
+import { isElf, loadElf } from "./elf.js";
+import {
+  checkEntry,
+  checkRegions,
+  imageRegions,
+  ramBaseFor,
+  writeImage,
+  type GuestBlob,
+  type GuestRam,
+} from "./guest-memory.js";
+import { ImageError, loadFlat, type GuestImage, type ImageArch } from "./image.js";
+import {
+  placeDeviceTree,
+  riscvBootRegs,
+  riscvDeviceTree,
+  type NamedRegValue,
+} from "./riscv-boot.js";
+import { OptionValueError } from "./size.js";
+import { defaultX86Mode, x86BootState, type X86BootState, type X86Mode } from "./x86-boot.js";
+
+/** What the command line asked for. */
+export interface BootRequest {
+  /** The guest file's bytes. */
+  readonly file: Uint8Array;
+  /** The architecture the selected backend runs; required for flat binaries. */
+  readonly arch?: ImageArch;
+  /** Guest RAM size (see `parseMemSize`). */
+  readonly memSize: bigint;
+  /** Flat binaries only: `--load-addr` and `--entry` (default: the load address). */
+  readonly loadAddr?: bigint;
+  readonly entry?: bigint;
+  /** x86 only: `--x86-mode` (default: `defaultX86Mode(image)`). */
+  readonly x86Mode?: X86Mode;
+  /** RISC-V only: `/chosen/bootargs` (`--cmdline`). */
+  readonly cmdline?: string;
+}
+
+interface PlanCommon {
+  readonly ram: GuestRam;
+  readonly image: GuestImage;
+  /** VMM-made bytes to write with the image (DTB, GDT, page tables). */
+  readonly blobs: readonly GuestBlob[];
+}
+
+/** A validated plan, per architecture. */
+export type BootPlan =
+  | (PlanCommon & {
+      readonly arch: "riscv";
+      /** pc, a0, a1, mode by catalog name. */
+      readonly regs: readonly NamedRegValue[];
+      readonly dtbAddr: bigint;
+    })
+  | (PlanCommon & { readonly arch: "x86"; readonly x86: X86BootState });
+
+const ARCH_LABEL: Readonly<Record<ImageArch, string>> = { x86: "x86", riscv: "RISC-V" };
+
+/**
+ * Loads, places and validates a guest: the result can be written without further checks.
+ * @throws ImageError for a bad, foreign or misplaced image; OptionValueError for options that
+ *   do not apply (`--load-addr` with an ELF, none with a flat binary, an x86 mode on RISC-V).
+ */
+export function planBoot(request: BootRequest): BootPlan {
+  const image = loadImage(request);
+  const arch = image.arch ?? request.arch;
+  if (arch === undefined) {
+    throw new OptionValueError(
+      "--backend",
+      "a flat binary needs --backend to say which architecture it is for",
+    );
+  }
+  if (request.arch !== undefined && arch !== request.arch) {
+    throw new ImageError(
+      "IMAGE_WRONG_ARCH",
+      `Cannot run this ELF: it is for ${ARCH_LABEL[arch]}, but the selected backend runs ${ARCH_LABEL[request.arch]} guests`,
+    );
+  }
+  const ram: GuestRam = { base: ramBaseFor(arch), size: request.memSize };
+  checkRegions(ram, imageRegions(image));
+  checkEntry(ram, image.entry);
+  if (arch === "riscv") {
+    if (request.x86Mode !== undefined)
+      throw new OptionValueError("--x86-mode", "applies to x86 guests only");
+    const dtb = riscvDeviceTree({
+      memBase: ram.base,
+      memSize: ram.size,
+      ...(request.cmdline === undefined ? {} : { bootargs: request.cmdline }),
+    });
+    const dtbAddr = placeDeviceTree(ram, dtb.length, imageRegions(image));
+    const blobs = [{ label: "the device tree", addr: dtbAddr, bytes: dtb }];
+    return { arch, ram, image, blobs, dtbAddr, regs: riscvBootRegs(image.entry, dtbAddr) };
+  }
+  const x86 = x86BootState({
+    mode: request.x86Mode ?? defaultX86Mode(image),
+    entry: image.entry,
+    ram,
+  });
+  checkRegions(ram, [...imageRegions(image), ...x86.reserved]);
+  return { arch, ram, image, blobs: x86.blobs, x86 };
+}
+
+/**
+ * Writes a plan's image and blobs into RAM (`memory[i]` is guest-physical `ram.base + i`).
+ * @throws RangeError when `memory` is not `plan.ram.size` bytes.
+ */
+export function writeBootPlan(plan: BootPlan, memory: Uint8Array): void {
+  writeImage(plan.ram, memory, plan.image, { blobs: plan.blobs });
+}
+
+function loadImage(request: BootRequest): GuestImage {
+  if (isElf(request.file)) {
+    if (request.loadAddr !== undefined)
+      throw new OptionValueError("--load-addr", "applies to flat binaries, not ELF files");
+    if (request.entry !== undefined)
+      throw new OptionValueError("--entry", "applies to flat binaries; an ELF names its entry");
+    return loadElf(request.file);
+  }
+  if (request.loadAddr === undefined) {
+    throw new OptionValueError(
+      "--load-addr",
+      "the file is not an ELF file; to run it as a flat binary, give --load-addr (and --entry if it does not start there)",
+    );
+  }
+  return loadFlat(request.file, request.loadAddr, request.entry ?? request.loadAddr);
+}
