@@ -1,0 +1,366 @@
+/**
+ * Restore planning: compare a stream's registers with a destination vCPU's `regList()`, apply
+ * the options, place every register by the arch's ordering data, read the destination's
+ * current values (for verification and rollback) — all before anything is written.
+ */
+import type { ArchName, RegId } from "../../abi/regid.js";
+import { regSize } from "../../abi/regid.js";
+import type { Vcpu } from "../../backends/vcpu.js";
+import { regRef, refText, sameBytes, valueHex } from "./describe.js";
+import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
+import type { VcpuState } from "./model.js";
+import { orderingFor, placeRegister } from "./ordering.js";
+
+/** What restore does about registers present on one side only. */
+export interface RestoreOptions {
+  /** Destination lists it, stream lacks it: fail (default) or keep the destination's value. */
+  readonly onMissing?: "error" | "keep";
+  /**
+   * Stream has it, destination does not list it: fail (default), skip it, or try writing it
+   * (a refused write is reported, not fatal; an unreadable one is never written, as it
+   * could not be rolled back).
+   */
+  readonly onExtra?: "error" | "ignore" | "try";
+  /** Same register with another size (e.g. RISC-V vector registers at another VLEN). */
+  readonly onSizeMismatch?: "error" | "ignore";
+}
+
+/** Options with defaults applied. */
+export type ResolvedRestoreOptions = Required<RestoreOptions>;
+
+const CHOICES = {
+  onMissing: ["error", "keep"],
+  onExtra: ["error", "ignore", "try"],
+  onSizeMismatch: ["error", "ignore"],
+} as const;
+
+/**
+ * Applies defaults and checks option values.
+ * @throws {TypeError} on an unknown option or value.
+ */
+export function resolveRestoreOptions(options: RestoreOptions = {}): ResolvedRestoreOptions {
+  for (const [key, value] of Object.entries(options)) {
+    const allowed: readonly unknown[] | undefined = (CHOICES as Record<string, readonly unknown[]>)[
+      key
+    ];
+    if (allowed === undefined) continue; // Callers may pass a wider options object.
+    if (value !== undefined && !allowed.includes(value)) {
+      throw new TypeError(
+        `Restore option ${key} must be one of ${allowed.join(", ")}, got ${String(value)}`,
+      );
+    }
+  }
+  return {
+    onMissing: options.onMissing ?? "error",
+    onExtra: options.onExtra ?? "error",
+    onSizeMismatch: options.onSizeMismatch ?? "error",
+  };
+}
+
+/** The id with its size field cleared: equal keys = same register, perhaps another size. */
+const sizeless = (id: RegId): bigint => id & ~(0xfn << 52n);
+
+interface IdComparison {
+  readonly matched: RegId[];
+  readonly missing: RegId[];
+  readonly extra: RegId[];
+  readonly sizeMismatched: { stream: RegId; destination: RegId }[];
+}
+
+/** Compares the stream's ids with the destination's list. */
+export function compareIds(stream: readonly RegId[], destination: readonly RegId[]): IdComparison {
+  const dest = new Set(destination);
+  const destByKey = new Map(destination.map((id) => [sizeless(id), id]));
+  const streamSet = new Set(stream);
+  const streamKeys = new Set(stream.map(sizeless));
+  const out: IdComparison = { matched: [], missing: [], extra: [], sizeMismatched: [] };
+  for (const id of stream) {
+    const other = destByKey.get(sizeless(id));
+    if (dest.has(id)) out.matched.push(id);
+    else if (other !== undefined) out.sizeMismatched.push({ stream: id, destination: other });
+    else out.extra.push(id);
+  }
+  for (const id of dest)
+    if (!streamSet.has(id) && !streamKeys.has(sizeless(id))) out.missing.push(id);
+  return out;
+}
+
+/** The comparison as names, for reports. */
+export function comparisonReport(c: IdComparison): RegComparison {
+  return {
+    matched: c.matched.length,
+    missing: c.missing.map(regRef),
+    extra: c.extra.map(regRef),
+    sizeMismatched: c.sizeMismatched.map((m) => ({
+      stream: regRef(m.stream),
+      destination: regRef(m.destination),
+    })),
+  };
+}
+
+/** An extra register to try writing on its own (onExtra: "try"). */
+export interface TryWrite {
+  readonly id: RegId;
+  readonly value: Uint8Array;
+  readonly saved: Uint8Array;
+}
+
+/** One phase ready to write: packed new values and the destination's saved values. */
+export interface PhasePlan {
+  readonly phase: string;
+  readonly ids: readonly RegId[];
+  readonly values: Uint8Array;
+  readonly saved: Uint8Array;
+  readonly tries: readonly TryWrite[];
+}
+
+/** Everything restore will do to one vCPU, decided before the first write. */
+export interface VcpuPlan {
+  readonly vcpu: Vcpu;
+  /** Index of the state in the stream. */
+  readonly streamIndex: number;
+  readonly phases: readonly PhasePlan[];
+  readonly comparison: RegComparison;
+  readonly verified: readonly RegRef[];
+  readonly skippedVmScoped: readonly RegRef[];
+  /** Extras not written: ignored, unreadable or read-only. */
+  readonly notWritten: readonly { readonly register: RegRef; readonly reason: string }[];
+}
+
+function listText(refs: readonly RegRef[]): string {
+  const shown = refs.slice(0, 8).map(refText).join(", ");
+  return refs.length > 8 ? `${shown} and ${refs.length - 8} more` : shown;
+}
+
+function refuse(c: IdComparison, o: ResolvedRestoreOptions, vcpu: number): void {
+  const report = comparisonReport(c);
+  const details = { vcpu, comparison: report };
+  if (c.sizeMismatched.length > 0 && o.onSizeMismatch === "error") {
+    const text = report.sizeMismatched.map(
+      (m) => `${refText(m.stream)} vs ${m.destination.size} bytes`,
+    );
+    throw new RestoreError(
+      "RESTORE_SIZE_MISMATCH",
+      `Cannot restore vCPU ${vcpu}: ${c.sizeMismatched.length} registers differ in size from the destination's: ${text.slice(0, 8).join(", ")}`,
+      { ...details, registers: report.sizeMismatched.map((m) => m.stream) },
+    );
+  }
+  if (c.missing.length > 0 && o.onMissing === "error") {
+    throw new RestoreError(
+      "RESTORE_MISSING",
+      `Cannot restore vCPU ${vcpu}: the snapshot lacks ${c.missing.length} registers the destination lists: ${listText(report.missing)} (onMissing: "keep" leaves them as they are)`,
+      { ...details, registers: report.missing },
+    );
+  }
+  if (c.extra.length > 0 && o.onExtra === "error") {
+    throw new RestoreError(
+      "RESTORE_EXTRA",
+      `Cannot restore vCPU ${vcpu}: the snapshot carries ${c.extra.length} registers the destination does not list: ${listText(report.extra)} (onExtra: "ignore" or "try")`,
+      { ...details, registers: report.extra },
+    );
+  }
+}
+
+function readCurrent(vcpu: Vcpu, ids: readonly RegId[], streamIndex: number): Uint8Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = vcpu.getManyRegs(ids);
+  } catch (cause) {
+    throw new RestoreError(
+      "RESTORE_READ",
+      `Cannot restore vCPU ${streamIndex}: reading the destination's current values failed, nothing was written`,
+      { vcpu: streamIndex },
+      { cause },
+    );
+  }
+  let expected = 0;
+  for (const id of ids) expected += regSize(id);
+  if (bytes.length !== expected) {
+    throw new RestoreError(
+      "RESTORE_READ",
+      `Cannot restore vCPU ${streamIndex}: the destination returned ${bytes.length} bytes for ${ids.length} registers, expected ${expected}; nothing was written`,
+      { vcpu: streamIndex },
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Plans the restore of `state` into `vcpu`. Reads the destination (regList, current values)
+ * but writes nothing.
+ * @param writeVmScoped write VM-wide registers (false for every vCPU but the first).
+ * @throws {RestoreError} RESTORE_ARCH, _SIZE_MISMATCH, _MISSING, _EXTRA, _READ or _VERIFY.
+ */
+export function planVcpuRestore(
+  vcpu: Vcpu,
+  state: VcpuState,
+  arch: ArchName,
+  options: ResolvedRestoreOptions,
+  writeVmScoped = true,
+): VcpuPlan {
+  const n = state.index;
+  if (vcpu.arch !== arch) {
+    throw new RestoreError(
+      "RESTORE_ARCH",
+      `Cannot restore a ${arch} snapshot into a ${vcpu.arch} vCPU`,
+      { vcpu: n },
+    );
+  }
+  const list = readList(vcpu, n);
+  const values = new Map(state.regs.map((r) => [r.id, r.value]));
+  const cmp = compareIds(
+    state.regs.map((r) => r.id),
+    list,
+  );
+  refuse(cmp, options, n);
+
+  const ordering = orderingFor(arch);
+  const buckets = new Map<string, RegId[]>(ordering.phases.map((p) => [p.name, []]));
+  const verify: RegId[] = [];
+  const skippedVmScoped: RegId[] = [];
+  for (const id of cmp.matched) {
+    const place = placeRegister(ordering, id);
+    if (place.action === "verify") verify.push(id);
+    else if (place.scope === "vm" && !writeVmScoped) skippedVmScoped.push(id);
+    else bucketFor(buckets, place.phase, arch).push(id);
+  }
+  const toRead = [...verify, ...[...buckets.values()].flat()];
+  const current = splitValues(toRead, readCurrent(vcpu, toRead, n));
+  for (const id of verify) checkVerified(id, values.get(id), current.get(id), n);
+
+  const { tries, notWritten } = planExtras(vcpu, cmp.extra, values, options, writeVmScoped);
+  const phases: PhasePlan[] = [];
+  for (const { name } of ordering.phases) {
+    const ids = buckets.get(name) ?? [];
+    const phaseTries = tries.get(name) ?? [];
+    if (ids.length === 0 && phaseTries.length === 0) continue;
+    phases.push({
+      phase: name,
+      ids,
+      values: pack(ids, values),
+      saved: pack(ids, current),
+      tries: phaseTries,
+    });
+  }
+  return {
+    vcpu,
+    streamIndex: n,
+    phases,
+    comparison: comparisonReport(cmp),
+    verified: verify.map(regRef),
+    skippedVmScoped: skippedVmScoped.map(regRef),
+    notWritten,
+  };
+}
+
+function readList(vcpu: Vcpu, n: number): RegId[] {
+  try {
+    return vcpu.regList();
+  } catch (cause) {
+    throw new RestoreError(
+      "RESTORE_READ",
+      `Cannot restore vCPU ${n}: the destination's register list failed`,
+      { vcpu: n },
+      { cause },
+    );
+  }
+}
+
+interface ExtrasPlan {
+  /** Tries by phase name. */
+  readonly tries: Map<string, TryWrite[]>;
+  readonly notWritten: { register: RegRef; reason: string }[];
+}
+
+/** Decides, per extra register, whether to try writing it (and saves its value) or not. */
+function planExtras(
+  vcpu: Vcpu,
+  extra: readonly RegId[],
+  values: ReadonlyMap<RegId, Uint8Array>,
+  options: ResolvedRestoreOptions,
+  writeVmScoped: boolean,
+): ExtrasPlan {
+  const ordering = orderingFor(vcpu.arch);
+  const out: ExtrasPlan = { tries: new Map(), notWritten: [] };
+  for (const id of extra) {
+    const reason = extraProblem(vcpu, id, options, ordering, writeVmScoped);
+    const value = values.get(id);
+    if (typeof reason === "string" || value === undefined) {
+      out.notWritten.push({
+        register: regRef(id),
+        reason: typeof reason === "string" ? reason : "no value",
+      });
+      continue;
+    }
+    const phase = placeRegister(ordering, id).phase;
+    out.tries.set(phase, [...(out.tries.get(phase) ?? []), { id, value, saved: reason.saved }]);
+  }
+  return out;
+}
+
+function bucketFor(buckets: Map<string, RegId[]>, phase: string, arch: ArchName): RegId[] {
+  const bucket = buckets.get(phase);
+  // Ordering data naming a phase it does not list would drop registers silently.
+  if (bucket === undefined) throw new Error(`${arch} ordering: no phase "${phase}"`);
+  return bucket;
+}
+
+/** Why an extra register will not be tried, or its saved value when it will. */
+function extraProblem(
+  vcpu: Vcpu,
+  id: RegId,
+  o: ResolvedRestoreOptions,
+  ordering: ReturnType<typeof orderingFor>,
+  writeVmScoped: boolean,
+): string | { saved: Uint8Array } {
+  if (o.onExtra === "ignore") return "ignored (onExtra: ignore)";
+  const place = placeRegister(ordering, id);
+  if (place.action === "verify") return "read-only, not written";
+  if (place.scope === "vm" && !writeVmScoped) return "VM-wide, written through the first vCPU";
+  try {
+    return { saved: vcpu.getOneReg(id) };
+  } catch (e) {
+    return `unreadable on the destination, so not written: ${e instanceof Error ? e.message : String(e)}`;
+  }
+}
+
+function checkVerified(
+  id: RegId,
+  stream: Uint8Array | undefined,
+  dest: Uint8Array | undefined,
+  n: number,
+): void {
+  if (stream === undefined || dest === undefined || sameBytes(stream, dest)) return;
+  const ref = regRef(id);
+  throw new RestoreError(
+    "RESTORE_VERIFY",
+    `Cannot restore vCPU ${n}: read-only register ${refText(ref)} is ${valueHex(dest)} on the destination but ${valueHex(stream)} in the snapshot`,
+    { vcpu: n, register: ref },
+  );
+}
+
+/** Splits a packed MANY_REGS stream into values by id. */
+export function splitValues(ids: readonly RegId[], bytes: Uint8Array): Map<RegId, Uint8Array> {
+  const out = new Map<RegId, Uint8Array>();
+  let at = 0;
+  for (const id of ids) {
+    const size = regSize(id);
+    out.set(id, bytes.slice(at, at + size));
+    at += size;
+  }
+  return out;
+}
+
+/** Packs values in `ids` order (the MANY_REGS layout). */
+export function pack(ids: readonly RegId[], values: ReadonlyMap<RegId, Uint8Array>): Uint8Array {
+  let total = 0;
+  for (const id of ids) total += regSize(id);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const id of ids) {
+    const v = values.get(id);
+    if (v !== undefined) out.set(v, at);
+    at += regSize(id);
+  }
+  return out;
+}

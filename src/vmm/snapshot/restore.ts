@@ -1,0 +1,253 @@
+/**
+ * Restore: decode and validate everything first (format, vCPU set, register comparison,
+ * options, read-only values), then write phase by phase in the arch's order (ordering.ts),
+ * one `setManyRegs` batch per phase. If any write fails, everything already written — on
+ * every vCPU of the restore — is written back from the values read during planning, in
+ * reverse order, and a `RestoreError` names the register and the cause: the destination is
+ * left exactly as it was.
+ *
+ * Guest memory and device state are the VMM's to restore (they do not live behind `Vcpu`).
+ */
+import type { ArchName, RegId } from "../../abi/regid.js";
+import { regSize } from "../../abi/regid.js";
+import type { Vcpu } from "../../backends/vcpu.js";
+import { regRef, refText } from "./describe.js";
+import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
+import { decodeSnapshot, type DecodeOptions } from "./format.js";
+import type { Snapshot, VcpuState } from "./model.js";
+import {
+  planVcpuRestore,
+  resolveRestoreOptions,
+  type RestoreOptions,
+  type VcpuPlan,
+} from "./plan.js";
+
+/** What happened to one vCPU (JSON-able). */
+export interface VcpuRestoreReport {
+  /** vCPU index in the snapshot. */
+  readonly vcpu: number;
+  readonly comparison: RegComparison;
+  readonly phases: readonly { readonly phase: string; readonly registers: number }[];
+  /** Registers written (batches plus successful tries). */
+  readonly written: number;
+  /** Read-only registers found equal and not written. */
+  readonly verified: readonly RegRef[];
+  /** VM-wide registers left to the first vCPU. */
+  readonly skippedVmScoped: readonly RegRef[];
+  /** Extras not written, and tried extras the destination refused. */
+  readonly notWritten: readonly { readonly register: RegRef; readonly reason: string }[];
+}
+
+/** Result of a restore (JSON-able). */
+export interface RestoreReport {
+  readonly vcpus: readonly VcpuRestoreReport[];
+}
+
+interface JournalEntry {
+  readonly vcpu: Vcpu;
+  readonly vcpuIndex: number;
+  readonly ids: readonly RegId[];
+  readonly saved: Uint8Array;
+}
+
+const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** The register a failed batch names: its `index` into the batch, or its `regId`. */
+function failedRegister(cause: unknown, ids: readonly RegId[]): RegId | undefined {
+  if (typeof cause !== "object" || cause === null) return undefined;
+  const { index, regId } = cause as { index?: unknown; regId?: unknown };
+  if (typeof index === "number" && Number.isInteger(index) && index >= 0 && index < ids.length)
+    return ids[index];
+  if (typeof regId === "bigint") return ids.find((id) => id === regId);
+  return undefined;
+}
+
+/** Writes the journal back in reverse; returns what could not be restored. */
+function rollBack(journal: readonly JournalEntry[]): string[] {
+  const failures: string[] = [];
+  for (const entry of [...journal].reverse()) {
+    try {
+      entry.vcpu.setManyRegs(entry.ids, entry.saved);
+      continue;
+    } catch {
+      // The batch is all-or-nothing, so nothing of it landed; retry register by register.
+    }
+    let at = 0;
+    for (const id of entry.ids) {
+      const size = regSize(id);
+      try {
+        entry.vcpu.setOneReg(id, entry.saved.slice(at, at + size));
+      } catch (e) {
+        failures.push(`vCPU ${entry.vcpuIndex} ${refText(regRef(id))}: ${messageOf(e)}`);
+      }
+      at += size;
+    }
+  }
+  return failures;
+}
+
+function writeFailed(
+  plan: VcpuPlan,
+  phase: string,
+  ids: readonly RegId[],
+  cause: unknown,
+  journal: JournalEntry[],
+): RestoreError {
+  const failures = rollBack(journal);
+  const id = failedRegister(cause, ids);
+  const register = id === undefined ? undefined : regRef(id);
+  const what =
+    register === undefined
+      ? `phase "${phase}" (${ids.length} registers)`
+      : `${refText(register)} in phase "${phase}"`;
+  const undone = journal.reduce((n, e) => n + e.ids.length, 0);
+  const details = {
+    vcpu: plan.streamIndex,
+    phase,
+    ...(register === undefined ? {} : { register }),
+  };
+  if (failures.length > 0) {
+    return new RestoreError(
+      "RESTORE_ROLLBACK",
+      `Cannot restore vCPU ${plan.streamIndex}: writing ${what} failed (${messageOf(cause)}), and rolling back failed for ${failures.length} registers — the destination is inconsistent: ${failures.slice(0, 4).join("; ")}`,
+      { ...details, rollbackFailures: failures },
+      { cause },
+    );
+  }
+  return new RestoreError(
+    "RESTORE_WRITE",
+    `Cannot restore vCPU ${plan.streamIndex}: writing ${what} failed (${messageOf(cause)}); the ${undone} registers already written were rolled back, the destination is as it was`,
+    details,
+    { cause },
+  );
+}
+
+/** Applies plans in order; on failure rolls back every vCPU and throws. */
+function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
+  const journal: JournalEntry[] = [];
+  const reports: VcpuRestoreReport[] = [];
+  for (const plan of plans) {
+    const refused: { register: RegRef; reason: string }[] = [];
+    let written = 0;
+    for (const phase of plan.phases) {
+      if (phase.ids.length > 0) {
+        try {
+          plan.vcpu.setManyRegs(phase.ids, phase.values);
+        } catch (cause) {
+          throw writeFailed(plan, phase.phase, phase.ids, cause, journal);
+        }
+        journal.push({
+          vcpu: plan.vcpu,
+          vcpuIndex: plan.streamIndex,
+          ids: phase.ids,
+          saved: phase.saved,
+        });
+        written += phase.ids.length;
+      }
+      for (const t of phase.tries) {
+        try {
+          plan.vcpu.setOneReg(t.id, t.value);
+        } catch (e) {
+          // A refused single write changed nothing; "try" reports it and goes on.
+          refused.push({
+            register: regRef(t.id),
+            reason: `refused by the destination: ${messageOf(e)}`,
+          });
+          continue;
+        }
+        journal.push({ vcpu: plan.vcpu, vcpuIndex: plan.streamIndex, ids: [t.id], saved: t.saved });
+        written++;
+      }
+    }
+    reports.push({
+      vcpu: plan.streamIndex,
+      comparison: plan.comparison,
+      phases: plan.phases.map((p) => ({
+        phase: p.phase,
+        registers: p.ids.length + p.tries.length,
+      })),
+      written,
+      verified: plan.verified,
+      skippedVmScoped: plan.skippedVmScoped,
+      notWritten: [...plan.notWritten, ...refused],
+    });
+  }
+  return { vcpus: reports };
+}
+
+/**
+ * Restores one vCPU's registers from `state` (a `VcpuState` of an `arch` snapshot).
+ * @throws {RestoreError} refused before writing, or failed and rolled back (see its code).
+ * @throws {TypeError} on bad options.
+ */
+export function restoreVcpu(
+  vcpu: Vcpu,
+  state: VcpuState,
+  arch: ArchName,
+  options: RestoreOptions = {},
+): VcpuRestoreReport {
+  const plan = planVcpuRestore(vcpu, state, arch, resolveRestoreOptions(options));
+  const report = applyPlans([plan]).vcpus[0];
+  if (report === undefined) throw new Error("restoreVcpu: no report for the single plan");
+  return report;
+}
+
+/** Options of `restoreSnapshot()`. */
+export interface RestoreSnapshotOptions extends RestoreOptions {
+  /** Decoder options when the snapshot is given as bytes. */
+  readonly decode?: DecodeOptions;
+}
+
+/**
+ * Restores every vCPU of a snapshot (bytes are decoded and validated first) into the
+ * destination vCPUs, matched by `index`. All vCPUs are planned before the first write; a
+ * failure on any of them rolls back all of them. VM-wide registers go through the
+ * lowest-index vCPU only.
+ * @throws {SnapshotFormatError} if the bytes are not a valid snapshot (nothing written).
+ * @throws {RestoreError} refused before writing, or failed and rolled back.
+ */
+export function restoreSnapshot(
+  vcpus: readonly Vcpu[],
+  snapshot: Snapshot | Uint8Array,
+  options: RestoreSnapshotOptions = {},
+): RestoreReport {
+  const resolved = resolveRestoreOptions(options);
+  const snap = snapshot instanceof Uint8Array ? decodeSnapshot(snapshot, options.decode) : snapshot;
+  const states = new Map(snap.vcpus.map((v) => [v.index, v]));
+  const dests = new Map<number, Vcpu>();
+  for (const v of vcpus) {
+    if (dests.has(v.index)) throw new RangeError(`Two destination vCPUs have index ${v.index}`);
+    dests.set(v.index, v);
+  }
+  const noDest = [...states.keys()].filter((i) => !dests.has(i));
+  const noState = [...dests.keys()].filter((i) => !states.has(i));
+  if (noDest.length > 0 || noState.length > 0) {
+    throw new RestoreError(
+      "RESTORE_VCPUS",
+      `Cannot restore: the snapshot has vCPUs [${[...states.keys()].join(", ")}], the destination [${[...dests.keys()].join(", ")}]`,
+    );
+  }
+  const order = [...dests.keys()].sort((a, b) => a - b);
+  const plans = order.map((index, n) => {
+    const dest = dests.get(index);
+    const state = states.get(index);
+    if (dest === undefined || state === undefined)
+      throw new Error("restoreSnapshot: vCPU maps out of sync");
+    return planVcpuRestore(dest, state, snap.arch, resolved, n === 0);
+  });
+  return applyPlans(plans);
+}
+
+/** Reads a vCPU's whole state the way a snapshot carries it: `regList()`, then one batch. */
+export function captureVcpu(vcpu: Vcpu): VcpuState {
+  const ids = vcpu.regList();
+  const bytes = vcpu.getManyRegs(ids);
+  const regs = [];
+  let at = 0;
+  for (const id of ids) {
+    const size = regSize(id);
+    regs.push({ id, value: bytes.slice(at, at + size) });
+    at += size;
+  }
+  return { index: vcpu.index, regs };
+}
