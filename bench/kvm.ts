@@ -1,0 +1,309 @@
+/**
+ * KVM backend benchmarks, each measured side by side in one run:
+ *
+ * - kvm.exit.ts_over_c: per-exit cost of guests/x86/exit-loop.bin (one KVM_EXIT_IO per
+ *   KVM_RUN) through `vcpu.run()`, over the same loop in C (bench/c/kvm_bench.c);
+ * - kvm.one_reg.ts_over_c: KVM_GET_ONE_REG of IA32_TSC through `getOneRegInto()`, over C;
+ * - kvm.sync_regs.speedup: exit + read/modify/write of RAX, with KVM_GET_REGS/KVM_SET_REGS per
+ *   exit over the same through the kvm_run sync area (both TypeScript; C's ratio in detail);
+ * - kvm.many_regs.speedup: reading the complete x86 view, one getOneReg() per id over one
+ *   planned getManyRegs().
+ *
+ * The C reference is compiled at bench time with `cc -O2` into a temporary directory. TS and
+ * C alternate round by round; both are pinned to the same CPU (the last one this thread may
+ * use) so neither pays for migrations the other avoids. Each ratio is the median of the
+ * per-round ratios; `detail` lists the per-round nanoseconds.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ioctlName, KVM_SYNC_X86 } from "../src/abi/kvm/ioctls.js";
+import { msrRegId } from "../src/abi/arch/x86/index.js";
+import { setIoctlHook, setThreadCpus, threadCpus } from "../src/backends/kvm/ffi.js";
+import {
+  KvmSystem,
+  bootFlatGuest,
+  bundledGuest,
+  bundledGuestPath,
+  kvmUnavailableReason,
+  type KvmVcpu,
+} from "../src/backends/kvm/index.js";
+import type { BenchGroup, Metric } from "./types.js";
+
+const ROUNDS = 7;
+const EXIT_ITERS = 20_000;
+const ONE_REG_ITERS = 50_000;
+const SYNC_ITERS = 10_000;
+const MANY_REPS = 200;
+const LOOP_PORT = 0x10; // guests/x86/exit-loop.S
+const MSR_IA32_TSC = 0x10; // Intel SDM vol. 4, table 2-2
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? NaN)
+    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+}
+
+function fmt(values: readonly number[]): string {
+  return `[${values.map((v) => v.toFixed(0)).join(", ")}]`;
+}
+
+function nsPerOp(iterations: number, fn: () => void): number {
+  const start = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - start) / iterations;
+}
+
+/** Compiles bench/c/kvm_bench.c; returns the binary path or why it could not. */
+function compileReference(dir: string): { binary: string } | { skip: string } {
+  const here = fileURLToPath(new URL(".", import.meta.url));
+  const source = [join(here, "c/kvm_bench.c"), join(here, "../../bench/c/kvm_bench.c")].find((p) =>
+    existsSync(p),
+  );
+  if (source === undefined) return { skip: "bench/c/kvm_bench.c not found" };
+  const binary = join(dir, "kvm_bench");
+  const cc = spawnSync("cc", ["-O2", "-o", binary, source], { encoding: "utf8" });
+  if (cc.error !== undefined) return { skip: `cc unavailable: ${cc.error.message}` };
+  if (cc.status !== 0) return { skip: `cc failed: ${cc.stderr.trim()}` };
+  return { binary };
+}
+
+function runC(binary: string, mode: string, iterations: number, cpu: number): number {
+  const image = bundledGuestPath("exit-loop");
+  const child = spawnSync(binary, [mode, String(iterations), String(cpu), image], {
+    encoding: "utf8",
+  });
+  if (child.status !== 0) throw new Error(`C reference ${mode} failed: ${child.stderr.trim()}`);
+  return Number(child.stdout.trim());
+}
+
+function exitLoopTs(vcpu: KvmVcpu, iterations: number): number {
+  return nsPerOp(iterations, () => {
+    for (let i = 0; i < iterations; i++) {
+      const exit = vcpu.run();
+      if (exit.kind !== "io" || exit.port !== LOOP_PORT)
+        throw new Error(`unexpected exit ${exit.kind}`);
+    }
+  });
+}
+
+function oneRegTs(vcpu: KvmVcpu, iterations: number): number {
+  const id = msrRegId(MSR_IA32_TSC);
+  const out = new Uint8Array(8);
+  return nsPerOp(iterations, () => {
+    for (let i = 0; i < iterations; i++) vcpu.getOneRegInto(id, out);
+  });
+}
+
+function regsTs(vcpu: KvmVcpu, iterations: number): number {
+  const bytes = new Uint8Array(144);
+  const gprs = new BigUint64Array(bytes.buffer);
+  vcpu.sync.valid = 0;
+  return nsPerOp(iterations, () => {
+    for (let i = 0; i < iterations; i++) {
+      vcpu.getRegsBytes(bytes);
+      gprs[0] = (gprs[0] ?? 0n) + 1n;
+      vcpu.setRegsBytes(bytes);
+      vcpu.run();
+    }
+  });
+}
+
+function syncTs(vcpu: KvmVcpu, iterations: number): number {
+  const sync = vcpu.sync;
+  sync.valid = KVM_SYNC_X86.REGS;
+  vcpu.run();
+  const gprs = sync.gprs;
+  const ns = nsPerOp(iterations, () => {
+    for (let i = 0; i < iterations; i++) {
+      gprs[0] = (gprs[0] ?? 0n) + 1n;
+      sync.dirty = KVM_SYNC_X86.REGS;
+      vcpu.run();
+    }
+  });
+  sync.valid = 0;
+  return ns;
+}
+
+function ratioMetric(
+  name: string,
+  target: string,
+  ts: number[],
+  c: number[],
+  what: string,
+  extra = "",
+): Metric {
+  const ratios = ts.map((t, i) => t / (c[i] ?? NaN));
+  return {
+    name,
+    value: Number(median(ratios).toFixed(3)),
+    unit: "ratio",
+    target,
+    detail:
+      `${what}; median TS ${median(ts).toFixed(0)} ns vs C ${median(c).toFixed(0)} ns per op; ` +
+      `TS ${fmt(ts)} C ${fmt(c)} ns over ${ts.length} interleaved rounds${extra}`,
+  };
+}
+
+function countIoctls(fn: () => void): number {
+  let n = 0;
+  setIoctlHook(() => n++);
+  try {
+    fn();
+  } finally {
+    setIoctlHook(undefined);
+  }
+  return n;
+}
+
+function manyRegs(vcpu: KvmVcpu): Metric {
+  const ids = vcpu.regList();
+  const eachRound: number[] = [];
+  const plannedRound: number[] = [];
+  const loop = (): void => {
+    for (const id of ids) vcpu.getOneReg(id);
+  };
+  loop();
+  vcpu.getManyRegs(ids);
+  for (let round = 0; round < ROUNDS; round++) {
+    eachRound.push(
+      nsPerOp(MANY_REPS, () => {
+        for (let r = 0; r < MANY_REPS; r++) loop();
+      }),
+    );
+    plannedRound.push(
+      nsPerOp(MANY_REPS, () => {
+        for (let r = 0; r < MANY_REPS; r++) vcpu.getManyRegs(ids);
+      }),
+    );
+  }
+  const eachCalls = countIoctls(loop);
+  const plannedCalls = countIoctls(() => vcpu.getManyRegs(ids));
+  const planned = new Set<string>();
+  setIoctlHook((_fd, request) => planned.add(ioctlName(request)));
+  vcpu.getManyRegs(ids);
+  setIoctlHook(undefined);
+  const speedups = eachRound.map((e, i) => e / (plannedRound[i] ?? NaN));
+  return {
+    name: "kvm.many_regs.speedup",
+    value: Number(median(speedups).toFixed(3)),
+    unit: "ratio",
+    detail:
+      `full x86 view of ${ids.length} ids: one call per item (${eachCalls} ioctls) ` +
+      `${(median(eachRound) / 1000).toFixed(1)} us vs planned getManyRegs (${plannedCalls} ioctls: ` +
+      `${[...planned].join(", ")}) ${(median(plannedRound) / 1000).toFixed(1)} us; ` +
+      `per-round us: each ${fmt(eachRound.map((v) => v / 1000))} planned ${fmt(plannedRound.map((v) => v / 1000))}`,
+  };
+}
+
+/** The KVM benchmark group. */
+export const kvmBench: BenchGroup = {
+  name: "kvm",
+  run() {
+    const reason = kvmUnavailableReason();
+    if (reason !== undefined) return Promise.resolve({ metrics: [], skip: reason });
+    const dir = mkdtempSync(join(tmpdir(), "regvisor-bench-"));
+    const allowed = threadCpus();
+    try {
+      return Promise.resolve(measure(dir, allowed));
+    } finally {
+      if (typeof allowed !== "number") setThreadCpus(allowed);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+function measure(dir: string, allowed: number[] | number): { metrics: Metric[]; skip?: string } {
+  const cpu = typeof allowed === "number" ? -1 : (allowed[allowed.length - 1] ?? -1);
+  if (cpu >= 0) setThreadCpus([cpu]);
+  const pinned = cpu >= 0 ? `; TS and C pinned to CPU ${cpu}` : "";
+  using system = KvmSystem.open();
+  using guest = bootFlatGuest(system, bundledGuest("exit-loop"));
+  const { vcpu } = guest;
+  // Warm-up: the guest's mode switches, and the JIT for every loop.
+  exitLoopTs(vcpu, 2000);
+  oneRegTs(vcpu, 2000);
+  regsTs(vcpu, 500);
+  syncTs(vcpu, 500);
+
+  const metrics: Metric[] = [];
+  const reference = compileReference(dir);
+  let cSkip: string | undefined;
+  if ("binary" in reference) {
+    const ts = {
+      exit: [] as number[],
+      oneReg: [] as number[],
+      regs: [] as number[],
+      sync: [] as number[],
+    };
+    const c = {
+      exit: [] as number[],
+      oneReg: [] as number[],
+      regs: [] as number[],
+      sync: [] as number[],
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      c.exit.push(runC(reference.binary, "exit", EXIT_ITERS, cpu));
+      ts.exit.push(exitLoopTs(vcpu, EXIT_ITERS));
+      c.oneReg.push(runC(reference.binary, "one_reg", ONE_REG_ITERS, cpu));
+      ts.oneReg.push(oneRegTs(vcpu, ONE_REG_ITERS));
+      c.regs.push(runC(reference.binary, "regs", SYNC_ITERS, cpu));
+      ts.regs.push(regsTs(vcpu, SYNC_ITERS));
+      c.sync.push(runC(reference.binary, "sync", SYNC_ITERS, cpu));
+      ts.sync.push(syncTs(vcpu, SYNC_ITERS));
+    }
+    metrics.push(
+      ratioMetric(
+        "kvm.exit.ts_over_c",
+        "<= 1.10",
+        ts.exit,
+        c.exit,
+        "KVM_RUN + IO exit decode, port-I/O loop guest",
+        pinned,
+      ),
+      ratioMetric(
+        "kvm.one_reg.ts_over_c",
+        "<= 1.15",
+        ts.oneReg,
+        c.oneReg,
+        "KVM_GET_ONE_REG of IA32_TSC",
+        pinned,
+      ),
+    );
+    metrics.push(
+      syncMetric(
+        ts.regs,
+        ts.sync,
+        `; C: GET/SET_REGS ${fmt(c.regs)} sync ${fmt(c.sync)} ns, speedup ${median(c.regs.map((r, i) => r / (c.sync[i] ?? NaN))).toFixed(3)}${pinned}`,
+      ),
+    );
+  } else {
+    cSkip = reference.skip;
+    const regs: number[] = [];
+    const sync: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      regs.push(regsTs(vcpu, SYNC_ITERS));
+      sync.push(syncTs(vcpu, SYNC_ITERS));
+    }
+    metrics.push(syncMetric(regs, sync, pinned));
+  }
+  metrics.push(manyRegs(vcpu));
+  return cSkip === undefined ? { metrics } : { metrics, skip: `C reference: ${cSkip}` };
+}
+
+function syncMetric(regs: number[], sync: number[], extra: string): Metric {
+  const speedups = regs.map((r, i) => r / (sync[i] ?? NaN));
+  return {
+    name: "kvm.sync_regs.speedup",
+    value: Number(median(speedups).toFixed(3)),
+    unit: "ratio",
+    target: ">= 1.6",
+    detail:
+      `exit + rax += 1 per exit: KVM_GET_REGS/KVM_SET_REGS ${median(regs).toFixed(0)} ns vs ` +
+      `sync regs ${median(sync).toFixed(0)} ns; TS GET/SET ${fmt(regs)} sync ${fmt(sync)} ns${extra}`,
+  };
+}

@@ -1,0 +1,279 @@
+/**
+ * The only file that talks to native code: libc's `open`, `close`, `ioctl`, `mmap`, `munmap`
+ * and `sched_{get,set}affinity` through koffi, and the memory the kernel reads and writes.
+ *
+ * Conventions:
+ * - Syscall wrappers return what the kernel returns; on failure `-errno` (read from libc's
+ *   thread-local `errno` right after the call, before any other code can run), never a throw.
+ *   Callers turn a negative result into a `KvmError` with the ioctl name and register id.
+ * - Every buffer handed to the kernel lives in a `NativeMemory`: an mmap'd range whose address
+ *   never moves (V8 may move small on-heap typed arrays, so JS-allocated buffers are never
+ *   passed by address). Its `bytes` view is zero-copy.
+ * - `NativeMemory.release()` never unmaps while JS views may still exist: it atomically
+ *   replaces the range with fresh anonymous zero pages (dropping the old pages and, for a
+ *   vCPU mapping, the kernel's reference to the vCPU file), and the range itself is unmapped
+ *   only when its ArrayBuffer is garbage-collected. A stale view reads zeros instead of
+ *   crashing the process.
+ * - `setIoctlHook()` observes every ioctl (fd, request); tests use it to prove which ioctls
+ *   a call issues (e.g. that pseudo-register ids never reach the kernel).
+ */
+import koffi from "koffi";
+
+/** open(2) flags (asm-generic/fcntl.h, x86-64 values). */
+export const O_RDWR = 0o2;
+/** Close the fd on exec (asm-generic/fcntl.h). */
+export const O_CLOEXEC = 0o2000000;
+
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+const MAP_FIXED = 0x10;
+const MAP_ANONYMOUS = 0x20;
+// mmap returns MAP_FAILED, (void *)-1, on error (sys/mman.h).
+const MAP_FAILED = 0xffffffffffffffffn;
+
+/** Observer of every ioctl issued through this module (tests only; keep it cheap). */
+export type IoctlHook = (fd: number, request: number) => void;
+
+interface Libc {
+  readonly open: (path: string, flags: number) => number;
+  readonly close: (fd: number) => number;
+  // FFI: `arg` is an integer or a user address as a number (x86-64 user space is 47 bits, so
+  // a JS number holds it exactly); ioctl is variadic in C, and glibc's wrapper only forwards
+  // the third integer register, so a fixed three-argument prototype is ABI-correct.
+  readonly ioctl: (fd: number, request: number, arg: number) => number;
+  readonly mmap: (
+    addr: bigint | null,
+    length: number,
+    prot: number,
+    flags: number,
+    fd: number,
+    offset: number,
+  ) => bigint | null;
+  readonly munmap: (addr: bigint, length: number) => number;
+  readonly schedSetaffinity: (pid: number, size: number, mask: number) => number;
+  readonly schedGetaffinity: (pid: number, size: number, mask: number) => number;
+  readonly errno: Int32Array;
+}
+
+let libcCache: Libc | undefined;
+let hook: IoctlHook | undefined;
+
+// koffi declares its functions as returning `any`; each wrapper below states the real C type.
+type Native = (...args: unknown[]) => unknown;
+
+function loadLibc(): Libc {
+  const lib = koffi.load("libc.so.6");
+  const fn = (decl: string): Native => lib.func(decl) as Native;
+  const open = fn("int open(const char *path, int flags)");
+  const close = fn("int close(int fd)");
+  const ioctl = fn("int ioctl(int fd, unsigned long request, unsigned long arg)");
+  const mmap = fn("void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)");
+  const munmap = fn("int munmap(void *addr, size_t len)");
+  // FFI: the cpu_set_t pointer is passed as an address (see cpuMask()).
+  const affinity = fn("int sched_setaffinity(int pid, size_t size, unsigned long mask)");
+  const getAffinity = fn("int sched_getaffinity(int pid, size_t size, unsigned long mask)");
+  const errnoLocation = fn("int *__errno_location(void)");
+  // FFI: the calling thread's errno lives at a fixed TLS address for the thread's lifetime;
+  // this module instance is used only from the thread that loaded it (a Worker loads its own),
+  // so a 4-byte view over it stays valid and reading it costs no call.
+  const errno = new Int32Array(koffi.view(errnoLocation(), 4));
+  return {
+    open: open as Libc["open"],
+    close: close as Libc["close"],
+    ioctl: ioctl as Libc["ioctl"],
+    mmap: mmap as Libc["mmap"],
+    munmap: munmap as Libc["munmap"],
+    schedSetaffinity: affinity as Libc["schedSetaffinity"],
+    schedGetaffinity: getAffinity as Libc["schedGetaffinity"],
+    errno,
+  };
+}
+
+function libc(): Libc {
+  libcCache ??= loadLibc();
+  return libcCache;
+}
+
+// The hot paths call koffi's ioctl through this binding: a stub that loads libc on first use
+// and then replaces itself with the koffi function, so later calls skip every indirection.
+let nativeIoctl: Libc["ioctl"] = (fd, request, arg) => {
+  nativeIoctl = libc().ioctl;
+  return nativeIoctl(fd, request, arg);
+};
+
+/** `-errno` of the call that just failed on this thread. */
+function lastErrno(): number {
+  return -(libc().errno[0] ?? 0);
+}
+
+/** Installs (or with `undefined`, removes) the ioctl observer. */
+export function setIoctlHook(next: IoctlHook | undefined): void {
+  hook = next;
+}
+
+/** open(2): an fd, or `-errno`. */
+export function openPath(path: string, flags: number): number {
+  const c = libc();
+  const fd = c.open(path, flags);
+  return fd >= 0 ? fd : -(c.errno[0] ?? 0);
+}
+
+/** close(2): 0, or `-errno`. */
+export function closeFd(fd: number): number {
+  const c = libc();
+  const r = c.close(fd);
+  return r >= 0 ? r : -(c.errno[0] ?? 0);
+}
+
+/** ioctl(2) with an integer argument (or none): the result, or `-errno`. */
+export function ioctlValue(fd: number, request: number, arg: number): number {
+  if (hook !== undefined) hook(fd, request);
+  const r = nativeIoctl(fd, request, arg);
+  return r >= 0 ? r : lastErrno();
+}
+
+/** ioctl(2) whose argument is `mem` at `offset`: the result, or `-errno`. */
+export function ioctlMem(fd: number, request: number, mem: NativeMemory, offset: number): number {
+  if (hook !== undefined) hook(fd, request);
+  // FFI: `mem` is owned by the caller and outlives this synchronous call; callers check that
+  // the struct they pass fits in `mem` from `offset`.
+  const r = nativeIoctl(fd, request, mem.address + offset);
+  return r >= 0 ? r : lastErrno();
+}
+
+// A 1024-bit cpu_set_t (sys/sched.h CPU_SETSIZE), kept in one native page.
+const CPU_SET_BYTES = 128;
+let cpuSet: NativeMemory | undefined;
+
+function cpuSetMemory(): NativeMemory {
+  if (cpuSet === undefined) {
+    const mem = mapAnonymous(4096);
+    if (typeof mem === "number") throw new Error(`mmap failed with errno ${-mem}`);
+    cpuSet = mem;
+  }
+  return cpuSet;
+}
+
+/** The CPUs the calling thread may run on (sched_getaffinity), or `-errno`. */
+export function threadCpus(): number[] | number {
+  const mem = cpuSetMemory();
+  mem.bytes.fill(0, 0, CPU_SET_BYTES);
+  // FFI: the cpu_set_t lives in `mem` (module lifetime); size is its byte length.
+  const r = libc().schedGetaffinity(0, CPU_SET_BYTES, mem.address);
+  if (r < 0) return -(libc().errno[0] ?? 0);
+  const cpus: number[] = [];
+  for (let cpu = 0; cpu < CPU_SET_BYTES * 8; cpu++) {
+    if (((mem.bytes[cpu >> 3] ?? 0) >> (cpu & 7)) & 1) cpus.push(cpu);
+  }
+  return cpus;
+}
+
+/**
+ * Restricts the calling thread to `cpus` (sched_setaffinity with pid 0 = this thread).
+ * Benchmarks pin the TS loop and the C reference to the same CPU so both see the same
+ * scheduling. Returns 0 or `-errno`.
+ */
+export function setThreadCpus(cpus: readonly number[]): number {
+  const mem = cpuSetMemory();
+  mem.bytes.fill(0, 0, CPU_SET_BYTES);
+  for (const cpu of cpus) {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= CPU_SET_BYTES * 8) {
+      throw new RangeError(`CPU ${cpu} out of range`);
+    }
+    mem.bytes[cpu >> 3] = (mem.bytes[cpu >> 3] ?? 0) | (1 << (cpu & 7));
+  }
+  // FFI: as in threadCpus().
+  const r = libc().schedSetaffinity(0, CPU_SET_BYTES, mem.address);
+  return r >= 0 ? r : -(libc().errno[0] ?? 0);
+}
+
+const unmapWhenCollected = new FinalizationRegistry<{ pointer: bigint; size: number }>((range) => {
+  libc().munmap(range.pointer, range.size);
+});
+
+/**
+ * An mmap'd byte range with a stable address: guest RAM, a vCPU's kvm_run mapping, or the
+ * scratch space ioctl arguments are built in.
+ */
+export class NativeMemory {
+  /** Zero-copy view of the whole range. */
+  readonly bytes: Uint8Array;
+  /** DataView over the same bytes (little-endian accessors for struct codecs). */
+  readonly view: DataView;
+  readonly size: number;
+  /** @internal User address of byte 0 as a number (exact below 2^53). */
+  readonly address: number;
+  readonly #pointer: bigint;
+  #released = false;
+
+  /** @internal Use `mapAnonymous()` / `mapShared()`. */
+  constructor(pointer: bigint, size: number) {
+    this.#pointer = pointer;
+    this.size = size;
+    this.address = Number(pointer);
+    const buffer = koffi.view(pointer, size);
+    this.bytes = new Uint8Array(buffer);
+    this.view = new DataView(buffer);
+    // FFI: the range stays mapped as long as any view of `buffer` can be reached; it is
+    // unmapped only after the ArrayBuffer is collected.
+    unmapWhenCollected.register(buffer, { pointer, size });
+  }
+
+  /** True after `release()`. */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /**
+   * The user address of `offset` as a bigint, for kernel structs that carry a pointer
+   * (`kvm_one_reg.addr`, `kvm_userspace_memory_region.userspace_addr`).
+   * @throws {RangeError} if `offset` is outside the range.
+   */
+  addressOf(offset: number): bigint {
+    if (!Number.isInteger(offset) || offset < 0 || offset > this.size) {
+      throw new RangeError(`offset ${offset} outside a ${this.size}-byte native range`);
+    }
+    return this.#pointer + BigInt(offset);
+  }
+
+  /**
+   * Drops the contents (and whatever object the mapping pinned, e.g. a vCPU file) by mapping
+   * fresh anonymous zero pages over the range; idempotent. Views stay readable (as zeros).
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    // FFI: MAP_FIXED over our own range replaces the old mapping atomically; the address
+    // range stays ours until the finalizer unmaps it.
+    // If the replacement fails (ENOMEM) the old mapping simply stays until the finalizer
+    // unmaps it; the kernel object it pins lives that long too, which is harmless.
+    libc().mmap(
+      this.#pointer,
+      this.size,
+      PROT_READ | PROT_WRITE,
+      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+      -1,
+      0,
+    );
+  }
+}
+
+function mapOrErrno(size: number, flags: number, fd: number): NativeMemory | number {
+  if (!Number.isInteger(size) || size <= 0) throw new RangeError(`mmap size ${size} is invalid`);
+  const c = libc();
+  const p = c.mmap(null, size, PROT_READ | PROT_WRITE, flags, fd, 0);
+  if (p === null || p === MAP_FAILED) return -(c.errno[0] ?? 0);
+  return new NativeMemory(p, size);
+}
+
+/** Anonymous private zero pages (`mmap(MAP_PRIVATE|MAP_ANONYMOUS)`), or `-errno`. */
+export function mapAnonymous(size: number): NativeMemory | number {
+  return mapOrErrno(size, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+}
+
+/** A shared mapping of `fd` from offset 0 (the vCPU's kvm_run pages), or `-errno`. */
+export function mapShared(fd: number, size: number): NativeMemory | number {
+  return mapOrErrno(size, MAP_SHARED, fd);
+}

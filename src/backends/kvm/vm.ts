@@ -1,0 +1,213 @@
+/**
+ * `KvmVm`: a VM fd with its guest RAM (anonymous mmap'd memory registered through
+ * KVM_SET_USER_MEMORY_REGION and exposed as `Uint8Array`s) and its vCPUs.
+ */
+import { IOCTLS, KVM_CAP, KVM_MEM, type KvmCapName } from "../../abi/kvm/ioctls.js";
+import { KVM_USERSPACE_MEMORY_REGION } from "../../abi/kvm/layouts.js";
+import { KvmClosedError, kvmFail } from "./errors.js";
+import {
+  closeFd,
+  ioctlMem,
+  ioctlValue,
+  mapAnonymous,
+  mapShared,
+  type NativeMemory,
+} from "./ffi.js";
+import { Scratch } from "./scratch.js";
+import type { KvmSystem } from "./system.js";
+import { KvmVcpu } from "./vcpu.js";
+
+/** Options for `KvmSystem.createVm()`. */
+export interface KvmVmOptions {
+  /** Create the in-kernel irqchip (KVM_CREATE_IRQCHIP) before any vCPU; needed for LAPIC. */
+  readonly irqchip?: boolean;
+}
+
+/** Where a region goes in guest-physical space. */
+export interface MemoryRegionSpec {
+  readonly guestPhysAddr: bigint | number;
+  /** Bytes; a multiple of 4096. */
+  readonly size: number;
+  /** Memory slot; the next free one by default. */
+  readonly slot?: number;
+  /** KVM_MEM_READONLY: guest writes exit as MMIO. */
+  readonly readOnly?: boolean;
+}
+
+/** One guest RAM region. `bytes` stays readable after close (as zeros) but no longer guest RAM. */
+export interface GuestMemory {
+  readonly slot: number;
+  readonly guestPhysAddr: bigint;
+  readonly size: number;
+  /** The guest's RAM, zero-copy. */
+  readonly bytes: Uint8Array;
+}
+
+interface Region extends GuestMemory {
+  readonly mem: NativeMemory;
+}
+
+const PAGE = 4096;
+const R = KVM_USERSPACE_MEMORY_REGION.fields;
+
+/** A KVM virtual machine. */
+export class KvmVm implements Disposable {
+  readonly system: KvmSystem;
+  readonly irqchip: boolean;
+  #fd: number;
+  #onClose: () => void;
+  #scratch = new Scratch();
+  #regions: Region[] = [];
+  #vcpus = new Map<number, KvmVcpu>();
+
+  /** @internal Use `KvmSystem.createVm()`. */
+  constructor(system: KvmSystem, fd: number, options: KvmVmOptions, onClose: () => void) {
+    this.system = system;
+    this.#fd = fd;
+    this.#onClose = onClose;
+    this.irqchip = options.irqchip === true;
+    if (this.irqchip) {
+      const r = ioctlValue(fd, IOCTLS.KVM_CREATE_IRQCHIP.number, 0);
+      if (r < 0) {
+        this.close();
+        throw kvmFail("KVM_CREATE_IRQCHIP", r, { action: "Cannot create the in-kernel irqchip" });
+      }
+    }
+  }
+
+  /** True once `close()` ran. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** @internal The fd, checked open. */
+  fd(action: string): number {
+    if (this.#fd < 0) throw new KvmClosedError("the VM", action);
+    return this.#fd;
+  }
+
+  /** Guest RAM regions, in the order they were added. */
+  get memory(): readonly GuestMemory[] {
+    return this.#regions;
+  }
+
+  /**
+   * KVM_CHECK_EXTENSION on the VM fd (answers for this VM, e.g. KVM_CAP_SYNC_REGS).
+   * @throws {KvmError} if the ioctl fails.
+   */
+  checkExtension(cap: KvmCapName | number): number {
+    const number = typeof cap === "number" ? cap : KVM_CAP[cap];
+    const r = ioctlValue(this.fd("check an extension"), IOCTLS.KVM_CHECK_EXTENSION.number, number);
+    if (r < 0) throw kvmFail("KVM_CHECK_EXTENSION", r);
+    return r;
+  }
+
+  /**
+   * Maps anonymous memory and registers it as guest RAM.
+   * @throws {RangeError} if the address or size is not page-aligned, or the slot is taken.
+   * @throws {KvmError} if mmap or KVM_SET_USER_MEMORY_REGION fails.
+   */
+  addMemory(spec: MemoryRegionSpec): GuestMemory {
+    const fd = this.fd("add guest memory");
+    const gpa = BigInt(spec.guestPhysAddr);
+    if (gpa < 0n || gpa % BigInt(PAGE) !== 0n)
+      throw new RangeError(`guest address 0x${gpa.toString(16)} is not page-aligned`);
+    if (!Number.isInteger(spec.size) || spec.size <= 0 || spec.size % PAGE !== 0) {
+      throw new RangeError(`memory size ${spec.size} is not a positive multiple of ${PAGE}`);
+    }
+    const slot = spec.slot ?? this.#nextSlot();
+    if (this.#regions.some((r) => r.slot === slot))
+      throw new RangeError(`memory slot ${slot} is in use`);
+    const mem = mapAnonymous(spec.size);
+    if (typeof mem === "number") throw kvmFail("mmap", mem, { action: "Cannot map guest memory" });
+    const arg = this.#scratch.get(KVM_USERSPACE_MEMORY_REGION.size);
+    arg.view.setUint32(R.slot.offset, slot, true);
+    arg.view.setUint32(R.flags.offset, spec.readOnly === true ? KVM_MEM.READONLY : 0, true);
+    arg.view.setBigUint64(R.guest_phys_addr.offset, gpa, true);
+    arg.view.setBigUint64(R.memory_size.offset, BigInt(spec.size), true);
+    // FFI: `mem` is registered with the kernel until the VM closes; `close()` closes the VM fd
+    // before releasing it.
+    arg.view.setBigUint64(R.userspace_addr.offset, mem.addressOf(0), true);
+    const r = ioctlMem(fd, IOCTLS.KVM_SET_USER_MEMORY_REGION.number, arg, 0);
+    if (r < 0) {
+      mem.release();
+      throw kvmFail("KVM_SET_USER_MEMORY_REGION", r, { action: `Cannot add memory slot ${slot}` });
+    }
+    const region: Region = { slot, guestPhysAddr: gpa, size: spec.size, bytes: mem.bytes, mem };
+    this.#regions.push(region);
+    return region;
+  }
+
+  #nextSlot(): number {
+    let slot = 0;
+    while (this.#regions.some((r) => r.slot === slot)) slot++;
+    return slot;
+  }
+
+  /**
+   * Copies `data` into guest RAM at `gpa`.
+   * @throws {RangeError} if the range is not inside one region.
+   */
+  writeGuest(gpa: bigint | number, data: Uint8Array): void {
+    const { region, offset } = this.#locate(BigInt(gpa), data.length);
+    region.bytes.set(data, offset);
+  }
+
+  /**
+   * Copies `length` bytes of guest RAM from `gpa`.
+   * @throws {RangeError} if the range is not inside one region.
+   */
+  readGuest(gpa: bigint | number, length: number): Uint8Array {
+    const { region, offset } = this.#locate(BigInt(gpa), length);
+    return region.bytes.slice(offset, offset + length);
+  }
+
+  #locate(gpa: bigint, length: number): { region: Region; offset: number } {
+    this.fd("access guest memory");
+    for (const region of this.#regions) {
+      const offset = gpa - region.guestPhysAddr;
+      if (offset >= 0n && offset + BigInt(length) <= BigInt(region.size)) {
+        return { region, offset: Number(offset) };
+      }
+    }
+    throw new RangeError(
+      `guest range 0x${gpa.toString(16)}+${length} is not inside one memory region`,
+    );
+  }
+
+  /**
+   * KVM_CREATE_VCPU plus the mmap of its kvm_run pages.
+   * @throws {RangeError} if the index is already used.
+   * @throws {KvmError} if the kernel refuses.
+   */
+  createVcpu(index = this.#vcpus.size): KvmVcpu {
+    const fd = this.fd("create a vCPU");
+    if (this.#vcpus.has(index)) throw new RangeError(`vCPU ${index} already exists`);
+    const mmapSize = this.system.vcpuMmapSize();
+    const r = ioctlValue(fd, IOCTLS.KVM_CREATE_VCPU.number, index);
+    if (r < 0) throw kvmFail("KVM_CREATE_VCPU", r, { action: `Cannot create vCPU ${index}` });
+    const run = mapShared(r, mmapSize);
+    if (typeof run === "number") {
+      closeFd(r);
+      throw kvmFail("mmap", run, { action: `Cannot map the kvm_run page of vCPU ${index}` });
+    }
+    const vcpu = new KvmVcpu(this, index, r, run, () => this.#vcpus.delete(index));
+    this.#vcpus.set(index, vcpu);
+    return vcpu;
+  }
+
+  /** Closes every vCPU, the VM fd, then frees guest RAM; a second call is a no-op. */
+  close(): void {
+    if (this.#fd < 0) return;
+    for (const vcpu of [...this.#vcpus.values()]) vcpu.close();
+    closeFd(this.#fd);
+    this.#fd = -1;
+    for (const region of this.#regions) region.mem.release();
+    this.#scratch.release();
+    this.#onClose();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
