@@ -81,3 +81,37 @@ export interface Vcpu extends Disposable {
   /** Releases the vCPU; a second close is a no-op, any other use afterwards throws. */
   close(): void;
 }
+
+/** Where a guest RAM region goes in guest-physical space (KVM_SET_USER_MEMORY_REGION). */
+export interface MemoryRegionSpec {
+  readonly guestPhysAddr: bigint | number;
+  /** Bytes; a multiple of 4096. */
+  readonly size: number;
+  /** Memory slot; the next free one by default. */
+  readonly slot?: number;
+  /** KVM_MEM_READONLY: guest writes exit as MMIO. */
+  readonly readOnly?: boolean;
+}
+
+/** One guest RAM region, owned by its VM. */
+export interface GuestMemory {
+  readonly slot: number;
+  readonly guestPhysAddr: bigint;
+  readonly size: number;
+  /** The guest's RAM, zero-copy: what the VMM writes here the guest sees. */
+  readonly bytes: Uint8Array;
+}
+
+/** A VM of either backend: guest RAM plus vCPUs. A VMM written against it runs on both. */
+export interface Vm extends Disposable {
+  /** The register namespace of its vCPUs. */
+  readonly arch: ArchName;
+  /** The guest RAM regions added so far, in slot order. */
+  readonly memory: readonly GuestMemory[];
+  /** Allocates zeroed guest RAM and maps it at `guestPhysAddr`. */
+  addMemory(spec: MemoryRegionSpec): GuestMemory;
+  /** Creates the next vCPU (ids from 0). */
+  createVcpu(): Vcpu;
+  /** Closes every vCPU, then the VM; a second close is a no-op. */
+  close(): void;
+}

@@ -16,6 +16,7 @@ import {
 import { Scratch } from "./scratch.js";
 import type { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
+import type { GuestMemory, MemoryRegionSpec, Vm } from "../vcpu.js";
 
 /** Options for `KvmSystem.createVm()`. */
 export interface KvmVmOptions {
@@ -23,25 +24,7 @@ export interface KvmVmOptions {
   readonly irqchip?: boolean;
 }
 
-/** Where a region goes in guest-physical space. */
-export interface MemoryRegionSpec {
-  readonly guestPhysAddr: bigint | number;
-  /** Bytes; a multiple of 4096. */
-  readonly size: number;
-  /** Memory slot; the next free one by default. */
-  readonly slot?: number;
-  /** KVM_MEM_READONLY: guest writes exit as MMIO. */
-  readonly readOnly?: boolean;
-}
-
-/** One guest RAM region. `bytes` stays readable after close (as zeros) but no longer guest RAM. */
-export interface GuestMemory {
-  readonly slot: number;
-  readonly guestPhysAddr: bigint;
-  readonly size: number;
-  /** The guest's RAM, zero-copy. */
-  readonly bytes: Uint8Array;
-}
+export type { GuestMemory, MemoryRegionSpec } from "../vcpu.js";
 
 interface Region extends GuestMemory {
   readonly mem: NativeMemory;
@@ -51,7 +34,9 @@ const PAGE = 4096;
 const R = KVM_USERSPACE_MEMORY_REGION.fields;
 
 /** A KVM virtual machine. */
-export class KvmVm implements Disposable {
+export class KvmVm implements Vm {
+  /** The host architecture's register namespace (this backend drives x86-64 hosts). */
+  readonly arch = "x86" as const;
   readonly system: KvmSystem;
   readonly irqchip: boolean;
   #fd: number;

@@ -1,0 +1,190 @@
+/**
+ * The A extension (unprivileged spec "A" chapter): LR/SC and AMOs, atomic across harts through
+ * Atomics on the slot's views (guest RAM may be a SharedArrayBuffer shared by vCPU Workers,
+ * shared/soft-riscv-notes.md §2.3 item 7).
+ *
+ * - Misaligned LR/SC/AMO raise address-misaligned (no Zam): LR → load (4), SC/AMO → store (6).
+ * - SC succeeds if this hart holds a reservation on the address and memory still holds the
+ *   value LR read (compare-exchange; the ABA case is accepted, as QEMU does). Any trap, SC
+ *   or sret clears the reservation.
+ * - An LR/SC/AMO outside RAM raises an access fault (KVM cannot emulate atomics on MMIO).
+ */
+import { ACC, EXC, type Core } from "./core.js";
+import { translate } from "./mmu.js";
+import type { Slot } from "./memory.js";
+
+const F5 = {
+  ADD: 0x00,
+  SWAP: 0x01,
+  LR: 0x02,
+  SC: 0x03,
+  XOR: 0x04,
+  OR: 0x08,
+  AND: 0x0c,
+  MIN: 0x10,
+  MAX: 0x14,
+  MINU: 0x18,
+  MAXU: 0x1c,
+} as const;
+
+function op32(f5: number, old: number, v: number): number {
+  switch (f5) {
+    case F5.ADD:
+      return (old + v) | 0;
+    case F5.XOR:
+      return old ^ v;
+    case F5.OR:
+      return old | v;
+    case F5.AND:
+      return old & v;
+    case F5.MIN:
+      return old < v ? old : v;
+    case F5.MAX:
+      return old > v ? old : v;
+    case F5.MINU:
+      return old >>> 0 < v >>> 0 ? old : v;
+    case F5.MAXU:
+      return old >>> 0 > v >>> 0 ? old : v;
+    default:
+      return v;
+  }
+}
+
+function op64(f5: number, old: bigint, v: bigint): bigint {
+  switch (f5) {
+    case F5.ADD:
+      return BigInt.asIntN(64, old + v);
+    case F5.XOR:
+      return old ^ v;
+    case F5.OR:
+      return old | v;
+    case F5.AND:
+      return old & v;
+    case F5.MIN:
+      return old < v ? old : v;
+    case F5.MAX:
+      return old > v ? old : v;
+    case F5.MINU:
+      return BigInt.asUintN(64, old) < BigInt.asUintN(64, v) ? old : v;
+    case F5.MAXU:
+      return BigInt.asUintN(64, old) > BigInt.asUintN(64, v) ? old : v;
+    default:
+      return v;
+  }
+}
+
+/** True if f5/rs2 form a valid AMO encoding. */
+function validF5(f5: number, rs2: number): boolean {
+  if (f5 === F5.LR) return rs2 === 0;
+  return (Object.values(F5) as number[]).includes(f5);
+}
+
+function atomic32(slot: Slot, off: number, f5: number, v: number): number {
+  const a = slot.i32;
+  if (a !== null) {
+    const i = off >>> 2;
+    for (;;) {
+      const old = Atomics.load(a, i);
+      if (Atomics.compareExchange(a, i, old, op32(f5, old, v)) === old) return old;
+    }
+  }
+  const old = slot.dv.getInt32(off, true);
+  slot.dv.setInt32(off, op32(f5, old, v), true);
+  return old;
+}
+
+function atomic64(slot: Slot, off: number, f5: number, v: bigint): bigint {
+  const a = slot.i64;
+  if (a !== null) {
+    const i = off / 8;
+    for (;;) {
+      const old = Atomics.load(a, i);
+      if (Atomics.compareExchange(a, i, old, op64(f5, old, v)) === old) return old;
+    }
+  }
+  const old = slot.dv.getBigInt64(off, true);
+  slot.dv.setBigInt64(off, op64(f5, old, v), true);
+  return old;
+}
+
+function cas32(slot: Slot, off: number, expect: number, v: number): boolean {
+  if (slot.i32 !== null) return Atomics.compareExchange(slot.i32, off >>> 2, expect, v) === expect;
+  if (slot.dv.getInt32(off, true) !== expect) return false;
+  slot.dv.setInt32(off, v, true);
+  return true;
+}
+
+function cas64(slot: Slot, off: number, expect: bigint, v: bigint): boolean {
+  if (slot.i64 !== null) return Atomics.compareExchange(slot.i64, off / 8, expect, v) === expect;
+  if (slot.dv.getBigInt64(off, true) !== expect) return false;
+  slot.dv.setBigInt64(off, v, true);
+  return true;
+}
+
+function setRd(c: Core, rd: number, lo: number, hi: number): void {
+  if (rd !== 0) {
+    c.x[2 * rd] = lo;
+    c.x[2 * rd + 1] = hi;
+  }
+}
+
+/** Executes an AMO-opcode (0x2f) instruction at `pc`; false = illegal encoding. */
+export function execAmo(c: Core, insn: number, pc: number): boolean {
+  const f3 = (insn >>> 12) & 7;
+  const f5 = insn >>> 27;
+  const rd = (insn >>> 7) & 31;
+  const rs1 = (insn >>> 15) & 31;
+  const rs2 = (insn >>> 20) & 31;
+  if ((f3 !== 2 && f3 !== 3) || !validF5(f5, rs2)) return false;
+  const size = f3 === 2 ? 4 : 8;
+  const lo = c.x[2 * rs1] ?? 0;
+  const hi = c.x[2 * rs1 + 1] ?? 0;
+  c.ipc = pc;
+  const isLr = f5 === F5.LR;
+  if ((lo & (size - 1)) !== 0) {
+    c.raise(isLr ? EXC.LOAD_MISALIGNED : EXC.STORE_MISALIGNED, lo, hi);
+    return true;
+  }
+  const pa = translate(c, lo, hi, isLr ? ACC.R : ACC.W);
+  if (pa < 0) return true;
+  const found = c.mem.find(pa);
+  const slot = found !== null && pa + size <= found.end ? found : null;
+  if (slot === null || (!isLr && slot.readonly)) {
+    c.raise(isLr ? EXC.LOAD_ACCESS : EXC.STORE_ACCESS, lo, hi);
+    return true;
+  }
+  const off = pa - slot.gpa;
+  if (!isLr && slot.hitsCode(off, size)) c.onCodeWrite(slot, Math.floor(off / 4096));
+  const vlo = c.x[2 * rs2] ?? 0;
+  const vhi = c.x[2 * rs2 + 1] ?? 0;
+  if (isLr) {
+    const rlo = slot.dv.getInt32(off, true);
+    const rhi = size === 8 ? slot.dv.getInt32(off + 4, true) : rlo >> 31;
+    c.resAddr = pa;
+    c.resLo = rlo;
+    c.resHi = rhi;
+    setRd(c, rd, rlo, rhi);
+  } else if (f5 === F5.SC) {
+    let ok = c.resAddr === pa;
+    if (ok) {
+      ok =
+        size === 4
+          ? cas32(slot, off, c.resLo, vlo)
+          : cas64(slot, off, toBig(c.resLo, c.resHi), toBig(vlo, vhi));
+    }
+    c.resAddr = -1;
+    setRd(c, rd, ok ? 0 : 1, 0);
+  } else if (size === 4) {
+    const old = atomic32(slot, off, f5, vlo);
+    setRd(c, rd, old, old >> 31);
+  } else {
+    const old = atomic64(slot, off, f5, toBig(vlo, vhi));
+    setRd(c, rd, Number(BigInt.asIntN(32, old)), Number(BigInt.asIntN(32, old >> 32n)));
+  }
+  c.pc = pc + 4;
+  return true;
+}
+
+function toBig(lo: number, hi: number): bigint {
+  return (BigInt(hi) << 32n) | BigInt(lo >>> 0);
+}

@@ -1,0 +1,130 @@
+/**
+ * Basic blocks: straight-line runs of instructions inside one guest-physical page, decoded
+ * once (RVC expanded) and, once hot, compiled to a JS function by translate.ts.
+ *
+ * Conditional branches are side exits: the block continues on the fall-through path (a
+ * superblock), which keeps blocks long on compiled loop code. A block ends after a jump
+ * (JAL/JALR) or fence.i, before any SYSTEM-opcode instruction (CSR
+ * access, ecall, ebreak, sret, wfi, sfence.vma: these run in the interpreter one at a time so
+ * `instret`/`cycle` reads and interrupt enables are exact), before an illegal encoding, at the
+ * page end, before an instruction that straddles the page end, or at MAX_BLOCK instructions.
+ * A block whose first instruction is one of the excluded kinds is a one-instruction
+ * "interpret-only" block.
+ */
+import type { Slot } from "./memory.js";
+import type { RegionFn } from "./translate.js";
+import { rvcTable } from "./rvc.js";
+
+/** Longest block, in instructions. */
+export const MAX_BLOCK = 64;
+
+const RVC = rvcTable();
+
+/** One decoded block. */
+export class Block {
+  /** Virtual pc of the first instruction (as a signed double). */
+  readonly pc: number;
+  /** Guest-physical address of the first instruction. */
+  readonly pa: number;
+  readonly slot: Slot;
+  /** Expanded 32-bit instructions, their raw bits and their lengths (2 or 4). */
+  readonly insns: Int32Array;
+  readonly raws: Int32Array;
+  readonly lens: Uint8Array;
+  /** Bytes covered. */
+  readonly bytes: number;
+  /** Runs only in the interpreter (system instruction, illegal, page-straddling). */
+  readonly interpOnly: boolean;
+  /** The one instruction straddles the page end: it must be fetched (both pages) each time. */
+  readonly straddles: boolean;
+  /** The compiled region holding this block, and the block's index in it. */
+  fn: RegionFn | null = null;
+  entry = 0;
+  hits = 0;
+  valid = true;
+
+  constructor(
+    pc: number,
+    pa: number,
+    slot: Slot,
+    insns: number[],
+    raws: number[],
+    lens: number[],
+    interpOnly: boolean,
+    straddles = false,
+  ) {
+    this.pc = pc;
+    this.pa = pa;
+    this.slot = slot;
+    this.insns = Int32Array.from(insns);
+    this.raws = Int32Array.from(raws);
+    this.lens = Uint8Array.from(lens);
+    this.bytes = lens.reduce((a, b) => a + b, 0);
+    this.interpOnly = interpOnly;
+    this.straddles = straddles;
+  }
+
+  /** Number of instructions. */
+  get n(): number {
+    return this.insns.length;
+  }
+}
+
+/** How an instruction affects block formation. */
+function classify(insn: number): "plain" | "end" | "exclude" {
+  const op = insn & 0x7f;
+  if (insn === 0 || op === 0x73) return "exclude";
+  if (op === 0x6f || op === 0x67) return "end";
+  if (op === 0x0f && ((insn >>> 12) & 7) === 1) return "end";
+  return "plain";
+}
+
+/** Decodes the block at virtual pc / physical pa (inside `slot`). */
+export function decodeBlock(pc: number, pa: number, slot: Slot): Block {
+  const dv = slot.dv;
+  const insns: number[] = [];
+  const raws: number[] = [];
+  const lens: number[] = [];
+  let off = pa - slot.gpa;
+  const pageEnd = off - (off % 4096) + 4096;
+  let interpOnly = false;
+  while (insns.length < MAX_BLOCK && off + 2 <= pageEnd && off + 2 <= slot.size) {
+    const h = dv.getUint16(off, true);
+    let raw: number;
+    let insn: number;
+    let len: number;
+    if ((h & 3) === 3) {
+      if (off + 4 > pageEnd || off + 4 > slot.size) {
+        interpOnly = insns.length === 0;
+        break;
+      }
+      raw = h | (dv.getUint16(off + 2, true) << 16);
+      insn = raw;
+      len = 4;
+    } else {
+      raw = h;
+      insn = RVC[h] ?? 0;
+      len = 2;
+    }
+    const kind = classify(insn);
+    if (kind === "exclude") {
+      if (insns.length === 0) {
+        insns.push(insn);
+        raws.push(raw);
+        lens.push(len);
+        interpOnly = true;
+      }
+      break;
+    }
+    insns.push(insn);
+    raws.push(raw);
+    lens.push(len);
+    off += len;
+    if (kind === "end") break;
+  }
+  if (insns.length === 0) {
+    // Nothing decodable (an instruction straddling the page end): interpret one step.
+    return new Block(pc, pa, slot, [0], [0], [2], true, true);
+  }
+  return new Block(pc, pa, slot, insns, raws, lens, interpOnly);
+}

@@ -1,0 +1,247 @@
+/**
+ * The run loop and the block cache.
+ *
+ * - Blocks are keyed by guest-physical address and virtual pc, and found through a
+ *   direct-mapped virtual-pc cache per privilege mode whose entries carry the `mapGen` they
+ *   were made under (satp writes and sfence.vma retire them all at once).
+ * - A cold block runs in the interpreter from its decoded instructions; after `hot` runs its
+ *   region is compiled (translate.ts). At most MAX_BLOCKS blocks are kept.
+ * - Self-modifying code: a block's bytes are marked in its slot's code bitmap; a store that
+ *   hits marked bytes (access.ts) invalidates every block of that page, and if it rewrote the
+ *   running block, that block ends right after the store (`Core.codeDirty`); fence.i and
+ *   flushCaches drop all blocks.
+ * - Interrupts are taken between blocks (blocks end before every CSR instruction, which runs
+ *   alone in the interpreter, so an enable takes effect at the next instruction); the budget
+ *   counts every attempted instruction, so trap storms cannot hang the host.
+ */
+import type { HartStop } from "./contract.js";
+import { Block, decodeBlock } from "./block.js";
+import { Core } from "./core.js";
+import { fetchPage } from "./access.js";
+import { exec, step } from "./interp.js";
+import type { Slot } from "./memory.js";
+import {
+  compileRegion,
+  DEFAULT_REGION_BLOCKS,
+  REGION_MAX_INSNS,
+  staticTargets,
+} from "./translate.js";
+import { TWO32 } from "./i64.js";
+
+/** Default number of executions in the interpreter before a block is compiled. */
+export const DEFAULT_HOT = 4;
+/**
+ * Most blocks kept; past this the whole cache is dropped and rebuilt from what runs next (as
+ * QEMU flushes its translation buffer when full), bounding memory for big guests.
+ */
+export const MAX_BLOCKS = 16384;
+const VC_BITS = 12;
+const VC_SIZE = 1 << VC_BITS;
+
+/** Runs a Core: dispatcher, block cache, translator. */
+export class Engine {
+  readonly core: Core;
+  readonly translate: boolean;
+  /** Interpreted executions before compiling a block. */
+  readonly hot: number;
+  /** Most blocks compiled into one region function. */
+  readonly regionBlocks: number;
+  /** Blocks by guest-physical address of their first byte. */
+  private readonly byPhys = new Map<number, Block>();
+  /** Blocks by guest-physical page number (for invalidation). */
+  private readonly byPage = new Map<number, Block[]>();
+  private readonly vcPc = new Float64Array(2 * VC_SIZE).fill(NaN);
+  private readonly vcGen = new Int32Array(2 * VC_SIZE);
+  private readonly vcBlk: (Block | null)[] = new Array<Block | null>(2 * VC_SIZE).fill(null);
+  /** The block being executed (its invalidation by a store ends it: `Core.codeDirty`). */
+  private current: Block | null = null;
+  /** Statistics (for benchmarks and tests). */
+  readonly stats = { compiled: 0, invalidated: 0, flushes: 0 };
+
+  constructor(
+    hartId: number,
+    translate: boolean,
+    hot = DEFAULT_HOT,
+    regionBlocks = DEFAULT_REGION_BLOCKS,
+  ) {
+    this.core = new Core(hartId);
+    this.translate = translate;
+    this.hot = hot;
+    this.regionBlocks = regionBlocks;
+    this.core.onFenceI = () => {
+      this.flushCode();
+    };
+    this.core.onCodeWrite = (slot, page) => {
+      this.invalidatePage(slot, page);
+    };
+  }
+
+  /** Drops every block (fence.i, flushCaches, memslot changes). */
+  flushCode(): void {
+    for (const b of this.byPhys.values()) b.valid = false;
+    if (this.current !== null) this.core.codeDirty = true;
+    this.byPhys.clear();
+    this.byPage.clear();
+    this.vcBlk.fill(null);
+    for (const s of this.core.mem.slots) s.clearAllCode();
+    this.stats.flushes++;
+  }
+
+  /** Invalidates the blocks of page `page` of `slot` after a store hit their bytes. */
+  private invalidatePage(slot: Slot, page: number): void {
+    const key = Math.floor((slot.gpa + page * 4096) / 4096);
+    const list = this.byPage.get(key);
+    if (list !== undefined) {
+      for (const b of list) {
+        if (b === this.current) this.core.codeDirty = true;
+        b.valid = false;
+        this.byPhys.delete(b.pa);
+        this.stats.invalidated++;
+      }
+      this.byPage.delete(key);
+    }
+    slot.clearCode(page);
+  }
+
+  /** Finds (or decodes) the block at c.pc; null if the fetch trapped or stopped. */
+  private lookup(): Block | null {
+    const c = this.core;
+    const pc = c.pc;
+    const i = (c.mode << VC_BITS) | (((pc | 0) >>> 1) & (VC_SIZE - 1));
+    const b = this.vcBlk[i];
+    if (b != null && this.vcPc[i] === pc && this.vcGen[i] === c.mapGen && b.valid) return b;
+    if (Number.isNaN(pc) || (pc | 0) % 2 !== 0) return null; // step() raises the fault
+    c.ipc = pc;
+    const lo = pc | 0;
+    const hi = Math.floor(pc / TWO32) | 0;
+    const r = fetchPage(c, lo, hi);
+    if (r === null) return null;
+    let blk = this.byPhys.get(r.pa);
+    // Generated code bakes in the virtual pc, so an alias at another address gets its own block.
+    if (blk?.pc !== pc) {
+      blk = decodeBlock(pc, r.pa, r.slot);
+      this.register(blk);
+    }
+    this.vcPc[i] = pc;
+    this.vcGen[i] = c.mapGen;
+    this.vcBlk[i] = blk;
+    return blk;
+  }
+
+  private register(b: Block): void {
+    if (this.byPhys.size >= MAX_BLOCKS) this.flushCode();
+    this.byPhys.set(b.pa, b);
+    const key = Math.floor(b.pa / 4096);
+    let list = this.byPage.get(key);
+    if (list === undefined) {
+      list = [];
+      this.byPage.set(key, list);
+    }
+    list.push(b);
+    const off = b.pa - b.slot.gpa;
+    const wasCode = b.slot.codePage[Math.floor(off / 4096)] === 1;
+    b.slot.markCode(off, b.bytes);
+    // Stores to a code page must take the slow path (access.ts checks the bitmap there).
+    if (!wasCode) this.core.tw.flushPhys(key * 4096);
+  }
+
+  /** Runs at most `budget` instruction attempts. */
+  run(budget: number): HartStop {
+    const c = this.core;
+    c.stop = null;
+    let left = budget;
+    while (left > 0) {
+      if (c.irqReady) c.takeInterrupt();
+      c.exc = false;
+      const b = this.translate ? this.lookup() : null;
+      if (b === null) {
+        if (this.translate && c.trapped()) {
+          left--;
+          if (c.stopped()) break;
+          continue;
+        }
+        step(c);
+        left--;
+      } else if (b.fn !== null && b.n <= left) {
+        c.budget = left;
+        c.codeDirty = false;
+        this.current = b;
+        const n = b.fn(c, b.entry);
+        this.current = null;
+        c.icount += n;
+        left -= c.trapped() ? n + 1 : n;
+      } else {
+        c.codeDirty = false;
+        this.current = b;
+        left -= this.interpret(b, left);
+        this.current = null;
+      }
+      if (c.stopped()) break;
+    }
+    return c.takeStop();
+  }
+
+  /**
+   * Compiles the region of hot block `b`: the blocks reachable from it through static targets
+   * inside the same virtual page (hence the same physical page: they are invalidated together),
+   * decoding the ones not seen yet, breadth first, within the region size limits.
+   */
+  private compileFrom(b: Block): void {
+    const page = b.pc - (b.pc % 4096);
+    const region = [b];
+    const seen = new Set([b.pc]);
+    let insns = b.n;
+    for (let i = 0; i < region.length && region.length < this.regionBlocks; i++) {
+      const from = region[i];
+      if (from === undefined) break;
+      for (const t of staticTargets(from)) {
+        if (seen.has(t) || t - (t % 4096) !== page || region.length >= this.regionBlocks) continue;
+        seen.add(t);
+        const pa = b.pa + (t - b.pc);
+        let tb = this.byPhys.get(pa);
+        if (tb?.pc !== t || !tb.valid) {
+          if (this.byPhys.size >= MAX_BLOCKS - this.regionBlocks) continue;
+          tb = decodeBlock(t, pa, b.slot);
+          this.register(tb);
+        }
+        if (tb.interpOnly || insns + tb.n > REGION_MAX_INSNS) continue;
+        insns += tb.n;
+        region.push(tb);
+      }
+    }
+    const fn = compileRegion(region, this.core);
+    region.forEach((rb, i) => {
+      rb.fn = fn;
+      rb.entry = i;
+    });
+    this.stats.compiled++;
+  }
+
+  /**
+   * Interprets (part of) a cold block from its decoded instructions (no re-fetch: the lookup
+   * checked execute permission and stores into the block invalidate it); compiles it once hot.
+   * Stops early at a taken branch, a trap or stop, or a newly enabled interrupt. Returns the
+   * number of instructions attempted.
+   */
+  private interpret(b: Block, left: number): number {
+    const c = this.core;
+    if (b.straddles) {
+      step(c);
+      return 1;
+    }
+    if (!b.interpOnly && ++b.hits >= this.hot && b.fn === null) this.compileFrom(b);
+    const n = Math.min(b.n, left);
+    let pc = b.pc;
+    let k = 0;
+    while (k < n) {
+      const len = b.lens[k] ?? 4;
+      exec(c, b.insns[k] ?? 0, b.raws[k] ?? 0, pc, len);
+      k++;
+      if (c.trapped()) break;
+      c.icount++;
+      pc += len;
+      if (c.stopped() || c.irqReady || c.pc !== pc || c.codeDirty) break;
+    }
+    return k;
+  }
+}

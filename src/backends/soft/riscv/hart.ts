@@ -1,0 +1,272 @@
+/**
+ * The soft backend's RV64 hart: the `HartApi` of contract.ts over the Core state, the
+ * interpreter and the block translator.
+ *
+ * Reset state follows KVM (arch/riscv/kvm/vcpu.c, kvm_arch_vcpu_create): the vCPU starts in
+ * S-mode (KVM's host-side `sstatus = SPP | SPIE` selects VS-mode on entry), the guest-visible
+ * CSRs are zero except `scounteren = 0x7`; so the guest's own `sstatus` reads 0 apart from the
+ * read-only UXL = 2, with FS = Off until the guest turns the FPU on.
+ */
+import type { GeneralCsr, HartApi, HartStop, Memslot } from "./contract.js";
+import { IRQ } from "./contract.js";
+import { C64, type Core } from "./core.js";
+import { SIE_MASK, writeSatp, writeSstatus } from "./csr.js";
+import { MMIO_TAG } from "./access.js";
+import { fromBig, I64, toBigU } from "./i64.js";
+import { DEFAULT_HOT, Engine } from "./engine.js";
+
+const PAIR_INDEX: Partial<Record<GeneralCsr, number>> = {
+  stvec: C64.STVEC,
+  sscratch: C64.SSCRATCH,
+  sepc: C64.SEPC,
+  scause: C64.SCAUSE,
+  stval: C64.STVAL,
+  satp: C64.SATP,
+  senvcfg: C64.SENVCFG,
+};
+
+const IRQ_ALL = IRQ.SSIP | IRQ.STIP | IRQ.SEIP;
+
+/** Options for a new hart. */
+export interface HartOptions {
+  /** The hart id (SBI HSM / a0 at boot); informational for the hart itself. */
+  readonly hartId?: number;
+  /** Use the block translator (default true); false runs the reference interpreter only. */
+  readonly translate?: boolean;
+  /** Interpreted executions of a block before it is compiled (default 4; tests use 1). */
+  readonly hotThreshold?: number;
+  /** Most blocks per compiled region (default 1: see translate.ts for the measurements). */
+  readonly regionBlocks?: number;
+}
+
+function checkIndex(index: number, min: number): void {
+  if (!Number.isInteger(index) || index < min || index > 31) {
+    throw new RangeError(`register index ${index} is out of range ${min}..31`);
+  }
+}
+
+/** An RV64IMAFDC hart in S/U mode as a KVM guest sees it (see contract.ts). */
+export class Hart implements HartApi {
+  /** The architectural state (exposed for the kernel's fast paths, tests and debugging). */
+  readonly core: Core;
+  private readonly engine: Engine;
+  /** Size of the MMIO access in flight, for completeMmioLoad's extension. */
+  private mmioSize = 0;
+
+  constructor(options?: HartOptions) {
+    this.engine = new Engine(
+      options?.hartId ?? 0,
+      options?.translate ?? true,
+      options?.hotThreshold ?? DEFAULT_HOT,
+      options?.regionBlocks,
+    );
+    this.core = this.engine.core;
+  }
+
+  /** Runs at most `budget` instructions (each attempted instruction, trapping or not, counts). */
+  run(budget: number): HartStop {
+    const stop = this.engine.run(budget);
+    if (stop.kind === "mmio") this.mmioSize = stop.size;
+    return stop;
+  }
+
+  /** Translator statistics: blocks compiled, invalidated by stores, whole-cache flushes. */
+  get stats(): {
+    readonly compiled: number;
+    readonly invalidated: number;
+    readonly flushes: number;
+  } {
+    return this.engine.stats;
+  }
+
+  /** Guest instructions retired since creation. */
+  get instret(): bigint {
+    return BigInt(this.core.icount);
+  }
+
+  /** Resume pc. */
+  getPc(): bigint {
+    return this.core.pcU64();
+  }
+
+  /** Sets the resume pc (any u64). */
+  setPc(value: bigint): void {
+    const lo = fromBig(value);
+    this.core.setPcPair(lo, I64.hi);
+  }
+
+  /** x1..x31 as u64 (x0 reads 0). */
+  getX(index: number): bigint {
+    checkIndex(index, 0);
+    const x = this.core.x;
+    return toBigU(x[2 * index] ?? 0, x[2 * index + 1] ?? 0);
+  }
+
+  /** Writes x1..x31 (x0 ignored). */
+  setX(index: number, value: bigint): void {
+    checkIndex(index, 0);
+    if (index === 0) return;
+    this.core.x[2 * index] = fromBig(value);
+    this.core.x[2 * index + 1] = I64.hi;
+  }
+
+  /** 1 = S, 0 = U. */
+  getMode(): 0 | 1 {
+    return this.core.mode;
+  }
+
+  /** Sets the privilege mode the hart resumes in. */
+  setMode(mode: 0 | 1): void {
+    this.core.setMode(mode);
+    this.core.updateIrq();
+  }
+
+  /** Raw f-register bits. */
+  getF(index: number): bigint {
+    checkIndex(index, 0);
+    const f = this.core.f;
+    return toBigU(f[2 * index] ?? 0, f[2 * index + 1] ?? 0);
+  }
+
+  /** Writes raw f-register bits. */
+  setF(index: number, bits: bigint): void {
+    checkIndex(index, 0);
+    this.core.f[2 * index] = fromBig(bits);
+    this.core.f[2 * index + 1] = I64.hi;
+  }
+
+  /** fcsr = frm << 5 | fflags. */
+  getFcsr(): number {
+    return (this.core.frm << 5) | this.core.fflags;
+  }
+
+  /** Writes fcsr (bits above 7 ignored). */
+  setFcsr(value: number): void {
+    this.core.fflags = value & 31;
+    this.core.frm = (value >>> 5) & 7;
+  }
+
+  /** A GENERAL CSR as KVM exposes it. */
+  getCsr(name: GeneralCsr): bigint {
+    const c = this.core;
+    switch (name) {
+      case "sstatus":
+        return c.readSstatus();
+      case "sie":
+        return BigInt(c.sie);
+      case "sip":
+        return BigInt(c.sip);
+      case "scounteren":
+        return BigInt(c.scounteren >>> 0);
+      default: {
+        const i = PAIR_INDEX[name] ?? 0;
+        return toBigU(c.csr[i] ?? 0, c.csr[i + 1] ?? 0);
+      }
+    }
+  }
+
+  /** Writes a GENERAL CSR with the same WARL rules as the guest (sip sets all three bits). */
+  setCsr(name: GeneralCsr, value: bigint): void {
+    const c = this.core;
+    const lo = fromBig(value);
+    const hi = I64.hi;
+    switch (name) {
+      case "sstatus":
+        writeSstatus(c, lo);
+        return;
+      case "sie":
+        c.sie = lo & SIE_MASK;
+        break;
+      case "sip":
+        c.sip = lo & IRQ_ALL;
+        break;
+      case "scounteren":
+        c.scounteren = lo;
+        return;
+      case "stvec":
+        if ((lo & 3) < 2) {
+          c.csr[C64.STVEC] = lo;
+          c.csr[C64.STVEC + 1] = hi;
+        }
+        return;
+      case "sepc":
+        c.csr[C64.SEPC] = lo & ~1;
+        c.csr[C64.SEPC + 1] = hi;
+        return;
+      case "satp":
+        writeSatp(c, lo, hi);
+        return;
+      case "senvcfg":
+        c.csr[C64.SENVCFG] = lo & 1;
+        c.csr[C64.SENVCFG + 1] = 0;
+        return;
+      default: {
+        const i = PAIR_INDEX[name] ?? 0;
+        c.csr[i] = lo;
+        c.csr[i + 1] = hi;
+        return;
+      }
+    }
+    c.updateIrq();
+  }
+
+  /** Raises/lowers pending interrupt bits (IRQ.*). */
+  setPending(bits: number, level: boolean): void {
+    const c = this.core;
+    if (level) c.sip |= bits & IRQ_ALL;
+    else c.sip &= ~(bits & IRQ_ALL);
+    c.updateIrq();
+  }
+
+  /** True if some interrupt is pending and enabled in sie (wakes WFI; SIE not required). */
+  interruptPending(): boolean {
+    return (this.core.sip & this.core.sie & IRQ_ALL) !== 0;
+  }
+
+  /** Completes a stopped MMIO load: rd = value extended per the instruction, pc += len. */
+  completeMmioLoad(value: bigint): void {
+    const c = this.core;
+    const tag = c.mmioTag;
+    const rd = tag & 31;
+    const bits = this.mmioSize * 8;
+    const v =
+      (tag & MMIO_TAG.UNSIGNED) !== 0 ? BigInt.asUintN(bits, value) : BigInt.asIntN(bits, value);
+    if (rd !== 0) {
+      c.x[2 * rd] = fromBig(v);
+      c.x[2 * rd + 1] = I64.hi;
+    }
+    this.completeMmioStore();
+  }
+
+  /** Completes a stopped MMIO store: pc += len. */
+  completeMmioStore(): void {
+    const c = this.core;
+    c.pc += c.mmioLen;
+    c.icount++;
+  }
+
+  /** Replaces the memslot set (drops every translation and translated block). */
+  setMemslots(slots: readonly Memslot[]): void {
+    this.core.mem.set(slots);
+    this.flushCaches();
+  }
+
+  /** Drops cached translations and translated code. */
+  flushCaches(): void {
+    this.core.mapChanged();
+    this.engine.flushCode();
+  }
+
+  /** Enables/disables F and D; resets sstatus.FS to Off. */
+  setFpExtensions(f: boolean, d: boolean): void {
+    const c = this.core;
+    c.fEnabled = f;
+    c.dEnabled = d;
+    c.sstatus &= ~(3 << 13);
+  }
+
+  /** Installs the time source (timer ticks) read by `rdtime`. */
+  setTimeSource(now: () => bigint): void {
+    this.core.timeNow = now;
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * VM-wide state every vCPU of a soft VM can touch from any thread: the guest time offset
+ * (TIMER `time` is VM-wide, vcpu_timer.c `gt->time_delta`), and per vCPU its power state,
+ * interrupt lines raised by others (SBI IPI, `KVM_INTERRUPT`), remote-fence and HSM start
+ * requests, and a wake counter that a blocked vCPU (WFI, HSM-stopped) waits on.
+ *
+ * Layout of the SharedArrayBuffer (all little-endian, Atomics on every word):
+ *
+ * ```
+ * 0    i32  vcpu count
+ * 8    i64  time delta (guest ticks - host ticks)
+ * 64 + 64·n, per vCPU n:
+ *   +0  i32 mp state (0 runnable, 1 stopped, 2 start pending)
+ *   +4  i32 wake sequence
+ *   +8  i32 SEIP level (KVM_INTERRUPT set/unset)
+ *   +12 i32 IPI pending (SSIP to raise)
+ *   +16 i32 remote fence pending
+ *   +20 i32 start request ready
+ *   +24 i64 start pc
+ *   +32 i64 start opaque (a1)
+ * ```
+ */
+
+/** Most vCPUs one soft VM holds (KVM_CAP_MAX_VCPUS of the soft backend). */
+export const MAX_VCPUS = 64;
+
+const SLOT_BASE = 64;
+const SLOT_BYTES = 64;
+
+/** Power state of a vCPU (KVM_MP_STATE_RUNNABLE / STOPPED, plus an HSM start in flight). */
+export const MP = { RUNNABLE: 0, STOPPED: 1, START_PENDING: 2 } as const;
+
+const W = { MP: 0, WAKE: 1, SEIP: 2, IPI: 3, FLUSH: 4, START: 5 } as const;
+
+/** Ticks of the host timebase (10 MHz) since an arbitrary point: CLOCK_MONOTONIC / 100 ns. */
+export function hostTicks(): bigint {
+  return process.hrtime.bigint() / 100n;
+}
+
+/** A pending HSM `hart_start` (or SUSP resume) for one vCPU. */
+export interface StartRequest {
+  readonly pc: bigint;
+  readonly opaque: bigint;
+}
+
+/** View of a soft VM's shared state; cheap to construct on either side of a worker boundary. */
+export class VmShared {
+  readonly buffer: SharedArrayBuffer;
+  private readonly i32: Int32Array;
+  private readonly i64: BigInt64Array;
+
+  constructor(buffer?: SharedArrayBuffer) {
+    const fresh = buffer === undefined;
+    this.buffer = buffer ?? new SharedArrayBuffer(SLOT_BASE + SLOT_BYTES * MAX_VCPUS);
+    this.i32 = new Int32Array(this.buffer);
+    this.i64 = new BigInt64Array(this.buffer);
+    // vcpu_timer.c kvm_riscv_guest_timer_init: time_delta = -host cycles, so guest time
+    // starts at 0 when the VM is created.
+    if (fresh) Atomics.store(this.i64, 1, BigInt.asIntN(64, -hostTicks()));
+  }
+
+  /** Number of vCPUs created so far. */
+  get vcpuCount(): number {
+    return Atomics.load(this.i32, 0);
+  }
+
+  /**
+   * Reserves the next vCPU slot: vCPU 0 starts runnable, every other one stopped
+   * (kvm_arch_vcpu_postcreate powers off all but vCPU 0).
+   * @throws {RangeError} when the VM already has `MAX_VCPUS` vCPUs.
+   */
+  addVcpu(): number {
+    const index = Atomics.load(this.i32, 0);
+    if (index >= MAX_VCPUS) throw new RangeError(`A soft VM holds at most ${MAX_VCPUS} vCPUs`);
+    Atomics.store(this.i32, this.word(index, W.MP), index === 0 ? MP.RUNNABLE : MP.STOPPED);
+    Atomics.store(this.i32, 0, index + 1);
+    return index;
+  }
+
+  /** Guest time in timebase ticks (u64). */
+  guestTime(): bigint {
+    return BigInt.asUintN(64, hostTicks() + Atomics.load(this.i64, 1));
+  }
+
+  /** Sets the VM-wide delta so that the guest time reads `value` now (TIMER `time` SET). */
+  setGuestTime(value: bigint): void {
+    Atomics.store(this.i64, 1, BigInt.asIntN(64, value - hostTicks()));
+  }
+
+  /** Raw delta, for rollback of a failed batch. */
+  get timeDelta(): bigint {
+    return Atomics.load(this.i64, 1);
+  }
+
+  set timeDelta(delta: bigint) {
+    Atomics.store(this.i64, 1, delta);
+  }
+
+  /** Power state of vCPU `n` (`MP.*`). */
+  mpState(n: number): number {
+    return Atomics.load(this.i32, this.word(n, W.MP));
+  }
+
+  /** Sets the power state of vCPU `n` and wakes it. */
+  setMpState(n: number, state: number): void {
+    Atomics.store(this.i32, this.word(n, W.MP), state);
+    this.wake(n);
+  }
+
+  /** Asks vCPU `n` to raise SSIP (SBI IPI) the next time it looks. */
+  raiseIpi(n: number): void {
+    Atomics.store(this.i32, this.word(n, W.IPI), 1);
+    this.wake(n);
+  }
+
+  /** True (once) when an IPI is waiting for vCPU `n`. */
+  takeIpi(n: number): boolean {
+    return Atomics.exchange(this.i32, this.word(n, W.IPI), 0) !== 0;
+  }
+
+  /** Sets the external interrupt line (SEIP) of vCPU `n` (KVM_INTERRUPT SET/UNSET). */
+  setSeip(n: number, level: boolean): void {
+    Atomics.store(this.i32, this.word(n, W.SEIP), level ? 1 : 0);
+    this.wake(n);
+  }
+
+  /** Current SEIP line level of vCPU `n`. */
+  seip(n: number): boolean {
+    return Atomics.load(this.i32, this.word(n, W.SEIP)) !== 0;
+  }
+
+  /** Asks vCPU `n` to drop its translation caches (SBI RFENCE on a remote hart). */
+  requestFlush(n: number): void {
+    Atomics.store(this.i32, this.word(n, W.FLUSH), 1);
+    this.wake(n);
+  }
+
+  /** True (once) when a remote fence is waiting for vCPU `n`. */
+  takeFlush(n: number): boolean {
+    return Atomics.exchange(this.i32, this.word(n, W.FLUSH), 0) !== 0;
+  }
+
+  /** HSM hart_start: claims a stopped vCPU `n` and posts its start state; false if not stopped. */
+  requestStart(n: number, pc: bigint, opaque: bigint): boolean {
+    const mp = this.word(n, W.MP);
+    if (Atomics.compareExchange(this.i32, mp, MP.STOPPED, MP.START_PENDING) !== MP.STOPPED) {
+      return false;
+    }
+    const base = (SLOT_BASE + SLOT_BYTES * n) / 8;
+    Atomics.store(this.i64, base + 3, BigInt.asIntN(64, pc));
+    Atomics.store(this.i64, base + 4, BigInt.asIntN(64, opaque));
+    Atomics.store(this.i32, this.word(n, W.START), 1);
+    this.wake(n);
+    return true;
+  }
+
+  /** The start request for vCPU `n`, once; marks it runnable. */
+  takeStart(n: number): StartRequest | undefined {
+    if (Atomics.exchange(this.i32, this.word(n, W.START), 0) === 0) return undefined;
+    const base = (SLOT_BASE + SLOT_BYTES * n) / 8;
+    const pc = BigInt.asUintN(64, Atomics.load(this.i64, base + 3));
+    const opaque = BigInt.asUintN(64, Atomics.load(this.i64, base + 4));
+    Atomics.store(this.i32, this.word(n, W.MP), MP.RUNNABLE);
+    return { pc, opaque };
+  }
+
+  /** Current wake sequence of vCPU `n`, to pass to `wait`. */
+  wakeSeq(n: number): number {
+    return Atomics.load(this.i32, this.word(n, W.WAKE));
+  }
+
+  /** Wakes vCPU `n` if it is blocked in `wait`. */
+  wake(n: number): void {
+    const at = this.word(n, W.WAKE);
+    Atomics.add(this.i32, at, 1);
+    Atomics.notify(this.i32, at);
+  }
+
+  /** Blocks until vCPU `n` is woken after `seq` was read, or `timeoutMs` passes. */
+  wait(n: number, seq: number, timeoutMs: number): void {
+    Atomics.wait(this.i32, this.word(n, W.WAKE), seq, Math.max(0, timeoutMs));
+  }
+
+  private word(n: number, w: number): number {
+    return (SLOT_BASE + SLOT_BYTES * n) / 4 + w;
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * `SoftVcpu`: the soft backend's implementation of the `Vcpu` interface. It is the same object
+ * in both execution modes; only its `KernelPort` differs — the `VcpuKernel` itself (inline) or
+ * a mailbox to the Worker that owns the kernel (threaded). Argument checks that the kernel could
+ * not see (value length ≠ size(id), stream length ≠ Σ sizes) are `RangeError`s raised here,
+ * before any "syscall"; kernel refusals become `KvmError`s naming the ioctl, errno, register and
+ * batch index.
+ */
+import { ERRNO } from "../../abi/kvm/errno.js";
+import { KvmError } from "../../abi/kvm/errors.js";
+import { regSize, type RegId } from "../../abi/regid.js";
+import { RegvisorError } from "../../errors.js";
+import type { Vcpu, VcpuExit } from "../vcpu.js";
+import type { Memslot } from "./riscv/contract.js";
+import { decodeLE, encodeLE, valueBytes } from "./bytes.js";
+import type { RunBudget } from "./kernel.js";
+import { Errno } from "./kstate.js";
+import { BatchErrno, batchSizes } from "./regs-many.js";
+import type { RunArea } from "./runarea.js";
+import type { VmShared } from "./shared.js";
+
+/** What a `SoftVcpu` needs from its kernel, wherever that kernel runs. Throws `Errno`. */
+export interface KernelPort {
+  regList(): RegId[];
+  getOne(id: RegId): bigint;
+  setOne(id: RegId, value: bigint): void;
+  getMany(ids: readonly RegId[], out: Uint8Array): void;
+  setMany(ids: readonly RegId[], bytes: Uint8Array): void;
+  /** 0: an exit is in the run page; EINTR: interrupted. */
+  run(): number;
+  setMemslots(slots: readonly Memslot[]): void;
+  setBudget(budget: RunBudget): void;
+  close(): void;
+}
+
+/** A soft VM object (VM or vCPU) was used after `close()`. */
+export class SoftClosedError extends RegvisorError {
+  constructor(what: string, action: string) {
+    super("SOFT_CLOSED", `Cannot ${action}: ${what} is closed`);
+  }
+}
+
+/** Execution mode of a soft VM: vCPUs on the caller's thread, or each in its own Worker. */
+export type SoftMode = "inline" | "threaded";
+
+/** A vCPU of the soft backend (RISC-V RV64). */
+export class SoftVcpu implements Vcpu {
+  readonly arch = "riscv" as const;
+  readonly index: number;
+  readonly mode: SoftMode;
+  /** The vCPU's `kvm_run` page: `immediateExit`, sync registers, the raw exit payloads. */
+  readonly runArea: RunArea;
+  private readonly port: KernelPort;
+  private readonly shared: VmShared;
+  private readonly onClose: () => void;
+  private closed = false;
+
+  /** Built by `SoftVm.createVcpu()`. */
+  constructor(init: {
+    port: KernelPort;
+    index: number;
+    mode: SoftMode;
+    runArea: RunArea;
+    shared: VmShared;
+    onClose: () => void;
+  }) {
+    this.port = init.port;
+    this.index = init.index;
+    this.mode = init.mode;
+    this.runArea = init.runArea;
+    this.shared = init.shared;
+    this.onClose = init.onClose;
+  }
+
+  /** True once `close()` ran. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  regList(): RegId[] {
+    this.check("list registers");
+    return this.port.regList();
+  }
+
+  getOneReg(id: RegId): Uint8Array {
+    this.check("get a register");
+    const size = regSize(id);
+    try {
+      const out = new Uint8Array(size);
+      encodeLE(this.port.getOne(id), out, 0, size);
+      return out;
+    } catch (error) {
+      throw this.kvmError(error, "Cannot get register", "KVM_GET_ONE_REG", id);
+    }
+  }
+
+  setOneReg(id: RegId, value: Uint8Array | bigint): void {
+    this.check("set a register");
+    const size = regSize(id);
+    const bytes = valueBytes(value, size, "setOneReg");
+    try {
+      this.port.setOne(id, decodeLE(bytes, 0, size));
+    } catch (error) {
+      throw this.kvmError(error, "Cannot set register", "KVM_SET_ONE_REG", id);
+    }
+  }
+
+  getManyRegs(ids: readonly RegId[]): Uint8Array {
+    this.check("get registers");
+    const { total } = batchSizes(checkIds(ids));
+    const out = new Uint8Array(total);
+    try {
+      this.port.getMany(ids, out);
+      return out;
+    } catch (error) {
+      throw this.batchError(error, ids, "Cannot get register", "KVM_GET_ONE_REG");
+    }
+  }
+
+  setManyRegs(ids: readonly RegId[], bytes: Uint8Array): void {
+    this.check("set registers");
+    const { total } = batchSizes(checkIds(ids));
+    if (!(bytes instanceof Uint8Array))
+      throw new TypeError("setManyRegs: bytes must be a Uint8Array");
+    if (bytes.length !== total) {
+      throw new RangeError(
+        `setManyRegs: stream has ${bytes.length} bytes, the ${ids.length} registers need ${total}`,
+      );
+    }
+    try {
+      this.port.setMany(ids, bytes);
+    } catch (error) {
+      throw this.batchError(error, ids, "Cannot set register", "KVM_SET_ONE_REG");
+    }
+  }
+
+  run(): VcpuExit {
+    this.check("run the vCPU");
+    let result: number;
+    try {
+      result = this.port.run();
+    } catch (error) {
+      const hint =
+        error instanceof Errno && error.errno === ERRNO.EINVAL
+          ? "kvm_valid_regs/kvm_dirty_regs may only hold KVM_SYNC_RISCV bits (0x3)"
+          : undefined;
+      throw this.kvmError(error, `Cannot run vCPU ${this.index}`, "KVM_RUN", undefined, hint);
+    }
+    return result === ERRNO.EINTR ? { kind: "intr" } : this.runArea.decodeExit();
+  }
+
+  /**
+   * KVM_INTERRUPT on riscv: `true` = KVM_INTERRUPT_SET, `false` = KVM_INTERRUPT_UNSET of the
+   * external interrupt line (SEIP). Asynchronous like the kernel's: safe from any thread and
+   * while `run()` is executing in a Worker.
+   */
+  setExternalInterrupt(level: boolean): void {
+    this.check("raise an interrupt");
+    this.shared.setSeip(this.index, level);
+  }
+
+  /** Reason text of the last `internal_error` exit (a soft-backend extension). */
+  faultReason(): string {
+    return this.runArea.faultReason();
+  }
+
+  /** Guest instructions retired so far (as of the last `run()` return; a soft-backend extension). */
+  instructionsRetired(): bigint {
+    return this.runArea.instret;
+  }
+
+  /** Changes how long one `run()` may keep the guest (instructions and/or milliseconds). */
+  setRunBudget(budget: RunBudget): void {
+    this.check("set the run budget");
+    this.port.setBudget(budget);
+  }
+
+  /** Pushes a new memslot set to the kernel (called by the VM). */
+  updateMemslots(slots: readonly Memslot[]): void {
+    if (!this.closed) this.port.setMemslots(slots);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.port.close();
+    this.onClose();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private check(action: string): void {
+    if (this.closed) throw new SoftClosedError(`soft vCPU ${this.index}`, action);
+  }
+
+  private kvmError(
+    error: unknown,
+    action: string,
+    ioctl: string,
+    regId?: RegId,
+    hint?: string,
+  ): unknown {
+    if (!(error instanceof Errno)) return error;
+    return new KvmError({
+      action,
+      ioctl,
+      errno: error.errno,
+      ...(regId === undefined ? {} : { regId }),
+      ...(hint === undefined ? {} : { hint }),
+    });
+  }
+
+  private batchError(
+    error: unknown,
+    ids: readonly RegId[],
+    action: string,
+    ioctl: string,
+  ): unknown {
+    if (!(error instanceof BatchErrno)) return this.kvmError(error, action, ioctl);
+    const regId = ids[error.index];
+    return new KvmError({
+      action,
+      ioctl,
+      errno: error.errno,
+      index: error.index,
+      ...(regId === undefined ? {} : { regId }),
+    });
+  }
+}
+
+function checkIds(ids: readonly RegId[]): readonly RegId[] {
+  const list: unknown = ids;
+  if (!Array.isArray(list)) throw new TypeError("A register batch must be an array of ids");
+  for (const id of ids) {
+    if (typeof id !== "bigint") throw new TypeError("A register id must be a bigint");
+  }
+  return ids;
+}

@@ -1,0 +1,253 @@
+/**
+ * `SoftVm`: a soft-backend VM — guest-physical memory as memslots over the VMM's own buffers
+ * (KVM_SET_USER_MEMORY_REGION semantics) and its vCPUs (KVM_CREATE_VCPU), inline or threaded.
+ *
+ * Memslot rules, from virt/kvm/kvm_main.c `__kvm_set_memory_region` (riscv: one address space,
+ * KVM_USER_MEM_SLOTS = 512, 4 KiB pages): slot id ≥ 512 or a non-zero address-space id, a gpa,
+ * size or buffer offset that is not page aligned → EINVAL; deleting (empty memory) a slot that
+ * does not exist → EINVAL; a new or moved slot overlapping another → EEXIST; an existing slot may
+ * move or change only its flags — a different buffer, a different size, or toggling READONLY →
+ * EINVAL. The VMM keeps ownership of the bytes and sees guest writes immediately (threaded mode
+ * needs SharedArrayBuffer-backed memory; see `allocGuestMemory`).
+ */
+import { ERRNO } from "../../abi/kvm/errno.js";
+import { KvmError } from "../../abi/kvm/errors.js";
+import type { HartApi, Memslot } from "./riscv/contract.js";
+import { VcpuKernel, type RunBudget } from "./kernel.js";
+import { RunArea } from "./runarea.js";
+import { VmShared } from "./shared.js";
+import { createThreadedPort } from "./threaded.js";
+import { SoftClosedError, SoftVcpu, type KernelPort, type SoftMode } from "./vcpu.js";
+import type { GuestMemory, MemoryRegionSpec, Vm } from "../vcpu.js";
+
+/** Builds the hart of vCPU `hartId` (inline mode). */
+export type HartFactory = (hartId: number) => HartApi;
+
+/** Options of a soft VM. */
+export interface SoftVmOptions {
+  /** Where vCPUs run (default "inline"). */
+  readonly mode?: SoftMode;
+  /** Per-`run()` limits (default: 100 ms, unlimited instructions). */
+  readonly budget?: RunBudget;
+  /** Inline mode: makes each vCPU's hart. Required for inline VMs built with `new SoftVm`. */
+  readonly hartFactory?: HartFactory;
+  /**
+   * Threaded mode: URL of an ES module exporting `Hart` (`new Hart({ hartId })`); each worker
+   * imports it. Defaults to the built-in RV64 hart.
+   */
+  readonly hartModule?: string;
+  /**
+   * Threaded mode: microseconds the caller and the worker poll the mailbox before sleeping in
+   * `Atomics.wait` (default 0). Polling cuts a crossing from a futex wake-up (~10-20 µs) to ~1-3
+   * µs but keeps a core busy per vCPU; worth it for call-heavy VMMs on idle machines only.
+   */
+  readonly spinUs?: number;
+}
+
+/** One KVM_SET_USER_MEMORY_REGION request. */
+export interface UserMemoryRegion {
+  /** Slot id (`as_id << 16 | id`; riscv has one address space). */
+  readonly slot: number;
+  readonly guestPhysAddr: bigint;
+  /** Backing bytes, a multiple of 4 KiB; an empty array deletes the slot. */
+  readonly memory: Uint8Array;
+  /** KVM_MEM_READONLY: guest writes become MMIO exits. */
+  readonly readonly?: boolean;
+}
+
+const PAGE = 4096;
+/** `KVM_USER_MEM_SLOTS` on riscv (arch/riscv/include/asm/kvm_host.h). */
+export const USER_MEM_SLOTS = 512;
+const SET_MEM = "KVM_SET_USER_MEMORY_REGION";
+
+/** Guest RAM the soft backend can share with vCPU workers: zeroed, SharedArrayBuffer-backed. */
+export function allocGuestMemory(bytes: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(bytes));
+}
+
+/** A soft-backend VM. */
+export class SoftVm implements Vm {
+  /** The register namespace of its vCPUs. */
+  readonly arch = "riscv" as const;
+  readonly mode: SoftMode;
+  /** VM-wide shared state (guest time, per-vCPU interrupt lines and power state). */
+  readonly shared = new VmShared();
+  private readonly options: SoftVmOptions;
+  private readonly defaultHartModule: string | undefined;
+  private slots: Memslot[] = [];
+  private readonly vcpus = new Set<SoftVcpu>();
+  private closed = false;
+
+  /** Prefer `createSoftVm()`, which supplies the built-in hart. */
+  constructor(options: SoftVmOptions = {}, defaultHartModule?: string) {
+    const mode: unknown = options.mode ?? "inline";
+    if (mode !== "inline" && mode !== "threaded") {
+      throw new TypeError(`Unknown soft VM mode ${String(mode)}`);
+    }
+    this.mode = mode;
+    this.options = options;
+    this.defaultHartModule = defaultHartModule;
+  }
+
+  /** The current memslots, in slot order. */
+  memslots(): readonly Memslot[] {
+    return this.slots;
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION.
+   * @throws {KvmError} EINVAL / EEXIST as the kernel would.
+   * @throws {TypeError} in threaded mode when the memory is not SharedArrayBuffer-backed.
+   */
+  setUserMemoryRegion(region: UserMemoryRegion): void {
+    this.check("set a memory region");
+    const { slot, guestPhysAddr: gpa, memory } = region;
+    const readonly = region.readonly ?? false;
+    if (!(memory instanceof Uint8Array)) throw new TypeError("memory must be a Uint8Array");
+    if (this.mode === "threaded" && memory.length > 0 && !isShared(memory)) {
+      throw new TypeError("A threaded soft VM needs SharedArrayBuffer-backed guest memory");
+    }
+    const fail = (errno: number, hint: string): KvmError =>
+      new KvmError({ action: `Cannot set memory slot ${slot}`, ioctl: SET_MEM, errno, hint });
+    if (!Number.isInteger(slot) || slot < 0 || slot >= USER_MEM_SLOTS) {
+      throw fail(ERRNO.EINVAL, `slot ids are 0..${USER_MEM_SLOTS - 1}`);
+    }
+    if (gpa < 0n || gpa % BigInt(PAGE) !== 0n || memory.length % PAGE !== 0) {
+      throw fail(ERRNO.EINVAL, "address and size must be multiples of 4096");
+    }
+    if (memory.byteOffset % PAGE !== 0) {
+      throw fail(ERRNO.EINVAL, "the buffer view must start on a 4096-byte boundary");
+    }
+    if (gpa + BigInt(memory.length) > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new RangeError("The soft backend maps guest-physical addresses below 2^53");
+    }
+    const old = this.slots.find((s) => s.slot === slot);
+    if (memory.length === 0) {
+      if (old === undefined) throw fail(ERRNO.EINVAL, "no such slot to delete");
+      this.apply(this.slots.filter((s) => s !== old));
+      return;
+    }
+    if (old !== undefined) {
+      const sameBuffer =
+        old.bytes.buffer === memory.buffer && old.bytes.byteOffset === memory.byteOffset;
+      if (!sameBuffer || old.bytes.length !== memory.length || old.readonly !== readonly) {
+        throw fail(ERRNO.EINVAL, "an existing slot may only move or change its flags");
+      }
+    }
+    const start = Number(gpa);
+    const end = start + memory.length;
+    const clash = this.slots.find(
+      (s) => s !== old && start < s.gpa + s.bytes.length && s.gpa < end,
+    );
+    if (clash !== undefined) throw fail(ERRNO.EEXIST, `overlaps slot ${clash.slot}`);
+    const next: Memslot = { slot, gpa: start, bytes: memory, readonly };
+    this.apply([...this.slots.filter((s) => s !== old), next].sort((a, b) => a.slot - b.slot));
+  }
+
+  /** The guest RAM regions, in slot order (the `Vm` view of `memslots()`). */
+  get memory(): readonly GuestMemory[] {
+    return this.slots.map((s) => ({
+      slot: s.slot,
+      guestPhysAddr: BigInt(s.gpa),
+      size: s.bytes.length,
+      bytes: s.bytes,
+    }));
+  }
+
+  /**
+   * Allocates zeroed guest RAM (SharedArrayBuffer-backed, so threaded vCPUs share it) and maps
+   * it with KVM_SET_USER_MEMORY_REGION semantics; the slot defaults to the lowest free one.
+   * @throws {RangeError} if the size is not a positive multiple of 4 KiB.
+   * @throws {KvmError} EINVAL / EEXIST as the kernel would (bad slot, overlap).
+   */
+  addMemory(spec: MemoryRegionSpec): GuestMemory {
+    this.check("add guest memory");
+    if (!Number.isInteger(spec.size) || spec.size <= 0 || spec.size % PAGE !== 0) {
+      throw new RangeError(`Guest memory size ${spec.size} is not a positive multiple of 4096`);
+    }
+    const used = new Set(this.slots.map((s) => s.slot));
+    let slot = spec.slot ?? 0;
+    if (spec.slot === undefined) while (used.has(slot)) slot++;
+    const guestPhysAddr = BigInt(spec.guestPhysAddr);
+    const bytes = allocGuestMemory(spec.size);
+    this.setUserMemoryRegion({
+      slot,
+      guestPhysAddr,
+      memory: bytes,
+      ...(spec.readOnly === undefined ? {} : { readonly: spec.readOnly }),
+    });
+    return { slot, guestPhysAddr, size: spec.size, bytes };
+  }
+
+  /**
+   * KVM_CREATE_VCPU: vCPU ids are handed out in order from 0; vCPU 0 starts runnable, the
+   * others stopped until SBI HSM hart_start (like KVM).
+   */
+  createVcpu(): SoftVcpu {
+    this.check("create a vCPU");
+    const index = this.shared.addVcpu();
+    const runArea = new RunArea();
+    const port = this.makePort(index, runArea);
+    const vcpu: SoftVcpu = new SoftVcpu({
+      port,
+      index,
+      mode: this.mode,
+      runArea,
+      shared: this.shared,
+      onClose: () => this.vcpus.delete(vcpu),
+    });
+    this.vcpus.add(vcpu);
+    return vcpu;
+  }
+
+  /** Closes every vCPU, then the VM; a second close is a no-op. */
+  close(): void {
+    if (this.closed) return;
+    for (const vcpu of [...this.vcpus]) vcpu.close();
+    this.closed = true;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private makePort(index: number, runArea: RunArea): KernelPort {
+    const budget = this.options.budget;
+    if (this.mode === "threaded") {
+      const hartModule = this.options.hartModule ?? this.defaultHartModule;
+      if (hartModule === undefined) throw new TypeError("A threaded soft VM needs a hart module");
+      return createThreadedPort({
+        hartModule,
+        hartId: index,
+        shared: this.shared,
+        runArea,
+        memslots: this.slots,
+        ...(budget === undefined ? {} : { budget }),
+        ...(this.options.spinUs === undefined ? {} : { spinUs: this.options.spinUs }),
+      });
+    }
+    const factory = this.options.hartFactory;
+    if (factory === undefined) throw new TypeError("An inline soft VM needs a hart factory");
+    return new VcpuKernel({
+      hart: factory(index),
+      hartId: index,
+      shared: this.shared,
+      page: runArea,
+      memslots: this.slots,
+      ...(budget === undefined ? {} : { budget }),
+    });
+  }
+
+  private apply(slots: Memslot[]): void {
+    this.slots = slots;
+    for (const vcpu of this.vcpus) vcpu.updateMemslots(slots);
+  }
+
+  private check(action: string): void {
+    if (this.closed) throw new SoftClosedError("the soft VM", action);
+  }
+}
+
+function isShared(bytes: Uint8Array): boolean {
+  return typeof SharedArrayBuffer !== "undefined" && bytes.buffer instanceof SharedArrayBuffer;
+}
