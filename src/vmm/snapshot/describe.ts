@@ -58,3 +58,17 @@ export function differingRanges(a: Uint8Array, b: Uint8Array): [number, number][
   }
   return out;
 }
+
+// Scratch for reading an id's high word without bigint arithmetic; typed arrays use the host
+// byte order, little-endian on every host regvisor runs on (x86-64, arm64, riscv64).
+const idScratch = new BigUint64Array(1);
+const idHalves = new Uint32Array(idScratch.buffer);
+
+/**
+ * `regSize(id)` without bigint shifts: restore planning sizes every register several times,
+ * and the bigint path (two allocations per call) showed up in whole-vCPU restore profiles.
+ */
+export function sizeOf(id: RegId): number {
+  idScratch[0] = id;
+  return 1 << (((idHalves[1] ?? 0) >>> 20) & 0xf);
+}

@@ -79,6 +79,8 @@ export const RESTORE_ERROR_CODES = [
   "RESTORE_WRITE",
   /** A write failed and so did part of the rollback: the destination is inconsistent. */
   "RESTORE_ROLLBACK",
+  /** Whole-machine restore: the snapshot's machine kind, backend or memory layout does not fit. */
+  "RESTORE_MACHINE",
 ] as const;
 
 /** One of `RESTORE_ERROR_CODES`. */

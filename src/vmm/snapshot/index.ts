@@ -12,3 +12,8 @@ export * from "./restore.js";
 export * from "./diff.js";
 export * from "./inspect.js";
 export { valueHex, regRef } from "./describe.js";
+export * from "./machine.js";
+export * from "./devices.js";
+export * from "./vm-state.js";
+export * from "./machines/index.js";
+export { applyArchFixups } from "./arch-fixups.js";

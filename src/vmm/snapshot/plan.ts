@@ -4,9 +4,8 @@
  * current values (for verification and rollback) — all before anything is written.
  */
 import type { ArchName, RegId } from "../../abi/regid.js";
-import { regSize } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
-import { regRef, refText, sameBytes, valueHex } from "./describe.js";
+import { regRef, refText, sameBytes, sizeOf, valueHex } from "./describe.js";
 import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
 import type { VcpuState } from "./model.js";
 import { orderingFor, placeRegister } from "./ordering.js";
@@ -69,6 +68,9 @@ interface IdComparison {
 
 /** Compares the stream's ids with the destination's list. */
 export function compareIds(stream: readonly RegId[], destination: readonly RegId[]): IdComparison {
+  // The usual case — a snapshot of the same kind of vCPU — is the same list in the same order.
+  if (stream.length === destination.length && stream.every((id, i) => id === destination[i]))
+    return { matched: [...stream], missing: [], extra: [], sizeMismatched: [] };
   const dest = new Set(destination);
   const destByKey = new Map(destination.map((id) => [sizeless(id), id]));
   const streamSet = new Set(stream);
@@ -110,7 +112,8 @@ export interface PhasePlan {
   readonly phase: string;
   readonly ids: readonly RegId[];
   readonly values: Uint8Array;
-  readonly saved: Uint8Array;
+  /** The destination's values before the restore, packed; built only when a rollback needs it. */
+  readonly saved: () => Uint8Array;
   readonly tries: readonly TryWrite[];
 }
 
@@ -123,6 +126,8 @@ export interface VcpuPlan {
   readonly comparison: RegComparison;
   readonly verified: readonly RegRef[];
   readonly skippedVmScoped: readonly RegRef[];
+  /** "write-if-changed" registers equal on both sides, so not written. */
+  readonly skippedUnchanged: readonly RegRef[];
   /** Extras not written: ignored, unreadable or read-only. */
   readonly notWritten: readonly { readonly register: RegRef; readonly reason: string }[];
 }
@@ -174,7 +179,7 @@ function readCurrent(vcpu: Vcpu, ids: readonly RegId[], streamIndex: number): Ui
     );
   }
   let expected = 0;
-  for (const id of ids) expected += regSize(id);
+  for (const id of ids) expected += sizeOf(id);
   if (bytes.length !== expected) {
     throw new RestoreError(
       "RESTORE_READ",
@@ -207,7 +212,8 @@ export function planVcpuRestore(
     );
   }
   const list = readList(vcpu, n);
-  const values = new Map(state.regs.map((r) => [r.id, r.value]));
+  const values = new Map<RegId, Uint8Array>();
+  for (const r of state.regs) values.set(r.id, r.value);
   const cmp = compareIds(
     state.regs.map((r) => r.id),
     list,
@@ -218,27 +224,42 @@ export function planVcpuRestore(
   const buckets = new Map<string, RegId[]>(ordering.phases.map((p) => [p.name, []]));
   const verify: RegId[] = [];
   const skippedVmScoped: RegId[] = [];
+  const ifChanged = new Set<RegId>();
   for (const id of cmp.matched) {
     const place = placeRegister(ordering, id);
     if (place.action === "verify") verify.push(id);
     else if (place.scope === "vm" && !writeVmScoped) skippedVmScoped.push(id);
-    else bucketFor(buckets, place.phase, arch).push(id);
+    else {
+      if (place.action === "write-if-changed") ifChanged.add(id);
+      bucketFor(buckets, place.phase, arch).push(id);
+    }
   }
-  const toRead = [...verify, ...[...buckets.values()].flat()];
-  const current = splitValues(toRead, readCurrent(vcpu, toRead, n));
+  const toRead = [...verify];
+  for (const ids of buckets.values()) for (const id of ids) toRead.push(id);
+  const current = indexValues(toRead, readCurrent(vcpu, toRead, n));
   for (const id of verify) checkVerified(id, values.get(id), current.get(id), n);
+  const unchanged = dropUnchanged(buckets, ifChanged, values, current);
 
   const { tries, notWritten } = planExtras(vcpu, cmp.extra, values, options, writeVmScoped);
+  // Every phase's values in one allocation, phase after phase; each phase gets a view.
+  const ordered: RegId[] = [];
+  for (const { name } of ordering.phases) ordered.push(...(buckets.get(name) ?? []));
+  const packed = pack(ordered, values);
+  let at = 0;
   const phases: PhasePlan[] = [];
   for (const { name } of ordering.phases) {
     const ids = buckets.get(name) ?? [];
     const phaseTries = tries.get(name) ?? [];
+    let length = 0;
+    for (const id of ids) length += sizeOf(id);
+    const view = packed.subarray(at, at + length);
+    at += length;
     if (ids.length === 0 && phaseTries.length === 0) continue;
     phases.push({
       phase: name,
       ids,
-      values: pack(ids, values),
-      saved: pack(ids, current),
+      values: view,
+      saved: () => pack(ids, current),
       tries: phaseTries,
     });
   }
@@ -249,8 +270,31 @@ export function planVcpuRestore(
     comparison: comparisonReport(cmp),
     verified: verify.map(regRef),
     skippedVmScoped: skippedVmScoped.map(regRef),
+    skippedUnchanged: unchanged.map(regRef),
     notWritten,
   };
+}
+
+/** Removes "write-if-changed" ids whose stream value equals the destination's; returns them. */
+function dropUnchanged(
+  buckets: Map<string, RegId[]>,
+  ifChanged: ReadonlySet<RegId>,
+  values: ReadonlyMap<RegId, Uint8Array>,
+  current: ValueSource,
+): RegId[] {
+  const out: RegId[] = [];
+  if (ifChanged.size === 0) return out;
+  for (const [phase, ids] of buckets) {
+    const keep = ids.filter((id) => {
+      const a = values.get(id);
+      const b = current.get(id);
+      const same = ifChanged.has(id) && a !== undefined && b !== undefined && sameBytes(a, b);
+      if (same) out.push(id);
+      return !same;
+    });
+    buckets.set(phase, keep);
+  }
+  return out;
 }
 
 function readList(vcpu: Vcpu, n: number): RegId[] {
@@ -339,28 +383,56 @@ function checkVerified(
   );
 }
 
-/** Splits a packed MANY_REGS stream into values by id. */
+/** Splits a packed MANY_REGS stream into values by id (views into `bytes`, not copies). */
 export function splitValues(ids: readonly RegId[], bytes: Uint8Array): Map<RegId, Uint8Array> {
   const out = new Map<RegId, Uint8Array>();
   let at = 0;
   for (const id of ids) {
-    const size = regSize(id);
-    out.set(id, bytes.slice(at, at + size));
+    const size = sizeOf(id);
+    out.set(id, bytes.subarray(at, at + size));
     at += size;
   }
   return out;
 }
 
+/** Anything that gives a register's value by id (a Map, or an indexed packed stream). */
+export interface ValueSource {
+  get(id: RegId): Uint8Array | undefined;
+}
+
+/**
+ * A packed MANY_REGS stream indexed by id, handing out views only when asked: restore reads
+ * every register's current value but looks at few of them (verify, write-if-changed) unless
+ * it rolls back, and creating a view per register showed up in restore profiles.
+ */
+export function indexValues(ids: readonly RegId[], bytes: Uint8Array): ValueSource {
+  const offsets = new Map<RegId, number>();
+  let at = 0;
+  for (const id of ids) {
+    offsets.set(id, at);
+    at += sizeOf(id);
+  }
+  return {
+    get(id) {
+      const start = offsets.get(id);
+      return start === undefined ? undefined : bytes.subarray(start, start + sizeOf(id));
+    },
+  };
+}
+
 /** Packs values in `ids` order (the MANY_REGS layout). */
-export function pack(ids: readonly RegId[], values: ReadonlyMap<RegId, Uint8Array>): Uint8Array {
+export function pack(ids: readonly RegId[], values: ValueSource): Uint8Array {
   let total = 0;
-  for (const id of ids) total += regSize(id);
+  for (const id of ids) total += sizeOf(id);
   const out = new Uint8Array(total);
   let at = 0;
   for (const id of ids) {
     const v = values.get(id);
-    if (v !== undefined) out.set(v, at);
-    at += regSize(id);
+    if (v !== undefined && v.length <= 16) {
+      // A byte loop beats TypedArray.prototype.set for the many 4- and 8-byte values.
+      for (let i = 0; i < v.length; i++) out[at + i] = v[i] ?? 0;
+    } else if (v !== undefined) out.set(v, at);
+    at += sizeOf(id);
   }
   return out;
 }

@@ -9,9 +9,8 @@
  * Guest memory and device state are the VMM's to restore (they do not live behind `Vcpu`).
  */
 import type { ArchName, RegId } from "../../abi/regid.js";
-import { regSize } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
-import { regRef, refText } from "./describe.js";
+import { regRef, refText, sizeOf } from "./describe.js";
 import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
 import { decodeSnapshot, type DecodeOptions } from "./format.js";
 import type { Snapshot, VcpuState } from "./model.js";
@@ -34,6 +33,8 @@ export interface VcpuRestoreReport {
   readonly verified: readonly RegRef[];
   /** VM-wide registers left to the first vCPU. */
   readonly skippedVmScoped: readonly RegRef[];
+  /** Registers written only when changed (ordering action "write-if-changed") found equal. */
+  readonly skippedUnchanged: readonly RegRef[];
   /** Extras not written, and tried extras the destination refused. */
   readonly notWritten: readonly { readonly register: RegRef; readonly reason: string }[];
 }
@@ -47,7 +48,8 @@ interface JournalEntry {
   readonly vcpu: Vcpu;
   readonly vcpuIndex: number;
   readonly ids: readonly RegId[];
-  readonly saved: Uint8Array;
+  /** The values to write back on rollback (packed on demand). */
+  readonly saved: () => Uint8Array;
 }
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -66,17 +68,18 @@ function failedRegister(cause: unknown, ids: readonly RegId[]): RegId | undefine
 function rollBack(journal: readonly JournalEntry[]): string[] {
   const failures: string[] = [];
   for (const entry of [...journal].reverse()) {
+    const saved = entry.saved();
     try {
-      entry.vcpu.setManyRegs(entry.ids, entry.saved);
+      entry.vcpu.setManyRegs(entry.ids, saved);
       continue;
     } catch {
       // The batch is all-or-nothing, so nothing of it landed; retry register by register.
     }
     let at = 0;
     for (const id of entry.ids) {
-      const size = regSize(id);
+      const size = sizeOf(id);
       try {
-        entry.vcpu.setOneReg(id, entry.saved.slice(at, at + size));
+        entry.vcpu.setOneReg(id, saved.slice(at, at + size));
       } catch (e) {
         failures.push(`vCPU ${entry.vcpuIndex} ${refText(regRef(id))}: ${messageOf(e)}`);
       }
@@ -155,7 +158,13 @@ function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
           });
           continue;
         }
-        journal.push({ vcpu: plan.vcpu, vcpuIndex: plan.streamIndex, ids: [t.id], saved: t.saved });
+        const saved = t.saved;
+        journal.push({
+          vcpu: plan.vcpu,
+          vcpuIndex: plan.streamIndex,
+          ids: [t.id],
+          saved: () => saved,
+        });
         written++;
       }
     }
@@ -169,6 +178,7 @@ function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
       written,
       verified: plan.verified,
       skippedVmScoped: plan.skippedVmScoped,
+      skippedUnchanged: plan.skippedUnchanged,
       notWritten: [...plan.notWritten, ...refused],
     });
   }
@@ -245,7 +255,7 @@ export function captureVcpu(vcpu: Vcpu): VcpuState {
   const regs = [];
   let at = 0;
   for (const id of ids) {
-    const size = regSize(id);
+    const size = sizeOf(id);
     regs.push({ id, value: bytes.slice(at, at + size) });
     at += size;
   }

@@ -1,0 +1,225 @@
+/**
+ * Snapshot benchmarks: saving and restoring a whole vCPU state through the register list.
+ *
+ * - kvm.snapshot.ts_over_c: the x86 demo vCPU (in-kernel irqchip, stopped after exit 70):
+ *   `captureVcpu()` (REG_LIST + one getManyRegs of the 52-register view: every struct ioctl,
+ *   all MSRs in one KVM_GET_MSRS, CPUID, TSC kHz, LAPIC) then `restoreVcpu()` of that state
+ *   into the same vCPU (planning reads, then one setManyRegs per ordering phase, each reading
+ *   its rollback copy first). The ioctls this issues are recorded (names, and the MSR indices
+ *   of each MSR call) and replayed in a loop by bench/c/snapshot_bench.c, compiled with cc -O2
+ *   at bench time, on the same guest state; the figure is TS time over C time per save +
+ *   restore, median of interleaved rounds, both pinned to one CPU.
+ * - soft.snapshot.us: the RISC-V demo vCPU (inline, stopped after exit 2): `captureVcpu()` of
+ *   its 142 registers (CONFIG, CORE, CSR, TIMER, FP_F, FP_D, ISA_EXT, SBI_EXT) and
+ *   `restoreVcpu()` into a never-run vCPU (after the first run SBI_EXT writes are EBUSY, so a
+ *   restore target is always fresh), in microseconds; threaded mode in `detail`.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { msrIndexOf } from "../src/abi/arch/x86/index.js";
+import { ioctlName } from "../src/abi/kvm/ioctls.js";
+import type { RegId } from "../src/abi/regid.js";
+import { setIoctlHook, setThreadCpus, threadCpus } from "../src/backends/kvm/ffi.js";
+import { bundledGuestPath, kvmUnavailableReason } from "../src/backends/kvm/index.js";
+import type { SoftMode } from "../src/backends/soft/index.js";
+import type { Vcpu } from "../src/backends/vcpu.js";
+import {
+  RiscvDemoMachine,
+  X86DemoMachine,
+  captureVcpu,
+  emptyMachineFor,
+  prepareRestore,
+  captureMachine,
+  resolveRestoreOptions,
+  restoreVcpu,
+  runMachine,
+} from "../src/vmm/snapshot/index.js";
+import { planVcpuRestore } from "../src/vmm/snapshot/plan.js";
+import type { BenchGroup, Metric } from "./types.js";
+
+const ROUNDS = 7;
+const KVM_REPS = 300;
+const SOFT_REPS = 300;
+const KVM_EXITS = 70;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? NaN)
+    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+}
+
+const fmt = (values: readonly number[], digits = 1): string =>
+  `[${values.map((v) => v.toFixed(digits)).join(", ")}]`;
+
+/** CPU and wall microseconds per repetition of `fn`. */
+function usPer(reps: number, fn: () => void): { cpu: number; wall: number } {
+  const wall = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < reps; i++) fn();
+  const used = process.cpuUsage(cpu);
+  return {
+    cpu: (used.user + used.system) / reps,
+    wall: Number(process.hrtime.bigint() - wall) / 1000 / reps,
+  };
+}
+
+function saveRestore(src: Vcpu, dst: Vcpu): void {
+  restoreVcpu(dst, captureVcpu(src), src.arch);
+}
+
+/** The ioctls one save + restore issues, as spec lines for the C replay. */
+function recordSpec(vcpu: Vcpu): { lines: string[]; ioctls: number } {
+  const state = captureVcpu(vcpu);
+  const msrHex = (ids: readonly RegId[]): string =>
+    ids
+      .map((id) => msrIndexOf(id))
+      .filter((m): m is number => m !== undefined)
+      .map((m) => "0x" + m.toString(16))
+      .join(",");
+  // MSR calls in order: save (all), planning read (all), then GET + SET per phase with MSRs.
+  const all = msrHex(state.regs.map((r) => r.id));
+  const plan = planVcpuRestore(vcpu, state, "x86", resolveRestoreOptions());
+  const msrLists = [all, all];
+  for (const p of plan.phases) {
+    const list = msrHex(p.ids);
+    if (list !== "") msrLists.push(list, list);
+  }
+  const names: string[] = [];
+  setIoctlHook((_fd, request) => names.push(ioctlName(request)));
+  try {
+    saveRestore(vcpu, vcpu);
+  } finally {
+    setIoctlHook(undefined);
+  }
+  const lines = names.map((name) => {
+    if (name !== "KVM_GET_MSRS" && name !== "KVM_SET_MSRS") return name;
+    const list = msrLists.shift();
+    if (list === undefined) throw new Error("more MSR calls than the plan predicts");
+    return `${name} ${list}`;
+  });
+  if (msrLists.length > 0) throw new Error("fewer MSR calls than the plan predicts");
+  return { lines, ioctls: names.length };
+}
+
+function compile(dir: string): { binary: string } | { skip: string } {
+  const here = fileURLToPath(new URL(".", import.meta.url));
+  const source = [
+    join(here, "c/snapshot_bench.c"),
+    join(here, "../../bench/c/snapshot_bench.c"),
+  ].find((p) => existsSync(p));
+  if (source === undefined) return { skip: "bench/c/snapshot_bench.c not found" };
+  const binary = join(dir, "snapshot_bench");
+  const cc = spawnSync("cc", ["-O2", "-o", binary, source], { encoding: "utf8" });
+  if (cc.error !== undefined) return { skip: `cc unavailable: ${cc.error.message}` };
+  if (cc.status !== 0) return { skip: `cc failed: ${cc.stderr.trim()}` };
+  return { binary };
+}
+
+function runC(binary: string, spec: string, cpu: number): { cpu: number; wall: number } {
+  const args = [String(KVM_REPS), String(cpu), bundledGuestPath("demo"), String(KVM_EXITS), spec];
+  const child = spawnSync(binary, args, { encoding: "utf8" });
+  if (child.status !== 0) throw new Error(`C reference failed: ${child.stderr.trim()}`);
+  const [cpuNs = NaN, wallNs = NaN] = child.stdout.trim().split(" ").map(Number);
+  return { cpu: cpuNs / 1000, wall: wallNs / 1000 };
+}
+
+function kvmMetric(dir: string): Metric | string {
+  const built = compile(dir);
+  if ("skip" in built) return built.skip;
+  const allowed = threadCpus();
+  const cpu = typeof allowed === "number" ? -1 : (allowed[allowed.length - 1] ?? -1);
+  if (cpu >= 0) setThreadCpus([cpu]);
+  try {
+    using m = X86DemoMachine.boot({ irqchip: true });
+    runMachine(m, { stopAtExit: KVM_EXITS });
+    m.quiesce();
+    const vcpu = m.kvmVcpu;
+    for (let i = 0; i < 500; i++) saveRestore(vcpu, vcpu); // JIT warm-up
+    const { lines, ioctls } = recordSpec(vcpu);
+    const spec = join(dir, "snapshot.spec");
+    writeFileSync(spec, lines.join("\n") + "\n");
+    const ts: { cpu: number; wall: number }[] = [];
+    const c: { cpu: number; wall: number }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      c.push(runC(built.binary, spec, cpu));
+      ts.push(
+        usPer(KVM_REPS, () => {
+          saveRestore(vcpu, vcpu);
+        }),
+      );
+    }
+    const ratios = ts.map((t, i) => t.cpu / (c[i]?.cpu ?? NaN));
+    const wallRatios = ts.map((t, i) => t.wall / (c[i]?.wall ?? NaN));
+    const regs = vcpu.regList().length;
+    const kinds = [...new Set(lines.map((l) => l.split(" ")[0]))].join(" ");
+    return {
+      name: "kvm.snapshot.ts_over_c",
+      value: Number(median(ratios).toFixed(3)),
+      unit: "ratio",
+      target: "<= 1.3",
+      detail:
+        `save + restore of the full x86 view (${regs} registers, ${ioctls} ioctls: ${kinds}); ` +
+        `CPU time per save + restore, median TS ${median(ts.map((t) => t.cpu)).toFixed(1)} us vs C ${median(c.map((x) => x.cpu)).toFixed(1)} us; ` +
+        `TS ${fmt(ts.map((t) => t.cpu))} C ${fmt(c.map((x) => x.cpu))} us; wall-clock ratio ${median(wallRatios).toFixed(3)} ` +
+        `(TS ${fmt(ts.map((t) => t.wall))} C ${fmt(c.map((x) => x.wall))} us); ${ROUNDS} interleaved rounds of ${KVM_REPS}` +
+        (cpu >= 0 ? `, pinned to CPU ${cpu}` : ""),
+    };
+  } finally {
+    if (typeof allowed !== "number") setThreadCpus(allowed);
+  }
+}
+
+function softRounds(mode: SoftMode): { us: number[]; regs: number } {
+  using src = RiscvDemoMachine.boot({ mode });
+  runMachine(src, { stopAtExit: 2 });
+  using dst = emptyMachineFor(prepareRestore(captureMachine(src)), { mode });
+  const from = src.softVcpu;
+  const to = dst.vcpus[0];
+  if (to === undefined) throw new Error("no destination vCPU");
+  for (let i = 0; i < 500; i++) saveRestore(from, to); // JIT warm-up
+  const us: number[] = [];
+  for (let round = 0; round < ROUNDS; round++)
+    us.push(
+      usPer(SOFT_REPS, () => {
+        saveRestore(from, to);
+      }).wall,
+    );
+  return { us, regs: from.regList().length };
+}
+
+function softMetric(): Metric {
+  const inline = softRounds("inline");
+  const threaded = softRounds("threaded");
+  return {
+    name: "soft.snapshot.us",
+    value: Number(median(inline.us).toFixed(1)),
+    unit: "us",
+    detail:
+      `inline: captureVcpu (REG_LIST + one getManyRegs) + restoreVcpu (planning + one setManyRegs per phase) of ${inline.regs} registers into a never-run vCPU, per-round ${fmt(inline.us)} us; ` +
+      `threaded (each call a mailbox crossing): median ${median(threaded.us).toFixed(1)} us, per-round ${fmt(threaded.us)} us; ${ROUNDS} rounds of ${SOFT_REPS}`,
+  };
+}
+
+/** The snapshot benchmark group. */
+export const snapshotBench: BenchGroup = {
+  name: "snapshot",
+  run() {
+    const metrics: Metric[] = [softMetric()];
+    const reason = kvmUnavailableReason();
+    if (reason !== undefined) return Promise.resolve({ metrics, skip: `kvm: ${reason}` });
+    const dir = mkdtempSync(join(tmpdir(), "regvisor-snapbench-"));
+    try {
+      const kvm = kvmMetric(dir);
+      if (typeof kvm === "string")
+        return Promise.resolve({ metrics, skip: `kvm C reference: ${kvm}` });
+      return Promise.resolve({ metrics: [kvm, ...metrics] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};

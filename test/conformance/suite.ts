@@ -1,0 +1,312 @@
+/**
+ * The `Vcpu` conformance suite (DESIGN.md §1–§2): one set of checks every backend and mode
+ * must pass. A backend describes itself with a `ConformanceTarget` — how to make a vCPU, and
+ * the ABI facts that make some registers special (time-varying, not writable back), each with
+ * its reason — and `vcpuConformance()` registers the tests.
+ *
+ * Time-varying registers (x86 IA32_TSC, riscv timer.time) are compared as unsigned integers:
+ * a later read must be ≥ the earlier one and at most `maxDelta` ahead; everything else exactly.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { decodeReg } from "../../src/abi/catalog.js";
+import { KvmError } from "../../src/abi/kvm/errors.js";
+import { ERRNO, type ErrnoName } from "../../src/abi/kvm/errno.js";
+import {
+  archOf,
+  formatRegId,
+  makeRegId,
+  payloadOf,
+  regSize,
+  type RegId,
+} from "../../src/abi/regid.js";
+import type { Vcpu } from "../../src/backends/vcpu.js";
+
+/** A register whose value moves by itself between two reads. */
+export interface Volatile {
+  /** Largest forward move tolerated between two reads in one test. */
+  readonly maxDelta: bigint;
+  readonly why: string;
+}
+
+/** A register `setOneReg(getOneReg())` cannot round-trip, and the refusal that proves it. */
+export interface NotWritable {
+  readonly errno: ErrnoName;
+  readonly why: string;
+}
+
+/** A backend (and mode) under test. */
+export interface ConformanceTarget {
+  readonly name: string;
+  /** A skip reason (string) when the backend cannot run here, else false. */
+  readonly skip: string | false;
+  /** A vCPU in a realistic state (booted, run a few exits); `close` releases it. */
+  make(): { readonly vcpu: Vcpu; close(): void };
+  readonly volatile: ReadonlyMap<RegId, Volatile>;
+  /** Keyed by id; predicates cover whole classes (e.g. riscv sbi_ext after the first run). */
+  readonly notWritable: (id: RegId) => NotWritable | undefined;
+  /** Checks on the list's make-up beyond the generic ones (counts per class, pseudo set). */
+  readonly listShape: (ids: readonly RegId[], vcpu: Vcpu) => void;
+  /** An id of this arch the vCPU does not have, and the errno it gets. */
+  readonly unknown: { readonly id: RegId; readonly errno: ErrnoName };
+  /** An id from another arch's catalog, and the errno it gets. */
+  readonly foreign: { readonly id: RegId; readonly errno: ErrnoName };
+  /** Errno for a known register asked with another size in its id. */
+  readonly wrongSizeErrno: ErrnoName;
+  /** A listed register and a value it refuses (for the bad batch entry). */
+  readonly badValue: { readonly id: RegId; readonly value: (current: Uint8Array) => Uint8Array };
+  /** Listed registers a batch may set to new values (to show a failed batch undoes them). */
+  readonly scratch: readonly RegId[];
+  /** riscv: the arch byte is never checked (ABI §14 #1); the soft backend reproduces it. */
+  readonly ignoresArchByte: boolean;
+}
+
+const u = (bytes: Uint8Array): bigint => {
+  let v = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i] ?? 0);
+  return v;
+};
+
+const label = (id: RegId): string => {
+  const d = decodeReg(id);
+  return `${d.known ? d.name : "unknown"} ${formatRegId(id)}`;
+};
+
+function sameValue(
+  t: ConformanceTarget,
+  id: RegId,
+  earlier: Uint8Array,
+  later: Uint8Array,
+  what: string,
+): void {
+  const vol = t.volatile.get(id);
+  if (vol === undefined) {
+    assert.deepEqual(later, earlier, `${what}: ${label(id)}`);
+    return;
+  }
+  const delta = u(later) - u(earlier);
+  assert.ok(
+    delta >= 0n && delta <= vol.maxDelta,
+    `${what}: ${label(id)} moved by ${delta}, outside 0..${vol.maxDelta} (${vol.why})`,
+  );
+}
+
+function split(ids: readonly RegId[], bytes: Uint8Array): Uint8Array[] {
+  let at = 0;
+  return ids.map((id) => {
+    const v = bytes.slice(at, at + regSize(id));
+    at += regSize(id);
+    return v;
+  });
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function expectKvm(fn: () => unknown, errno: ErrnoName, id?: RegId, index?: number): KvmError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof KvmError, `expected KvmError, got ${String(e)}`);
+    assert.equal(e.errnoName, errno, e.message);
+    assert.equal(e.errno, ERRNO[errno]);
+    if (id !== undefined) assert.equal(e.regId, id, e.message);
+    if (index !== undefined) assert.equal(e.index, index, e.message);
+    return e;
+  }
+  assert.fail(`expected ${errno}`);
+}
+
+/** Registers the conformance tests for `t`. */
+export function vcpuConformance(t: ConformanceTarget): void {
+  describe(`Vcpu conformance: ${t.name}`, { skip: t.skip }, () => {
+    let target: { readonly vcpu: Vcpu; close(): void } | undefined;
+    let ids: RegId[] = [];
+    const vcpu = (): Vcpu => {
+      if (target === undefined) throw new Error("no target");
+      return target.vcpu;
+    };
+    const writable = (): RegId[] => ids.filter((id) => t.notWritable(id) === undefined);
+    before(() => {
+      target = t.make();
+      ids = target.vcpu.regList();
+    });
+    after(() => target?.close());
+
+    it("regList(): non-empty, no duplicates, this arch only, every id in the catalog", () => {
+      assert.ok(ids.length > 0);
+      assert.equal(new Set(ids).size, ids.length, "duplicate ids");
+      for (const id of ids) {
+        assert.equal(archOf(id), vcpu().arch, label(id));
+        assert.ok(decodeReg(id).known, `${formatRegId(id)} does not decode in the catalog`);
+      }
+      t.listShape(ids, vcpu());
+    });
+
+    it("regList(): the same ids in the same order on every call", () => {
+      assert.deepEqual(vcpu().regList(), ids);
+      assert.deepEqual(vcpu().regList(), ids);
+    });
+
+    it("getOneReg() returns exactly regSize(id) bytes for every listed id", () => {
+      for (const id of ids) {
+        const v = vcpu().getOneReg(id);
+        assert.ok(v instanceof Uint8Array, label(id));
+        assert.equal(v.length, regSize(id), label(id));
+      }
+    });
+
+    it("getManyRegs(all) equals the getOneReg() values concatenated", () => {
+      const one = ids.map((id) => vcpu().getOneReg(id));
+      const many = vcpu().getManyRegs(ids);
+      assert.equal(
+        many.length,
+        one.reduce((n, v) => n + v.length, 0),
+      );
+      split(ids, many).forEach((v, i) => {
+        const id = ids[i];
+        const o = one[i];
+        if (id !== undefined && o !== undefined) sameValue(t, id, o, v, "getManyRegs");
+      });
+    });
+
+    it("setOneReg(getOneReg()) round-trips every writable register", () => {
+      for (const id of writable()) {
+        const v = vcpu().getOneReg(id);
+        vcpu().setOneReg(id, v);
+        sameValue(t, id, v, vcpu().getOneReg(id), "round trip");
+      }
+    });
+
+    it("the registers documented as not writable back are refused as documented", () => {
+      const special = ids.filter((id) => t.notWritable(id) !== undefined);
+      for (const id of special) {
+        const why = t.notWritable(id);
+        if (why === undefined) continue;
+        expectKvm(
+          () => {
+            vcpu().setOneReg(id, vcpu().getOneReg(id));
+          },
+          why.errno,
+          id,
+        );
+      }
+    });
+
+    it("setManyRegs(writable, getManyRegs(writable)) round-trips in one batch", () => {
+      const w = writable();
+      const before = vcpu().getManyRegs(w);
+      vcpu().setManyRegs(w, before);
+      const afterBytes = split(w, vcpu().getManyRegs(w));
+      split(w, before).forEach((v, i) => {
+        const id = w[i];
+        const a = afterBytes[i];
+        if (id !== undefined && a !== undefined) sameValue(t, id, v, a, "batch round trip");
+      });
+    });
+
+    for (const where of ["first", "middle", "last"] as const) {
+      for (const bad of ["unknown id", "refused value"] as const) {
+        it(`setManyRegs() with a ${bad} ${where} names its index and id and changes nothing`, () => {
+          failedBatch(t, vcpu(), ids, writable(), where, bad);
+        });
+      }
+    }
+
+    it("an unknown id gives a KvmError naming it, on get and set", () => {
+      const { id, errno } = t.unknown;
+      assert.ok(!ids.includes(id));
+      expectKvm(() => vcpu().getOneReg(id), errno, id);
+      expectKvm(
+        () => {
+          vcpu().setOneReg(id, new Uint8Array(regSize(id)));
+        },
+        errno,
+        id,
+      );
+    });
+
+    it("an id of another arch gives a KvmError naming it", () => {
+      const { id, errno } = t.foreign;
+      assert.notEqual(archOf(id), vcpu().arch);
+      expectKvm(() => vcpu().getOneReg(id), errno, id);
+    });
+
+    it("a value of the wrong length is a RangeError; a wrong size in the id a KvmError", () => {
+      const id = t.scratch[0];
+      assert.ok(id !== undefined);
+      const size = regSize(id);
+      assert.throws(() => {
+        vcpu().setOneReg(id, new Uint8Array(size + 1));
+      }, RangeError);
+      assert.throws(() => {
+        vcpu().setManyRegs([id], new Uint8Array(size - 1));
+      }, RangeError);
+      const other = makeRegId(vcpu().arch, size === 4 ? 8 : 4, payloadOf(id));
+      expectKvm(() => vcpu().getOneReg(other), t.wrongSizeErrno, other);
+      expectKvm(() => {
+        vcpu().setOneReg(other, new Uint8Array(regSize(other)));
+      }, t.wrongSizeErrno);
+    });
+
+    it("the arch byte of an id is checked (x86) or ignored as riscv KVM does (ABI §14 #1)", () => {
+      const id = t.scratch[0];
+      assert.ok(id !== undefined);
+      const foreignArch = vcpu().arch === "x86" ? "riscv" : "x86";
+      const moved = makeRegId(foreignArch, regSize(id), payloadOf(id));
+      if (t.ignoresArchByte) assert.deepEqual(vcpu().getOneReg(moved), vcpu().getOneReg(id));
+      else assert.throws(() => vcpu().getOneReg(moved), KvmError);
+    });
+  });
+}
+
+/** A batch: every writable register, scratch ones changed, one bad entry at `where`. */
+function failedBatch(
+  t: ConformanceTarget,
+  vcpu: Vcpu,
+  listed: readonly RegId[],
+  writable: readonly RegId[],
+  where: "first" | "middle" | "last",
+  bad: "unknown id" | "refused value",
+): void {
+  const batch = writable.filter((id) => id !== t.badValue.id);
+  const values = split(batch, vcpu.getManyRegs(batch));
+  batch.forEach((id, i) => {
+    if (!t.scratch.includes(id)) return;
+    const v = values[i];
+    // The low byte: keeps x86 addresses canonical and struct padding 0 (REGS: the low byte of RAX).
+    if (v !== undefined) v[0] = (v[0] ?? 0) ^ 0x5a;
+  });
+  const badId = bad === "unknown id" ? t.unknown.id : t.badValue.id;
+  const badBytes =
+    bad === "unknown id"
+      ? new Uint8Array(regSize(badId))
+      : t.badValue.value(vcpu.getOneReg(t.badValue.id));
+  const at = where === "first" ? 0 : where === "last" ? batch.length : batch.length >> 1;
+  const ids = [...batch.slice(0, at), badId, ...batch.slice(at)];
+  const bytes = concat([...values.slice(0, at), badBytes, ...values.slice(at)]);
+  const before = vcpu.getManyRegs(listed);
+  const errno = bad === "unknown id" ? t.unknown.errno : undefined;
+  try {
+    vcpu.setManyRegs(ids, bytes);
+    assert.fail("the batch was accepted");
+  } catch (e) {
+    assert.ok(e instanceof KvmError, `expected KvmError, got ${String(e)}`);
+    assert.equal(e.index, at, e.message);
+    assert.equal(e.regId, badId, e.message);
+    if (errno !== undefined) assert.equal(e.errnoName, errno);
+  }
+  const now = split(listed, vcpu.getManyRegs(listed));
+  split(listed, before).forEach((v, i) => {
+    const id = listed[i];
+    const n = now[i];
+    if (id !== undefined && n !== undefined) sameValue(t, id, v, n, "after the failed batch");
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * Helpers for the whole-machine snapshot end-to-end tests: the CLI in a child process, a
+ * temporary directory, uninterrupted baseline runs in this process, and register comparison by
+ * catalog name with the documented time-varying registers left out.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { decodeReg } from "../../../src/abi/catalog.js";
+import { formatRegId } from "../../../src/abi/regid.js";
+import { kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
+import { leHex } from "../../../src/cli/json.js";
+import {
+  captureVcpu,
+  runMachine,
+  type RegValue,
+  type SnapshotMachine,
+} from "../../../src/vmm/snapshot/index.js";
+
+const BIN = fileURLToPath(new URL("../../../src/cli/bin.js", import.meta.url));
+
+/** Why KVM tests skip here, or false. */
+export const KVM_SKIP: string | false = (() => {
+  const reason = kvmUnavailableReason();
+  return reason === undefined ? false : `needs a usable /dev/kvm: ${reason}`;
+})();
+
+/**
+ * Registers that move by themselves, left out of "same registers as an uninterrupted run":
+ * x86 IA32_TSC (guest cycles; KVM keeps counting), riscv timer.time (running guest time).
+ */
+export const TIME_VARYING: Readonly<Record<"kvm" | "soft", readonly string[]>> = {
+  kvm: ["IA32_TSC"],
+  soft: ["timer.time"],
+};
+
+/** Result of one CLI run. */
+export interface CliResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `regvisor argv…` in a new process. */
+export function cli(argv: readonly string[]): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...argv], { encoding: "utf8", timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A temporary directory removed by `dispose`. */
+export function tempDir(): { readonly path: string; file(name: string): string } & Disposable {
+  const path = mkdtempSync(join(tmpdir(), "regvisor-snap-"));
+  return {
+    path,
+    file: (name) => join(path, name),
+    [Symbol.dispose]: () => {
+      rmSync(path, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Register values by catalog name, as `0x…` little-endian hex (the CLI's --dump-regs form). */
+export type RegMap = ReadonlyMap<string, string>;
+
+/** The final state and output of an uninterrupted run of `m` (closed afterwards). */
+export function baseline(m: SnapshotMachine): { output: string; exits: number; regs: RegMap } {
+  try {
+    const run = runMachine(m);
+    if (run.stopped !== "finished") throw new Error(`baseline run stopped: ${run.stopped}`);
+    const vcpu = m.vcpus[0];
+    if (vcpu === undefined) throw new Error("no vCPU");
+    return {
+      output: new TextDecoder().decode(m.output()),
+      exits: m.progress().exits,
+      regs: regMap(captureVcpu(vcpu).regs),
+    };
+  } finally {
+    m.close();
+  }
+}
+
+/** Name → hex of captured registers. */
+export function regMap(regs: readonly RegValue[]): RegMap {
+  return new Map(
+    regs.map((r) => {
+      const d = decodeReg(r.id);
+      return [d.known ? d.name : formatRegId(r.id), leHex(r.value)];
+    }),
+  );
+}
+
+/** Names whose values differ (or exist on one side only), `skip` left out. */
+export function differingRegs(a: RegMap, b: RegMap, skip: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const [name, value] of a) if (!skip.has(name) && b.get(name) !== value) out.push(name);
+  for (const name of b.keys()) if (!skip.has(name) && !a.has(name)) out.push(name);
+  return out;
+}
