@@ -22,4 +22,4 @@ export { KVM_CAP, KVM_EXIT, KVM_API_VERSION, kvmExitName } from "./abi/kvm/const
 export { LAYOUTS, SYNC_AREA } from "./abi/kvm/layouts.js";
 export { ERRNO, errnoName, type ErrnoName } from "./abi/kvm/errno.js";
 export { KvmError, type KvmErrorInfo } from "./abi/kvm/errors.js";
-export type { Vcpu, VcpuExit } from "./backends/vcpu.js";
+export type { GuestMemory, MemoryRegionSpec, Vcpu, VcpuExit, Vm } from "./backends/vcpu.js";

@@ -6,11 +6,18 @@
 import { readFileSync } from "node:fs";
 import { errorToJson } from "../errors.js";
 import { UsageError } from "./errors.js";
-import { regsCommand, type Out } from "./regs.js";
+import { regsCommand } from "./regs.js";
+import { runCommand, type RunOut } from "./run.js";
+import { diffCommand, inspectCommand, restoreCommand, snapshotRunCommand } from "./snapshot.js";
 
 const HELP = `regvisor — the KVM generic vCPU register interface, from both sides
 
 Usage:
+  regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json] [options] [FILE]
+  regvisor run --snapshot-at-exit N --snapshot-out FILE [--backend kvm|soft] [--mode M]
+  regvisor restore FILE [--mode inline|threaded] [--on-missing …] [--on-extra …] [--json]
+  regvisor inspect FILE [--json]
+  regvisor diff A B [--json]
   regvisor regs decode <id>... [--json]
   regvisor regs encode <arch> <name>... [--json]
   regvisor regs list <arch> [--class C] [--json]
@@ -37,7 +44,8 @@ function statusFor(error: unknown): number {
 }
 
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
-export function main(argv: string[], out: Out): number {
+export function main(argv: string[], out: RunOut): number {
+  const err = (text: string): void => void process.stderr.write(text);
   const [command, ...rest] = argv;
   try {
     switch (command) {
@@ -54,6 +62,17 @@ export function main(argv: string[], out: Out): number {
       case "regs":
         regsCommand(rest, out);
         return 0;
+      case "run":
+        // Snapshot-taking runs live with the snapshot commands (src/cli/snapshot.ts).
+        if (rest.some((a) => a.startsWith("--snapshot-")))
+          return snapshotRunCommand(rest, out, err);
+        return runCommand(rest, out, err);
+      case "restore":
+        return restoreCommand(rest, out, err);
+      case "inspect":
+        return inspectCommand(rest, out);
+      case "diff":
+        return diffCommand(rest, out);
       default:
         throw new UsageError(`unknown command "${command}"; try 'regvisor --help'`);
     }

@@ -54,12 +54,15 @@ export class KvmSystem implements Disposable {
   }
 
   /**
-   * Opens the KVM device and checks its API version.
+   * Opens the KVM device and checks its API version. The path is `options.path`, else the
+   * `REGVISOR_KVM_DEVICE` environment variable, else `/dev/kvm`.
    * @throws {KvmError} if the device cannot be opened (with a fix hint for ENOENT / EACCES).
    * @throws {KvmApiVersionError} if the API version is not 12.
    */
   static open(options: KvmOpenOptions = {}): KvmSystem {
-    const path = options.path ?? KVM_DEVICE_PATH;
+    const fromEnv = process.env.REGVISOR_KVM_DEVICE;
+    const path =
+      options.path ?? (fromEnv === undefined || fromEnv === "" ? KVM_DEVICE_PATH : fromEnv);
     const fd = openPath(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       const hint = openHint(-fd, path);
