@@ -123,16 +123,36 @@ const CPUID_MAX_ENTRIES = 256;
  * @throws {KvmError} if the ioctl fails.
  */
 export function getCpuidBytes(io: VcpuIo): Uint8Array {
+  return readCpuid(io).slice();
+}
+
+/**
+ * KVM_GET_CPUID2 into `out` at `offset` (header and valid entries; bytes after them untouched).
+ * @throws {RangeError} if `out` has no room for the table.
+ * @throws {KvmError} if the ioctl fails.
+ */
+export function getCpuidInto(io: VcpuIo, out: Uint8Array, offset: number): void {
+  const table = readCpuid(io);
+  if (offset + table.length > out.length) {
+    throw new RangeError(`kvm_cpuid2 of ${table.length} bytes does not fit at offset ${offset}`);
+  }
+  out.set(table, offset);
+}
+
+/** KVM_GET_CPUID2 into scratch; a view of the header and the valid entries. */
+function readCpuid(io: VcpuIo): Uint8Array {
   const fd = io.fd("read CPUID");
   const max = cpuidByteSize(CPUID_MAX_ENTRIES);
   const mem = io.scratch.get(max);
-  mem.bytes.fill(0, 0, max);
+  // The kernel writes nent and the entries it has (arch/x86/kvm/cpuid.c
+  // kvm_vcpu_ioctl_get_cpuid2), and only those entries are copied out, so no clearing.
   mem.view.setUint32(KVM_CPUID2.fields.nent.offset, CPUID_MAX_ENTRIES, true);
+  mem.view.setUint32(KVM_CPUID2.fields.nent.offset + 4, 0, true);
   // FFI: vCPU scratch sized for nent = 256 entries, which bounds what the kernel writes.
   const r = ioctlMem(fd, IOCTLS.KVM_GET_CPUID2.number, mem, 0);
   if (r < 0) throw kvmFail("KVM_GET_CPUID2", r, { action: "Cannot read CPUID" });
   const nent = mem.view.getUint32(KVM_CPUID2.fields.nent.offset, true);
-  return mem.bytes.slice(0, cpuidByteSize(nent));
+  return mem.bytes.subarray(0, cpuidByteSize(Math.min(nent, CPUID_MAX_ENTRIES)));
 }
 
 /**
@@ -188,21 +208,34 @@ const MSR_STRIDE = KVM_MSR_ENTRY.size;
 const MSR_INDEX = KVM_MSR_ENTRY.fields.index.offset;
 const MSR_DATA = KVM_MSR_ENTRY.fields.data.offset;
 
+/**
+ * Builds `struct kvm_msrs` in scratch: nmsrs, then per entry the index, zero reserved and the
+ * data (8 bytes from `src` at `srcOffsets[i]`, or zero).
+ */
 function fillMsrs(
   io: VcpuIo,
   indices: readonly number[],
-  values?: readonly bigint[],
+  src?: Uint8Array,
+  srcOffsets?: readonly number[],
 ): NativeMemory {
-  const size = MSR_HEAD + MSR_STRIDE * indices.length;
-  const mem = io.scratch.get(size);
-  mem.bytes.fill(0, 0, size);
-  mem.view.setUint32(KVM_MSRS.fields.nmsrs.offset, indices.length, true);
-  indices.forEach((index, i) => {
-    mem.view.setUint32(MSR_HEAD + i * MSR_STRIDE + MSR_INDEX, index, true);
-    const value = values?.[i];
-    if (value !== undefined)
-      mem.view.setBigUint64(MSR_HEAD + i * MSR_STRIDE + MSR_DATA, value, true);
-  });
+  const n = indices.length;
+  const mem = io.scratch.get(MSR_HEAD + MSR_STRIDE * n);
+  const view = mem.view;
+  const bytes = mem.bytes;
+  view.setUint32(KVM_MSRS.fields.nmsrs.offset, n, true);
+  view.setUint32(KVM_MSRS.fields.nmsrs.offset + 4, 0, true);
+  for (let i = 0; i < n; i++) {
+    const entry = MSR_HEAD + i * MSR_STRIDE;
+    view.setUint32(entry + MSR_INDEX, indices[i] ?? 0, true);
+    view.setUint32(entry + MSR_INDEX + 4, 0, true);
+    const from = srcOffsets?.[i];
+    if (src === undefined || from === undefined) {
+      view.setUint32(entry + MSR_DATA, 0, true);
+      view.setUint32(entry + MSR_DATA + 4, 0, true);
+    } else {
+      for (let b = 0; b < 8; b++) bytes[entry + MSR_DATA + b] = src[from + b] ?? 0;
+    }
+  }
   return mem;
 }
 
@@ -226,13 +259,37 @@ function msrStopped(io: VcpuIo, ioctl: string, indices: readonly number[], done:
  * @throws {KvmError} naming the first MSR the kernel refused.
  */
 export function getMsrs(io: VcpuIo, indices: readonly number[]): bigint[] {
+  const mem = readMsrs(io, indices);
+  return indices.map((_, i) => mem.view.getBigUint64(MSR_HEAD + i * MSR_STRIDE + MSR_DATA, true));
+}
+
+/**
+ * Reads MSRs with one KVM_GET_MSRS, copying value `i` (8 bytes, little-endian) to
+ * `out[outOffsets[i]]` without going through bigints.
+ * @throws {KvmError} naming the first MSR the kernel refused.
+ */
+export function getMsrsInto(
+  io: VcpuIo,
+  indices: readonly number[],
+  out: Uint8Array,
+  outOffsets: readonly number[],
+): void {
+  const bytes = readMsrs(io, indices).bytes;
+  for (let i = 0; i < indices.length; i++) {
+    const from = MSR_HEAD + i * MSR_STRIDE + MSR_DATA;
+    const to = outOffsets[i] ?? 0;
+    for (let b = 0; b < 8; b++) out[to + b] = bytes[from + b] ?? 0;
+  }
+}
+
+function readMsrs(io: VcpuIo, indices: readonly number[]): NativeMemory {
   const fd = io.fd("read MSRs");
   const mem = fillMsrs(io, indices);
   // FFI: fillMsrs() sized the scratch for nmsrs entries; the kernel touches no more.
   const r = ioctlMem(fd, IOCTLS.KVM_GET_MSRS.number, mem, 0);
   if (r < 0) throw kvmFail("KVM_GET_MSRS", r, { action: "Cannot read MSRs" });
   if (r < indices.length) throw msrStopped(io, "KVM_GET_MSRS", indices, r);
-  return indices.map((_, i) => mem.view.getBigUint64(MSR_HEAD + i * MSR_STRIDE + MSR_DATA, true));
+  return mem;
 }
 
 /**
@@ -243,9 +300,40 @@ export function setMsrs(io: VcpuIo, indices: readonly number[], values: readonly
   if (values.length !== indices.length) {
     throw new RangeError(`${indices.length} MSR indices but ${values.length} values`);
   }
+  const packed = new Uint8Array(8 * values.length);
+  const view = new DataView(packed.buffer);
+  values.forEach((v, i) => {
+    view.setBigUint64(8 * i, v, true);
+  });
+  setMsrsFrom(
+    io,
+    indices,
+    packed,
+    values.map((_, i) => 8 * i),
+  );
+}
+
+/**
+ * Writes MSRs with one KVM_SET_MSRS, value `i` being the 8 little-endian bytes of `src` at
+ * `srcOffsets[i]`.
+ * @throws {RangeError} if the offsets do not match the indices or leave `src`.
+ * @throws {KvmError} naming the first MSR the kernel refused (earlier ones stay written).
+ */
+export function setMsrsFrom(
+  io: VcpuIo,
+  indices: readonly number[],
+  src: Uint8Array,
+  srcOffsets: readonly number[],
+): void {
+  if (srcOffsets.length !== indices.length) {
+    throw new RangeError(`${indices.length} MSR indices but ${srcOffsets.length} values`);
+  }
+  for (const at of srcOffsets) {
+    if (at < 0 || at + 8 > src.length) throw new RangeError(`MSR value at ${at} outside the data`);
+  }
   const fd = io.fd("write MSRs");
-  const mem = fillMsrs(io, indices, values);
-  // FFI: as in getMsrs(); the kernel only reads the entries.
+  const mem = fillMsrs(io, indices, src, srcOffsets);
+  // FFI: as in readMsrs(); the kernel only reads the entries.
   const r = ioctlMem(fd, IOCTLS.KVM_SET_MSRS.number, mem, 0);
   if (r < 0) throw kvmFail("KVM_SET_MSRS", r, { action: "Cannot write MSRs" });
   if (r < indices.length) throw msrStopped(io, "KVM_SET_MSRS", indices, r);

@@ -19,10 +19,10 @@ import { IOCTLS } from "../../abi/kvm/ioctls.js";
 import { KVM_REG_LIST } from "../../abi/kvm/layouts.js";
 import {
   X86_PSEUDO,
-  isPseudoRegId,
   msrIndexOf,
   msrRegId,
   pseudoRegById,
+  pseudoStructView,
   pseudoValueFromStruct,
   structFromPseudoValue,
   type X86PseudoName,
@@ -32,24 +32,11 @@ import { formatRegId, regId, regSize, type RegId } from "../../abi/regid.js";
 import { kvmFail } from "./errors.js";
 import { ioctlMem } from "./ffi.js";
 import type { KvmVm } from "./vm.js";
+import { LayoutCache, type ListLayout, type SetStep } from "./x86-layout.js";
 import * as state from "./x86-state.js";
 
-// IA32_TSC_DEADLINE must be written after KVM_SET_LAPIC (ABI doc §13.1).
-const MSR_TSC_DEADLINE = 0x6e0;
 const GET_ONE_REG = IOCTLS.KVM_GET_ONE_REG.number;
 const SET_ONE_REG = IOCTLS.KVM_SET_ONE_REG.number;
-
-/** Order in which struct pseudo-registers are restored (ABI doc §13.1). */
-const SET_ORDER_BEFORE_MSRS: readonly X86PseudoName[] = [
-  "CPUID",
-  "TSC_KHZ",
-  "SREGS",
-  "REGS",
-  "FPU",
-  "XSAVE",
-  "XCRS",
-];
-const SET_ORDER_AFTER_MSRS: readonly X86PseudoName[] = ["VCPU_EVENTS", "MP_STATE", "DEBUGREGS"];
 
 function isStructName(name: X86PseudoName): name is state.StructName {
   return name !== "CPUID" && name !== "TSC_KHZ";
@@ -71,6 +58,13 @@ export class X86RegisterView {
   readonly #vm: KvmVm;
   #msrs: readonly number[] | undefined;
   #pseudo: readonly X86PseudoReg[] | undefined;
+  readonly #layouts = new LayoutCache();
+  // Rollback buffers reused across setMany calls (see #readStep), and the setMany nesting.
+  readonly #savedBufs = new WeakMap<SetStep, Uint8Array>();
+  #setDepth = 0;
+  // The last whole view and the kernel list it was built from: the MSR and pseudo parts are
+  // probed once, so the view changes only when REG_LIST does (GUEST_SSP follows CPUID).
+  #view: { readonly kernel: readonly RegId[]; readonly ids: readonly RegId[] } | undefined;
 
   constructor(io: state.VcpuIo, vm: KvmVm) {
     this.#io = io;
@@ -124,7 +118,10 @@ export class X86RegisterView {
 
   /** The whole view, in the order: kernel list, MSRs, pseudo-registers. */
   regList(): RegId[] {
-    const ids = [...this.kernelRegList()];
+    const kernel = this.kernelRegList();
+    const last = this.#view;
+    if (last !== undefined && sameIds(last.kernel, kernel)) return [...last.ids];
+    const ids = [...kernel];
     const seen = new Set<bigint>(ids);
     for (const msr of this.acceptedMsrs()) {
       const id = msrRegId(msr);
@@ -134,6 +131,7 @@ export class X86RegisterView {
       }
     }
     for (const reg of this.availablePseudo()) ids.push(reg.id);
+    this.#view = { kernel, ids: [...ids] };
     return ids;
   }
 
@@ -205,35 +203,47 @@ export class X86RegisterView {
   }
 
   #getMany(ids: readonly RegId[]): Uint8Array {
-    const offsets = packOffsets(ids);
-    const out = new Uint8Array(offsets.total);
-    const msrAt: number[] = [];
-    const structs = new Map<X86PseudoReg, number[]>();
-    const others: number[] = [];
-    ids.forEach((id, i) => {
-      if (isPseudoRegId(id)) {
-        const reg = this.#known(id, "KVM_GET_ONE_REG", i);
-        structs.set(reg, [...(structs.get(reg) ?? []), i]);
-      } else if (msrIndexOf(id) !== undefined) msrAt.push(i);
-      else others.push(i);
-    });
+    const layout = this.#layouts.layout(ids);
+    if (layout.unknownAt !== undefined) {
+      this.#known(at(ids, layout.unknownAt), "KVM_GET_ONE_REG", layout.unknownAt);
+    }
+    const offsets = layout.offsets;
+    // Zero-filled, which is the padding of every pseudo value read below.
+    const out = new Uint8Array(layout.total);
     this.#io.fd("read registers");
-    if (msrAt.length > 0) {
-      const indices = msrAt.map((i) => msrIndexOf(at(ids, i)) ?? 0);
-      const values = this.#batch(msrAt, () => state.getMsrs(this.#io, indices), indices);
-      msrAt.forEach((i, k) => {
-        new DataView(out.buffer).setBigUint64(at(offsets.at, i), values[k] ?? 0n, true);
+    if (layout.msrAt.length > 0) {
+      const msrOffsets = layout.msrAt.map((i) => at(offsets, i));
+      this.#batch(
+        layout.msrAt,
+        () => {
+          state.getMsrsInto(this.#io, layout.msrIndices, out, msrOffsets);
+        },
+        layout.msrIndices,
+      );
+    }
+    for (const { reg, where } of layout.structs) {
+      const first = at(offsets, at(where, 0));
+      this.#batch(where, () => {
+        this.#readPseudoInto(reg, out, first);
       });
+      for (let k = 1; k < where.length; k++) {
+        out.copyWithin(at(offsets, at(where, k)), first, first + reg.size);
+      }
     }
-    for (const [reg, where] of structs) {
-      const value = this.#batch(where, () => this.#readPseudo(reg));
-      for (const i of where) out.set(value, at(offsets.at, i));
-    }
-    for (const i of others) {
+    for (const i of layout.others) {
       const value = this.#batch([i], () => this.#oneReg(GET_ONE_REG, at(ids, i)));
-      out.set(value, at(offsets.at, i));
+      out.set(value, at(offsets, i));
     }
     return out;
+  }
+
+  /** Reads a pseudo-register's struct bytes into zeroed `out` at `offset`. */
+  #readPseudoInto(reg: X86PseudoReg, out: Uint8Array, offset: number): void {
+    if (reg.name === "CPUID") state.getCpuidInto(this.#io, out, offset);
+    else if (reg.name === "TSC_KHZ") {
+      const khz = state.getTscKhz(this.#io);
+      new DataView(out.buffer, out.byteOffset).setUint32(offset, khz, true);
+    } else if (isStructName(reg.name)) state.getStruct(this.#io, reg.name, out, offset);
   }
 
   #oneReg(request: number, id: RegId, value?: Uint8Array): Uint8Array {
@@ -274,34 +284,39 @@ export class X86RegisterView {
    * @throws {KvmError} naming the failing batch index and id; the vCPU is left as before.
    */
   setMany(ids: readonly RegId[], bytes: Uint8Array): void {
-    rethrowWithIndex(ids, "Cannot set", () => {
-      this.#setMany(ids, bytes);
-    });
+    this.#setDepth++;
+    try {
+      rethrowWithIndex(ids, "Cannot set", () => {
+        this.#setMany(ids, bytes);
+      });
+    } finally {
+      this.#setDepth--;
+    }
   }
 
   #setMany(ids: readonly RegId[], bytes: Uint8Array): void {
-    const offsets = packOffsets(ids);
-    if (bytes.length !== offsets.total) {
+    const layout = this.#layouts.layout(ids);
+    if (bytes.length !== layout.total) {
       throw new RangeError(
-        `setManyRegs: ${ids.length} registers need ${offsets.total} bytes, got ${bytes.length}`,
+        `setManyRegs: ${ids.length} registers need ${layout.total} bytes, got ${bytes.length}`,
       );
     }
-    const plan = this.#plan(ids, bytes, offsets.at);
+    const structs = this.#checkPseudo(layout, bytes);
+    const steps = this.#layouts.steps(layout);
     this.#io.fd("write registers");
-    const before = this.#snapshot(plan);
-    const done: Step[] = [];
+    const before = steps.map((step) => this.#readStep(step));
+    let done = 0;
     try {
-      for (const step of plan) {
-        this.#apply(step, step.values);
-        done.push(step);
+      for (const step of steps) {
+        this.#applyNew(step, layout, bytes, structs);
+        done++;
       }
     } catch (error) {
       // Undo: the failing step may have been partly applied (KVM_SET_MSRS stops midway), so
       // it is restored too. Restore failures are ignored: the original error is what matters.
-      const failing = plan[done.length];
-      for (const step of failing === undefined ? done : [...done, failing]) {
+      for (let k = 0; k <= done && k < steps.length; k++) {
         try {
-          this.#apply(step, before.get(step) ?? step.values);
+          this.#applySaved(at(steps, k), at(before, k));
         } catch {
           // best effort
         }
@@ -310,102 +325,109 @@ export class X86RegisterView {
     }
   }
 
-  #plan(ids: readonly RegId[], bytes: Uint8Array, offsets: readonly number[]): Step[] {
-    const structs = new Map<X86PseudoName, { index: number; struct: Uint8Array }>();
-    const msrs = new Map<number, { index: number; value: bigint }>();
-    const others = new Map<RegId, { index: number; value: Uint8Array }>();
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    ids.forEach((id, i) => {
-      const from = at(offsets, i);
-      const value = bytes.subarray(from, from + regSize(id));
-      if (isPseudoRegId(id)) {
-        const reg = this.#known(id, "KVM_SET_ONE_REG", i);
-        const struct = withIndex(i, id, () => structFromPseudoValue(reg, value));
-        structs.set(reg.name, { index: i, struct });
-        return;
-      }
-      const msr = msrIndexOf(id);
-      if (msr !== undefined) msrs.set(msr, { index: i, value: view.getBigUint64(from, true) });
-      else others.set(id, { index: i, value: value.slice() });
-    });
-    const steps: Step[] = [];
-    const structStep = (name: X86PseudoName): void => {
-      const entry = structs.get(name);
-      if (entry !== undefined)
-        steps.push({
-          kind: "struct",
-          reg: X86_PSEUDO[name],
-          index: entry.index,
-          values: entry.struct,
-        });
-    };
-    SET_ORDER_BEFORE_MSRS.forEach(structStep);
-    const early = [...msrs].filter(([msr]) => msr !== MSR_TSC_DEADLINE);
-    if (early.length > 0) steps.push(msrStep(early));
-    structStep("LAPIC");
-    const deadline = msrs.get(MSR_TSC_DEADLINE);
-    if (deadline !== undefined) steps.push(msrStep([[MSR_TSC_DEADLINE, deadline]]));
-    SET_ORDER_AFTER_MSRS.forEach(structStep);
-    for (const [id, entry] of others) {
-      steps.push({ kind: "one", id, index: entry.index, values: entry.value });
+  /**
+   * Checks every pseudo entry in batch order (unknown id, value padding) before any syscall;
+   * returns the struct bytes of each pseudo entry by batch index (views into `bytes`).
+   */
+  #checkPseudo(layout: ListLayout, bytes: Uint8Array): (Uint8Array | undefined)[] {
+    const structs: (Uint8Array | undefined)[] = [];
+    for (const i of layout.pseudoAt) {
+      const id = at(layout.ids, i);
+      const reg = layout.pseudoRegs[i] ?? this.#known(id, "KVM_SET_ONE_REG", i);
+      const from = at(layout.offsets, i);
+      const value = bytes.subarray(from, from + reg.size);
+      structs[i] = withIndex(i, id, () => pseudoStructView(reg, value));
     }
-    return steps;
+    return structs;
   }
 
-  #snapshot(plan: readonly Step[]): Map<Step, Step["values"]> {
-    const before = new Map<Step, Step["values"]>();
-    for (const step of plan) {
-      if (step.kind === "struct") {
-        before.set(
-          step,
-          this.#batch([step.index], () => this.#readStructBytes(step.reg)),
-        );
-      } else if (step.kind === "msrs") {
-        const values = this.#batch(step.where, () => state.getMsrs(this.#io, step.msrs), step.msrs);
-        before.set(step, values);
-      } else {
-        before.set(
-          step,
-          this.#batch([step.index], () => this.#oneReg(GET_ONE_REG, step.id)),
-        );
-      }
-    }
-    return before;
-  }
-
-  #apply(step: Step, values: Step["values"]): void {
-    if (step.kind === "struct" && values instanceof Uint8Array) {
-      this.#batch([step.index], () => {
-        this.#writeStruct(step.reg, values);
+  /**
+   * The current value of what `step` writes, for the rollback, in a buffer reused by later
+   * calls with the same (cached) step: the copy lives only during one setMany, which is
+   * synchronous, and allocating fresh ArrayBuffers for CPUID, XSAVE, LAPIC and the MSRs cost
+   * more than the ioctls that fill them (~1.7 µs per 4 KiB buffer). A nested setMany (from an
+   * ioctl hook) gets fresh buffers.
+   */
+  #readStep(step: SetStep): Uint8Array {
+    const reuse = this.#setDepth === 1;
+    const known = reuse ? this.#savedBufs.get(step) : undefined;
+    if (step.kind === "struct") {
+      const reg = step.reg;
+      return this.#batch([step.index], () => {
+        if (reg.name === "TSC_KHZ" || !reuse) return this.#readStructBytes(reg);
+        const buf = known ?? this.#keep(step, new Uint8Array(reg.structSize));
+        if (reg.name === "CPUID") state.getCpuidInto(this.#io, buf, 0);
+        else if (isStructName(reg.name)) state.getStruct(this.#io, reg.name, buf, 0);
+        return buf;
       });
-    } else if (step.kind === "msrs" && Array.isArray(values)) {
-      const list: readonly bigint[] = values;
+    }
+    if (step.kind === "msrs") {
+      const out = known ?? this.#keep(step, new Uint8Array(8 * step.msrs.length), reuse);
+      const offsets = step.msrs.map((_, k) => 8 * k);
       this.#batch(
         step.where,
         () => {
-          state.setMsrs(this.#io, step.msrs, list);
+          state.getMsrsInto(this.#io, step.msrs, out, offsets);
         },
         step.msrs,
       );
-    } else if (step.kind === "one" && values instanceof Uint8Array) {
-      this.#batch([step.index], () => this.#oneReg(SET_ONE_REG, step.id, values));
+      return out;
+    }
+    return this.#batch([step.index], () => this.#oneReg(GET_ONE_REG, step.id));
+  }
+
+  #keep(step: SetStep, buf: Uint8Array, reuse = true): Uint8Array {
+    if (reuse) this.#savedBufs.set(step, buf);
+    return buf;
+  }
+
+  #applyNew(
+    step: SetStep,
+    layout: ListLayout,
+    bytes: Uint8Array,
+    structs: readonly (Uint8Array | undefined)[],
+  ): void {
+    if (step.kind === "struct") {
+      const struct = structs[step.index];
+      if (struct === undefined) throw new Error("setMany: struct entry was not checked");
+      this.#batch([step.index], () => {
+        this.#writeStruct(step.reg, struct);
+      });
+    } else if (step.kind === "msrs") {
+      const offsets = step.where.map((i) => at(layout.offsets, i));
+      this.#batch(
+        step.where,
+        () => {
+          state.setMsrsFrom(this.#io, step.msrs, bytes, offsets);
+        },
+        step.msrs,
+      );
+    } else {
+      const from = at(layout.offsets, step.index);
+      const value = bytes.subarray(from, from + regSize(step.id));
+      this.#batch([step.index], () => this.#oneReg(SET_ONE_REG, step.id, value));
     }
   }
-}
 
-/** One planned kernel call of setMany. */
-type Step =
-  | { kind: "struct"; reg: X86PseudoReg; index: number; values: Uint8Array }
-  | { kind: "msrs"; msrs: number[]; where: number[]; values: bigint[] }
-  | { kind: "one"; id: RegId; index: number; values: Uint8Array };
-
-function msrStep(entries: readonly (readonly [number, { index: number; value: bigint }])[]): Step {
-  return {
-    kind: "msrs",
-    msrs: entries.map(([msr]) => msr),
-    where: entries.map(([, e]) => e.index),
-    values: entries.map(([, e]) => e.value),
-  };
+  /** Writes back what `#readStep()` read. */
+  #applySaved(step: SetStep, saved: Uint8Array): void {
+    if (step.kind === "struct") {
+      this.#batch([step.index], () => {
+        this.#writeStruct(step.reg, saved);
+      });
+    } else if (step.kind === "msrs") {
+      const offsets = step.msrs.map((_, k) => 8 * k);
+      this.#batch(
+        step.where,
+        () => {
+          state.setMsrsFrom(this.#io, step.msrs, saved, offsets);
+        },
+        step.msrs,
+      );
+    } else {
+      this.#batch([step.index], () => this.#oneReg(SET_ONE_REG, step.id, saved));
+    }
+  }
 }
 
 /** Runs `fn`, turning a `StepError` into the `KvmError` that names the batch index and id. */
@@ -437,6 +459,12 @@ function withIndex<T>(index: number, id: RegId, fn: () => T): T {
     }
     throw error;
   }
+}
+
+function sameIds(a: readonly RegId[], b: readonly RegId[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function at<T>(list: readonly T[], i: number): T {

@@ -212,6 +212,8 @@ export function planVcpuRestore(
     );
   }
   const list = readList(vcpu, n);
+  const shape = cachedShape(state, list, arch, options, writeVmScoped);
+  if (shape !== undefined) return planFromShape(vcpu, state, shape);
   const values = new Map<RegId, Uint8Array>();
   for (const r of state.regs) values.set(r.id, r.value);
   const cmp = compareIds(
@@ -219,6 +221,10 @@ export function planVcpuRestore(
     list,
   );
   refuse(cmp, options, n);
+  if (cmp.extra.length === 0) {
+    const built = buildShape(state, list, arch, options, writeVmScoped, cmp);
+    return planFromShape(vcpu, state, built);
+  }
 
   const ordering = orderingFor(arch);
   const buckets = new Map<string, RegId[]>(ordering.phases.map((p) => [p.name, []]));
@@ -428,11 +434,216 @@ export function pack(ids: readonly RegId[], values: ValueSource): Uint8Array {
   let at = 0;
   for (const id of ids) {
     const v = values.get(id);
-    if (v !== undefined && v.length <= 16) {
-      // A byte loop beats TypedArray.prototype.set for the many 4- and 8-byte values.
-      for (let i = 0; i < v.length; i++) out[at + i] = v[i] ?? 0;
-    } else if (v !== undefined) out.set(v, at);
+    if (v !== undefined) copyValue(out, at, v);
     at += sizeOf(id);
   }
   return out;
+}
+
+/** Copies one value into a packed stream. */
+export function copyValue(out: Uint8Array, at: number, v: Uint8Array): void {
+  if (v.length <= 16) {
+    // A byte loop beats TypedArray.prototype.set for the many 4- and 8-byte values.
+    for (let i = 0; i < v.length; i++) out[at + i] = v[i] ?? 0;
+  } else out.set(v, at);
+}
+
+/**
+ * Everything about a restore plan that follows from the two id lists, the arch and the
+ * options alone — comparison, placement, read list, phase lists and packing offsets — so a
+ * repeated restore of same-shaped state (a snapshot loop, a migration round) only reads,
+ * compares and copies values. Built only when the stream has no extras (extras are read one
+ * by one and planned per call).
+ */
+interface PlanShape {
+  readonly arch: ArchName;
+  readonly options: ResolvedRestoreOptions;
+  readonly writeVmScoped: boolean;
+  readonly streamIds: readonly RegId[];
+  readonly list: readonly RegId[];
+  readonly cmp: IdComparison;
+  readonly toRead: readonly RegId[];
+  /** Offset of each `toRead` id in the read stream, by id. */
+  readonly readAt: ReadonlyMap<RegId, number>;
+  /** Stream index of each id's value (the last one with duplicates). */
+  readonly streamAt: ReadonlyMap<RegId, number>;
+  readonly verify: readonly RegId[];
+  readonly skippedVmScoped: readonly RegId[];
+  readonly ifChanged: readonly RegId[];
+  /** Phase lists before "write-if-changed" drops, in phase order. */
+  readonly buckets: ReadonlyMap<string, readonly RegId[]>;
+  /** Phase layouts by the set of unchanged "write-if-changed" ids (joined stream indices). */
+  readonly variants: Map<string, PhaseLayout[]>;
+  /** Report entries of the "write-if-changed" ids, made once (frozen). */
+  readonly refs: ReadonlyMap<RegId, RegRef>;
+}
+
+interface PhaseLayout {
+  readonly phase: string;
+  readonly ids: readonly RegId[];
+  /** Stream index and size of each id's value. */
+  readonly from: readonly number[];
+  readonly sizes: readonly number[];
+  /** Packed length of the phase's values. */
+  readonly length: number;
+}
+
+const SHAPE_CACHE_SIZE = 8;
+const shapes: PlanShape[] = [];
+
+function sameList(a: readonly RegId[], b: readonly RegId[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function cachedShape(
+  state: VcpuState,
+  list: readonly RegId[],
+  arch: ArchName,
+  options: ResolvedRestoreOptions,
+  writeVmScoped: boolean,
+): PlanShape | undefined {
+  const regs = state.regs;
+  for (const s of shapes) {
+    if (s.arch !== arch || s.writeVmScoped !== writeVmScoped) continue;
+    const o = s.options;
+    if (o.onMissing !== options.onMissing || o.onExtra !== options.onExtra) continue;
+    if (o.onSizeMismatch !== options.onSizeMismatch) continue;
+    if (s.streamIds.length !== regs.length || !sameList(s.list, list)) continue;
+    let same = true;
+    for (let i = 0; i < regs.length && same; i++) same = regs[i]?.id === s.streamIds[i];
+    if (same) return s;
+  }
+  return undefined;
+}
+
+function buildShape(
+  state: VcpuState,
+  list: readonly RegId[],
+  arch: ArchName,
+  options: ResolvedRestoreOptions,
+  writeVmScoped: boolean,
+  cmp: IdComparison,
+): PlanShape {
+  const ordering = orderingFor(arch);
+  const buckets = new Map<string, RegId[]>(ordering.phases.map((p) => [p.name, []]));
+  const verify: RegId[] = [];
+  const skippedVmScoped: RegId[] = [];
+  const ifChanged: RegId[] = [];
+  for (const id of cmp.matched) {
+    const place = placeRegister(ordering, id);
+    if (place.action === "verify") verify.push(id);
+    else if (place.scope === "vm" && !writeVmScoped) skippedVmScoped.push(id);
+    else {
+      if (place.action === "write-if-changed") ifChanged.push(id);
+      bucketFor(buckets, place.phase, arch).push(id);
+    }
+  }
+  const toRead = [...verify];
+  for (const ids of buckets.values()) for (const id of ids) toRead.push(id);
+  const readAt = new Map<RegId, number>();
+  let at = 0;
+  for (const id of toRead) {
+    readAt.set(id, at);
+    at += sizeOf(id);
+  }
+  const streamAt = new Map<RegId, number>();
+  state.regs.forEach((r, i) => streamAt.set(r.id, i));
+  const shape: PlanShape = {
+    arch,
+    options,
+    writeVmScoped,
+    streamIds: state.regs.map((r) => r.id),
+    list: [...list],
+    cmp,
+    toRead,
+    readAt,
+    streamAt,
+    verify,
+    skippedVmScoped,
+    ifChanged,
+    buckets,
+    variants: new Map(),
+    refs: new Map(ifChanged.map((id) => [id, Object.freeze(regRef(id))])),
+  };
+  if (shapes.length >= SHAPE_CACHE_SIZE) shapes.shift();
+  shapes.push(shape);
+  return shape;
+}
+
+function phaseLayouts(shape: PlanShape, unchanged: ReadonlySet<RegId>): PhaseLayout[] {
+  const out: PhaseLayout[] = [];
+  for (const [phase, all] of shape.buckets) {
+    const ids = unchanged.size === 0 ? all : all.filter((id) => !unchanged.has(id));
+    let length = 0;
+    for (const id of ids) length += sizeOf(id);
+    const from = ids.map((id) => shape.streamAt.get(id) ?? -1);
+    const sizes = ids.map(sizeOf);
+    if (ids.length > 0) out.push({ phase, ids, from, sizes, length });
+  }
+  return out;
+}
+
+/** The plan for `state` given its cached shape: reads, checks and packs values only. */
+function planFromShape(vcpu: Vcpu, state: VcpuState, shape: PlanShape): VcpuPlan {
+  const n = state.index;
+  const regs = state.regs;
+  const bytes = readCurrent(vcpu, shape.toRead, n);
+  const currentOf = (id: RegId): Uint8Array | undefined => {
+    const start = shape.readAt.get(id);
+    return start === undefined ? undefined : bytes.subarray(start, start + sizeOf(id));
+  };
+  const valueOf = (id: RegId): Uint8Array | undefined => regs[shape.streamAt.get(id) ?? -1]?.value;
+  for (const id of shape.verify) checkVerified(id, valueOf(id), currentOf(id), n);
+  const unchanged: RegId[] = [];
+  let key = "";
+  for (const id of shape.ifChanged) {
+    const a = valueOf(id);
+    const b = currentOf(id);
+    if (a !== undefined && b !== undefined && sameBytes(a, b)) {
+      unchanged.push(id);
+      key += `${shape.streamAt.get(id) ?? -1},`;
+    }
+  }
+  let layouts = shape.variants.get(key);
+  if (layouts === undefined) {
+    layouts = phaseLayouts(shape, new Set(unchanged));
+    shape.variants.set(key, layouts);
+  }
+  let current: ValueSource | undefined;
+  const phases: PhasePlan[] = layouts.map((l) => {
+    const only = l.ids.length === 1 ? regs[l.from[0] ?? -1]?.value : undefined;
+    let values: Uint8Array;
+    if (only?.length === l.length) {
+      // One register of the right size (a struct pseudo-register, typically): its stream value
+      // is already the packed phase, so it is passed as is (setManyRegs only reads it).
+      values = only;
+    } else {
+      values = new Uint8Array(l.length);
+      let at = 0;
+      for (let k = 0; k < l.ids.length; k++) {
+        const v = regs[l.from[k] ?? -1]?.value;
+        if (v !== undefined) copyValue(values, at, v);
+        at += l.sizes[k] ?? 0;
+      }
+    }
+    return {
+      phase: l.phase,
+      ids: l.ids,
+      values,
+      saved: () => pack(l.ids, (current ??= indexValues(shape.toRead, bytes))),
+      tries: [],
+    };
+  });
+  return {
+    vcpu,
+    streamIndex: n,
+    phases,
+    comparison: comparisonReport(shape.cmp),
+    verified: shape.verify.map(regRef),
+    skippedVmScoped: shape.skippedVmScoped.map(regRef),
+    skippedUnchanged: unchanged.map((id) => shape.refs.get(id) ?? regRef(id)),
+    notWritten: [],
+  };
 }

@@ -234,6 +234,20 @@ describe("restore", () => {
 });
 
 describe("restore rollback", () => {
+  it("a second restore with the same register lists (a cached plan) applies the new values", () => {
+    const { src, dst } = pair();
+    restoreSnapshot([dst], snapshotOf(src));
+    assertSameValues(dst, src.values, dst.listed);
+    // Same ids, other values: the planner's cache must not replay the first snapshot's values.
+    const later = new FakeVcpu("riscv").addNamed(RISCV_NAMES, 9n).add(unknownRiscvId(1), 7n);
+    later.values.set(rv("timer.frequency"), src.getOneReg(rv("timer.frequency")));
+    restoreSnapshot([dst], snapshotOf(later));
+    assertSameValues(dst, later.values, dst.listed);
+    // And restoring the first one again brings its values back.
+    restoreSnapshot([dst], snapshotOf(src));
+    assertSameValues(dst, src.values, dst.listed);
+  });
+
   it("a write failing at any register leaves the destination byte-identical and names it", () => {
     const written = RISCV_NAMES.filter((n) => n !== "timer.frequency");
     fc.assert(
