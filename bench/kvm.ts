@@ -30,6 +30,7 @@ import {
   kvmUnavailableReason,
   type KvmVcpu,
 } from "../src/backends/kvm/index.js";
+import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
 const ROUNDS = 7;
@@ -40,17 +41,7 @@ const MANY_REPS = 200;
 const LOOP_PORT = 0x10; // guests/x86/exit-loop.S
 const MSR_IA32_TSC = 0x10; // Intel SDM vol. 4, table 2-2
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? NaN)
-    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-function fmt(values: readonly number[]): string {
-  return `[${values.map((v) => v.toFixed(0)).join(", ")}]`;
-}
+const fmt = (values: readonly number[]): string => formatRounds(values, 0);
 
 function nsPerOp(iterations: number, fn: () => void): number {
   const start = process.hrtime.bigint();

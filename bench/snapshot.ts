@@ -38,6 +38,7 @@ import {
   runMachine,
 } from "../src/vmm/snapshot/index.js";
 import { planVcpuRestore } from "../src/vmm/snapshot/plan.js";
+import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
 const ROUNDS = 7;
@@ -45,16 +46,7 @@ const KVM_REPS = 300;
 const SOFT_REPS = 300;
 const KVM_EXITS = 70;
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? NaN)
-    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-const fmt = (values: readonly number[], digits = 1): string =>
-  `[${values.map((v) => v.toFixed(digits)).join(", ")}]`;
+const fmt = (values: readonly number[], digits = 1): string => formatRounds(values, digits);
 
 /** CPU and wall microseconds per repetition of `fn`. */
 function usPer(reps: number, fn: () => void): { cpu: number; wall: number } {

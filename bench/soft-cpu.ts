@@ -18,6 +18,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hart } from "../src/backends/soft/riscv/hart.js";
+import { median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
 const ROUNDS = 3;
@@ -37,11 +38,6 @@ function guestDir(): string {
 
 function has(cmd: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[s.length >> 1] ?? NaN;
 }
 
 /** Loads an ELF's PT_LOAD segments into a fresh hart (one RAM slot at 0x80000000). */

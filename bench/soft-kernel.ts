@@ -18,6 +18,7 @@ import { KVM_SYNC_RISCV } from "../src/backends/soft/runarea.js";
 import { SBI_EID } from "../src/backends/soft/sbi.js";
 import type { SoftVcpu } from "../src/backends/soft/vcpu.js";
 import { allocGuestMemory, type SoftVm } from "../src/backends/soft/vm.js";
+import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
 const ROUNDS = 7;
@@ -25,17 +26,7 @@ const MANY_REPS = 200;
 const SYNC_EXITS = 2_000;
 const RAM_BASE = 0x8000_0000n;
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] ?? NaN)
-    : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
-}
-
-function fmt(values: readonly number[]): string {
-  return `[${values.map((v) => v.toFixed(1)).join(", ")}]`;
-}
+const fmt = (values: readonly number[]): string => formatRounds(values, 1);
 
 /** Microseconds per repetition of `fn`. */
 function usPer(reps: number, fn: () => void): number {
