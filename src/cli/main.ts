@@ -7,8 +7,7 @@ import { readFileSync } from "node:fs";
 import { errorToJson } from "../errors.js";
 import { UsageError } from "./errors.js";
 import { regsCommand } from "./regs.js";
-import { runCommand, type RunOut } from "./run.js";
-import { diffCommand, inspectCommand, restoreCommand, snapshotRunCommand } from "./snapshot.js";
+import type { RunOut } from "./run.js";
 
 const HELP = `regvisor — the KVM generic vCPU register interface, from both sides
 
@@ -43,8 +42,11 @@ function statusFor(error: unknown): number {
   return 1;
 }
 
-/** Runs the CLI with `argv` (without node and script); returns the exit status. */
-export function main(argv: string[], out: RunOut): number {
+/**
+ * Runs the CLI with `argv` (without node and script); resolves to the exit status. Commands that
+ * need a backend are imported on demand, so `regvisor regs` never loads native code (koffi).
+ */
+export async function main(argv: string[], out: RunOut): Promise<number> {
   const err = (text: string): void => void process.stderr.write(text);
   const [command, ...rest] = argv;
   try {
@@ -64,15 +66,16 @@ export function main(argv: string[], out: RunOut): number {
         return 0;
       case "run":
         // Snapshot-taking runs live with the snapshot commands (src/cli/snapshot.ts).
-        if (rest.some((a) => a.startsWith("--snapshot-")))
-          return snapshotRunCommand(rest, out, err);
-        return runCommand(rest, out, err);
+        if (rest.some((a) => a.startsWith("--snapshot-"))) {
+          return (await import("./snapshot.js")).snapshotRunCommand(rest, out, err);
+        }
+        return (await import("./run.js")).runCommand(rest, out, err);
       case "restore":
-        return restoreCommand(rest, out, err);
+        return (await import("./snapshot.js")).restoreCommand(rest, out, err);
       case "inspect":
-        return inspectCommand(rest, out);
+        return (await import("./snapshot.js")).inspectCommand(rest, out);
       case "diff":
-        return diffCommand(rest, out);
+        return (await import("./snapshot.js")).diffCommand(rest, out);
       default:
         throw new UsageError(`unknown command "${command}"; try 'regvisor --help'`);
     }

@@ -8,9 +8,9 @@ import { formatRegId, makeRegId } from "../../src/abi/regid.js";
 
 const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
 
-function run(argv: string[]): { status: number; stdout: string } {
+async function run(argv: string[]): Promise<{ status: number; stdout: string }> {
   let stdout = "";
-  const status = main(argv, { stdout: (t) => (stdout += t) });
+  const status = await main(argv, { stdout: (t) => (stdout += t) });
   return { status, stdout };
 }
 
@@ -29,11 +29,11 @@ function only(text: string): Record<string, unknown> {
 }
 
 describe("regvisor regs", () => {
-  it("decode --json prints one object per id, in order, with the documented keys", () => {
+  it("decode --json prints one object per id, in order, with the documented keys", async () => {
     const ra = lookupReg("riscv", "core.ra");
     const midr = lookupReg("arm64", "MIDR_EL1");
     const tsc = lookupReg("x86", "IA32_TSC");
-    const r = run([
+    const r = await run([
       "regs",
       "decode",
       formatRegId(ra.id),
@@ -56,48 +56,48 @@ describe("regvisor regs", () => {
     assert.equal((parsed[2]?.fields as Record<string, unknown>).msr, 0x10);
   });
 
-  it("decode gives an unnamed arm64 sysreg its exact generic name", () => {
+  it("decode gives an unnamed arm64 sysreg its exact generic name", async () => {
     // op0=3 op1=0 CRn=15 CRm=15 op2=7 is an IMPLEMENTATION DEFINED space with no architectural name.
     const id = makeRegId(
       "arm64",
       8,
       (0x13n << 16n) | (3n << 14n) | (0n << 11n) | (15n << 7n) | (15n << 3n) | 7n,
     );
-    const r = run(["regs", "decode", formatRegId(id), "--json"]);
+    const r = await run(["regs", "decode", formatRegId(id), "--json"]);
     const obj = only(r.stdout);
     assert.equal(obj.known, true);
     assert.equal(obj.name, "ARM64_SYS_REG(3,0,15,15,7)");
   });
 
-  it("decode reports an id that fits no namespace as unknown", () => {
-    const r = run(["regs", "decode", "0xa030000000000000", "--json"]);
+  it("decode reports an id that fits no namespace as unknown", async () => {
+    const r = await run(["regs", "decode", "0xa030000000000000", "--json"]);
     const obj = only(r.stdout);
     assert.equal(obj.known, false);
     assert.equal(obj.name, null);
     assert.equal(obj.arch, null);
   });
 
-  it("decode prints an aligned human table", () => {
+  it("decode prints an aligned human table", async () => {
     const ra = lookupReg("riscv", "core.ra");
-    const r = run(["regs", "decode", formatRegId(ra.id)]);
+    const r = await run(["regs", "decode", formatRegId(ra.id)]);
     const lines = r.stdout.trimEnd().split("\n");
     assert.equal(lines.length, 2);
     assert.match(lines[0] ?? "", /^ID\s+ARCH\s+SIZE\s+NAME\s+CLASS\s+FIELDS$/);
     assert.equal(lines[0]?.indexOf("NAME"), lines[1]?.indexOf("core.ra"));
   });
 
-  it("encode returns the id of a name, alias or generic name", () => {
-    const r = run(["regs", "encode", "riscv", "a0", "--json"]);
+  it("encode returns the id of a name, alias or generic name", async () => {
+    const r = await run(["regs", "encode", "riscv", "a0", "--json"]);
     assert.equal(r.status, 0);
     const obj = only(r.stdout);
     assert.equal(obj.name, "core.a0");
     assert.equal(obj.id, formatRegId(lookupReg("riscv", "core.a0").id));
-    const g = run(["regs", "encode", "arm64", "ARM64_SYS_REG(3,0,15,15,7)", "--json"]);
+    const g = await run(["regs", "encode", "arm64", "ARM64_SYS_REG(3,0,15,15,7)", "--json"]);
     assert.equal(g.status, 0);
   });
 
-  it("list --class filters a catalog", () => {
-    const r = run(["regs", "list", "riscv", "--class", "core", "--json"]);
+  it("list --class filters a catalog", async () => {
+    const r = await run(["regs", "list", "riscv", "--class", "core", "--json"]);
     const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
     assert.equal(rows.length, 33);
     assert.ok(rows.every((row) => row.class === "core"));

@@ -11,7 +11,7 @@ import { main } from "../../src/cli/main.js";
 import { cli, tempDir } from "../vmm/snapshot/e2e-helpers.js";
 
 /** `main()` in this process, with stdout and stderr captured. */
-function run(argv: string[]): { status: number; stdout: string; stderr: string } {
+async function run(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
   const write = process.stderr.write.bind(process.stderr);
@@ -20,7 +20,7 @@ function run(argv: string[]): { status: number; stdout: string; stderr: string }
     return true;
   };
   try {
-    const status = main(argv, { stdout: (t) => (stdout += t) });
+    const status = await main(argv, { stdout: (t) => (stdout += t) });
     return { status, stdout, stderr };
   } finally {
     process.stderr.write = write;
@@ -36,11 +36,19 @@ after(() => {
 
 describe("regvisor snapshot commands", () => {
   let outputA = "";
-  before(() => {
-    const a = run(["run", "--backend", "soft", "--snapshot-at-exit", "2", "--snapshot-out", A]);
+  before(async () => {
+    const a = await run([
+      "run",
+      "--backend",
+      "soft",
+      "--snapshot-at-exit",
+      "2",
+      "--snapshot-out",
+      A,
+    ]);
     assert.equal(a.status, 0);
     outputA = a.stdout;
-    const b = run([
+    const b = await run([
       "run",
       "--backend",
       "soft",
@@ -64,8 +72,8 @@ describe("regvisor snapshot commands", () => {
     );
   });
 
-  it("inspect prints sections, registers by name and size, memory, devices and the machine", () => {
-    const r = run(["inspect", A]);
+  it("inspect prints sections, registers by name and size, memory, devices and the machine", async () => {
+    const r = await run(["inspect", A]);
     assert.equal(r.status, 0);
     for (const re of [
       /^regvisor snapshot 1\.0: riscv, backend soft-inline, \d+ bytes, 6 sections$/m,
@@ -79,8 +87,8 @@ describe("regvisor snapshot commands", () => {
       assert.match(r.stdout, re);
   });
 
-  it("inspect --json carries the same facts as data", () => {
-    const json = JSON.parse(run(["inspect", A, "--json", "--values"]).stdout) as {
+  it("inspect --json carries the same facts as data", async () => {
+    const json = JSON.parse((await run(["inspect", A, "--json", "--values"])).stdout) as {
       arch: string;
       sections: { typeName: string }[];
       vcpus: { registers: { name: string | null; size: number; value?: string }[] }[];
@@ -98,20 +106,20 @@ describe("regvisor snapshot commands", () => {
     assert.deepEqual(json.machine, { kind: "riscv-demo", exits: 2, consoleBytes: 78 });
   });
 
-  it("diff: a snapshot against itself is identical (status 0)", () => {
-    const r = run(["diff", A, A]);
+  it("diff: a snapshot against itself is identical (status 0)", async () => {
+    const r = await run(["diff", A, A]);
     assert.equal(r.status, 0);
     assert.equal(r.stdout, "snapshots are identical (META not compared)\n");
   });
 
-  it("diff: two points of one run differ in registers, memory and devices (status 1)", () => {
-    const text = run(["diff", A, B]);
+  it("diff: two points of one run differ in registers, memory and devices (status 1)", async () => {
+    const text = await run(["diff", A, B]);
     assert.equal(text.status, 1);
     // Both points are DBCN writes from the same ecall: pc is equal, ra and a1 are not.
     assert.match(text.stdout, /^vcpu 0 ~ core\.a1 \(0x803000000200000b\): 0x\w+ -> 0x\w+$/m);
     assert.doesNotMatch(text.stdout, /core\.pc/);
     assert.match(text.stdout, /^device vmm\.console: changed$/m);
-    const json = JSON.parse(run(["diff", A, B, "--json"]).stdout) as {
+    const json = JSON.parse((await run(["diff", A, B, "--json"])).stdout) as {
       identical: boolean;
       vcpus: { changed: { name: string; old: string; new: string }[] }[];
     };
@@ -120,8 +128,8 @@ describe("regvisor snapshot commands", () => {
     assert.ok(names.includes("core.a1") && names.includes("timer.time"), names.join(","));
   });
 
-  it("restore --json: output after the snapshot, before it, combined, and the restore report", () => {
-    const r = run(["restore", A, "--json"]);
+  it("restore --json: output after the snapshot, before it, combined, and the restore report", async () => {
+    const r = await run(["restore", A, "--json"]);
     assert.equal(r.status, 0);
     const json = JSON.parse(r.stdout) as {
       output: string;
@@ -175,14 +183,14 @@ describe("regvisor snapshot commands on bad input", () => {
     };
   };
 
-  it("restore, inspect and diff of a damaged or missing file: one line, status 1", () => {
+  it("restore, inspect and diff of a damaged or missing file: one line, status 1", async () => {
     for (const [file, pattern] of Object.values(files())) {
       for (const argv of [
         ["restore", file],
         ["inspect", file],
         ["diff", A, file],
       ])
-        assertOneLineError(run(argv), 1, pattern);
+        assertOneLineError(await run(argv), 1, pattern);
     }
   });
 
@@ -194,15 +202,15 @@ describe("regvisor snapshot commands on bad input", () => {
     assertOneLineError(cli(["restore"]), 2, /restore takes one FILE/);
   });
 
-  it("--json errors carry the error code on stdout", () => {
-    const r = run(["inspect", bad.file("nope.snap"), "--json"]);
+  it("--json errors carry the error code on stdout", async () => {
+    const r = await run(["inspect", bad.file("nope.snap"), "--json"]);
     assert.equal(r.status, 1);
     const json = JSON.parse(r.stdout) as { error: { code: string } };
     assert.equal(json.error.code, "SNAPSHOT_FILE");
   });
 
-  it("a snapshot point the guest never reaches is refused in one line", () => {
-    const r = run([
+  it("a snapshot point the guest never reaches is refused in one line", async () => {
+    const r = await run([
       "run",
       "--backend",
       "soft",
@@ -225,8 +233,8 @@ describe("regvisor snapshot commands on bad input", () => {
     ["diff with one file", ["diff", "f"]],
   ];
   for (const [what, argv] of usage) {
-    it(`${what} is a usage error (status 2)`, () => {
-      assertOneLineError(run(argv), 2, /./);
+    it(`${what} is a usage error (status 2)`, async () => {
+      assertOneLineError(await run(argv), 2, /./);
     });
   }
 });
