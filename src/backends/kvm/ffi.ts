@@ -18,6 +18,7 @@
  *   a call issues (e.g. that pseudo-register ids never reach the kernel).
  */
 import koffi from "koffi";
+import { IOCTLS } from "../../abi/kvm/ioctls.js";
 
 /** open(2) flags (asm-generic/fcntl.h, x86-64 values). */
 export const O_RDWR = 0o2;
@@ -127,11 +128,34 @@ export function closeFd(fd: number): number {
   return r >= 0 ? r : -(c.errno[0] ?? 0);
 }
 
+const EINTR = 4;
+/** Attempts before an EINTR is given up on and returned (a signal storm, not a stray signal). */
+const EINTR_TRIES = 64;
+const KVM_RUN_REQUEST = IOCTLS.KVM_RUN.number;
+
+/**
+ * Runs an ioctl attempt again while it fails with EINTR — a signal interrupted it before it did
+ * anything (e.g. KVM_CREATE_VM under a profiler's timer signals) — except KVM_RUN, whose EINTR
+ * is meaningful (immediate_exit, a signal the VMM wants to see). Failure-path only: a call that
+ * succeeds first time costs nothing extra.
+ */
+export function retryOnEintr(request: number, result: number, attempt: () => number): number {
+  let r = result;
+  for (let i = 1; r === -EINTR && request !== KVM_RUN_REQUEST && i < EINTR_TRIES; i++) {
+    r = attempt();
+  }
+  return r;
+}
+
 /** ioctl(2) with an integer argument (or none): the result, or `-errno`. */
 export function ioctlValue(fd: number, request: number, arg: number): number {
   if (hook !== undefined) hook(fd, request);
   const r = nativeIoctl(fd, request, arg);
-  return r >= 0 ? r : lastErrno();
+  if (r >= 0) return r;
+  return retryOnEintr(request, lastErrno(), () => {
+    const again = nativeIoctl(fd, request, arg);
+    return again >= 0 ? again : lastErrno();
+  });
 }
 
 /** ioctl(2) whose argument is `mem` at `offset`: the result, or `-errno`. */
@@ -140,7 +164,11 @@ export function ioctlMem(fd: number, request: number, mem: NativeMemory, offset:
   // FFI: `mem` is owned by the caller and outlives this synchronous call; callers check that
   // the struct they pass fits in `mem` from `offset`.
   const r = nativeIoctl(fd, request, mem.address + offset);
-  return r >= 0 ? r : lastErrno();
+  if (r >= 0) return r;
+  return retryOnEintr(request, lastErrno(), () => {
+    const again = nativeIoctl(fd, request, mem.address + offset);
+    return again >= 0 ? again : lastErrno();
+  });
 }
 
 // A 1024-bit cpu_set_t (sys/sched.h CPU_SETSIZE), kept in one native page.
