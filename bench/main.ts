@@ -9,6 +9,7 @@ import { kvmBench } from "./kvm.js";
 import { softCpuBench } from "./soft-cpu.js";
 import { snapshotBench } from "./snapshot.js";
 import { softKernelBench } from "./soft-kernel.js";
+import { formatTable } from "../src/cli/table.js";
 import type { BenchGroup, Metric } from "./types.js";
 
 const GROUPS: readonly BenchGroup[] = [kvmBench, softCpuBench, softKernelBench, snapshotBench];
@@ -46,13 +47,7 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`machine: ${machine()}\n\n`);
   const rows = metrics.map((m) => [m.name, fmt(m.value), m.unit, m.target ?? "", m.detail]);
-  const header = ["metric", "value", "unit", "target", "measured"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  for (const row of [header, ...rows]) {
-    process.stdout.write(
-      row.map((c, i) => (i < 4 ? c.padEnd(widths[i] ?? 0) : c)).join("  ") + "\n",
-    );
-  }
+  process.stdout.write(formatTable(["metric", "value", "unit", "target", "measured"], rows));
   for (const [name, reason] of Object.entries(skipped)) {
     process.stdout.write(`skipped ${name}: ${reason}\n`);
   }

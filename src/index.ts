@@ -23,3 +23,4 @@ export { LAYOUTS, SYNC_AREA } from "./abi/kvm/layouts.js";
 export { ERRNO, errnoName, type ErrnoName } from "./abi/kvm/errno.js";
 export { KvmError, type KvmErrorInfo } from "./abi/kvm/errors.js";
 export type { GuestMemory, MemoryRegionSpec, Vcpu, VcpuExit, Vm } from "./backends/vcpu.js";
+export { readRegisterView, type NamedRegister } from "./backends/register-view.js";

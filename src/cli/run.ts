@@ -7,9 +7,10 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { formatRegId, type RegId } from "../abi/regid.js";
+import { formatRegId } from "../abi/regid.js";
 import { kvmUnavailableReason, runDemo } from "../backends/kvm/index.js";
 import { runSoftDemo } from "../backends/soft/index.js";
+import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { RegvisorError } from "../errors.js";
 import { runGuest, type RunSummary } from "../vmm/runner.js";
@@ -67,12 +68,7 @@ const MAX_TIMEOUT_S = 2_147_483;
 /** `Out`, optionally able to take raw bytes (guest output is not always UTF-8). */
 export type RunOut = Out & { readonly stdoutBytes?: (bytes: Uint8Array) => void };
 
-interface RunRegister {
-  readonly id: RegId;
-  readonly name: string;
-  readonly class: string;
-  readonly value: Uint8Array;
-}
+type RunRegister = NamedRegister;
 
 type Values = ReturnType<typeof parseRunArgs>["values"];
 

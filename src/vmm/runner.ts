@@ -9,8 +9,7 @@
  * `intr` exits just return control for the deadline check; triple faults, internal errors,
  * failed entries and exits nobody expects end the run as faults.
  */
-import { decodeReg } from "../abi/catalog.js";
-import { regSize, type RegId } from "../abi/regid.js";
+import { readRegisterView, type NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { planBoot, type BootPlan } from "./boot-plan.js";
 import { ImageError, hex, type ImageArch } from "./image.js";
@@ -58,12 +57,7 @@ export interface RunRequest {
 }
 
 /** One register of the final state, by catalog name. */
-export interface FinalRegister {
-  readonly id: RegId;
-  readonly name: string;
-  readonly class: string;
-  readonly value: Uint8Array;
-}
+export type FinalRegister = NamedRegister;
 
 /** What a run did. */
 export interface RunSummary {
@@ -168,25 +162,6 @@ function commonExit(
   }
 }
 
-/** Reads the complete register view (REG_LIST, then one MANY_REGS batch). */
-function finalRegisters(machine: GuestMachine): FinalRegister[] {
-  const ids = machine.vcpu.regList();
-  const packed = machine.vcpu.getManyRegs(ids);
-  let offset = 0;
-  return ids.map((id) => {
-    const size = regSize(id);
-    const info = decodeReg(id);
-    const value = packed.slice(offset, offset + size);
-    offset += size;
-    return {
-      id,
-      name: info.known ? info.name : "unknown",
-      class: info.known ? info.class : "unknown",
-      value,
-    };
-  });
-}
-
 interface LoopResult {
   readonly ending: RunEnding;
   readonly lastExit: VcpuExit | undefined;
@@ -255,7 +230,7 @@ export function runGuest(request: RunRequest): RunSummary {
   let registersError: string | undefined;
   if (request.collectRegisters !== false) {
     try {
-      registers = finalRegisters(machine);
+      registers = readRegisterView(machine.vcpu);
     } catch (error) {
       registersError = error instanceof Error ? error.message : String(error);
     }

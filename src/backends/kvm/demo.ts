@@ -5,8 +5,7 @@
  * Guest contract (see demo.S): booted by `bootFlatGuest()`, console on port 0xE9 (OUT, 1 byte),
  * n read from port 0xEA (IN, 4 bytes), then HLT with fib(n) in RBX and n in R12.
  */
-import { decodeReg } from "../../abi/catalog.js";
-import { regSize, type RegId } from "../../abi/regid.js";
+import { readRegisterView, type NamedRegister } from "../register-view.js";
 import type { VcpuExit } from "../vcpu.js";
 import { bootFlatGuest, bundledGuest } from "./flat-guest.js";
 import { KvmSystem, type KvmOpenOptions } from "./system.js";
@@ -26,15 +25,8 @@ export interface DemoOptions extends KvmOpenOptions {
   readonly image?: Uint8Array;
 }
 
-/** One register of the final state. */
-export interface DemoRegister {
-  readonly id: RegId;
-  /** Catalog name, e.g. `IA32_TSC`, `REGS`. */
-  readonly name: string;
-  readonly class: string;
-  readonly pseudo: boolean;
-  readonly value: Uint8Array;
-}
+/** One register of the final state (the shared register-view shape). */
+export type DemoRegister = NamedRegister;
 
 /** What `runDemo()` returns. */
 export interface DemoResult {
@@ -88,22 +80,7 @@ export function runDemo(options: DemoOptions = {}): DemoResult {
     if (exits >= maxExits) break;
   }
 
-  const ids = vcpu.regList();
-  const packed = vcpu.getManyRegs(ids);
-  const finalRegs: DemoRegister[] = [];
-  let offset = 0;
-  for (const id of ids) {
-    const size = regSize(id);
-    const info = decodeReg(id);
-    finalRegs.push({
-      id,
-      name: info.known ? info.name : "unknown",
-      class: info.known ? info.class : "unknown",
-      pseudo: info.known && info.pseudo === true,
-      value: packed.slice(offset, offset + size),
-    });
-    offset += size;
-  }
+  const finalRegs = readRegisterView(vcpu);
   return {
     output: new TextDecoder().decode(new Uint8Array(text)),
     exits,

@@ -11,13 +11,14 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { decodeReg, lookupReg } from "../../abi/catalog.js";
-import { regSize, type RegId } from "../../abi/regid.js";
+import { lookupReg } from "../../abi/catalog.js";
+import type { RegId } from "../../abi/regid.js";
+import { readRegisterView, type NamedRegister } from "../register-view.js";
 import type { VcpuExit } from "../vcpu.js";
 import { physView } from "./guestmem.js";
 import { createSoftVm } from "./create.js";
 import { SBI_EID } from "./sbi.js";
-import type { SoftMode, SoftVcpu } from "./vcpu.js";
+import type { SoftMode } from "./vcpu.js";
 import { allocGuestMemory, type SoftVm } from "./vm.js";
 
 /** Guest RAM base (QEMU `virt` / kvmtool layout). */
@@ -41,14 +42,8 @@ export interface SoftDemoOptions {
   readonly timeoutMs?: number;
 }
 
-/** One register of the final state. */
-export interface SoftDemoRegister {
-  readonly id: RegId;
-  readonly name: string;
-  readonly class: string;
-  readonly pseudo: boolean;
-  readonly value: Uint8Array;
-}
+/** One register of the final state (the shared register-view shape). */
+export type SoftDemoRegister = NamedRegister;
 
 /** What `runSoftDemo()` returns. */
 export interface SoftDemoResult {
@@ -126,25 +121,6 @@ function handleSbi(
   return true;
 }
 
-function finalRegs(vcpu: SoftVcpu): SoftDemoRegister[] {
-  const ids = vcpu.regList();
-  const packed = vcpu.getManyRegs(ids);
-  let offset = 0;
-  return ids.map((id) => {
-    const size = regSize(id);
-    const info = decodeReg(id);
-    const value = packed.slice(offset, offset + size);
-    offset += size;
-    return {
-      id,
-      name: info.known ? info.name : "unknown",
-      class: info.known ? info.class : "unknown",
-      pseudo: info.known && info.pseudo === true,
-      value,
-    };
-  });
-}
-
 /**
  * Runs the demo guest until its SRST shutdown (or the first exit it does not expect).
  * @throws {RangeError} if the image does not fit in guest RAM.
@@ -191,6 +167,6 @@ export function runSoftDemo(options: SoftDemoOptions = {}): SoftDemoResult {
     exits,
     exitKinds: kinds,
     lastExit: exit,
-    finalRegs: finalRegs(vcpu),
+    finalRegs: readRegisterView(vcpu),
   };
 }
