@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ioctlName, KVM_SYNC_X86 } from "../src/abi/kvm/ioctls.js";
 import { msrRegId } from "../src/abi/arch/x86/index.js";
-import { setIoctlHook, setThreadCpus, threadCpus } from "../src/backends/kvm/ffi.js";
+import { ioctlPath, setIoctlHook, setThreadCpus, threadCpus } from "../src/backends/kvm/ffi.js";
 import {
   KvmSystem,
   bootFlatGuest,
@@ -211,7 +211,9 @@ export const kvmBench: BenchGroup = {
 function measure(dir: string, allowed: number[] | number): { metrics: Metric[]; skip?: string } {
   const cpu = typeof allowed === "number" ? -1 : (allowed[allowed.length - 1] ?? -1);
   if (cpu >= 0) setThreadCpus([cpu]);
-  const pinned = cpu >= 0 ? `; TS and C pinned to CPU ${cpu}` : "";
+  const path = ioctlPath();
+  const via = path.kind === "addon" ? "the native addon" : `koffi (${path.reason ?? ""})`;
+  const pinned = (cpu >= 0 ? `; TS and C pinned to CPU ${cpu}` : "") + `; TS ioctls via ${via}`;
   using system = KvmSystem.open();
   using guest = bootFlatGuest(system, bundledGuest("exit-loop"));
   const { vcpu } = guest;

@@ -11,6 +11,10 @@ command -v qemu-system-riscv64 >/dev/null 2>&1 || need_apt+=(qemu-system-misc)
 [ -e /usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin ] || need_apt+=(opensbi)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v dtc >/dev/null 2>&1 || need_apt+=(device-tree-compiler)
+# The optional native ioctl addon (scripts/build-native.mjs) is built by node-gyp.
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
@@ -28,3 +32,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup: npm ci"
   npm ci --no-audit --no-fund
 fi
+
+# npm ci builds the addon (the "install" script); build it if this tree has none yet.
+[ -e build/Release/regvisor_kvm.node ] || node scripts/build-native.mjs

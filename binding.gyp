@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "regvisor_kvm",
+      "sources": ["native/kvm_ioctl.cc"],
+      "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-cast-function-type"]
+    }
+  ]
+}

@@ -1,0 +1,56 @@
+// regvisor's native ioctl path: one function, ioctl(fd, request, arg) -> result or -errno.
+//
+// Why it exists: koffi (the FFI every other native call goes through) costs ~40 ns more per
+// call than a plain V8 function callback, and KVM_GET_ONE_REG / KVM_RUN are called in tight
+// loops where that is 2-3 % of the whole call. It is optional: src/backends/kvm/ffi.ts loads it
+// when `npm install` could build it and falls back to koffi otherwise (or with REGVISOR_NATIVE=0).
+//
+// It uses V8's own callback API rather than Node-API because Node-API's per-call bookkeeping
+// costs about as much again as the call itself here; the module is built on the user's machine
+// against the Node that runs it, so ABI stability across Node versions is not needed (a
+// mismatched build fails to load and ffi.ts falls back to koffi).
+#include <node.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <sys/ioctl.h>
+
+namespace {
+
+// Largest integer a double holds exactly: addresses and integer arguments stay below it.
+constexpr double kMaxExactInteger = 9007199254740991.0;
+
+void ThrowType(v8::Isolate *isolate, const char *message) {
+  isolate->ThrowException(v8::Exception::TypeError(
+      v8::String::NewFromUtf8(isolate, message).ToLocalChecked()));
+}
+
+// ioctl(fd: int32, request: uint32, arg: non-negative integer Number) -> int32.
+// Returns the kernel's result, or -errno when the call failed. The argument is either an
+// integer (e.g. KVM_CREATE_VCPU's index) or an address that ffi.ts owns for the call's length.
+void Ioctl(const v8::FunctionCallbackInfo<v8::Value> &args) {
+  v8::Isolate *isolate = args.GetIsolate();
+  if (args.Length() != 3 || !args[0]->IsInt32() || !args[1]->IsUint32() ||
+      !args[2]->IsNumber()) {
+    ThrowType(isolate, "ioctl(fd: int32, request: uint32, arg: number) expected");
+    return;
+  }
+  const int fd = args[0].As<v8::Int32>()->Value();
+  const uint32_t request = args[1].As<v8::Uint32>()->Value();
+  const double arg = args[2].As<v8::Number>()->Value();
+  if (!(arg >= 0 && arg <= kMaxExactInteger) || std::trunc(arg) != arg) {
+    ThrowType(isolate, "ioctl arg must be a non-negative integer below 2^53");
+    return;
+  }
+  const int r = ::ioctl(fd, static_cast<unsigned long>(request),
+                        static_cast<unsigned long>(static_cast<uint64_t>(arg)));
+  args.GetReturnValue().Set(r < 0 ? -errno : r);
+}
+
+}  // namespace
+
+// Context-aware, so worker threads (the soft backend's threaded mode, user Workers) can load it.
+NODE_MODULE_INIT(/* exports, module, context */) {
+  NODE_SET_METHOD(exports, "ioctl", Ioctl);
+}
