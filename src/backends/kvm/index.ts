@@ -23,3 +23,5 @@ export type { BundledGuest, FlatGuest } from "./flat-guest.js";
 export { runDemo, DEMO_CONSOLE_PORT, DEMO_INPUT_PORT } from "./demo.js";
 export type { DemoOptions, DemoRegister, DemoResult } from "./demo.js";
 export { kvmUnavailableReason } from "./probe.js";
+export { ioctlPath } from "./ffi.js";
+export type { IoctlPath } from "./ffi.js";

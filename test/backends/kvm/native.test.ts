@@ -12,14 +12,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ERRNO } from "../../../src/abi/kvm/errno.js";
 import { IOCTLS } from "../../../src/abi/kvm/ioctls.js";
-import {
-  closeFd,
-  ioctlPath,
-  ioctlValue,
-  O_CLOEXEC,
-  O_RDWR,
-  openPath,
-} from "../../../src/backends/kvm/ffi.js";
+import { closeFd, ioctlValue, O_CLOEXEC, O_RDWR, openPath } from "../../../src/backends/kvm/ffi.js";
+import { ioctlPath } from "../../../src/backends/kvm/index.js";
 import { KVM_SKIP } from "./helpers.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
