@@ -6,7 +6,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BASE, I, R, hartWith, li } from "./cpu-asm.js";
+import { I, R, li } from "./asm.js";
+import { RAM_BASE as BASE, hartWith } from "./harness.js";
 import type { HartStop } from "../../../src/backends/soft/riscv/contract.js";
 import { Hart } from "../../../src/backends/soft/riscv/hart.js";
 import { MAX_BLOCKS } from "../../../src/backends/soft/riscv/engine.js";
@@ -143,18 +144,14 @@ describe("hostile guests", () => {
     });
 
     it(`self-modifying code without fence.i still runs the new code after a trap (${mode.name})`, () => {
-      // Overwrite the instruction at +16 with "addi a0, zero, 7" and execute it.
+      // The sw overwrites the "addi a0, zero, 1" right after it with "addi a0, zero, 7".
       const newInsn = I.addi(R.a0, 0, 7);
+      const setup = li(R.a1, BigInt(newInsn));
       const { hart } = hartWith(
-        [
-          ...li(R.a1, BigInt(newInsn)),
-          I.sw(R.t0, R.a1, 0), // t0 = BASE + 24 (set below)
-          I.addi(R.a0, 0, 1),
-          I.ecall(),
-        ],
+        [...setup, I.sw(R.a1, R.t0, 0), I.addi(R.a0, 0, 1), I.ecall()],
         mode,
       );
-      hart.setX(R.t0, BigInt(BASE + 4 * (li(R.a1, BigInt(newInsn)).length + 1)));
+      hart.setX(R.t0, BigInt(BASE + 4 * (setup.length + 1))); // the address of that addi
       for (let round = 0; round < 3; round++) {
         hart.setPc(BigInt(BASE));
         const s = hart.run(100);

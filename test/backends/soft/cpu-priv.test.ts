@@ -7,7 +7,8 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { BASE, I, R, hartWith, iType, li } from "./cpu-asm.js";
+import { I, R, li, rType } from "./asm.js";
+import { RAM_BASE as BASE, hartWith } from "./harness.js";
 import { IRQ, GENERAL_CSRS } from "../../../src/backends/soft/riscv/contract.js";
 import { Hart } from "../../../src/backends/soft/riscv/hart.js";
 
@@ -113,7 +114,7 @@ describe("two harts on shared RAM", () => {
     a.forEach((w, i) => {
       view.setUint32(4 * i, w, true);
     });
-    view.setUint32(0x100, I.sw(R.a1, R.a0, 0), true);
+    view.setUint32(0x100, I.sw(R.a0, R.a1, 0), true);
     view.setUint32(0x104, I.ecall(), true);
     for (const [interfere, want] of [
       [true, 1n],
@@ -230,7 +231,7 @@ describe("privileged rules", () => {
 
     it(`MMIO stores carry the zero-extended value; read-only slots trap writes (${mode.name})`, () => {
       const { hart } = trapHart(
-        [...li(R.a1, 0x1000_0000n), I.addi(R.a0, 0, -1), I.sb(R.a1, R.a0, 3)],
+        [...li(R.a1, 0x1000_0000n), I.addi(R.a0, 0, -1), I.sb(R.a0, R.a1, 3)],
         mode,
       );
       const s = hart.run(20);
@@ -251,7 +252,7 @@ describe("privileged rules", () => {
         ...li(R.a1, 0x1000_0000n),
         I.lbu(R.a2, R.a1, 3),
         I.addi(R.a0, 0, 7),
-        I.sb(R.a1, R.a0, 3),
+        I.sb(R.a0, R.a1, 3),
       ];
       const { hart, ram } = trapHart(code, mode);
       const rom = new Uint8Array(4096);
@@ -333,7 +334,7 @@ describe("privileged rules", () => {
     });
 
     it(`reserved rounding modes make FP instructions illegal (${mode.name})`, () => {
-      const faddRm5 = iType(0x53, 5, 1, 1, (0x01 << 5) | 2); // fadd.d f1, f1, f2 with rm = 5
+      const faddRm5 = rType(0x53, 5, 0x01, 1, 1, 2); // fadd.d f1, f1, f2 with rm = 5
       const { hart } = trapHart([faddRm5], mode);
       hart.setCsr("sstatus", 1n << 13n);
       assert.equal(hart.run(20).kind, "ecall");

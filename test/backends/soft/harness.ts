@@ -10,8 +10,9 @@ import { readFileSync, existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
-import { Hart } from "../../../src/backends/soft/riscv/hart.js";
+import { Hart, type HartOptions } from "../../../src/backends/soft/riscv/hart.js";
 import { IRQ, type HartStop } from "../../../src/backends/soft/riscv/contract.js";
+import { place } from "./asm.js";
 
 /** Where guests/riscv lives (works from dist/test/... and from the source tree). */
 export const GUEST_DIR = (() => {
@@ -171,6 +172,20 @@ export function loadGuest(elf: Elf, opts: RunOptions = {}): { hart: Hart; ram: U
   hart.setX(10, 0n);
   hart.setX(11, 0n);
   return { hart, ram };
+}
+
+/** A fresh hart with `ramSize` (default 1 MiB) of RAM at RAM_BASE holding `code`, pc there. */
+export function hartWith(
+  code: readonly number[] | Uint8Array,
+  opts: HartOptions & { ramSize?: number } = {},
+): { hart: Hart; ram: Uint8Array; view: DataView } {
+  const ram = new Uint8Array(opts.ramSize ?? 1 << 20);
+  if (code instanceof Uint8Array) ram.set(code);
+  else place(ram, 0, code);
+  const hart = new Hart(opts);
+  hart.setMemslots([{ slot: 0, gpa: RAM_BASE, bytes: ram, readonly: false }]);
+  hart.setPc(BigInt(RAM_BASE));
+  return { hart, ram, view: new DataView(ram.buffer) };
 }
 
 /** Runs a guest ELF file to SRST (or budget exhaustion) and returns its console output. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { runSoftDemo, softDemoImagePath } from "../../../src/backends/soft/demo.js";
 import { SBI_EID } from "../../../src/backends/soft/sbi.js";
-import { ECALL, R, li, place } from "./asm.js";
+import { I, R, li, place } from "./asm.js";
 import { MODES } from "./helpers.js";
 
 function demoMissing(): string | undefined {
@@ -34,16 +34,16 @@ describe("runSoftDemo()", () => {
     const words = [
       ...li(R.a7, 1n), // legacy putchar
       ...li(R.a0, 0x68n),
-      ECALL,
+      I.ecall(),
       ...li(R.a7, SBI_EID.DBCN),
       ...li(R.a6, 2n), // write_byte
       ...li(R.a0, 0x69n),
-      ECALL,
+      I.ecall(),
       ...li(R.a7, SBI_EID.SRST),
       ...li(R.a6, 0n),
       ...li(R.a0, 0n), // shutdown
       ...li(R.a1, 0n),
-      ECALL,
+      I.ecall(),
     ];
     const image = new Uint8Array(4 * words.length);
     place(image, 0, words);

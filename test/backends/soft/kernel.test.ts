@@ -5,7 +5,7 @@ import { KVM_SYNC_RISCV } from "../../../src/backends/soft/runarea.js";
 import { SBI_EID } from "../../../src/backends/soft/sbi.js";
 import type { VcpuExit } from "../../../src/backends/vcpu.js";
 import type { SoftMode, SoftVcpu } from "../../../src/backends/soft/vcpu.js";
-import { ECALL, R, WFI, add, csrrs, jal, li, load, place, store } from "./asm.js";
+import { I, R, li, place } from "./asm.js";
 import { HART_KIND, MODES, RAM_BASE, get, guest, makeVm, neg, reg, set } from "./helpers.js";
 import { allocGuestMemory } from "../../../src/backends/soft/vm.js";
 
@@ -13,11 +13,16 @@ const EXP = SBI_EID.EXPERIMENTAL_START;
 const CSR_SIP = 0x144;
 const CSR_SIE = 0x104;
 const CSR_TIME = 0xc01;
-const LOOP = jal(0, 0);
+const LOOP = I.jal(0, 0);
 
 /** a7/a6 (and a0.. if given), then ecall. */
 function sbi(eid: bigint, fid: bigint, args: readonly bigint[] = []): number[] {
-  return [...li(R.a7, eid), ...li(R.a6, fid), ...args.flatMap((v, i) => li(R.a0 + i, v)), ECALL];
+  return [
+    ...li(R.a7, eid),
+    ...li(R.a6, fid),
+    ...args.flatMap((v, i) => li(R.a0 + i, v)),
+    I.ecall(),
+  ];
 }
 
 /** An experimental-range call the VMM sees with a0..a5 untouched: function id = tag. */
@@ -76,7 +81,7 @@ function kernelSuite(mode: SoftMode): void {
         ...li(R.a1, 0x55n),
         ...li(R.a7, 1n),
         ...li(R.a0, 65n),
-        ECALL,
+        I.ecall(),
         ...report(2),
       ];
       const { vm, vcpu } = guest(mode, prog);
@@ -170,9 +175,9 @@ function kernelSuite(mode: SoftMode): void {
     it("MMIO: loads and stores outside RAM exit; the next run completes them", () => {
       const prog = [
         ...li(R.t0, 0x1000_0000n),
-        load(2, R.a0, R.t0, 0), // lw
+        I.lw(R.a0, R.t0, 0),
         ...li(R.a1, 0x1122_3344_5566_7788n),
-        store(3, R.a1, R.t0, 8), // sd
+        I.sd(R.a1, R.t0, 8),
         ...report(20),
       ];
       const { vm, vcpu } = guest(mode, prog);
@@ -196,9 +201,9 @@ function kernelSuite(mode: SoftMode): void {
       const prog = [
         ...li(R.t0, RAM_BASE + 0x800n),
         ...li(R.a0, 0x5an),
-        store(0, R.a0, R.t0, 0),
+        I.sb(R.a0, R.t0, 0),
         ...li(R.t1, 0x9000_0000n),
-        store(0, R.a0, R.t1, 0),
+        I.sb(R.a0, R.t1, 0),
         ...report(21),
       ];
       const { vm, vcpu, ram } = guest(mode, prog);
@@ -234,15 +239,15 @@ function kernelSuite(mode: SoftMode): void {
     it("WFI sleeps until the SBI timer fires, which raises STIP", () => {
       const prog = [
         ...li(R.t0, 0x20n),
-        csrrs(0, CSR_SIE, R.t0), // sie.STIE
-        csrrs(R.a0, CSR_TIME, 0),
+        I.csrrs(0, CSR_SIE, R.t0), // sie.STIE
+        I.csrrs(R.a0, CSR_TIME, 0),
         ...li(R.t1, 20_000n), // 2 ms at 10 MHz
-        add(R.a0, R.a0, R.t1),
+        I.add(R.a0, R.a0, R.t1),
         ...li(R.a7, SBI_EID.TIME),
         ...li(R.a6, 0n),
-        ECALL,
-        WFI,
-        csrrs(R.a0, CSR_SIP, 0),
+        I.ecall(),
+        I.wfi(),
+        I.csrrs(R.a0, CSR_SIP, 0),
         ...report(30),
       ];
       const { vm, vcpu } = guest(mode, prog, { timeSliceMs: 5000 });
@@ -254,7 +259,7 @@ function kernelSuite(mode: SoftMode): void {
     });
 
     it("WFI with nothing pending returns intr at the end of the slice; KVM_INTERRUPT wakes it", () => {
-      const prog = [WFI, csrrs(R.a0, CSR_SIP, 0), ...report(31)];
+      const prog = [I.wfi(), I.csrrs(R.a0, CSR_SIP, 0), ...report(31)];
       const { vm, vcpu } = guest(mode, prog, { timeSliceMs: 20 });
       set(vcpu, "csr.sie", 0x200n);
       assert.deepEqual(vcpu.run(), { kind: "intr" });
@@ -305,7 +310,7 @@ function kernelSuite(mode: SoftMode): void {
     it("SBI IPI to itself raises SSIP; HSM reports its own status", () => {
       const prog = [
         ...sbi(SBI_EID.IPI, 0n, [1n, 0n]),
-        csrrs(R.a1, CSR_SIP, 0),
+        I.csrrs(R.a1, CSR_SIP, 0),
         ...report(40),
         ...sbi(SBI_EID.HSM, 2n, [0n]),
         ...report(41),

@@ -7,13 +7,13 @@ import { SoftWorkerError } from "../../../src/backends/soft/threaded.js";
 import { SoftVm, allocGuestMemory } from "../../../src/backends/soft/vm.js";
 import { SBI_EID } from "../../../src/backends/soft/sbi.js";
 import type { SoftMode } from "../../../src/backends/soft/vcpu.js";
-import { ECALL, R, WFI, csrrs, jal, li, place, store } from "./asm.js";
+import { I, R, li, place } from "./asm.js";
 import { MODES, RAM_BASE, get, guest, reg, set } from "./helpers.js";
 
 const report = (tag: number): number[] => [
   ...li(R.a7, SBI_EID.EXPERIMENTAL_START),
   ...li(R.a6, BigInt(tag)),
-  ECALL,
+  I.ecall(),
 ];
 
 /** Raises SEIP of vCPU 0 from another thread after `delayMs`, like a device thread would. */
@@ -63,7 +63,7 @@ describe("soft backend, threaded specifics", () => {
   });
 
   it("inline and threaded end a program in the same register state", () => {
-    const prog = [...li(R.a0, 0x1234_5678_9abc_def0n), ...li(R.s1, -5n), ...report(1), jal(0, 0)];
+    const prog = [...li(R.a0, 0x1234_5678_9abc_def0n), ...li(R.s1, -5n), ...report(1), I.jal(0, 0)];
     const state = (mode: SoftMode): Uint8Array => {
       const { vm, vcpu } = guest(mode, prog);
       assert.equal(vcpu.run().kind, "riscv_sbi");
@@ -77,7 +77,7 @@ describe("soft backend, threaded specifics", () => {
 
   it("kernel refusals cross the worker boundary as the same KvmError", () => {
     const message = (mode: SoftMode): string => {
-      const { vm, vcpu } = guest(mode, [jal(0, 0)]);
+      const { vm, vcpu } = guest(mode, [I.jal(0, 0)]);
       try {
         set(vcpu, "timer.frequency", 1n);
       } catch (error) {
@@ -93,7 +93,7 @@ describe("soft backend, threaded specifics", () => {
 
   for (const mode of MODES) {
     it(`KVM_INTERRUPT from another thread wakes a vCPU blocked in WFI (${mode})`, async () => {
-      const prog = [WFI, csrrs(R.a0, 0x144, 0), ...report(2)];
+      const prog = [I.wfi(), I.csrrs(R.a0, 0x144, 0), ...report(2)];
       const { vm, vcpu } = guest(mode, prog, { timeSliceMs: 10_000 });
       set(vcpu, "csr.sie", 0x200n);
       const helper = raiseLater(vm, 150);
@@ -113,7 +113,7 @@ describe("soft backend, threaded specifics", () => {
     place(ram, 0, [
       ...li(R.t0, RAM_BASE + 0x100n),
       ...li(R.a0, 0x77n),
-      store(0, R.a0, R.t0, 0),
+      I.sb(R.a0, R.t0, 0),
       ...report(3),
     ]);
     vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: RAM_BASE, memory: ram });
