@@ -5,7 +5,7 @@
  * Guest contract (see demo.S): booted by `bootFlatGuest()`, console on port 0xE9 (OUT, 1 byte),
  * n read from port 0xEA (IN, 4 bytes), then HLT with fib(n) in RBX and n in R12.
  */
-import { readRegisterView, type NamedRegister } from "../register-view.js";
+import { readRegisterView, type DemoRunResult, type NamedRegister } from "../register-view.js";
 import type { VcpuExit } from "../vcpu.js";
 import { bootFlatGuest, bundledGuest } from "./flat-guest.js";
 import { KvmSystem, type KvmOpenOptions } from "./system.js";
@@ -29,18 +29,7 @@ export interface DemoOptions extends KvmOpenOptions {
 export type DemoRegister = NamedRegister;
 
 /** What `runDemo()` returns. */
-export interface DemoResult {
-  /** Text the guest wrote to port 0xE9. */
-  readonly output: string;
-  /** Number of KVM_RUN exits, the last one included. */
-  readonly exits: number;
-  /** Exits by kind, e.g. `{ io: 97, hlt: 1 }`. */
-  readonly exitKinds: Readonly<Record<string, number>>;
-  /** The exit that ended the run (`hlt` when the guest finished). */
-  readonly lastExit: VcpuExit;
-  /** The complete register view after the run (regList + one getManyRegs). */
-  readonly finalRegs: readonly DemoRegister[];
-}
+export type DemoResult = DemoRunResult;
 
 function answer(exit: Extract<VcpuExit, { kind: "io" }>, n: number): void {
   const view = new DataView(exit.data.buffer, exit.data.byteOffset, exit.data.byteLength);

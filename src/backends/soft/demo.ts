@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { lookupReg } from "../../abi/catalog.js";
 import type { RegId } from "../../abi/regid.js";
-import { readRegisterView, type NamedRegister } from "../register-view.js";
+import { readRegisterView, type DemoRunResult, type NamedRegister } from "../register-view.js";
 import type { VcpuExit } from "../vcpu.js";
 import { physView } from "./guestmem.js";
 import { createSoftVm } from "./create.js";
@@ -46,18 +46,7 @@ export interface SoftDemoOptions {
 export type SoftDemoRegister = NamedRegister;
 
 /** What `runSoftDemo()` returns. */
-export interface SoftDemoResult {
-  /** Text the guest wrote through the SBI console. */
-  readonly output: string;
-  /** Number of `run()` returns, the last one included. */
-  readonly exits: number;
-  /** Exits by kind, e.g. `{ riscv_sbi: 40, system_event: 1 }`. */
-  readonly exitKinds: Readonly<Record<string, number>>;
-  /** The exit that ended the run (`system_event` when the guest finished). */
-  readonly lastExit: VcpuExit;
-  /** The complete register view after the run (regList + one getManyRegs). */
-  readonly finalRegs: readonly SoftDemoRegister[];
-}
+export type SoftDemoResult = DemoRunResult;
 
 /** Path of the bundled demo image, from the source tree or the compiled dist/ tree. */
 export function softDemoImagePath(): string {
