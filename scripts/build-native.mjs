@@ -21,7 +21,10 @@ function nodeGyp() {
   // npm sets npm_config_node_gyp for lifecycle scripts; outside npm, use the copy npm bundles.
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(dirname(process.execPath), "../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js"),
+    join(
+      dirname(process.execPath),
+      "../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js",
+    ),
   ];
   return candidates.find((p) => p !== undefined && p !== "" && existsSync(p));
 }

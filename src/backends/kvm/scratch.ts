@@ -13,6 +13,8 @@ export class Scratch {
   #mem: NativeMemory | undefined;
   // Prefix views of the current mapping by length, so hot paths copy out without allocating.
   #prefixes = new Map<number, Uint8Array>();
+  // The regions of side(), by slot.
+  #sides: (NativeMemory | undefined)[] = [];
 
   constructor(initialBytes = PAGE) {
     this.#mem = Scratch.#map(initialBytes);
@@ -50,10 +52,29 @@ export class Scratch {
     return view;
   }
 
-  /** Frees the pages (the address range goes when it is collected). */
+  /**
+   * Native memory of at least `bytes` bytes that `get()` never hands out: each slot is a
+   * region of its own, for data that must outlive the `get()` calls in between (the x86
+   * register view keeps rollback copies in one, a slot per nesting level). Contents stay
+   * until the slot grows.
+   * @throws {KvmError} if mmap fails.
+   */
+  side(slot: number, bytes: number): NativeMemory {
+    let mem = this.#sides[slot];
+    if (mem === undefined || mem.size < bytes) {
+      mem?.release();
+      mem = Scratch.#map(bytes);
+      this.#sides[slot] = mem;
+    }
+    return mem;
+  }
+
+  /** Frees the pages (the address ranges go when they are collected). */
   release(): void {
     this.#mem?.release();
     this.#mem = undefined;
     this.#prefixes.clear();
+    for (const mem of this.#sides) mem?.release();
+    this.#sides = [];
   }
 }

@@ -274,6 +274,16 @@ export class KvmVcpu implements Vcpu {
     return this.#view.getMany(ids);
   }
 
+  /**
+   * `getManyRegs()` into `out` (exactly Σ sizes; every byte written), for callers that reuse
+   * one buffer across reads — restore's planning read, which is dropped after each restore.
+   * @throws {RangeError} if `out` has the wrong length (before any syscall).
+   * @throws {KvmError} naming the batch index and id of the first failure.
+   */
+  getManyRegsInto(ids: readonly RegId[], out: Uint8Array): void {
+    this.#view.getManyInto(ids, out);
+  }
+
   /** All-or-nothing packed write (see x86-view.ts). */
   setManyRegs(ids: readonly RegId[], bytes: Uint8Array): void {
     this.#view.setMany(ids, bytes);

@@ -7,22 +7,25 @@
  * Pseudo ids are served by their struct ioctl and never reach ONE_REG.
  *
  * getMany: every MSR in one KVM_GET_MSRS, each struct once, anything else by ONE_REG.
- * setMany: validate everything first (length, known pseudo ids, pseudo padding), snapshot the
- * affected state, apply in the restore order of ABI doc §13.1 (CPUID, TSC_KHZ, SREGS, REGS,
- * FPU, XSAVE, XCRS, MSRs, LAPIC, IA32_TSC_DEADLINE, VCPU_EVENTS, MP_STATE, DEBUGREGS, other
- * ONE_REG ids), and on a failure write the snapshot back to every step already applied before
- * rethrowing with the failing batch index and id. With duplicate ids the last value wins.
+ * setMany: validate everything first (length, known pseudo ids, pseudo padding), read the
+ * affected state into a native rollback area, apply in the restore order of ABI doc §13.1
+ * (CPUID, TSC_KHZ, SREGS, REGS, FPU, XSAVE, XCRS, MSRs, LAPIC, IA32_TSC_DEADLINE, VCPU_EVENTS,
+ * MP_STATE, DEBUGREGS, other ONE_REG ids), and on a failure write the rollback area back to
+ * every step already applied before rethrowing with the failing batch index and id. With
+ * duplicate ids the last value wins. Which ioctls a list needs is worked out once per list
+ * (x86-layout.ts).
  */
+import { Buffer } from "node:buffer";
 import { ERRNO } from "../../abi/kvm/errno.js";
 import { KvmError } from "../../abi/kvm/errors.js";
 import { IOCTLS } from "../../abi/kvm/ioctls.js";
 import { KVM_REG_LIST } from "../../abi/kvm/layouts.js";
 import {
   X86_PSEUDO,
+  X86_PSEUDO_LIST,
   msrIndexOf,
   msrRegId,
   pseudoRegById,
-  pseudoStructView,
   pseudoValueFromStruct,
   structFromPseudoValue,
   type X86PseudoName,
@@ -30,26 +33,13 @@ import {
 } from "../../abi/arch/x86/index.js";
 import { formatRegId, regId, regSize, type RegId } from "../../abi/regid.js";
 import { kvmFail } from "./errors.js";
-import { ioctlMem } from "./ffi.js";
+import { ioctlMem, type NativeMemory } from "./ffi.js";
 import type { KvmVm } from "./vm.js";
-import { LayoutCache, type ListLayout, type SetStep } from "./x86-layout.js";
+import { LayoutCache, type ListLayout, type SetStep, type StructUse } from "./x86-layout.js";
 import * as state from "./x86-state.js";
-
-const GET_ONE_REG = IOCTLS.KVM_GET_ONE_REG.number;
-const SET_ONE_REG = IOCTLS.KVM_SET_ONE_REG.number;
 
 function isStructName(name: X86PseudoName): name is state.StructName {
   return name !== "CPUID" && name !== "TSC_KHZ";
-}
-
-/** A failure inside a planned step, to be mapped back to a batch index. */
-class StepError extends Error {
-  constructor(
-    readonly batchIndex: number,
-    readonly kvm: KvmError,
-  ) {
-    super(kvm.message, { cause: kvm });
-  }
 }
 
 /** The x86 register view of one vCPU. */
@@ -59,8 +49,7 @@ export class X86RegisterView {
   #msrs: readonly number[] | undefined;
   #pseudo: readonly X86PseudoReg[] | undefined;
   readonly #layouts = new LayoutCache();
-  // Rollback buffers reused across setMany calls (see #readStep), and the setMany nesting.
-  readonly #savedBufs = new WeakMap<SetStep, Uint8Array>();
+  // setMany nesting (an ioctl hook may call setMany): the rollback-area slot to use.
   #setDepth = 0;
   // The last whole view and the kernel list it was built from: the MSR and pseudo parts are
   // probed once, so the view changes only when REG_LIST does (GUEST_SSP follows CPUID).
@@ -199,266 +188,327 @@ export class X86RegisterView {
    * @throws {KvmError} naming the batch index and id of the first failure.
    */
   getMany(ids: readonly RegId[]): Uint8Array {
-    return rethrowWithIndex(ids, "Cannot read", () => this.#getMany(ids));
-  }
-
-  #getMany(ids: readonly RegId[]): Uint8Array {
     const layout = this.#layouts.layout(ids);
-    if (layout.unknownAt !== undefined) {
-      this.#known(at(ids, layout.unknownAt), "KVM_GET_ONE_REG", layout.unknownAt);
-    }
-    const offsets = layout.offsets;
+    this.#checkKnown(ids, layout);
     // Zero-filled, which is the padding of every pseudo value read below.
     const out = new Uint8Array(layout.total);
-    this.#io.fd("read registers");
-    if (layout.msrAt.length > 0) {
-      const msrOffsets = layout.msrAt.map((i) => at(offsets, i));
-      this.#batch(
-        layout.msrAt,
-        () => {
-          state.getMsrsInto(this.#io, layout.msrIndices, out, msrOffsets);
-        },
-        layout.msrIndices,
-      );
-    }
-    for (const { reg, where } of layout.structs) {
-      const first = at(offsets, at(where, 0));
-      this.#batch(where, () => {
-        this.#readPseudoInto(reg, out, first);
-      });
-      for (let k = 1; k < where.length; k++) {
-        out.copyWithin(at(offsets, at(where, k)), first, first + reg.size);
-      }
-    }
-    for (const i of layout.others) {
-      const value = this.#batch([i], () => this.#oneReg(GET_ONE_REG, at(ids, i)));
-      out.set(value, at(offsets, i));
-    }
+    this.#fill(ids, layout, out, true);
     return out;
   }
 
-  /** Reads a pseudo-register's struct bytes into zeroed `out` at `offset`. */
-  #readPseudoInto(reg: X86PseudoReg, out: Uint8Array, offset: number): void {
-    if (reg.name === "CPUID") state.getCpuidInto(this.#io, out, offset);
-    else if (reg.name === "TSC_KHZ") {
-      const khz = state.getTscKhz(this.#io);
-      new DataView(out.buffer, out.byteOffset).setUint32(offset, khz, true);
-    } else if (isStructName(reg.name)) state.getStruct(this.#io, reg.name, out, offset);
-  }
-
-  #oneReg(request: number, id: RegId, value?: Uint8Array): Uint8Array {
-    const size = regSize(id);
-    const mem = this.#io.scratch.get(16 + size);
-    mem.view.setBigUint64(0, id, true);
-    // FFI: kvm_one_reg.addr points 16 bytes further into the same scratch page.
-    mem.view.setBigUint64(8, mem.addressOf(16), true);
-    if (value !== undefined) mem.bytes.set(value, 16);
-    const r = ioctlMem(this.#io.fd("access a register"), request, mem, 0);
-    const name = request === GET_ONE_REG ? "KVM_GET_ONE_REG" : "KVM_SET_ONE_REG";
-    const action = request === GET_ONE_REG ? "Cannot read" : "Cannot set";
-    if (r < 0) throw kvmFail(name, r, { action, regId: id });
-    return mem.bytes.slice(16, 16 + size);
-  }
-
   /**
-   * Runs one planned step; maps a KvmError to the batch index it concerns: for MSR batches,
-   * the entry whose MSR the error names, otherwise the first index of the step.
+   * `getMany()` into `out`, which must be exactly the stream's length; every byte is written
+   * (pseudo padding with zeros), so a buffer can be reused from call to call.
+   * @throws {RangeError} if `out` has the wrong length (before any syscall).
+   * @throws {KvmError} naming the batch index and id of the first failure.
    */
-  #batch<T>(where: readonly number[], step: () => T, msrIndices?: readonly number[]): T {
-    try {
-      return step();
-    } catch (error) {
-      if (!(error instanceof KvmError)) throw error;
-      let k = 0;
-      if (msrIndices !== undefined && error.regId !== undefined) {
-        const msr = msrIndexOf(error.regId);
-        k = Math.max(0, msrIndices.indexOf(msr ?? -1));
-      }
-      throw new StepError(at(where, k), error);
+  getManyInto(ids: readonly RegId[], out: Uint8Array): void {
+    const layout = this.#layouts.layout(ids);
+    if (out.length !== layout.total) {
+      throw new RangeError(
+        `getManyRegsInto: ${ids.length} registers need ${layout.total} bytes, got ${out.length}`,
+      );
+    }
+    this.#checkKnown(ids, layout);
+    this.#fill(ids, layout, out, false);
+  }
+
+  #checkKnown(ids: readonly RegId[], layout: ListLayout): void {
+    if (layout.unknownAt !== undefined) {
+      this.#known(at(ids, layout.unknownAt), "KVM_GET_ONE_REG", layout.unknownAt);
     }
   }
 
+  /** Reads every value of `layout` into `out`; `zeroed`: the pseudo padding is zero already. */
+  #fill(ids: readonly RegId[], layout: ListLayout, out: Uint8Array, zeroed: boolean): void {
+    const fd = this.#io.fd("read registers");
+    // What is being read, for the error: the batch indices it serves (and MSR numbers).
+    let where: readonly number[] = [];
+    let msrs: readonly number[] | undefined;
+    try {
+      const batch = layout.msrs;
+      if (batch !== undefined) {
+        ({ where, msrs } = batch);
+        const mem = this.#io.scratch.get(batch.request.length);
+        mem.bytes.set(batch.request);
+        state.msrsAt(this.#io, fd, false, mem, 0, batch.msrs);
+        state.msrValuesOut(mem, 0, out, batch.at);
+        msrs = undefined;
+      }
+      for (const use of layout.structs) {
+        where = use.where;
+        const first = at(use.at, 0);
+        const written = this.#readPseudoInto(fd, use, out, first);
+        if (!zeroed) out.fill(0, first + written, first + use.reg.size);
+        for (let k = 1; k < use.at.length; k++) {
+          out.copyWithin(at(use.at, k), first, first + use.reg.size);
+        }
+      }
+      for (const i of layout.others) {
+        where = [i];
+        this.#readOneInto(fd, at(ids, i), out, at(layout.offsets, i));
+      }
+    } catch (error) {
+      throw batchError("Cannot read", ids, where, msrs, error);
+    }
+  }
+
+  /** Reads a pseudo-register's struct bytes into `out` at `offset`; returns how many. */
+  #readPseudoInto(fd: number, use: StructUse, out: Uint8Array, offset: number): number {
+    const { reg } = use;
+    const scratch = this.#io.scratch;
+    if (reg.name === "CPUID") {
+      const at = state.CPUID_READ_AT;
+      const mem = scratch.get(at + state.CPUID_MAX_BYTES);
+      const length = state.readCpuidAt(fd, mem, at);
+      out.set(mem.bytes.subarray(at, at + length), offset);
+      return length;
+    }
+    if (reg.name === "TSC_KHZ") {
+      putU32(out, offset, state.getTscKhz(this.#io));
+      return 4;
+    }
+    const spec = use.spec ?? state.STRUCT_IOCTLS[reg.name];
+    state.readStructAt(fd, spec, scratch.get(spec.size), 0);
+    out.set(scratch.prefix(spec.size), offset);
+    return spec.size;
+  }
+
+  #readOneInto(fd: number, id: RegId, out: Uint8Array, offset: number): void {
+    const size = regSize(id);
+    const mem = this.#io.scratch.get(state.ONE_REG_VALUE + size);
+    state.oneRegAt(mem, 0, id);
+    state.oneRegIoctlAt(fd, false, mem, 0, id);
+    out.set(mem.bytes.subarray(state.ONE_REG_VALUE, state.ONE_REG_VALUE + size), offset);
+  }
+
   /**
-   * Writes a packed stream, all-or-nothing.
+   * Writes a packed stream, all-or-nothing: everything is validated first, then each step's
+   * current state is read into the rollback area, then the steps are applied in order; if
+   * one fails, every step up to it is written back from the rollback area.
    * @throws {RangeError} if the stream length or a pseudo value's padding is wrong.
    * @throws {KvmError} naming the failing batch index and id; the vCPU is left as before.
    */
   setMany(ids: readonly RegId[], bytes: Uint8Array): void {
-    this.#setDepth++;
-    try {
-      rethrowWithIndex(ids, "Cannot set", () => {
-        this.#setMany(ids, bytes);
-      });
-    } finally {
-      this.#setDepth--;
-    }
-  }
-
-  #setMany(ids: readonly RegId[], bytes: Uint8Array): void {
     const layout = this.#layouts.layout(ids);
     if (bytes.length !== layout.total) {
       throw new RangeError(
         `setManyRegs: ${ids.length} registers need ${layout.total} bytes, got ${bytes.length}`,
       );
     }
-    const structs = this.#checkPseudo(layout, bytes);
-    const steps = this.#layouts.steps(layout);
-    this.#io.fd("write registers");
-    const before = steps.map((step) => this.#readStep(step));
+    this.#checkPseudo(layout, ids, bytes);
+    const plan = this.#layouts.setPlan(layout);
+    const fd = this.#io.fd("write registers");
+    // The rollback copies stay in native memory where the GET ioctls put them and are written
+    // back from there (no copy through JS). A nested call — from an ioctl hook — gets the
+    // next slot, so it cannot overwrite the copies of the call around it.
+    const depth = this.#setDepth++;
+    try {
+      const saved = this.#io.scratch.side(depth, plan.saveBytes);
+      this.#applySteps(fd, ids, bytes, plan.steps, saved);
+    } finally {
+      this.#setDepth--;
+    }
+  }
+
+  /**
+   * Checks the pseudo entries in batch order (padding, then the first unknown id) before any
+   * syscall.
+   */
+  #checkPseudo(layout: ListLayout, ids: readonly RegId[], bytes: Uint8Array): void {
+    const unknownAt = layout.unknownAt;
+    for (const p of layout.padded) {
+      if (unknownAt !== undefined && p.index > unknownAt) break;
+      if (!zeroRange(bytes, p.from, p.to)) {
+        throw new RangeError(
+          `setManyRegs entry ${p.index} (${formatRegId(at(ids, p.index))}): ${p.reg.name} value has non-zero padding after byte ${p.reg.structSize}`,
+        );
+      }
+    }
+    if (unknownAt !== undefined) this.#known(at(ids, unknownAt), "KVM_SET_ONE_REG", unknownAt);
+  }
+
+  #applySteps(
+    fd: number,
+    ids: readonly RegId[],
+    bytes: Uint8Array,
+    steps: readonly SetStep[],
+    saved: NativeMemory,
+  ): void {
+    let current: SetStep | undefined;
+    try {
+      for (const step of steps) {
+        current = step;
+        this.#save(fd, step, saved);
+      }
+    } catch (error) {
+      throw stepError(ids, current, error);
+    }
     let done = 0;
     try {
       for (const step of steps) {
-        this.#applyNew(step, layout, bytes, structs);
+        current = step;
+        this.#write(fd, step, bytes);
         done++;
       }
     } catch (error) {
       // Undo: the failing step may have been partly applied (KVM_SET_MSRS stops midway), so
-      // it is restored too. Restore failures are ignored: the original error is what matters.
+      // it is written back too. Failures here are ignored: the original error is what matters.
       for (let k = 0; k <= done && k < steps.length; k++) {
         try {
-          this.#applySaved(at(steps, k), at(before, k));
+          this.#writeBack(fd, at(steps, k), saved);
         } catch {
           // best effort
         }
       }
-      throw error;
+      throw stepError(ids, current, error);
     }
   }
 
-  /**
-   * Checks every pseudo entry in batch order (unknown id, value padding) before any syscall;
-   * returns the struct bytes of each pseudo entry by batch index (views into `bytes`).
-   */
-  #checkPseudo(layout: ListLayout, bytes: Uint8Array): (Uint8Array | undefined)[] {
-    const structs: (Uint8Array | undefined)[] = [];
-    for (const i of layout.pseudoAt) {
-      const id = at(layout.ids, i);
-      const reg = layout.pseudoRegs[i] ?? this.#known(id, "KVM_SET_ONE_REG", i);
-      const from = at(layout.offsets, i);
-      const value = bytes.subarray(from, from + reg.size);
-      structs[i] = withIndex(i, id, () => pseudoStructView(reg, value));
-    }
-    return structs;
-  }
-
-  /**
-   * The current value of what `step` writes, for the rollback, in a buffer reused by later
-   * calls with the same (cached) step: the copy lives only during one setMany, which is
-   * synchronous, and allocating fresh ArrayBuffers for CPUID, XSAVE, LAPIC and the MSRs cost
-   * more than the ioctls that fill them (~1.7 µs per 4 KiB buffer). A nested setMany (from an
-   * ioctl hook) gets fresh buffers.
-   */
-  #readStep(step: SetStep): Uint8Array {
-    const reuse = this.#setDepth === 1;
-    const known = reuse ? this.#savedBufs.get(step) : undefined;
-    if (step.kind === "struct") {
-      const reg = step.reg;
-      return this.#batch([step.index], () => {
-        if (reg.name === "TSC_KHZ" || !reuse) return this.#readStructBytes(reg);
-        const buf = known ?? this.#keep(step, new Uint8Array(reg.structSize));
-        if (reg.name === "CPUID") state.getCpuidInto(this.#io, buf, 0);
-        else if (isStructName(reg.name)) state.getStruct(this.#io, reg.name, buf, 0);
-        return buf;
-      });
-    }
-    if (step.kind === "msrs") {
-      const out = known ?? this.#keep(step, new Uint8Array(8 * step.msrs.length), reuse);
-      const offsets = step.msrs.map((_, k) => 8 * k);
-      this.#batch(
-        step.where,
-        () => {
-          state.getMsrsInto(this.#io, step.msrs, out, offsets);
-        },
-        step.msrs,
-      );
-      return out;
-    }
-    return this.#batch([step.index], () => this.#oneReg(GET_ONE_REG, step.id));
-  }
-
-  #keep(step: SetStep, buf: Uint8Array, reuse = true): Uint8Array {
-    if (reuse) this.#savedBufs.set(step, buf);
-    return buf;
-  }
-
-  #applyNew(
-    step: SetStep,
-    layout: ListLayout,
-    bytes: Uint8Array,
-    structs: readonly (Uint8Array | undefined)[],
-  ): void {
-    if (step.kind === "struct") {
-      const struct = structs[step.index];
-      if (struct === undefined) throw new Error("setMany: struct entry was not checked");
-      this.#batch([step.index], () => {
-        this.#writeStruct(step.reg, struct);
-      });
-    } else if (step.kind === "msrs") {
-      const offsets = step.where.map((i) => at(layout.offsets, i));
-      this.#batch(
-        step.where,
-        () => {
-          state.setMsrsFrom(this.#io, step.msrs, bytes, offsets);
-        },
-        step.msrs,
-      );
-    } else {
-      const from = at(layout.offsets, step.index);
-      const value = bytes.subarray(from, from + regSize(step.id));
-      this.#batch([step.index], () => this.#oneReg(SET_ONE_REG, step.id, value));
+  /** Reads what `step` will overwrite into `saved` at its `saveAt`. */
+  #save(fd: number, step: SetStep, saved: NativeMemory): void {
+    switch (step.kind) {
+      case "struct":
+        state.readStructAt(fd, step.spec, saved, step.saveAt);
+        return;
+      case "cpuid":
+        state.readCpuidAt(fd, saved, step.saveAt);
+        return;
+      case "tsc":
+        saved.view.setUint32(step.saveAt, state.getTscKhz(this.#io), true);
+        return;
+      case "msrs":
+        saved.bytes.set(step.batch.request, step.saveAt);
+        state.msrsAt(this.#io, fd, false, saved, step.saveAt, step.batch.msrs);
+        return;
+      case "one":
+        state.oneRegAt(saved, step.saveAt, step.id);
+        state.oneRegIoctlAt(fd, false, saved, step.saveAt, step.id);
+        return;
     }
   }
 
-  /** Writes back what `#readStep()` read. */
-  #applySaved(step: SetStep, saved: Uint8Array): void {
-    if (step.kind === "struct") {
-      this.#batch([step.index], () => {
-        this.#writeStruct(step.reg, saved);
-      });
-    } else if (step.kind === "msrs") {
-      const offsets = step.msrs.map((_, k) => 8 * k);
-      this.#batch(
-        step.where,
-        () => {
-          state.setMsrsFrom(this.#io, step.msrs, saved, offsets);
-        },
-        step.msrs,
-      );
-    } else {
-      this.#batch([step.index], () => this.#oneReg(SET_ONE_REG, step.id, saved));
+  /** Applies `step` with its new value from the stream. */
+  #write(fd: number, step: SetStep, bytes: Uint8Array): void {
+    const scratch = this.#io.scratch;
+    switch (step.kind) {
+      case "struct": {
+        const size = step.spec.size;
+        const mem = scratch.get(size);
+        mem.bytes.set(bytes.subarray(step.from, step.from + size));
+        state.writeStructAt(fd, step.spec, mem, 0);
+        return;
+      }
+      case "cpuid":
+        state.setCpuidBytes(this.#io, bytes.subarray(step.from, step.from + step.size));
+        return;
+      case "tsc": {
+        const lo = getU32(bytes, step.from);
+        const hi = getU32(bytes, step.from + 4);
+        if (hi !== 0) {
+          const khz = (BigInt(hi) << 32n) | BigInt(lo);
+          throw new RangeError(`TSC_KHZ ${khz} does not fit in u32`);
+        }
+        state.setTscKhz(this.#io, lo);
+        return;
+      }
+      case "msrs": {
+        const batch = step.batch;
+        const mem = scratch.get(batch.request.length);
+        mem.bytes.set(batch.request);
+        state.msrValuesIn(mem, 0, bytes, batch.at);
+        state.msrsAt(this.#io, fd, true, mem, 0, batch.msrs);
+        return;
+      }
+      case "one": {
+        const mem = scratch.get(state.ONE_REG_VALUE + step.size);
+        state.oneRegAt(mem, 0, step.id);
+        mem.bytes.set(bytes.subarray(step.from, step.from + step.size), state.ONE_REG_VALUE);
+        state.oneRegIoctlAt(fd, true, mem, 0, step.id);
+        return;
+      }
+    }
+  }
+
+  /** Writes back what `#save()` read. */
+  #writeBack(fd: number, step: SetStep, saved: NativeMemory): void {
+    switch (step.kind) {
+      case "struct":
+        state.writeStructAt(fd, step.spec, saved, step.saveAt);
+        return;
+      case "cpuid":
+        state.writeCpuidAt(fd, saved, step.saveAt);
+        return;
+      case "tsc":
+        state.setTscKhz(this.#io, saved.view.getUint32(step.saveAt, true));
+        return;
+      case "msrs":
+        state.msrsAt(this.#io, fd, true, saved, step.saveAt, step.batch.msrs);
+        return;
+      case "one":
+        state.oneRegIoctlAt(fd, true, saved, step.saveAt, step.id);
+        return;
     }
   }
 }
 
-/** Runs `fn`, turning a `StepError` into the `KvmError` that names the batch index and id. */
-function rethrowWithIndex<T>(ids: readonly RegId[], action: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    if (!(error instanceof StepError)) throw error;
-    const inner = error.kvm;
-    throw new KvmError(
-      {
-        action,
-        ioctl: inner.ioctl,
-        errno: inner.errno,
-        regId: at(ids, error.batchIndex),
-        index: error.batchIndex,
-      },
-      { cause: inner },
-    );
+/**
+ * The error a failed kernel call of a batch surfaces as: a `KvmError` naming the batch index
+ * and id it concerns — for an MSR call the entry whose MSR the kernel refused, otherwise the
+ * first index the call serves. Anything but a `KvmError` passes through.
+ */
+function batchError(
+  action: string,
+  ids: readonly RegId[],
+  where: readonly number[],
+  msrs: readonly number[] | undefined,
+  error: unknown,
+): unknown {
+  if (!(error instanceof KvmError)) return error;
+  let k = 0;
+  if (msrs !== undefined && error.regId !== undefined) {
+    k = Math.max(0, msrs.indexOf(msrIndexOf(error.regId) ?? -1));
   }
+  const index = at(where, k);
+  return new KvmError(
+    { action, ioctl: error.ioctl, errno: error.errno, regId: at(ids, index), index },
+    { cause: error },
+  );
 }
 
-function withIndex<T>(index: number, id: RegId, fn: () => T): T {
-  try {
-    return fn();
-  } catch (error) {
-    if (error instanceof RangeError) {
-      throw new RangeError(`setManyRegs entry ${index} (${formatRegId(id)}): ${error.message}`);
-    }
-    throw error;
+function stepError(ids: readonly RegId[], step: SetStep | undefined, error: unknown): unknown {
+  if (step === undefined) return error;
+  if (step.kind === "msrs") {
+    return batchError("Cannot set", ids, step.batch.where, step.batch.msrs, error);
   }
+  return batchError("Cannot set", ids, [step.index], undefined, error);
+}
+
+// Zeros to compare pseudo padding against, as long as the longest padding (CPUID's).
+const ZEROS = Buffer.alloc(Math.max(...X86_PSEUDO_LIST.map((r) => r.size - r.structSize)));
+
+/**
+ * True when `bytes[from, to)` are all zero. A memcmp against zeros (Buffer#compare): the
+ * CPUID value carries ~6 KiB of padding, checked on every restore, and a JS loop over it
+ * took ~1 µs.
+ */
+function zeroRange(bytes: Uint8Array, from: number, to: number): boolean {
+  return ZEROS.compare(bytes, from, to, 0, to - from) === 0;
+}
+
+function getU32(bytes: Uint8Array, at: number): number {
+  const b0 = bytes[at] ?? 0;
+  const b1 = bytes[at + 1] ?? 0;
+  const b2 = bytes[at + 2] ?? 0;
+  const b3 = bytes[at + 3] ?? 0;
+  return (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) >>> 0;
+}
+
+function putU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value;
+  bytes[at + 1] = value >>> 8;
+  bytes[at + 2] = value >>> 16;
+  bytes[at + 3] = value >>> 24;
 }
 
 function sameIds(a: readonly RegId[], b: readonly RegId[]): boolean {
@@ -471,16 +521,4 @@ function at<T>(list: readonly T[], i: number): T {
   const value = list[i];
   if (value === undefined) throw new RangeError(`index ${i} out of range`);
   return value;
-}
-
-/** Byte offset of each id's value in a packed stream, and the total length. */
-export function packOffsets(ids: readonly RegId[]): { at: number[]; total: number } {
-  const offsets: number[] = [];
-  let total = 0;
-  for (const id of ids) {
-    if (typeof id !== "bigint") throw new TypeError("Register ids must be bigints");
-    offsets.push(total);
-    total += regSize(id);
-  }
-  return { at: offsets, total };
 }

@@ -13,10 +13,12 @@ import type { Vcpu } from "../../backends/vcpu.js";
 import { regRef, refText, sizeOf } from "./describe.js";
 import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
 import { decodeSnapshot, type DecodeOptions } from "./format.js";
-import type { Snapshot, VcpuState } from "./model.js";
+import type { RegValue, Snapshot, VcpuState } from "./model.js";
+import { ReadBuffers } from "./plan-common.js";
 import {
   planVcpuRestore,
   resolveRestoreOptions,
+  type PhasePlan,
   type RestoreOptions,
   type VcpuPlan,
 } from "./plan.js";
@@ -48,8 +50,8 @@ interface JournalEntry {
   readonly vcpu: Vcpu;
   readonly vcpuIndex: number;
   readonly ids: readonly RegId[];
-  /** The values to write back on rollback (packed on demand). */
-  readonly saved: () => Uint8Array;
+  /** The values to write back on rollback: packed, or the phase that packs them on demand. */
+  readonly saved: Uint8Array | PhasePlan;
 }
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -68,7 +70,7 @@ function failedRegister(cause: unknown, ids: readonly RegId[]): RegId | undefine
 function rollBack(journal: readonly JournalEntry[]): string[] {
   const failures: string[] = [];
   for (const entry of [...journal].reverse()) {
-    const saved = entry.saved();
+    const saved = entry.saved instanceof Uint8Array ? entry.saved : entry.saved.saved();
     try {
       entry.vcpu.setManyRegs(entry.ids, saved);
       continue;
@@ -143,7 +145,7 @@ function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
           vcpu: plan.vcpu,
           vcpuIndex: plan.streamIndex,
           ids: phase.ids,
-          saved: phase.saved,
+          saved: phase,
         });
         written += phase.ids.length;
       }
@@ -158,12 +160,11 @@ function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
           });
           continue;
         }
-        const saved = t.saved;
         journal.push({
           vcpu: plan.vcpu,
           vcpuIndex: plan.streamIndex,
           ids: [t.id],
-          saved: () => saved,
+          saved: t.saved,
         });
         written++;
       }
@@ -196,10 +197,32 @@ export function restoreVcpu(
   arch: ArchName,
   options: RestoreOptions = {},
 ): VcpuRestoreReport {
-  const plan = planVcpuRestore(vcpu, state, arch, resolveRestoreOptions(options));
-  const report = applyPlans([plan]).vcpus[0];
+  const resolved = resolveRestoreOptions(options);
+  const report = withReadBuffers((buffers) =>
+    applyPlans([planVcpuRestore(vcpu, state, arch, resolved, true, buffers)]),
+  ).vcpus[0];
   if (report === undefined) throw new Error("restoreVcpu: no report for the single plan");
   return report;
+}
+
+// The planning-read buffers of the restore in progress, kept for the next one.
+const sharedBuffers = new ReadBuffers();
+let sharedBusy = false;
+
+/**
+ * Runs a restore with read buffers that are reset when it returns or throws, after which none
+ * of its plans is used again. A restore started inside another (from an ioctl hook) gets
+ * buffers of its own.
+ */
+function withReadBuffers<T>(restore: (buffers: ReadBuffers) => T): T {
+  if (sharedBusy) return restore(new ReadBuffers());
+  sharedBusy = true;
+  try {
+    return restore(sharedBuffers);
+  } finally {
+    sharedBuffers.reset();
+    sharedBusy = false;
+  }
 }
 
 /** Options of `restoreSnapshot()`. */
@@ -238,25 +261,40 @@ export function restoreSnapshot(
     );
   }
   const order = [...dests.keys()].sort((a, b) => a - b);
-  const plans = order.map((index, n) => {
-    const dest = dests.get(index);
-    const state = states.get(index);
-    if (dest === undefined || state === undefined)
-      throw new Error("restoreSnapshot: vCPU maps out of sync");
-    return planVcpuRestore(dest, state, snap.arch, resolved, n === 0);
+  return withReadBuffers((buffers) => {
+    const plans = order.map((index, n) => {
+      const dest = dests.get(index);
+      const state = states.get(index);
+      if (dest === undefined || state === undefined)
+        throw new Error("restoreSnapshot: vCPU maps out of sync");
+      return planVcpuRestore(dest, state, snap.arch, resolved, n === 0, buffers);
+    });
+    return applyPlans(plans);
   });
-  return applyPlans(plans);
 }
 
-/** Reads a vCPU's whole state the way a snapshot carries it: `regList()`, then one batch. */
+/**
+ * Reads a vCPU's whole state the way a snapshot carries it: `regList()`, then one batch. The
+ * values are disjoint views into the batch's buffer, which `getManyRegs()` hands to its
+ * caller (both backends allocate one per call), so nothing else references it: a copy per
+ * register cost more than the kernel calls that filled them (every Uint8Array over 64 bytes
+ * is an off-heap allocation of its own, ~2 µs each, and x86 has eight of them). Read a
+ * value's bytes through its `byteOffset`, as with any view.
+ */
 export function captureVcpu(vcpu: Vcpu): VcpuState {
   const ids = vcpu.regList();
   const bytes = vcpu.getManyRegs(ids);
-  const regs = [];
+  const { buffer, byteOffset } = bytes;
+  const regs: RegValue[] = [];
   let at = 0;
   for (const id of ids) {
     const size = sizeOf(id);
-    regs.push({ id, value: bytes.slice(at, at + size) });
+    // A short stream (a backend bug) gives short values, as slice() always did.
+    const value =
+      at + size <= bytes.length
+        ? new Uint8Array(buffer, byteOffset + at, size)
+        : bytes.slice(at, at + size);
+    regs.push({ id, value });
     at += size;
   }
   return { index: vcpu.index, regs };

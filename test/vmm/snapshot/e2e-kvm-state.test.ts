@@ -83,8 +83,10 @@ describe("restore into real KVM with LAPIC, TSC and MSR state", () => {
       const tsc1 = u64(valueOf(now, x86("IA32_TSC")));
       assert.ok(tsc1 >= tsc0 && tsc1 - tsc0 < TSC_SLACK, `TSC went from ${tsc0} to ${tsc1}`);
       assert.equal(u64(valueOf(now, x86("IA32_TSC_DEADLINE"))), deadline);
+      // captureVcpu() values are views into one buffer: read through the value's own offset.
+      const lapicNow = valueOf(now, x86("LAPIC"));
       assert.equal(
-        new DataView(valueOf(now, x86("LAPIC")).buffer).getUint32(APIC_LVTT, true),
+        new DataView(lapicNow.buffer, lapicNow.byteOffset).getUint32(APIC_LVTT, true),
         LVTT_TSC_DEADLINE_MASKED,
       );
 
