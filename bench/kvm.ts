@@ -9,16 +9,15 @@
  * - kvm.many_regs.speedup: reading the complete x86 view, one getOneReg() per id over one
  *   planned getManyRegs().
  *
- * The C reference is compiled at bench time with `cc -O2` into a temporary directory. TS and
- * C alternate round by round; both are pinned to the same CPU (the last one this thread may
- * use) so neither pays for migrations the other avoids. Each ratio is the median of the
+ * The C reference is compiled at bench time with `cc -O2` into a temporary directory and started
+ * once (bench/c-reference.ts says why not once per round). TS and C alternate round by round;
+ * both are pinned to the same CPU (the last one this thread may use) so neither pays for
+ * migrations the other avoids. Each ratio is the median of the
  * per-round ratios; `detail` lists the per-round nanoseconds.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ioctlName, KVM_SYNC_X86 } from "../src/abi/kvm/ioctls.js";
 import { msrRegId } from "../src/abi/arch/x86/index.js";
 import { ioctlPath, setIoctlHook, setThreadCpus, threadCpus } from "../src/backends/kvm/ffi.js";
@@ -30,6 +29,7 @@ import {
   kvmUnavailableReason,
   type KvmVcpu,
 } from "../src/backends/kvm/index.js";
+import { CReference, compileReference } from "./c-reference.js";
 import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
@@ -49,27 +49,9 @@ function nsPerOp(iterations: number, fn: () => void): number {
   return Number(process.hrtime.bigint() - start) / iterations;
 }
 
-/** Compiles bench/c/kvm_bench.c; returns the binary path or why it could not. */
-function compileReference(dir: string): { binary: string } | { skip: string } {
-  const here = fileURLToPath(new URL(".", import.meta.url));
-  const source = [join(here, "c/kvm_bench.c"), join(here, "../../bench/c/kvm_bench.c")].find((p) =>
-    existsSync(p),
-  );
-  if (source === undefined) return { skip: "bench/c/kvm_bench.c not found" };
-  const binary = join(dir, "kvm_bench");
-  const cc = spawnSync("cc", ["-O2", "-o", binary, source], { encoding: "utf8" });
-  if (cc.error !== undefined) return { skip: `cc unavailable: ${cc.error.message}` };
-  if (cc.status !== 0) return { skip: `cc failed: ${cc.stderr.trim()}` };
-  return { binary };
-}
-
-function runC(binary: string, mode: string, iterations: number, cpu: number): number {
-  const image = bundledGuestPath("exit-loop");
-  const child = spawnSync(binary, [mode, String(iterations), String(cpu), image], {
-    encoding: "utf8",
-  });
-  if (child.status !== 0) throw new Error(`C reference ${mode} failed: ${child.stderr.trim()}`);
-  return Number(child.stdout.trim());
+/** One C measurement: ns per iteration of `mode`. */
+async function runC(reference: CReference, mode: string, iterations: number): Promise<number> {
+  return Number(await reference.ask(`${mode} ${iterations}`));
 }
 
 function exitLoopTs(vcpu: KvmVcpu, iterations: number): number {
@@ -194,13 +176,13 @@ function manyRegs(vcpu: KvmVcpu): Metric {
 /** The KVM benchmark group. */
 export const kvmBench: BenchGroup = {
   name: "kvm",
-  run() {
+  async run() {
     const reason = kvmUnavailableReason();
-    if (reason !== undefined) return Promise.resolve({ metrics: [], skip: reason });
+    if (reason !== undefined) return { metrics: [], skip: reason };
     const dir = mkdtempSync(join(tmpdir(), "regvisor-bench-"));
     const allowed = threadCpus();
     try {
-      return Promise.resolve(measure(dir, allowed));
+      return await measure(dir, allowed);
     } finally {
       if (typeof allowed !== "number") setThreadCpus(allowed);
       rmSync(dir, { recursive: true, force: true });
@@ -208,7 +190,10 @@ export const kvmBench: BenchGroup = {
   },
 };
 
-function measure(dir: string, allowed: number[] | number): { metrics: Metric[]; skip?: string } {
+async function measure(
+  dir: string,
+  allowed: number[] | number,
+): Promise<{ metrics: Metric[]; skip?: string }> {
   const cpu = typeof allowed === "number" ? -1 : (allowed[allowed.length - 1] ?? -1);
   if (cpu >= 0) setThreadCpus([cpu]);
   const path = ioctlPath();
@@ -224,9 +209,10 @@ function measure(dir: string, allowed: number[] | number): { metrics: Metric[]; 
   syncTs(vcpu, 500);
 
   const metrics: Metric[] = [];
-  const reference = compileReference(dir);
+  const reference = compileReference(dir, "kvm_bench");
   let cSkip: string | undefined;
   if ("binary" in reference) {
+    const cProcess = new CReference(reference.binary, [String(cpu), bundledGuestPath("exit-loop")]);
     const ts = {
       exit: [] as number[],
       oneReg: [] as number[],
@@ -239,15 +225,19 @@ function measure(dir: string, allowed: number[] | number): { metrics: Metric[]; 
       regs: [] as number[],
       sync: [] as number[],
     };
-    for (let round = 0; round < ROUNDS; round++) {
-      c.exit.push(runC(reference.binary, "exit", EXIT_ITERS, cpu));
-      ts.exit.push(exitLoopTs(vcpu, EXIT_ITERS));
-      c.oneReg.push(runC(reference.binary, "one_reg", ONE_REG_ITERS, cpu));
-      ts.oneReg.push(oneRegTs(vcpu, ONE_REG_ITERS));
-      c.regs.push(runC(reference.binary, "regs", SYNC_ITERS, cpu));
-      ts.regs.push(regsTs(vcpu, SYNC_ITERS));
-      c.sync.push(runC(reference.binary, "sync", SYNC_ITERS, cpu));
-      ts.sync.push(syncTs(vcpu, SYNC_ITERS));
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        c.exit.push(await runC(cProcess, "exit", EXIT_ITERS));
+        ts.exit.push(exitLoopTs(vcpu, EXIT_ITERS));
+        c.oneReg.push(await runC(cProcess, "one_reg", ONE_REG_ITERS));
+        ts.oneReg.push(oneRegTs(vcpu, ONE_REG_ITERS));
+        c.regs.push(await runC(cProcess, "regs", SYNC_ITERS));
+        ts.regs.push(regsTs(vcpu, SYNC_ITERS));
+        c.sync.push(await runC(cProcess, "sync", SYNC_ITERS));
+        ts.sync.push(syncTs(vcpu, SYNC_ITERS));
+      }
+    } finally {
+      await cProcess.close();
     }
     metrics.push(
       ratioMetric(

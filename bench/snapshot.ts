@@ -7,18 +7,16 @@
  *   into the same vCPU (planning reads, then one setManyRegs per ordering phase, each reading
  *   its rollback copy first). The ioctls this issues are recorded (names, and the MSR indices
  *   of each MSR call) and replayed in a loop by bench/c/snapshot_bench.c, compiled with cc -O2
- *   at bench time, on the same guest state; the figure is TS time over C time per save +
+ *   at bench time and started once (bench/c-reference.ts says why), on the same guest state; the figure is TS time over C time per save +
  *   restore, median of interleaved rounds, both pinned to one CPU.
  * - soft.snapshot.us: the RISC-V demo vCPU (inline, stopped after exit 2): `captureVcpu()` of
  *   its 142 registers (CONFIG, CORE, CSR, TIMER, FP_F, FP_D, ISA_EXT, SBI_EXT) and
  *   `restoreVcpu()` into a never-run vCPU (after the first run SBI_EXT writes are EBUSY, so a
  *   restore target is always fresh), in microseconds; threaded mode in `detail`.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { msrIndexOf } from "../src/abi/arch/x86/index.js";
 import { ioctlName } from "../src/abi/kvm/ioctls.js";
 import type { RegId } from "../src/abi/regid.js";
@@ -38,6 +36,7 @@ import {
   runMachine,
 } from "../src/vmm/snapshot/index.js";
 import { planVcpuRestore } from "../src/vmm/snapshot/plan.js";
+import { CReference, compileReference } from "./c-reference.js";
 import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
@@ -98,30 +97,15 @@ function recordSpec(vcpu: Vcpu): { lines: string[]; ioctls: number } {
   return { lines, ioctls: names.length };
 }
 
-function compile(dir: string): { binary: string } | { skip: string } {
-  const here = fileURLToPath(new URL(".", import.meta.url));
-  const source = [
-    join(here, "c/snapshot_bench.c"),
-    join(here, "../../bench/c/snapshot_bench.c"),
-  ].find((p) => existsSync(p));
-  if (source === undefined) return { skip: "bench/c/snapshot_bench.c not found" };
-  const binary = join(dir, "snapshot_bench");
-  const cc = spawnSync("cc", ["-O2", "-o", binary, source], { encoding: "utf8" });
-  if (cc.error !== undefined) return { skip: `cc unavailable: ${cc.error.message}` };
-  if (cc.status !== 0) return { skip: `cc failed: ${cc.stderr.trim()}` };
-  return { binary };
-}
-
-function runC(binary: string, spec: string, cpu: number): { cpu: number; wall: number } {
-  const args = [String(KVM_REPS), String(cpu), bundledGuestPath("demo"), String(KVM_EXITS), spec];
-  const child = spawnSync(binary, args, { encoding: "utf8" });
-  if (child.status !== 0) throw new Error(`C reference failed: ${child.stderr.trim()}`);
-  const [cpuNs = NaN, wallNs = NaN] = child.stdout.trim().split(" ").map(Number);
+/** One C measurement: CPU and wall microseconds per replay of the whole sequence. */
+async function runC(reference: CReference): Promise<{ cpu: number; wall: number }> {
+  const answer = await reference.ask(String(KVM_REPS));
+  const [cpuNs = NaN, wallNs = NaN] = answer.trim().split(" ").map(Number);
   return { cpu: cpuNs / 1000, wall: wallNs / 1000 };
 }
 
-function kvmMetric(dir: string): Metric | string {
-  const built = compile(dir);
+async function kvmMetric(dir: string): Promise<Metric | string> {
+  const built = compileReference(dir, "snapshot_bench");
   if ("skip" in built) return built.skip;
   const allowed = threadCpus();
   const cpu = typeof allowed === "number" ? -1 : (allowed[allowed.length - 1] ?? -1);
@@ -137,13 +121,19 @@ function kvmMetric(dir: string): Metric | string {
     writeFileSync(spec, lines.join("\n") + "\n");
     const ts: { cpu: number; wall: number }[] = [];
     const c: { cpu: number; wall: number }[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      c.push(runC(built.binary, spec, cpu));
-      ts.push(
-        usPer(KVM_REPS, () => {
-          saveRestore(vcpu, vcpu);
-        }),
-      );
+    const args = [String(cpu), bundledGuestPath("demo"), String(KVM_EXITS), spec];
+    const reference = new CReference(built.binary, args);
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        c.push(await runC(reference));
+        ts.push(
+          usPer(KVM_REPS, () => {
+            saveRestore(vcpu, vcpu);
+          }),
+        );
+      }
+    } finally {
+      await reference.close();
     }
     const ratios = ts.map((t, i) => t.cpu / (c[i]?.cpu ?? NaN));
     const wallRatios = ts.map((t, i) => t.wall / (c[i]?.wall ?? NaN));
@@ -200,16 +190,15 @@ function softMetric(): Metric {
 /** The snapshot benchmark group. */
 export const snapshotBench: BenchGroup = {
   name: "snapshot",
-  run() {
+  async run() {
     const metrics: Metric[] = [softMetric()];
     const reason = kvmUnavailableReason();
-    if (reason !== undefined) return Promise.resolve({ metrics, skip: `kvm: ${reason}` });
+    if (reason !== undefined) return { metrics, skip: `kvm: ${reason}` };
     const dir = mkdtempSync(join(tmpdir(), "regvisor-snapbench-"));
     try {
-      const kvm = kvmMetric(dir);
-      if (typeof kvm === "string")
-        return Promise.resolve({ metrics, skip: `kvm C reference: ${kvm}` });
-      return Promise.resolve({ metrics: [kvm, ...metrics] });
+      const kvm = await kvmMetric(dir);
+      if (typeof kvm === "string") return { metrics, skip: `kvm C reference: ${kvm}` };
+      return { metrics: [kvm, ...metrics] };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

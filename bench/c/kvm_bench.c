@@ -2,14 +2,20 @@
  * C reference for bench/kvm.ts: the same loops the TypeScript KVM backend runs, written the
  * way a C VMM would, so the ratio TS / C isolates the cost of the TypeScript path.
  *
- *   kvm_bench <mode> <iterations> <cpu> <exit-loop.bin>
+ *   kvm_bench <cpu> <exit-loop.bin>
+ *
+ * Boots the guest once, then serves requests read from stdin, one per line,
+ * "<mode> <iterations>", answering each with one line "<ns per iteration>"; it exits at EOF.
+ * The bench keeps this process for the whole run instead of starting one per round: each
+ * spawn forks the Node process, and the copy-on-write faults that follow would be charged to
+ * the next TypeScript round.
  *
  * mode: exit      KVM_RUN on guests/x86/exit-loop.bin (one KVM_EXIT_IO per run), checking
  *                 the exit reason and port and reading the data byte;
  *       one_reg   KVM_GET_ONE_REG of IA32_TSC;
  *       regs      exit + KVM_GET_REGS, rax += 1, KVM_SET_REGS;
  *       sync      exit + rax += 1 through kvm_run.s.regs with KVM_SYNC_X86_REGS valid/dirty.
- * cpu: pins this thread there (-1: no pinning). Prints one line: "<ns per iteration>".
+ * cpu: pins this thread there (-1: no pinning).
  * Compiled at bench time by the machine's cc (see bench/kvm.ts); needs only libc and the
  * kernel's <linux/kvm.h>.
  */
@@ -93,14 +99,52 @@ static void run_once(struct guest *g) {
   }
 }
 
+/* Runs `iterations` of `mode`; returns ns per iteration, or -1 for an unknown mode. */
+static double measure(struct guest *g, const char *mode, long iterations) {
+  volatile uint64_t sink = 0;
+  double start = now_ns();
+  if (strcmp(mode, "exit") == 0) {
+    for (long i = 0; i < iterations; i++) {
+      run_once(g);
+      sink += ((uint8_t *)g->run)[g->run->io.data_offset];
+    }
+  } else if (strcmp(mode, "one_reg") == 0) {
+    uint64_t value = 0;
+    struct kvm_one_reg reg = {.id = X86_MSR_ID(MSR_IA32_TSC), .addr = (uint64_t)&value};
+    for (long i = 0; i < iterations; i++) {
+      if (ioctl(g->vcpu, KVM_GET_ONE_REG, &reg) < 0) die("KVM_GET_ONE_REG");
+      sink += value;
+    }
+  } else if (strcmp(mode, "regs") == 0) {
+    struct kvm_regs regs;
+    for (long i = 0; i < iterations; i++) {
+      if (ioctl(g->vcpu, KVM_GET_REGS, &regs) < 0) die("KVM_GET_REGS");
+      regs.rax += 1;
+      if (ioctl(g->vcpu, KVM_SET_REGS, &regs) < 0) die("KVM_SET_REGS");
+      run_once(g);
+    }
+  } else if (strcmp(mode, "sync") == 0) {
+    g->run->kvm_valid_regs = KVM_SYNC_X86_REGS;
+    run_once(g);
+    for (long i = 0; i < iterations; i++) {
+      g->run->s.regs.regs.rax += 1;
+      g->run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+      run_once(g);
+    }
+    g->run->kvm_valid_regs = 0;
+  } else {
+    return -1;
+  }
+  (void)sink;
+  return (now_ns() - start) / (double)iterations;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: %s exit|one_reg|regs|sync <iterations> <cpu> <exit-loop.bin>\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s <cpu> <exit-loop.bin>  (then \"<mode> <iterations>\" lines)\n", argv[0]);
     return 2;
   }
-  const char *mode = argv[1];
-  long iterations = atol(argv[2]);
-  int cpu = atoi(argv[3]);
+  int cpu = atoi(argv[1]);
   if (cpu >= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -108,46 +152,24 @@ int main(int argc, char **argv) {
     if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
   }
   struct guest g;
-  boot(&g, argv[4]);
+  boot(&g, argv[2]);
   /* Warm up: the guest's mode switches, then a few loop exits. */
   for (int i = 0; i < 1000; i++) run_once(&g);
 
-  volatile uint64_t sink = 0;
-  double start = now_ns();
-  if (strcmp(mode, "exit") == 0) {
-    for (long i = 0; i < iterations; i++) {
-      run_once(&g);
-      sink += ((uint8_t *)g.run)[g.run->io.data_offset];
+  char mode[32];
+  long iterations;
+  while (scanf("%31s %ld", mode, &iterations) == 2) {
+    if (iterations <= 0) {
+      fprintf(stderr, "iterations must be positive\n");
+      return 2;
     }
-  } else if (strcmp(mode, "one_reg") == 0) {
-    uint64_t value = 0;
-    struct kvm_one_reg reg = {.id = X86_MSR_ID(MSR_IA32_TSC), .addr = (uint64_t)&value};
-    for (long i = 0; i < iterations; i++) {
-      if (ioctl(g.vcpu, KVM_GET_ONE_REG, &reg) < 0) die("KVM_GET_ONE_REG");
-      sink += value;
+    double ns = measure(&g, mode, iterations);
+    if (ns < 0) {
+      fprintf(stderr, "unknown mode %s\n", mode);
+      return 2;
     }
-  } else if (strcmp(mode, "regs") == 0) {
-    struct kvm_regs regs;
-    for (long i = 0; i < iterations; i++) {
-      if (ioctl(g.vcpu, KVM_GET_REGS, &regs) < 0) die("KVM_GET_REGS");
-      regs.rax += 1;
-      if (ioctl(g.vcpu, KVM_SET_REGS, &regs) < 0) die("KVM_SET_REGS");
-      run_once(&g);
-    }
-  } else if (strcmp(mode, "sync") == 0) {
-    g.run->kvm_valid_regs = KVM_SYNC_X86_REGS;
-    run_once(&g);
-    for (long i = 0; i < iterations; i++) {
-      g.run->s.regs.regs.rax += 1;
-      g.run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
-      run_once(&g);
-    }
-  } else {
-    fprintf(stderr, "unknown mode %s\n", mode);
-    return 2;
+    printf("%.1f\n", ns);
+    fflush(stdout);
   }
-  double elapsed = now_ns() - start;
-  printf("%.1f\n", elapsed / (double)iterations);
-  (void)sink;
   return 0;
 }

@@ -3,7 +3,12 @@
  * sequence of vCPU ioctls that regvisor's TypeScript save + restore of the full x86 vCPU state
  * issues (recorded by the bench and written to a spec file), on the same demo guest state.
  *
- *   snapshot_bench <iterations> <cpu> <demo.bin> <exits> <spec>
+ *   snapshot_bench <cpu> <demo.bin> <exits> <spec>
+ *
+ * Boots once, then serves requests read from stdin, one per line, "<iterations>", answering
+ * each with one line "<CPU ns> <wall ns>" per replay of the whole sequence; exits at EOF. (One
+ * process for the whole bench run: a spawn per round would fork the Node process, and the
+ * copy-on-write faults that follow would be charged to the next TypeScript round.)
  *
  * Boot: like bootFlatGuest with the in-kernel irqchip (2 MiB at GPA 0, image at 0x1000, the
  * supported CPUID, CS base 0, RIP 0x1000), then the demo's exit loop (OUT 0xE9 ignored, IN 0xEA
@@ -13,8 +18,8 @@
  * Spec: one ioctl per line, "KVM_GET_MSRS 0x10,0x174,..." for the MSR calls (the indices the
  * TypeScript call moved), the bare name otherwise. GETs fill one buffer per struct (MSR values
  * by index); SETs write back what the last GET read, as the TypeScript restore does with a
- * snapshot of the same state. Prints "<CPU ns> <wall ns>" per replay of the whole sequence
- * (CPU time: user + system of this process, which a busy shared machine does not inflate).
+ * snapshot of the same state. CPU time is user + system of this process, which a busy shared
+ * machine does not inflate.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -218,12 +223,12 @@ static int boot(const char *image, long exits) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s <iterations> <cpu> <demo.bin> <exits> <spec>\n", argv[0]);
+  if (argc != 5) {
+    fprintf(stderr, "usage: %s <cpu> <demo.bin> <exits> <spec>  (then \"<iterations>\" lines)\n",
+            argv[0]);
     return 2;
   }
-  long iterations = atol(argv[1]);
-  int cpu = atoi(argv[2]);
+  int cpu = atoi(argv[1]);
   if (cpu >= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
@@ -231,16 +236,24 @@ int main(int argc, char **argv) {
     if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
   }
   static struct op ops[MAX_OPS];
-  int n = parse_spec(argv[5], ops);
-  int vcpu = boot(argv[3], atol(argv[4]));
+  int n = parse_spec(argv[4], ops);
+  int vcpu = boot(argv[2], atol(argv[3]));
   for (int w = 0; w < 20; w++)
     for (int i = 0; i < n; i++) replay(vcpu, &ops[i]);
-  double wall = clock_ns(CLOCK_MONOTONIC);
-  double cpu_time = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-  for (long it = 0; it < iterations; it++)
-    for (int i = 0; i < n; i++) replay(vcpu, &ops[i]);
-  cpu_time = clock_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_time;
-  wall = clock_ns(CLOCK_MONOTONIC) - wall;
-  printf("%.1f %.1f\n", cpu_time / (double)iterations, wall / (double)iterations);
+  long iterations;
+  while (scanf("%ld", &iterations) == 1) {
+    if (iterations <= 0) {
+      fprintf(stderr, "iterations must be positive\n");
+      return 2;
+    }
+    double wall = clock_ns(CLOCK_MONOTONIC);
+    double cpu_time = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    for (long it = 0; it < iterations; it++)
+      for (int i = 0; i < n; i++) replay(vcpu, &ops[i]);
+    cpu_time = clock_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu_time;
+    wall = clock_ns(CLOCK_MONOTONIC) - wall;
+    printf("%.1f %.1f\n", cpu_time / (double)iterations, wall / (double)iterations);
+    fflush(stdout);
+  }
   return 0;
 }
