@@ -44,6 +44,8 @@ interface PhaseLayout {
   readonly read: readonly number[];
   /** Packed length of the phase's values. */
   readonly length: number;
+  /** True when the phase's stream indices follow one another (its values may be adjacent). */
+  readonly consecutive: boolean;
 }
 
 /** The phases and report entry for one set of unchanged "write-if-changed" registers. */
@@ -191,13 +193,15 @@ function buildVariant(shape: PlanShape, unchanged: readonly number[]): Variant {
     const ids = skipped.size === 0 ? all : all.filter((id) => !skipped.has(id));
     if (ids.length === 0) continue;
     const probes = ids.map((id) => shape.probes.get(id) ?? { id, stream: -1, read: 0, size: 0 });
+    const stream = probes.map((p) => p.stream);
     phases.push({
       phase,
       ids: Object.freeze([...ids]),
-      stream: probes.map((p) => p.stream),
+      stream,
       sizes: ids.map(sizeOf),
       read: probes.map((p) => p.read),
       length: packedLength(ids),
+      consecutive: stream.every((at, k) => at >= 0 && at === (stream[0] ?? 0) + k),
     });
   }
   return { phases, skippedUnchanged: frozenRefs([...skipped]) };
@@ -210,22 +214,39 @@ function sameAt(value: Uint8Array, bytes: Uint8Array, at: number): boolean {
 }
 
 /**
- * A one-register phase's value when it is exactly the phase's packed stream (a struct
- * pseudo-register, typically): setManyRegs only reads its stream, so no copy is needed.
+ * The phase's values when they already lie packed in the stream: one value of exactly the
+ * phase's length (a struct pseudo-register), or consecutive stream values that are adjacent
+ * views of one buffer, in order — as captureVcpu() leaves them (FPU then XSAVE, 4.6 KiB). A
+ * view of them replaces a copy: setManyRegs only reads its stream.
  */
-function onlyValue(regs: readonly RegValue[], l: PhaseLayout): Uint8Array | undefined {
-  if (l.stream.length !== 1) return undefined;
-  const value = regs[l.stream[0] ?? -1]?.value;
-  return value?.length === l.length ? value : undefined;
+function valuesInPlace(regs: readonly RegValue[], l: PhaseLayout): Uint8Array | undefined {
+  if (!l.consecutive) return undefined;
+  const first = regs[l.stream[0] ?? -1]?.value;
+  if (first === undefined) return undefined;
+  if (first.length === l.length) return first;
+  const { buffer, byteOffset } = first;
+  let end = byteOffset + first.length;
+  for (let k = 1; k < l.stream.length; k++) {
+    const v = regs[l.stream[k] ?? -1]?.value;
+    if (v?.buffer !== buffer || v.byteOffset !== end || v.length !== l.sizes[k]) return undefined;
+    end += v.length;
+  }
+  return end - byteOffset === l.length ? new Uint8Array(buffer, byteOffset, l.length) : undefined;
 }
 
-/** Copies the phase's values from the stream into `out` (the MANY_REGS layout). */
+/**
+ * Copies the phase's values from the stream into `out` (the MANY_REGS layout), writing every
+ * byte: `out` may be a reused buffer, and a short value (a hand-built state) leaves zeros.
+ */
 function packPhase(regs: readonly RegValue[], l: PhaseLayout, out: Uint8Array): void {
   let at = 0;
   for (let k = 0; k < l.stream.length; k++) {
     const v = regs[l.stream[k] ?? -1]?.value;
+    const size = l.sizes[k] ?? 0;
+    const copied = v === undefined ? 0 : Math.min(v.length, size);
     if (v !== undefined) copyValue(out, at, v);
-    at += l.sizes[k] ?? 0;
+    if (copied < size) out.fill(0, at + copied, at + size);
+    at += size;
   }
 }
 
@@ -235,7 +256,7 @@ const NO_VALUES = new Uint8Array(0);
 class ShapedPhase implements PhasePlan {
   readonly phase: string;
   readonly ids: readonly RegId[];
-  /** Set once, by phasesOf(), when the values are packed rather than a single value. */
+  /** Set once, by phasesOf(), when the values are packed rather than in place. */
   values: Uint8Array;
   readonly tries = NO_TRIES;
   readonly layout: PhaseLayout;
@@ -294,7 +315,7 @@ export function planFromShape(
   return {
     vcpu,
     streamIndex: n,
-    phases: phasesOf(regs, variant.phases, current),
+    phases: phasesOf(regs, variant.phases, current, buffers),
     comparison: shape.comparison,
     verified: shape.verified,
     skippedVmScoped: shape.skippedVmScoped,
@@ -304,25 +325,28 @@ export function planFromShape(
 }
 
 /**
- * Each phase with its values: a one-register phase passes its value as is, the others are
- * packed into one allocation together (every Uint8Array over 64 bytes is an off-heap
- * allocation of its own, which costs more than the copy). Plain loops rather than map():
- * arrays built one way keep one elements kind, so the optimized callers do not deoptimize.
+ * Each phase with its values: in place when they are packed in the stream already, the
+ * others packed into one buffer together — from `buffers` when given, as the plan lives no
+ * longer than they do (every Uint8Array over 64 bytes is an off-heap allocation of its own,
+ * which costs more than the copy). Plain loops rather than map(): arrays built one way keep
+ * one elements kind, so the optimized callers do not deoptimize.
  */
 function phasesOf(
   regs: readonly RegValue[],
   layouts: readonly PhaseLayout[],
   current: Uint8Array,
+  buffers: ReadBuffers | undefined,
 ): PhasePlan[] {
   const phases: ShapedPhase[] = [];
   let packBytes = 0;
   for (const l of layouts) {
-    const value = onlyValue(regs, l);
+    const value = valuesInPlace(regs, l);
     if (value === undefined) packBytes += l.length;
     phases.push(new ShapedPhase(l, value, current));
   }
   if (packBytes === 0) return phases;
-  const packed = new Uint8Array(packBytes);
+  // Every byte is written below: packPhase() fills each phase's whole length.
+  const packed = buffers === undefined ? new Uint8Array(packBytes) : buffers.take(packBytes);
   let at = 0;
   for (const phase of phases) {
     if (phase.values !== NO_VALUES) continue;
