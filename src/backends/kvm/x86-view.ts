@@ -395,12 +395,12 @@ export class X86RegisterView {
       case "struct": {
         const size = step.spec.size;
         const mem = scratch.get(size);
-        mem.bytes.set(bytes.subarray(step.from, step.from + size));
+        mem.bytes.set(valueOf(bytes, step.from, size));
         state.writeStructAt(fd, step.spec, mem, 0);
         return;
       }
       case "cpuid":
-        state.setCpuidBytes(this.#io, bytes.subarray(step.from, step.from + step.size));
+        state.setCpuidBytes(this.#io, valueOf(bytes, step.from, step.size));
         return;
       case "tsc": {
         const lo = getU32(bytes, step.from);
@@ -494,6 +494,15 @@ const ZEROS = Buffer.alloc(Math.max(...X86_PSEUDO_LIST.map((r) => r.size - r.str
  */
 function zeroRange(bytes: Uint8Array, from: number, to: number): boolean {
   return ZEROS.compare(bytes, from, to, 0, to - from) === 0;
+}
+
+/**
+ * `bytes[from, from + size)`: `bytes` itself when that is all of it — restore writes one
+ * struct per phase, so most struct steps get a stream of just their value — else a view. A
+ * view is a ~100-byte heap object, and these were a tenth of a save + restore's garbage.
+ */
+function valueOf(bytes: Uint8Array, from: number, size: number): Uint8Array {
+  return from === 0 && size === bytes.length ? bytes : bytes.subarray(from, from + size);
 }
 
 function getU32(bytes: Uint8Array, at: number): number {

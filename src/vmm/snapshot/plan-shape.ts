@@ -52,6 +52,8 @@ interface PhaseLayout {
 interface Variant {
   readonly phases: readonly PhaseLayout[];
   readonly skippedUnchanged: readonly RegRef[];
+  /** The report's registers per phase (shaped plans have no tries), shared by every plan. */
+  readonly phaseReport: readonly { readonly phase: string; readonly registers: number }[];
 }
 
 interface PlanShape {
@@ -204,7 +206,10 @@ function buildVariant(shape: PlanShape, unchanged: readonly number[]): Variant {
       consecutive: stream.every((at, k) => at >= 0 && at === (stream[0] ?? 0) + k),
     });
   }
-  return { phases, skippedUnchanged: frozenRefs([...skipped]) };
+  const phaseReport = Object.freeze(
+    phases.map((l) => Object.freeze({ phase: l.phase, registers: l.ids.length })),
+  );
+  return { phases, skippedUnchanged: frozenRefs([...skipped]), phaseReport };
 }
 
 /** True when `value` equals the `value.length` bytes of `bytes` at `at`. */
@@ -316,6 +321,7 @@ export function planFromShape(
     vcpu,
     streamIndex: n,
     phases: phasesOf(regs, variant.phases, current, buffers),
+    phaseReport: variant.phaseReport,
     comparison: shape.comparison,
     verified: shape.verified,
     skippedVmScoped: shape.skippedVmScoped,

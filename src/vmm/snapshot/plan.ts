@@ -94,6 +94,11 @@ export interface VcpuPlan {
   /** Index of the state in the stream. */
   readonly streamIndex: number;
   readonly phases: readonly PhasePlan[];
+  /**
+   * The report's registers per phase when the planner has them ready (a cached shape does,
+   * frozen); otherwise the report counts them from `phases`.
+   */
+  readonly phaseReport?: readonly { readonly phase: string; readonly registers: number }[];
   readonly comparison: RegComparison;
   readonly verified: readonly RegRef[];
   readonly skippedVmScoped: readonly RegRef[];

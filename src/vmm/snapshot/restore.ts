@@ -20,6 +20,7 @@ import {
   resolveRestoreOptions,
   type PhasePlan,
   type RestoreOptions,
+  type TryWrite,
   type VcpuPlan,
 } from "./plan.js";
 
@@ -46,12 +47,26 @@ export interface RestoreReport {
   readonly vcpus: readonly VcpuRestoreReport[];
 }
 
-interface JournalEntry {
-  readonly vcpu: Vcpu;
-  readonly vcpuIndex: number;
-  readonly ids: readonly RegId[];
-  /** The values to write back on rollback: packed, or the phase that packs them on demand. */
-  readonly saved: Uint8Array | PhasePlan;
+/**
+ * What has been written, in order, for rollback: each write (a phase batch, or a tried
+ * register) and the plan it belongs to, in two parallel arrays, so recording a write — ten
+ * or more per vCPU — allocates no entry object.
+ */
+class Journal {
+  readonly plans: VcpuPlan[] = [];
+  readonly writes: (PhasePlan | TryWrite)[] = [];
+
+  add(plan: VcpuPlan, write: PhasePlan | TryWrite): void {
+    this.plans.push(plan);
+    this.writes.push(write);
+  }
+
+  /** Registers written so far. */
+  registers(): number {
+    let n = 0;
+    for (const w of this.writes) n += "phase" in w ? w.ids.length : 1;
+    return n;
+  }
 }
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -67,23 +82,27 @@ function failedRegister(cause: unknown, ids: readonly RegId[]): RegId | undefine
 }
 
 /** Writes the journal back in reverse; returns what could not be restored. */
-function rollBack(journal: readonly JournalEntry[]): string[] {
+function rollBack(journal: Journal): string[] {
   const failures: string[] = [];
-  for (const entry of [...journal].reverse()) {
-    const saved = entry.saved instanceof Uint8Array ? entry.saved : entry.saved.saved();
+  for (let k = journal.writes.length - 1; k >= 0; k--) {
+    const write = journal.writes[k];
+    const plan = journal.plans[k];
+    if (write === undefined || plan === undefined) continue;
+    const ids = "phase" in write ? write.ids : [write.id];
+    const saved = "phase" in write ? write.saved() : write.saved;
     try {
-      entry.vcpu.setManyRegs(entry.ids, saved);
+      plan.vcpu.setManyRegs(ids, saved);
       continue;
     } catch {
       // The batch is all-or-nothing, so nothing of it landed; retry register by register.
     }
     let at = 0;
-    for (const id of entry.ids) {
+    for (const id of ids) {
       const size = sizeOf(id);
       try {
-        entry.vcpu.setOneReg(id, saved.slice(at, at + size));
+        plan.vcpu.setOneReg(id, saved.slice(at, at + size));
       } catch (e) {
-        failures.push(`vCPU ${entry.vcpuIndex} ${refText(regRef(id))}: ${messageOf(e)}`);
+        failures.push(`vCPU ${plan.streamIndex} ${refText(regRef(id))}: ${messageOf(e)}`);
       }
       at += size;
     }
@@ -96,7 +115,7 @@ function writeFailed(
   phase: string,
   ids: readonly RegId[],
   cause: unknown,
-  journal: JournalEntry[],
+  journal: Journal,
 ): RestoreError {
   const failures = rollBack(journal);
   const id = failedRegister(cause, ids);
@@ -105,7 +124,7 @@ function writeFailed(
     register === undefined
       ? `phase "${phase}" (${ids.length} registers)`
       : `${refText(register)} in phase "${phase}"`;
-  const undone = journal.reduce((n, e) => n + e.ids.length, 0);
+  const undone = journal.registers();
   const details = {
     vcpu: plan.streamIndex,
     phase,
@@ -127,9 +146,14 @@ function writeFailed(
   );
 }
 
+/** Registers per phase, as the report lists them. */
+function phaseReport(phases: readonly PhasePlan[]): VcpuRestoreReport["phases"] {
+  return phases.map((p) => ({ phase: p.phase, registers: p.ids.length + p.tries.length }));
+}
+
 /** Applies plans in order; on failure rolls back every vCPU and throws. */
 function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
-  const journal: JournalEntry[] = [];
+  const journal = new Journal();
   const reports: VcpuRestoreReport[] = [];
   for (const plan of plans) {
     const refused: { register: RegRef; reason: string }[] = [];
@@ -141,14 +165,12 @@ function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
         } catch (cause) {
           throw writeFailed(plan, phase.phase, phase.ids, cause, journal);
         }
-        journal.push({
-          vcpu: plan.vcpu,
-          vcpuIndex: plan.streamIndex,
-          ids: phase.ids,
-          saved: phase,
-        });
+        journal.add(plan, phase);
         written += phase.ids.length;
       }
+      // Phases nearly never have tries; for-of over a shaped plan's frozen empty list still
+      // allocated an iterator per phase.
+      if (phase.tries.length === 0) continue;
       for (const t of phase.tries) {
         try {
           plan.vcpu.setOneReg(t.id, t.value);
@@ -160,27 +182,20 @@ function applyPlans(plans: readonly VcpuPlan[]): RestoreReport {
           });
           continue;
         }
-        journal.push({
-          vcpu: plan.vcpu,
-          vcpuIndex: plan.streamIndex,
-          ids: [t.id],
-          saved: t.saved,
-        });
+        journal.add(plan, t);
         written++;
       }
     }
     reports.push({
       vcpu: plan.streamIndex,
       comparison: plan.comparison,
-      phases: plan.phases.map((p) => ({
-        phase: p.phase,
-        registers: p.ids.length + p.tries.length,
-      })),
+      phases: plan.phaseReport ?? phaseReport(plan.phases),
       written,
       verified: plan.verified,
       skippedVmScoped: plan.skippedVmScoped,
       skippedUnchanged: plan.skippedUnchanged,
-      notWritten: [...plan.notWritten, ...refused],
+      // The plan's list as is when nothing was refused (a shaped plan's is a frozen, shared one).
+      notWritten: refused.length === 0 ? plan.notWritten : [...plan.notWritten, ...refused],
     });
   }
   return { vcpus: reports };
