@@ -22,7 +22,7 @@ export function compileReference(dir: string, name: string): { binary: string } 
   );
   if (source === undefined) return { skip: `bench/c/${name}.c not found` };
   const binary = join(dir, name);
-  const cc = spawnSync("cc", ["-O2", "-o", binary, source], { encoding: "utf8" });
+  const cc = spawnSync("cc", ["-O2", "-pthread", "-o", binary, source], { encoding: "utf8" });
   if (cc.error !== undefined) return { skip: `cc unavailable: ${cc.error.message}` };
   if (cc.status !== 0) return { skip: `cc failed: ${cc.stderr.trim()}` };
   return { binary };
