@@ -22,7 +22,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/kvm.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,22 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
+
 #define MEM_SIZE (2u << 20)
 #define LOAD_ADDR 0x1000
 #define LOOP_PORT 0x10
 #define MSR_IA32_TSC 0x10
 #define X86_MSR_ID(index) (0x2030000200000000ull | (uint64_t)(index))
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
 
 struct guest {
   int sys, vm, vcpu;
@@ -100,27 +90,10 @@ static void run_once(struct guest *g) {
   }
 }
 
-/*
- * "threaded": one more thread, idle for the process's life. Every Node process has several
- * threads, and so does every real C VMM; once a process's fd table is shared, the kernel takes
- * a reference on the file for each ioctl (fdget), which a single-threaded process skips. This
- * variant measures the same C loop with that cost, for comparison in the bench's detail.
- */
-static void *idle_thread(void *arg) {
-  (void)arg;
-  for (;;) pause();
-  return NULL;
-}
-
-static void start_idle_thread(void) {
-  pthread_t thread;
-  if (pthread_create(&thread, NULL, idle_thread, NULL) != 0) die("pthread_create");
-}
-
 /* Runs `iterations` of `mode`; returns ns per iteration, or -1 for an unknown mode. */
 static double measure(struct guest *g, const char *mode, long iterations) {
   volatile uint64_t sink = 0;
-  double start = now_ns();
+  double start = clock_ns(CLOCK_MONOTONIC);
   if (strcmp(mode, "exit") == 0) {
     for (long i = 0; i < iterations; i++) {
       run_once(g);
@@ -154,7 +127,7 @@ static double measure(struct guest *g, const char *mode, long iterations) {
     return -1;
   }
   (void)sink;
-  return (now_ns() - start) / (double)iterations;
+  return (clock_ns(CLOCK_MONOTONIC) - start) / (double)iterations;
 }
 
 int main(int argc, char **argv) {
@@ -165,12 +138,7 @@ int main(int argc, char **argv) {
   }
   if (argc == 4) start_idle_thread();
   int cpu = atoi(argv[1]);
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
-  }
+  pin_to_cpu(cpu);
   struct guest g;
   boot(&g, argv[2]);
   /* Warm up: the guest's mode switches, then a few loop exits. */

@@ -24,7 +24,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/kvm.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +33,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench_common.h"
 
 #define MEM_SIZE (2u << 20)
 #define LOAD_ADDR 0x1000
@@ -78,17 +79,6 @@ static struct { struct kvm_reg_list head; uint64_t reg[16]; } reg_list;
 static uint32_t msr_index[MAX_MSRS];
 static uint64_t msr_value[MAX_MSRS];
 static int msr_known;
-
-static void die(const char *what) {
-  perror(what);
-  exit(1);
-}
-
-static double clock_ns(clockid_t clock) {
-  struct timespec t;
-  clock_gettime(clock, &t);
-  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
 
 static uint64_t *value_slot(uint32_t index) {
   for (int i = 0; i < msr_known; i++)
@@ -223,23 +213,6 @@ static int boot(const char *image, long exits) {
   return vcpu;
 }
 
-/*
- * "threaded": one more thread, idle for the process's life. Every Node process has several
- * threads, and so does every real C VMM; once a process's fd table is shared, the kernel takes
- * a reference on the file for each ioctl (fdget), which a single-threaded process skips. This
- * variant measures the same C loop with that cost, for comparison in the bench's detail.
- */
-static void *idle_thread(void *arg) {
-  (void)arg;
-  for (;;) pause();
-  return NULL;
-}
-
-static void start_idle_thread(void) {
-  pthread_t thread;
-  if (pthread_create(&thread, NULL, idle_thread, NULL) != 0) die("pthread_create");
-}
-
 int main(int argc, char **argv) {
   if (argc != 5 && !(argc == 6 && strcmp(argv[5], "threaded") == 0)) {
     fprintf(stderr,
@@ -249,12 +222,7 @@ int main(int argc, char **argv) {
   }
   if (argc == 6) start_idle_thread();
   int cpu = atoi(argv[1]);
-  if (cpu >= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
-  }
+  pin_to_cpu(cpu);
   static struct op ops[MAX_OPS];
   int n = parse_spec(argv[4], ops);
   int vcpu = boot(argv[2], atol(argv[3]));
