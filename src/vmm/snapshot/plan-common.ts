@@ -7,6 +7,7 @@ import type { ArchName, RegId } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
 import { regRef, refText, sameBytes, sizeOf, valueHex } from "./describe.js";
 import { RestoreError, type RegComparison } from "./errors.js";
+import { orderingFor, placeRegister } from "./ordering.js";
 
 /** The id with its size field cleared: equal keys = same register, perhaps another size. */
 const sizeless = (id: RegId): bigint => id & ~(0xfn << 52n);
@@ -53,12 +54,46 @@ export function comparisonReport(c: IdComparison): RegComparison {
   };
 }
 
-/** The bucket of `phase`; ordering data naming a phase it does not list is a bug. */
-export function bucketFor(buckets: Map<string, RegId[]>, phase: string, arch: ArchName): RegId[] {
-  const bucket = buckets.get(phase);
-  // Ordering data naming a phase it does not list would drop registers silently.
-  if (bucket === undefined) throw new Error(`${arch} ordering: no phase "${phase}"`);
-  return bucket;
+/** Where the matched registers of a restore go, by the arch's ordering rules. */
+export interface Placement {
+  /** Phase name → ids to write there, in the ordering's phase order. */
+  readonly buckets: Map<string, RegId[]>;
+  /** Registers that are compared, never written. */
+  readonly verify: RegId[];
+  /** VM-scoped registers left alone (another vCPU of the VM writes them). */
+  readonly skippedVmScoped: RegId[];
+  /** Registers written only when the destination's value differs. */
+  readonly ifChanged: RegId[];
+  /** What the plan reads from the destination: `verify`, then every bucket in order. */
+  readonly toRead: RegId[];
+}
+
+/** Places each of `matched` in a phase, or among the verified or skipped registers. */
+export function placeMatched(
+  matched: readonly RegId[],
+  arch: ArchName,
+  writeVmScoped: boolean,
+): Placement {
+  const ordering = orderingFor(arch);
+  const buckets = new Map<string, RegId[]>(ordering.phases.map((p) => [p.name, []]));
+  const verify: RegId[] = [];
+  const skippedVmScoped: RegId[] = [];
+  const ifChanged: RegId[] = [];
+  for (const id of matched) {
+    const place = placeRegister(ordering, id);
+    if (place.action === "verify") verify.push(id);
+    else if (place.scope === "vm" && !writeVmScoped) skippedVmScoped.push(id);
+    else {
+      if (place.action === "write-if-changed") ifChanged.push(id);
+      const bucket = buckets.get(place.phase);
+      // Ordering data naming a phase it does not list would drop registers silently.
+      if (bucket === undefined) throw new Error(`${arch} ordering: no phase "${place.phase}"`);
+      bucket.push(id);
+    }
+  }
+  const toRead = [...verify];
+  for (const ids of buckets.values()) for (const id of ids) toRead.push(id);
+  return { buckets, verify, skippedVmScoped, ifChanged, toRead };
 }
 
 /** A vCPU that can read MANY_REGS into the caller's buffer (the KVM backend). */

@@ -12,13 +12,12 @@ import type { Vcpu } from "../../backends/vcpu.js";
 import { regRef, sizeOf } from "./describe.js";
 import type { RegComparison, RegRef } from "./errors.js";
 import type { RegValue, VcpuState } from "./model.js";
-import { orderingFor, placeRegister } from "./ordering.js";
 import {
-  bucketFor,
   checkVerified,
   comparisonReport,
   copyValue,
   packedLength,
+  placeMatched,
   readCurrent,
   type IdComparison,
   type ReadBuffers,
@@ -135,22 +134,11 @@ export function buildShape(
   writeVmScoped: boolean,
   cmp: IdComparison,
 ): PlanShape {
-  const ordering = orderingFor(arch);
-  const buckets = new Map<string, RegId[]>(ordering.phases.map((p) => [p.name, []]));
-  const verify: RegId[] = [];
-  const skippedVmScoped: RegId[] = [];
-  const ifChanged: RegId[] = [];
-  for (const id of cmp.matched) {
-    const place = placeRegister(ordering, id);
-    if (place.action === "verify") verify.push(id);
-    else if (place.scope === "vm" && !writeVmScoped) skippedVmScoped.push(id);
-    else {
-      if (place.action === "write-if-changed") ifChanged.push(id);
-      bucketFor(buckets, place.phase, arch).push(id);
-    }
-  }
-  const toRead = [...verify];
-  for (const ids of buckets.values()) for (const id of ids) toRead.push(id);
+  const { buckets, verify, skippedVmScoped, ifChanged, toRead } = placeMatched(
+    cmp.matched,
+    arch,
+    writeVmScoped,
+  );
   const streamAt = new Map<RegId, number>();
   state.regs.forEach((r, i) => streamAt.set(r.id, i));
   const probes = new Map<RegId, Probe>();

@@ -10,7 +10,7 @@ import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
 import type { VcpuState } from "./model.js";
 import { orderingFor, placeRegister } from "./ordering.js";
 import {
-  bucketFor,
+  placeMatched,
   checkVerified,
   compareIds,
   comparisonReport,
@@ -194,21 +194,9 @@ function planWithExtras(
   const values = new Map<RegId, Uint8Array>();
   for (const r of state.regs) values.set(r.id, r.value);
   const ordering = orderingFor(arch);
-  const buckets = new Map<string, RegId[]>(ordering.phases.map((p) => [p.name, []]));
-  const verify: RegId[] = [];
-  const skippedVmScoped: RegId[] = [];
-  const ifChanged = new Set<RegId>();
-  for (const id of cmp.matched) {
-    const place = placeRegister(ordering, id);
-    if (place.action === "verify") verify.push(id);
-    else if (place.scope === "vm" && !writeVmScoped) skippedVmScoped.push(id);
-    else {
-      if (place.action === "write-if-changed") ifChanged.add(id);
-      bucketFor(buckets, place.phase, arch).push(id);
-    }
-  }
-  const toRead = [...verify];
-  for (const ids of buckets.values()) for (const id of ids) toRead.push(id);
+  const placed = placeMatched(cmp.matched, arch, writeVmScoped);
+  const { buckets, verify, skippedVmScoped, toRead } = placed;
+  const ifChanged = new Set(placed.ifChanged);
   const current = indexValues(toRead, readCurrent(vcpu, toRead, n, undefined, buffers));
   for (const id of verify) checkVerified(id, values.get(id), current.get(id), n);
   const unchanged = dropUnchanged(buckets, ifChanged, values, current);
