@@ -10,6 +10,8 @@ import { KvmError } from "../../../src/abi/kvm/errors.js";
 import type { ArchName, RegId } from "../../../src/abi/regid.js";
 import { regSize } from "../../../src/abi/regid.js";
 import type { Vcpu, VcpuExit } from "../../../src/backends/vcpu.js";
+import type { Snapshot } from "../../../src/vmm/snapshot/format.js";
+import { captureVcpu } from "../../../src/vmm/snapshot/restore.js";
 
 /** A write the fake received. */
 export interface WriteRecord {
@@ -171,4 +173,17 @@ export function pattern(id: RegId, seed: bigint): Uint8Array {
 /** True when two arrays hold the same bytes. */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A riscv snapshot of `vcpus` as captured now, with no memory or devices. */
+export function snapshotOf(...vcpus: FakeVcpu[]): Snapshot {
+  return {
+    arch: "riscv",
+    backend: "soft-inline",
+    flags: 0,
+    meta: {},
+    vcpus: vcpus.map(captureVcpu),
+    memory: [],
+    devices: [],
+  };
 }

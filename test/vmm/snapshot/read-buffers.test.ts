@@ -12,10 +12,9 @@ import { ERRNO } from "../../../src/abi/kvm/errno.js";
 import { KvmError } from "../../../src/abi/kvm/errors.js";
 import { regSize, type RegId } from "../../../src/abi/regid.js";
 import { RestoreError } from "../../../src/vmm/snapshot/errors.js";
-import type { Snapshot } from "../../../src/vmm/snapshot/format.js";
 import { ReadBuffers } from "../../../src/vmm/snapshot/plan-common.js";
 import { captureVcpu, restoreSnapshot, restoreVcpu } from "../../../src/vmm/snapshot/restore.js";
-import { FakeVcpu, sameBytes } from "./fake-vcpu.js";
+import { FakeVcpu, sameBytes, snapshotOf } from "./fake-vcpu.js";
 import { RISCV_NAMES } from "./samples.js";
 
 const rv = (name: string): RegId => lookupReg("riscv", name).id;
@@ -47,18 +46,6 @@ function sourceFor(dst: FakeVcpu, seed: bigint): FakeVcpu {
   const src = new FakeVcpu("riscv", dst.index).addNamed(RISCV_NAMES, seed);
   src.values.set(rv("timer.frequency"), dst.getOneReg(rv("timer.frequency")));
   return src;
-}
-
-function snapshotOf(...vcpus: FakeVcpu[]): Snapshot {
-  return {
-    arch: "riscv",
-    backend: "soft-inline",
-    flags: 0,
-    meta: {},
-    vcpus: vcpus.map(captureVcpu),
-    memory: [],
-    devices: [],
-  };
 }
 
 function assertValues(vcpu: FakeVcpu, want: ReadonlyMap<RegId, Uint8Array>): void {

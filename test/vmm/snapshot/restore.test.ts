@@ -8,7 +8,7 @@ import type { RegId } from "../../../src/abi/regid.js";
 import { RestoreError, SnapshotFormatError } from "../../../src/vmm/snapshot/errors.js";
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from "../../../src/vmm/snapshot/format.js";
 import { captureVcpu, restoreSnapshot, restoreVcpu } from "../../../src/vmm/snapshot/restore.js";
-import { FakeVcpu, pattern, sameBytes } from "./fake-vcpu.js";
+import { FakeVcpu, pattern, sameBytes, snapshotOf } from "./fake-vcpu.js";
 import { RISCV_NAMES, unknownRiscvId } from "./samples.js";
 
 const rv = (name: string): RegId => lookupReg("riscv", name).id;
@@ -26,18 +26,6 @@ function pair(names: readonly string[] = RISCV_NAMES, index = 0): { src: FakeVcp
     dst.readOnly.add(rv(n));
   }
   return { src, dst };
-}
-
-function snapshotOf(...vcpus: FakeVcpu[]): Snapshot {
-  return {
-    arch: "riscv",
-    backend: "soft-inline",
-    flags: 0,
-    meta: {},
-    vcpus: vcpus.map(captureVcpu),
-    memory: [],
-    devices: [],
-  };
 }
 
 function assertSameValues(
