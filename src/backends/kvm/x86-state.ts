@@ -22,6 +22,7 @@ import { cpuidByteSize, cpuidCount } from "./cpuid.js";
 import { kvmFail } from "./errors.js";
 import { ioctlMem, ioctlValue, type NativeMemory } from "./ffi.js";
 import type { Scratch } from "./scratch.js";
+import { getU32, putU32 } from "./le-bytes.js";
 
 /** What the struct helpers need from a vCPU: its fd (checked open) and its scratch memory. */
 export interface VcpuIo {
@@ -312,17 +313,9 @@ export function msrValuesOut(
   const view = mem.view;
   for (let i = 0; i < outAt.length; i++) {
     const from = at + MSR_HEAD + i * MSR_STRIDE + MSR_DATA;
-    const lo = view.getUint32(from, true);
-    const hi = view.getUint32(from + 4, true);
     const to = outAt[i] ?? 0;
-    out[to] = lo;
-    out[to + 1] = lo >>> 8;
-    out[to + 2] = lo >>> 16;
-    out[to + 3] = lo >>> 24;
-    out[to + 4] = hi;
-    out[to + 5] = hi >>> 8;
-    out[to + 6] = hi >>> 16;
-    out[to + 7] = hi >>> 24;
+    putU32(out, to, view.getUint32(from, true));
+    putU32(out, to + 4, view.getUint32(from + 4, true));
   }
 }
 
@@ -339,19 +332,9 @@ export function msrValuesIn(
   const view = mem.view;
   for (let i = 0; i < srcAt.length; i++) {
     const f = srcAt[i] ?? 0;
-    const lo =
-      (src[f] ?? 0) |
-      ((src[f + 1] ?? 0) << 8) |
-      ((src[f + 2] ?? 0) << 16) |
-      ((src[f + 3] ?? 0) << 24);
-    const hi =
-      (src[f + 4] ?? 0) |
-      ((src[f + 5] ?? 0) << 8) |
-      ((src[f + 6] ?? 0) << 16) |
-      ((src[f + 7] ?? 0) << 24);
     const to = at + MSR_HEAD + i * MSR_STRIDE + MSR_DATA;
-    view.setUint32(to, lo, true);
-    view.setUint32(to + 4, hi, true);
+    view.setUint32(to, getU32(src, f), true);
+    view.setUint32(to + 4, getU32(src, f + 4), true);
   }
 }
 

@@ -37,6 +37,7 @@ import { ioctlMem, type NativeMemory } from "./ffi.js";
 import type { KvmVm } from "./vm.js";
 import { LayoutCache, type ListLayout, type SetStep, type StructUse } from "./x86-layout.js";
 import * as state from "./x86-state.js";
+import { getU32, putU32 } from "./le-bytes.js";
 
 function isStructName(name: X86PseudoName): name is state.StructName {
   return name !== "CPUID" && name !== "TSC_KHZ";
@@ -503,21 +504,6 @@ function zeroRange(bytes: Uint8Array, from: number, to: number): boolean {
  */
 function valueOf(bytes: Uint8Array, from: number, size: number): Uint8Array {
   return from === 0 && size === bytes.length ? bytes : bytes.subarray(from, from + size);
-}
-
-function getU32(bytes: Uint8Array, at: number): number {
-  const b0 = bytes[at] ?? 0;
-  const b1 = bytes[at + 1] ?? 0;
-  const b2 = bytes[at + 2] ?? 0;
-  const b3 = bytes[at + 3] ?? 0;
-  return (b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)) >>> 0;
-}
-
-function putU32(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value;
-  bytes[at + 1] = value >>> 8;
-  bytes[at + 2] = value >>> 16;
-  bytes[at + 3] = value >>> 24;
 }
 
 function sameIds(a: readonly RegId[], b: readonly RegId[]): boolean {
