@@ -1,4 +1,6 @@
-// regvisor's native ioctl path: one function, ioctl(fd, request, arg) -> result or -errno.
+// regvisor's native ioctl path: ioctl(fd, request, arg) -> result or -errno, and
+// address(view) -> the user address of a typed array's first byte, so that a struct the kernel
+// reads or writes can live in a JS buffer instead of being copied through native scratch.
 //
 // Why it exists: koffi (the FFI every other native call goes through) costs ~40 ns more per
 // call than a plain V8 function callback, and KVM_GET_ONE_REG / KVM_RUN are called in tight
@@ -48,9 +50,33 @@ void Ioctl(const v8::FunctionCallbackInfo<v8::Value> &args) {
   args.GetReturnValue().Set(r < 0 ? -errno : r);
 }
 
+// address(view: ArrayBufferView) -> Number | undefined: the address of the view's first byte,
+// undefined for a view of a SharedArrayBuffer (another thread could change the bytes between
+// the caller's checks and the kernel's read, so those are copied). Buffer() moves an on-heap typed array's bytes off the heap once, for good, and V8 never moves
+// an off-heap backing store, so the address stays valid while the buffer is alive and attached;
+// ffi.ts hands it only to synchronous ioctls on buffers it holds for the call.
+void Address(const v8::FunctionCallbackInfo<v8::Value> &args) {
+  v8::Isolate *isolate = args.GetIsolate();
+  if (args.Length() != 1 || !args[0]->IsArrayBufferView()) {
+    ThrowType(isolate, "address(view: ArrayBufferView) expected");
+    return;
+  }
+  const v8::Local<v8::ArrayBufferView> view = args[0].As<v8::ArrayBufferView>();
+  const v8::Local<v8::ArrayBuffer> buffer = view->Buffer();
+  if (buffer->IsSharedArrayBuffer()) return;
+  void *data = buffer->Data();
+  if (data == nullptr) {
+    ThrowType(isolate, "address: the view's buffer is detached or empty");
+    return;
+  }
+  const uintptr_t at = reinterpret_cast<uintptr_t>(data) + view->ByteOffset();
+  args.GetReturnValue().Set(static_cast<double>(at));
+}
+
 }  // namespace
 
 // Context-aware, so worker threads (the soft backend's threaded mode, user Workers) can load it.
 NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "ioctl", Ioctl);
+  NODE_SET_METHOD(exports, "address", Address);
 }

@@ -4,6 +4,7 @@
  * the buffer, so a short or corrupt table is a RangeError, never an out-of-bounds read.
  */
 import { KVM_CPUID2, KVM_CPUID_ENTRY2 } from "../../abi/kvm/layouts.js";
+import { getU32 } from "./le-bytes.js";
 
 /** One CPUID leaf/subleaf as KVM reports it. */
 export interface CpuidEntry {
@@ -25,7 +26,7 @@ const STRIDE = KVM_CPUID_ENTRY2.size;
 /** Number of entries a kvm_cpuid2 buffer says it holds. */
 export function cpuidCount(bytes: Uint8Array): number {
   if (bytes.length < HEAD) throw new RangeError(`kvm_cpuid2 needs ${HEAD} header bytes`);
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(NENT, true);
+  return getU32(bytes, NENT);
 }
 
 /** Byte size of a kvm_cpuid2 holding `count` entries. */

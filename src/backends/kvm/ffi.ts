@@ -6,9 +6,11 @@
  * - Syscall wrappers return what the kernel returns; on failure `-errno` (read from libc's
  *   thread-local `errno` right after the call, before any other code can run), never a throw.
  *   Callers turn a negative result into a `KvmError` with the ioctl name and register id.
- * - Every buffer handed to the kernel lives in a `NativeMemory`: an mmap'd range whose address
- *   never moves (V8 may move small on-heap typed arrays, so JS-allocated buffers are never
- *   passed by address). Its `bytes` view is zero-copy.
+ * - Buffers handed to the kernel live in a `NativeMemory`: an mmap'd range whose address never
+ *   moves; its `bytes` view is zero-copy. The one exception is `viewAddress()`: on the addon
+ *   path, a struct the kernel copies in or out within one synchronous ioctl (the x86 view's
+ *   struct pseudo-registers) may be read or written in place in the caller's JS buffer, which
+ *   the addon first pins off V8's heap.
  * - `NativeMemory.release()` never unmaps while JS views may still exist: it atomically
  *   replaces the range with fresh anonymous zero pages (dropping the old pages and, for a
  *   vCPU mapping, the kernel's reference to the vCPU file), and the range itself is unmapped
@@ -116,8 +118,18 @@ export interface IoctlPath {
   readonly reason?: string;
 }
 
+/** The address of a typed array's first byte (the addon's `address`). */
+type RawAddress = (view: Uint8Array) => number;
+
+interface NativePath {
+  readonly path: IoctlPath;
+  readonly ioctl: RawIoctl;
+  /** Absent on the koffi path: JS buffers are then never handed to the kernel by address. */
+  readonly address?: RawAddress;
+}
+
 const ADDON_FILE = "build/Release/regvisor_kvm.node";
-let pathCache: { path: IoctlPath; ioctl: RawIoctl } | undefined;
+let pathCache: NativePath | undefined;
 
 /** The package root's build/Release addon, searched upward from this module (dist or src). */
 function findAddon(): string | undefined {
@@ -134,8 +146,12 @@ function isRawIoctl(value: unknown): value is RawIoctl {
   return typeof value === "function";
 }
 
-function chooseIoctlPath(): { path: IoctlPath; ioctl: RawIoctl } {
-  const viaKoffi = (reason: string): { path: IoctlPath; ioctl: RawIoctl } => {
+function isRawAddress(value: unknown): value is RawAddress {
+  return typeof value === "function";
+}
+
+function chooseIoctlPath(): NativePath {
+  const viaKoffi = (reason: string): NativePath => {
     const c = libc();
     const ioctl: RawIoctl = (fd, request, arg) => {
       const r = c.ioctl(fd, request, arg);
@@ -147,9 +163,11 @@ function chooseIoctlPath(): { path: IoctlPath; ioctl: RawIoctl } {
   const file = findAddon();
   if (file === undefined) return viaKoffi(`${ADDON_FILE} was not built at install`);
   try {
-    const addon = createRequire(import.meta.url)(file) as { ioctl?: unknown };
+    const addon = createRequire(import.meta.url)(file) as { ioctl?: unknown; address?: unknown };
     if (!isRawIoctl(addon.ioctl)) return viaKoffi(`${file} has no ioctl function`);
-    return { path: { kind: "addon" }, ioctl: addon.ioctl };
+    // An addon built before `address` existed still serves ioctl; buffers are then copied.
+    const address = isRawAddress(addon.address) ? addon.address : undefined;
+    return { path: { kind: "addon" }, ioctl: addon.ioctl, ...(address ? { address } : {}) };
   } catch (e) {
     // E.g. built for another Node version (NODE_MODULE_VERSION mismatch).
     return viaKoffi(`${file} did not load: ${e instanceof Error ? e.message : String(e)}`);
@@ -169,6 +187,27 @@ let nativeIoctl: RawIoctl = (fd, request, arg) => {
   nativeIoctl = pathCache.ioctl;
   return nativeIoctl(fd, request, arg);
 };
+
+// Like nativeIoctl: picks the path on first use, then replaces itself.
+let nativeAddress: (view: Uint8Array) => number | undefined = (view) => {
+  pathCache ??= chooseIoctlPath();
+  const address = pathCache.address;
+  nativeAddress = address ?? (() => undefined);
+  return nativeAddress(view);
+};
+
+/**
+ * The user address of `view`'s first byte when ioctls go through the addon, so that a kernel
+ * struct can be read or written in place in a JS buffer instead of being copied through native
+ * scratch; `undefined` on the koffi path, where callers copy. An on-heap typed array is moved
+ * off the heap for good by the first call; V8 never moves an off-heap buffer, so the address
+ * holds while the buffer is alive and attached — for the synchronous ioctls that follow in the
+ * same function, never longer (and an ioctl hook must not detach the buffer meanwhile).
+ * @throws {TypeError} if the view's buffer is detached.
+ */
+export function viewAddress(view: Uint8Array): number | undefined {
+  return nativeAddress(view);
+}
 
 /** Installs (or with `undefined`, removes) the ioctl observer. */
 export function setIoctlHook(next: IoctlHook | undefined): void {

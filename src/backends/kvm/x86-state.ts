@@ -111,6 +111,27 @@ export function writeStructAt(fd: number, spec: StructSpec, mem: NativeMemory, a
 }
 
 /**
+ * The struct's GET ioctl straight into a JS buffer: `address` is from `viewAddress()` and has
+ * `spec.size` bytes of that buffer behind it.
+ * @throws {KvmError} if the ioctl fails.
+ */
+export function readStructTo(fd: number, spec: StructSpec, address: number): void {
+  // FFI: the caller's buffer is alive, attached and spec.size bytes long from `address`.
+  const r = ioctlValue(fd, spec.getNumber, address);
+  if (r < 0) throw kvmFail(spec.get, r, { action: `Cannot ${spec.readAction}` });
+}
+
+/**
+ * The struct's SET ioctl straight from a JS buffer (`address` as in readStructTo()).
+ * @throws {KvmError} if the ioctl fails.
+ */
+export function writeStructFrom(fd: number, spec: StructSpec, address: number): void {
+  // FFI: as in readStructTo(); the kernel only reads the struct.
+  const r = ioctlValue(fd, spec.setNumber, address);
+  if (r < 0) throw kvmFail(spec.set, r, { action: `Cannot ${spec.writeAction}` });
+}
+
+/**
  * Reads a struct group into `out` at `offset` (or a new array of its size).
  * @throws {KvmError} if the ioctl fails.
  */
@@ -170,6 +191,24 @@ export function readCpuidAt(fd: number, mem: NativeMemory, at: number): number {
 }
 
 /**
+ * readCpuidAt() straight into `out` at `offset`, whose address is `address` (from
+ * `viewAddress(out)` plus `offset`); `out` must have CPUID_MAX_BYTES from `offset`.
+ * @throws {RangeError} if it has not (before any syscall).
+ * @throws {KvmError} if the ioctl fails.
+ */
+export function readCpuidTo(fd: number, out: Uint8Array, offset: number, address: number): number {
+  if (offset < 0 || offset + CPUID_MAX_BYTES > out.length) {
+    throw new RangeError(`a CPUID read needs ${CPUID_MAX_BYTES} bytes at ${offset}`);
+  }
+  putU32(out, offset + CPUID_NENT, CPUID_MAX_ENTRIES);
+  putU32(out, offset + CPUID_NENT + 4, 0);
+  // FFI: `out` is alive and attached, with CPUID_MAX_BYTES from `address` (checked above).
+  const r = ioctlValue(fd, IOCTLS.KVM_GET_CPUID2.number, address);
+  if (r < 0) throw kvmFail("KVM_GET_CPUID2", r, { action: "Cannot read CPUID" });
+  return cpuidByteSize(Math.min(getU32(out, offset + CPUID_NENT), CPUID_MAX_ENTRIES));
+}
+
+/**
  * KVM_SET_CPUID2 from the `struct kvm_cpuid2` at `at` in `mem`, whose nent (≤ 256, as
  * readCpuidAt() leaves it or as setCpuidBytes() checked it) bounds what the kernel reads.
  * @throws {KvmError} if the kernel refuses it.
@@ -196,6 +235,28 @@ export function getCpuidBytes(io: VcpuIo): Uint8Array {
  * @throws {KvmError} if the kernel refuses it.
  */
 export function setCpuidBytes(io: VcpuIo, bytes: Uint8Array): void {
+  const size = checkedCpuidSize(bytes);
+  const fd = io.fd("write CPUID");
+  const mem = io.scratch.get(size);
+  mem.bytes.set(bytes.subarray(0, size));
+  writeCpuidAt(fd, mem, 0);
+}
+
+/**
+ * setCpuidBytes() straight from `bytes`, whose first byte is at `address` (from viewAddress()).
+ * @throws {RangeError} if the table is truncated or too long (before any syscall).
+ * @throws {KvmError} if the kernel refuses it.
+ */
+export function setCpuidFrom(io: VcpuIo, bytes: Uint8Array, address: number): void {
+  checkedCpuidSize(bytes);
+  const fd = io.fd("write CPUID");
+  // FFI: `bytes` is alive and attached and holds the header and all nent entries (checked).
+  const r = ioctlValue(fd, IOCTLS.KVM_SET_CPUID2.number, address);
+  if (r < 0) throw kvmFail("KVM_SET_CPUID2", r, { action: "Cannot write CPUID" });
+}
+
+/** The bytes a `struct kvm_cpuid2` value needs; throws RangeError when it is truncated. */
+function checkedCpuidSize(bytes: Uint8Array): number {
   const count = cpuidCount(bytes);
   const size = cpuidByteSize(count);
   if (count > CPUID_MAX_ENTRIES || bytes.length < size) {
@@ -203,10 +264,7 @@ export function setCpuidBytes(io: VcpuIo, bytes: Uint8Array): void {
       `kvm_cpuid2 with ${count} entries needs ${size} bytes, got ${bytes.length}`,
     );
   }
-  const fd = io.fd("write CPUID");
-  const mem = io.scratch.get(size);
-  mem.bytes.set(bytes.subarray(0, size));
-  writeCpuidAt(fd, mem, 0);
+  return size;
 }
 
 /** Entry size of kvm_cpuid2, for view code that sizes CPUID values. */

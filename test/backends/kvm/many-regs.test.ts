@@ -34,6 +34,39 @@ describe("KVM x86 MANY_REGS", { skip: KVM_SKIP }, () => {
     assert.deepEqual(stable(ids, reused), stable(ids, fresh));
   });
 
+  it("setManyRegs() takes its stream from any view: inside a larger buffer, or shared", () => {
+    using guest = exitLoop();
+    const { vcpu } = guest;
+    const ids = [X86_PSEUDO.REGS.id, X86_PSEUDO.CPUID.id, X86_PSEUDO.SREGS.id];
+    const before = vcpu.getManyRegs(ids);
+    const rax = (n: bigint): Uint8Array => {
+      // kvm_regs starts with rax: change it, keep everything else.
+      const out = before.slice();
+      new DataView(out.buffer).setBigUint64(0, n, true);
+      return out;
+    };
+    // At an odd offset inside a larger buffer (written in place on the addon path).
+    const big = new Uint8Array(before.length + 11).fill(0xee);
+    big.set(rax(0x1234_5678_9abcn), 5);
+    vcpu.setManyRegs(ids, big.subarray(5, 5 + before.length));
+    assert.equal(
+      vcpu.getOneReg(X86_PSEUDO.REGS.id).subarray(0, 8).join(),
+      rax(0x1234_5678_9abcn).subarray(0, 8).join(),
+    );
+    assert.deepEqual(vcpu.getManyRegs(ids), rax(0x1234_5678_9abcn));
+    // Over a SharedArrayBuffer (always copied first).
+    const shared = new Uint8Array(new SharedArrayBuffer(before.length));
+    shared.set(rax(7n));
+    vcpu.setManyRegs(ids, shared);
+    assert.deepEqual(vcpu.getManyRegs(ids), rax(7n));
+    // And getManyRegsInto() a view at an offset leaves the bytes around it alone.
+    const around = new Uint8Array(before.length + 16).fill(0x5a);
+    vcpu.getManyRegsInto(ids, around.subarray(8, 8 + before.length));
+    assert.deepEqual(around.subarray(8, 8 + before.length), rax(7n));
+    assert.ok(around.subarray(0, 8).every((b) => b === 0x5a));
+    assert.ok(around.subarray(8 + before.length).every((b) => b === 0x5a));
+  });
+
   it("getManyRegsInto() refuses a buffer of the wrong length before any syscall", () => {
     using guest = exitLoop();
     const { vcpu } = guest;

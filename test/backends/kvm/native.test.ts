@@ -12,7 +12,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ERRNO } from "../../../src/abi/kvm/errno.js";
 import { IOCTLS } from "../../../src/abi/kvm/ioctls.js";
-import { closeFd, ioctlValue, O_CLOEXEC, O_RDWR, openPath } from "../../../src/backends/kvm/ffi.js";
+import {
+  closeFd,
+  ioctlValue,
+  O_CLOEXEC,
+  O_RDWR,
+  openPath,
+  viewAddress,
+} from "../../../src/backends/kvm/ffi.js";
 import { ioctlPath } from "../../../src/backends/kvm/index.js";
 import { KVM_SKIP } from "./helpers.js";
 
@@ -24,9 +31,15 @@ const NOT_BUILT: string | false = existsSync(ADDON)
 const FORCED_OFF = process.env.REGVISOR_NATIVE === "0" ? "REGVISOR_NATIVE=0 in this run" : false;
 
 type RawIoctl = (...args: unknown[]) => number;
+interface Addon {
+  readonly ioctl: RawIoctl;
+  readonly address: (...args: unknown[]) => number | undefined;
+}
+function addon(): Addon {
+  return createRequire(import.meta.url)(ADDON) as Addon;
+}
 function addonIoctl(): RawIoctl {
-  const addon = createRequire(import.meta.url)(ADDON) as { ioctl: RawIoctl };
-  return addon.ioctl;
+  return addon().ioctl;
 }
 
 describe("native ioctl addon", () => {
@@ -56,6 +69,42 @@ describe("native ioctl addon", () => {
     }
   });
 
+  it(
+    "address() refuses anything but a typed array or DataView with a TypeError",
+    { skip: NOT_BUILT },
+    () => {
+      const { address } = addon();
+      const cases: [string, unknown[]][] = [
+        ["nothing", []],
+        ["an ArrayBuffer", [new ArrayBuffer(8)]],
+        ["an array", [[1, 2]]],
+        ["a number", [0]],
+        ["two arguments", [new Uint8Array(8), 1]],
+      ];
+      for (const [what, args] of cases) assert.throws(() => address(...args), TypeError, what);
+    },
+  );
+
+  it("viewAddress() is a view's first byte on the addon path, undefined on koffi", () => {
+    const bytes = new Uint8Array(256);
+    const base = viewAddress(bytes);
+    if (FORCED_OFF || NOT_BUILT) {
+      assert.equal(base, undefined);
+      return;
+    }
+    if (base === undefined) throw new assert.AssertionError({ message: "no address" });
+    assert.ok(base > 0 && Number.isInteger(base));
+    assert.equal(viewAddress(bytes.subarray(37)), base + 37);
+    assert.equal(viewAddress(bytes), base, "stable from call to call");
+    // A small array starts on V8's heap; once asked for, its bytes stay put.
+    const small = new Uint8Array(8);
+    const first = viewAddress(small);
+    new Array(100_000).fill(0).map((_, i) => ({ i })); // garbage, so a scavenge runs
+    assert.equal(viewAddress(small), first);
+    // Shared memory is never handed to the kernel in place: callers copy it.
+    assert.equal(viewAddress(new Uint8Array(new SharedArrayBuffer(64))), undefined);
+  });
+
   it("returns -errno on failure, as the koffi path does", { skip: NOT_BUILT }, () => {
     const ioctl = addonIoctl();
     assert.equal(ioctl(-1, IOCTLS.KVM_GET_API_VERSION.number, 0), -ERRNO.EBADF);
@@ -79,7 +128,13 @@ describe("native ioctl addon", () => {
     { skip: KVM_SKIP || FORCED_OFF },
     () => {
       const dir = join(REPO, "dist/test/backends/kvm");
-      const files = ["system.test.js", "registers.test.js", "run.test.js", "native.test.js"];
+      const files = [
+        "system.test.js",
+        "registers.test.js",
+        "many-regs.test.js",
+        "run.test.js",
+        "native.test.js",
+      ];
       // Without NODE_TEST_CONTEXT the child reports as a top-level run, in TAP on stdout.
       const env: NodeJS.ProcessEnv = { ...process.env, REGVISOR_NATIVE: "0" };
       delete env.NODE_TEST_CONTEXT;
