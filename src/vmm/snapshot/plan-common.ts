@@ -99,7 +99,8 @@ export function placeMatched(
 /** A vCPU that can read MANY_REGS into the caller's buffer (the KVM backend). */
 type ReadsInto = Vcpu & { getManyRegsInto(ids: readonly RegId[], out: Uint8Array): void };
 
-function readsInto(vcpu: Vcpu): vcpu is ReadsInto {
+/** True when the vCPU can read a stream into a caller's buffer (the KVM backend can). */
+export function readsInto(vcpu: Vcpu): vcpu is ReadsInto {
   return "getManyRegsInto" in vcpu && typeof vcpu.getManyRegsInto === "function";
 }
 

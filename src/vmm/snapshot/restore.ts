@@ -14,7 +14,7 @@ import { regRef, refText, sizeOf } from "./describe.js";
 import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
 import { decodeSnapshot, type DecodeOptions } from "./format.js";
 import type { RegValue, Snapshot, VcpuState } from "./model.js";
-import { ReadBuffers } from "./plan-common.js";
+import { ReadBuffers, packedLength, readsInto } from "./plan-common.js";
 import {
   planVcpuRestore,
   resolveRestoreOptions,
@@ -289,16 +289,105 @@ export function restoreSnapshot(
 }
 
 /**
- * Reads a vCPU's whole state the way a snapshot carries it: `regList()`, then one batch. The
- * values are disjoint views into the batch's buffer, which `getManyRegs()` hands to its
- * caller (both backends allocate one per call), so nothing else references it: a copy per
- * register cost more than the kernel calls that filled them (every Uint8Array over 64 bytes
- * is an off-heap allocation of its own, ~2 µs each, and x86 has eight of them). Read a
- * value's bytes through its `byteOffset`, as with any view.
+ * A buffer `captureVcpu()` reuses from one capture to the next, for loops that capture again
+ * and again (snapshot series, migration rounds, the benchmarks). Without one, each capture
+ * allocates the whole state anew — ~24 KiB on x86, most of it CPUID's fixed-size value, plus
+ * a view and an entry object per register — which the garbage collector releases only at its
+ * next pass, so every capture also writes to memory that is cold in the cache.
+ *
+ * The state a capture returns holds views into this buffer, and when the register list has
+ * not changed the next capture hands out the same `regs` array and entries again, with the
+ * new values in the same views: the next capture into the same buffer overwrites the last
+ * state. Encode, compare or copy a state before capturing into its buffer again. Backends
+ * that cannot read into a caller's buffer (the soft backend) allocate anyway.
  */
-export function captureVcpu(vcpu: Vcpu): VcpuState {
+export class CaptureBuffer {
+  #bytes = new Uint8Array(0);
+  // The last state's ids, its regs array as handed out, and a private copy of its entries,
+  // to hand them out again only if neither the list nor the caller changed them.
+  #ids: readonly RegId[] = [];
+  #regs: RegValue[] = [];
+  #entries: RegValue[] = [];
+  #views: Uint8Array[] = [];
+
+  /** Its first `length` bytes, after growing it if it is shorter (contents unspecified). */
+  take(length: number): Uint8Array {
+    if (!Number.isInteger(length) || length < 0) {
+      throw new RangeError(`CaptureBuffer.take: bad length ${length}`);
+    }
+    if (this.#bytes.length < length) {
+      this.#bytes = new Uint8Array(length);
+      this.#forget();
+    }
+    return this.#bytes.length === length ? this.#bytes : this.#bytes.subarray(0, length);
+  }
+
+  /**
+   * @internal The last state's entries when `ids` are the last capture's ids and every entry
+   * is still the one handed out, with its id and its view of this buffer, else undefined.
+   */
+  reusable(ids: readonly RegId[]): RegValue[] | undefined {
+    const last = this.#ids;
+    const regs = this.#regs;
+    const entries = this.#entries;
+    const views = this.#views;
+    if (ids.length !== last.length || regs.length !== last.length) return undefined;
+    for (let i = 0; i < ids.length; i++) {
+      const entry = entries[i];
+      if (entry === undefined || regs[i] !== entry || ids[i] !== last[i]) return undefined;
+      if (entry.id !== last[i] || entry.value !== views[i]) return undefined;
+    }
+    return regs;
+  }
+
+  /** @internal Remembers the state just built over this buffer. */
+  remember(ids: readonly RegId[], regs: RegValue[]): void {
+    this.#ids = [...ids];
+    this.#regs = regs;
+    this.#entries = [...regs];
+    this.#views = regs.map((r) => r.value);
+  }
+
+  #forget(): void {
+    this.#ids = [];
+    this.#regs = [];
+    this.#entries = [];
+    this.#views = [];
+  }
+}
+
+/** Options of `captureVcpu()`. */
+export interface CaptureVcpuOptions {
+  /** Read into this reused buffer instead of a new one (see `CaptureBuffer`). */
+  readonly into?: CaptureBuffer;
+}
+
+/**
+ * Reads a vCPU's whole state the way a snapshot carries it: `regList()`, then one batch. The
+ * values are disjoint views into the batch's buffer — by default a new one that
+ * `getManyRegs()` hands to its caller, so nothing else references it (a copy per register
+ * cost more than the kernel calls that filled them: every Uint8Array over 64 bytes is an
+ * off-heap allocation of its own, and x86 has eight of them); with `options.into`, that
+ * reused buffer. Read a value's bytes through its `byteOffset`, as with any view.
+ */
+export function captureVcpu(vcpu: Vcpu, options: CaptureVcpuOptions = {}): VcpuState {
   const ids = vcpu.regList();
-  const bytes = vcpu.getManyRegs(ids);
+  const into = options.into;
+  if (into === undefined || !readsInto(vcpu)) {
+    return { index: vcpu.index, regs: viewsOf(ids, vcpu.getManyRegs(ids)) };
+  }
+  const bytes = into.take(packedLength(ids));
+  vcpu.getManyRegsInto(ids, bytes);
+  let regs = into.reusable(ids);
+  if (regs === undefined) {
+    regs = viewsOf(ids, bytes);
+    into.remember(ids, regs);
+  }
+  return { index: vcpu.index, regs };
+}
+
+/** The entries of a capture: a view of `bytes` per id, back to back. */
+function viewsOf(ids: readonly RegId[], bytes: Uint8Array): RegValue[] {
   const { buffer, byteOffset } = bytes;
   const regs: RegValue[] = [];
   let at = 0;
@@ -312,5 +401,5 @@ export function captureVcpu(vcpu: Vcpu): VcpuState {
     regs.push({ id, value });
     at += size;
   }
-  return { index: vcpu.index, regs };
+  return regs;
 }

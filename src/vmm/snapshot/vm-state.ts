@@ -69,7 +69,7 @@ export function captureMachine(m: SnapshotMachine, options: CaptureOptions = {})
       time: new Date().toISOString(),
       ...options.meta,
     },
-    vcpus: m.vcpus.map(captureVcpu),
+    vcpus: m.vcpus.map((v) => captureVcpu(v)),
     memory: m.memory().map((r) => (copy ? { ...r, data: r.data.slice() } : r)),
     devices: [
       encodeMachineConfig(config),

@@ -182,7 +182,7 @@ export function snapshotOf(...vcpus: FakeVcpu[]): Snapshot {
     backend: "soft-inline",
     flags: 0,
     meta: {},
-    vcpus: vcpus.map(captureVcpu),
+    vcpus: vcpus.map((v) => captureVcpu(v)),
     memory: [],
     devices: [],
   };
