@@ -52,9 +52,10 @@ void Ioctl(const v8::FunctionCallbackInfo<v8::Value> &args) {
 
 // address(view: ArrayBufferView) -> Number | undefined: the address of the view's first byte,
 // undefined for a view of a SharedArrayBuffer (another thread could change the bytes between
-// the caller's checks and the kernel's read, so those are copied). Buffer() moves an on-heap typed array's bytes off the heap once, for good, and V8 never moves
-// an off-heap backing store, so the address stays valid while the buffer is alive and attached;
-// ffi.ts hands it only to synchronous ioctls on buffers it holds for the call.
+// the caller's checks and the kernel's read, so those are copied). Buffer() moves an on-heap
+// typed array's bytes off the heap once, for good, and V8 never moves an off-heap backing
+// store, so the address stays valid while the buffer is alive and attached; ffi.ts hands it
+// only to synchronous ioctls on buffers it holds for the call.
 void Address(const v8::FunctionCallbackInfo<v8::Value> &args) {
   v8::Isolate *isolate = args.GetIsolate();
   if (args.Length() != 1 || !args[0]->IsArrayBufferView()) {
