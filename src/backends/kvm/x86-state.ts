@@ -89,46 +89,42 @@ export const STRUCT_IOCTLS: Readonly<Record<StructName, StructSpec>> = Object.fr
 ) as Record<StructName, StructSpec>;
 
 /**
- * The struct's GET ioctl straight into `mem` at `at` (which must have `spec.size` bytes).
- * @throws {KvmError} if the ioctl fails.
- */
-export function readStructAt(fd: number, spec: StructSpec, mem: NativeMemory, at: number): void {
-  // FFI: `mem` is vCPU-owned native memory with spec.size bytes from `at` (callers size it);
-  // every GET here copies a whole kernel-side struct out (copy_to_user of sizeof), so the
-  // bytes need no clearing.
-  const r = ioctlMem(fd, spec.getNumber, mem, at);
-  if (r < 0) throw kvmFail(spec.get, r, { action: `Cannot ${spec.readAction}` });
-}
-
-/**
- * The struct's SET ioctl from the `spec.size` bytes at `at` in `mem`.
- * @throws {KvmError} if the ioctl fails.
- */
-export function writeStructAt(fd: number, spec: StructSpec, mem: NativeMemory, at: number): void {
-  // FFI: as in readStructAt(); the kernel only reads the struct.
-  const r = ioctlMem(fd, spec.setNumber, mem, at);
-  if (r < 0) throw kvmFail(spec.set, r, { action: `Cannot ${spec.writeAction}` });
-}
-
-/**
- * The struct's GET ioctl straight into a JS buffer: `address` is from `viewAddress()` and has
- * `spec.size` bytes of that buffer behind it.
+ * The struct's GET ioctl into the `spec.size` bytes at `address`: native memory
+ * (readStructAt()) or a JS buffer from `viewAddress()`.
  * @throws {KvmError} if the ioctl fails.
  */
 export function readStructTo(fd: number, spec: StructSpec, address: number): void {
-  // FFI: the caller's buffer is alive, attached and spec.size bytes long from `address`.
+  // FFI: the caller's memory (native, or a JS buffer alive and attached for the call) has
+  // spec.size bytes from `address`; every GET here copies a whole kernel-side struct out
+  // (copy_to_user of sizeof), so the bytes need no clearing.
   const r = ioctlValue(fd, spec.getNumber, address);
   if (r < 0) throw kvmFail(spec.get, r, { action: `Cannot ${spec.readAction}` });
 }
 
 /**
- * The struct's SET ioctl straight from a JS buffer (`address` as in readStructTo()).
+ * The struct's SET ioctl from the `spec.size` bytes at `address` (as in readStructTo()).
  * @throws {KvmError} if the ioctl fails.
  */
 export function writeStructFrom(fd: number, spec: StructSpec, address: number): void {
   // FFI: as in readStructTo(); the kernel only reads the struct.
   const r = ioctlValue(fd, spec.setNumber, address);
   if (r < 0) throw kvmFail(spec.set, r, { action: `Cannot ${spec.writeAction}` });
+}
+
+/**
+ * readStructTo() into `mem` at `at` (which must have `spec.size` bytes; callers size it).
+ * @throws {KvmError} if the ioctl fails.
+ */
+export function readStructAt(fd: number, spec: StructSpec, mem: NativeMemory, at: number): void {
+  readStructTo(fd, spec, mem.address + at);
+}
+
+/**
+ * writeStructFrom() the `spec.size` bytes at `at` in `mem`.
+ * @throws {KvmError} if the ioctl fails.
+ */
+export function writeStructAt(fd: number, spec: StructSpec, mem: NativeMemory, at: number): void {
+  writeStructFrom(fd, spec, mem.address + at);
 }
 
 /**
@@ -175,25 +171,12 @@ export const CPUID_MAX_BYTES = cpuidByteSize(CPUID_MAX_ENTRIES);
 export const CPUID_READ_AT = 64;
 
 /**
- * KVM_GET_CPUID2 into `mem` at `at` (CPUID_MAX_BYTES of room); returns the length of the
- * header and the valid entries, which is all the kernel writes (arch/x86/kvm/cpuid.c
- * kvm_vcpu_ioctl_get_cpuid2), so the bytes after them are left as they were.
- * @throws {KvmError} if the ioctl fails.
- */
-export function readCpuidAt(fd: number, mem: NativeMemory, at: number): number {
-  mem.view.setUint32(at + CPUID_NENT, CPUID_MAX_ENTRIES, true);
-  mem.view.setUint32(at + CPUID_NENT + 4, 0, true);
-  // FFI: `mem` has CPUID_MAX_BYTES from `at` (callers size it), the room nent = 256 announces.
-  const r = ioctlMem(fd, IOCTLS.KVM_GET_CPUID2.number, mem, at);
-  if (r < 0) throw kvmFail("KVM_GET_CPUID2", r, { action: "Cannot read CPUID" });
-  const nent = mem.view.getUint32(at + CPUID_NENT, true);
-  return cpuidByteSize(Math.min(nent, CPUID_MAX_ENTRIES));
-}
-
-/**
- * readCpuidAt() straight into `out` at `offset`, whose address is `address` (from
- * `viewAddress(out)` plus `offset`); `out` must have CPUID_MAX_BYTES from `offset`.
- * @throws {RangeError} if it has not (before any syscall).
+ * KVM_GET_CPUID2 into `out` at `offset`, whose address is `address` (`mem.address + at` for
+ * native memory, `viewAddress(out)` plus `offset` for a JS buffer); `out` must have
+ * CPUID_MAX_BYTES from `offset`. Returns the length of the header and the valid entries, which
+ * is all the kernel writes (arch/x86/kvm/cpuid.c kvm_vcpu_ioctl_get_cpuid2), so the bytes after
+ * them are left as they were.
+ * @throws {RangeError} if `out` is too short (before any syscall).
  * @throws {KvmError} if the ioctl fails.
  */
 export function readCpuidTo(fd: number, out: Uint8Array, offset: number, address: number): number {
@@ -202,21 +185,40 @@ export function readCpuidTo(fd: number, out: Uint8Array, offset: number, address
   }
   putU32(out, offset + CPUID_NENT, CPUID_MAX_ENTRIES);
   putU32(out, offset + CPUID_NENT + 4, 0);
-  // FFI: `out` is alive and attached, with CPUID_MAX_BYTES from `address` (checked above).
+  // FFI: `out` is alive and attached, with CPUID_MAX_BYTES from `address` (checked above), the
+  // room nent = 256 announces.
   const r = ioctlValue(fd, IOCTLS.KVM_GET_CPUID2.number, address);
   if (r < 0) throw kvmFail("KVM_GET_CPUID2", r, { action: "Cannot read CPUID" });
   return cpuidByteSize(Math.min(getU32(out, offset + CPUID_NENT), CPUID_MAX_ENTRIES));
 }
 
 /**
- * KVM_SET_CPUID2 from the `struct kvm_cpuid2` at `at` in `mem`, whose nent (≤ 256, as
- * readCpuidAt() leaves it or as setCpuidBytes() checked it) bounds what the kernel reads.
+ * readCpuidTo() into `mem` at `at` (CPUID_MAX_BYTES of room).
+ * @throws {RangeError} if `mem` is too short (before any syscall).
+ * @throws {KvmError} if the ioctl fails.
+ */
+export function readCpuidAt(fd: number, mem: NativeMemory, at: number): number {
+  return readCpuidTo(fd, mem.bytes, at, mem.address + at);
+}
+
+/**
+ * KVM_SET_CPUID2 from the `struct kvm_cpuid2` at `address` (native memory, or a JS buffer from
+ * `viewAddress()`), whose nent (≤ 256, as readCpuidTo() leaves it or as setCpuidBytes() and
+ * setCpuidFrom() checked it) bounds what the kernel reads.
+ * @throws {KvmError} if the kernel refuses it.
+ */
+function writeCpuidFrom(fd: number, address: number): void {
+  // FFI: the header and nent entries are at `address`; the kernel only reads them.
+  const r = ioctlValue(fd, IOCTLS.KVM_SET_CPUID2.number, address);
+  if (r < 0) throw kvmFail("KVM_SET_CPUID2", r, { action: "Cannot write CPUID" });
+}
+
+/**
+ * writeCpuidFrom() the `struct kvm_cpuid2` at `at` in `mem`.
  * @throws {KvmError} if the kernel refuses it.
  */
 export function writeCpuidAt(fd: number, mem: NativeMemory, at: number): void {
-  // FFI: `mem` holds the header and nent entries from `at`; the kernel only reads them.
-  const r = ioctlMem(fd, IOCTLS.KVM_SET_CPUID2.number, mem, at);
-  if (r < 0) throw kvmFail("KVM_SET_CPUID2", r, { action: "Cannot write CPUID" });
+  writeCpuidFrom(fd, mem.address + at);
 }
 
 /**
@@ -249,10 +251,8 @@ export function setCpuidBytes(io: VcpuIo, bytes: Uint8Array): void {
  */
 export function setCpuidFrom(io: VcpuIo, bytes: Uint8Array, address: number): void {
   checkedCpuidSize(bytes);
-  const fd = io.fd("write CPUID");
   // FFI: `bytes` is alive and attached and holds the header and all nent entries (checked).
-  const r = ioctlValue(fd, IOCTLS.KVM_SET_CPUID2.number, address);
-  if (r < 0) throw kvmFail("KVM_SET_CPUID2", r, { action: "Cannot write CPUID" });
+  writeCpuidFrom(io.fd("write CPUID"), address);
 }
 
 /** The bytes a `struct kvm_cpuid2` value needs; throws RangeError when it is truncated. */
