@@ -78,6 +78,25 @@ export interface Vcpu extends Disposable {
   setManyRegs(ids: readonly RegId[], bytes: Uint8Array): void;
   /** Runs the guest until the next exit to the VMM. */
   run(): VcpuExit;
+  /**
+   * Optional capability: runs the guest until the next exit *on the vCPU's own thread* (soft:
+   * the vCPU's Worker; KVM: a thread doing KVM_RUN), so the caller's event loop stays free.
+   * At most one `run()`/`runAsync()` at a time; other methods may be called only while no run
+   * is in progress (the vCPU is parked between exits).
+   */
+  runAsync?(): Promise<VcpuExit>;
+  /**
+   * Optional capability: makes a run in progress return soon as `{ kind: "intr" }` (or the
+   * next run return at once if none is in progress), as KVM's `immediate_exit` plus a signal
+   * to the vCPU's thread does. Callable while `runAsync()` is pending.
+   */
+  kick?(): void;
+  /**
+   * Optional capability, RISC-V: the `KVM_INTERRUPT` contract (arch/riscv/kvm/vcpu.c):
+   * `true` = KVM_INTERRUPT_SET, `false` = KVM_INTERRUPT_UNSET of the vCPU's supervisor
+   * external interrupt line (what a PLIC context drives). Callable while a run is pending.
+   */
+  setExternalInterrupt?(level: boolean): void;
   /** Releases the vCPU; a second close is a no-op, any other use afterwards throws. */
   close(): void;
 }
@@ -91,6 +110,8 @@ export interface MemoryRegionSpec {
   readonly slot?: number;
   /** KVM_MEM_READONLY: guest writes exit as MMIO. */
   readonly readOnly?: boolean;
+  /** KVM_MEM_LOG_DIRTY_PAGES: record guest writes for `Vm.getDirtyLog` (dirty-log capability). */
+  readonly logDirty?: boolean;
 }
 
 /** One guest RAM region, owned by its VM. */
@@ -100,6 +121,10 @@ export interface GuestMemory {
   readonly size: number;
   /** The guest's RAM, zero-copy: what the VMM writes here the guest sees. */
   readonly bytes: Uint8Array;
+  /** KVM_MEM_READONLY is set. */
+  readonly readOnly: boolean;
+  /** KVM_MEM_LOG_DIRTY_PAGES is set. */
+  readonly logDirty: boolean;
 }
 
 /** A VM of either backend: guest RAM plus vCPUs. A VMM written against it runs on both. */
@@ -112,6 +137,22 @@ export interface Vm extends Disposable {
   addMemory(spec: MemoryRegionSpec): GuestMemory;
   /** Creates the next vCPU (ids from 0). */
   createVcpu(): Vcpu;
+  /**
+   * Optional capability: the `KVM_GET_DIRTY_LOG` contract for a slot added with `logDirty`:
+   * one bit per 4 KiB page (bit i of byte i/8 = page i of the slot), set when the guest (or a
+   * DMA write reported through `markDirty`) wrote the page since the last call; returns the
+   * bitmap and clears it.
+   */
+  getDirtyLog?(slot: number): Uint8Array;
+  /** Optional capability: the VMM wrote guest RAM (device DMA): log it and drop translated code. */
+  markDirty?(guestPhysAddr: bigint, length: number): void;
+  /**
+   * Optional capability, x86: `KVM_CREATE_IRQCHIP` (in-kernel PIC + IOAPIC + LAPICs); must be
+   * called before the first vCPU is created.
+   */
+  createIrqchip?(): void;
+  /** Optional capability, x86 with an irqchip: `KVM_IRQ_LINE` (GSI `irq` to `level`). */
+  setIrqLine?(irq: number, level: boolean): void;
   /** Closes every vCPU, then the VM; a second close is a no-op. */
   close(): void;
 }

@@ -118,7 +118,15 @@ export class KvmVm implements Vm {
       mem.release();
       throw kvmFail("KVM_SET_USER_MEMORY_REGION", r, { action: `Cannot add memory slot ${slot}` });
     }
-    const region: Region = { slot, guestPhysAddr: gpa, size: spec.size, bytes: mem.bytes, mem };
+    const region: Region = {
+      slot,
+      guestPhysAddr: gpa,
+      size: spec.size,
+      bytes: mem.bytes,
+      readOnly: spec.readOnly === true,
+      logDirty: false,
+      mem,
+    };
     this.#regions.push(region);
     return region;
   }

@@ -151,6 +151,8 @@ export class SoftVm implements Vm {
       guestPhysAddr: BigInt(s.gpa),
       size: s.bytes.length,
       bytes: s.bytes,
+      readOnly: s.readonly,
+      logDirty: false,
     }));
   }
 
@@ -176,7 +178,14 @@ export class SoftVm implements Vm {
       memory: bytes,
       ...(spec.readOnly === undefined ? {} : { readonly: spec.readOnly }),
     });
-    return { slot, guestPhysAddr, size: spec.size, bytes };
+    return {
+      slot,
+      guestPhysAddr,
+      size: spec.size,
+      bytes,
+      readOnly: spec.readOnly === true,
+      logDirty: false,
+    };
   }
 
   /**
