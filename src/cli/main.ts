@@ -17,6 +17,7 @@ Usage:
   regvisor restore FILE [--mode inline|threaded] [--on-missing …] [--on-extra …] [--json]
   regvisor inspect FILE [--json]
   regvisor diff A B [--json]
+  regvisor ctl PATH status|pause|resume|quit|snapshot FILE [--json]
   regvisor regs decode <id>... [--json]
   regvisor regs encode <arch> <name>... [--json]
   regvisor regs list <arch> [--class C] [--json]
@@ -76,6 +77,8 @@ export async function main(argv: string[], out: RunOut): Promise<number> {
         return (await import("./snapshot.js")).inspectCommand(rest, out);
       case "diff":
         return (await import("./snapshot.js")).diffCommand(rest, out);
+      case "ctl":
+        return await (await import("./ctl.js")).ctlCommand(rest, out);
       default:
         throw new UsageError(`unknown command "${command}"; try 'regvisor --help'`);
     }
