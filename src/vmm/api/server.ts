@@ -15,12 +15,11 @@
  * failed). A malformed request changes nothing: it is refused before the machine is called.
  * Operations run one at a time in arrival order; `GET /status` is answered at once.
  */
-import { lstatSync, chmodSync, unlinkSync } from "node:fs";
+import { lstatSync, unlinkSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { connect } from "node:net";
 import { resolve } from "node:path";
-import { isMainThread } from "node:worker_threads";
 import { RegvisorError } from "../../errors.js";
+import { clearSocketPath, listenPrivate } from "../unix-socket.js";
 import { ControlError, type MachineControl } from "./control.js";
 
 /** Largest request body accepted by default (a snapshot path fits many times over). */
@@ -162,38 +161,6 @@ function oneLine(error: unknown): string {
   return text.split("\n")[0] ?? "";
 }
 
-/** Removes a stale socket left by a process that died; refuses anything else at `path`. */
-async function clearStaleSocket(path: string): Promise<void> {
-  let isSocket: boolean;
-  try {
-    isSocket = lstatSync(path).isSocket();
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw new ApiServerError(`Cannot use ${path} for the control socket: ${oneLine(error)}`);
-  }
-  if (!isSocket) {
-    throw new ApiServerError(
-      `Cannot use ${path} for the control socket: it exists and is not a socket (remove it or choose another path)`,
-    );
-  }
-  const live = await new Promise<boolean>((done) => {
-    const probe = connect(path);
-    probe.once("connect", () => {
-      probe.destroy();
-      done(true);
-    });
-    probe.once("error", () => {
-      done(false);
-    });
-  });
-  if (live) {
-    throw new ApiServerError(
-      `Cannot use ${path} for the control socket: another process is listening on it`,
-    );
-  }
-  unlinkSync(path);
-}
-
 /**
  * Serves `control` on a Unix socket at `path` (mode 0600).
  * @throws ApiServerError when the path is too long, taken by a live server or by a non-socket.
@@ -206,7 +173,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       `Cannot create the control socket ${path}: the path is ${Buffer.byteLength(path)} bytes, Unix sockets allow ${MAX_SOCKET_PATH_BYTES}`,
     );
   }
-  await clearStaleSocket(path);
+  const problem = await clearSocketPath(path);
+  if (problem !== undefined) {
+    throw new ApiServerError(`Cannot use ${path} for the control socket: ${problem}`);
+  }
   const routes = routesFor(options.control);
   let queue: Promise<unknown> = Promise.resolve();
 
@@ -254,22 +224,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
   }
 
-  await new Promise<void>((done, fail) => {
-    server.once("error", (error) => {
-      fail(new ApiServerError(`Cannot create the control socket ${path}: ${oneLine(error)}`));
-    });
-    // The socket is created by bind() inside listen(); a restrictive umask makes it 0600 from
-    // the first moment (chmod below repeats it where umask is unavailable, e.g. in a Worker).
-    const previous = isMainThread ? process.umask(0o177) : undefined;
-    try {
-      server.listen(path, () => {
-        done();
-      });
-    } finally {
-      if (previous !== undefined) process.umask(previous);
-    }
-  });
-  chmodSync(path, 0o600);
+  try {
+    await listenPrivate(server, path);
+  } catch (error) {
+    throw new ApiServerError(`Cannot create the control socket ${path}: ${oneLine(error)}`);
+  }
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
