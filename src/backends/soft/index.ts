@@ -4,7 +4,7 @@
  * needs (memslots, vCPUs, run page, sync-register groups, the demo runner) is re-exported here.
  */
 export { BUILTIN_HART_MODULE, createSoftVm } from "./create.js";
-export { SoftVm, allocGuestMemory, USER_MEM_SLOTS } from "./vm.js";
+export { SoftVm, allocGuestMemory, SOFT_MAX_SLOT_BYTES, USER_MEM_SLOTS } from "./vm.js";
 export type { HartFactory, SoftVmOptions, UserMemoryRegion } from "./vm.js";
 export { SoftVcpu, SoftClosedError } from "./vcpu.js";
 export type { SoftMode } from "./vcpu.js";
