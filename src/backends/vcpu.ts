@@ -4,7 +4,7 @@
  *
  * Register values are `Uint8Array`s of exactly `regSize(id)` bytes in little-endian order
  * (the host byte order of every KVM arch regvisor drives). MANY_REGS is regvisor's own
- * contract (DESIGN.md §1): values packed in list order, no padding, total = Σ size(id).
+ * contract (docs/DESIGN.md §1): values packed in list order, no padding, total = Σ size(id).
  */
 import type { ArchName, RegId } from "../abi/regid.js";
 

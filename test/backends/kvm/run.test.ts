@@ -2,12 +2,9 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { KvmError } from "../../../src/abi/kvm/errors.js";
 import { KVM_SYNC_X86 } from "../../../src/abi/kvm/ioctls.js";
-import {
-  FLAT_LOAD_ADDRESS,
-  KvmSystem,
-  runDemo,
-  type KvmVcpu,
-} from "../../../src/backends/kvm/index.js";
+import { KvmSystem, type KvmVcpu } from "../../../src/backends/kvm/index.js";
+import { FLAT_LOAD_ADDRESS } from "../../../src/backends/kvm/flat-guest.js";
+import { runDemo } from "../../../src/backends/kvm/demo.js";
 import type { VcpuExit } from "../../../src/backends/vcpu.js";
 import { KVM_SKIP, exitLoop, x86 } from "./helpers.js";
 
