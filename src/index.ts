@@ -1,5 +1,5 @@
 /**
- * regvisor's public API. Layers (DESIGN.md §2): `abi` (pure data and codecs), `backends`
+ * regvisor's public API. Layers (docs/DESIGN.md §2): `abi` (pure data and codecs), `backends`
  * (the KVM client and the soft hypervisor), `vmm` (services over the Vcpu interface).
  */
 export * from "./errors.js";

@@ -8,8 +8,9 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { formatRegId } from "../abi/regid.js";
-import { kvmUnavailableReason, runDemo } from "../backends/kvm/index.js";
-import { runSoftDemo } from "../backends/soft/index.js";
+import { kvmUnavailableReason } from "../backends/kvm/index.js";
+import { runDemo } from "../backends/kvm/demo.js";
+import { runSoftDemo } from "../backends/soft/demo.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { RegvisorError } from "../errors.js";

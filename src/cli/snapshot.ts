@@ -19,9 +19,6 @@ import { kvmUnavailableReason } from "../backends/kvm/index.js";
 import type { SoftMode } from "../backends/soft/index.js";
 import { RegvisorError } from "../errors.js";
 import {
-  RiscvDemoMachine,
-  X86DemoMachine,
-  captureMachine,
   decodeMachineState,
   decodeSnapshot,
   diffSnapshots,
@@ -29,11 +26,15 @@ import {
   inspectSnapshot,
   renderDiff,
   renderSummary,
+  type SnapshotMachine,
+} from "../vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../vmm/snapshot/machines/index.js";
+import {
+  captureMachine,
   restoreMachine,
   runMachine,
   type MachineRestoreOptions,
-  type SnapshotMachine,
-} from "../vmm/snapshot/index.js";
+} from "../vmm/snapshot/vm-state.js";
 import { UsageError } from "./errors.js";
 import { exitToJson, leHex } from "./json.js";
 import type { Out } from "./regs.js";

@@ -14,6 +14,7 @@ import {
   writeImage,
   type GuestBlob,
   type GuestRam,
+  type RamViews,
 } from "./guest-memory.js";
 import { ImageError, loadFlat, type GuestImage, type ImageArch } from "./image.js";
 import {
@@ -109,7 +110,7 @@ export function planBoot(request: BootRequest): BootPlan {
  * Writes a plan's image and blobs into RAM (`memory[i]` is guest-physical `ram.base + i`).
  * @throws RangeError when `memory` is not `plan.ram.size` bytes.
  */
-export function writeBootPlan(plan: BootPlan, memory: Uint8Array): void {
+export function writeBootPlan(plan: BootPlan, memory: Uint8Array | RamViews): void {
   writeImage(plan.ram, memory, plan.image, { blobs: plan.blobs });
 }
 

@@ -14,6 +14,7 @@
 import { KVM_SYSTEM_EVENT } from "../abi/kvm/constants.js";
 import { decodeReg, lookupReg } from "../abi/catalog.js";
 import {
+  SOFT_MAX_SLOT_BYTES,
   allocGuestMemory,
   createSoftVm,
   type SoftVcpu,
@@ -28,7 +29,7 @@ import { placeDeviceTree, riscvBootRegs, riscvDeviceTree, riscvIsaString } from 
 import { SBI_CONSOLE_EID, SbiConsole, type SbiExit } from "./sbi-console.js";
 import { faultEnding, srstEnding } from "./runner-status.js";
 import type { ArchRunner, GuestMachine, MachineOptions, RunEnding } from "./runner-types.js";
-import { formatSize } from "./size.js";
+import { OptionValueError, formatSize } from "./size.js";
 
 /** Bytes of stdin pulled into the SBI console at a time (its queue holds 4096). */
 const INPUT_CHUNK = 4096;
@@ -158,8 +159,16 @@ class RiscvMachine implements GuestMachine {
 export const riscvRunner: ArchRunner = {
   arch: "riscv",
   backend: "soft",
-  check() {
-    // --x86-mode is refused by planBoot(); every other option applies.
+  check(options) {
+    // --x86-mode is refused by planBoot(); every other option applies, --mem up to what one
+    // soft memslot holds.
+    const size = options.memSize ?? 0n;
+    if (size > BigInt(SOFT_MAX_SLOT_BYTES)) {
+      throw new OptionValueError(
+        "--mem",
+        `${formatSize(size)} is more than the soft backend holds: it keeps guest RAM in one typed array, at most ${formatSize(BigInt(SOFT_MAX_SLOT_BYTES))} in Node 20; use --mem 4G or less`,
+      );
+    }
   },
   start(plan: BootPlan, options: MachineOptions): GuestMachine {
     if (plan.arch !== "riscv") throw new TypeError("riscvRunner.start() needs a RISC-V plan");

@@ -101,10 +101,15 @@ export interface ArchRunner {
   readonly arch: ImageArch;
   readonly backend: BackendName;
   /**
-   * Refuses options that do not apply to this architecture.
+   * Refuses options that do not apply to this architecture, and a `--mem` its backend cannot
+   * hold.
    * @throws OptionValueError naming the option.
    */
-  check(options: { readonly mode?: RunMode; readonly cmdline?: string }): void;
+  check(options: {
+    readonly mode?: RunMode;
+    readonly cmdline?: string;
+    readonly memSize?: bigint;
+  }): void;
   /**
    * Creates the VM, writes the plan's image, sets the start state.
    * @throws ImageError when the final boot structures do not fit; backend errors pass through.

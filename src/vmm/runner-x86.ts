@@ -144,7 +144,7 @@ export const x86Runner: ArchRunner = {
     try {
       vm = system.createVm();
       const memory = vm.addMemory({ guestPhysAddr: plan.ram.base, size: Number(plan.ram.size) });
-      writeBootPlan(plan, memory.bytes);
+      writeBootPlan(plan, memory);
       const vcpu = vm.createVcpu();
       vcpu.setCpuidFromSupported();
       applyBootState(vcpu, plan.x86);

@@ -1,6 +1,6 @@
 /**
  * x86-64 KVM struct layouts (arch/x86/include/uapi/asm/kvm.h, Linux 6.18;
- * kvm-register-abi.md §5). Offsets come from C layout rules via `struct()` and are pinned by
+ * docs/kvm-register-abi.md §5). Offsets come from C layout rules via `struct()` and are pinned by
  * test/abi/kvm/layouts.test.ts.
  */
 import { struct } from "./layout.js";

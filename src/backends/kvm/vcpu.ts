@@ -185,6 +185,9 @@ export class KvmVcpu implements Vcpu {
    * @throws {KvmError} if the kernel refuses (x86: EINVAL for an unknown MSR).
    */
   getOneRegInto(id: RegId, out: Uint8Array, offset = 0): void {
+    // Checked first: after close() the kvm_one_reg scratch is unmapped (its views detached).
+    const fd = this.#fd;
+    if (fd < 0) throw new KvmClosedError(`vCPU ${this.index}`, "read a register");
     if (id !== this.#oneId) {
       if (isPseudoRegId(id)) {
         out.set(this.#view.getPseudo(id), offset);
@@ -192,8 +195,6 @@ export class KvmVcpu implements Vcpu {
       }
       this.#setOneId(id);
     }
-    const fd = this.#fd;
-    if (fd < 0) throw new KvmClosedError(`vCPU ${this.index}`, "read a register");
     const size = this.#oneSize;
     if (offset + size > out.length) {
       throw new RangeError(

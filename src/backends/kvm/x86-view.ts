@@ -1,5 +1,5 @@
 /**
- * The complete, enumerable x86 register view of DESIGN.md §3 and the MANY_REGS planner.
+ * The complete, enumerable x86 register view of docs/DESIGN.md §3 and the MANY_REGS planner.
  *
  * The view is REG_LIST (x86 6.18: GUEST_SSP at most) ∪ the MSRs of KVM_GET_MSR_INDEX_LIST
  * that this vCPU accepts (each probed once with KVM_GET_MSRS, then cached) ∪ the struct

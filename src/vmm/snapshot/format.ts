@@ -1,5 +1,5 @@
 /**
- * The regvisor snapshot format, version 1.0 (DESIGN.md §4). All integers little-endian.
+ * The regvisor snapshot format, version 1.0 (docs/DESIGN.md §4). All integers little-endian.
  *
  * Header (40 bytes):
  *

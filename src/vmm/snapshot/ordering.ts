@@ -1,5 +1,5 @@
 /**
- * Per-arch restore ordering, kept as data (DESIGN.md §4; kvm-register-abi.md §13).
+ * Per-arch restore ordering, kept as data (docs/DESIGN.md §4; docs/kvm-register-abi.md §13).
  *
  * Each arch lists its phases in application order and an ordered list of rules; the first
  * rule whose matcher fits a register decides its phase (or that it is only verified, or that

@@ -14,10 +14,10 @@ import { kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
 import { leHex } from "../../../src/cli/json.js";
 import {
   captureVcpu,
-  runMachine,
   type RegValue,
   type SnapshotMachine,
 } from "../../../src/vmm/snapshot/index.js";
+import { runMachine } from "../../../src/vmm/snapshot/vm-state.js";
 
 const BIN = fileURLToPath(new URL("../../../src/cli/bin.js", import.meta.url));
 

@@ -12,12 +12,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import { leHex } from "../../../src/cli/json.js";
-import {
-  RiscvDemoMachine,
-  X86DemoMachine,
-  decodeSnapshot,
-  type SnapshotMachine,
-} from "../../../src/vmm/snapshot/index.js";
+import { decodeSnapshot, type SnapshotMachine } from "../../../src/vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
 import {
   KVM_SKIP,
   TIME_VARYING,

@@ -11,15 +11,17 @@ import { readFileSync } from "node:fs";
 import { lookupReg } from "../../../abi/catalog.js";
 import type { RegId } from "../../../abi/regid.js";
 import {
-  DEMO_LOAD_ADDRESS,
-  DEMO_RAM_BASE,
   allocGuestMemory,
   createSoftVm,
-  softDemoImagePath,
   type SoftMode,
   type SoftVcpu,
   type SoftVm,
 } from "../../../backends/soft/index.js";
+import {
+  DEMO_LOAD_ADDRESS,
+  DEMO_RAM_BASE,
+  softDemoImagePath,
+} from "../../../backends/soft/demo.js";
 import type { Vcpu, VcpuExit } from "../../../backends/vcpu.js";
 import { SbiConsole } from "../../sbi-console.js";
 import { physView } from "../../../backends/soft/guestmem.js";

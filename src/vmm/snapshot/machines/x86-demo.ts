@@ -7,15 +7,9 @@
  * in-kernel LAPIC (so the LAPIC pseudo-register travels too); the guest's final HLT then blocks
  * in the kernel instead of exiting, so such runs stop at the last console exit.
  */
-import {
-  DEMO_CONSOLE_PORT,
-  DEMO_INPUT_PORT,
-  KvmSystem,
-  bootFlatGuest,
-  bundledGuest,
-  type KvmVcpu,
-  type KvmVm,
-} from "../../../backends/kvm/index.js";
+import { KvmSystem, type KvmVcpu, type KvmVm } from "../../../backends/kvm/index.js";
+import { DEMO_CONSOLE_PORT, DEMO_INPUT_PORT } from "../../../backends/kvm/demo.js";
+import { bootFlatGuest, bundledGuest } from "../../../backends/kvm/flat-guest.js";
 import type { Vcpu, VcpuExit } from "../../../backends/vcpu.js";
 import {
   ExitCounter,
