@@ -108,6 +108,13 @@ function writeLe(bytes: Uint8Array, at: number, size: number, value: bigint): vo
   for (let i = 0; i < size; i++) bytes[at + i] = Number((value >> BigInt(8 * i)) & 0xffn);
 }
 
+/** The bytes a bit field spans within its register, and its shift within them. */
+function fieldBytes(source: { shift: number; width: number }) {
+  const first = source.shift >> 3;
+  const bit = source.shift & 7;
+  return { first, span: Math.ceil((bit + source.width) / 8), bit: BigInt(bit) };
+}
+
 function isWhole(bitsize: number, source: { shift: number; width: number }, size: number) {
   return source.shift === 0 && source.width === size * 8 && bitsize === size * 8;
 }
@@ -129,8 +136,10 @@ export function extractReg(
     out.set(stream.subarray(at, at + size));
     return out;
   }
+  // Only the bytes the field spans are read: x86 fields sit inside 4 KiB XSAVE values.
+  const { first, span, bit } = fieldBytes(reg.source);
   const mask = (1n << BigInt(reg.source.width)) - 1n;
-  writeLe(out, 0, out.length, (readLe(stream, at, size) >> BigInt(reg.source.shift)) & mask);
+  writeLe(out, 0, out.length, (readLe(stream, at + first, span) >> bit) & mask);
   return out;
 }
 
@@ -148,9 +157,9 @@ export function insertReg(
     stream.set(value.subarray(0, size), at);
     return;
   }
-  const shift = BigInt(reg.source.shift);
-  const mask = ((1n << BigInt(reg.source.width)) - 1n) << shift;
-  const old = readLe(stream, at, size);
-  const field = (readLe(value, 0, value.length) << shift) & mask;
-  writeLe(stream, at, size, (old & ~mask) | field);
+  const { first, span, bit } = fieldBytes(reg.source);
+  const mask = ((1n << BigInt(reg.source.width)) - 1n) << bit;
+  const old = readLe(stream, at + first, span);
+  const field = (readLe(value, 0, value.length) << bit) & mask;
+  writeLe(stream, at + first, span, (old & ~mask) | field);
 }
