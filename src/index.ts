@@ -28,7 +28,11 @@ export {
   type RegField,
   type RegFieldSpec,
 } from "./abi/fields.js";
-export { withX86PseudoField, type X86FieldFormat } from "./abi/arch/x86/pseudo-fields.js";
+export {
+  X86_GDB_MSRS,
+  withX86PseudoField,
+  type X86FieldFormat,
+} from "./abi/arch/x86/pseudo-fields.js";
 export { IOCTLS, IOCTL_NAMES, ioctlNumber, ioctlByNumber, ioctlName } from "./abi/kvm/ioctls.js";
 export type { IoctlName, IoctlSpec } from "./abi/kvm/ioctls.js";
 export { KVM_CAP, KVM_EXIT, KVM_API_VERSION, kvmExitName } from "./abi/kvm/constants.js";

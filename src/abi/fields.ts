@@ -122,6 +122,7 @@ export interface FieldRow {
 const ENTRY_FIELD = /^(.+\[\d+\])\.(\w+)$/;
 
 function sizeText(field: RegField): string {
+  if (field.derived === true) return "derived";
   return field.lsb === undefined
     ? String(field.size)
     : `bits ${field.lsb}..${field.lsb + field.bits - 1}`;

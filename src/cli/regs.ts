@@ -125,7 +125,7 @@ function fieldLayoutText(d: Decoded, layout: FieldLayout): string {
     "0x" + f.offset.toString(16),
     String(f.size),
     f.lsb === undefined ? String(f.bits) : `${f.bits} (bits ${f.lsb}..${f.lsb + f.bits - 1})`,
-    f.format,
+    f.derived === true ? "derived" : f.format,
   ]);
   const notes = layout.repeats.map(
     (r) =>

@@ -47,6 +47,12 @@ export interface X86FieldSpec {
   readonly format: X86FieldFormat;
   /** Padding, reserved bytes, and table entries past the valid count. */
   readonly reserved: boolean;
+  /**
+   * Set on a value computed from other fields rather than stored (`ftag`, GDB's full x87 tag
+   * word, from the abridged `ftwx`, `fsw` and st0–st7); `offset`/`size` name the stored field
+   * a write changes.
+   */
+  readonly derived?: true;
 }
 
 /** A field with its value: `bigint` for uint/float80, a byte copy for `bytes`. */
@@ -162,7 +168,12 @@ function x87Registers(specs: Spec[]): Spec[] {
   const xmm = split(st, "xmm", 16, 16, (i, at) => [
     { ...leaf(`xmm${i}`, at, 16, "uint"), gdbName: `xmm${i}` },
   ]);
-  return withBits(withGdb(xmm, X87_GDB), X87_POINTERS);
+  const full = withBits(withGdb(xmm, X87_GDB), X87_POINTERS);
+  return full.flatMap((f) =>
+    f.name === "ftwx"
+      ? [f, { ...f, name: "ftag", gdbName: "ftag", bits: 16, derived: true as const }]
+      : [f],
+  );
 }
 
 function xsaveSpecs(): Spec[] {
@@ -242,7 +253,7 @@ function fillGaps(specs: Spec[], size: number): Spec[] {
     out.push({ ...leaf(name, cursor, end - cursor, "bytes"), reserved: true });
   };
   for (const s of specs) {
-    if (s.lsb === undefined) {
+    if (s.lsb === undefined && s.derived !== true) {
       if (s.offset < cursor) throw new Error(`field ${s.name} overlaps the one before it`);
       gap(s.offset);
       cursor = s.offset + s.size;
@@ -313,12 +324,45 @@ export function decodeX86PseudoFields(id: bigint, value: Uint8Array): X86Field[]
       `Cannot decode ${reg.name}: the value must be ${reg.size} bytes (or the ${reg.structSize}-byte struct), got ${value.length}`,
     );
   }
-  return specs
+  const fields = specs
     .filter((s) => s.offset + s.size <= value.length)
-    .map((s) => {
+    .map((s): X86Field => {
       const spec = refine(reg, s, value);
       return { ...spec, value: fieldValue(spec, value) };
     });
+  return fields.map((f) => (f.derived === true ? { ...f, value: fullTagWord(fields) } : f));
+}
+
+/** The x87 tag of one register's contents (Intel SDM vol. 1 §8.1.7, figure 8-7). */
+function x87Tag(raw: bigint): bigint {
+  const exponent = (raw >> 64n) & 0x7fffn;
+  const integer = (raw >> 63n) & 1n;
+  const fraction = raw & 0x7fff_ffff_ffff_ffffn;
+  if (exponent === 0x7fffn) return 2n; // infinity, NaN: special
+  if (exponent === 0n) return integer === 0n && fraction === 0n ? 1n : 2n; // zero, denormal
+  return integer === 1n ? 0n : 2n; // valid, unnormal (special)
+}
+
+/**
+ * GDB's `ftag` (the 16-bit tag word, two bits per physical register) from the abridged tag
+ * FXSAVE/KVM keep (one bit per physical register: 1 = not empty): a non-empty register's tag
+ * comes from its contents. The st fields are in stack order, so physical register p is
+ * ST((p − TOP) mod 8), TOP = FSW bits 11..13 (SDM vol. 1 §10.5.1.1; gdb/i387-tdep.c does the
+ * same when it reads an FXSAVE image).
+ */
+function fullTagWord(fields: readonly X86Field[]): bigint {
+  const get = (name: string): bigint => {
+    const v = fields.find((f) => f.name === name)?.value;
+    return typeof v === "bigint" ? v : 0n;
+  };
+  const abridged = get("ftwx");
+  const top = (get("fsw") >> 11n) & 7n;
+  let tags = 0n;
+  for (let p = 0n; p < 8n; p++) {
+    const tag = ((abridged >> p) & 1n) === 0n ? 3n : x87Tag(get(`st${(p - top + 8n) % 8n}`));
+    tags |= tag << (2n * p);
+  }
+  return tags;
 }
 
 /**
@@ -344,6 +388,13 @@ export function withX86PseudoField(
     out.set(to, field.offset);
     return out;
   }
+  if (field.derived === true) {
+    if (to < 0n || to > 0xffffn) throw new RangeError(`Cannot set ${name}: ${to} is not 16 bits`);
+    // Writing GDB's full tag word keeps only what FXSAVE holds: empty (3) or not.
+    let abridged = 0n;
+    for (let p = 0n; p < 8n; p++) if (((to >> (2n * p)) & 3n) !== 3n) abridged |= 1n << p;
+    return withX86PseudoField(id, value, "ftwx", abridged);
+  }
   if (field.format === "bytes" || to < 0n || to >= 1n << BigInt(field.bits)) {
     throw new RangeError(`Cannot set ${name}: ${to} does not fit in ${field.bits} bits`);
   }
@@ -355,3 +406,12 @@ export function withX86PseudoField(
   }
   return out;
 }
+
+/**
+ * GDB registers that KVM keeps in an MSR rather than in a state struct, by x86 catalog name:
+ * `k_gs_base` (QEMU's x86 gdbstub name) is IA32_KERNEL_GS_BASE, MSR 0xc0000102, the value
+ * SWAPGS exchanges with gs_base.
+ */
+export const X86_GDB_MSRS: Readonly<Record<string, string>> = Object.freeze({
+  k_gs_base: "KERNEL_GS_BASE",
+});

@@ -11,6 +11,7 @@ import {
   type RegField,
 } from "../../../../src/abi/fields.js";
 import {
+  X86_GDB_MSRS,
   decodeX86PseudoFields,
   withX86PseudoField,
 } from "../../../../src/abi/arch/x86/pseudo-fields.js";
@@ -43,8 +44,14 @@ function at(value: FieldValue, path: string): FieldValue {
     const m = /^(\w+)(?:\[(\d+)\])?$/.exec(part);
     assert.ok(m?.[1] !== undefined, path);
     assert.ok(typeof cur === "object" && !(cur instanceof Uint8Array) && !Array.isArray(cur));
-    cur = (cur as Record<string, FieldValue>)[m[1]] as FieldValue;
-    if (m[2] !== undefined) cur = (cur as readonly FieldValue[])[Number(m[2])] as FieldValue;
+    const next: FieldValue | undefined = (cur as Record<string, FieldValue>)[m[1]];
+    assert.ok(next !== undefined, path);
+    cur = next;
+    if (m[2] !== undefined) {
+      const item: FieldValue | undefined = (cur as readonly FieldValue[])[Number(m[2])];
+      assert.ok(item !== undefined, path);
+      cur = item;
+    }
   }
   return cur;
 }
@@ -67,7 +74,7 @@ describe("x86 pseudo-register field tables", () => {
       const specs = regFieldSpecs(reg.id);
       assert.ok(specs !== undefined, reg.name);
       let cursor = 0;
-      for (const s of specs.filter((f) => f.lsb === undefined)) {
+      for (const s of specs.filter((f) => f.lsb === undefined && f.derived !== true)) {
         assert.equal(s.offset, cursor, `${reg.name}.${s.name} starts where the last field ended`);
         cursor += s.size;
       }
@@ -100,7 +107,7 @@ describe("x86 pseudo-register field tables", () => {
       ...["cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base"],
       ...["cr0", "cr2", "cr3", "cr4", "cr8", "efer"],
       ...Array.from({ length: 8 }, (_, i) => `st${i}`),
-      ...["fctrl", "fstat", "fiseg", "fioff", "foseg", "fooff", "fop", "mxcsr"],
+      ...["fctrl", "fstat", "ftag", "fiseg", "fioff", "foseg", "fooff", "fop", "mxcsr"],
       ...Array.from({ length: 16 }, (_, i) => `xmm${i}`),
       ...Array.from({ length: 16 }, (_, i) => `ymm${i}h`),
     ];
@@ -116,6 +123,8 @@ describe("x86 pseudo-register field tables", () => {
       assert.equal(new Set(regs).size, regs.length, `${name} appears once per struct`);
     }
     assert.deepEqual(where.get("xmm3"), ["FPU", "XSAVE"]);
+    // The one GDB register of this list kept in an MSR: k_gs_base.
+    assert.equal(lookupReg("x86", X86_GDB_MSRS.k_gs_base ?? "").fields.msr, 0xc0000102);
     assert.deepEqual(where.get("cr3"), ["SREGS"]);
     const sregs = byName(fields("SREGS", new Uint8Array(512)));
     assert.equal(sregs.get("cs.selector")?.gdbName, "cs");
@@ -257,6 +266,27 @@ describe("x86 pseudo-register field tables", () => {
     assert.equal(ip, 0xeeee_1234_eeee_eeeen);
     assert.throws(() => withX86PseudoField(id("FPU"), fpu, "fiseg", 0x10000n), RangeError);
     assert.throws(() => withX86PseudoField(id("FPU"), fpu, "nope", 1n), RangeError);
+  });
+});
+
+describe("ftag, GDB's full x87 tag word", () => {
+  it("is derived from the abridged tag, TOP and the registers' contents, and writes back", () => {
+    const fpu = new Uint8Array(416);
+    const view = new DataView(fpu.buffer);
+    view.setUint16(130, 6 << 11, true); // fsw: TOP = 6, so physical 6 is ST(0), 7 is ST(1)
+    fpu[132] = 0b1100_0000; // ftwx: physical registers 6 and 7 hold values
+    view.setBigUint64(0, 0x8000_0000_0000_0000n, true); // st0 = 1.0: valid (tag 0)
+    view.setUint16(8, 0x3fff, true);
+    // st1 stays +0.0: zero (tag 1). Physical 0..5 are empty (tag 3).
+    const f = byName(fields("FPU", fpu));
+    assert.equal(f.get("ftag")?.value, 0x4fffn);
+    assert.equal(f.get("ftag")?.gdbName, "ftag");
+    assert.equal(f.get("ftwx")?.gdbName, undefined, "the abridged tag is not GDB's ftag");
+    const written = withX86PseudoField(id("FPU"), new Uint8Array(416), "ftag", 0x4fffn);
+    assert.equal(written[132], 0b1100_0000);
+    const xsave = new Uint8Array(4096);
+    xsave[4] = 0xff; // all eight non-empty, all +0.0
+    assert.equal(byName(fields("XSAVE", xsave)).get("ftag")?.value, 0x5555n);
   });
 });
 
