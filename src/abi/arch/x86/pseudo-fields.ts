@@ -19,7 +19,9 @@
 import type { Layout } from "../../kvm/layout.js";
 import { LAYOUTS } from "../../kvm/layouts.js";
 import {
+  KVM_CPUID2,
   KVM_CPUID_ENTRY2,
+  KVM_XSAVE,
   LAPIC_REGISTER_OFFSETS,
   XSAVE_AVX_OFFSET,
   XSAVE_HEADER,
@@ -61,9 +63,6 @@ export interface X86Field extends X86FieldSpec {
 }
 
 type Spec = X86FieldSpec;
-
-/** `sizeof(struct kvm_xsave)`: KVM_GET_XSAVE's fixed 4 KiB (the XSAVE pseudo-register's struct). */
-const XSAVE_SIZE = 4096;
 
 const RESERVED_NAME = /(^|\.)(pad\w*|padding|reserved)(\[\d+\])?$/;
 
@@ -185,7 +184,7 @@ function xsaveSpecs(): Spec[] {
   }));
   // Components past AVX (MPX, AVX-512, PKRU, …) sit at CPU-specific offsets (CPUID leaf 0xD).
   const end = XSAVE_AVX_OFFSET + 16 * 16;
-  const extended = leaf("extended", end, XSAVE_SIZE - end, "bytes");
+  const extended = leaf("extended", end, KVM_XSAVE.size - end, "bytes");
   return [...legacy, ...header, ...ymmh, extended];
 }
 
@@ -199,12 +198,12 @@ function lapicSpecs(): Spec[] {
 }
 
 function cpuidSpecs(): Spec[] {
-  const header = flatten(LAYOUTS.kvm_cpuid2 ?? KVM_CPUID_ENTRY2, "", 0, []).filter(
-    (s) => !s.name.startsWith("entries"),
-  );
+  // kvm_cpuid2 ends in a flexible array; the pseudo-register holds PSEUDO_CPUID_CAPACITY entries.
+  const header = flatten(KVM_CPUID2, "", 0, []);
   const entries: Spec[] = [];
   for (let i = 0; i < PSEUDO_CPUID_CAPACITY; i++) {
-    flatten(KVM_CPUID_ENTRY2, `entries[${i}].`, 8 + KVM_CPUID_ENTRY2.size * i, entries);
+    const at = KVM_CPUID2.fields.entries.offset + KVM_CPUID_ENTRY2.size * i;
+    flatten(KVM_CPUID_ENTRY2, `entries[${i}].`, at, entries);
   }
   return [...header, ...entries];
 }
