@@ -76,8 +76,8 @@ export function float80ToNumber(raw: bigint): number {
 }
 
 /**
- * A field value for people: integers as `0x` + hex digits for the field's width, 80-bit reals
- * with their value, byte arrays as hex in memory order (over 16 bytes: a count).
+ * A field value for people: integers as `0x` + hex digits for the field's width (with the
+ * value's name for enumerated fields), 80-bit reals with their value, byte arrays as hex in memory order (over 16 bytes: a count).
  */
 export function fieldText(field: RegField): string {
   const { value } = field;
@@ -87,6 +87,8 @@ export function fieldText(field: RegField): string {
     return `(${value.length} bytes, ${nonZero} non-zero)`;
   }
   const hex = hexDigits(value, field.bits);
+  const symbol = field.symbols?.[Number(value)];
+  if (symbol !== undefined) return `${hex} (${symbol})`;
   return field.format === "float80" && value !== 0n ? `${hex} (${float80ToNumber(value)})` : hex;
 }
 

@@ -16,6 +16,7 @@
  * bits in GDB, 64/16 in KVM); `ftwx` is the abridged tag (one bit per register, FXSAVE form),
  * not GDB's 16-bit `ftag`, so it carries no GDB name.
  */
+import { KVM_MP_STATE } from "../../kvm/constants.js";
 import type { Layout } from "../../kvm/layout.js";
 import { LAYOUTS } from "../../kvm/layouts.js";
 import {
@@ -55,6 +56,8 @@ export interface X86FieldSpec {
    * a write changes.
    */
   readonly derived?: true;
+  /** Names of the values an enumerated field can hold (`mp_state`: `KVM_MP_STATE_*`). */
+  readonly symbols?: Readonly<Record<number, string>>;
 }
 
 /** A field with its value: `bigint` for uint/float80, a byte copy for `bytes`. */
@@ -123,6 +126,10 @@ function withBits(
       .map(([, name, lsb, bits, gdbName]) => ({ ...s, name, lsb, bits, gdbName, reserved: false })),
   ]);
 }
+
+const MP_STATE_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(KVM_MP_STATE).map(([name, value]) => [value, name]),
+);
 
 const SEGMENTS = ["cs", "ss", "ds", "es", "fs", "gs"] as const;
 const SREGS_GDB: Readonly<Record<string, string>> = {
@@ -227,6 +234,8 @@ function structSpecs(reg: X86PseudoReg): Spec[] {
       return lapicSpecs();
     case "CPUID":
       return cpuidSpecs();
+    case "MP_STATE":
+      return flatten(layoutOf(reg), "", 0, []).map((s) => ({ ...s, symbols: MP_STATE_NAMES }));
     case "TSC_KHZ":
       return [leaf("tsc_khz", 0, 8, "uint")];
     default:

@@ -231,7 +231,9 @@ describe("x86 pseudo-register field tables", () => {
       assert.ok(l.has(n), n);
     }
     const mp = new Uint8Array([3, 0, 0, 0]);
-    assert.equal(byName(fields("MP_STATE", mp)).get("mp_state")?.value, 3n);
+    const mpState = byName(fields("MP_STATE", mp)).get("mp_state") ?? assert.fail();
+    assert.equal(mpState.value, 3n);
+    assert.equal(fieldText(mpState), "0x00000003 (HALTED)");
     const khz = new Uint8Array(8);
     new DataView(khz.buffer).setBigUint64(0, 2_596_126n, true);
     assert.equal(byName(fields("TSC_KHZ", khz)).get("tsc_khz")?.value, 2_596_126n);
