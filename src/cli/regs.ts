@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import type { RegInfo } from "../abi/arch/types.js";
+import { regFieldSpecs, type RegFieldSpec } from "../abi/fields.js";
 import { CATALOG_ARCHES, catalogFor, decodeReg, lookupReg, type Decoded } from "../abi/catalog.js";
 import { ARCH_NAMES, formatRegId, parseRegId, type ArchName } from "../abi/regid.js";
 import { UsageError } from "./errors.js";
@@ -87,11 +88,78 @@ function parseArch(text: string | undefined): ArchName {
   return arch;
 }
 
+/** Table entries past the first, folded into one note per array (CPUID has 256 entries). */
+interface FieldLayout {
+  readonly fields: readonly RegFieldSpec[];
+  readonly repeats: readonly { name: string; count: number; stride: number }[];
+}
+
+const ARRAY_ENTRY = /^(\w+)\[(\d+)\]\./;
+
+function fieldLayout(specs: readonly RegFieldSpec[]): FieldLayout {
+  const repeats = new Map<string, { name: string; count: number; first: number; stride: number }>();
+  const fields = specs.filter((f) => {
+    const m = ARRAY_ENTRY.exec(f.name);
+    if (m?.[1] === undefined) return !f.reserved;
+    const index = Number(m[2]);
+    const r = repeats.get(m[1]) ?? { name: m[1], count: 0, first: f.offset, stride: 0 };
+    repeats.set(m[1], r);
+    if (index === 1 && r.stride === 0) r.stride = f.offset - r.first;
+    r.count = Math.max(r.count, index + 1);
+    return index === 0 && !RESERVED_LEAF.test(f.name);
+  });
+  return {
+    fields,
+    repeats: [...repeats.values()].map(({ name, count, stride }) => ({ name, count, stride })),
+  };
+}
+
+const RESERVED_LEAF = /\.(pad\w*|padding|reserved)(\[\d+\])?$/;
+
+function fieldLayoutText(d: Decoded, layout: FieldLayout): string {
+  if (!d.known) return "";
+  const struct = d.fields.structSize;
+  const rows = layout.fields.map((f) => [
+    f.name,
+    f.gdbName ?? "",
+    "0x" + f.offset.toString(16),
+    String(f.size),
+    f.lsb === undefined ? String(f.bits) : `${f.bits} (bits ${f.lsb}..${f.lsb + f.bits - 1})`,
+    f.derived === true ? "derived" : f.format,
+  ]);
+  const notes = layout.repeats.map(
+    (r) =>
+      `${r.name}[1] … ${r.name}[${r.count - 1}]: the same fields every ${r.stride} bytes (entries past the count field are unused)`,
+  );
+  return (
+    `\n${d.name} (${formatRegId(d.id)}): fields of the ${String(struct)}-byte struct in a ${d.size}-byte value; reserved bytes not shown\n` +
+    formatTable(["FIELD", "GDB", "OFFSET", "SIZE", "BITS", "FORMAT"], rows) +
+    notes.map((n) => n + "\n").join("")
+  );
+}
+
 function decodeCmd(args: string[], json: boolean, out: Out): void {
   if (args.length === 0) throw new UsageError("regs decode needs at least one id");
   const decoded = args.map((a) => decodeReg(parseRegId(a)));
-  if (json) out.stdout(JSON.stringify(decoded.map(decodedToJson), null, 2) + "\n");
-  else out.stdout(formatTable(HEADER, decoded.map(infoRow)));
+  const layouts = decoded.map((d) => {
+    const specs = regFieldSpecs(d.id);
+    return specs === undefined ? undefined : fieldLayout(specs);
+  });
+  if (json) {
+    const items = decoded.map((d, i) => {
+      const layout = layouts[i];
+      return layout === undefined
+        ? decodedToJson(d)
+        : { ...decodedToJson(d), structFields: layout };
+    });
+    out.stdout(JSON.stringify(items, null, 2) + "\n");
+    return;
+  }
+  out.stdout(formatTable(HEADER, decoded.map(infoRow)));
+  decoded.forEach((d, i) => {
+    const layout = layouts[i];
+    if (layout !== undefined) out.stdout(fieldLayoutText(d, layout));
+  });
 }
 
 function encodeCmd(args: string[], json: boolean, out: Out): void {

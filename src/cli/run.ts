@@ -7,7 +7,6 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { formatRegId } from "../abi/regid.js";
 import { kvmUnavailableReason } from "../backends/kvm/index.js";
 import { runDemo } from "../backends/kvm/demo.js";
 import { runSoftDemo } from "../backends/soft/demo.js";
@@ -20,9 +19,9 @@ import type { BackendName } from "../vmm/runner-types.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
 import { UsageError } from "./errors.js";
-import { exitToJson, leHex } from "./json.js";
+import { exitToJson } from "./json.js";
+import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
-import { formatTable } from "./table.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
        regvisor run [options] FILE
@@ -95,33 +94,6 @@ function parseRunArgs(argv: string[]) {
       stats: { type: "boolean", default: false },
     },
   });
-}
-
-/** Value column for the human register dump: short values whole, long ones abbreviated. */
-function valueText(value: Uint8Array): string {
-  if (value.length <= 16) return leHex(value);
-  const nonZero = value.reduce((n, b) => n + (b === 0 ? 0 : 1), 0);
-  return `(${value.length} bytes, ${nonZero} non-zero)`;
-}
-
-function registersJson(regs: readonly RunRegister[]): unknown[] {
-  return regs.map((r) => ({
-    name: r.name,
-    id: formatRegId(r.id),
-    class: r.class,
-    size: r.value.length,
-    value: leHex(r.value),
-  }));
-}
-
-function registersTable(regs: readonly RunRegister[]): string {
-  const rows = regs.map((r) => [
-    r.name,
-    formatRegId(r.id),
-    String(r.value.length),
-    valueText(r.value),
-  ]);
-  return formatTable(["NAME", "ID", "SIZE", "VALUE"], rows);
 }
 
 function parseBackend(requested: string | undefined): BackendName | undefined {

@@ -14,7 +14,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { decodeReg } from "../abi/catalog.js";
-import { formatRegId, regSize } from "../abi/regid.js";
+import { regSize } from "../abi/regid.js";
 import { kvmUnavailableReason } from "../backends/kvm/index.js";
 import type { SoftMode } from "../backends/soft/index.js";
 import { RegvisorError } from "../errors.js";
@@ -36,9 +36,9 @@ import {
   type MachineRestoreOptions,
 } from "../vmm/snapshot/vm-state.js";
 import { UsageError } from "./errors.js";
-import { exitToJson, leHex } from "./json.js";
+import { exitToJson } from "./json.js";
+import { registersJson, registersTable, type DumpRegister } from "./registers.js";
 import type { Out } from "./regs.js";
-import { formatTable } from "./table.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded]
                     --snapshot-at-exit N --snapshot-out FILE [--json]
@@ -199,9 +199,7 @@ function restoreOptions(
   };
 }
 
-function registerDump(
-  machine: SnapshotMachine,
-): { name: string; id: string; size: number; value: string }[] {
+function registerDump(machine: SnapshotMachine): DumpRegister[] {
   const vcpu = machine.vcpus[0];
   if (vcpu === undefined) return [];
   const ids = vcpu.regList();
@@ -211,12 +209,7 @@ function registerDump(
     const info = decodeReg(id);
     const value = packed.subarray(at, at + regSize(id));
     at += value.length;
-    return {
-      name: info.known ? info.name : "unknown",
-      id: formatRegId(id),
-      size: value.length,
-      value: leHex(value),
-    };
+    return { id, name: info.known ? info.name : "unknown", value };
   });
 }
 
@@ -268,15 +261,12 @@ export function restoreCommand(argv: string[], out: Out, err: (t: string) => voi
       exitKinds: machine.progress().exitKinds,
       lastExit: run.last === undefined ? null : exitToJson(run.last.exit),
       restore: report,
-      ...(values["dump-regs"] ? { registers: registerDump(machine) } : {}),
+      ...(values["dump-regs"] ? { registers: registersJson(registerDump(machine)) } : {}),
     };
     out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else {
     out.stdout(output);
-    if (values["dump-regs"]) {
-      const rows = registerDump(machine).map((r) => [r.name, r.id, String(r.size), r.value]);
-      out.stdout(formatTable(["NAME", "ID", "SIZE", "VALUE"], rows));
-    }
+    if (values["dump-regs"]) out.stdout(registersTable(registerDump(machine)));
     err(
       `regvisor: resumed ${machine.backend} machine at exit ${report.resumedAt.exits}; the guest ended with ${lastKind} after ${machine.progress().exits} exits\n`,
     );
@@ -310,7 +300,7 @@ export function inspectCommand(argv: string[], out: Out): number {
     out.stdout(JSON.stringify({ file, ...summary, machine }, null, 2) + "\n");
     return 0;
   }
-  out.stdout(renderSummary(summary, { registers: !values["no-registers"] }));
+  out.stdout(renderSummary(summary, { registers: !values["no-registers"], snapshot: decoded }));
   if (machine !== null) {
     out.stdout(
       `machine: ${machine.kind}, resumes after exit ${machine.exits}, ${machine.consoleBytes} console bytes so far\n`,
