@@ -12,7 +12,8 @@ import { regSize, type RegId } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import type { Vcpu, VcpuExit } from "../vcpu.js";
 import type { Memslot } from "./riscv/contract.js";
-import { decodeLE, encodeLE, valueBytes } from "./bytes.js";
+import { encodeRegValue } from "../reg-value.js";
+import { decodeLE, encodeLE } from "./bytes.js";
 import type { RunBudget } from "./kernel.js";
 import { Errno } from "./kstate.js";
 import { BatchErrno, batchSizes } from "./regs-many.js";
@@ -90,18 +91,18 @@ export class SoftVcpu implements Vcpu {
       encodeLE(this.port.getOne(id), out, 0, size);
       return out;
     } catch (error) {
-      throw this.kvmError(error, "Cannot get register", "KVM_GET_ONE_REG", id);
+      throw this.kvmError(error, "Cannot read", "KVM_GET_ONE_REG", id);
     }
   }
 
   setOneReg(id: RegId, value: Uint8Array | bigint): void {
     this.check("set a register");
     const size = regSize(id);
-    const bytes = valueBytes(value, size, "setOneReg");
+    const bytes = encodeRegValue(id, value);
     try {
       this.port.setOne(id, decodeLE(bytes, 0, size));
     } catch (error) {
-      throw this.kvmError(error, "Cannot set register", "KVM_SET_ONE_REG", id);
+      throw this.kvmError(error, "Cannot set", "KVM_SET_ONE_REG", id);
     }
   }
 
@@ -113,7 +114,7 @@ export class SoftVcpu implements Vcpu {
       this.port.getMany(ids, out);
       return out;
     } catch (error) {
-      throw this.batchError(error, ids, "Cannot get register", "KVM_GET_ONE_REG");
+      throw this.batchError(error, ids, "Cannot read", "KVM_GET_ONE_REG");
     }
   }
 
@@ -130,7 +131,7 @@ export class SoftVcpu implements Vcpu {
     try {
       this.port.setMany(ids, bytes);
     } catch (error) {
-      throw this.batchError(error, ids, "Cannot set register", "KVM_SET_ONE_REG");
+      throw this.batchError(error, ids, "Cannot set", "KVM_SET_ONE_REG");
     }
   }
 
