@@ -12,6 +12,7 @@
 import { readRegisterView, type NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { planBoot, type BootPlan } from "./boot-plan.js";
+import { turnEventLoop } from "./event-loop.js";
 import { ImageError, hex, type ImageArch } from "./image.js";
 import { OnceLog } from "./io.js";
 import { noInput } from "./runner-input.js";
@@ -244,7 +245,7 @@ export async function runGuestAsync(request: RunRequest): Promise<RunSummary> {
   for (;;) {
     const next = steps.next();
     if (next.done === true) return next.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await turnEventLoop();
   }
 }
 

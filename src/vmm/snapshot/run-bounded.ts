@@ -7,6 +7,7 @@
  * every time slice anyway. Steps are interruptible, so every `intr` exit comes back here, where
  * the loop checks the deadline and lets the event loop run (for signal handlers).
  */
+import { turnEventLoop } from "../event-loop.js";
 import { startKicker } from "../runner-kick.js";
 import { timeoutEnding } from "../runner-status.js";
 import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
@@ -67,7 +68,7 @@ async function loop(
     if (deadline !== undefined && now >= deadline)
       return { last, stopped: "ended", ending: timeoutEnding(timeoutMs ?? 0) };
     if (step.outcome === "interrupted" || now >= nextPoll) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await turnEventLoop();
       nextPoll = performance.now() + POLL_INTERVAL_MS;
       const ending = stop?.requested();
       if (ending !== undefined) return { last, stopped: "ended", ending };
