@@ -179,9 +179,8 @@ function runBundledDemo(values: Values, out: Out, err: (text: string) => void): 
   const result: DemoOutcome =
     backend === "kvm" ? runDemo() : runSoftDemo(mode === undefined ? {} : { mode });
   const ending = demoEnding(backend, result.lastExit);
-  const pcName = backend === "kvm" ? "rip" : "pc";
-  const pc = demoPc(backend, result.finalRegs);
   if (values.json === true) {
+    const pc = demoPc(backend, result.finalRegs);
     const json = {
       backend,
       ...(backend === "soft" ? { mode: mode ?? "inline" } : {}),
@@ -190,7 +189,7 @@ function runBundledDemo(values: Values, out: Out, err: (text: string) => void): 
       status: ending.status,
       message: ending.message,
       clean: ending.status === 0,
-      pcName,
+      pcName: backend === "kvm" ? "rip" : "pc",
       pc: pc === undefined ? null : `0x${pc.toString(16)}`,
       exits: result.exits,
       exitKinds: result.exitKinds,
@@ -201,9 +200,8 @@ function runBundledDemo(values: Values, out: Out, err: (text: string) => void): 
   } else {
     out.stdout(result.output);
     if (values["dump-regs"] === true) out.stdout(registersTable(result.finalRegs));
-    const at = pc === undefined ? "" : ` at ${pcName}=0x${pc.toString(16)}`;
     err(
-      `regvisor: ${backend} demo: ${ending.message}${at} after ${result.exits} exits; exit status ${ending.status}\n`,
+      `regvisor: ${backend} guest ended with ${result.lastExit.kind} after ${result.exits} exits\n`,
     );
   }
   return ending.status;

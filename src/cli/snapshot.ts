@@ -273,10 +273,11 @@ export async function restoreCommand(
   const clean = run.stopped === "finished";
   const status = run.ending?.status ?? (clean ? 0 : 1);
   const lastKind = run.last?.exit.kind ?? "none";
+  // The guest's own ending keeps the line of a plain restore; a timeout or signal adds its status.
   const ended =
     run.ending === undefined
-      ? `the guest ended with ${lastKind}`
-      : `${run.ending.message} (last exit: ${lastKind})`;
+      ? `the guest ended with ${lastKind} after ${machine.progress().exits} exits`
+      : `${run.ending.message} after ${machine.progress().exits} exits; exit status ${status}`;
   if (values.json === true) {
     const json = {
       file,
@@ -302,7 +303,7 @@ export async function restoreCommand(
       out.stdout(formatTable(["NAME", "ID", "SIZE", "VALUE"], rows));
     }
     err(
-      `regvisor: resumed ${machine.backend} machine at exit ${report.resumedAt.exits}; ${ended} after ${machine.progress().exits} exits; exit status ${status}\n`,
+      `regvisor: resumed ${machine.backend} machine at exit ${report.resumedAt.exits}; ${ended}\n`,
     );
   }
   return status;
