@@ -281,6 +281,19 @@ export function vcpuConformance(t: ConformanceTarget): void {
       );
     });
 
+    it("an id outside 0..2^64-1 is a RangeError, never masked into a real id", () => {
+      const id = t.scratch[0];
+      assert.ok(id !== undefined);
+      // Plain bigints, as a JavaScript caller passes them: 2^64 + a real id, and -1.
+      for (const bad of [((1n << 64n) + id) as RegId, -1n as RegId]) {
+        assert.throws(() => vcpu().getOneReg(bad), RangeError);
+        assert.throws(() => {
+          vcpu().setOneReg(bad, new Uint8Array(regSize(id)));
+        }, RangeError);
+        assert.throws(() => vcpu().getManyRegs([bad]), RangeError);
+      }
+    });
+
     it('a refused register names it once (no "register register")', () => {
       const { id } = t.unknown;
       for (const fn of [

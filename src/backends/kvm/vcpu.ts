@@ -25,7 +25,7 @@ import {
   type KvmVcpuEvents,
 } from "../../abi/kvm/x86-structs.js";
 import { isPseudoRegId, msrRegId } from "../../abi/arch/x86/index.js";
-import { regSize, type RegId } from "../../abi/regid.js";
+import { regId, regSize, type RegId } from "../../abi/regid.js";
 import type { Vcpu, VcpuExit } from "../vcpu.js";
 import { decodeCpuid, encodeCpuid, type CpuidEntry } from "./cpuid.js";
 import { KvmClosedError, kvmFail } from "./errors.js";
@@ -143,6 +143,7 @@ export class KvmVcpu implements Vcpu {
   #setOneId(id: RegId): void {
     if (id === this.#oneId) return;
     if (typeof id !== "bigint") throw new TypeError("A register id must be a bigint");
+    regId(id); // RangeError outside 0..2^64-1: setBigUint64 would mask it into a real id
     this.#one.view.setBigUint64(ONE_ID, id, true);
     this.#oneId = id;
     this.#oneSize = regSize(id);
@@ -193,6 +194,7 @@ export class KvmVcpu implements Vcpu {
    * @throws {KvmError} if the kernel refuses.
    */
   getOneReg(id: RegId): Uint8Array {
+    regId(id); // refused before the pseudo check, which looks at the low 64 bits only
     if (isPseudoRegId(id)) return this.#view.getPseudo(id);
     const out = new Uint8Array(regSize(id));
     this.getOneRegInto(id, out, 0);
@@ -205,7 +207,7 @@ export class KvmVcpu implements Vcpu {
    * @throws {KvmError} if the kernel refuses.
    */
   setOneReg(id: RegId, value: Uint8Array | bigint): void {
-    const bytes = encodeRegValue(id, value);
+    const bytes = encodeRegValue(regId(id), value);
     if (isPseudoRegId(id)) {
       this.#view.setPseudo(id, bytes);
       return;

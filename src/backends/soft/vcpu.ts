@@ -8,7 +8,7 @@
  */
 import { ERRNO } from "../../abi/kvm/errno.js";
 import { KvmError } from "../../abi/kvm/errors.js";
-import { regSize, type RegId } from "../../abi/regid.js";
+import { regId, regSize, type RegId } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import type { Vcpu, VcpuExit } from "../vcpu.js";
 import type { Memslot } from "./riscv/contract.js";
@@ -85,7 +85,8 @@ export class SoftVcpu implements Vcpu {
 
   getOneReg(id: RegId): Uint8Array {
     this.check("get a register");
-    const size = regSize(id);
+    // regId(): a JavaScript bigint outside 0..2^64-1 is refused, never masked into a real id.
+    const size = regSize(regId(id));
     try {
       const out = new Uint8Array(size);
       encodeLE(this.port.getOne(id), out, 0, size);
@@ -97,7 +98,8 @@ export class SoftVcpu implements Vcpu {
 
   setOneReg(id: RegId, value: Uint8Array | bigint): void {
     this.check("set a register");
-    const size = regSize(id);
+    // regId(): a JavaScript bigint outside 0..2^64-1 is refused, never masked into a real id.
+    const size = regSize(regId(id));
     const bytes = encodeRegValue(id, value);
     try {
       this.port.setOne(id, decodeLE(bytes, 0, size));
@@ -236,6 +238,7 @@ function checkIds(ids: readonly RegId[]): readonly RegId[] {
   if (!Array.isArray(list)) throw new TypeError("A register batch must be an array of ids");
   for (const id of ids) {
     if (typeof id !== "bigint") throw new TypeError("A register id must be a bigint");
+    regId(id); // RangeError outside 0..2^64-1, before the kernel sees (and masks) it
   }
   return ids;
 }
