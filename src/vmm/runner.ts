@@ -19,17 +19,17 @@ import { noInput } from "./runner-input.js";
 import { riscvRunner } from "./runner-riscv.js";
 import { faultEnding, timeoutEnding } from "./runner-status.js";
 import { detachExit, formatExit } from "./runner-trace.js";
-import type {
-  ArchRunner,
-  BackendName,
-  GuestMachine,
-  InputSource,
-  MachineOptions,
-  RunEnding,
-  RunMode,
-  StopSource,
+import {
+  POLL_INTERVAL_MS,
+  type ArchRunner,
+  type BackendName,
+  type GuestMachine,
+  type InputSource,
+  type MachineOptions,
+  type RunEnding,
+  type RunMode,
+  type StopSource,
 } from "./runner-types.js";
-import { POLL_INTERVAL_MS } from "./runner-types.js";
 import { x86Runner } from "./runner-x86.js";
 import { DEFAULT_MEM_SIZE } from "./size.js";
 import type { X86Mode } from "./x86-boot.js";
