@@ -80,6 +80,8 @@ export interface Boot {
   readonly init: readonly string[];
   /** Milliseconds from spawn to the first `init: ` line on stdout (undefined: never seen). */
   readonly firstInitMs: number | undefined;
+  /** CPU seconds (user + system, all threads) the process had used by then, from /proc. */
+  readonly firstInitCpuS: number | undefined;
   readonly timedOut: boolean;
 }
 
@@ -92,6 +94,21 @@ export function initLines(stdout: string): string[] {
     .map((l) => l.slice("init: ".length));
 }
 
+/**
+ * CPU seconds a live process has used, all threads (proc(5): /proc/PID/stat fields 14 utime
+ * and 15 stime, in clock ticks; USER_HZ is 100 on every Linux ABI Node runs on).
+ */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${String(pid)}/stat`, "utf8");
+    // Fields after the command name, which is in parentheses and may itself contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Spawns a command and collects its output, noting when /init's first line arrives. */
 export function runGuest(cmd: string, args: readonly string[], timeoutMs: number): Promise<Boot> {
   return new Promise((resolve, reject) => {
@@ -100,6 +117,7 @@ export function runGuest(cmd: string, args: readonly string[], timeoutMs: number
     let stdout = "";
     let stderr = "";
     let firstInitMs: number | undefined;
+    let firstInitCpuS: number | undefined;
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -109,8 +127,10 @@ export function runGuest(cmd: string, args: readonly string[], timeoutMs: number
     child.stderr.setEncoding("utf8");
     child.stdout.on("data", (chunk: string) => {
       stdout += chunk;
-      if (firstInitMs === undefined && stdout.includes("init: ")) {
+      // At a line start: the kernel's own "mem auto-init: …" also contains "init: ".
+      if (firstInitMs === undefined && `\n${stdout}`.includes("\ninit: ")) {
         firstInitMs = Number(process.hrtime.bigint() - start) / 1e6;
+        firstInitCpuS = child.pid === undefined ? undefined : cpuSeconds(child.pid);
       }
     });
     child.stderr.on("data", (chunk: string) => {
@@ -122,7 +142,8 @@ export function runGuest(cmd: string, args: readonly string[], timeoutMs: number
     });
     child.on("close", (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, signal, stdout, stderr, init: initLines(stdout), firstInitMs, timedOut });
+      const init = initLines(stdout);
+      resolve({ status, signal, stdout, stderr, init, firstInitMs, firstInitCpuS, timedOut });
     });
   });
 }
