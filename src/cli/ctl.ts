@@ -3,10 +3,10 @@
  * (`regvisor run --api PATH`). Each command is one request (src/vmm/api/server.ts lists them);
  * `--json` prints the server's JSON answer as it is.
  */
-import { parseArgs } from "node:util";
 import type { MachineStatus, SnapshotResult } from "../vmm/api/control.js";
 import { apiRequest } from "../vmm/api/client.js";
 import { UsageError } from "./errors.js";
+import { parseCommandLine } from "./options.js";
 import type { Out } from "./regs.js";
 
 const HELP = `Usage: regvisor ctl PATH status|pause|resume|quit [--json]
@@ -20,6 +20,8 @@ Talks to a machine started with 'regvisor run --api PATH':
   quit           end the machine
 Exit status: 0 done, 1 refused or failed (one line on stderr), 2 bad command line.
 `;
+
+const CTL_OPTIONS = { json: { type: "boolean" } } as const;
 
 /** The endpoint and body of each command. */
 const COMMANDS = {
@@ -53,15 +55,9 @@ function human(command: CommandName, body: unknown): string {
 
 /** Runs `regvisor ctl`; resolves to the exit status. */
 export async function ctlCommand(argv: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: { json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
-    allowPositionals: true,
-  });
-  if (values.help === true) {
-    out.stdout(HELP);
-    return 0;
-  }
+  const parsed = parseCommandLine("ctl", argv, CTL_OPTIONS, HELP, out);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
   const [path, name, ...args] = positionals;
   if (path === undefined || name === undefined) {
     throw new UsageError("ctl needs a socket path and a command; try 'regvisor ctl --help'");

@@ -6,34 +6,40 @@
  * register view.
  */
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { formatRegId } from "../abi/regid.js";
-import { kvmUnavailableReason } from "../backends/kvm/index.js";
+import { KVM_REGS } from "../abi/kvm/layouts-x86.js";
 import { runDemo } from "../backends/kvm/demo.js";
 import { runSoftDemo } from "../backends/soft/demo.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { RegvisorError } from "../errors.js";
-import { runGuest, type RunSummary } from "../vmm/runner.js";
+import { runGuestAsync, type RunSummary } from "../vmm/runner.js";
 import { stdinInput } from "../vmm/runner-input.js";
-import type { BackendName } from "../vmm/runner-types.js";
+import { faultEnding, haltEnding, srstEnding } from "../vmm/runner-status.js";
+import type { RunEnding } from "../vmm/runner-types.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
-import { UsageError } from "./errors.js";
-import { exitToJson, leHex } from "./json.js";
+import { chooseBackend, parseBackend, parseMode } from "./backend.js";
+import { UsageError, fileProblem } from "./errors.js";
+import { exitToJson } from "./json.js";
+import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } from "./options.js";
+import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
-import { formatTable } from "./table.js";
+import { listenForStopSignals } from "./signals.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
        regvisor run [options] FILE
+       regvisor run [--backend kvm|soft] [--mode M] --snapshot-at-exit N --snapshot-out FILE [--json]
 
-Without FILE, runs the bundled demo guest. Without --backend, /dev/kvm is used when it works,
-else the soft backend (with a one-line notice on stderr).
+Without FILE, runs the bundled demo guest. Without --backend, /dev/kvm (or the device in
+REGVISOR_KVM_DEVICE) is used when it works, else the soft backend (with a one-line notice).
   --backend kvm   x86-64 guest on /dev/kvm: long mode, greeting and fib(90) through port 0xE9
   --backend soft  RISC-V guest on regvisor's software hypervisor, through the SBI console
   --mode M        soft backend only: inline (default) or threaded (vCPU in a Worker)
   --dump-regs     print the final vCPU state: every id of the register list, by catalog name
-  --json          print one JSON object: output, exits, last exit, registers
+  --json          print one JSON object: output, reason, status, pc, exits, last exit, registers
+  --snapshot-at-exit N  stop the demo after its N-th exit and write a snapshot (see
+                        'regvisor run --snapshot-at-exit 0 --help' and 'regvisor restore --help')
+  --snapshot-out FILE   where that snapshot goes
 
 With FILE (an ELF, or a flat binary with --load-addr), runs your own bare-metal guest; the
 backend follows the ELF's machine (x86-64/i386 → kvm, RISC-V → soft).
@@ -48,8 +54,25 @@ backend follows the ELF's machine (x86-64/i386 → kvm, RISC-V → soft).
   --stats             print exit counts, instructions retired (soft) and wall time to stderr
   --json              print one summary object: reason, status, counts, final registers
 Exit status: 0 clean shutdown/halt; the value written to port 0xf4 or the SRST reason; 124
-timeout or an x86 HLT that can never wake; 125 guest fault; 1 bad image; 2 bad command line.
+timeout or an x86 HLT that can never wake; 125 guest fault; 130/143 stopped by SIGINT/SIGTERM;
+1 bad image; 2 bad command line; 141 stdout closed; 74 stdout failed.
 `;
+
+/** Every option of `run` (the snapshot flags are parsed by src/cli/snapshot.ts). */
+const RUN_OPTIONS = {
+  backend: { type: "string" },
+  mode: { type: "string" },
+  "dump-regs": { type: "boolean" },
+  json: { type: "boolean" },
+  mem: { type: "string" },
+  "load-addr": { type: "string" },
+  entry: { type: "string" },
+  "x86-mode": { type: "string" },
+  cmdline: { type: "string" },
+  "trace-exits": { type: "boolean" },
+  stats: { type: "boolean" },
+  ...ENDING_OPTIONS,
+} as const;
 
 /** Options that only make sense with a FILE. */
 const FILE_ONLY = [
@@ -61,99 +84,28 @@ const FILE_ONLY = [
   "timeout",
   "trace-exits",
   "stats",
-] as const;
-
-/** Largest `--timeout`: what a 32-bit millisecond timer holds (about 24.8 days). */
-const MAX_TIMEOUT_S = 2_147_483;
+] as const satisfies readonly (keyof typeof RUN_OPTIONS)[];
 
 /** `Out`, optionally able to take raw bytes (guest output is not always UTF-8). */
 export type RunOut = Out & { readonly stdoutBytes?: (bytes: Uint8Array) => void };
 
 type RunRegister = NamedRegister;
 
-type Values = ReturnType<typeof parseRunArgs>["values"];
-
-// The return type is parseArgs' own, inferred from the option table.
-function parseRunArgs(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      backend: { type: "string" },
-      mode: { type: "string" },
-      "dump-regs": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-      mem: { type: "string" },
-      "load-addr": { type: "string" },
-      entry: { type: "string" },
-      "x86-mode": { type: "string" },
-      cmdline: { type: "string" },
-      timeout: { type: "string" },
-      "trace-exits": { type: "boolean", default: false },
-      stats: { type: "boolean", default: false },
-    },
-  });
-}
-
-/** Value column for the human register dump: short values whole, long ones abbreviated. */
-function valueText(value: Uint8Array): string {
-  if (value.length <= 16) return leHex(value);
-  const nonZero = value.reduce((n, b) => n + (b === 0 ? 0 : 1), 0);
-  return `(${value.length} bytes, ${nonZero} non-zero)`;
-}
-
-function registersJson(regs: readonly RunRegister[]): unknown[] {
-  return regs.map((r) => ({
-    name: r.name,
-    id: formatRegId(r.id),
-    class: r.class,
-    size: r.value.length,
-    value: leHex(r.value),
-  }));
-}
-
-function registersTable(regs: readonly RunRegister[]): string {
-  const rows = regs.map((r) => [
-    r.name,
-    formatRegId(r.id),
-    String(r.value.length),
-    valueText(r.value),
-  ]);
-  return formatTable(["NAME", "ID", "SIZE", "VALUE"], rows);
-}
-
-function parseBackend(requested: string | undefined): BackendName | undefined {
-  if (requested === undefined || requested === "kvm" || requested === "soft") return requested;
-  throw new UsageError(`unknown backend "${requested}"; kvm or soft`);
-}
-
-function parseMode(mode: string | undefined): "inline" | "threaded" | undefined {
-  if (mode === undefined || mode === "inline" || mode === "threaded") return mode;
-  throw new UsageError(`unknown mode "${mode}"; inline or threaded`);
-}
-
-function chooseBackend(requested: string | undefined, err: (t: string) => void): "kvm" | "soft" {
-  const backend = parseBackend(requested);
-  if (backend !== undefined) return backend;
-  const reason = kvmUnavailableReason();
-  if (reason === undefined) return "kvm";
-  err(`regvisor: /dev/kvm is not usable (${reason}); running on the soft backend\n`);
-  return "soft";
-}
+type Values = OptionValues<typeof RUN_OPTIONS>;
 
 /**
- * Runs `regvisor run …`; returns the exit status (0 when the guest finished cleanly; with FILE,
- * the guest's status as documented in RUN_HELP).
+ * Runs `regvisor run …`; resolves to the exit status (0 when the guest finished cleanly; with
+ * FILE, the guest's status as documented in RUN_HELP).
  * @throws {UsageError} on a bad command line; image and backend errors pass through.
  */
-export function runCommand(argv: string[], out: RunOut, err: (text: string) => void): number {
-  const { values, positionals } = parseRunArgs(argv);
-  if (values.help) {
-    out.stdout(RUN_HELP);
-    return 0;
-  }
+export async function runCommand(
+  argv: string[],
+  out: RunOut,
+  err: (text: string) => void,
+): Promise<number> {
+  const parsed = parseCommandLine("run", argv, RUN_OPTIONS, RUN_HELP, out);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length > 1) {
     throw new UsageError(`run takes one FILE, got ${positionals.length}: ${positionals.join(" ")}`);
   }
@@ -166,40 +118,65 @@ export function runCommand(argv: string[], out: RunOut, err: (text: string) => v
   return runBundledDemo(values, out, err);
 }
 
+/** What a demo run did (both demos return this shape). */
+interface DemoOutcome {
+  readonly output: string;
+  readonly exits: number;
+  readonly exitKinds: Readonly<Record<string, number>>;
+  readonly lastExit: VcpuExit;
+  readonly finalRegs: readonly RunRegister[];
+}
+
+/** The demo's ending in `run FILE`'s terms: HLT / SRST shutdown are clean, anything else a fault. */
+function demoEnding(backend: "kvm" | "soft", exit: VcpuExit): RunEnding {
+  if (backend === "kvm" && exit.kind === "hlt") return haltEnding();
+  if (backend === "soft" && isShutdown(exit)) return srstEnding(false, 0n);
+  return faultEnding(`unexpected ${exit.kind} exit`);
+}
+
+/** The demo's final program counter, from its register view (x86: kvm_regs.rip in REGS). */
+function demoPc(backend: "kvm" | "soft", regs: readonly RunRegister[]): bigint | undefined {
+  const [name, offset] = backend === "kvm" ? ["REGS", KVM_REGS.fields.rip.offset] : ["core.pc", 0];
+  const value = regs.find((r) => r.name === name)?.value;
+  if (value === undefined || value.length < offset + 8) return undefined;
+  return new DataView(value.buffer, value.byteOffset + offset, 8).getBigUint64(0, true);
+}
+
 function runBundledDemo(values: Values, out: Out, err: (text: string) => void): number {
   const mode = parseMode(values.mode);
   const backend = chooseBackend(values.backend, err);
   if (mode !== undefined && backend !== "soft") {
     throw new UsageError("--mode applies to the soft backend only");
   }
-  const result: {
-    output: string;
-    exits: number;
-    exitKinds: Readonly<Record<string, number>>;
-    lastExit: VcpuExit;
-    finalRegs: readonly RunRegister[];
-  } = backend === "kvm" ? runDemo() : runSoftDemo(mode === undefined ? {} : { mode });
-  const clean = backend === "kvm" ? result.lastExit.kind === "hlt" : isShutdown(result.lastExit);
-  if (values.json) {
+  const result: DemoOutcome =
+    backend === "kvm" ? runDemo() : runSoftDemo(mode === undefined ? {} : { mode });
+  const ending = demoEnding(backend, result.lastExit);
+  if (values.json === true) {
+    const pc = demoPc(backend, result.finalRegs);
     const json = {
       backend,
       ...(backend === "soft" ? { mode: mode ?? "inline" } : {}),
       output: result.output,
-      clean,
+      reason: ending.reason,
+      status: ending.status,
+      message: ending.message,
+      clean: ending.status === 0,
+      pcName: backend === "kvm" ? "rip" : "pc",
+      pc: pc === undefined ? null : `0x${pc.toString(16)}`,
       exits: result.exits,
       exitKinds: result.exitKinds,
       lastExit: exitToJson(result.lastExit),
-      ...(values["dump-regs"] ? { registers: registersJson(result.finalRegs) } : {}),
+      ...(values["dump-regs"] === true ? { registers: registersJson(result.finalRegs) } : {}),
     };
     out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else {
     out.stdout(result.output);
-    if (values["dump-regs"]) out.stdout(registersTable(result.finalRegs));
+    if (values["dump-regs"] === true) out.stdout(registersTable(result.finalRegs));
     err(
       `regvisor: ${backend} guest ended with ${result.lastExit.kind} after ${result.exits} exits\n`,
     );
   }
-  return clean ? 0 : 1;
+  return ending.status;
 }
 
 function isShutdown(exit: VcpuExit): boolean {
@@ -209,30 +186,8 @@ function isShutdown(exit: VcpuExit): boolean {
 /** A guest file could not be read. */
 export class GuestFileError extends RegvisorError {
   constructor(path: string, cause: unknown) {
-    const code = cause instanceof Error && "code" in cause ? String(cause.code) : "";
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EISDIR"
-          ? "it is a directory"
-          : code === "EACCES"
-            ? "permission denied"
-            : cause instanceof Error
-              ? cause.message
-              : String(cause);
-    super("GUEST_FILE", `Cannot read guest file "${path}": ${why}`, { cause });
+    super("GUEST_FILE", `Cannot read guest file "${path}": ${fileProblem(cause)}`, { cause });
   }
-}
-
-function parseTimeout(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const seconds = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(seconds > 0) || seconds > MAX_TIMEOUT_S) {
-    throw new UsageError(
-      `--timeout: expected a number of seconds between 0 and ${MAX_TIMEOUT_S}, such as 5 or 0.5, got ${JSON.stringify(text)}`,
-    );
-  }
-  return seconds * 1000;
 }
 
 function parseX86Mode(text: string | undefined): X86Mode | undefined {
@@ -261,14 +216,20 @@ function outputSink(out: RunOut): { write: (bytes: Uint8Array) => void; flush: (
   };
 }
 
-function runFile(path: string, values: Values, out: RunOut, err: (t: string) => void): number {
+async function runFile(
+  path: string,
+  values: Values,
+  out: RunOut,
+  err: (t: string) => void,
+): Promise<number> {
   const mode = parseMode(values.mode);
   const backend = parseBackend(values.backend);
   const timeoutMs = parseTimeout(values.timeout);
   const x86Mode = parseX86Mode(values["x86-mode"]);
+  const json = values.json === true;
   let summary: RunSummary;
   const captured: Uint8Array[] = [];
-  const sink = values.json
+  const sink = json
     ? { write: (b: Uint8Array) => void captured.push(b.slice()), flush: () => undefined }
     : outputSink(out);
   try {
@@ -282,10 +243,12 @@ function runFile(path: string, values: Values, out: RunOut, err: (t: string) => 
       throw new GuestFileError(path, error);
     }
     using input = stdinInput();
-    summary = runGuest({
+    using stop = listenForStopSignals();
+    summary = await runGuestAsync({
       file,
       output: sink.write,
       input,
+      stop,
       ...(backend === undefined ? {} : { backend }),
       ...(mode === undefined ? {} : { mode }),
       ...(memSize === undefined ? {} : { memSize }),
@@ -294,21 +257,20 @@ function runFile(path: string, values: Values, out: RunOut, err: (t: string) => 
       ...(x86Mode === undefined ? {} : { x86Mode }),
       ...(values.cmdline === undefined ? {} : { cmdline: values.cmdline }),
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      ...(values["trace-exits"]
+      ...(values["trace-exits"] === true
         ? {
             trace: (line: string) => {
               err(`regvisor: ${line}\n`);
             },
           }
         : {}),
-      collectRegisters: values.json || values["dump-regs"],
+      collectRegisters: json || values["dump-regs"] === true,
     });
+    sink.flush();
   } catch (error) {
     // A value the command line got wrong is a usage error (status 2), like a bad flag.
     if (error instanceof OptionValueError) throw new UsageError(error.message);
     throw error;
-  } finally {
-    sink.flush();
   }
   report(summary, values, out, err, captured);
   return summary.ending.status;
@@ -325,15 +287,15 @@ function report(
   err: (t: string) => void,
   captured: readonly Uint8Array[],
 ): void {
-  if (values.json) {
+  if (values.json === true) {
     out.stdout(JSON.stringify(summaryJson(s, captured), null, 2) + "\n");
-  } else if (values["dump-regs"]) {
+  } else if (values["dump-regs"] === true) {
     out.stdout(registersTable(s.registers));
   }
   if (s.registersError !== undefined) {
     err(`regvisor: cannot read the final registers: ${s.registersError}\n`);
   }
-  if (values.stats) {
+  if (values.stats === true) {
     const kinds = Object.entries(s.exitKinds).map(([k, n]) => `${k} ${n}`);
     err(`regvisor: stats: ${s.exits} exits (${kinds.join(", ")})\n`);
     if (s.instructions !== undefined) {

@@ -115,6 +115,9 @@ export function writeBootPlan(plan: BootPlan, memory: Uint8Array | RamViews): vo
 }
 
 function loadImage(request: BootRequest): GuestImage {
+  // Checked first: an empty file is neither an ELF nor a flat binary, whatever the options say.
+  if (request.file.length === 0)
+    throw new ImageError("IMAGE_EMPTY", "Cannot load image: the file is empty (0 bytes)");
   if (isElf(request.file)) {
     if (request.loadAddr !== undefined)
       throw new OptionValueError("--load-addr", "applies to flat binaries, not ELF files");

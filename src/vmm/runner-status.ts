@@ -9,6 +9,8 @@
  *            (no interrupt can ever wake it, so waiting could only end in a timeout)
  *   125      a guest fault the VMM cannot handle (triple fault, internal error, failed entry,
  *            unexpected exit)
+ *   130/143  stopped by SIGINT / SIGTERM (128 + the signal number, as a shell reports a process
+ *            the signal killed)
  * Errors before the guest starts are reported by the CLI: 1 (bad image, backend unusable),
  * 2 (bad command line). 124 and 125 follow `timeout(1)`'s convention; a guest that wants its
  * statuses to be unambiguous uses 3..123, and `--json` always names the reason.
@@ -18,6 +20,12 @@ import type { RunEnding } from "./runner-types.js";
 
 /** Fixed statuses (see the module header). */
 export const RUN_STATUS = { CLEAN: 0, TIMEOUT: 124, FAULT: 125 } as const;
+
+/** Signals that stop a run, with their numbers (asm-generic/signal.h; the same on x86-64). */
+export const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
+
+/** A signal that stops a run. */
+export type StopSignal = keyof typeof STOP_SIGNALS;
 
 /** Largest status a guest value maps to. */
 const MAX_GUEST_STATUS = 255n;
@@ -80,6 +88,15 @@ export function timeoutEnding(timeoutMs: number): RunEnding {
     reason: "timeout",
     status: RUN_STATUS.TIMEOUT,
     message: `the guest was still running after the --timeout of ${timeoutMs / 1000} s`,
+  };
+}
+
+/** The run was stopped by `signal` (status 128 + its number). */
+export function signalEnding(signal: StopSignal): RunEnding {
+  return {
+    reason: "signal",
+    status: 128 + STOP_SIGNALS[signal],
+    message: `the run was stopped by ${signal}`,
   };
 }
 

@@ -12,20 +12,23 @@
 import { readRegisterView, type NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { planBoot, type BootPlan } from "./boot-plan.js";
+import { turnEventLoop } from "./event-loop.js";
 import { ImageError, hex, type ImageArch } from "./image.js";
 import { OnceLog } from "./io.js";
 import { noInput } from "./runner-input.js";
 import { riscvRunner } from "./runner-riscv.js";
 import { faultEnding, timeoutEnding } from "./runner-status.js";
 import { detachExit, formatExit } from "./runner-trace.js";
-import type {
-  ArchRunner,
-  BackendName,
-  GuestMachine,
-  InputSource,
-  MachineOptions,
-  RunEnding,
-  RunMode,
+import {
+  POLL_INTERVAL_MS,
+  type ArchRunner,
+  type BackendName,
+  type GuestMachine,
+  type InputSource,
+  type MachineOptions,
+  type RunEnding,
+  type RunMode,
+  type StopSource,
 } from "./runner-types.js";
 import { x86Runner } from "./runner-x86.js";
 import { DEFAULT_MEM_SIZE } from "./size.js";
@@ -54,6 +57,11 @@ export interface RunRequest {
   readonly trace?: (line: string) => void;
   /** Read the final register view (default true). */
   readonly collectRegisters?: boolean;
+  /**
+   * Asked at every poll point (an `intr` exit, or `POLL_INTERVAL_MS` of running): an ending to
+   * stop with, e.g. on SIGINT. Only `runGuestAsync` lets signal handlers run between polls.
+   */
+  readonly stop?: StopSource;
 }
 
 /** One register of the final state, by catalog name. */
@@ -169,18 +177,23 @@ interface LoopResult {
   readonly kinds: Readonly<Record<string, number>>;
 }
 
-/** Runs the vCPU until an ending; `start` is when the run began (for `--timeout`). */
-function runLoop(
+/**
+ * Runs the vCPU until an ending; `start` is when the run began (for `--timeout`). Yields at
+ * every poll point (an `intr` exit, or `POLL_INTERVAL_MS` since the last one), then asks
+ * `request.stop`; the driver decides what happens in between (runGuestAsync: the event loop).
+ */
+function* runLoop(
   machine: GuestMachine,
   options: MachineOptions,
   request: RunRequest,
   start: number,
-): LoopResult {
-  const { trace, timeoutMs } = request;
+): Generator<void, LoopResult> {
+  const { trace, timeoutMs, stop } = request;
   const kinds: Record<string, number> = {};
   let exits = 0;
   const deadline = timeoutMs === undefined ? undefined : start + timeoutMs;
   const armed = deadline === undefined ? undefined : machine.armDeadline(deadline);
+  let nextPoll = start + POLL_INTERVAL_MS;
   try {
     for (;;) {
       const exit = machine.vcpu.run();
@@ -190,8 +203,15 @@ function runLoop(
       const action = machine.handle(exit) ?? commonExit(exit, machine, options);
       if (action !== "continue")
         return { ending: action, lastExit: detachExit(exit), exits, kinds };
-      if (deadline !== undefined && performance.now() >= deadline) {
+      const now = performance.now();
+      if (deadline !== undefined && now >= deadline) {
         return { ending: timeoutEnding(timeoutMs ?? 0), lastExit: undefined, exits, kinds };
+      }
+      if (exit.kind === "intr" || now >= nextPoll) {
+        yield;
+        nextPoll = performance.now() + POLL_INTERVAL_MS;
+        const stopped = stop?.requested();
+        if (stopped !== undefined) return { ending: stopped, lastExit: undefined, exits, kinds };
       }
     }
   } finally {
@@ -201,11 +221,36 @@ function runLoop(
 }
 
 /**
- * Loads and runs a guest to its ending.
+ * Loads and runs a guest to its ending, without ever returning to the event loop (so signal
+ * handlers and timers cannot run; `--timeout` still works, see `armDeadline`).
  * @throws ImageError / OptionValueError before the guest starts (see `prepareRun`); backend
- *   errors (KvmError, KvmUnavailableError) when the VM cannot be created or run.
+ *   errors (KvmError, KvmUnavailableError) when the VM cannot be created or run; whatever
+ *   `request.output` throws, after the VM is closed.
  */
 export function runGuest(request: RunRequest): RunSummary {
+  const steps = runGuestSteps(request);
+  for (;;) {
+    const next = steps.next();
+    if (next.done === true) return next.value;
+  }
+}
+
+/**
+ * `runGuest`, returning to the event loop at every poll point, so a signal handler (SIGINT,
+ * SIGTERM) can set what `request.stop` answers.
+ * @throws as `runGuest`.
+ */
+export async function runGuestAsync(request: RunRequest): Promise<RunSummary> {
+  const steps = runGuestSteps(request);
+  for (;;) {
+    const next = steps.next();
+    if (next.done === true) return next.value;
+    await turnEventLoop();
+  }
+}
+
+/** The one body of `runGuest` and `runGuestAsync`: yields at every poll point. */
+function* runGuestSteps(request: RunRequest): Generator<void, RunSummary> {
   const { plan, runner } = prepareRun(request);
   const trace = request.trace;
   const once = new OnceLog();
@@ -224,7 +269,7 @@ export function runGuest(request: RunRequest): RunSummary {
   };
   using machine = runner.start(plan, options);
   const start = performance.now();
-  const { ending, lastExit, exits, kinds } = runLoop(machine, options, request, start);
+  const { ending, lastExit, exits, kinds } = yield* runLoop(machine, options, request, start);
   const wallMs = performance.now() - start;
   let registers: FinalRegister[] = [];
   let registersError: string | undefined;

@@ -183,14 +183,18 @@ describe("regvisor snapshot commands on bad input", () => {
     };
   };
 
-  it("restore, inspect and diff of a damaged or missing file: one line, status 1", async () => {
+  it("restore, inspect (status 1) and diff (status 3) of a damaged or missing file: one line naming it", async () => {
     for (const [file, pattern] of Object.values(files())) {
-      for (const argv of [
-        ["restore", file],
-        ["inspect", file],
-        ["diff", A, file],
-      ])
-        assertOneLineError(await run(argv), 1, pattern);
+      for (const [argv, status] of [
+        [["restore", file], 1],
+        [["inspect", file], 1],
+        [["diff", A, file], 3],
+        [["diff", file, A], 3],
+      ] as const) {
+        const r = await run([...argv]);
+        assertOneLineError(r, status, pattern);
+        assert.ok(r.stderr.includes(`"${file}"`), `${argv.join(" ")} names the file: ${r.stderr}`);
+      }
     }
   });
 

@@ -4,11 +4,12 @@
  * native memory. The library only: the bundled demo and its flat-guest loader (./demo.ts,
  * ./flat-guest.ts) are for the CLI, tests and benchmarks, which import them by path.
  */
-export { KvmSystem, KVM_DEVICE_PATH } from "./system.js";
+export { KvmSystem, KVM_DEVICE_PATH, kvmDevicePath } from "./system.js";
 export type { KvmOpenOptions } from "./system.js";
 export { KvmVm } from "./vm.js";
 export type { GuestMemory, KvmVmOptions, MemoryRegionSpec } from "./vm.js";
-export { KvmVcpu, encodeRegValue } from "./vcpu.js";
+export { KvmVcpu } from "./vcpu.js";
+export { encodeRegValue } from "../reg-value.js";
 export { SyncRegs } from "./sync-regs.js";
 export { KvmApiVersionError, KvmClosedError } from "./errors.js";
 export { decodeCpuid, encodeCpuid } from "./cpuid.js";

@@ -3,6 +3,7 @@
  * a live vCPU. Results are plain JSON (ids and values as hex strings) for `regvisor diff
  * --json`; `renderDiff()` prints them for people.
  */
+import { fieldText, regFields, type RegField } from "../../abi/fields.js";
 import type { RegId } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
 import { differingRanges, refText, regRef, sameBytes, valueHex } from "./describe.js";
@@ -27,6 +28,41 @@ export interface RegChange extends RegRef {
   readonly new: string;
   /** For values over 16 bytes: the differing byte ranges `[start, end)`. */
   readonly ranges?: readonly (readonly [number, number])[];
+  /** For struct registers (x86 pseudo-registers): the fields that changed, by name. */
+  readonly fields?: readonly FieldChange[];
+}
+
+/** One changed field of a struct register, values as `fieldText()` prints them. */
+export interface FieldChange {
+  readonly name: string;
+  readonly old: string;
+  readonly new: string;
+}
+
+function sameField(a: RegField, b: RegField): boolean {
+  if (a.value instanceof Uint8Array || b.value instanceof Uint8Array) {
+    return (
+      a.value instanceof Uint8Array && b.value instanceof Uint8Array && sameBytes(a.value, b.value)
+    );
+  }
+  return a.value === b.value;
+}
+
+/**
+ * The fields that differ between two values of one struct register, compared position by
+ * position (reserved bytes included, so every changed byte is named); undefined when the
+ * register has no fields or the sizes differ.
+ */
+export function changedFields(id: RegId, a: Uint8Array, b: Uint8Array): FieldChange[] | undefined {
+  if (a.length !== b.length) return undefined;
+  const before = regFields(id, a);
+  const after = regFields(id, b);
+  if (before === undefined || after === undefined) return undefined;
+  return after.flatMap((field, i) => {
+    const old = before[i];
+    if (old === undefined || sameField(old, field)) return [];
+    return [{ name: field.name, old: fieldText(old), new: fieldText(field) }];
+  });
 }
 
 /** Differences of one vCPU: `added` = only in B, `removed` = only in A. */
@@ -79,7 +115,14 @@ export function diffRegs(a: readonly RegValue[], b: readonly RegValue[], vcpu = 
     else if (sameBytes(r.value, other)) unchanged++;
     else {
       const ranges = r.value.length > 16 ? { ranges: differingRanges(r.value, other) } : {};
-      changed.push({ ...regRef(r.id), old: valueHex(r.value), new: valueHex(other), ...ranges });
+      const fields = changedFields(r.id, r.value, other);
+      changed.push({
+        ...regRef(r.id),
+        old: valueHex(r.value),
+        new: valueHex(other),
+        ...ranges,
+        ...(fields === undefined ? {} : { fields }),
+      });
     }
   }
   const added = b.filter((r) => !inA.has(r.id)).map(presence);
@@ -174,6 +217,12 @@ export function renderDiff(d: SnapshotDiff): string {
     for (const r of v.removed) lines.push(`vcpu ${v.vcpu} - ${refText(r)} = ${r.value}`);
     for (const r of v.added) lines.push(`vcpu ${v.vcpu} + ${refText(r)} = ${r.value}`);
     for (const c of v.changed) {
+      if (c.fields !== undefined) {
+        const name = c.name ?? c.id;
+        for (const f of c.fields)
+          lines.push(`vcpu ${v.vcpu} ~ ${name}.${f.name}: ${f.old} -> ${f.new}`);
+        continue;
+      }
       const where =
         c.ranges === undefined
           ? ""

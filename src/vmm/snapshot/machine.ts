@@ -17,9 +17,18 @@ export interface MachineStep {
   readonly exit: VcpuExit;
   /**
    * `continue`: handled, the guest can run on; `finished`: the guest ended (x86 HLT, SBI SRST
-   * shutdown); `unexpected`: an exit this machine's VMM does not handle (the run stops).
+   * shutdown); `unexpected`: an exit this machine's VMM does not handle (the run stops);
+   * `interrupted`: only with `StepOptions.interruptible`, an `intr` exit (a signal, the soft
+   * backend's time slice), not counted: nothing for the VMM to do, the caller may check a
+   * deadline and step again.
    */
-  readonly outcome: "continue" | "finished" | "unexpected";
+  readonly outcome: "continue" | "finished" | "unexpected" | "interrupted";
+}
+
+/** Options of `SnapshotMachine.step()`. */
+export interface StepOptions {
+  /** Return `interrupted` on an `intr` exit instead of running on (default false). */
+  readonly interruptible?: boolean;
 }
 
 /** Where guest RAM sits, without its bytes: what a fresh destination must recreate. */
@@ -58,7 +67,7 @@ export interface SnapshotMachine extends Disposable {
   /** Everything the guest printed so far. */
   output(): Uint8Array;
   /** Runs the guest to its next exit that needs the VMM and handles it. */
-  step(): MachineStep;
+  step(options?: StepOptions): MachineStep;
   /**
    * Completes the last exit without running guest code (KVM_RUN with `immediate_exit`): KVM
    * finishes a pending port-I/O IN/OUT, MMIO or SBI call only on the next KVM_RUN and keeps

@@ -99,7 +99,9 @@ export function runMachine(
       return { last, stopped: "exit" };
     if (steps >= maxSteps) return { last, stopped: "limit" };
     last = m.step();
-    if (last.outcome !== "continue") return { last, stopped: last.outcome };
+    // Never "interrupted": this loop does not ask for interruptible steps.
+    if (last.outcome === "finished" || last.outcome === "unexpected")
+      return { last, stopped: last.outcome };
   }
 }
 

@@ -29,6 +29,7 @@ import {
   ExitCounter,
   type MachineConfig,
   type MachineStep,
+  type StepOptions,
   type MemoryLayout,
   type RunProgress,
   type SnapshotMachine,
@@ -157,11 +158,15 @@ export class RiscvDemoMachine implements SnapshotMachine {
     return Uint8Array.from(this.#out);
   }
 
-  step(): MachineStep {
+  step(options: StepOptions = {}): MachineStep {
     const vcpu = this.vcpus[0] ?? this.#raw;
     for (;;) {
       const exit = vcpu.run();
-      if (exit.kind === "intr") continue; // the time slice ended: nothing for the VMM to do
+      if (exit.kind === "intr") {
+        // the time slice ended: nothing for the VMM to do
+        if (options.interruptible === true) return { exit, outcome: "interrupted" };
+        continue;
+      }
       this.#counter.count(exit);
       return { exit, outcome: this.#handle(exit) };
     }

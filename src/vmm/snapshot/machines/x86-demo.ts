@@ -15,6 +15,7 @@ import {
   ExitCounter,
   type MachineConfig,
   type MachineStep,
+  type StepOptions,
   type MemoryLayout,
   type RunProgress,
   type SnapshotMachine,
@@ -132,11 +133,15 @@ export class X86DemoMachine implements SnapshotMachine {
     return Uint8Array.from(this.#out);
   }
 
-  step(): MachineStep {
+  step(options: StepOptions = {}): MachineStep {
     const vcpu = this.vcpus[0] ?? this.#parts.vcpu;
     for (;;) {
       const exit = vcpu.run();
-      if (exit.kind === "intr") continue; // a signal: nothing for the VMM to do
+      if (exit.kind === "intr") {
+        // a signal: nothing for the VMM to do
+        if (options.interruptible === true) return { exit, outcome: "interrupted" };
+        continue;
+      }
       this.#counter.count(exit);
       return { exit, outcome: this.#handle(exit) };
     }
