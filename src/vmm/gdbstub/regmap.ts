@@ -19,7 +19,16 @@ export type GdbSource =
    */
   | { readonly id: RegId; readonly shift: number; readonly width: number }
   /** Always this value; writes are ignored (RISC-V x0). */
-  | { readonly constant: bigint };
+  | { readonly constant: bigint }
+  /**
+   * A value computed from register `id` by the arch (x86's full x87 tag word from the abridged
+   * one): `read` gives it, `write` returns the register's new bytes.
+   */
+  | {
+      readonly id: RegId;
+      readonly read: (value: Uint8Array) => bigint;
+      readonly write: (value: Uint8Array, to: bigint) => Uint8Array;
+    };
 
 /** One register in the target description. */
 export interface GdbReg {
@@ -132,6 +141,10 @@ export function extractReg(
   }
   const at = offsets.get(reg.source.id) ?? 0;
   const size = regSize(reg.source.id);
+  if ("read" in reg.source) {
+    writeLe(out, 0, out.length, reg.source.read(stream.subarray(at, at + size)));
+    return out;
+  }
   if (isWhole(reg.bitsize, reg.source, size)) {
     out.set(stream.subarray(at, at + size));
     return out;
@@ -153,6 +166,10 @@ export function insertReg(
   if ("constant" in reg.source) return;
   const at = offsets.get(reg.source.id) ?? 0;
   const size = regSize(reg.source.id);
+  if ("write" in reg.source) {
+    stream.set(reg.source.write(stream.slice(at, at + size), readLe(value, 0, value.length)), at);
+    return;
+  }
   if (isWhole(reg.bitsize, reg.source, size)) {
     stream.set(value.subarray(0, size), at);
     return;

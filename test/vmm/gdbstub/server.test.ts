@@ -6,7 +6,9 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSoftVm } from "../../../src/backends/soft/index.js";
+import { KvmSystem, kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
 import { planGdbRegisters } from "../../../src/vmm/arch/riscv/gdb.js";
+import { planGdbRegisters as planX86 } from "../../../src/vmm/arch/x86/gdb.js";
 import { framePacket } from "../../../src/vmm/gdbstub/packet.js";
 import {
   isLoopback,
@@ -15,9 +17,22 @@ import {
   type GdbServer,
 } from "../../../src/vmm/gdbstub/server.js";
 import { reg, TestTarget } from "./test-target.js";
+import { lookupReg } from "../../../src/abi/catalog.js";
+import { withX86PseudoField } from "../../../src/abi/arch/x86/pseudo-fields.js";
 
 const GDB = "gdb-multiarch";
 const noGdb = spawnSync(GDB, ["--version"]).status === 0 ? false : `${GDB} is not installed`;
+
+/** Runs gdb-multiarch in batch mode against `endpoint` with `commands`; resolves to its output. */
+function gdb(endpoint: string, commands: readonly string[]): Promise<string> {
+  const args = ["-nx", "-batch", "-ex", `target remote ${endpoint}`];
+  for (const c of commands) args.push("-ex", c);
+  return new Promise((resolve) => {
+    execFile(GDB, args, { timeout: 30_000 }, (_error, stdout, stderr) => {
+      resolve(stdout + stderr);
+    });
+  });
+}
 
 /** Opens a connection, sends `bytes`, collects what comes back for `ms`. */
 function exchange(endpoint: string | { port: number }, bytes: Uint8Array, ms = 100) {
@@ -160,6 +175,50 @@ describe("startGdbServer()", () => {
       assert.match(out, /\$3 = 7/);
       assert.match(out, /Thread 2/);
       assert.equal(target.vcpus[0]?.getOneReg(reg("core.a1"))[0], 7);
+    },
+  );
+
+  it(
+    "real GDB reads x86 registers by GDB's names from the KVM pseudo-registers",
+    { skip: noGdb || (kvmUnavailableReason() ?? false) },
+    async () => {
+      using kvm = KvmSystem.open();
+      using vm = kvm.createVm();
+      const x86 = new TestTarget(vm, { ramBase: 0n, vcpus: 1 });
+      const vcpu = x86.vcpus[0];
+      assert.ok(vcpu !== undefined);
+      const REGS = lookupReg("x86", "REGS").id;
+      const SREGS = lookupReg("x86", "SREGS").id;
+      let regs = vcpu.getOneReg(REGS);
+      regs = withX86PseudoField(REGS, regs, "rip", 0x1234n);
+      regs = withX86PseudoField(REGS, regs, "rax", 0xdeadn);
+      vcpu.setOneReg(REGS, regs);
+      vcpu.setOneReg(SREGS, withX86PseudoField(SREGS, vcpu.getOneReg(SREGS), "cr3", 0x5000n));
+      const plan = planX86(vcpu.regList());
+      const stub = await startGdbServer({
+        address: parseGdbAddress(":0"),
+        target: x86,
+        planner: () => plan,
+      });
+      try {
+        const out = await gdb(stub.endpoint, [
+          "info registers rip rax",
+          "p/x $cr3",
+          "p $cs",
+          "set $rbx = 77",
+          "p $rbx",
+          "p $ftag",
+        ]);
+        assert.match(out, /rip\s+0x1234/);
+        assert.match(out, /rax\s+0xdead\s+57005/);
+        assert.match(out, /\$1 = 0x5000/);
+        assert.match(out, /\$3 = 77/);
+        assert.match(out, /\$4 = 65535/); // all x87 registers empty
+        const after = vcpu.getOneReg(REGS);
+        assert.equal(after[8], 77); // rbx is the second u64 of kvm_regs
+      } finally {
+        await stub.close();
+      }
     },
   );
 });

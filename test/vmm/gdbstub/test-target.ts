@@ -1,6 +1,6 @@
 /** A DebugTarget over two real soft vCPUs with identity-mapped RAM and scripted stops. */
 import { lookupReg } from "../../../src/abi/catalog.js";
-import type { RegId } from "../../../src/abi/regid.js";
+import type { ArchName, RegId } from "../../../src/abi/regid.js";
 import type { Vcpu, Vm } from "../../../src/backends/vcpu.js";
 import type {
   BreakpointType,
@@ -14,7 +14,8 @@ export const reg = (name: string): RegId => lookupReg("riscv", name).id;
 
 /** Two real soft vCPUs, identity-mapped RAM at 0x80000000, scripted stops. */
 export class TestTarget implements DebugTarget {
-  readonly arch = "riscv" as const;
+  readonly arch: ArchName;
+  readonly ramBase: bigint;
   readonly vcpus: Vcpu[];
   readonly ram: Uint8Array;
   readonly resumes: ResumeRequest[] = [];
@@ -24,9 +25,14 @@ export class TestTarget implements DebugTarget {
   killed = false;
   #stop: ((s: StopEvent) => void) | undefined;
 
-  constructor(readonly vm: Vm) {
-    this.ram = vm.addMemory({ guestPhysAddr: RAM_BASE, size: 0x10000 }).bytes;
-    this.vcpus = [vm.createVcpu(), vm.createVcpu()];
+  constructor(
+    readonly vm: Vm,
+    options: { readonly ramBase?: bigint; readonly vcpus?: number } = {},
+  ) {
+    this.arch = vm.arch;
+    this.ramBase = options.ramBase ?? RAM_BASE;
+    this.ram = vm.addMemory({ guestPhysAddr: this.ramBase, size: 0x10000 }).bytes;
+    this.vcpus = Array.from({ length: options.vcpus ?? 2 }, () => vm.createVcpu());
   }
   #vcpu(thread: number): Vcpu {
     const v = this.vcpus[thread - 1];
@@ -34,7 +40,7 @@ export class TestTarget implements DebugTarget {
     return v;
   }
   threads() {
-    return [1, 2];
+    return this.vcpus.map((_, i) => i + 1);
   }
   regList(t: number) {
     return this.#vcpu(t).regList();
@@ -46,7 +52,7 @@ export class TestTarget implements DebugTarget {
     this.#vcpu(t).setManyRegs(ids, bytes);
   }
   #offset(address: bigint, length: number): number | undefined {
-    const at = address - RAM_BASE;
+    const at = address - this.ramBase;
     return at < 0n || at + BigInt(length) > BigInt(this.ram.length) ? undefined : Number(at);
   }
   readMemory(_t: number, address: bigint, length: number) {
