@@ -54,15 +54,29 @@ export interface PhaseSpec {
   readonly why: string;
 }
 
+/**
+ * A side effect of writing: a write in one of `phases` may change registers matching
+ * `changes` although it does not name them. A rollback writes those registers back after
+ * undoing such a write, written or not, so the destination ends exactly as it was.
+ */
+export interface SideEffect {
+  readonly phases: readonly string[];
+  readonly changes: RegMatcher;
+  /** The kernel code behind it. */
+  readonly why: string;
+}
+
 /** The ordering data of one arch. */
 export interface ArchOrdering {
   readonly arch: ArchName;
-  /** Phases in application order. */
+  /** Phases in application order (a rollback writes back in this order too). */
   readonly phases: readonly PhaseSpec[];
   /** First match wins. */
   readonly rules: readonly OrderingRule[];
   /** Phase of registers no rule matches. */
   readonly defaultPhase: string;
+  /** Writes that change other registers (none when absent). */
+  readonly effects?: readonly SideEffect[];
 }
 
 const READ_ONLY_RULE = (phase: string): OrderingRule => ({
@@ -149,6 +163,13 @@ export const X86_ORDERING: ArchOrdering = {
     { phase: "debugregs", match: { names: ["DEBUGREGS"] }, why: "debug registers" },
   ],
   defaultPhase: "msrs",
+  effects: [
+    {
+      phases: ["lapic"],
+      changes: { names: ["IA32_TSC_DEADLINE"] },
+      why: "KVM_SET_LAPIC cancels the APIC timer, armed deadline included (lapic.c kvm_apic_set_state)",
+    },
+  ],
 };
 
 /** RISC-V (ABI §13.3; arch/riscv/kvm/vcpu_onereg.c, vcpu_timer.c, vcpu_sbi.c). */
@@ -195,6 +216,18 @@ export const RISCV_ORDERING: ArchOrdering = {
     },
   ],
   defaultPhase: "state",
+  effects: [
+    {
+      phases: ["config-isa", "isa-ext"],
+      changes: { names: ["csr.sstatus"] },
+      why: "every change of config.isa or an ISA_EXT register resets sstatus.FS (6.18 vcpu_onereg.c calls kvm_riscv_vcpu_fp_reset)",
+    },
+    {
+      phases: ["config-isa", "isa-ext"],
+      changes: { classes: ["vector"] },
+      why: "every ISA change also resets the vector state (6.18 vcpu_onereg.c calls kvm_riscv_vcpu_vector_reset)",
+    },
+  ],
 };
 
 /** arm64 (ABI §13.2; arch/arm64/kvm/guest.c, sys_regs.c, hypercalls.c). */
@@ -268,6 +301,9 @@ export function orderingProblems(o: ArchOrdering): string[] {
     if (!names.includes(phase))
       out.push(`${o.arch}: rule or default names unknown phase "${phase}"`);
   }
+  for (const phase of (o.effects ?? []).flatMap((e) => e.phases)) {
+    if (!names.includes(phase)) out.push(`${o.arch}: side effect names unknown phase "${phase}"`);
+  }
   return out;
 }
 
@@ -326,6 +362,27 @@ export function placeRegister(ordering: ArchOrdering, id: RegId): Placement {
       : { phase: rule.phase, action: rule.action ?? "write", scope: rule.scope ?? "vcpu", rule };
   cache.set(id, placed);
   return placed;
+}
+
+/** Side effects already matched, per ordering: for each id, the indices of its effects. */
+const effectMatches = new WeakMap<ArchOrdering, Map<RegId, readonly number[]>>();
+
+/** The indices (into `ordering.effects`) of the side effects that may change `id`. */
+export function effectsChanging(ordering: ArchOrdering, id: RegId): readonly number[] {
+  const effects = ordering.effects ?? [];
+  if (effects.length === 0) return [];
+  let cache = effectMatches.get(ordering);
+  if (cache === undefined) {
+    cache = new Map();
+    effectMatches.set(ordering, cache);
+  }
+  let found = cache.get(id);
+  if (found === undefined) {
+    const info = decodeReg(id);
+    found = effects.flatMap((e, k) => (matches(e.changes, info) ? [k] : []));
+    cache.set(id, found);
+  }
+  return found;
 }
 
 /** One phase of ordered ids. */
