@@ -55,12 +55,12 @@ export interface PhaseSpec {
 }
 
 /**
- * A side effect of writing: a write in one of `phases` may change registers matching
- * `changes` although it does not name them. A rollback writes those registers back after
- * undoing such a write, written or not, so the destination ends exactly as it was.
+ * A side effect of writing: writing a register matching any of `writes` may change registers
+ * matching `changes` although it does not name them. A rollback writes those registers back
+ * after undoing such a write, written or not, so the destination ends exactly as it was.
  */
 export interface SideEffect {
-  readonly phases: readonly string[];
+  readonly writes: readonly RegMatcher[];
   readonly changes: RegMatcher;
   /** The kernel code behind it. */
   readonly why: string;
@@ -165,7 +165,7 @@ export const X86_ORDERING: ArchOrdering = {
   defaultPhase: "msrs",
   effects: [
     {
-      phases: ["lapic"],
+      writes: [{ names: ["LAPIC"] }],
       changes: { names: ["IA32_TSC_DEADLINE"] },
       why: "KVM_SET_LAPIC cancels the APIC timer, armed deadline included (lapic.c kvm_apic_set_state)",
     },
@@ -218,14 +218,24 @@ export const RISCV_ORDERING: ArchOrdering = {
   defaultPhase: "state",
   effects: [
     {
-      phases: ["config-isa", "isa-ext"],
+      writes: [{ names: ["config.isa"] }, { classes: ["isa_ext"] }],
       changes: { names: ["csr.sstatus"] },
       why: "every change of config.isa or an ISA_EXT register resets sstatus.FS (6.18 vcpu_onereg.c calls kvm_riscv_vcpu_fp_reset)",
     },
     {
-      phases: ["config-isa", "isa-ext"],
+      writes: [{ names: ["config.isa"] }, { classes: ["isa_ext"] }],
       changes: { classes: ["vector"] },
       why: "every ISA change also resets the vector state (6.18 vcpu_onereg.c calls kvm_riscv_vcpu_vector_reset)",
+    },
+    {
+      writes: [{ classes: ["fp_f"] }],
+      changes: { classes: ["fp_d"] },
+      why: "FP_F and FP_D are views of one register file (6.18 vcpu_fp.c: cntx->fp is a union), so an F write changes D values",
+    },
+    {
+      writes: [{ classes: ["fp_d"] }],
+      changes: { classes: ["fp_f"] },
+      why: "FP_F and FP_D are views of one register file (6.18 vcpu_fp.c: cntx->fp is a union), so a D write changes F values",
     },
   ],
 };
@@ -301,9 +311,6 @@ export function orderingProblems(o: ArchOrdering): string[] {
     if (!names.includes(phase))
       out.push(`${o.arch}: rule or default names unknown phase "${phase}"`);
   }
-  for (const phase of (o.effects ?? []).flatMap((e) => e.phases)) {
-    if (!names.includes(phase)) out.push(`${o.arch}: side effect names unknown phase "${phase}"`);
-  }
   return out;
 }
 
@@ -364,25 +371,37 @@ export function placeRegister(ordering: ArchOrdering, id: RegId): Placement {
   return placed;
 }
 
-/** Side effects already matched, per ordering: for each id, the indices of its effects. */
-const effectMatches = new WeakMap<ArchOrdering, Map<RegId, readonly number[]>>();
+/** How one register takes part in side effects: the effects it causes and may suffer. */
+export interface EffectRoles {
+  /** Indices (into `ordering.effects`) of the effects writing it causes. */
+  readonly causes: readonly number[];
+  /** Indices of the effects that may change it. */
+  readonly changedBy: readonly number[];
+}
 
-/** The indices (into `ordering.effects`) of the side effects that may change `id`. */
-export function effectsChanging(ordering: ArchOrdering, id: RegId): readonly number[] {
+const NO_ROLES: EffectRoles = { causes: [], changedBy: [] };
+/** Roles already worked out, per ordering (catalogs and orderings are immutable data). */
+const effectRoles = new WeakMap<ArchOrdering, Map<RegId, EffectRoles>>();
+
+/** The side effects writing `id` causes and those that may change it. */
+export function effectRolesOf(ordering: ArchOrdering, id: RegId): EffectRoles {
   const effects = ordering.effects ?? [];
-  if (effects.length === 0) return [];
-  let cache = effectMatches.get(ordering);
+  if (effects.length === 0) return NO_ROLES;
+  let cache = effectRoles.get(ordering);
   if (cache === undefined) {
     cache = new Map();
-    effectMatches.set(ordering, cache);
+    effectRoles.set(ordering, cache);
   }
-  let found = cache.get(id);
-  if (found === undefined) {
+  let roles = cache.get(id);
+  if (roles === undefined) {
     const info = decodeReg(id);
-    found = effects.flatMap((e, k) => (matches(e.changes, info) ? [k] : []));
-    cache.set(id, found);
+    roles = {
+      causes: effects.flatMap((e, k) => (e.writes.some((w) => matches(w, info)) ? [k] : [])),
+      changedBy: effects.flatMap((e, k) => (matches(e.changes, info) ? [k] : [])),
+    };
+    cache.set(id, roles);
   }
-  return found;
+  return roles;
 }
 
 /** One phase of ordered ids. */

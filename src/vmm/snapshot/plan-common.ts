@@ -7,7 +7,7 @@ import type { ArchName, RegId } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
 import { regRef, refText, sameBytes, sizeOf, valueHex } from "./describe.js";
 import { RestoreError, type RegComparison } from "./errors.js";
-import { effectsChanging, orderingFor, placeRegister } from "./ordering.js";
+import { effectRolesOf, orderingFor, placeRegister } from "./ordering.js";
 
 /** The id with its size field cleared: equal keys = same register, perhaps another size. */
 const sizeless = (id: RegId): bigint => id & ~(0xfn << 52n);
@@ -96,9 +96,10 @@ export function placeMatched(
   return { buckets, verify, skippedVmScoped, ifChanged, toRead };
 }
 
-/** Destination registers that writes in `phases` may change as a side effect (ordering.ts). */
+/** Destination registers that one side effect (ordering.ts) may change. */
 export interface EffectTargets {
-  readonly phases: readonly string[];
+  /** Index of the effect in the arch ordering's `effects`. */
+  readonly effect: number;
   readonly ids: readonly RegId[];
 }
 
@@ -112,14 +113,13 @@ export function effectTargets(arch: ArchName, list: readonly RegId[]): EffectTar
   if (effects.length === 0) return [];
   const ids = effects.map((): RegId[] => []);
   for (const id of list) {
-    const found = effectsChanging(ordering, id);
+    const found = effectRolesOf(ordering, id).changedBy;
     if (found.length === 0 || placeRegister(ordering, id).action === "verify") continue;
     for (const k of found) ids[k]?.push(id);
   }
   const out: EffectTargets[] = [];
-  effects.forEach((e, k) => {
-    const targets = ids[k] ?? [];
-    if (targets.length > 0) out.push({ phases: e.phases, ids: targets });
+  ids.forEach((targets, effect) => {
+    if (targets.length > 0) out.push({ effect, ids: targets });
   });
   return out;
 }

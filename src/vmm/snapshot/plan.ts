@@ -76,8 +76,6 @@ export function resolveRestoreOptions(options: RestoreOptions = {}): ResolvedRes
 
 /** An extra register to try writing on its own (onExtra: "try"). */
 export interface TryWrite {
-  /** The phase it is tried in. */
-  readonly phase: string;
   readonly id: RegId;
   readonly value: Uint8Array;
   readonly saved: Uint8Array;
@@ -319,8 +317,7 @@ function planExtras(
       continue;
     }
     const phase = placeRegister(ordering, id).phase;
-    const write: TryWrite = { phase, id, value, saved: reason.saved };
-    out.tries.set(phase, [...(out.tries.get(phase) ?? []), write]);
+    out.tries.set(phase, [...(out.tries.get(phase) ?? []), { id, value, saved: reason.saved }]);
   }
   return out;
 }

@@ -15,6 +15,7 @@ import type { Vcpu } from "../../backends/vcpu.js";
 import { regRef, refText, sameBytes, sizeOf } from "./describe.js";
 import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
 import { decodeSnapshot, type DecodeOptions } from "./format.js";
+import { effectRolesOf, orderingFor } from "./ordering.js";
 import type { RegValue, Snapshot, VcpuState } from "./model.js";
 import { ReadBuffers, packedLength, readsInto } from "./plan-common.js";
 import {
@@ -112,15 +113,17 @@ function writeBack(
 }
 
 /**
- * Writes back the registers the undone `phases` of `plan` changed as a side effect: those
+ * Writes back the registers that undoing `written` on `plan` changed as a side effect: those
  * whose value now differs from the saved one (a register that refuses writes may refuse even
  * its own value), or all of them if they cannot be read.
  */
-function undoEffects(plan: VcpuPlan, phases: ReadonlySet<string>, failures: string[]): void {
+function undoEffects(plan: VcpuPlan, written: ReadonlySet<RegId>, failures: string[]): void {
+  if (plan.effects.length === 0) return;
+  const ordering = orderingFor(plan.vcpu.arch);
+  const caused = new Set<number>();
+  for (const id of written) for (const k of effectRolesOf(ordering, id).causes) caused.add(k);
   const targets = new Set<RegId>();
-  for (const effect of plan.effects) {
-    if (effect.phases.some((p) => phases.has(p))) for (const id of effect.ids) targets.add(id);
-  }
+  for (const t of plan.effects) if (caused.has(t.effect)) for (const id of t.ids) targets.add(id);
   if (targets.size === 0) return;
   const ids = [...targets];
   const saved = plan.savedValues(ids);
@@ -151,18 +154,18 @@ function undoEffects(plan: VcpuPlan, phases: ReadonlySet<string>, failures: stri
 function rollBack(journal: Journal): string[] {
   const failures: string[] = [];
   const { plans, writes } = journal;
-  let phases = new Set<string>();
+  let written = new Set<RegId>();
   for (let k = 0; k < writes.length; k++) {
     const write = writes[k];
     const plan = plans[k];
     if (write === undefined || plan === undefined) continue;
-    if ("ids" in write) writeBack(plan, write.ids, write.saved(), failures);
-    else writeBack(plan, [write.id], write.saved, failures);
-    phases.add(write.phase);
+    const ids = "ids" in write ? write.ids : [write.id];
+    writeBack(plan, ids, "ids" in write ? write.saved() : write.saved, failures);
+    for (const id of ids) written.add(id);
     // A plan's writes are consecutive in the journal: its side effects go after the last one.
     if (plans[k + 1] !== plan) {
-      undoEffects(plan, phases, failures);
-      phases = new Set();
+      undoEffects(plan, written, failures);
+      written = new Set();
     }
   }
   return failures;
