@@ -5,14 +5,13 @@
  * the guest's status. Either way the final vCPU state can be dumped through the generic
  * register view.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { formatRegId } from "../abi/regid.js";
 import { kvmUnavailableReason, runDemo } from "../backends/kvm/index.js";
 import { runSoftDemo } from "../backends/soft/index.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
-import { RegvisorError } from "../errors.js";
+import { readInputFile } from "../vmm/input-file.js";
 import { runGuest, type RunSummary } from "../vmm/runner.js";
 import { stdinInput } from "../vmm/runner-input.js";
 import type { BackendName } from "../vmm/runner-types.js";
@@ -205,23 +204,8 @@ function isShutdown(exit: VcpuExit): boolean {
   return exit.kind === "system_event" && exit.type === 1;
 }
 
-/** A guest file could not be read. */
-export class GuestFileError extends RegvisorError {
-  constructor(path: string, cause: unknown) {
-    const code = cause instanceof Error && "code" in cause ? String(cause.code) : "";
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EISDIR"
-          ? "it is a directory"
-          : code === "EACCES"
-            ? "permission denied"
-            : cause instanceof Error
-              ? cause.message
-              : String(cause);
-    super("GUEST_FILE", `Cannot read guest file "${path}": ${why}`, { cause });
-  }
-}
+/** The smallest size limit of a guest image file (see runFile). */
+const GUEST_IMAGE_MIN_LIMIT = 1 << 30;
 
 function parseTimeout(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -274,12 +258,10 @@ function runFile(path: string, values: Values, out: RunOut, err: (t: string) => 
     const memSize = values.mem === undefined ? undefined : parseMemSize(values.mem);
     const loadAddr = optionalAddress(values["load-addr"], "--load-addr");
     const entry = optionalAddress(values.entry, "--entry");
-    let file: Uint8Array;
-    try {
-      file = new Uint8Array(readFileSync(path));
-    } catch (error) {
-      throw new GuestFileError(path, error);
-    }
+    // An image larger than guest RAM cannot load; an ELF may carry symbols beyond its
+    // segments, so the limit is RAM or 1 GiB, whichever is larger.
+    const maxBytes = Math.max(Number(memSize ?? 0n), GUEST_IMAGE_MIN_LIMIT);
+    const file = readInputFile(path, { what: "guest image", maxBytes });
     using input = stdinInput();
     summary = runGuest({
       file,

@@ -11,7 +11,7 @@
  * the two outputs concatenated equal an uninterrupted run. Every error is one line on stderr
  * (main.ts); a damaged file is a `SnapshotFormatError` and nothing is restored.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { decodeReg } from "../abi/catalog.js";
 import { formatRegId, regSize } from "../abi/regid.js";
@@ -19,6 +19,7 @@ import { kvmUnavailableReason } from "../backends/kvm/index.js";
 import type { SoftMode } from "../backends/soft/index.js";
 import { RegvisorError } from "../errors.js";
 import {
+  DEFAULT_LIMITS,
   RiscvDemoMachine,
   X86DemoMachine,
   captureMachine,
@@ -34,6 +35,7 @@ import {
   type MachineRestoreOptions,
   type SnapshotMachine,
 } from "../vmm/snapshot/index.js";
+import { readInputFile } from "../vmm/input-file.js";
 import { UsageError } from "./errors.js";
 import { exitToJson, leHex } from "./json.js";
 import type { Out } from "./regs.js";
@@ -78,16 +80,9 @@ export class SnapshotRunError extends RegvisorError {
   }
 }
 
+/** A snapshot file's bytes, within the decoder's whole-snapshot limit (checked before reading). */
 function readSnapshotFile(path: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new RegvisorError(
-      "SNAPSHOT_FILE",
-      `Cannot read snapshot ${path}: ${typeof code === "string" ? code : String(error)}`,
-    );
-  }
+  return readInputFile(path, { what: "snapshot", maxBytes: DEFAULT_LIMITS.maxTotalBytes });
 }
 
 function parseMode(mode: string | undefined): SoftMode | undefined {
