@@ -5,13 +5,12 @@
  * the guest's status. Either way the final vCPU state can be dumped through the generic
  * register view.
  */
-import { readFileSync } from "node:fs";
 import { KVM_REGS } from "../abi/kvm/layouts-x86.js";
 import { runDemo } from "../backends/kvm/demo.js";
 import { runSoftDemo } from "../backends/soft/demo.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
-import { RegvisorError } from "../errors.js";
+import { readInputFile } from "../vmm/input-file.js";
 import { runGuestAsync, type RunSummary } from "../vmm/runner.js";
 import { stdinInput } from "../vmm/runner-input.js";
 import { faultEnding, haltEnding, srstEnding } from "../vmm/runner-status.js";
@@ -19,7 +18,7 @@ import type { RunEnding } from "../vmm/runner-types.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
 import { chooseBackend, parseBackend, parseMode } from "./backend.js";
-import { UsageError, fileProblem } from "./errors.js";
+import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
 import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } from "./options.js";
 import { registersJson, registersTable } from "./registers.js";
@@ -183,12 +182,8 @@ function isShutdown(exit: VcpuExit): boolean {
   return exit.kind === "system_event" && exit.type === 1;
 }
 
-/** A guest file could not be read. */
-export class GuestFileError extends RegvisorError {
-  constructor(path: string, cause: unknown) {
-    super("GUEST_FILE", `Cannot read guest file "${path}": ${fileProblem(cause)}`, { cause });
-  }
-}
+/** The smallest size limit of a guest image file (see runFile). */
+const GUEST_IMAGE_MIN_LIMIT = 1 << 30;
 
 function parseX86Mode(text: string | undefined): X86Mode | undefined {
   if (text === undefined) return undefined;
@@ -236,12 +231,10 @@ async function runFile(
     const memSize = values.mem === undefined ? undefined : parseMemSize(values.mem);
     const loadAddr = optionalAddress(values["load-addr"], "--load-addr");
     const entry = optionalAddress(values.entry, "--entry");
-    let file: Uint8Array;
-    try {
-      file = new Uint8Array(readFileSync(path));
-    } catch (error) {
-      throw new GuestFileError(path, error);
-    }
+    // An image larger than guest RAM cannot load; an ELF may carry symbols beyond its
+    // segments, so the limit is RAM or 1 GiB, whichever is larger.
+    const maxBytes = Math.max(Number(memSize ?? 0n), GUEST_IMAGE_MIN_LIMIT);
+    const file = readInputFile(path, { what: "guest image", maxBytes });
     using input = stdinInput();
     using stop = listenForStopSignals();
     summary = await runGuestAsync({

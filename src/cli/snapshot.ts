@@ -11,11 +11,12 @@
  * the two outputs concatenated equal an uninterrupted run. Every error is one line on stderr
  * (main.ts); a damaged file is a `SnapshotFormatError` and nothing is restored.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { decodeReg } from "../abi/catalog.js";
 import { regSize } from "../abi/regid.js";
 import { RegvisorError } from "../errors.js";
 import {
+  DEFAULT_LIMITS,
   decodeMachineState,
   decodeSnapshot,
   diffSnapshots,
@@ -33,9 +34,10 @@ import {
   runMachine,
   type MachineRestoreOptions,
 } from "../vmm/snapshot/vm-state.js";
+import { readInputFile } from "../vmm/input-file.js";
 import { runMachineBounded } from "../vmm/snapshot/run-bounded.js";
 import { chooseBackend, parseMode } from "./backend.js";
-import { UsageError, fileProblem } from "./errors.js";
+import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
 import { ENDING_OPTIONS, parseCommandLine, parseTimeout } from "./options.js";
 import { registersJson, registersTable, type DumpRegister } from "./registers.js";
@@ -84,16 +86,9 @@ export class SnapshotRunError extends RegvisorError {
   }
 }
 
+/** A snapshot file's bytes, within the decoder's whole-snapshot limit (checked before reading). */
 function readSnapshotFile(path: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (error) {
-    throw new RegvisorError(
-      "SNAPSHOT_FILE",
-      `Cannot read snapshot "${path}": ${fileProblem(error)}`,
-      { cause: error },
-    );
-  }
+  return readInputFile(path, { what: "snapshot", maxBytes: DEFAULT_LIMITS.maxTotalBytes });
 }
 
 /** An error about one snapshot file: the original's name and code, its message naming the file. */

@@ -8,13 +8,8 @@ import type { RegId } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
 import { differingRanges, refText, regRef, sameBytes, valueHex } from "./describe.js";
 import type { RegRef } from "./errors.js";
-import {
-  SNAPSHOT_PAGE_BYTES,
-  type MemoryRegion,
-  type RegValue,
-  type Snapshot,
-  type VcpuState,
-} from "./model.js";
+import { changedPageCount, regionLength } from "./memory-pages.js";
+import { type MemoryRegion, type RegValue, type Snapshot, type VcpuState } from "./model.js";
 import { captureVcpu } from "./restore.js";
 
 /** A register on one side only, with its value. */
@@ -136,15 +131,6 @@ export function diffLive(state: VcpuState, vcpu: Vcpu): VcpuDiff {
 
 const gpaHex = (gpa: bigint): string => "0x" + gpa.toString(16);
 
-function changedPages(a: Uint8Array, b: Uint8Array): number {
-  let n = 0;
-  for (let at = 0; at < a.length; at += SNAPSHOT_PAGE_BYTES) {
-    const end = Math.min(a.length, at + SNAPSHOT_PAGE_BYTES);
-    if (!sameBytes(a.subarray(at, end), b.subarray(at, end))) n++;
-  }
-  return n;
-}
-
 function diffMemory(a: readonly MemoryRegion[], b: readonly MemoryRegion[]): MemoryDiff[] {
   const out: MemoryDiff[] = [];
   const bySlot = new Map(b.map((m) => [m.slot, m]));
@@ -154,19 +140,20 @@ function diffMemory(a: readonly MemoryRegion[], b: readonly MemoryRegion[]): Mem
     const base = {
       slot: m.slot,
       gpa: gpaHex(o?.gpa ?? m.gpa),
-      length: o?.data.length ?? m.data.length,
+      length: regionLength(o ?? m),
     };
     if (o === undefined) out.push({ ...base, status: "removed" });
-    else if (o.gpa !== m.gpa || o.data.length !== m.data.length || o.flags !== m.flags)
+    else if (o.gpa !== m.gpa || regionLength(o) !== regionLength(m) || o.flags !== m.flags)
       out.push({ ...base, status: "moved" });
     else {
-      const pages = changedPages(m.data, o.data);
+      // Only the pages either file holds: absent pages are zero on that side.
+      const pages = changedPageCount(m, o);
       if (pages > 0) out.push({ ...base, status: "changed", changedPages: pages });
     }
   }
   for (const m of b)
     if (!aSlots.has(m.slot))
-      out.push({ slot: m.slot, status: "added", gpa: gpaHex(m.gpa), length: m.data.length });
+      out.push({ slot: m.slot, status: "added", gpa: gpaHex(m.gpa), length: regionLength(m) });
   return out;
 }
 

@@ -8,8 +8,8 @@ import { fieldRows, fieldsJson, regFields } from "../../abi/fields.js";
 import { formatRegId } from "../../abi/regid.js";
 import { valueHex } from "./describe.js";
 import { decodeSnapshot, type DecodeOptions } from "./format.js";
+import { regionLength, regionPages, zeroPageCount } from "./memory-pages.js";
 import {
-  SNAPSHOT_PAGE_BYTES,
   type DecodedSnapshot,
   type SectionInfo,
   type Snapshot,
@@ -68,14 +68,6 @@ export interface InspectOptions {
   readonly decode?: DecodeOptions;
 }
 
-function zeroPages(data: Uint8Array): number {
-  let n = 0;
-  for (let at = 0; at < data.length; at += SNAPSHOT_PAGE_BYTES) {
-    if (data.subarray(at, at + SNAPSHOT_PAGE_BYTES).every((b) => b === 0)) n++;
-  }
-  return n;
-}
-
 /**
  * Summarises a snapshot (bytes are decoded and validated first).
  * @throws {SnapshotFormatError} if the bytes are not a valid snapshot.
@@ -119,12 +111,13 @@ export function inspectSnapshot(
     memory: s.memory.map((m, i) => ({
       slot: m.slot,
       gpa: "0x" + m.gpa.toString(16),
-      length: m.data.length,
+      length: regionLength(m),
       flags: m.flags,
       encoding: memorySections[i]?.encoding ?? "raw",
       storedBytes: memorySections[i]?.length ?? 0,
-      zeroPages: zeroPages(m.data),
-      pages: Math.ceil(m.data.length / SNAPSHOT_PAGE_BYTES),
+      // From the bitmap and the stored pages: never the declared length byte by byte.
+      zeroPages: zeroPageCount(m),
+      pages: regionPages(m),
     })),
     devices: s.devices.map((d) => ({ name: d.name, bytes: d.data.length })),
   };

@@ -9,6 +9,7 @@
  */
 import type { ArchName } from "../../abi/regid.js";
 import type { Vcpu, VcpuExit } from "../../backends/vcpu.js";
+import { regionLength } from "./memory-pages.js";
 import type { MemoryRegion, SnapshotBackend } from "./model.js";
 
 /** What one `step()` did. */
@@ -77,7 +78,12 @@ export interface SnapshotMachine extends Disposable {
   quiesce(): void;
   /** Guest RAM as live views (not copies), one per memslot. */
   memory(): MemoryRegion[];
-  /** Copies snapshot RAM into the machine's memslots (same layout, checked by the caller). */
+  /**
+   * Copies snapshot RAM into the machine's memslots (same layout, checked by the caller),
+   * which are still as the backend handed them out, all zero: only the pages the snapshot
+   * holds are written (memory-pages.ts `forEachStoredPage`), so a restore costs what the file
+   * holds, not the declared RAM.
+   */
   loadMemory(regions: readonly MemoryRegion[]): void;
   /** Sets console output and exit counters from a snapshot (the machine must not have run). */
   loadProgress(output: Uint8Array, progress: RunProgress): void;
@@ -86,7 +92,7 @@ export interface SnapshotMachine extends Disposable {
 
 /** A region's layout. */
 export function layoutOf(m: MemoryRegion): MemoryLayout {
-  return { slot: m.slot, flags: m.flags, gpa: m.gpa, size: m.data.length };
+  return { slot: m.slot, flags: m.flags, gpa: m.gpa, size: regionLength(m) };
 }
 
 /** Why two layouts differ, or undefined when they are the same (order ignored). */

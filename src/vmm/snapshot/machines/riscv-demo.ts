@@ -34,6 +34,7 @@ import {
   type RunProgress,
   type SnapshotMachine,
 } from "../machine.js";
+import { forEachStoredPage } from "../memory-pages.js";
 import type { MemoryRegion } from "../model.js";
 
 /** Machine kind name. */
@@ -206,7 +207,14 @@ export class RiscvDemoMachine implements SnapshotMachine {
 
   loadMemory(regions: readonly MemoryRegion[]): void {
     const slots = this.#vm.memslots();
-    for (const r of regions) slots.find((s) => s.slot === r.slot)?.bytes.set(r.data);
+    for (const r of regions) {
+      const slot = slots.find((s) => s.slot === r.slot);
+      if (slot === undefined) continue;
+      // The slots are fresh (all zero): write only the pages the snapshot holds.
+      forEachStoredPage(r, (offset, bytes) => {
+        slot.bytes.set(bytes, offset);
+      });
+    }
   }
 
   loadProgress(output: Uint8Array, progress: RunProgress): void {

@@ -20,6 +20,7 @@ import {
   type RunProgress,
   type SnapshotMachine,
 } from "../machine.js";
+import { forEachStoredPage } from "../memory-pages.js";
 import type { MemoryRegion } from "../model.js";
 
 /** Machine kind name. */
@@ -189,7 +190,12 @@ export class X86DemoMachine implements SnapshotMachine {
   }
 
   loadMemory(regions: readonly MemoryRegion[]): void {
-    for (const r of regions) this.#parts.vm.writeGuest(r.gpa, r.data);
+    // The memslots are fresh mappings (all zero): write only the pages the snapshot holds.
+    for (const r of regions) {
+      forEachStoredPage(r, (offset, bytes) => {
+        this.#parts.vm.writeGuest(r.gpa + BigInt(offset), bytes);
+      });
+    }
   }
 
   loadProgress(output: Uint8Array, progress: RunProgress): void {
