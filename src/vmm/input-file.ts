@@ -20,14 +20,14 @@ export interface InputFileOptions {
 export class InputFileError extends RegvisorError {
   readonly path: string;
   constructor(path: string, what: string, why: string, options?: ErrorOptions) {
-    super("INPUT_FILE", `Cannot read ${what} ${path}: ${why}`, options);
+    super("INPUT_FILE", `Cannot read ${what} "${path}": ${why}`, options);
     this.path = path;
   }
 }
 
 const ERRNO_TEXT: Readonly<Record<string, string>> = {
   ENOENT: "no such file",
-  EISDIR: "it is a directory, not a file",
+  EISDIR: "it is a directory",
   EACCES: "permission denied",
   EPERM: "permission denied",
   ENOTDIR: "a component of the path is not a directory",
@@ -37,7 +37,9 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
 
 function systemWhy(error: unknown): string {
   const code = error instanceof Error && "code" in error ? String(error.code) : "";
-  return ERRNO_TEXT[code] ?? (code === "" ? String(error) : code);
+  const words = Object.hasOwn(ERRNO_TEXT, code) ? ERRNO_TEXT[code] : undefined;
+  if (words !== undefined) return `${words} (${code})`;
+  return code === "" ? String(error) : code;
 }
 
 /** The kind of a non-regular file, for the message. */
@@ -67,7 +69,11 @@ function openChecked(path: string, o: InputFileOptions): { fd: number; size: num
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      throw new InputFileError(path, o.what, `it is ${kindOf(st)}, not a regular file`);
+      // A directory opens fine with O_RDONLY; say what read() would have said (EISDIR).
+      const why = st.isDirectory()
+        ? "it is a directory (EISDIR)"
+        : `it is ${kindOf(st)}, not a regular file`;
+      throw new InputFileError(path, o.what, why);
     }
     if (st.size > o.maxBytes) {
       throw new InputFileError(

@@ -164,7 +164,7 @@ describe("files and statuses", () => {
     oneLine(
       await run(["run", dir]),
       1,
-      /Cannot read guest file ".*": it is a directory \(EISDIR\)$/m,
+      /Cannot read guest image ".*": it is a directory \(EISDIR\)$/m,
     );
     oneLine(
       await run(["inspect", dir]),

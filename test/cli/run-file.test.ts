@@ -44,7 +44,7 @@ describe("regvisor run FILE refuses bad input with one line and a non-zero statu
       "a device",
       () => ["run", "/dev/zero"],
       1,
-      /guest image \/dev\/zero: it is a character device/,
+      /guest image "\/dev\/zero": it is a character device/,
     ],
     [
       "a truncated ELF",
