@@ -178,7 +178,10 @@ describe("regvisor snapshot commands on bad input", () => {
       truncated: [cut, /SNAPSHOT_TRUNCATED|declares \d+ bytes but only/],
       "a flipped byte": [flip, /CRC32C mismatch/],
       garbage: [garbage, /does not start with "RGVSNAP/],
-      missing: [bad.file("nope.snap"), /Cannot read snapshot ".*nope\.snap": no such file \(ENOENT\)/],
+      missing: [
+        bad.file("nope.snap"),
+        /Cannot read snapshot ".*nope\.snap": no such file \(ENOENT\)/,
+      ],
       "a directory": [bad.path, /Cannot read snapshot ".*": it is a directory \(EISDIR\)/],
       // Refused before a byte is read (issue 12 point 6: this grew to 4+ GB before).
       "a device": ["/dev/zero", /Cannot read snapshot "\/dev\/zero": it is a character device/],
