@@ -69,7 +69,7 @@ export async function main(argv: string[], out: RunOut): Promise<number> {
         if (rest.some((a) => a.startsWith("--snapshot-"))) {
           return (await import("./snapshot.js")).snapshotRunCommand(rest, out, err);
         }
-        return (await import("./run.js")).runCommand(rest, out, err);
+        return await (await import("./run.js")).runCommand(rest, out, err);
       case "restore":
         return (await import("./snapshot.js")).restoreCommand(rest, out, err);
       case "inspect":

@@ -6,6 +6,7 @@
  * register view.
  */
 import { readFileSync } from "node:fs";
+import type { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { formatRegId } from "../abi/regid.js";
 import { kvmUnavailableReason, runDemo } from "../backends/kvm/index.js";
@@ -13,11 +14,13 @@ import { runSoftDemo } from "../backends/soft/index.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { RegvisorError } from "../errors.js";
-import { runGuest, type RunSummary } from "../vmm/runner.js";
+import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
+import { MAX_CPUS, runGuest, type RunSummary } from "../vmm/runner.js";
 import { stdinInput } from "../vmm/runner-input.js";
 import type { BackendName } from "../vmm/runner-types.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
+import { backendPicker } from "./backends.js";
 import { UsageError } from "./errors.js";
 import { exitToJson, leHex } from "./json.js";
 import type { Out } from "./regs.js";
@@ -34,9 +37,13 @@ else the soft backend (with a one-line notice on stderr).
   --dump-regs     print the final vCPU state: every id of the register list, by catalog name
   --json          print one JSON object: output, exits, last exit, registers
 
-With FILE (an ELF, or a flat binary with --load-addr), runs your own bare-metal guest; the
-backend follows the ELF's machine (x86-64/i386 → kvm, RISC-V → soft).
+With FILE (an ELF, a RISC-V Linux Image, or a flat binary with --load-addr), runs your own
+guest; the backend follows the file (x86-64/i386 ELF → kvm, RISC-V ELF or Image → soft). A
+Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --mem SIZE          guest RAM (default 128M; K, M, G suffixes)
+  --cpus N            vCPUs (default 1, at most ${MAX_CPUS}); RISC-V secondaries start stopped
+                      and come up through SBI HSM; x86 ones all start at the entry, rdi = index
+  --initrd FILE       RISC-V Linux: initial ramdisk (/chosen/linux,initrd-start/end)
   --load-addr ADDR    flat binary: guest-physical load address
   --entry ADDR        flat binary: first instruction (default: the load address)
   --x86-mode M        real, protected or long (default: long for ELF64, protected for ELF32,
@@ -47,12 +54,15 @@ backend follows the ELF's machine (x86-64/i386 → kvm, RISC-V → soft).
   --stats             print exit counts, instructions retired (soft) and wall time to stderr
   --json              print one summary object: reason, status, counts, final registers
 Exit status: 0 clean shutdown/halt; the value written to port 0xf4 or the SRST reason; 124
-timeout or an x86 HLT that can never wake; 125 guest fault; 1 bad image; 2 bad command line.
+timeout or an x86 HLT that can never wake; 125 guest fault; 141 the console's reader went
+away (EPIPE); 1 bad image; 2 bad command line.
 `;
 
 /** Options that only make sense with a FILE. */
 const FILE_ONLY = [
   "mem",
+  "cpus",
+  "initrd",
   "load-addr",
   "entry",
   "x86-mode",
@@ -65,8 +75,14 @@ const FILE_ONLY = [
 /** Largest `--timeout`: what a 32-bit millisecond timer holds (about 24.8 days). */
 const MAX_TIMEOUT_S = 2_147_483;
 
-/** `Out`, optionally able to take raw bytes (guest output is not always UTF-8). */
-export type RunOut = Out & { readonly stdoutBytes?: (bytes: Uint8Array) => void };
+/**
+ * `Out`, optionally able to take raw bytes (guest output is not always UTF-8), or the stream
+ * itself, whose `write()` result gives guest output backpressure.
+ */
+export type RunOut = Out & {
+  readonly stdoutBytes?: (bytes: Uint8Array) => void;
+  readonly stdoutStream?: Writable;
+};
 
 type RunRegister = NamedRegister;
 
@@ -89,6 +105,8 @@ function parseRunArgs(argv: string[]) {
       entry: { type: "string" },
       "x86-mode": { type: "string" },
       cmdline: { type: "string" },
+      cpus: { type: "string" },
+      initrd: { type: "string" },
       timeout: { type: "string" },
       "trace-exits": { type: "boolean", default: false },
       stats: { type: "boolean", default: false },
@@ -147,7 +165,11 @@ function chooseBackend(requested: string | undefined, err: (t: string) => void):
  * the guest's status as documented in RUN_HELP).
  * @throws {UsageError} on a bad command line; image and backend errors pass through.
  */
-export function runCommand(argv: string[], out: RunOut, err: (text: string) => void): number {
+export async function runCommand(
+  argv: string[],
+  out: RunOut,
+  err: (text: string) => void,
+): Promise<number> {
   const { values, positionals } = parseRunArgs(argv);
   if (values.help) {
     out.stdout(RUN_HELP);
@@ -243,8 +265,14 @@ function parseX86Mode(text: string | undefined): X86Mode | undefined {
   return mode;
 }
 
-/** Guest output: raw bytes where `out` takes them, else UTF-8 decoded as it streams. */
-function outputSink(out: RunOut): { write: (bytes: Uint8Array) => void; flush: () => void } {
+/** Guest output: the stream or raw bytes where `out` takes them, else UTF-8 decoded. */
+function outputSink(out: RunOut): {
+  write: ((bytes: Uint8Array) => void) | ConsoleSink;
+  flush: () => void;
+} {
+  if (out.stdoutStream !== undefined) {
+    return { write: streamSink(out.stdoutStream), flush: () => undefined };
+  }
   const raw = out.stdoutBytes;
   if (raw !== undefined) return { write: raw, flush: () => undefined };
   const decoder = new TextDecoder();
@@ -260,11 +288,36 @@ function outputSink(out: RunOut): { write: (bytes: Uint8Array) => void; flush: (
   };
 }
 
-function runFile(path: string, values: Values, out: RunOut, err: (t: string) => void): number {
+function parseCpus(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= MAX_CPUS)) {
+    throw new UsageError(
+      `--cpus: expected a whole number from 1 to ${MAX_CPUS}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
+}
+
+function readGuestFile(path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (error) {
+    throw new GuestFileError(path, error);
+  }
+}
+
+async function runFile(
+  path: string,
+  values: Values,
+  out: RunOut,
+  err: (t: string) => void,
+): Promise<number> {
   const mode = parseMode(values.mode);
   const backend = parseBackend(values.backend);
   const timeoutMs = parseTimeout(values.timeout);
   const x86Mode = parseX86Mode(values["x86-mode"]);
+  const cpus = parseCpus(values.cpus);
   let summary: RunSummary;
   const captured: Uint8Array[] = [];
   const sink = values.json
@@ -274,15 +327,15 @@ function runFile(path: string, values: Values, out: RunOut, err: (t: string) => 
     const memSize = values.mem === undefined ? undefined : parseMemSize(values.mem);
     const loadAddr = optionalAddress(values["load-addr"], "--load-addr");
     const entry = optionalAddress(values.entry, "--entry");
-    let file: Uint8Array;
-    try {
-      file = new Uint8Array(readFileSync(path));
-    } catch (error) {
-      throw new GuestFileError(path, error);
-    }
+    const file = readGuestFile(path);
+    const initrd = values.initrd === undefined ? undefined : readGuestFile(values.initrd);
     using input = stdinInput();
-    summary = runGuest({
+    using backends = backendPicker(mode === undefined ? {} : { mode });
+    summary = await runGuest({
       file,
+      backendFor: backends.backendFor,
+      ...(cpus === undefined ? {} : { cpus }),
+      ...(initrd === undefined ? {} : { initrd }),
       output: sink.write,
       input,
       ...(backend === undefined ? {} : { backend }),

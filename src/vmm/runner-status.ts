@@ -9,6 +9,9 @@
  *            (no interrupt can ever wake it, so waiting could only end in a timeout)
  *   125      a guest fault the VMM cannot handle (triple fault, internal error, failed entry,
  *            unexpected exit)
+ *   141      the reader of the guest console went away (EPIPE): 128 + SIGPIPE, what a shell
+ *            shows for a writer killed by a closed pipe
+ *   0        also: a quit request on the control socket
  * Errors before the guest starts are reported by the CLI: 1 (bad image, backend unusable),
  * 2 (bad command line). 124 and 125 follow `timeout(1)`'s convention; a guest that wants its
  * statuses to be unambiguous uses 3..123, and `--json` always names the reason.
@@ -17,7 +20,7 @@ import { hex } from "./image.js";
 import type { RunEnding } from "./runner-types.js";
 
 /** Fixed statuses (see the module header). */
-export const RUN_STATUS = { CLEAN: 0, TIMEOUT: 124, FAULT: 125 } as const;
+export const RUN_STATUS = { CLEAN: 0, TIMEOUT: 124, FAULT: 125, CONSOLE_CLOSED: 141 } as const;
 
 /** Largest status a guest value maps to. */
 const MAX_GUEST_STATUS = 255n;
@@ -86,4 +89,18 @@ export function timeoutEnding(timeoutMs: number): RunEnding {
 /** A guest fault the VMM cannot handle; `what` says which. */
 export function faultEnding(what: string): RunEnding {
   return { reason: "fault", status: RUN_STATUS.FAULT, message: `guest fault: ${what}` };
+}
+
+/** The machine was asked to stop (control socket `quit`). */
+export function quitEnding(): RunEnding {
+  return {
+    reason: "quit",
+    status: RUN_STATUS.CLEAN,
+    message: "the machine was stopped by a quit request",
+  };
+}
+
+/** Guest console output can no longer be delivered; `why` is the sink's one-line reason. */
+export function consoleClosedEnding(why: string): RunEnding {
+  return { reason: "console-closed", status: RUN_STATUS.CONSOLE_CLOSED, message: why };
 }
