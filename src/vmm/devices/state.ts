@@ -45,7 +45,8 @@ export class StateWriter {
 
   /** Appends a u8. */
   u8(v: number): this {
-    this.view.setUint8(this.reserve(1), v);
+    const at = this.reserve(1); // may replace this.view
+    this.view.setUint8(at, v);
     return this;
   }
 
@@ -56,26 +57,30 @@ export class StateWriter {
 
   /** Appends a u16. */
   u16(v: number): this {
-    this.view.setUint16(this.reserve(2), v, true);
+    const at = this.reserve(2); // may replace this.view
+    this.view.setUint16(at, v, true);
     return this;
   }
 
   /** Appends a u32. */
   u32(v: number): this {
-    this.view.setUint32(this.reserve(4), v >>> 0, true);
+    const at = this.reserve(4); // may replace this.view
+    this.view.setUint32(at, v >>> 0, true);
     return this;
   }
 
   /** Appends a u64. */
   u64(v: bigint): this {
-    this.view.setBigUint64(this.reserve(8), BigInt.asUintN(64, v), true);
+    const at = this.reserve(8); // may replace this.view
+    this.view.setBigUint64(at, BigInt.asUintN(64, v), true);
     return this;
   }
 
   /** Appends a u32 length and the bytes. */
   bytes(v: Uint8Array): this {
     this.u32(v.length);
-    this.buffer.set(v, this.reserve(v.length));
+    const at = this.reserve(v.length); // may replace this.buffer: take the offset first
+    this.buffer.set(v, at);
     return this;
   }
 

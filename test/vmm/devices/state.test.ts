@@ -22,6 +22,19 @@ describe("device state codec", () => {
     r.end();
   });
 
+  it("grows past its initial buffer", () => {
+    const big = Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff);
+    const w = new StateWriter().u8(1);
+    for (let i = 0; i < 5; i++) w.bytes(big).u64(BigInt(i));
+    const r = stateReader("d", { version: 1, bytes: w.finish() }, 1);
+    r.u8("x");
+    for (let i = 0; i < 5; i++) {
+      assert.deepEqual(r.bytes("b", 1000), big);
+      assert.equal(r.u64("n"), BigInt(i));
+    }
+    r.end();
+  });
+
   it("refuses a wrong version, truncation, an oversized length, a bad bool and trailing bytes", () => {
     const bytes = new StateWriter().u8(2).bytes(new Uint8Array(10)).finish();
     assert.throws(
