@@ -54,6 +54,9 @@ export interface MachineIdentity {
   readonly arch: string;
 }
 
+/** How often `ArchMachine.poll()` runs (console input latency). */
+const POLL_MS = 10;
+
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** A booted machine; `run()` once, then dispose. */
@@ -105,11 +108,14 @@ export class Machine implements MachineControl, Disposable {
             this.finish(timeoutEnding(timeoutMs), undefined);
           }, timeoutMs);
     const armed = deadline === undefined ? undefined : this.backend.armDeadline?.(deadline);
+    const poll = this.parts.poll?.bind(this.parts);
+    const poller = poll === undefined ? undefined : setInterval(poll, POLL_MS);
     try {
       this.live = this.vcpus.length;
       await Promise.all(this.vcpus.map((vcpu) => this.loop(vcpu, deadline, options)));
     } finally {
       clearTimeout(timer);
+      clearInterval(poller);
       // Stop the KVM kicker before anything else (registers, dispose) touches a vCPU.
       armed?.[Symbol.dispose]();
       this.state = "stopped";

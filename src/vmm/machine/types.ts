@@ -51,6 +51,8 @@ export interface ArchMachine extends Disposable {
   handle(exit: VcpuExit, vcpu: Vcpu): ExitAction;
   /** The program counter of `vcpu`. */
   pc(vcpu: Vcpu): bigint;
+  /** Called every few ms while the machine runs: pull console input into devices. */
+  poll?(): void;
 }
 
 /** One architecture: what the machine calls, exported by each arch folder as `archMachine`. */

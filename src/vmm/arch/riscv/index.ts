@@ -15,6 +15,7 @@
  */
 import { KVM_SYSTEM_EVENT } from "../../../abi/kvm/constants.js";
 import { decodeReg, lookupReg } from "../../../abi/catalog.js";
+import { SBI_DBCN } from "../../../abi/sbi.js";
 import { leValue } from "../../../abi/value.js";
 import type { Vcpu, VcpuExit, Vm } from "../../../backends/vcpu.js";
 import type { BootPlan } from "../../boot-plan.js";
@@ -31,12 +32,11 @@ import type {
   MachineShape,
 } from "../../machine/types.js";
 import { riscvBootRegs, riscvIsaString } from "./boot.js";
+import { riscvDevices, type RiscvDevices } from "./devices.js";
 import { riscvMachineDeviceTree } from "./machine-dt.js";
 
 /** Bytes of stdin pulled into the SBI console at a time (its queue holds 4096). */
 const INPUT_CHUNK = 4096;
-/** DBCN function ids (SBI spec ch. 12). */
-const DBCN_READ = 1n;
 
 function readU64(vcpu: Vcpu, name: string): bigint {
   return leValue(vcpu.getOneReg(lookupReg("riscv", name).id));
@@ -74,6 +74,7 @@ class RiscvMachine implements ArchMachine {
     readonly facts: Readonly<Record<string, string>>,
     memory: ReturnType<typeof ramAccess>,
     private readonly io: MachineIo,
+    private readonly devices: RiscvDevices,
   ) {
     this.console = new SbiConsole((bytes) => {
       if (!io.console.write(bytes)) this.congested = true;
@@ -81,6 +82,13 @@ class RiscvMachine implements ArchMachine {
   }
 
   handle(exit: VcpuExit): ExitAction {
+    if (exit.kind === "mmio") {
+      const { bus } = this.devices;
+      const claimed = exit.isWrite
+        ? bus.write(exit.address, exit.data)
+        : bus.read(exit.address, exit.data);
+      return claimed ? "continue" : undefined;
+    }
     if (exit.kind === "riscv_sbi") {
       this.congested = false;
       this.serveSbi(exit);
@@ -96,7 +104,7 @@ class RiscvMachine implements ArchMachine {
   private serveSbi(exit: SbiExit): void {
     const getchar = exit.extensionId === SBI_CONSOLE_EID.GETCHAR;
     const read =
-      getchar || (exit.extensionId === SBI_CONSOLE_EID.DBCN && exit.functionId === DBCN_READ);
+      getchar || (exit.extensionId === SBI_CONSOLE_EID.DBCN && exit.functionId === SBI_DBCN.READ);
     if (read && this.queued === 0) {
       const bytes = this.io.input.read(INPUT_CHUNK);
       if (bytes !== null && bytes.length > 0) {
@@ -117,6 +125,10 @@ class RiscvMachine implements ArchMachine {
     const congested = this.congested;
     this.congested = false;
     return congested;
+  }
+
+  poll(): void {
+    this.devices.pollInput();
   }
 
   pc(vcpu: Vcpu): bigint {
@@ -186,7 +198,8 @@ export const archMachine: ArchDefinition = {
       const [boot] = vcpus;
       if (boot === undefined) throw new RangeError("a machine needs at least one vCPU");
       const facts = loadGuest(plan, boot, ram.bytes);
-      return new RiscvMachine(vm, vcpus, facts, ramAccess(plan.ram, ram.bytes), io);
+      const devices = riscvDevices(vcpus, io);
+      return new RiscvMachine(vm, vcpus, facts, ramAccess(plan.ram, ram.bytes), io, devices);
     } catch (error) {
       vm.close();
       throw error;
