@@ -7,7 +7,10 @@
  * drained, the UART is told that the host took nothing, so its TX FIFO fills, LSR.THRE stays
  * clear and the guest waits, as on hardware; once the sink drains, the FIFO is offered again
  * (and the THRE interrupt follows). Input is pulled from the machine's input source into the
- * RX FIFO, only as much as fits, when the guest makes room and on the machine's poll.
+ * RX FIFO, only as much as fits, when the guest makes room and on the machine's poll — but only
+ * once the guest has enabled the receive interrupt (IER.ERBFI, what Linux's 8250 driver does
+ * when the tty is opened): until then the input belongs to the SBI console, so a guest on
+ * `console=hvc0` whose kernel merely probed the UART still reads every byte.
  */
 import type { Vcpu } from "../../../backends/vcpu.js";
 import { MmioBus } from "../../devices/bus.js";
@@ -33,6 +36,17 @@ export interface RiscvDevices {
   readonly all: readonly Device[];
   /** Moves pending console input into the UART (called from the machine's poll). */
   pollInput(): void;
+}
+
+/** LCR.DLAB and IER.ERBFI (PC16550D register map). */
+const LCR = 3;
+const LCR_DLAB = 0x80;
+const IER = 1;
+const IER_ERBFI = 0x01;
+
+/** Whether the guest has enabled receive interrupts (reads of LCR and IER have no side effect). */
+function receiving(uart: Uart16550): boolean {
+  return (uart.readRegister(LCR) & LCR_DLAB) === 0 && (uart.readRegister(IER) & IER_ERBFI) !== 0;
 }
 
 /** Builds the PLIC and the UART for `vcpus` and maps them. */
@@ -64,7 +78,7 @@ export function riscvDevices(vcpus: readonly Vcpu[], io: MachineIo): RiscvDevice
     },
   });
   const pollInput = (): void => {
-    if (eof) return;
+    if (eof || !receiving(uart)) return;
     const room = uart.rxRoom();
     if (room <= 0) return;
     const bytes = io.input.read(room);
