@@ -7,6 +7,17 @@
  * contract (DESIGN.md §1): values packed in list order, no padding, total = Σ size(id).
  */
 import type { ArchName, RegId } from "../abi/regid.js";
+import { RegvisorError } from "../errors.js";
+
+/** A vCPU call was made while its `runAsync()` is still pending (only kick and interrupt lines may be). */
+export class VcpuBusyError extends RegvisorError {
+  constructor(index: number, action: string) {
+    super(
+      "VCPU_BUSY",
+      `Cannot ${action}: vCPU ${index} is running (runAsync pending); await it or kick() it first`,
+    );
+  }
+}
 
 /** Why `run()` returned to the VMM. Guest events are values, never thrown. */
 export type VcpuExit =
