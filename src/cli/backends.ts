@@ -55,8 +55,13 @@ function kvmBackend(owned: { system?: KvmSystem }): MachineBackend {
   };
 }
 
-/** Picks and owns the backends of one run; dispose it after the machine. */
-export function backendPicker(options: { readonly mode?: RunMode } = {}): {
+/**
+ * Picks and owns the backends of one run; dispose it after the machine. The soft backend runs
+ * inline by default, and threaded (each vCPU in its own Worker, `runAsync`) when the machine
+ * has several vCPUs: inline vCPUs share the main thread, so one waiting in WFI would hold up
+ * the others.
+ */
+export function backendPicker(options: { readonly mode?: RunMode; readonly cpus?: number } = {}): {
   readonly backendFor: (arch: ImageArch) => MachineBackend;
 } & Disposable {
   const owned: { system?: KvmSystem } = {};

@@ -33,7 +33,8 @@ Without FILE, runs the bundled demo guest. Without --backend, /dev/kvm is used w
 else the soft backend (with a one-line notice on stderr).
   --backend kvm   x86-64 guest on /dev/kvm: long mode, greeting and fib(90) through port 0xE9
   --backend soft  RISC-V guest on regvisor's software hypervisor, through the SBI console
-  --mode M        soft backend only: inline (default) or threaded (vCPU in a Worker)
+  --mode M        soft backend only: inline (default with one vCPU) or threaded (each vCPU
+                  in a Worker; the default with --cpus 2 or more)
   --dump-regs     print the final vCPU state: every id of the register list, by catalog name
   --json          print one JSON object: output, exits, last exit, registers
 
@@ -330,7 +331,10 @@ async function runFile(
     const file = readGuestFile(path);
     const initrd = values.initrd === undefined ? undefined : readGuestFile(values.initrd);
     using input = stdinInput();
-    using backends = backendPicker(mode === undefined ? {} : { mode });
+    using backends = backendPicker({
+      ...(mode === undefined ? {} : { mode }),
+      ...(cpus === undefined ? {} : { cpus }),
+    });
     summary = await runGuest({
       file,
       backendFor: backends.backendFor,
