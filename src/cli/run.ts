@@ -15,6 +15,7 @@ import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { RegvisorError } from "../errors.js";
 import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
+import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
 import { MAX_CPUS, runGuest, type RunSummary } from "../vmm/runner.js";
 import { stdinInput } from "../vmm/runner-input.js";
 import type { BackendName } from "../vmm/runner-types.js";
@@ -45,6 +46,9 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --cpus N            vCPUs (default 1, at most ${MAX_CPUS}); RISC-V secondaries start stopped
                       and come up through SBI HSM; x86 ones all start at the entry, rdi = index
   --initrd FILE       RISC-V Linux: initial ramdisk (/chosen/linux,initrd-start/end)
+  --disk FILE[,readonly]  RISC-V: a raw disk image as virtio-blk (repeatable: /dev/vda, vdb,
+                      …, virtio-mmio at 0x10001000 + n·0x1000, IRQ 1 + n); a guest flush is an
+                      fsync of the file; readonly: guest writes fail with an I/O error
   --load-addr ADDR    flat binary: guest-physical load address
   --entry ADDR        flat binary: first instruction (default: the load address)
   --x86-mode M        real, protected or long (default: long for ELF64, protected for ELF32,
@@ -64,6 +68,7 @@ const FILE_ONLY = [
   "mem",
   "cpus",
   "initrd",
+  "disk",
   "load-addr",
   "entry",
   "x86-mode",
@@ -108,6 +113,7 @@ function parseRunArgs(argv: string[]) {
       cmdline: { type: "string" },
       cpus: { type: "string" },
       initrd: { type: "string" },
+      disk: { type: "string", multiple: true },
       timeout: { type: "string" },
       "trace-exits": { type: "boolean", default: false },
       stats: { type: "boolean", default: false },
@@ -300,6 +306,15 @@ function parseCpus(text: string | undefined): number | undefined {
   return n;
 }
 
+function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
+  try {
+    return (texts ?? []).map(parseDiskSpec);
+  } catch (error) {
+    if (error instanceof RangeError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 function readGuestFile(path: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
@@ -319,6 +334,7 @@ async function runFile(
   const timeoutMs = parseTimeout(values.timeout);
   const x86Mode = parseX86Mode(values["x86-mode"]);
   const cpus = parseCpus(values.cpus);
+  const disks = parseDisks(values.disk);
   let summary: RunSummary;
   const captured: Uint8Array[] = [];
   const sink = values.json
@@ -340,6 +356,7 @@ async function runFile(
       backendFor: backends.backendFor,
       ...(cpus === undefined ? {} : { cpus }),
       ...(initrd === undefined ? {} : { initrd }),
+      ...(disks.length === 0 ? {} : { disks }),
       output: sink.write,
       input,
       ...(backend === undefined ? {} : { backend }),

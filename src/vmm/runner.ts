@@ -14,6 +14,8 @@ import { ImageError, hex, type ImageArch } from "./image.js";
 import { OnceLog } from "./io.js";
 import type { BackendName, MachineBackend, RunMode } from "./machine/backend.js";
 import { callbackSink, type ConsoleSink } from "./machine/console-sink.js";
+import type { RawDisk } from "./devices/virtio/disk.js";
+import { openDisks, type DiskSpec } from "./machine/disks.js";
 import { Machine } from "./machine/machine.js";
 import type { ArchDefinition, MachineIo } from "./machine/types.js";
 import { noInput } from "./runner-input.js";
@@ -43,6 +45,8 @@ export interface RunRequest {
   readonly initrd?: Uint8Array;
   /** `--cpus`; default 1. */
   readonly cpus?: number;
+  /** `--disk`s, one virtio-blk device each (RISC-V). */
+  readonly disks?: readonly DiskSpec[];
   /** `--timeout` in milliseconds. */
   readonly timeoutMs?: number;
   /** Receives guest console output (an always-ready callback, or a sink with backpressure). */
@@ -124,6 +128,7 @@ export function prepareRun(request: Omit<RunRequest, "backendFor" | "output">): 
       file: request.file,
       memSize: request.memSize ?? DEFAULT_MEM_SIZE,
       cpus,
+      virtioDevices: request.disks?.length ?? 0,
       ...(wanted === undefined ? {} : { arch: wanted }),
       ...(request.loadAddr === undefined ? {} : { loadAddr: request.loadAddr }),
       ...(request.entry === undefined ? {} : { entry: request.entry }),
@@ -139,10 +144,12 @@ export function prepareRun(request: Omit<RunRequest, "backendFor" | "output">): 
     throw error;
   }
   const arch = ARCHES[plan.arch];
-  arch.check(
-    { cpus, ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }) },
-    request.mode === undefined ? {} : { mode: request.mode },
-  );
+  arch.check({
+    cpus,
+    disks: request.disks?.length ?? 0,
+    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+    ...(request.mode === undefined ? {} : { mode: request.mode }),
+  });
   return { plan, arch, cpus };
 }
 
@@ -152,7 +159,8 @@ export function prepareRun(request: Omit<RunRequest, "backendFor" | "output">): 
  *   errors (KvmError, KvmUnavailableError) when the VM cannot be created or run.
  */
 export async function runGuest(request: RunRequest): Promise<RunSummary> {
-  const { plan, arch, cpus } = prepareRun(request);
+  const prepared = prepareRun(request);
+  const { plan, cpus } = prepared;
   const backend = request.backendFor(plan.arch);
   if (cpus > backend.maxVcpus) {
     throw new OptionValueError(
@@ -160,6 +168,20 @@ export async function runGuest(request: RunRequest): Promise<RunSummary> {
       `the ${backend.name} backend runs at most ${backend.maxVcpus} vCPUs, got ${cpus}`,
     );
   }
+  const disks = openDisks(request.disks ?? []);
+  try {
+    return await startAndRun(request, prepared, backend, disks);
+  } finally {
+    for (const disk of disks) disk.close();
+  }
+}
+
+async function startAndRun(
+  request: RunRequest,
+  { plan, arch, cpus }: PreparedRun,
+  backend: MachineBackend,
+  disks: readonly RawDisk[],
+): Promise<RunSummary> {
   const trace = request.trace;
   const once = new OnceLog();
   let unclaimed = 0;
@@ -173,7 +195,11 @@ export async function runGuest(request: RunRequest): Promise<RunSummary> {
       }
     },
   };
-  const shape = { cpus, ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }) };
+  const shape = {
+    cpus,
+    disks,
+    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+  };
   const parts = arch.start(plan, shape, backend, io);
   using machine = new Machine(parts, backend, io, { guest: plan.image.format, arch: plan.arch });
   request.onMachine?.(machine);

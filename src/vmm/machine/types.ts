@@ -7,6 +7,7 @@ import type { Vcpu, VcpuExit, Vm } from "../../backends/vcpu.js";
 import type { BootPlan } from "../boot-plan.js";
 import type { ImageArch } from "../image.js";
 import type { InputSource, RunEnding } from "../runner-types.js";
+import type { BlockBackend } from "../devices/virtio/disk.js";
 import type { MachineBackend } from "./backend.js";
 import type { ConsoleSink } from "./console-sink.js";
 
@@ -34,6 +35,18 @@ export interface MachineShape {
   readonly cpus: number;
   /** RISC-V `/chosen/bootargs` (`--cmdline`). */
   readonly cmdline?: string;
+  /** Opened disks (`--disk`), one virtio-blk device each, in order. */
+  readonly disks?: readonly BlockBackend[];
+}
+
+/** What the command line asked of the machine, checked before anything is opened. */
+export interface ShapeRequest {
+  readonly cpus: number;
+  readonly cmdline?: string;
+  /** Number of `--disk`s. */
+  readonly disks: number;
+  /** `--mode`. */
+  readonly mode?: string;
 }
 
 /** A booted arch part: VM, vCPUs in their start state, devices wired. */
@@ -62,7 +75,7 @@ export interface ArchDefinition {
    * Refuses options that do not apply to this architecture.
    * @throws OptionValueError naming the option.
    */
-  check(shape: MachineShape, options: { readonly mode?: string }): void;
+  check(request: ShapeRequest): void;
   /**
    * Creates the VM through `backend`, writes the plan, sets every vCPU's start state.
    * @throws ImageError when the final boot structures do not fit; backend errors pass through.

@@ -15,8 +15,11 @@
 import type { Vcpu } from "../../../backends/vcpu.js";
 import { MmioBus } from "../../devices/bus.js";
 import { Plic } from "../../devices/plic.js";
-import type { Device } from "../../devices/types.js";
+import type { Device, DmaMemory } from "../../devices/types.js";
 import { Uart16550 } from "../../devices/uart16550.js";
+import { VirtioBlk } from "../../devices/virtio/blk.js";
+import type { BlockBackend } from "../../devices/virtio/disk.js";
+import { VIRTIO_MMIO_SIZE } from "../../devices/virtio/mmio.js";
 import type { MachineIo } from "../../machine/types.js";
 import {
   PLIC_BASE,
@@ -25,6 +28,8 @@ import {
   UART0_BASE,
   UART0_IRQ,
   UART0_SIZE,
+  VIRTIO_MMIO_FIRST_IRQ,
+  virtioMmioBase,
 } from "./devicetree.js";
 
 /** The devices of one RISC-V machine. */
@@ -49,8 +54,20 @@ function receiving(uart: Uart16550): boolean {
   return (uart.readRegister(LCR) & LCR_DLAB) === 0 && (uart.readRegister(IER) & IER_ERBFI) !== 0;
 }
 
-/** Builds the PLIC and the UART for `vcpus` and maps them. */
-export function riscvDevices(vcpus: readonly Vcpu[], io: MachineIo): RiscvDevices {
+/** What the devices need besides the vCPUs and the console. */
+export interface RiscvDeviceOptions {
+  /** Guest RAM for DMA. */
+  readonly dma: DmaMemory;
+  /** One virtio-blk device per disk, at virtio-mmio transport n = its index. */
+  readonly disks: readonly BlockBackend[];
+}
+
+/** Builds the PLIC, the UART and the virtio-blk devices for `vcpus` and maps them. */
+export function riscvDevices(
+  vcpus: readonly Vcpu[],
+  io: MachineIo,
+  options: RiscvDeviceOptions,
+): RiscvDevices {
   const plic = new Plic({
     sources: PLIC_SOURCES,
     outputs: vcpus.map((vcpu) => ({
@@ -88,5 +105,13 @@ export function riscvDevices(vcpus: readonly Vcpu[], io: MachineIo): RiscvDevice
   const bus = new MmioBus();
   bus.register("plic", PLIC_BASE, PLIC_SIZE, plic);
   bus.register("uart0", UART0_BASE, UART0_SIZE, uart);
-  return { bus, plic, uart, all: [plic, uart], pollInput };
+  const all: Device[] = [plic, uart];
+  options.disks.forEach((disk, n) => {
+    const name = `virtio-blk${n}`;
+    const irq = plic.irqLine(VIRTIO_MMIO_FIRST_IRQ + n);
+    const blk = new VirtioBlk({ name, mem: options.dma, irq, disk });
+    bus.register(name, virtioMmioBase(n), BigInt(VIRTIO_MMIO_SIZE), blk);
+    all.push(blk);
+  });
+  return { bus, plic, uart, all, pollInput };
 }

@@ -198,8 +198,15 @@ export const archMachine: ArchDefinition = {
       const [boot] = vcpus;
       if (boot === undefined) throw new RangeError("a machine needs at least one vCPU");
       const facts = loadGuest(plan, boot, ram.bytes);
-      const devices = riscvDevices(vcpus, io);
-      return new RiscvMachine(vm, vcpus, facts, ramAccess(plan.ram, ram.bytes), io, devices);
+      const access = ramAccess(plan.ram, ram.bytes);
+      const dma = {
+        slice: (gpa: bigint, length: number) => access.read(gpa, length),
+        wrote: (gpa: bigint, length: number) => {
+          vm.markDirty?.(gpa, length);
+        },
+      };
+      const devices = riscvDevices(vcpus, io, { dma, disks: shape.disks ?? [] });
+      return new RiscvMachine(vm, vcpus, facts, access, io, devices);
     } catch (error) {
       vm.close();
       throw error;

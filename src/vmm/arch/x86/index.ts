@@ -127,14 +127,17 @@ class X86Machine implements ArchMachine {
 /** x86: boot, console ports and exit handling. */
 export const archMachine: ArchDefinition = {
   arch: "x86",
-  check(shape, options) {
-    if (options.mode !== undefined) {
+  check(request) {
+    if (request.mode !== undefined) {
       throw new OptionValueError(
         "--mode",
         "applies to the soft backend only (x86 guests run on kvm)",
       );
     }
-    if (shape.cmdline !== undefined) {
+    if (request.disks > 0) {
+      throw new OptionValueError("--disk", "applies to RISC-V guests (virtio-blk on virtio-mmio)");
+    }
+    if (request.cmdline !== undefined) {
       throw new OptionValueError(
         "--cmdline",
         "applies to RISC-V guests (the device tree's /chosen/bootargs); x86 guests get none",
