@@ -8,6 +8,7 @@ export type { KvmOpenOptions } from "./system.js";
 export { KvmVm } from "./vm.js";
 export type { GuestMemory, KvmVmOptions, MemoryRegionSpec } from "./vm.js";
 export { KvmVcpu, encodeRegValue } from "./vcpu.js";
+export { KICK_SIGNAL, RunThreadError } from "./run-worker.js";
 export { SyncRegs } from "./sync-regs.js";
 export { KvmApiVersionError, KvmClosedError } from "./errors.js";
 export { decodeCpuid, encodeCpuid } from "./cpuid.js";

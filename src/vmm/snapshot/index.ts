@@ -17,3 +17,4 @@ export * from "./devices.js";
 export * from "./vm-state.js";
 export * from "./machines/index.js";
 export { applyArchFixups } from "./arch-fixups.js";
+export { KNOWN_MEMSLOT_FLAGS, memslotFlags, memslotOptions } from "./memslot-flags.js";
