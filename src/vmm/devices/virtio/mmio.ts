@@ -14,7 +14,8 @@
  *   0x0fc ConfigGeneration                   0x100… device configuration space (any width)
  *
  * Features: the transport offers VIRTIO_F_VERSION_1 (bit 32, required: FEATURES_OK is refused
- * without it, as is any bit the device did not offer) and VIRTIO_F_RING_INDIRECT_DESC (bit 28).
+ * without it, as is any bit the device did not offer), VIRTIO_F_RING_INDIRECT_DESC (bit 28) and
+ * VIRTIO_F_RING_EVENT_IDX (bit 29).
  * Queues run only after DRIVER_OK. Writing 0 to Status resets the device (§4.2.2.1).
  *
  * A driver that breaks the rules (a bad queue layout at QueueReady, a malformed chain, a request
@@ -25,7 +26,13 @@
  */
 import { StateReader, StateWriter, stateReader } from "../state.js";
 import type { Device, DeviceState, DmaMemory, IrqLine, MmioDevice } from "../types.js";
-import { SplitQueue, VirtqueueError, checkLayout, type QueueLayout } from "./queue.js";
+import {
+  SplitQueue,
+  VirtqueueError,
+  checkLayout,
+  type QueueFeatures,
+  type QueueLayout,
+} from "./queue.js";
 
 /** Device status bits (§2.1). */
 export const VIRTIO_STATUS = {
@@ -50,7 +57,10 @@ export const VIRTIO_MMIO_SIZE = 0x200;
 const CONFIG_BASE = 0x100;
 const INT_USED = 1;
 const INT_CONFIG = 2;
-const TRANSPORT_FEATURES = (1n << VIRTIO_F.VERSION_1) | (1n << VIRTIO_F.RING_INDIRECT_DESC);
+const TRANSPORT_FEATURES =
+  (1n << VIRTIO_F.VERSION_1) |
+  (1n << VIRTIO_F.RING_INDIRECT_DESC) |
+  (1n << VIRTIO_F.RING_EVENT_IDX);
 const STATE_VERSION = 1;
 
 /** The driver's view of one queue's registers. */
@@ -333,8 +343,11 @@ export abstract class VirtioMmio implements MmioDevice, Device {
       return;
     }
     q.ready = true;
-    const indirect = this.negotiated(VIRTIO_F.RING_INDIRECT_DESC);
-    this.live[this.queueSel] = new SplitQueue(this.mem, layout, indirect);
+    this.live[this.queueSel] = new SplitQueue(this.mem, layout, this.ringFeatures());
+  }
+
+  private ringFeatures(): QueueFeatures {
+    return ringFeatures(this.driverFeatures);
   }
 
   private notify(value: number): void {
@@ -409,7 +422,7 @@ export abstract class VirtioMmio implements MmioDevice, Device {
       throw r.fail("Status or InterruptStatus has unknown bits");
     if ((driverFeatures & ~this.deviceFeatures) !== 0n)
       throw r.fail("it negotiated features this device does not offer");
-    const indirect = ((driverFeatures >> VIRTIO_F.RING_INDIRECT_DESC) & 1n) === 1n;
+    const features = ringFeatures(driverFeatures);
     const regs: QueueRegs[] = [];
     const live: (SplitQueue | undefined)[] = [];
     for (let i = 0; i < count; i++) {
@@ -430,7 +443,7 @@ export abstract class VirtioMmio implements MmioDevice, Device {
       const layout: QueueLayout = { size: q.num, desc: q.desc, driver: q.driver, device: q.device };
       const problem = checkLayout(this.mem, layout, this.queueMax[i] ?? 0);
       if (problem !== undefined) throw r.fail(`queue ${i}: ${problem}`);
-      live.push(new SplitQueue(this.mem, layout, indirect, lastAvail, usedIdx));
+      live.push(new SplitQueue(this.mem, layout, features, lastAvail, usedIdx));
     }
     const applyDevice = this.restoreDevice(r);
     r.end();
@@ -448,6 +461,13 @@ export abstract class VirtioMmio implements MmioDevice, Device {
     this.level = interruptStatus !== 0;
     this.irq.set(this.level);
   }
+}
+
+function ringFeatures(features: bigint): QueueFeatures {
+  return {
+    indirect: ((features >> VIRTIO_F.RING_INDIRECT_DESC) & 1n) === 1n,
+    eventIdx: ((features >> VIRTIO_F.RING_EVENT_IDX) & 1n) === 1n,
+  };
 }
 
 function half(v: bigint, offset: number): number {

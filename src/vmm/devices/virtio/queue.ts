@@ -13,8 +13,10 @@
  *
  * Supported: descriptor chains, indirect descriptors (VIRTIO_F_RING_INDIRECT_DESC, §2.7.5.3;
  * no nesting, no NEXT on the indirect descriptor, at most `MAX_INDIRECT` entries), interrupt
- * suppression through VIRTQ_AVAIL_F_NO_INTERRUPT. Not supported: VIRTIO_F_EVENT_IDX, packed
- * queues.
+ * suppression through VIRTQ_AVAIL_F_NO_INTERRUPT, or with VIRTIO_F_RING_EVENT_IDX (§2.7.10)
+ * through used_event (the device interrupts only when the used index passes it) and
+ * avail_event (the device asks to be notified for the entry after the last it took). Not
+ * supported: packed queues.
  *
  * The ring indices are shared with vCPUs running on other threads: the avail index is read and
  * the used index published with `Atomics` where the view allows it, so the used element is
@@ -37,6 +39,14 @@ export class VirtqueueError extends RegvisorError {
   constructor(detail: string) {
     super("VIRTQ_MALFORMED", detail);
   }
+}
+
+/** Ring features negotiated for a queue. */
+export interface QueueFeatures {
+  /** VIRTIO_F_RING_INDIRECT_DESC. */
+  readonly indirect: boolean;
+  /** VIRTIO_F_RING_EVENT_IDX. */
+  readonly eventIdx: boolean;
 }
 
 /** Where a queue's three parts are, as the driver configured them. */
@@ -95,10 +105,13 @@ export class SplitQueue {
   private readonly used: DataView;
   private readonly availIdx: Uint16Array | undefined;
   private readonly usedIdxCell: Uint16Array | undefined;
+  private readonly availEvent: Uint16Array | undefined;
+  /** The used index when the device last decided about an interrupt (EVENT_IDX). */
+  private signalled: number;
 
   /**
    * @param layout a layout `checkLayout` accepted.
-   * @param indirect whether VIRTIO_F_RING_INDIRECT_DESC was negotiated.
+   * @param features the negotiated ring features.
    * @param lastAvail next avail index the device will take.
    * @param usedIdx next used index the device will write.
    * @throws VirtqueueError when a part of the layout is outside guest RAM.
@@ -106,7 +119,7 @@ export class SplitQueue {
   constructor(
     private readonly mem: DmaMemory,
     readonly layout: QueueLayout,
-    private readonly indirect: boolean,
+    private readonly features: QueueFeatures,
     public lastAvail = 0,
     public usedIdx = 0,
   ) {
@@ -124,6 +137,8 @@ export class SplitQueue {
     this.used = new DataView(u.buffer, u.byteOffset, u.byteLength);
     this.availIdx = u16View(a, 2);
     this.usedIdxCell = u16View(u, 2);
+    this.availEvent = u16View(u, 4 + 8 * size);
+    this.signalled = usedIdx;
   }
 
   /** Chains the driver has made available and the device has not taken. */
@@ -149,7 +164,15 @@ export class SplitQueue {
   /** Takes the next available chain, or undefined when there is none. */
   pop(): Chain | undefined {
     const chain = this.peek();
-    if (chain !== undefined) this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    if (chain === undefined) return undefined;
+    this.lastAvail = (this.lastAvail + 1) & 0xffff;
+    if (this.features.eventIdx) {
+      // avail_event = the next entry we will take: the driver notifies when it publishes it.
+      // Written before the next available() check, so an entry published meanwhile is seen.
+      if (this.availEvent) Atomics.store(this.availEvent, 0, this.lastAvail);
+      else this.used.setUint16(4 + 8 * this.layout.size, this.lastAvail, true);
+      this.mem.wrote(this.layout.device + BigInt(4 + 8 * this.layout.size), 2);
+    }
     return chain;
   }
 
@@ -165,9 +188,19 @@ export class SplitQueue {
     this.mem.wrote(this.layout.device + 2n, 2);
   }
 
-  /** Whether the driver wants an interrupt for used buffers (VIRTQ_AVAIL_F_NO_INTERRUPT clear). */
+  /**
+   * Whether the driver wants an interrupt for the buffers used since the last call: with
+   * EVENT_IDX when the used index passed used_event (vring_need_event, §2.7.10), otherwise
+   * when VIRTQ_AVAIL_F_NO_INTERRUPT is clear.
+   */
   interruptWanted(): boolean {
-    return (this.avail.getUint16(0, true) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    if (!this.features.eventIdx)
+      return (this.avail.getUint16(0, true) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    const event = this.avail.getUint16(4 + 2 * this.layout.size, true);
+    const now = this.usedIdx;
+    const old = this.signalled;
+    this.signalled = now;
+    return ((now - event - 1) & 0xffff) < ((now - old) & 0xffff);
   }
 
   /** Follows a descriptor chain, checking every index, flag and buffer (§2.7.5). */
@@ -194,7 +227,7 @@ export class SplitQueue {
       const flags = table.getUint16(at + 12, true);
       const next = table.getUint16(at + 14, true);
       if (flags & VIRTQ_DESC_F.INDIRECT) {
-        if (!this.indirect)
+        if (!this.features.indirect)
           throw new VirtqueueError("an indirect descriptor without VIRTIO_F_RING_INDIRECT_DESC");
         if (inIndirect) throw new VirtqueueError("an indirect descriptor inside an indirect table");
         if (flags & VIRTQ_DESC_F.NEXT)

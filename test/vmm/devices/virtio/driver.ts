@@ -223,7 +223,21 @@ export class GuestDriver {
       out.push({ id: u.getUint32(4 + 8 * slot, true), len: u.getUint32(8 + 8 * slot, true) });
       q.lastUsed = (q.lastUsed + 1) & 0xffff;
     }
+    // used_event = what we consumed: interrupt for the next one (Linux's virtqueue_enable_cb).
+    this.ram.dv(q.avail + BigInt(4 + 2 * q.size), 2).setUint16(0, q.lastUsed, true);
     return out;
+  }
+
+  /** Sets used_event (EVENT_IDX): interrupt when the used index passes `idx`. */
+  usedEvent(index: number, idx: number): void {
+    const q = this.q(index);
+    this.ram.dv(q.avail + BigInt(4 + 2 * q.size), 2).setUint16(0, idx, true);
+  }
+
+  /** avail_event as the device last wrote it (EVENT_IDX). */
+  availEvent(index: number): number {
+    const q = this.q(index);
+    return this.ram.dv(q.used + BigInt(4 + 8 * q.size), 2).getUint16(0, true);
   }
 
   /** Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT. */
