@@ -9,10 +9,17 @@ import { kvmBench } from "./kvm.js";
 import { softCpuBench } from "./soft-cpu.js";
 import { snapshotBench } from "./snapshot.js";
 import { softKernelBench } from "./soft-kernel.js";
+import { linuxBootBench } from "./linux-boot.js";
 import { formatTable } from "../src/cli/table.js";
 import type { BenchGroup, Metric } from "./types.js";
 
-const GROUPS: readonly BenchGroup[] = [kvmBench, softCpuBench, softKernelBench, snapshotBench];
+const GROUPS: readonly BenchGroup[] = [
+  kvmBench,
+  softCpuBench,
+  softKernelBench,
+  snapshotBench,
+  linuxBootBench,
+];
 
 function machine(): string {
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";

@@ -15,6 +15,17 @@ command -v dtc >/dev/null 2>&1 || need_apt+=(device-tree-compiler)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The Linux test guest (scripts/build-linux.sh): kernel source, cross toolchain and libc for
+# the static /init, and the kernel build's own tools.
+[ -r /usr/src/linux-source-6.1.tar.xz ] || need_apt+=(linux-source-6.1)
+command -v riscv64-linux-gnu-gcc >/dev/null 2>&1 || need_apt+=(gcc-riscv64-linux-gnu)
+[ -e /usr/riscv64-linux-gnu/lib/libc.a ] || need_apt+=(libc6-dev-riscv64-cross)
+for tool in bc flex bison cpio perl; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
+[ -e /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
+[ -e /usr/include/libelf.h ] || need_apt+=(libelf-dev)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then

@@ -1,0 +1,94 @@
+/**
+ * Booting the Linux test guest (scripts/build-linux.sh) to /init's first line, side by side:
+ *
+ * - soft.linux_boot.s: `node dist/src/cli/bin.js run --backend soft …` with 1 vCPU and
+ *   `console=hvc0 earlycon=sbi`, seconds from spawning the process to `init: started` on its
+ *   stdout (process start, Image load, the whole kernel boot, /init's exec);
+ * - soft.linux_boot.over_qemu: the same over `qemu-system-riscv64 -M virt -smp 1` (TCG,
+ *   OpenSBI) booting the same Image with the same command line to the same line.
+ *
+ * The two alternate round by round; the seconds are the median over rounds, the ratio the
+ * median of the per-round ratios. Skips visibly when the kernel for the current inputs has not
+ * been built (no build here: it takes minutes) or when QEMU is missing.
+ */
+import {
+  type Boot,
+  type BootOptions,
+  bootLinux,
+  bootQemu,
+  hasCommand,
+  linuxImage,
+} from "../test/linux/guest.js";
+import { formatRounds, median } from "./stats.js";
+import type { BenchGroup, Metric } from "./types.js";
+
+const ROUNDS = 3;
+const BOOT: BootOptions = { cmdline: "console=hvc0 earlycon=sbi", timeoutMs: 300_000 };
+
+/** Seconds to /init's first line, or a thrown one-line reason when the boot never got there. */
+function toInit(boot: Boot, what: string, cpu: number[]): number {
+  if (boot.firstInitMs === undefined) {
+    const tail = (boot.stderr.trim().split("\n").at(-1) ?? "").slice(0, 200);
+    const how = boot.timedOut ? "timed out" : `ended with status ${String(boot.status)}`;
+    throw new Error(`${what} never reached /init (${how}): ${tail}`);
+  }
+  cpu.push(boot.firstInitCpuS ?? NaN);
+  return boot.firstInitMs / 1000;
+}
+
+interface Rounds {
+  readonly soft: number[];
+  readonly qemu: number[];
+  /** CPU seconds (all threads) each process had used at /init's first line. */
+  readonly softCpu: number[];
+  readonly qemuCpu: number[];
+}
+
+async function measure(image: string, withQemu: boolean): Promise<Rounds> {
+  const r: Rounds = { soft: [], qemu: [], softCpu: [], qemuCpu: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    r.soft.push(toInit(await bootLinux(image, BOOT), "regvisor soft", r.softCpu));
+    if (withQemu) r.qemu.push(toInit(await bootQemu(image, BOOT), "QEMU", r.qemuCpu));
+  }
+  return r;
+}
+
+/** The Linux boot benchmark group. */
+export const linuxBootBench: BenchGroup = {
+  name: "soft-linux-boot",
+  async run() {
+    const found = linuxImage();
+    if ("skip" in found) {
+      return {
+        metrics: [],
+        skip: `Linux guest not built (bash scripts/build-linux.sh): ${found.skip}`,
+      };
+    }
+    const withQemu = hasCommand("qemu-system-riscv64");
+    const { soft, qemu, softCpu, qemuCpu } = await measure(found.image, withQemu);
+    const where = `1 vCPU, 256M, "${BOOT.cmdline}", spawn to "init: started"`;
+    const metrics: Metric[] = [
+      {
+        name: "soft.linux_boot.s",
+        value: median(soft),
+        unit: "s",
+        target: "<= 17 (not slower)",
+        detail:
+          `regvisor soft, ${where}; s/round ${formatRounds(soft, 2)} (CPU s, all threads: ` +
+          `${formatRounds(softCpu, 2)}); median of ${ROUNDS}`,
+      },
+    ];
+    if (!withQemu) return { metrics, skip: "QEMU: qemu-system-riscv64 not installed" };
+    const ratios = soft.map((s, i) => s / (qemu[i] ?? NaN));
+    metrics.push({
+      name: "soft.linux_boot.over_qemu",
+      value: median(ratios),
+      unit: "ratio",
+      detail:
+        `regvisor soft s/round ${formatRounds(soft, 2)} vs QEMU TCG -M virt -smp 1 (OpenSBI) ` +
+        `s/round ${formatRounds(qemu, 2)} (CPU s ${formatRounds(qemuCpu, 2)}), ${where}; ` +
+        `median of ${ROUNDS} per-round ratios`,
+    });
+    return { metrics };
+  },
+};
