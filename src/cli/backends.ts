@@ -67,7 +67,9 @@ export function backendPicker(options: { readonly mode?: RunMode; readonly cpus?
   const owned: { system?: KvmSystem } = {};
   return {
     backendFor: (arch) =>
-      arch === "x86" ? kvmBackend(owned) : softBackend(options.mode ?? "inline"),
+      arch === "x86"
+        ? kvmBackend(owned)
+        : softBackend(options.mode ?? ((options.cpus ?? 1) > 1 ? "threaded" : "inline")),
     [Symbol.dispose]() {
       owned.system?.close();
     },

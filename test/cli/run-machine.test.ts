@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { backendPicker } from "../../src/cli/backends.js";
 import { riscvElf, srst } from "../vmm/runner-guests.js";
 import { assertOneLineError, lastLine, regvisor } from "./run-file-helpers.js";
 
@@ -34,6 +35,16 @@ function imageWithMagic(magic: string): string {
 }
 
 describe("regvisor run: machine options", () => {
+  it("runs several soft vCPUs threaded by default (each in its Worker), one inline", () => {
+    const mode = (options: Parameters<typeof backendPicker>[0]): string | undefined => {
+      using picker = backendPicker(options);
+      return picker.backendFor("riscv").mode;
+    };
+    assert.equal(mode({ cpus: 2 }), "threaded");
+    assert.equal(mode({ cpus: 1 }), "inline");
+    assert.equal(mode({ cpus: 2, mode: "inline" }), "inline");
+  });
+
   it("attaches a disk read-only to a bare-metal guest and leaves the file unchanged", () => {
     const before = readFileSync(disk);
     const r = regvisor(["run", "--disk", `${disk},readonly`, "--cpus", "2", guest]);
