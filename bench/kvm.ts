@@ -21,14 +21,8 @@ import { join } from "node:path";
 import { ioctlName, KVM_SYNC_X86 } from "../src/abi/kvm/ioctls.js";
 import { msrRegId } from "../src/abi/arch/x86/index.js";
 import { ioctlPath, setIoctlHook, setThreadCpus, threadCpus } from "../src/backends/kvm/ffi.js";
-import {
-  KvmSystem,
-  bootFlatGuest,
-  bundledGuest,
-  bundledGuestPath,
-  kvmUnavailableReason,
-  type KvmVcpu,
-} from "../src/backends/kvm/index.js";
+import { KvmSystem, kvmUnavailableReason, type KvmVcpu } from "../src/backends/kvm/index.js";
+import { bootFlatGuest, bundledGuest, bundledGuestPath } from "../src/backends/kvm/flat-guest.js";
 import { CReference, compileReference } from "./c-reference.js";
 import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";

@@ -21,21 +21,23 @@ import { msrIndexOf } from "../src/abi/arch/x86/index.js";
 import { ioctlName } from "../src/abi/kvm/ioctls.js";
 import type { RegId } from "../src/abi/regid.js";
 import { setIoctlHook, setThreadCpus, threadCpus } from "../src/backends/kvm/ffi.js";
-import { bundledGuestPath, kvmUnavailableReason } from "../src/backends/kvm/index.js";
+import { kvmUnavailableReason } from "../src/backends/kvm/index.js";
+import { bundledGuestPath } from "../src/backends/kvm/flat-guest.js";
 import type { SoftMode } from "../src/backends/soft/index.js";
 import type { Vcpu } from "../src/backends/vcpu.js";
 import {
   CaptureBuffer,
-  RiscvDemoMachine,
-  X86DemoMachine,
   captureVcpu,
+  resolveRestoreOptions,
+  restoreVcpu,
+} from "../src/vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../src/vmm/snapshot/machines/index.js";
+import {
   emptyMachineFor,
   prepareRestore,
   captureMachine,
-  resolveRestoreOptions,
-  restoreVcpu,
   runMachine,
-} from "../src/vmm/snapshot/index.js";
+} from "../src/vmm/snapshot/vm-state.js";
 import { planVcpuRestore } from "../src/vmm/snapshot/plan.js";
 import { CReference, compileReference } from "./c-reference.js";
 import { formatRounds, median } from "./stats.js";

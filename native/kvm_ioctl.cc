@@ -1,6 +1,8 @@
 // regvisor's native ioctl path: ioctl(fd, request, arg) -> result or -errno, and
 // address(view) -> the user address of a typed array's first byte, so that a struct the kernel
-// reads or writes can live in a JS buffer instead of being copied through native scratch.
+// reads or writes can live in a JS buffer instead of being copied through native scratch, and
+// detach(buffer) -> whether an ArrayBuffer over native memory could be detached, so that the
+// memory can be unmapped at once on close() without leaving a view that would fault.
 //
 // Why it exists: koffi (the FFI every other native call goes through) costs ~40 ns more per
 // call than a plain V8 function callback, and KVM_GET_ONE_REG / KVM_RUN are called in tight
@@ -74,10 +76,32 @@ void Address(const v8::FunctionCallbackInfo<v8::Value> &args) {
   args.GetReturnValue().Set(static_cast<double>(at));
 }
 
+// detach(buffer: ArrayBuffer) -> boolean: detaches the buffer (every typed array and DataView
+// over it then has length 0), or returns false when V8 marks it non-detachable. ffi.ts detaches
+// the ArrayBuffers it made over an mmap'd range before munmap(2), so no JS view can reach the
+// unmapped pages: JavaScript has no way to detach them itself, since Node marks external
+// buffers untransferable (structuredClone copies them instead).
+void Detach(const v8::FunctionCallbackInfo<v8::Value> &args) {
+  v8::Isolate *isolate = args.GetIsolate();
+  if (args.Length() != 1 || !args[0]->IsArrayBuffer()) {
+    ThrowType(isolate, "detach(buffer: ArrayBuffer) expected");
+    return;
+  }
+  const v8::Local<v8::ArrayBuffer> buffer = args[0].As<v8::ArrayBuffer>();
+  if (!buffer->IsDetachable()) {
+    args.GetReturnValue().Set(false);
+    return;
+  }
+  // An empty key passes: these buffers never had a detach key set.
+  const v8::Maybe<bool> done = buffer->Detach(v8::Local<v8::Value>());
+  args.GetReturnValue().Set(done.FromMaybe(false) && buffer->WasDetached());
+}
+
 }  // namespace
 
 // Context-aware, so worker threads (the soft backend's threaded mode, user Workers) can load it.
 NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "ioctl", Ioctl);
   NODE_SET_METHOD(exports, "address", Address);
+  NODE_SET_METHOD(exports, "detach", Detach);
 }

@@ -1,5 +1,5 @@
 /**
- * regvisor's public API. Layers (DESIGN.md §2): `abi` (pure data and codecs), `backends`
+ * regvisor's public API. Layers (docs/DESIGN.md §2): `abi` (pure data and codecs), `backends`
  * (the KVM client and the soft hypervisor), `vmm` (services over the Vcpu interface).
  */
 export * from "./errors.js";
@@ -16,6 +16,23 @@ export {
   type Decoded,
   type UnknownReg,
 } from "./abi/catalog.js";
+export {
+  fieldJson,
+  fieldRows,
+  fieldText,
+  float80ToNumber,
+  isShownField,
+  regFieldSpecs,
+  regFields,
+  type FieldRow,
+  type RegField,
+  type RegFieldSpec,
+} from "./abi/fields.js";
+export {
+  X86_GDB_MSRS,
+  withX86PseudoField,
+  type X86FieldFormat,
+} from "./abi/arch/x86/pseudo-fields.js";
 export { IOCTLS, IOCTL_NAMES, ioctlNumber, ioctlByNumber, ioctlName } from "./abi/kvm/ioctls.js";
 export type { IoctlName, IoctlSpec } from "./abi/kvm/ioctls.js";
 export { KVM_CAP, KVM_EXIT, KVM_API_VERSION, kvmExitName } from "./abi/kvm/constants.js";

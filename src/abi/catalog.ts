@@ -4,7 +4,7 @@
  */
 import type { ArchCatalog, RegInfo } from "./arch/types.js";
 import type { ArchName, RegId } from "./regid.js";
-import { archCode, archOf, formatRegId, regSize } from "./regid.js";
+import { archCode, archOf, formatRegId, regId, regSize } from "./regid.js";
 import { UnknownRegisterError } from "../errors.js";
 import { catalog as arm } from "./arch/arm/index.js";
 import { catalog as arm64 } from "./arch/arm64/index.js";
@@ -32,7 +32,8 @@ export const CATALOG_ARCHES: readonly ArchName[] = Object.keys(CATALOGS) as Arch
 
 /** The catalog for `arch`, or `undefined` for a namespace with no registers. */
 export function catalogFor(arch: ArchName): ArchCatalog | undefined {
-  return CATALOGS[arch];
+  // Own keys only: "__proto__" or "toString" must not reach Object.prototype.
+  return Object.hasOwn(CATALOGS, arch) ? CATALOGS[arch] : undefined;
 }
 
 /** Result of decoding an id that fits no namespace: reported as unknown, never guessed. */
@@ -47,10 +48,14 @@ export interface UnknownReg {
 /** Result of `decodeReg()`: a catalog answer, or an honest "unknown". */
 export type Decoded = (RegInfo & { readonly known: true }) | UnknownReg;
 
-/** Decodes any 64-bit id through the catalog of its arch byte. */
+/**
+ * Decodes any 64-bit id through the catalog of its arch byte.
+ * @throws {TypeError} if `id` is not a bigint; {RangeError} if it is negative or above 2^64-1.
+ */
 export function decodeReg(id: RegId): Decoded {
+  regId(id); // a plain bigint from JavaScript may be out of range: refuse it, never decode it
   const arch = archOf(id);
-  const info = arch === undefined ? undefined : CATALOGS[arch]?.decode(id);
+  const info = arch === undefined ? undefined : catalogFor(arch)?.decode(id);
   if (info === undefined) {
     return { id, arch, archCode: archCode(id), size: regSize(id), known: false };
   }
@@ -73,10 +78,18 @@ export function regLabel(id: RegId): string {
 
 /**
  * Finds a register of `arch` by name, alias or generic name.
- * @throws {UnknownRegisterError} if the arch has no such register name.
+ * @throws {TypeError} if `name` is not a string.
+ * @throws {UnknownRegisterError} if the arch has no catalog or no such register name.
  */
 export function lookupReg(arch: ArchName, name: string): RegInfo {
-  const info = CATALOGS[arch]?.lookup(name);
+  if (typeof name !== "string") throw new TypeError("A register name must be a string");
+  const catalog = catalogFor(arch);
+  if (catalog === undefined) {
+    throw new UnknownRegisterError(
+      `No register catalog for arch "${arch}"; one of ${CATALOG_ARCHES.join(", ")}`,
+    );
+  }
+  const info = catalog.lookup(name);
   if (info === undefined) {
     throw new UnknownRegisterError(`No register named "${name}" in the ${arch} catalog`);
   }

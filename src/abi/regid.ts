@@ -105,16 +105,21 @@ export function sizeCodeOf(bytes: number): number {
  * @throws {RangeError} if the size is not encodable or the payload does not fit in 52 bits.
  */
 export function makeRegId(arch: ArchName, sizeBytes: number, payload: bigint): RegId {
+  if (typeof payload !== "bigint") throw new TypeError("A register id payload must be a bigint");
   if (payload < 0n || payload > PAYLOAD_MASK) {
-    throw new RangeError(`Register id payload 0x${payload.toString(16)} does not fit in 52 bits`);
+    const text = payload < 0n ? payload.toString() : `0x${payload.toString(16)}`;
+    throw new RangeError(`Register id payload ${text} does not fit in 52 bits`);
   }
   const code = BigInt(sizeCodeOf(sizeBytes));
   return regId((BigInt(ARCH_CODES[arch]) << 56n) | (code << 52n) | payload);
 }
 
-/** Formats an id the way every regvisor message does: `0x` + 16 lower-case hex digits. */
+/**
+ * Formats an id the way every regvisor message does: `0x` + 16 lower-case hex digits.
+ * @throws {TypeError} / {RangeError} as `regId()` for a value that is no 64-bit id.
+ */
 export function formatRegId(id: RegId): string {
-  return "0x" + id.toString(16).padStart(16, "0");
+  return "0x" + regId(id).toString(16).padStart(16, "0");
 }
 
 const HEX = /^0x[0-9a-f]+$/i;

@@ -4,7 +4,7 @@
  *
  * Register values are `Uint8Array`s of exactly `regSize(id)` bytes in little-endian order
  * (the host byte order of every KVM arch regvisor drives). MANY_REGS is regvisor's own
- * contract (DESIGN.md §1): values packed in list order, no padding, total = Σ size(id).
+ * contract (docs/DESIGN.md §1): values packed in list order, no padding, total = Σ size(id).
  */
 import type { ArchName, RegId } from "../abi/regid.js";
 import { RegvisorError } from "../errors.js";
@@ -126,13 +126,32 @@ export interface MemoryRegionSpec {
   readonly logDirty?: boolean;
 }
 
+/**
+ * Largest typed array Node 20 makes (V8 11.3; `buffer.constants.MAX_LENGTH`): 4 GiB. One
+ * view of guest RAM is never longer.
+ */
+export const MAX_GUEST_VIEW_BYTES = 2 ** 32;
+/** The longest `GuestMemory.view()` any region serves at every offset: 2 GiB. */
+export const MAX_GUEST_WINDOW_BYTES = 2 ** 31;
+
 /** One guest RAM region, owned by its VM. */
 export interface GuestMemory {
   readonly slot: number;
   readonly guestPhysAddr: bigint;
   readonly size: number;
-  /** The guest's RAM, zero-copy: what the VMM writes here the guest sees. */
+  /**
+   * The guest's RAM, zero-copy: what the VMM writes here the guest sees. A region above
+   * `MAX_GUEST_VIEW_BYTES` (4 GiB) has no single view: reading this throws a `RangeError`, and
+   * `view()` reaches every byte. After the VM closes, a view has length 0 (or reads zeros).
+   */
   readonly bytes: Uint8Array;
+  /**
+   * A zero-copy view of the region's bytes `[offset, offset + length)` (offset 0 is
+   * `guestPhysAddr`): any range up to `MAX_GUEST_WINDOW_BYTES` long, or the whole region when it
+   * is at most `MAX_GUEST_VIEW_BYTES`.
+   * @throws {RangeError} if the range is outside the region or longer than one view can be.
+   */
+  view(offset: number, length: number): Uint8Array;
   /** KVM_MEM_READONLY is set. */
   readonly readOnly: boolean;
   /** KVM_MEM_LOG_DIRTY_PAGES is set. */

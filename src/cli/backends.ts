@@ -4,7 +4,7 @@
  * machine's `MachineBackend` hooks.
  */
 import { KvmSystem, KvmVcpu, kvmUnavailableReason } from "../backends/kvm/index.js";
-import { SoftVcpu, createSoftVm } from "../backends/soft/index.js";
+import { SOFT_MAX_SLOT_BYTES, SoftVcpu, createSoftVm } from "../backends/soft/index.js";
 import { MAX_VCPUS as SOFT_MAX_VCPUS } from "../backends/soft/shared.js";
 import { RegvisorError } from "../errors.js";
 import type { ImageArch } from "../vmm/image.js";
@@ -28,6 +28,8 @@ function softBackend(mode: RunMode): MachineBackend {
     arch: "riscv",
     mode,
     maxVcpus: SOFT_MAX_VCPUS,
+    // One memslot is one typed array (src/backends/soft/vm.ts).
+    maxMemBytes: SOFT_MAX_SLOT_BYTES,
     createVm: () => createSoftVm({ mode }),
     instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
     faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),

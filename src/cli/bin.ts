@@ -1,10 +1,21 @@
 #!/usr/bin/env node
 /** Entry point of the `regvisor` executable. */
 import { main } from "./main.js";
+import { writeAllSync } from "./output.js";
+
+// stderr carries the one-line reasons; if it is closed too there is nobody left to tell.
+process.stderr.on("error", () => undefined);
 
 process.exitCode = await main(process.argv.slice(2), {
-  stdout: (text) => process.stdout.write(text),
+  // Synchronous, so a closed or full stdout stops the command at the failing write (output.ts).
+  stdout: (text) => {
+    writeAllSync(1, text);
+  },
   // Guest console output is passed through byte for byte, not re-encoded as UTF-8.
-  stdoutBytes: (bytes) => process.stdout.write(bytes),
+  stdoutBytes: (bytes) => {
+    writeAllSync(1, bytes);
+  },
+  // `run FILE`'s guest console: the stream's write() result is its backpressure, and its
+  // 'error' event (EPIPE, ENOSPC) ends the run with status 141 or 74 (console-sink.ts).
   stdoutStream: process.stdout,
 });

@@ -1,13 +1,6 @@
 /** JSON helpers for CLI output: bigints as decimal strings or hex, bytes as hex. */
 import type { VcpuExit } from "../backends/vcpu.js";
 
-/** Lower-case hex of little-endian bytes as a number (`0x…`), most significant digit first. */
-export function leHex(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = bytes.length - 1; i >= 0; i--) out += (bytes[i] ?? 0).toString(16).padStart(2, "0");
-  return "0x" + out;
-}
-
 /** A VcpuExit as plain JSON data (bigints → "0x…" strings, byte arrays → hex). */
 export function exitToJson(exit: VcpuExit): Record<string, unknown> {
   const out: Record<string, unknown> = {};

@@ -5,39 +5,47 @@
  * the guest's status. Either way the final vCPU state can be dumped through the generic
  * register view.
  */
-import { readFileSync } from "node:fs";
-import type { Writable } from "node:stream";
-import { parseArgs } from "node:util";
-import { formatRegId } from "../abi/regid.js";
-import { kvmUnavailableReason, runDemo } from "../backends/kvm/index.js";
-import { runSoftDemo } from "../backends/soft/index.js";
+import { KVM_REGS } from "../abi/kvm/layouts-x86.js";
+import { runDemo } from "../backends/kvm/demo.js";
+import { runSoftDemo } from "../backends/soft/demo.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
-import { RegvisorError } from "../errors.js";
+import type { Writable } from "node:stream";
+import { startApiServer, type ApiServer } from "../vmm/api/server.js";
+import { readInputFile } from "../vmm/input-file.js";
 import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
 import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
+import type { Machine } from "../vmm/machine/machine.js";
 import { MAX_CPUS, runGuest, type RunSummary } from "../vmm/runner.js";
 import { stdinInput } from "../vmm/runner-input.js";
-import type { BackendName } from "../vmm/runner-types.js";
+import { faultEnding, haltEnding, srstEnding } from "../vmm/runner-status.js";
+import type { RunEnding } from "../vmm/runner-types.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
 import { backendPicker } from "./backends.js";
+import { chooseBackend, parseBackend, parseMode } from "./backend.js";
 import { UsageError } from "./errors.js";
-import { exitToJson, leHex } from "./json.js";
+import { exitToJson } from "./json.js";
+import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } from "./options.js";
+import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
-import { formatTable } from "./table.js";
+import { listenForStopSignals } from "./signals.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
        regvisor run [options] FILE
+       regvisor run [--backend kvm|soft] [--mode M] --snapshot-at-exit N --snapshot-out FILE [--json]
 
-Without FILE, runs the bundled demo guest. Without --backend, /dev/kvm is used when it works,
-else the soft backend (with a one-line notice on stderr).
+Without FILE, runs the bundled demo guest. Without --backend, /dev/kvm (or the device in
+REGVISOR_KVM_DEVICE) is used when it works, else the soft backend (with a one-line notice).
   --backend kvm   x86-64 guest on /dev/kvm: long mode, greeting and fib(90) through port 0xE9
   --backend soft  RISC-V guest on regvisor's software hypervisor, through the SBI console
   --mode M        soft backend only: inline (default with one vCPU) or threaded (each vCPU
                   in a Worker; the default with --cpus 2 or more)
   --dump-regs     print the final vCPU state: every id of the register list, by catalog name
-  --json          print one JSON object: output, exits, last exit, registers
+  --json          print one JSON object: output, reason, status, pc, exits, last exit, registers
+  --snapshot-at-exit N  stop the demo after its N-th exit and write a snapshot (see
+                        'regvisor run --snapshot-at-exit 0 --help' and 'regvisor restore --help')
+  --snapshot-out FILE   where that snapshot goes
 
 With FILE (an ELF, a RISC-V Linux Image, or a flat binary with --load-addr), runs your own
 guest; the backend follows the file (x86-64/i386 ELF → kvm, RISC-V ELF or Image → soft). A
@@ -55,13 +63,37 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
                       real for flat binaries)
   --cmdline TEXT      RISC-V: the device tree's /chosen/bootargs
   --timeout SECONDS   stop the guest after this long (exit status 124)
+  --api PATH          serve the control socket on the Unix socket PATH while the guest runs
+                      (GET /status; PUT /pause, /resume, /quit; see 'regvisor ctl --help')
   --trace-exits       print every exit (kind, port/address, data) to stderr
   --stats             print exit counts, instructions retired (soft) and wall time to stderr
   --json              print one summary object: reason, status, counts, final registers
 Exit status: 0 clean shutdown/halt; the value written to port 0xf4 or the SRST reason; 124
 timeout or an x86 HLT that can never wake; 125 guest fault; 141 the console's reader went
 away (EPIPE); 1 bad image; 2 bad command line.
+timeout or an x86 HLT that can never wake; 125 guest fault; 130/143 stopped by SIGINT/SIGTERM;
+1 bad image; 2 bad command line; 141 stdout closed; 74 stdout failed.
 `;
+
+/** Every option of `run` (the snapshot flags are parsed by src/cli/snapshot.ts). */
+const RUN_OPTIONS = {
+  backend: { type: "string" },
+  mode: { type: "string" },
+  "dump-regs": { type: "boolean" },
+  json: { type: "boolean" },
+  mem: { type: "string" },
+  "load-addr": { type: "string" },
+  entry: { type: "string" },
+  "x86-mode": { type: "string" },
+  cmdline: { type: "string" },
+  cpus: { type: "string" },
+  initrd: { type: "string" },
+  disk: { type: "string", multiple: true },
+  api: { type: "string" },
+  "trace-exits": { type: "boolean" },
+  stats: { type: "boolean" },
+  ...ENDING_OPTIONS,
+} as const;
 
 /** Options that only make sense with a FILE. */
 const FILE_ONLY = [
@@ -73,13 +105,11 @@ const FILE_ONLY = [
   "entry",
   "x86-mode",
   "cmdline",
+  "api",
   "timeout",
   "trace-exits",
   "stats",
-] as const;
-
-/** Largest `--timeout`: what a 32-bit millisecond timer holds (about 24.8 days). */
-const MAX_TIMEOUT_S = 2_147_483;
+] as const satisfies readonly (keyof typeof RUN_OPTIONS)[];
 
 /**
  * `Out`, optionally able to take raw bytes (guest output is not always UTF-8), or the stream
@@ -92,84 +122,11 @@ export type RunOut = Out & {
 
 type RunRegister = NamedRegister;
 
-type Values = ReturnType<typeof parseRunArgs>["values"];
-
-// The return type is parseArgs' own, inferred from the option table.
-function parseRunArgs(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      backend: { type: "string" },
-      mode: { type: "string" },
-      "dump-regs": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-      mem: { type: "string" },
-      "load-addr": { type: "string" },
-      entry: { type: "string" },
-      "x86-mode": { type: "string" },
-      cmdline: { type: "string" },
-      cpus: { type: "string" },
-      initrd: { type: "string" },
-      disk: { type: "string", multiple: true },
-      timeout: { type: "string" },
-      "trace-exits": { type: "boolean", default: false },
-      stats: { type: "boolean", default: false },
-    },
-  });
-}
-
-/** Value column for the human register dump: short values whole, long ones abbreviated. */
-function valueText(value: Uint8Array): string {
-  if (value.length <= 16) return leHex(value);
-  const nonZero = value.reduce((n, b) => n + (b === 0 ? 0 : 1), 0);
-  return `(${value.length} bytes, ${nonZero} non-zero)`;
-}
-
-function registersJson(regs: readonly RunRegister[]): unknown[] {
-  return regs.map((r) => ({
-    name: r.name,
-    id: formatRegId(r.id),
-    class: r.class,
-    size: r.value.length,
-    value: leHex(r.value),
-  }));
-}
-
-function registersTable(regs: readonly RunRegister[]): string {
-  const rows = regs.map((r) => [
-    r.name,
-    formatRegId(r.id),
-    String(r.value.length),
-    valueText(r.value),
-  ]);
-  return formatTable(["NAME", "ID", "SIZE", "VALUE"], rows);
-}
-
-function parseBackend(requested: string | undefined): BackendName | undefined {
-  if (requested === undefined || requested === "kvm" || requested === "soft") return requested;
-  throw new UsageError(`unknown backend "${requested}"; kvm or soft`);
-}
-
-function parseMode(mode: string | undefined): "inline" | "threaded" | undefined {
-  if (mode === undefined || mode === "inline" || mode === "threaded") return mode;
-  throw new UsageError(`unknown mode "${mode}"; inline or threaded`);
-}
-
-function chooseBackend(requested: string | undefined, err: (t: string) => void): "kvm" | "soft" {
-  const backend = parseBackend(requested);
-  if (backend !== undefined) return backend;
-  const reason = kvmUnavailableReason();
-  if (reason === undefined) return "kvm";
-  err(`regvisor: /dev/kvm is not usable (${reason}); running on the soft backend\n`);
-  return "soft";
-}
+type Values = OptionValues<typeof RUN_OPTIONS>;
 
 /**
- * Runs `regvisor run …`; returns the exit status (0 when the guest finished cleanly; with FILE,
- * the guest's status as documented in RUN_HELP).
+ * Runs `regvisor run …`; resolves to the exit status (0 when the guest finished cleanly; with
+ * FILE, the guest's status as documented in RUN_HELP).
  * @throws {UsageError} on a bad command line; image and backend errors pass through.
  */
 export async function runCommand(
@@ -177,11 +134,9 @@ export async function runCommand(
   out: RunOut,
   err: (text: string) => void,
 ): Promise<number> {
-  const { values, positionals } = parseRunArgs(argv);
-  if (values.help) {
-    out.stdout(RUN_HELP);
-    return 0;
-  }
+  const parsed = parseCommandLine("run", argv, RUN_OPTIONS, RUN_HELP, out);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length > 1) {
     throw new UsageError(`run takes one FILE, got ${positionals.length}: ${positionals.join(" ")}`);
   }
@@ -194,74 +149,73 @@ export async function runCommand(
   return runBundledDemo(values, out, err);
 }
 
+/** What a demo run did (both demos return this shape). */
+interface DemoOutcome {
+  readonly output: string;
+  readonly exits: number;
+  readonly exitKinds: Readonly<Record<string, number>>;
+  readonly lastExit: VcpuExit;
+  readonly finalRegs: readonly RunRegister[];
+}
+
+/** The demo's ending in `run FILE`'s terms: HLT / SRST shutdown are clean, anything else a fault. */
+function demoEnding(backend: "kvm" | "soft", exit: VcpuExit): RunEnding {
+  if (backend === "kvm" && exit.kind === "hlt") return haltEnding();
+  if (backend === "soft" && isShutdown(exit)) return srstEnding(false, 0n);
+  return faultEnding(`unexpected ${exit.kind} exit`);
+}
+
+/** The demo's final program counter, from its register view (x86: kvm_regs.rip in REGS). */
+function demoPc(backend: "kvm" | "soft", regs: readonly RunRegister[]): bigint | undefined {
+  const [name, offset] = backend === "kvm" ? ["REGS", KVM_REGS.fields.rip.offset] : ["core.pc", 0];
+  const value = regs.find((r) => r.name === name)?.value;
+  if (value === undefined || value.length < offset + 8) return undefined;
+  return new DataView(value.buffer, value.byteOffset + offset, 8).getBigUint64(0, true);
+}
+
 function runBundledDemo(values: Values, out: Out, err: (text: string) => void): number {
   const mode = parseMode(values.mode);
   const backend = chooseBackend(values.backend, err);
   if (mode !== undefined && backend !== "soft") {
     throw new UsageError("--mode applies to the soft backend only");
   }
-  const result: {
-    output: string;
-    exits: number;
-    exitKinds: Readonly<Record<string, number>>;
-    lastExit: VcpuExit;
-    finalRegs: readonly RunRegister[];
-  } = backend === "kvm" ? runDemo() : runSoftDemo(mode === undefined ? {} : { mode });
-  const clean = backend === "kvm" ? result.lastExit.kind === "hlt" : isShutdown(result.lastExit);
-  if (values.json) {
+  const result: DemoOutcome =
+    backend === "kvm" ? runDemo() : runSoftDemo(mode === undefined ? {} : { mode });
+  const ending = demoEnding(backend, result.lastExit);
+  if (values.json === true) {
+    const pc = demoPc(backend, result.finalRegs);
     const json = {
       backend,
       ...(backend === "soft" ? { mode: mode ?? "inline" } : {}),
       output: result.output,
-      clean,
+      reason: ending.reason,
+      status: ending.status,
+      message: ending.message,
+      clean: ending.status === 0,
+      pcName: backend === "kvm" ? "rip" : "pc",
+      pc: pc === undefined ? null : `0x${pc.toString(16)}`,
       exits: result.exits,
       exitKinds: result.exitKinds,
       lastExit: exitToJson(result.lastExit),
-      ...(values["dump-regs"] ? { registers: registersJson(result.finalRegs) } : {}),
+      ...(values["dump-regs"] === true ? { registers: registersJson(result.finalRegs) } : {}),
     };
     out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else {
     out.stdout(result.output);
-    if (values["dump-regs"]) out.stdout(registersTable(result.finalRegs));
+    if (values["dump-regs"] === true) out.stdout(registersTable(result.finalRegs));
     err(
       `regvisor: ${backend} guest ended with ${result.lastExit.kind} after ${result.exits} exits\n`,
     );
   }
-  return clean ? 0 : 1;
+  return ending.status;
 }
 
 function isShutdown(exit: VcpuExit): boolean {
   return exit.kind === "system_event" && exit.type === 1;
 }
 
-/** A guest file could not be read. */
-export class GuestFileError extends RegvisorError {
-  constructor(path: string, cause: unknown) {
-    const code = cause instanceof Error && "code" in cause ? String(cause.code) : "";
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EISDIR"
-          ? "it is a directory"
-          : code === "EACCES"
-            ? "permission denied"
-            : cause instanceof Error
-              ? cause.message
-              : String(cause);
-    super("GUEST_FILE", `Cannot read guest file "${path}": ${why}`, { cause });
-  }
-}
-
-function parseTimeout(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const seconds = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(seconds > 0) || seconds > MAX_TIMEOUT_S) {
-    throw new UsageError(
-      `--timeout: expected a number of seconds between 0 and ${MAX_TIMEOUT_S}, such as 5 or 0.5, got ${JSON.stringify(text)}`,
-    );
-  }
-  return seconds * 1000;
-}
+/** The smallest size limit of a guest image file (see runFile). */
+const GUEST_IMAGE_MIN_LIMIT = 1 << 30;
 
 function parseX86Mode(text: string | undefined): X86Mode | undefined {
   if (text === undefined) return undefined;
@@ -315,14 +269,6 @@ function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
   }
 }
 
-function readGuestFile(path: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (error) {
-    throw new GuestFileError(path, error);
-  }
-}
-
 async function runFile(
   path: string,
   values: Values,
@@ -335,53 +281,75 @@ async function runFile(
   const x86Mode = parseX86Mode(values["x86-mode"]);
   const cpus = parseCpus(values.cpus);
   const disks = parseDisks(values.disk);
+  const json = values.json === true;
   let summary: RunSummary;
+  let api: ApiServer | undefined;
   const captured: Uint8Array[] = [];
-  const sink = values.json
+  const sink = json
     ? { write: (b: Uint8Array) => void captured.push(b.slice()), flush: () => undefined }
     : outputSink(out);
   try {
     const memSize = values.mem === undefined ? undefined : parseMemSize(values.mem);
     const loadAddr = optionalAddress(values["load-addr"], "--load-addr");
     const entry = optionalAddress(values.entry, "--entry");
-    const file = readGuestFile(path);
-    const initrd = values.initrd === undefined ? undefined : readGuestFile(values.initrd);
+    // An image larger than guest RAM cannot load; an ELF may carry symbols beyond its
+    // segments, so the limit is RAM or 1 GiB, whichever is larger. An initrd lies in RAM whole.
+    const maxBytes = Math.max(Number(memSize ?? 0n), GUEST_IMAGE_MIN_LIMIT);
+    const file = readInputFile(path, { what: "guest image", maxBytes });
+    const initrd =
+      values.initrd === undefined
+        ? undefined
+        : readInputFile(values.initrd, { what: "initrd", maxBytes });
     using input = stdinInput();
+    using stop = listenForStopSignals();
     using backends = backendPicker({
       ...(mode === undefined ? {} : { mode }),
       ...(cpus === undefined ? {} : { cpus }),
     });
-    summary = await runGuest({
-      file,
-      backendFor: backends.backendFor,
-      ...(cpus === undefined ? {} : { cpus }),
-      ...(initrd === undefined ? {} : { initrd }),
-      ...(disks.length === 0 ? {} : { disks }),
-      output: sink.write,
-      input,
-      ...(backend === undefined ? {} : { backend }),
-      ...(mode === undefined ? {} : { mode }),
-      ...(memSize === undefined ? {} : { memSize }),
-      ...(loadAddr === undefined ? {} : { loadAddr }),
-      ...(entry === undefined ? {} : { entry }),
-      ...(x86Mode === undefined ? {} : { x86Mode }),
-      ...(values.cmdline === undefined ? {} : { cmdline: values.cmdline }),
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      ...(values["trace-exits"]
-        ? {
-            trace: (line: string) => {
-              err(`regvisor: ${line}\n`);
-            },
-          }
-        : {}),
-      collectRegisters: values.json || values["dump-regs"],
-    });
+    const apiPath = values.api;
+    try {
+      summary = await runGuest({
+        file,
+        backendFor: backends.backendFor,
+        ...(cpus === undefined ? {} : { cpus }),
+        ...(initrd === undefined ? {} : { initrd }),
+        ...(disks.length === 0 ? {} : { disks }),
+        output: sink.write,
+        input,
+        stop,
+        ...(backend === undefined ? {} : { backend }),
+        ...(mode === undefined ? {} : { mode }),
+        ...(memSize === undefined ? {} : { memSize }),
+        ...(loadAddr === undefined ? {} : { loadAddr }),
+        ...(entry === undefined ? {} : { entry }),
+        ...(x86Mode === undefined ? {} : { x86Mode }),
+        ...(values.cmdline === undefined ? {} : { cmdline: values.cmdline }),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(values["trace-exits"] === true
+          ? {
+              trace: (line: string) => {
+                err(`regvisor: ${line}\n`);
+              },
+            }
+          : {}),
+        collectRegisters: json || values["dump-regs"] === true,
+        ...(apiPath === undefined
+          ? {}
+          : {
+              onMachine: async (machine: Machine) => {
+                api = await startApiServer({ path: apiPath, control: machine });
+              },
+            }),
+      });
+    } finally {
+      // The socket lives as long as the machine: a client sees it vanish when the run ends.
+      await api?.close();
+    }
+    sink.flush();
   } catch (error) {
     // A value the command line got wrong is a usage error (status 2), like a bad flag.
     if (error instanceof OptionValueError) throw new UsageError(error.message);
     throw error;
-  } finally {
-    sink.flush();
   }
   report(summary, values, out, err, captured);
   return summary.ending.status;
@@ -398,15 +366,15 @@ function report(
   err: (t: string) => void,
   captured: readonly Uint8Array[],
 ): void {
-  if (values.json) {
+  if (values.json === true) {
     out.stdout(JSON.stringify(summaryJson(s, captured), null, 2) + "\n");
-  } else if (values["dump-regs"]) {
+  } else if (values["dump-regs"] === true) {
     out.stdout(registersTable(s.registers));
   }
   if (s.registersError !== undefined) {
     err(`regvisor: cannot read the final registers: ${s.registersError}\n`);
   }
-  if (values.stats) {
+  if (values.stats === true) {
     const kinds = Object.entries(s.exitKinds).map(([k, n]) => `${k} ${n}`);
     err(`regvisor: stats: ${s.exits} exits (${kinds.join(", ")})\n`);
     if (s.instructions !== undefined) {

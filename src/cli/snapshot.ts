@@ -11,17 +11,12 @@
  * the two outputs concatenated equal an uninterrupted run. Every error is one line on stderr
  * (main.ts); a damaged file is a `SnapshotFormatError` and nothing is restored.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { writeFileSync } from "node:fs";
 import { decodeReg } from "../abi/catalog.js";
-import { formatRegId, regSize } from "../abi/regid.js";
-import { kvmUnavailableReason } from "../backends/kvm/index.js";
-import type { SoftMode } from "../backends/soft/index.js";
+import { regSize } from "../abi/regid.js";
 import { RegvisorError } from "../errors.js";
 import {
-  RiscvDemoMachine,
-  X86DemoMachine,
-  captureMachine,
+  DEFAULT_LIMITS,
   decodeMachineState,
   decodeSnapshot,
   diffSnapshots,
@@ -29,15 +24,25 @@ import {
   inspectSnapshot,
   renderDiff,
   renderSummary,
+  SnapshotFormatError,
+  type SnapshotMachine,
+} from "../vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../vmm/snapshot/machines/index.js";
+import {
+  captureMachine,
   restoreMachine,
   runMachine,
   type MachineRestoreOptions,
-  type SnapshotMachine,
-} from "../vmm/snapshot/index.js";
+} from "../vmm/snapshot/vm-state.js";
+import { readInputFile } from "../vmm/input-file.js";
+import { runMachineBounded } from "../vmm/snapshot/run-bounded.js";
+import { chooseBackend, parseMode } from "./backend.js";
 import { UsageError } from "./errors.js";
-import { exitToJson, leHex } from "./json.js";
+import { exitToJson } from "./json.js";
+import { ENDING_OPTIONS, parseCommandLine, parseTimeout } from "./options.js";
+import { registersJson, registersTable, type DumpRegister } from "./registers.js";
 import type { Out } from "./regs.js";
-import { formatTable } from "./table.js";
+import { listenForStopSignals } from "./signals.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded]
                     --snapshot-at-exit N --snapshot-out FILE [--json]
@@ -47,15 +52,18 @@ Runs the bundled demo guest, stops after its N-th exit to the VMM (exits counted
 snapshot of the whole machine to FILE and prints what the guest printed so far.
 `;
 
-const RESTORE_HELP = `Usage: regvisor restore FILE [--mode inline|threaded] [--dump-regs] [--json]
-                       [--on-missing error|keep] [--on-extra error|ignore|try]
+const RESTORE_HELP = `Usage: regvisor restore FILE [--mode inline|threaded] [--timeout SECONDS] [--dump-regs]
+                       [--json] [--on-missing error|keep] [--on-extra error|ignore|try]
                        [--on-size-mismatch error|ignore]
 
 Rebuilds the machine of a snapshot in this process (new VM, memslots, vCPUs), restores
 registers, RAM and devices, and runs the guest to its end, printing what it prints after the
 snapshot (--json: the output before, after and combined). --mode chooses the soft backend's
-execution mode (default: the snapshot's). The --on-* options decide what a register present on
-one side only does (default: error).
+execution mode (default: the snapshot's). --timeout stops the guest after SECONDS, as for
+'regvisor run FILE'. The --on-* options decide what a register present on one side only does
+(default: error).
+Exit status: 0 the guest finished; 1 it stopped at an exit the demo VMM does not handle, or the
+snapshot could not be read or restored; 2 bad command line; 124 --timeout; 130/143 SIGINT/SIGTERM.
 `;
 
 const INSPECT_HELP = `Usage: regvisor inspect FILE [--values] [--no-registers] [--json]
@@ -66,7 +74,7 @@ Prints a snapshot's header, sections, registers by name and size, memory and dev
 const DIFF_HELP = `Usage: regvisor diff A B [--json]
 
 Register-level differences between two snapshots (plus memory pages and devices).
-Exit status: 0 identical, 1 different (or an error).
+Exit status: 0 identical, 1 different, 2 bad command line, 3 a file could not be read or decoded.
 `;
 
 const decoder = new TextDecoder();
@@ -78,62 +86,60 @@ export class SnapshotRunError extends RegvisorError {
   }
 }
 
+/** A snapshot file's bytes, within the decoder's whole-snapshot limit (checked before reading). */
 function readSnapshotFile(path: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new RegvisorError(
-      "SNAPSHOT_FILE",
-      `Cannot read snapshot ${path}: ${typeof code === "string" ? code : String(error)}`,
-    );
+  return readInputFile(path, { what: "snapshot", maxBytes: DEFAULT_LIMITS.maxTotalBytes });
+}
+
+/** An error about one snapshot file: the original's name and code, its message naming the file. */
+class InFileError extends RegvisorError {
+  constructor(path: string, error: RegvisorError) {
+    const prefix = "Cannot decode snapshot";
+    const message = error.message.startsWith(prefix)
+      ? `${prefix} "${path}"${error.message.slice(prefix.length)}`
+      : `"${path}": ${error.message}`;
+    super(error.code, message, { cause: error });
+    this.name = error.name;
   }
 }
 
-function parseMode(mode: string | undefined): SoftMode | undefined {
-  if (mode === undefined || mode === "inline" || mode === "threaded") return mode;
-  throw new UsageError(`unknown mode "${mode}"; inline or threaded`);
-}
-
-function chooseBackend(requested: string | undefined, err: (t: string) => void): "kvm" | "soft" {
-  if (requested === "kvm" || requested === "soft") return requested;
-  if (requested !== undefined) throw new UsageError(`unknown backend "${requested}"; kvm or soft`);
-  const reason = kvmUnavailableReason();
-  if (reason === undefined) return "kvm";
-  err(`regvisor: /dev/kvm is not usable (${reason}); running on the soft backend\n`);
-  return "soft";
+/** Runs `fn` over the snapshot file `path`; a format error names the file. */
+function withFile<T>(path: string, fn: (bytes: Uint8Array) => T): T {
+  const bytes = readSnapshotFile(path);
+  try {
+    return fn(bytes);
+  } catch (error) {
+    if (error instanceof SnapshotFormatError) throw new InFileError(path, error);
+    throw error;
+  }
 }
 
 function parseExitNumber(text: string | undefined): number {
   if (text === undefined) throw new UsageError("--snapshot-at-exit N is required");
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n))
-    throw new UsageError(`--snapshot-at-exit needs a non-negative integer, got "${text}"`);
+    throw new UsageError(
+      `--snapshot-at-exit: expected an exit count of 0 or more, such as 2, got "${text}"`,
+    );
   return n;
 }
+
+const SNAPSHOT_RUN_OPTIONS = {
+  backend: { type: "string" },
+  mode: { type: "string" },
+  "snapshot-at-exit": { type: "string" },
+  "snapshot-out": { type: "string" },
+  json: { type: "boolean" },
+} as const;
 
 /**
  * `regvisor run … --snapshot-at-exit N --snapshot-out FILE`.
  * @throws {UsageError} on a bad command line; {SnapshotRunError} if the guest ends first.
  */
 export function snapshotRunCommand(argv: string[], out: Out, err: (t: string) => void): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      backend: { type: "string" },
-      mode: { type: "string" },
-      "snapshot-at-exit": { type: "string" },
-      "snapshot-out": { type: "string" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    out.stdout(RUN_HELP);
-    return 0;
-  }
+  const parsed = parseCommandLine("run", argv, SNAPSHOT_RUN_OPTIONS, RUN_HELP, out);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length > 0)
     throw new UsageError(`run takes no FILE (got "${positionals[0] ?? ""}")`);
   const n = parseExitNumber(values["snapshot-at-exit"]);
@@ -156,7 +162,7 @@ export function snapshotRunCommand(argv: string[], out: Out, err: (t: string) =>
   const bytes = encodeSnapshot(captureMachine(machine, { meta: { creator: "regvisor" } }));
   writeFileSync(file, bytes);
   const output = decoder.decode(machine.output());
-  if (values.json) {
+  if (values.json === true) {
     const json = {
       backend: machine.backend,
       snapshotAtExit: n,
@@ -198,9 +204,7 @@ function restoreOptions(
   };
 }
 
-function registerDump(
-  machine: SnapshotMachine,
-): { name: string; id: string; size: number; value: string }[] {
+function registerDump(machine: SnapshotMachine): DumpRegister[] {
   const vcpu = machine.vcpus[0];
   if (vcpu === undefined) return [];
   const ids = vcpu.regList();
@@ -210,51 +214,60 @@ function registerDump(
     const info = decodeReg(id);
     const value = packed.subarray(at, at + regSize(id));
     at += value.length;
-    return {
-      name: info.known ? info.name : "unknown",
-      id: formatRegId(id),
-      size: value.length,
-      value: leHex(value),
-    };
+    return { id, name: info.known ? info.name : "unknown", value };
   });
 }
 
+const RESTORE_OPTIONS = {
+  mode: { type: "string" },
+  "on-missing": { type: "string" },
+  "on-extra": { type: "string" },
+  "on-size-mismatch": { type: "string" },
+  "dump-regs": { type: "boolean" },
+  json: { type: "boolean" },
+  ...ENDING_OPTIONS,
+} as const;
+
 /**
- * `regvisor restore FILE`.
+ * `regvisor restore FILE`: resolves to 0 when the guest finished, 1 when it stopped at an exit
+ * the demo VMM does not handle, or the timeout/signal status.
  * @throws {UsageError} on a bad command line; {SnapshotFormatError} / {RestoreError} otherwise.
  */
-export function restoreCommand(argv: string[], out: Out, err: (t: string) => void): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      mode: { type: "string" },
-      "on-missing": { type: "string" },
-      "on-extra": { type: "string" },
-      "on-size-mismatch": { type: "string" },
-      "dump-regs": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    out.stdout(RESTORE_HELP);
-    return 0;
-  }
+export async function restoreCommand(
+  argv: string[],
+  out: Out,
+  err: (t: string) => void,
+): Promise<number> {
+  const parsed = parseCommandLine("restore", argv, RESTORE_OPTIONS, RESTORE_HELP, out);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
   const [file, ...extra] = positionals;
   if (file === undefined || extra.length > 0) throw new UsageError("restore takes one FILE");
   const options = restoreOptions(values);
-  const restored = restoreMachine(readSnapshotFile(file), options);
+  const timeoutMs = parseTimeout(values.timeout);
+  const restored = withFile(file, (bytes) => restoreMachine(bytes, options));
   using machine = restored.machine;
   const report = restored.report;
   const before = machine.output();
-  const run = runMachine(machine);
+  let run;
+  {
+    using stop = listenForStopSignals();
+    run = await runMachineBounded(machine, {
+      stop,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+  }
   const all = machine.output();
   const output = decoder.decode(all.subarray(before.length));
   const clean = run.stopped === "finished";
+  const status = run.ending?.status ?? (clean ? 0 : 1);
   const lastKind = run.last?.exit.kind ?? "none";
-  if (values.json) {
+  // The guest's own ending keeps the line of a plain restore; a timeout or signal adds its status.
+  const ended =
+    run.ending === undefined
+      ? `the guest ended with ${lastKind} after ${machine.progress().exits} exits`
+      : `${run.ending.message} after ${machine.progress().exits} exits; exit status ${status}`;
+  if (values.json === true) {
     const json = {
       file,
       backend: machine.backend,
@@ -263,53 +276,48 @@ export function restoreCommand(argv: string[], out: Out, err: (t: string) => voi
       outputBefore: decoder.decode(before),
       combinedOutput: decoder.decode(all),
       clean,
+      reason: run.ending?.reason ?? (clean ? "finished" : "unexpected"),
+      status,
       exits: machine.progress().exits,
       exitKinds: machine.progress().exitKinds,
       lastExit: run.last === undefined ? null : exitToJson(run.last.exit),
       restore: report,
-      ...(values["dump-regs"] ? { registers: registerDump(machine) } : {}),
+      ...(values["dump-regs"] === true ? { registers: registersJson(registerDump(machine)) } : {}),
     };
     out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else {
     out.stdout(output);
-    if (values["dump-regs"]) {
-      const rows = registerDump(machine).map((r) => [r.name, r.id, String(r.size), r.value]);
-      out.stdout(formatTable(["NAME", "ID", "SIZE", "VALUE"], rows));
-    }
+    if (values["dump-regs"] === true) out.stdout(registersTable(registerDump(machine)));
     err(
-      `regvisor: resumed ${machine.backend} machine at exit ${report.resumedAt.exits}; the guest ended with ${lastKind} after ${machine.progress().exits} exits\n`,
+      `regvisor: resumed ${machine.backend} machine at exit ${report.resumedAt.exits}; ${ended}\n`,
     );
   }
-  return clean ? 0 : 1;
+  return status;
 }
+
+const INSPECT_OPTIONS = {
+  values: { type: "boolean" },
+  "no-registers": { type: "boolean" },
+  json: { type: "boolean" },
+} as const;
 
 /** `regvisor inspect FILE`. @throws {SnapshotFormatError} if the file is not a snapshot. */
 export function inspectCommand(argv: string[], out: Out): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      values: { type: "boolean", default: false },
-      "no-registers": { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    out.stdout(INSPECT_HELP);
-    return 0;
-  }
+  const parsed = parseCommandLine("inspect", argv, INSPECT_OPTIONS, INSPECT_HELP, out);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
   const [file, ...extra] = positionals;
   if (file === undefined || extra.length > 0) throw new UsageError("inspect takes one FILE");
-  const decoded = decodeSnapshot(readSnapshotFile(file));
-  const summary = inspectSnapshot(decoded, { values: values.values });
+  const decoded = withFile(file, (bytes) => decodeSnapshot(bytes));
+  const summary = inspectSnapshot(decoded, { values: values.values === true });
   const machine = machineSummary(decoded);
-  if (values.json) {
+  if (values.json === true) {
     out.stdout(JSON.stringify({ file, ...summary, machine }, null, 2) + "\n");
     return 0;
   }
-  out.stdout(renderSummary(summary, { registers: !values["no-registers"] }));
+  out.stdout(
+    renderSummary(summary, { registers: values["no-registers"] !== true, snapshot: decoded }),
+  );
   if (machine !== null) {
     out.stdout(
       `machine: ${machine.kind}, resumes after exit ${machine.exits}, ${machine.consoleBytes} console bytes so far\n`,
@@ -329,24 +337,21 @@ function machineSummary(
   }
 }
 
-/** `regvisor diff A B`: 0 identical, 1 different. @throws {SnapshotFormatError} on a bad file. */
+const DIFF_OPTIONS = { json: { type: "boolean" } } as const;
+
+/**
+ * `regvisor diff A B`: 0 identical, 1 different (main.ts maps its errors to status 3).
+ * @throws {SnapshotFormatError} naming the file that is not a snapshot.
+ */
 export function diffCommand(argv: string[], out: Out): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    out.stdout(DIFF_HELP);
-    return 0;
-  }
+  const parsed = parseCommandLine("diff", argv, DIFF_OPTIONS, DIFF_HELP, out);
+  if (parsed === undefined) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 2) throw new UsageError("diff takes two FILEs");
   const [a = "", b = ""] = positionals;
-  const d = diffSnapshots(decodeSnapshot(readSnapshotFile(a)), decodeSnapshot(readSnapshotFile(b)));
-  out.stdout(values.json ? JSON.stringify({ a, b, ...d }, null, 2) + "\n" : renderDiff(d));
+  const left = withFile(a, (bytes) => decodeSnapshot(bytes));
+  const right = withFile(b, (bytes) => decodeSnapshot(bytes));
+  const d = diffSnapshots(left, right);
+  out.stdout(values.json === true ? JSON.stringify({ a, b, ...d }, null, 2) + "\n" : renderDiff(d));
   return d.identical ? 0 : 1;
 }

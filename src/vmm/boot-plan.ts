@@ -14,6 +14,7 @@ import {
   writeImage,
   type GuestBlob,
   type GuestRam,
+  type RamViews,
 } from "./guest-memory.js";
 import { ImageError, loadFlat, type GuestImage, type ImageArch } from "./image.js";
 import { isLinuxImage, loadLinuxImage } from "./arch/riscv/linux-image.js";
@@ -117,11 +118,14 @@ export function planBoot(request: BootRequest): BootPlan {
  * Writes a plan's image and blobs into RAM (`memory[i]` is guest-physical `ram.base + i`).
  * @throws RangeError when `memory` is not `plan.ram.size` bytes.
  */
-export function writeBootPlan(plan: BootPlan, memory: Uint8Array): void {
+export function writeBootPlan(plan: BootPlan, memory: Uint8Array | RamViews): void {
   writeImage(plan.ram, memory, plan.image, { blobs: plan.blobs });
 }
 
 function loadImage(request: BootRequest): GuestImage {
+  // Checked first: an empty file is neither an ELF nor a flat binary, whatever the options say.
+  if (request.file.length === 0)
+    throw new ImageError("IMAGE_EMPTY", "Cannot load image: the file is empty (0 bytes)");
   if (isLinuxImage(request.file) && request.loadAddr === undefined) {
     if (request.entry !== undefined)
       throw new OptionValueError(

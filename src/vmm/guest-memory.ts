@@ -7,6 +7,7 @@
  * *everything* first — every segment, boot structure and blob inside RAM, no two overlapping,
  * the entry inside RAM — and only then copies, so a refused image leaves RAM untouched.
  */
+import { MAX_GUEST_WINDOW_BYTES } from "../backends/vcpu.js";
 import { ImageError, hex, type GuestImage, type ImageArch } from "./image.js";
 import { formatSize } from "./size.js";
 
@@ -87,19 +88,20 @@ export function checkRegions(ram: GuestRam, regions: readonly Region[]): void {
 /**
  * Validates an image, extra reserved regions and VMM blobs against RAM, then writes them:
  * segment bytes copied, the rest of each segment zeroed, blobs copied. `memory` is the RAM
- * backing store: byte `i` is guest-physical `ram.base + i`.
+ * backing store: byte `i` is guest-physical `ram.base + i` (a `GuestMemory` for RAM above 4 GiB).
  * @throws ImageError (before writing anything) when a region is outside RAM, too big or
  *   overlaps another, or the entry point is outside RAM.
  * @throws RangeError when `memory` is not exactly `ram.size` bytes.
  */
 export function writeImage(
   ram: GuestRam,
-  memory: Uint8Array,
+  memory: Uint8Array | RamViews,
   image: GuestImage,
   extra: { readonly reserved?: readonly Region[]; readonly blobs?: readonly GuestBlob[] } = {},
 ): void {
-  if (BigInt(memory.length) !== ram.size) {
-    throw new RangeError(`guest memory is ${memory.length} bytes, expected ${ram.size}`);
+  const ramViews = memory instanceof Uint8Array ? viewsOf(memory) : memory;
+  if (BigInt(ramViews.size) !== ram.size) {
+    throw new RangeError(`guest memory is ${ramViews.size} bytes, expected ${ram.size}`);
   }
   const blobs = extra.blobs ?? [];
   checkRegions(ram, [
@@ -110,10 +112,39 @@ export function writeImage(
   checkEntry(ram, image.entry);
   for (const s of image.segments) {
     const at = Number(s.addr - ram.base);
-    memory.set(s.data, at);
-    memory.fill(0, at + s.data.length, at + Number(s.memSize));
+    copyInto(ramViews, at, s.data);
+    zeroFill(ramViews, at + s.data.length, Number(s.memSize) - s.data.length);
   }
-  for (const b of blobs) memory.set(b.bytes, Number(b.addr - ram.base));
+  for (const b of blobs) copyInto(ramViews, Number(b.addr - ram.base), b.bytes);
+}
+
+/**
+ * Guest RAM reached through views, for RAM larger than one typed array (`GuestMemory` is one):
+ * `view(offset, length)` is a zero-copy view of bytes `[offset, offset + length)`, at least
+ * `MAX_GUEST_WINDOW_BYTES` long anywhere.
+ */
+export interface RamViews {
+  readonly size: number;
+  view(offset: number, length: number): Uint8Array;
+}
+
+function viewsOf(bytes: Uint8Array): RamViews {
+  return { size: bytes.length, view: (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+/** Copies `data` to RAM offset `at`, one window at a time. */
+function copyInto(ram: RamViews, at: number, data: Uint8Array): void {
+  for (let done = 0; done < data.length; done += MAX_GUEST_WINDOW_BYTES) {
+    const part = data.subarray(done, done + MAX_GUEST_WINDOW_BYTES);
+    ram.view(at + done, part.length).set(part);
+  }
+}
+
+/** Zeroes `length` bytes of RAM from offset `at`, one window at a time. */
+function zeroFill(ram: RamViews, at: number, length: number): void {
+  for (let done = 0; done < length; done += MAX_GUEST_WINDOW_BYTES) {
+    ram.view(at + done, Math.min(MAX_GUEST_WINDOW_BYTES, length - done)).fill(0);
+  }
 }
 
 /**

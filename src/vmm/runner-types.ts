@@ -24,6 +24,8 @@ export const RUN_END_REASONS = [
   "quit",
   /** The reader of the guest console went away (EPIPE). */
   "console-closed",
+  /** SIGINT or SIGTERM stopped the run. */
+  "signal",
 ] as const;
 
 /** One of `RUN_END_REASONS`. */
@@ -38,6 +40,18 @@ export interface RunEnding {
   readonly message: string;
   /** The guest's own value, where it gave one: the exit-port value, the SRST reason. */
   readonly value?: bigint;
+}
+
+/**
+ * How often a run loop polls its `StopSource` (and an async loop lets the event loop run) while
+ * exits keep coming without an `intr` among them: a stop request waits at most about this long.
+ */
+export const POLL_INTERVAL_MS = 20;
+
+/** Something outside the guest that can end a run (a signal, a closed control socket). */
+export interface StopSource {
+  /** The ending to stop with, or undefined to run on. */
+  requested(): RunEnding | undefined;
 }
 
 /** Where guest console input comes from: bytes available now, empty if none yet, null at EOF. */

@@ -19,8 +19,8 @@ import { openDisks, type DiskSpec } from "./machine/disks.js";
 import { Machine } from "./machine/machine.js";
 import type { ArchDefinition, MachineIo } from "./machine/types.js";
 import { noInput } from "./runner-input.js";
-import type { InputSource, RunEnding } from "./runner-types.js";
-import { DEFAULT_MEM_SIZE, OptionValueError } from "./size.js";
+import type { InputSource, RunEnding, StopSource } from "./runner-types.js";
+import { DEFAULT_MEM_SIZE, OptionValueError, formatSize } from "./size.js";
 import type { X86Mode } from "./x86-boot.js";
 
 /** Most vCPUs `--cpus` accepts on any backend. */
@@ -57,8 +57,10 @@ export interface RunRequest {
   readonly trace?: (line: string) => void;
   /** Read the final register view of vCPU 0 (default true). */
   readonly collectRegisters?: boolean;
+  /** Asked while the guest runs: an ending to stop with (SIGINT/SIGTERM, src/cli/signals.ts). */
+  readonly stop?: StopSource;
   /** Called with the machine once it is built, before it runs (the control socket). */
-  readonly onMachine?: (machine: Machine) => void;
+  readonly onMachine?: (machine: Machine) => Promise<void> | void;
 }
 
 /** One register of the final state, by catalog name. */
@@ -168,6 +170,13 @@ export async function runGuest(request: RunRequest): Promise<RunSummary> {
       `the ${backend.name} backend runs at most ${backend.maxVcpus} vCPUs, got ${cpus}`,
     );
   }
+  if (backend.maxMemBytes !== undefined && plan.ram.size > BigInt(backend.maxMemBytes)) {
+    const most = BigInt(backend.maxMemBytes);
+    throw new OptionValueError(
+      "--mem",
+      `${formatSize(plan.ram.size)} is more than the ${backend.name} backend holds: it keeps guest RAM in one typed array, at most ${formatSize(most)} in Node 20; use --mem ${most % (1n << 30n) === 0n ? `${most >> 30n}G` : `${most >> 20n}M`} or less`,
+    );
+  }
   const disks = openDisks(request.disks ?? []);
   try {
     return await startAndRun(request, prepared, backend, disks);
@@ -202,10 +211,11 @@ async function startAndRun(
   };
   const parts = arch.start(plan, shape, backend, io);
   using machine = new Machine(parts, backend, io, { guest: plan.image.format, arch: plan.arch });
-  request.onMachine?.(machine);
+  await request.onMachine?.(machine);
   const result = await machine.run({
     ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
     ...(trace === undefined ? {} : { trace }),
+    ...(request.stop === undefined ? {} : { stop: request.stop }),
   });
   const [boot] = parts.vcpus;
   if (boot === undefined) throw new RangeError("a machine has at least one vCPU");

@@ -1,6 +1,6 @@
 /**
  * The RISC-V guest console on the VMM side: the SBI calls KVM forwards to userspace as
- * KVM_EXIT_RISCV_SBI (`VcpuExit` kind "riscv_sbi"; soft-riscv-notes.md §1.4) — the legacy
+ * KVM_EXIT_RISCV_SBI (`VcpuExit` kind "riscv_sbi"; docs/soft-riscv-notes.md §1.4) — the legacy
  * v0.1 console and the Debug Console extension.
  *
  *   legacy CONSOLE_PUTCHAR (EID 0x01): a0 = byte                    → a0 = 0

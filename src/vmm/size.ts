@@ -20,7 +20,10 @@ export class OptionValueError extends RegvisorError {
 export const PAGE_SIZE = 0x1000n;
 /** Smallest `--mem`: 64 KiB, room for a real-mode guest and the x86 boot structures. */
 export const MIN_MEM_SIZE = 0x1_0000n;
-/** Largest `--mem`: 64 GiB (the soft backend holds RAM in one ArrayBuffer). */
+/**
+ * Largest `--mem`: 64 GiB (KVM maps guest RAM MAP_NORESERVE, so only touched pages cost host
+ * memory). The soft backend holds at most 4 GiB and refuses more (its runner's `check()`).
+ */
 export const MAX_MEM_SIZE = 64n << 30n;
 /** `--mem` when none is given (issue 6): 128 MiB. */
 export const DEFAULT_MEM_SIZE = 128n << 20n;

@@ -1,7 +1,7 @@
 /**
  * x86 start state for `--x86-mode real|protected|long`, as plain data: `struct kvm_regs` and
- * `struct kvm_sregs` field values (kvm-register-abi.md §5.1–5.4) plus the bytes the VMM must
- * write into guest RAM first (GDT, TSS, page tables) and the ranges they occupy.
+ * `struct kvm_sregs` field values (docs/kvm-register-abi.md §5.1–5.4) plus the bytes the VMM
+ * must write into guest RAM first (GDT, TSS, page tables) and the ranges they occupy.
  *
  * Fixed low-memory layout (guest-physical; RAM starts at 0 on x86):
  *

@@ -39,6 +39,13 @@ describe("regvisor run FILE refuses bad input with one line and a non-zero statu
   const cases: [string, () => string[], number, RegExp][] = [
     ["a missing file", () => ["run", join(dir, "nope.elf")], 1, /no such file/],
     ["a directory", () => ["run", dir], 1, /is a directory/],
+    // Refused before a byte is read (issue 12 point 6: this grew to 4+ GB before).
+    [
+      "a device",
+      () => ["run", "/dev/zero"],
+      1,
+      /guest image \/dev\/zero: it is a character device/,
+    ],
     [
       "a truncated ELF",
       () => ["run", file("trunc.elf", riscvElf(srst(0, 0)).subarray(0, 90))],

@@ -65,7 +65,18 @@ describe("regvisor run: machine options", () => {
       /same file as/,
     ],
     ["an unknown disk option", ["--disk", `${disk},rw`], 2, /unknown option "rw"/],
-    ["a missing initrd", ["--initrd", join(dir, "nope.cpio")], 1, /Cannot read guest file/],
+    [
+      "a missing initrd",
+      ["--initrd", join(dir, "nope.cpio")],
+      1,
+      /Cannot read initrd .*: no such file/,
+    ],
+    [
+      "an initrd that is a directory",
+      ["--initrd", dir],
+      1,
+      /Cannot read initrd .*: it is a directory/,
+    ],
   ];
   for (const [what, args, status, pattern] of refusals) {
     it(`refuses ${what} with one line before the guest starts`, () => {

@@ -256,6 +256,58 @@ export function vcpuConformance(t: ConformanceTarget): void {
       }, t.wrongSizeErrno);
     });
 
+    it("wrong-size and out-of-range values get the same messages on every backend", () => {
+      const id = t.scratch[0];
+      assert.ok(id !== undefined);
+      const size = regSize(id);
+      const label = `Cannot set register ${formatRegId(id)} \\([^)]+\\): `;
+      assert.throws(
+        () => {
+          vcpu().setOneReg(id, new Uint8Array(size + 1));
+        },
+        {
+          name: "RangeError",
+          message: new RegExp(`^${label}the value has ${size + 1} bytes, the register ${size}$`),
+        },
+      );
+      assert.throws(
+        () => {
+          vcpu().setOneReg(id, 1n << BigInt(8 * size));
+        },
+        {
+          name: "RangeError",
+          message: new RegExp(`^${label}the value \\d+ does not fit in ${size} bytes$`),
+        },
+      );
+    });
+
+    it("an id outside 0..2^64-1 is a RangeError, never masked into a real id", () => {
+      const id = t.scratch[0];
+      assert.ok(id !== undefined);
+      // Plain bigints, as a JavaScript caller passes them: 2^64 + a real id, and -1.
+      for (const bad of [((1n << 64n) + id) as RegId, -1n as RegId]) {
+        assert.throws(() => vcpu().getOneReg(bad), RangeError);
+        assert.throws(() => {
+          vcpu().setOneReg(bad, new Uint8Array(regSize(id)));
+        }, RangeError);
+        assert.throws(() => vcpu().getManyRegs([bad]), RangeError);
+      }
+    });
+
+    it('a refused register names it once (no "register register")', () => {
+      const { id } = t.unknown;
+      for (const fn of [
+        () => vcpu().getOneReg(id),
+        () => {
+          vcpu().setOneReg(id, new Uint8Array(regSize(id)));
+        },
+      ]) {
+        const error = expectKvm(fn, t.unknown.errno, id);
+        assert.match(error.message, /^Cannot (read|set) register 0x[0-9a-f]{16} \(/);
+        assert.doesNotMatch(error.message, /register register/);
+      }
+    });
+
     it("the arch byte of an id is checked (x86) or ignored as riscv KVM does (ABI §14 #1)", () => {
       const id = t.scratch[0];
       assert.ok(id !== undefined);

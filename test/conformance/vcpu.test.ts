@@ -10,7 +10,8 @@ import { decodeReg } from "../../src/abi/catalog.js";
 import { kvmUnavailableReason, type KvmVcpu } from "../../src/backends/kvm/index.js";
 import { TIMEBASE_HZ } from "../../src/backends/soft/index.js";
 import type { Vcpu } from "../../src/backends/vcpu.js";
-import { RiscvDemoMachine, X86DemoMachine, runMachine } from "../../src/vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../../src/vmm/snapshot/machines/index.js";
+import { runMachine } from "../../src/vmm/snapshot/vm-state.js";
 import { vcpuConformance, type NotWritable, type Volatile } from "./suite.js";
 
 const x86 = (name: string): RegId => lookupReg("x86", name).id;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the RISC-V test guests of `regvisor run FILE` (sources here) with Debian's
 # riscv64-unknown-elf-gcc into guests/riscv/tests/build/ (gitignored): one ELF per guest, plus
-# console.bin, the console guest as a flat binary for --load-addr 0x80200000. Outputs are built
+# console.bin, the console guest as a flat binary for --load-addr 0x80200000, and high.elf, with a
+# segment 2.5 GiB above the RAM base (for --mem 3G). Outputs are built
 # in a private directory and renamed into place, so parallel test files never see half an ELF.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +21,8 @@ GUESTS=(console boot reset status fault spin)
 for g in "${GUESTS[@]}"; do
   "$CC" "${CFLAGS[@]}" -T link.ld start.S "$g.c" -o "$tmp/$g.elf"
 done
+"$CC" "${CFLAGS[@]}" -T link.ld -Wl,--section-start=.high=0x120000000 \
+  start.S high.c -o "$tmp/high.elf"
 "$OBJCOPY" -O binary "$tmp/console.elf" "$tmp/console.bin"
 mv -f "$tmp"/*.elf "$tmp"/*.bin build/
 echo "build.sh: built ${#GUESTS[@]} guests into $(pwd)/build"

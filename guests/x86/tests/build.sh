@@ -5,6 +5,7 @@
 #   protected.elf                              ELF32 at 0x100000 (default: protected mode)
 #   protected.bin                              the same code flat, for --x86-mode protected
 #   real.bin                                   flat, for --load-addr 0x7c00 (default: real mode)
+#   high.elf                                   ELF64 at 0x100000 with a segment at 5 GiB (--mem 8G)
 # Outputs are built in a private directory and renamed into place (parallel test files).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,6 +20,9 @@ for g in long triple spin idle; do
   as --64 -o "$tmp/$g.o" "$g.S"
   "${LD[@]}" -m elf_x86_64 -Ttext 0x100000 -e _start -o "$tmp/$g.elf" "$tmp/$g.o"
 done
+as --64 -o "$tmp/high.o" high.S
+"${LD[@]}" -m elf_x86_64 -Ttext 0x100000 --section-start=.high=0x140000000 -e _start \
+  -o "$tmp/high.elf" "$tmp/high.o"
 as --32 -o "$tmp/protected.o" protected.S
 "${LD[@]}" -m elf_i386 -Ttext 0x100000 -e _start -o "$tmp/protected.elf" "$tmp/protected.o"
 "${LD[@]}" -m elf_i386 -Ttext 0x100000 -e _start --oformat binary -o "$tmp/protected.bin" "$tmp/protected.o"

@@ -1,7 +1,7 @@
 /**
  * KVM numeric constants other than ioctl numbers (include/uapi/linux/kvm.h,
  * arch/x86/include/uapi/asm/kvm.h, arch/s390/include/uapi/asm/kvm.h; Linux 6.18;
- * kvm-register-abi.md §3.3, §4.3, §4.4, §12). Re-exported by ./ioctls.ts.
+ * docs/kvm-register-abi.md §3.3, §4.3, §4.4, §12). Re-exported by ./ioctls.ts.
  */
 
 /** `KVM_API_VERSION`: what KVM_GET_API_VERSION returns; anything else is unusable. */

@@ -18,9 +18,12 @@ export const ERRNO = {
   EBUSY: 16,
   EEXIST: 17,
   ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
   EINVAL: 22,
   ENOTTY: 25,
   ENOSPC: 28,
+  EPIPE: 32,
   EOPNOTSUPP: 95,
 } as const;
 

@@ -1,6 +1,6 @@
 /**
  * The KVM ioctl table as data (include/uapi/linux/kvm.h, arch/x86/include/uapi/asm/kvm.h,
- * Linux 6.18; kvm-register-abi.md §3).
+ * Linux 6.18; docs/kvm-register-abi.md §3).
  *
  * Each entry records the fd level it is issued on, the `_IOC` direction, nr and argument size,
  * the argument struct, the arches whose kernels accept exactly this number, and the capability

@@ -6,7 +6,7 @@
  * may instead give an explicit `at` offset, which is how unions and overlays are written.
  *
  * Layouts carry no I/O; codecs (./x86-structs.ts) and the KVM backend read offsets from them.
- * Every size and offset is pinned against kvm-register-abi.md by test/abi/kvm/layouts.test.ts.
+ * Every size and offset is pinned against docs/kvm-register-abi.md by test/abi/kvm/layouts.test.ts.
  */
 
 /** A fixed-width little-endian unsigned integer type. */

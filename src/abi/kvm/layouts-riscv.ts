@@ -1,6 +1,6 @@
 /**
  * RISC-V (RV64) KVM backing-struct layouts (arch/riscv/include/uapi/asm/kvm.h and ptrace.h,
- * Linux 6.18; kvm-register-abi.md §8.2). `unsigned long` is 8 bytes (RV64); ONE_REG
+ * Linux 6.18; docs/kvm-register-abi.md §8.2). `unsigned long` is 8 bytes (RV64); ONE_REG
  * register numbers are these field offsets divided by the register size.
  */
 import { struct } from "./layout.js";

@@ -1,7 +1,8 @@
 /**
  * s390x differences in kvm_run (include/uapi/linux/kvm.h, arch/s390/include/uapi/asm/kvm.h,
- * Linux 6.18; kvm-register-abi.md §4.6, §12.2): `psw_mask`/`psw_addr` precede the exit union,
- * which shifts the union to 48 and the sync area to 320; the s390 `kvm_sync_regs` is 1984 bytes.
+ * Linux 6.18; docs/kvm-register-abi.md §4.6, §12.2): `psw_mask`/`psw_addr` precede the exit
+ * union, which shifts the union to 48 and the sync area to 320; the s390 `kvm_sync_regs` is 1984
+ * bytes.
  */
 import { struct } from "./layout.js";
 

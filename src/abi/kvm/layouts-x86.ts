@@ -1,6 +1,6 @@
 /**
  * x86-64 KVM struct layouts (arch/x86/include/uapi/asm/kvm.h, Linux 6.18;
- * kvm-register-abi.md §5). Offsets come from C layout rules via `struct()` and are pinned by
+ * docs/kvm-register-abi.md §5). Offsets come from C layout rules via `struct()` and are pinned by
  * test/abi/kvm/layouts.test.ts.
  */
 import { struct } from "./layout.js";
@@ -261,3 +261,72 @@ export const KVM_DEBUG_EXIT_ARCH_X86 = struct("kvm_debug_exit_arch", [
   ["dr6", "u64"],
   ["dr7", "u64"],
 ]);
+
+/**
+ * The 512-byte legacy region at the start of a `kvm_xsave` (the FXSAVE image; Intel SDM vol. 1
+ * §10.5.1 table 10-2 in its 64-bit form, arch/x86/include/asm/fpu/types.h `struct
+ * fxregs_state`). Members are named as `kvm_fpu` names the same state, because KVM fills
+ * kvm_fpu from exactly these bytes (kvm_arch_vcpu_ioctl_get_fpu(), arch/x86/kvm/x86.c).
+ */
+export const XSAVE_LEGACY_AREA = struct("xsave_legacy_area", [
+  ["fcw", "u16"],
+  ["fsw", "u16"],
+  ["ftwx", "u8"],
+  ["pad1", "u8"],
+  ["last_opcode", "u16"],
+  ["last_ip", "u64"],
+  ["last_dp", "u64"],
+  ["mxcsr", "u32"],
+  ["mxcsr_mask", "u32"],
+  ["fpr", "bytes", 128],
+  ["xmm", "bytes", 256],
+  ["reserved", "bytes", 96],
+]);
+
+/** The 64-byte XSAVE header at offset 512 of a `kvm_xsave` (SDM vol. 1 §13.4.2). */
+export const XSAVE_HEADER = struct("xsave_header", [
+  ["xstate_bv", "u64"],
+  ["xcomp_bv", "u64"],
+  ["reserved", "u64", 6],
+]);
+
+/**
+ * Offset of the AVX state component (YMM0_H..YMM15_H, 16 × 16 bytes) in the standard,
+ * non-compacted XSAVE format that KVM_GET_XSAVE returns: CPUID.(EAX=0DH,ECX=2).EBX = 576 on
+ * every x86-64 CPU (SDM vol. 1 §13.4.3, table 13-1 "XSAVE State Components").
+ */
+export const XSAVE_AVX_OFFSET = 576;
+
+/**
+ * Byte offsets of the local APIC registers in the 1 KiB `kvm_lapic_state.regs` page, which is
+ * the APIC's MMIO page (SDM vol. 3 §11.4.1 table 11-1; arch/x86/include/asm/apicdef.h). Each
+ * register is 32 bits at the start of a 16-byte slot; ISR, TMR and IRR are eight registers each.
+ */
+export const LAPIC_REGISTER_OFFSETS = {
+  id: 0x20,
+  version: 0x30,
+  tpr: 0x80,
+  apr: 0x90,
+  ppr: 0xa0,
+  eoi: 0xb0,
+  rrd: 0xc0,
+  ldr: 0xd0,
+  dfr: 0xe0,
+  svr: 0xf0,
+  isr: 0x100,
+  tmr: 0x180,
+  irr: 0x200,
+  esr: 0x280,
+  lvt_cmci: 0x2f0,
+  icr_low: 0x300,
+  icr_high: 0x310,
+  lvt_timer: 0x320,
+  lvt_thermal: 0x330,
+  lvt_perf: 0x340,
+  lvt_lint0: 0x350,
+  lvt_lint1: 0x360,
+  lvt_error: 0x370,
+  timer_initial_count: 0x380,
+  timer_current_count: 0x390,
+  timer_divide: 0x3e0,
+} as const;

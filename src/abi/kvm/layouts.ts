@@ -1,6 +1,6 @@
 /**
  * Arch-independent KVM struct layouts (include/uapi/linux/kvm.h, Linux 6.18;
- * kvm-register-abi.md §2, §4) and the registry of every layout by C struct name.
+ * docs/kvm-register-abi.md §2, §4) and the registry of every layout by C struct name.
  *
  * kvm_run: the header of §4.1 with the exit union at offset 32 and the sync area `s` at 304
  * (LP64 x86-64, arm64, riscv64; s390 differs, see ./layouts-s390.ts). Exit payloads are their

@@ -1,7 +1,7 @@
 /**
  * Typed little-endian codecs for the x86 structs carried by KVM_GET/SET_REGS, _SREGS,
  * _VCPU_EVENTS and by the kvm_run sync area (arch/x86/include/uapi/asm/kvm.h;
- * kvm-register-abi.md §5). Field names are the kernel's. Padding and reserved bytes are
+ * docs/kvm-register-abi.md §5). Field names are the kernel's. Padding and reserved bytes are
  * decoded too, so `encode(decode(bytes))` reproduces `bytes` exactly.
  */
 import type { StructValue } from "./struct-codec.js";

@@ -11,11 +11,18 @@
  *   path, a struct the kernel copies in or out within one synchronous ioctl (the x86 view's
  *   struct pseudo-registers) may be read or written in place in the caller's JS buffer, which
  *   the addon first pins off V8's heap.
- * - `NativeMemory.release()` never unmaps while JS views may still exist: it atomically
- *   replaces the range with fresh anonymous zero pages (dropping the old pages and, for a
- *   vCPU mapping, the kernel's reference to the vCPU file), and the range itself is unmapped
- *   only when its ArrayBuffer is garbage-collected. A stale view reads zeros instead of
- *   crashing the process.
+ * - `NativeMemory.release()` unmaps at once when no JS view can reach the range any more: on
+ *   the addon path it detaches every ArrayBuffer it made over the range (their typed arrays
+ *   then have length 0) and calls munmap(2), so a closed VM leaves no mapping behind. Where
+ *   that is impossible (the koffi path: Node marks external buffers untransferable, so plain
+ *   JavaScript cannot detach them) it atomically replaces the range with fresh anonymous zero
+ *   pages (dropping the old pages and, for a vCPU mapping, the kernel's reference to the vCPU
+ *   file) and the range is unmapped when its ArrayBuffers are garbage-collected. Either way a
+ *   stale view never crashes the process.
+ * - One ArrayBuffer over native memory is at most 4 GiB (`MAX_GUEST_VIEW_BYTES`): Node 20 refuses
+ *   larger external buffers (Buffer::New's kMaxLength) and larger typed arrays. A larger range
+ *   (guest RAM above 4 GiB) is covered by overlapping 4 GiB windows; `window()` returns a view
+ *   of any part of it up to 2 GiB long.
  * - `setIoctlHook()` observes every ioctl (fd, request); tests use it to prove which ioctls
  *   a call issues (e.g. that pseudo-register ids never reach the kernel).
  * - ioctl itself goes through regvisor's own small addon (native/kvm_ioctl.cc, built by
@@ -29,6 +36,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import koffi from "koffi";
 import { IOCTLS } from "../../abi/kvm/ioctls.js";
+import { MAX_GUEST_VIEW_BYTES, MAX_GUEST_WINDOW_BYTES } from "../vcpu.js";
 
 /** open(2) flags (asm-generic/fcntl.h, x86-64 values). */
 export const O_RDWR = 0o2;
@@ -41,6 +49,7 @@ const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
 const MAP_FIXED = 0x10;
 const MAP_ANONYMOUS = 0x20;
+const MAP_NORESERVE = 0x4000;
 // mmap returns MAP_FAILED, (void *)-1, on error (sys/mman.h).
 const MAP_FAILED = 0xffffffffffffffffn;
 
@@ -126,12 +135,16 @@ export interface IoctlPath {
 
 /** The address of a typed array's first byte (the addon's `address`). */
 type RawAddress = (view: Uint8Array) => number;
+/** Detaches an ArrayBuffer; false when V8 will not (the addon's `detach`). */
+type RawDetach = (buffer: ArrayBuffer) => boolean;
 
 interface NativePath {
   readonly path: IoctlPath;
   readonly ioctl: RawIoctl;
   /** Absent on the koffi path: JS buffers are then never handed to the kernel by address. */
   readonly address?: RawAddress;
+  /** Absent on the koffi path: released ranges are then unmapped at garbage collection. */
+  readonly detach?: RawDetach;
 }
 
 const ADDON_FILE = "build/Release/regvisor_kvm.node";
@@ -156,6 +169,10 @@ function isRawAddress(value: unknown): value is RawAddress {
   return typeof value === "function";
 }
 
+function isRawDetach(value: unknown): value is RawDetach {
+  return typeof value === "function";
+}
+
 function chooseIoctlPath(): NativePath {
   const viaKoffi = (reason: string): NativePath => {
     const c = libc();
@@ -169,11 +186,22 @@ function chooseIoctlPath(): NativePath {
   const file = findAddon();
   if (file === undefined) return viaKoffi(`${ADDON_FILE} was not built at install`);
   try {
-    const addon = createRequire(import.meta.url)(file) as { ioctl?: unknown; address?: unknown };
+    const addon = createRequire(import.meta.url)(file) as {
+      ioctl?: unknown;
+      address?: unknown;
+      detach?: unknown;
+    };
     if (!isRawIoctl(addon.ioctl)) return viaKoffi(`${file} has no ioctl function`);
-    // An addon built before `address` existed still serves ioctl; buffers are then copied.
+    // An addon built before `address` or `detach` existed still serves ioctl; buffers are then
+    // copied, and released ranges unmapped at garbage collection.
     const address = isRawAddress(addon.address) ? addon.address : undefined;
-    return { path: { kind: "addon" }, ioctl: addon.ioctl, ...(address ? { address } : {}) };
+    const detach = isRawDetach(addon.detach) ? addon.detach : undefined;
+    return {
+      path: { kind: "addon" },
+      ioctl: addon.ioctl,
+      ...(address ? { address } : {}),
+      ...(detach ? { detach } : {}),
+    };
   } catch (e) {
     // E.g. built for another Node version (NODE_MODULE_VERSION mismatch).
     return viaKoffi(`${file} did not load: ${e instanceof Error ? e.message : String(e)}`);
@@ -213,6 +241,15 @@ let nativeAddress: (view: Uint8Array) => number | undefined = (view) => {
  */
 export function viewAddress(view: Uint8Array): number | undefined {
   return nativeAddress(view);
+}
+
+/**
+ * Whether `NativeMemory.release()` unmaps at once (the addon can detach JS views) rather than
+ * at garbage collection.
+ */
+export function releasesAtOnce(): boolean {
+  pathCache ??= chooseIoctlPath();
+  return pathCache.detach !== undefined;
 }
 
 /** Installs (or with `undefined`, removes) the ioctl observer. */
@@ -347,23 +384,51 @@ export function setThreadCpus(cpus: readonly number[]): number {
   return r >= 0 ? r : -(libc().errno[0] ?? 0);
 }
 
-const unmapWhenCollected = new FinalizationRegistry<{ pointer: bigint; size: number }>((range) => {
-  libc().munmap(range.pointer, range.size);
+/**
+ * Bytes one ArrayBuffer over native memory may span: 4 GiB, Node 20's `buffer.constants
+ * .MAX_LENGTH` (the limit of the external buffers koffi makes; above it Node aborts the
+ * process) and V8 11.3's largest typed array.
+ */
+const MAX_VIEW_BYTES = MAX_GUEST_VIEW_BYTES;
+/** Distance between the starts of the overlapping windows of a range above MAX_VIEW_BYTES. */
+const WINDOW_STRIDE = MAX_GUEST_WINDOW_BYTES;
+
+/** An mmap'd range and how many of its ArrayBuffers are still alive (unmapped at 0). */
+interface Mapping {
+  readonly pointer: bigint;
+  readonly size: number;
+  alive: number;
+}
+
+const unmapWhenCollected = new FinalizationRegistry<Mapping>((range) => {
+  range.alive--;
+  if (range.alive === 0) libc().munmap(range.pointer, range.size);
 });
+
+/** The start offsets of the windows covering `size` bytes (module header). */
+function windowStarts(size: number): number[] {
+  if (size <= MAX_VIEW_BYTES) return [0];
+  const starts: number[] = [];
+  for (let at = 0; at < size - MAX_VIEW_BYTES; at += WINDOW_STRIDE) starts.push(at);
+  starts.push(size - MAX_VIEW_BYTES);
+  return starts;
+}
 
 /**
  * An mmap'd byte range with a stable address: guest RAM, a vCPU's kvm_run mapping, or the
  * scratch space ioctl arguments are built in.
  */
 export class NativeMemory {
-  /** Zero-copy view of the whole range. */
-  readonly bytes: Uint8Array;
-  /** DataView over the same bytes (little-endian accessors for struct codecs). */
-  readonly view: DataView;
   readonly size: number;
   /** @internal User address of byte 0 as a number (exact below 2^53). */
   readonly address: number;
   readonly #pointer: bigint;
+  readonly #mapping: Mapping;
+  /** ArrayBuffers over the range, each at most MAX_VIEW_BYTES, starting at `#starts[i]`. */
+  readonly #buffers: ArrayBuffer[];
+  readonly #starts: number[];
+  readonly #bytes: Uint8Array | undefined;
+  readonly #view: DataView | undefined;
   #released = false;
 
   /** @internal Use `mapAnonymous()` / `mapShared()`. */
@@ -371,17 +436,75 @@ export class NativeMemory {
     this.#pointer = pointer;
     this.size = size;
     this.address = Number(pointer);
-    const buffer = koffi.view(pointer, size);
-    this.bytes = new Uint8Array(buffer);
-    this.view = new DataView(buffer);
-    // FFI: the range stays mapped as long as any view of `buffer` can be reached; it is
-    // unmapped only after the ArrayBuffer is collected.
-    unmapWhenCollected.register(buffer, { pointer, size });
+    this.#starts = windowStarts(size);
+    this.#mapping = { pointer, size, alive: this.#starts.length };
+    this.#buffers = this.#starts.map((at) => {
+      const buffer = koffi.view(pointer + BigInt(at), Math.min(size - at, MAX_VIEW_BYTES));
+      // FFI: the range stays mapped while any of its ArrayBuffers can be reached (or until
+      // release() has detached them all); the last one collected unmaps it.
+      unmapWhenCollected.register(buffer, this.#mapping, this.#mapping);
+      return buffer;
+    });
+    const whole = size <= MAX_VIEW_BYTES ? this.#buffers[0] : undefined;
+    this.#bytes = whole === undefined ? undefined : new Uint8Array(whole);
+    this.#view = whole === undefined ? undefined : new DataView(whole);
+  }
+
+  /**
+   * Zero-copy view of the whole range.
+   * @throws {RangeError} if the range is larger than 4 GiB (use `window()`).
+   */
+  get bytes(): Uint8Array {
+    return this.#bytes ?? this.#tooBig();
+  }
+
+  /**
+   * DataView over the same bytes (little-endian accessors for struct codecs).
+   * @throws {RangeError} if the range is larger than 4 GiB.
+   */
+  get view(): DataView {
+    return this.#view ?? this.#tooBig();
+  }
+
+  #tooBig(): never {
+    throw new RangeError(
+      `Cannot view ${this.size} bytes of native memory as one array: Node 20 caps one view at ${MAX_VIEW_BYTES} bytes; use window(offset, length)`,
+    );
   }
 
   /** True after `release()`. */
   get released(): boolean {
     return this.#released;
+  }
+
+  /**
+   * A zero-copy view of bytes `[offset, offset + length)`: anywhere in the range when `length`
+   * is at most `MAX_GUEST_WINDOW_BYTES` (2 GiB), and the whole range when it is at most 4 GiB.
+   * @throws {RangeError} if the range is outside the mapping or no window holds it.
+   * @throws {TypeError} after `release()`.
+   */
+  window(offset: number, length: number): Uint8Array {
+    if (this.#released) throw new TypeError("Cannot view native memory: it was released");
+    if (
+      !Number.isInteger(offset) ||
+      !Number.isInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > this.size
+    ) {
+      throw new RangeError(`bytes ${offset}+${length} are outside a ${this.size}-byte range`);
+    }
+    const i = Math.min(Math.floor(offset / WINDOW_STRIDE), this.#starts.length - 1);
+    for (const k of [i, i - 1]) {
+      const start = this.#starts[k];
+      const buffer = this.#buffers[k];
+      if (start === undefined || buffer === undefined || offset < start) continue;
+      if (offset + length <= start + buffer.byteLength)
+        return new Uint8Array(buffer, offset - start, length);
+    }
+    throw new RangeError(
+      `Cannot view ${length} bytes at offset ${offset} as one array: one view is at most ${MAX_GUEST_WINDOW_BYTES} bytes here`,
+    );
   }
 
   /**
@@ -397,12 +520,22 @@ export class NativeMemory {
   }
 
   /**
-   * Drops the contents (and whatever object the mapping pinned, e.g. a vCPU file) by mapping
-   * fresh anonymous zero pages over the range; idempotent. Views stay readable (as zeros).
+   * Drops the range and its contents (and whatever object the mapping pinned, e.g. a vCPU
+   * file); idempotent. On the addon path every view is detached (length 0) and the range is
+   * unmapped now; otherwise fresh zero pages replace it and views read zeros until collected.
    */
   release(): void {
     if (this.#released) return;
     this.#released = true;
+    pathCache ??= chooseIoctlPath();
+    const detach = pathCache.detach;
+    if (detach !== undefined && this.#buffers.every((buffer) => detach(buffer))) {
+      // FFI: no ArrayBuffer over the range is attached any more, so no JS code can touch it.
+      unmapWhenCollected.unregister(this.#mapping);
+      this.#mapping.alive = -1;
+      libc().munmap(this.#pointer, this.size);
+      return;
+    }
     // FFI: MAP_FIXED over our own range replaces the old mapping atomically; the address
     // range stays ours until the finalizer unmaps it.
     // If the replacement fails (ENOMEM) the old mapping simply stays until the finalizer
@@ -426,9 +559,21 @@ function mapOrErrno(size: number, flags: number, fd: number): NativeMemory | num
   return new NativeMemory(p, size);
 }
 
+/** Options of `mapAnonymous()`. */
+export interface AnonymousOptions {
+  /**
+   * MAP_NORESERVE: reserve no swap space up front (mmap(2)), so guest RAM larger than the
+   * host's free memory can be mapped and only the pages the guest touches cost memory, as in
+   * other VMMs; the kernel's heuristic overcommit check (mm/util.c `__vm_enough_memory`) would
+   * refuse such a mapping otherwise.
+   */
+  readonly noReserve?: boolean;
+}
+
 /** Anonymous private zero pages (`mmap(MAP_PRIVATE|MAP_ANONYMOUS)`), or `-errno`. */
-export function mapAnonymous(size: number): NativeMemory | number {
-  return mapOrErrno(size, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+export function mapAnonymous(size: number, options: AnonymousOptions = {}): NativeMemory | number {
+  const extra = options.noReserve === true ? MAP_NORESERVE : 0;
+  return mapOrErrno(size, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1);
 }
 
 /** A shared mapping of `fd` from offset 0 (the vCPU's kvm_run pages), or `-errno`. */

@@ -36,6 +36,15 @@ function openHint(errno: number, path: string): string | undefined {
 // well under 100 entries, and the kernel caps it at KVM_MAX_CPUID_ENTRIES (256).
 const CPUID_MAX_ENTRIES = 256;
 
+/**
+ * The KVM device `KvmSystem.open(options)` opens: `options.path`, else the
+ * `REGVISOR_KVM_DEVICE` environment variable, else `/dev/kvm`.
+ */
+export function kvmDevicePath(options: KvmOpenOptions = {}): string {
+  const fromEnv = process.env.REGVISOR_KVM_DEVICE;
+  return options.path ?? (fromEnv === undefined || fromEnv === "" ? KVM_DEVICE_PATH : fromEnv);
+}
+
 /** An open `/dev/kvm`. */
 export class KvmSystem implements Disposable {
   readonly path: string;
@@ -60,9 +69,7 @@ export class KvmSystem implements Disposable {
    * @throws {KvmApiVersionError} if the API version is not 12.
    */
   static open(options: KvmOpenOptions = {}): KvmSystem {
-    const fromEnv = process.env.REGVISOR_KVM_DEVICE;
-    const path =
-      options.path ?? (fromEnv === undefined || fromEnv === "" ? KVM_DEVICE_PATH : fromEnv);
+    const path = kvmDevicePath(options);
     const fd = openPath(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       const hint = openHint(-fd, path);

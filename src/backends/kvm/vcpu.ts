@@ -7,6 +7,7 @@
  * argument lives in a dedicated native page whose `addr` field is written once, the id is
  * rewritten only when it changes, and IO exits for a repeating port reuse one exit object.
  */
+import { encodeRegValue } from "../reg-value.js";
 import { ERRNO } from "../../abi/kvm/errno.js";
 import { KvmError } from "../../abi/kvm/errors.js";
 import { IOCTLS, KVM_CAP } from "../../abi/kvm/ioctls.js";
@@ -24,7 +25,7 @@ import {
   type KvmVcpuEvents,
 } from "../../abi/kvm/x86-structs.js";
 import { isPseudoRegId, msrRegId } from "../../abi/arch/x86/index.js";
-import { formatRegId, regSize, type RegId } from "../../abi/regid.js";
+import { regId, regSize, type RegId } from "../../abi/regid.js";
 import { VcpuBusyError, type Vcpu, type VcpuExit } from "../vcpu.js";
 import { decodeCpuid, encodeCpuid, type CpuidEntry } from "./cpuid.js";
 import { KvmClosedError, kvmFail } from "./errors.js";
@@ -48,36 +49,6 @@ const IMMEDIATE_EXIT = KVM_RUN.fields.immediate_exit.offset;
 const RUN = IOCTLS.KVM_RUN.number;
 const GET_ONE_REG = IOCTLS.KVM_GET_ONE_REG.number;
 const SET_ONE_REG = IOCTLS.KVM_SET_ONE_REG.number;
-
-/** Encodes a register value given as bytes or a bigint, checking its size against the id. */
-export function encodeRegValue(id: RegId, value: Uint8Array | bigint): Uint8Array {
-  const size = regSize(id);
-  if (typeof value === "bigint") {
-    if (size > 8) {
-      throw new RangeError(`Register ${formatRegId(id)} is ${size} bytes: pass a Uint8Array`);
-    }
-    if (value < 0n || value >= 1n << BigInt(8 * size)) {
-      throw new RangeError(
-        `Value ${value} does not fit register ${formatRegId(id)} (${size} bytes)`,
-      );
-    }
-    const out = new Uint8Array(size);
-    let v = value;
-    for (let i = 0; i < size; i++) {
-      out[i] = Number(v & 0xffn);
-      v >>= 8n;
-    }
-    return out;
-  }
-  if (!(value instanceof Uint8Array))
-    throw new TypeError("A register value must be a Uint8Array or a bigint");
-  if (value.length !== size) {
-    throw new RangeError(
-      `Register ${formatRegId(id)} is ${size} bytes, got a ${value.length}-byte value`,
-    );
-  }
-  return value;
-}
 
 /** A KVM vCPU. */
 export class KvmVcpu implements Vcpu {
@@ -224,6 +195,7 @@ export class KvmVcpu implements Vcpu {
   #setOneId(id: RegId): void {
     if (id === this.#oneId) return;
     if (typeof id !== "bigint") throw new TypeError("A register id must be a bigint");
+    regId(id); // RangeError outside 0..2^64-1: setBigUint64 would mask it into a real id
     this.#one.view.setBigUint64(ONE_ID, id, true);
     this.#oneId = id;
     this.#oneSize = regSize(id);
@@ -237,6 +209,9 @@ export class KvmVcpu implements Vcpu {
    * @throws {KvmError} if the kernel refuses (x86: EINVAL for an unknown MSR).
    */
   getOneRegInto(id: RegId, out: Uint8Array, offset = 0): void {
+    // Checked first: after close() the kvm_one_reg scratch is unmapped (its views detached).
+    const fd = this.#fd;
+    if (fd < 0) throw new KvmClosedError(`vCPU ${this.index}`, "read a register");
     if (id !== this.#oneId) {
       if (isPseudoRegId(id)) {
         out.set(this.#view.getPseudo(id), offset);
@@ -244,8 +219,6 @@ export class KvmVcpu implements Vcpu {
       }
       this.#setOneId(id);
     }
-    const fd = this.#fd;
-    if (fd < 0) throw new KvmClosedError(`vCPU ${this.index}`, "read a register");
     const size = this.#oneSize;
     if (offset + size > out.length) {
       throw new RangeError(
@@ -274,6 +247,7 @@ export class KvmVcpu implements Vcpu {
    * @throws {KvmError} if the kernel refuses.
    */
   getOneReg(id: RegId): Uint8Array {
+    regId(id); // refused before the pseudo check, which looks at the low 64 bits only
     if (isPseudoRegId(id)) return this.#view.getPseudo(id);
     const out = new Uint8Array(regSize(id));
     this.getOneRegInto(id, out, 0);
@@ -286,7 +260,7 @@ export class KvmVcpu implements Vcpu {
    * @throws {KvmError} if the kernel refuses.
    */
   setOneReg(id: RegId, value: Uint8Array | bigint): void {
-    const bytes = encodeRegValue(id, value);
+    const bytes = encodeRegValue(regId(id), value);
     if (isPseudoRegId(id)) {
       this.#view.setPseudo(id, bytes);
       return;

@@ -170,7 +170,8 @@ export class KvmVm implements Vm {
     const slot = spec.slot ?? this.#nextSlot();
     if (this.#regions.some((r) => r.slot === slot))
       throw new RangeError(`memory slot ${slot} is in use`);
-    const mem = mapAnonymous(spec.size);
+    // Guest RAM is mapped MAP_NORESERVE: only the pages the guest touches cost host memory.
+    const mem = mapAnonymous(spec.size, { noReserve: true });
     if (typeof mem === "number") throw kvmFail("mmap", mem, { action: "Cannot map guest memory" });
     const arg = this.#scratch.get(KVM_USERSPACE_MEMORY_REGION.size);
     arg.view.setUint32(R.slot.offset, slot, true);
@@ -181,7 +182,7 @@ export class KvmVm implements Vm {
     arg.view.setBigUint64(R.guest_phys_addr.offset, gpa, true);
     arg.view.setBigUint64(R.memory_size.offset, BigInt(spec.size), true);
     // FFI: `mem` is registered with the kernel until the VM closes; `close()` closes the VM fd
-    // before releasing it.
+    // before releasing it (the kernel's mmu notifier copes with an unmap either way).
     arg.view.setBigUint64(R.userspace_addr.offset, mem.addressOf(0), true);
     const r = ioctlMem(fd, IOCTLS.KVM_SET_USER_MEMORY_REGION.number, arg, 0);
     if (r < 0) {
@@ -192,7 +193,14 @@ export class KvmVm implements Vm {
       slot,
       guestPhysAddr: gpa,
       size: spec.size,
-      bytes: mem.bytes,
+      // A getter: a region above 4 GiB has no single view, and asking for one throws.
+      get bytes() {
+        return mem.bytes;
+      },
+      view: (offset, length) => {
+        this.fd("view guest memory");
+        return mem.window(offset, length);
+      },
       readOnly: spec.readOnly === true,
       logDirty: spec.logDirty === true,
       mem,
@@ -273,7 +281,7 @@ export class KvmVm implements Vm {
    */
   writeGuest(gpa: bigint | number, data: Uint8Array): void {
     const { region, offset } = this.#locate(BigInt(gpa), data.length);
-    region.bytes.set(data, offset);
+    region.view(offset, data.length).set(data);
   }
 
   /**
@@ -282,7 +290,7 @@ export class KvmVm implements Vm {
    */
   readGuest(gpa: bigint | number, length: number): Uint8Array {
     const { region, offset } = this.#locate(BigInt(gpa), length);
-    return region.bytes.slice(offset, offset + length);
+    return region.view(offset, length).slice();
   }
 
   #locate(gpa: bigint, length: number): { region: Region; offset: number } {
@@ -319,7 +327,10 @@ export class KvmVm implements Vm {
     return vcpu;
   }
 
-  /** Closes every vCPU, the VM fd, then frees guest RAM; a second call is a no-op. */
+  /**
+   * Closes every vCPU, the VM fd, then unmaps guest RAM at once (views of it then have length
+   * 0; see `NativeMemory.release()`); a second call is a no-op.
+   */
   close(): void {
     if (this.#fd < 0) return;
     for (const vcpu of [...this.#vcpus.values()]) vcpu.close();

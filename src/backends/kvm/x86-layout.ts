@@ -16,7 +16,7 @@ import {
   msrIndexOf,
   type X86PseudoReg,
 } from "../../abi/arch/x86/index.js";
-import { regSize, type RegId } from "../../abi/regid.js";
+import { regId, regSize, type RegId } from "../../abi/regid.js";
 import {
   CPUID_MAX_BYTES,
   CPUID_READ_AT,
@@ -122,13 +122,14 @@ function msrBatch(msrs: number[], where: number[], offsets: readonly number[]): 
 
 /**
  * Classifies `ids`.
- * @throws {TypeError} if an id is not a bigint.
+ * @throws {TypeError} if an id is not a bigint; {RangeError} if it is outside 0..2^64-1.
  */
 export function buildLayout(ids: readonly RegId[]): ListLayout {
   const offsets: number[] = [];
   let total = 0;
   for (const id of ids) {
     if (typeof id !== "bigint") throw new TypeError("Register ids must be bigints");
+    regId(id); // RangeError outside 0..2^64-1: a 65-bit id would be masked into a real one
     offsets.push(total);
     total += regSize(id);
   }

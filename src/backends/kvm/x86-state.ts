@@ -281,17 +281,45 @@ export function getTscKhz(io: VcpuIo): number {
 }
 
 /**
+ * The largest TSC frequency that reads back: KVM_GET_TSC_KHZ returns the frequency as the
+ * ioctl's int result (6.18 arch/x86/kvm/x86.c, `r = vcpu->arch.virtual_tsc_khz`), so 2^31 kHz
+ * and above come back negative, as an error or as garbage.
+ */
+export const TSC_KHZ_MAX = 0x7fffffff;
+
+/**
+ * Why `khz` cannot be written as TSC_KHZ (a value that would not read back), or undefined.
+ * 0 is refused too: KVM_SET_TSC_KHZ takes it as "the host's frequency" (x86.c).
+ */
+export function tscKhzProblem(khz: bigint | number): string | undefined {
+  const ok = typeof khz === "bigint" || Number.isInteger(khz);
+  if (ok && khz >= 1 && khz <= TSC_KHZ_MAX) return undefined;
+  return `TSC_KHZ must be 1..${TSC_KHZ_MAX} kHz, got ${String(khz)} (KVM_GET_TSC_KHZ returns the frequency as an int, and 0 means "the host's rate": neither would read back)`;
+}
+
+/**
  * KVM_SET_TSC_KHZ. Writing the current frequency is a no-op that issues no ioctl, so state
- * restore works on hosts without KVM_CAP_TSC_CONTROL.
+ * restore works on hosts without KVM_CAP_TSC_CONTROL. A refused write leaves the frequency as
+ * it was: 6.18 x86.c kvm_set_tsc_khz() stores the new frequency before set_tsc_khz() refuses
+ * it (no TSC scaling and a rate below the host's), so the old one is written back.
+ * @throws {RangeError} for a frequency that would not read back (before any ioctl).
  * @throws {KvmError} if the kernel refuses a change.
  */
 export function setTscKhz(io: VcpuIo, khz: number): void {
-  if (!Number.isInteger(khz) || khz < 0 || khz > 0xffffffff) {
-    throw new RangeError(`TSC frequency ${khz} kHz is not a u32`);
-  }
-  if (getTscKhz(io) === khz) return;
-  const r = ioctlValue(io.fd("write TSC_KHZ"), IOCTLS.KVM_SET_TSC_KHZ.number, khz);
-  if (r < 0) throw kvmFail("KVM_SET_TSC_KHZ", r, { action: "Cannot write TSC_KHZ" });
+  const problem = tscKhzProblem(khz);
+  if (problem !== undefined) throw new RangeError(problem);
+  const old = getTscKhz(io);
+  if (old === khz) return;
+  const fd = io.fd("write TSC_KHZ");
+  const r = ioctlValue(fd, IOCTLS.KVM_SET_TSC_KHZ.number, khz);
+  if (r >= 0) return;
+  // Writing back the frequency the kernel accepted before is accepted again.
+  ioctlValue(fd, IOCTLS.KVM_SET_TSC_KHZ.number, old);
+  const now = getTscKhz(io);
+  throw kvmFail("KVM_SET_TSC_KHZ", r, {
+    action: `Cannot write TSC_KHZ ${khz}`,
+    ...(now === old ? {} : { hint: `it is now ${now} kHz, not the previous ${old}` }),
+  });
 }
 
 const MSR_HEAD = KVM_MSRS.fields.entries.offset;

@@ -1,5 +1,5 @@
 /**
- * The complete, enumerable x86 register view of DESIGN.md §3 and the MANY_REGS planner.
+ * The complete, enumerable x86 register view of docs/DESIGN.md §3 and the MANY_REGS planner.
  *
  * The view is REG_LIST (x86 6.18: GUEST_SSP at most) ∪ the MSRs of KVM_GET_MSR_INDEX_LIST
  * that this vCPU accepts (each probed once with KVM_GET_MSRS, then cached) ∪ the struct
@@ -89,11 +89,18 @@ export class X86RegisterView {
     return this.#msrs;
   }
 
-  /** Pseudo-registers this vCPU can read, probed once. */
+  /**
+   * Pseudo-registers this vCPU has, found once: TSC_KHZ by KVM_CAP_GET_TSC_KHZ (a read that
+   * fails must fail loudly, not drop it from the list), the structs by reading them.
+   */
   availablePseudo(): readonly X86PseudoReg[] {
     if (this.#pseudo === undefined) {
       const ok: X86PseudoReg[] = [];
       for (const reg of Object.values(X86_PSEUDO)) {
+        if (reg.name === "TSC_KHZ") {
+          if (this.#vm.checkExtension("KVM_CAP_GET_TSC_KHZ") > 0) ok.push(reg);
+          continue;
+        }
         try {
           this.#readPseudo(reg);
           ok.push(reg);
@@ -147,7 +154,8 @@ export class X86RegisterView {
     if (reg.name === "CPUID") state.setCpuidBytes(this.#io, struct);
     else if (reg.name === "TSC_KHZ") {
       const khz = new DataView(struct.buffer, struct.byteOffset).getBigUint64(0, true);
-      if (khz > 0xffffffffn) throw new RangeError(`TSC_KHZ ${khz} does not fit in u32`);
+      const problem = state.tscKhzProblem(khz);
+      if (problem !== undefined) throw new RangeError(problem);
       state.setTscKhz(this.#io, Number(khz));
     } else if (isStructName(reg.name)) state.setStruct(this.#io, reg.name, struct);
   }
@@ -320,6 +328,7 @@ export class X86RegisterView {
     }
     this.#checkPseudo(layout, ids, bytes);
     const plan = this.#layouts.setPlan(layout);
+    checkTscSteps(ids, plan.steps, bytes);
     const fd = this.#io.fd("write registers");
     // The rollback copies stay in native memory where the GET ioctls put them and are written
     // back from there (no copy through JS). A nested call — from an ioctl hook — gets the
@@ -434,16 +443,10 @@ export class X86RegisterView {
         else state.setCpuidBytes(this.#io, value);
         return;
       }
-      case "tsc": {
-        const lo = getU32(bytes, step.from);
-        const hi = getU32(bytes, step.from + 4);
-        if (hi !== 0) {
-          const khz = (BigInt(hi) << 32n) | BigInt(lo);
-          throw new RangeError(`TSC_KHZ ${khz} does not fit in u32`);
-        }
-        state.setTscKhz(this.#io, lo);
+      case "tsc":
+        // checkTscSteps() refused a value above u32 before any syscall.
+        state.setTscKhz(this.#io, getU32(bytes, step.from));
         return;
-      }
       case "msrs": {
         const batch = step.batch;
         const mem = scratch.get(batch.request.length);
@@ -506,6 +509,23 @@ function batchError(
     { action, ioctl: error.ioctl, errno: error.errno, regId: at(ids, index), index },
     { cause: error },
   );
+}
+
+/**
+ * Refuses, before any syscall, a TSC_KHZ value that would not read back (x86-state.ts).
+ * @throws {RangeError} naming the batch entry.
+ */
+function checkTscSteps(ids: readonly RegId[], steps: readonly SetStep[], bytes: Uint8Array): void {
+  for (const step of steps) {
+    if (step.kind !== "tsc") continue;
+    const khz = (BigInt(getU32(bytes, step.from + 4)) << 32n) | BigInt(getU32(bytes, step.from));
+    const problem = state.tscKhzProblem(khz);
+    if (problem !== undefined) {
+      throw new RangeError(
+        `setManyRegs entry ${step.index} (${formatRegId(at(ids, step.index))}): ${problem}`,
+      );
+    }
+  }
 }
 
 function stepError(ids: readonly RegId[], step: SetStep | undefined, error: unknown): unknown {

@@ -43,29 +43,3 @@ export function encodeLE(value: bigint, bytes: Uint8Array, offset: number, len: 
     rest >>= 8n;
   }
 }
-
-/**
- * The bytes of a `setOneReg` value: a Uint8Array of exactly `size` bytes, or a bigint that fits
- * in `size` bytes (≤ 8), unsigned or two's-complement negative.
- * @throws {TypeError} for any other type.
- * @throws {RangeError} if the array length differs from `size` or the bigint does not fit.
- */
-export function valueBytes(value: Uint8Array | bigint, size: number, what: string): Uint8Array {
-  if (value instanceof Uint8Array) {
-    if (value.length !== size) {
-      throw new RangeError(`${what}: value has ${value.length} bytes, the register has ${size}`);
-    }
-    return value;
-  }
-  if (typeof value !== "bigint") {
-    throw new TypeError(`${what}: value must be a Uint8Array or a bigint`);
-  }
-  if (size > 8) throw new RangeError(`${what}: a ${size}-byte register needs a Uint8Array value`);
-  const bits = BigInt(8 * size);
-  if (value >= 1n << bits || value < -(1n << (bits - 1n))) {
-    throw new RangeError(`${what}: ${value} does not fit in ${size} bytes`);
-  }
-  const out = new Uint8Array(size);
-  encodeLE(BigInt.asUintN(Number(bits), value), out, 0, size);
-  return out;
-}

@@ -1,10 +1,11 @@
 /**
  * The soft backend: a software RISC-V (RV64) hypervisor that exposes the exact Linux KVM RISC-V
- * register namespace (DESIGN.md §5). `createSoftVm()` is the entry point; everything a VMM
- * needs (memslots, vCPUs, run page, sync-register groups, the demo runner) is re-exported here.
+ * register namespace (docs/DESIGN.md §5). `createSoftVm()` is the entry point; everything a VMM
+ * needs (memslots, vCPUs, run page, sync-register groups) is re-exported here. The demo runner
+ * (./demo.ts) is not: the CLI and tests import it by path.
  */
 export { BUILTIN_HART_MODULE, createSoftVm } from "./create.js";
-export { SoftVm, allocGuestMemory, USER_MEM_SLOTS } from "./vm.js";
+export { SoftVm, allocGuestMemory, SOFT_MAX_SLOT_BYTES, USER_MEM_SLOTS } from "./vm.js";
 export type { HartFactory, SoftVmOptions, UserMemoryRegion } from "./vm.js";
 export { SoftVcpu, SoftClosedError } from "./vcpu.js";
 export type { SoftMode } from "./vcpu.js";
@@ -13,5 +14,3 @@ export { DEFAULT_TIME_SLICE_MS } from "./kernel.js";
 export type { RunBudget } from "./kernel.js";
 export { KVM_SYNC_RISCV, RunArea, RUN_PAGE_BYTES } from "./runarea.js";
 export { HOST_ISA_EXTS, TIMEBASE_HZ } from "./host.js";
-export { runSoftDemo, softDemoImagePath, DEMO_LOAD_ADDRESS, DEMO_RAM_BASE } from "./demo.js";
-export type { SoftDemoOptions, SoftDemoResult, SoftDemoRegister } from "./demo.js";

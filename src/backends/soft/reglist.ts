@@ -1,6 +1,6 @@
 /**
  * KVM_GET_REG_LIST for a soft vCPU, in the kernel's order (vcpu_onereg.c
- * `kvm_riscv_vcpu_copy_reg_indices`, kvm-register-abi.md §11): CONFIG (minus the Zicbo* block
+ * `kvm_riscv_vcpu_copy_reg_indices`, docs/kvm-register-abi.md §11): CONFIG (minus the Zicbo* block
  * sizes the host lacks), CORE (33), CSR GENERAL (11; no AIA/Smstateen without Ssaia/Smstateen),
  * TIMER (4), FP_F (33, if F), FP_D (32 U64 + U32 fcsr, if D), no VECTOR, ISA_EXT SINGLE for every
  * host extension (enabled or not), SBI_EXT SINGLE for every available SBI extension (enabled or

@@ -2,7 +2,7 @@
  * ISA_EXT and SBI_EXT registers (types 7 and 8): one 0/1 register per extension (SINGLE) and
  * 64-extension bitmaps (MULTI_EN, MULTI_DIS; accepted but never listed). Rules of Linux 6.18
  * arch/riscv/kvm/vcpu_onereg.c (`riscv_vcpu_{get,set}_isa_ext_*`) and vcpu_sbi.c
- * (`riscv_vcpu_{get,set}_sbi_ext_*`), kvm-register-abi.md §8.9, §8.10:
+ * (`riscv_vcpu_{get,set}_sbi_ext_*`), docs/kvm-register-abi.md §8.9, §8.10:
  *
  * ISA_EXT: size ≠ 8 → EINVAL; SINGLE of an id the host lacks (or ≥ MAX) → ENOENT; writing the
  * current value is always fine; a change after the first run → EBUSY; a change KVM does not

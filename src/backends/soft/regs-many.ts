@@ -1,5 +1,5 @@
 /**
- * MANY_REGS, natively (DESIGN.md §1; not a kernel ABI): one call moves a packed little-endian
+ * MANY_REGS, natively (docs/DESIGN.md §1; not a kernel ABI): one call moves a packed little-endian
  * stream of exactly Σ size(id) bytes, in list order, no padding.
  *
  * `setMany` has all-or-nothing semantics: entries are applied in order with the ONE_REG rules

@@ -1,7 +1,7 @@
 /**
  * The soft backend's ONE_REG handlers: Linux 6.18 `kvm_riscv_vcpu_get_reg` /
  * `kvm_riscv_vcpu_set_reg` (arch/riscv/kvm/vcpu_onereg.c, vcpu_timer.c, vcpu_fp.c, aia.c),
- * check for check and errno for errno (kvm-register-abi.md §8, §10.3):
+ * check for check and errno for errno (docs/kvm-register-abi.md §8, §10.3):
  *
  * - the arch byte is never looked at; dispatch is on the type byte, unknown types → ENOENT;
  * - the number is everything below the type (bits 51..32 included), so stray bits are "out of

@@ -1,6 +1,6 @@
 /**
  * The soft vCPU's run page: a `struct kvm_run` in a SharedArrayBuffer, with the header offsets
- * of include/uapi/linux/kvm.h (kvm-register-abi.md §4.1: immediate_exit @1, exit_reason @8,
+ * of include/uapi/linux/kvm.h (docs/kvm-register-abi.md §4.1: immediate_exit @1, exit_reason @8,
  * exit union @32, kvm_valid_regs @288, kvm_dirty_regs @296, s @304), exits written by the
  * "kernel" and decoded into `VcpuExit` values on the VMM side. In threaded mode both threads map
  * the same buffer, exactly like the mmapped page of a real vCPU fd.

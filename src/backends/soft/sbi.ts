@@ -1,8 +1,9 @@
 /**
  * The SBI "firmware" of a soft vCPU: what Linux 6.18 KVM does when the guest executes `ecall`
  * in S-mode (arch/riscv/kvm/vcpu_sbi.c `kvm_riscv_vcpu_sbi_ecall` and the vcpu_sbi_*.c
- * handlers; kvm-register-abi.md §4.5, soft-riscv-notes.md §1.4). Calling convention (SBI spec
- * ch. 3): a7 = extension id, a6 = function id, a0..a5 = arguments; a0 = error, a1 = value.
+ * handlers; docs/kvm-register-abi.md §4.5, docs/soft-riscv-notes.md §1.4). Calling convention
+ * (SBI spec ch. 3): a7 = extension id, a6 = function id, a0..a5 = arguments; a0 = error, a1 =
+ * value.
  *
  * In kernel: BASE, legacy v0.1 (except the console), TIME, IPI, RFENCE, HSM, SRST (→
  * KVM_EXIT_SYSTEM_EVENT, pc left on the ecall). Forwarded as KVM_EXIT_RISCV_SBI (pc left on the

@@ -8,11 +8,12 @@
  */
 import { ERRNO } from "../../abi/kvm/errno.js";
 import { KvmError } from "../../abi/kvm/errors.js";
-import { regSize, type RegId } from "../../abi/regid.js";
+import { regId, regSize, type RegId } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import { VcpuBusyError, type Vcpu, type VcpuExit } from "../vcpu.js";
 import type { Memslot } from "./riscv/contract.js";
-import { decodeLE, encodeLE, valueBytes } from "./bytes.js";
+import { encodeRegValue } from "../reg-value.js";
+import { decodeLE, encodeLE } from "./bytes.js";
 import type { RunBudget } from "./kernel.js";
 import { Errno } from "./kstate.js";
 import { BatchErrno, batchSizes } from "./regs-many.js";
@@ -97,24 +98,26 @@ export class SoftVcpu implements Vcpu {
 
   getOneReg(id: RegId): Uint8Array {
     this.check("get a register");
-    const size = regSize(id);
+    // regId(): a JavaScript bigint outside 0..2^64-1 is refused, never masked into a real id.
+    const size = regSize(regId(id));
     try {
       const out = new Uint8Array(size);
       encodeLE(this.port.getOne(id), out, 0, size);
       return out;
     } catch (error) {
-      throw this.kvmError(error, "Cannot get register", "KVM_GET_ONE_REG", id);
+      throw this.kvmError(error, "Cannot read", "KVM_GET_ONE_REG", id);
     }
   }
 
   setOneReg(id: RegId, value: Uint8Array | bigint): void {
     this.check("set a register");
-    const size = regSize(id);
-    const bytes = valueBytes(value, size, "setOneReg");
+    // regId(): a JavaScript bigint outside 0..2^64-1 is refused, never masked into a real id.
+    const size = regSize(regId(id));
+    const bytes = encodeRegValue(id, value);
     try {
       this.port.setOne(id, decodeLE(bytes, 0, size));
     } catch (error) {
-      throw this.kvmError(error, "Cannot set register", "KVM_SET_ONE_REG", id);
+      throw this.kvmError(error, "Cannot set", "KVM_SET_ONE_REG", id);
     }
   }
 
@@ -126,7 +129,7 @@ export class SoftVcpu implements Vcpu {
       this.port.getMany(ids, out);
       return out;
     } catch (error) {
-      throw this.batchError(error, ids, "Cannot get register", "KVM_GET_ONE_REG");
+      throw this.batchError(error, ids, "Cannot read", "KVM_GET_ONE_REG");
     }
   }
 
@@ -143,7 +146,7 @@ export class SoftVcpu implements Vcpu {
     try {
       this.port.setMany(ids, bytes);
     } catch (error) {
-      throw this.batchError(error, ids, "Cannot set register", "KVM_SET_ONE_REG");
+      throw this.batchError(error, ids, "Cannot set", "KVM_SET_ONE_REG");
     }
   }
 
@@ -289,6 +292,7 @@ function checkIds(ids: readonly RegId[]): readonly RegId[] {
   if (!Array.isArray(list)) throw new TypeError("A register batch must be an array of ids");
   for (const id of ids) {
     if (typeof id !== "bigint") throw new TypeError("A register id must be a bigint");
+    regId(id); // RangeError outside 0..2^64-1, before the kernel sees (and masks) it
   }
   return ids;
 }

@@ -20,7 +20,7 @@ import { INVALIDATE_RING, VmShared } from "./shared.js";
 import { slotFor } from "./guestmem.js";
 import { createThreadedPort } from "./threaded.js";
 import { SoftClosedError, SoftVcpu, type KernelPort, type SoftMode } from "./vcpu.js";
-import type { GuestMemory, MemoryRegionSpec, Vm } from "../vcpu.js";
+import { MAX_GUEST_VIEW_BYTES, type GuestMemory, type MemoryRegionSpec, type Vm } from "../vcpu.js";
 
 /** Builds the hart of vCPU `hartId` (inline mode). */
 export type HartFactory = (hartId: number) => HartApi;
@@ -64,8 +64,23 @@ const PAGE = 4096;
 export const USER_MEM_SLOTS = 512;
 const SET_MEM = "KVM_SET_USER_MEMORY_REGION";
 
-/** Guest RAM the soft backend can share with vCPU workers: zeroed, SharedArrayBuffer-backed. */
+/**
+ * The most guest RAM one soft memslot holds: 4 GiB. The hart reaches a slot through one
+ * Uint8Array (and DataView and Atomics views over it), and Node 20 caps a typed array at
+ * 2^32 bytes (`MAX_GUEST_VIEW_BYTES`).
+ */
+export const SOFT_MAX_SLOT_BYTES = MAX_GUEST_VIEW_BYTES;
+
+/**
+ * Guest RAM the soft backend can share with vCPU workers: zeroed, SharedArrayBuffer-backed.
+ * @throws {RangeError} above `SOFT_MAX_SLOT_BYTES`, or when the host cannot allocate it.
+ */
 export function allocGuestMemory(bytes: number): Uint8Array {
+  if (bytes > SOFT_MAX_SLOT_BYTES) {
+    throw new RangeError(
+      `Cannot allocate ${bytes} bytes of soft guest RAM: the soft backend holds a memory slot in one typed array, at most ${SOFT_MAX_SLOT_BYTES} bytes (4 GiB) in Node 20`,
+    );
+  }
   return new Uint8Array(new SharedArrayBuffer(bytes));
 }
 
@@ -166,6 +181,7 @@ export class SoftVm implements Vm {
       guestPhysAddr: BigInt(s.gpa),
       size: s.bytes.length,
       bytes: s.bytes,
+      view: (offset: number, length: number) => guestView(s.bytes, offset, length),
       readOnly: s.readonly,
       logDirty: s.dirty !== undefined,
     }));
@@ -199,6 +215,7 @@ export class SoftVm implements Vm {
       guestPhysAddr,
       size: spec.size,
       bytes,
+      view: (offset, length) => guestView(bytes, offset, length),
       readOnly: spec.readOnly === true,
       logDirty: spec.logDirty === true,
     };
@@ -296,10 +313,14 @@ export class SoftVm implements Vm {
     return vcpu;
   }
 
-  /** Closes every vCPU, then the VM; a second close is a no-op. */
+  /**
+   * Closes every vCPU, then the VM, and drops the VM's hold on guest RAM (the memory is freed
+   * once the caller holds no view of it either); a second close is a no-op.
+   */
   close(): void {
     if (this.closed) return;
     for (const vcpu of [...this.vcpus]) vcpu.close();
+    this.slots = [];
     this.closed = true;
   }
 
@@ -342,6 +363,20 @@ export class SoftVm implements Vm {
   private check(action: string): void {
     if (this.closed) throw new SoftClosedError("the soft VM", action);
   }
+}
+
+/** `GuestMemory.view()` over one Uint8Array: a subarray, bounds-checked. */
+function guestView(bytes: Uint8Array, offset: number, length: number): Uint8Array {
+  if (
+    !Number.isInteger(offset) ||
+    !Number.isInteger(length) ||
+    offset < 0 ||
+    length < 0 ||
+    offset + length > bytes.length
+  ) {
+    throw new RangeError(`bytes ${offset}+${length} are outside a ${bytes.length}-byte region`);
+  }
+  return bytes.subarray(offset, offset + length);
 }
 
 function isShared(bytes: Uint8Array): boolean {

@@ -3,6 +3,21 @@
  * (src/vmm/machine) implements it; the API server only translates HTTP+JSON requests into these
  * calls, so it can be tested against any implementation.
  */
+import { RegvisorError } from "../../errors.js";
+
+/**
+ * A request the machine refuses in its current state (e.g. a snapshot of a stopped machine), or
+ * that failed. `httpStatus` is what the control socket answers: 409 for a state conflict, 400 for
+ * a bad argument, 500 for a failure while doing it.
+ */
+export class ControlError extends RegvisorError {
+  readonly httpStatus: 400 | 409 | 500;
+
+  constructor(httpStatus: 400 | 409 | 500, message: string, options?: ErrorOptions) {
+    super("CONTROL", message, options);
+    this.httpStatus = httpStatus;
+  }
+}
 
 /** Where a machine is in its life. */
 export type MachineState = "starting" | "running" | "paused" | "stopped";
@@ -29,7 +44,10 @@ export interface SnapshotResult {
   readonly bytes: number;
 }
 
-/** The operations of the control socket. Errors are thrown as `Error`s with one-line messages. */
+/**
+ * The operations of the control socket. Refusals are thrown as `ControlError`s with one-line
+ * messages; anything else thrown is reported as a 500 with its message.
+ */
 export interface MachineControl {
   status(): MachineStatus;
   /** Parks every vCPU between exits; resolves when all are parked. A no-op when paused. */

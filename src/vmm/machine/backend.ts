@@ -25,6 +25,8 @@ export interface MachineBackend {
   readonly mode?: RunMode;
   /** Most vCPUs one VM of this backend holds (KVM_CAP_MAX_VCPUS). */
   readonly maxVcpus: number;
+  /** Most guest RAM one VM of this backend holds, where it has a limit below the OS's. */
+  readonly maxMemBytes?: number;
   /**
    * Refuses before anything is built when the backend cannot run here.
    * @throws a RegvisorError with a one-line reason (e.g. /dev/kvm unusable).

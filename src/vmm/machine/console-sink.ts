@@ -15,8 +15,11 @@ export interface ConsoleSink {
   write(bytes: Uint8Array): boolean;
   /** Resolves when the host side can take more, or once the sink is closed. */
   drained(): Promise<void>;
-  /** Registers the listener told (once) why output can no longer be delivered. */
-  onClosed(listener: (reason: string) => void): void;
+  /**
+   * Registers the listener told (once) why output can no longer be delivered: a one-line reason
+   * and the errno name where there is one ("EPIPE", "ENOSPC").
+   */
+  onClosed(listener: (reason: string, errnoName?: string) => void): void;
 }
 
 /** A sink that always accepts (tests, captured `--json` output). */
@@ -41,15 +44,16 @@ function closedReason(error: unknown): string {
 
 /** A sink over a Node writable stream (process.stdout): its `write()` result is the signal. */
 export function streamSink(stream: Writable): ConsoleSink {
-  let closed: string | undefined;
-  const listeners: ((reason: string) => void)[] = [];
-  const close = (reason: string): void => {
+  let closed: { reason: string; code: string | undefined } | undefined;
+  const listeners: ((reason: string, errnoName?: string) => void)[] = [];
+  const close = (reason: string, code: string | undefined): void => {
     if (closed !== undefined) return;
-    closed = reason;
-    for (const listener of listeners) listener(reason);
+    closed = { reason, code };
+    for (const listener of listeners) listener(reason, code);
   };
   stream.on("error", (error: unknown) => {
-    close(closedReason(error));
+    const code = (error as { code?: unknown } | null)?.code;
+    close(closedReason(error), typeof code === "string" ? code : undefined);
   });
   return {
     write(bytes) {
@@ -71,7 +75,7 @@ export function streamSink(stream: Writable): ConsoleSink {
       });
     },
     onClosed(listener) {
-      if (closed !== undefined) listener(closed);
+      if (closed !== undefined) listener(closed.reason, closed.code);
       else listeners.push(listener);
     },
   };

@@ -23,7 +23,7 @@ import type {
 import { hex } from "../image.js";
 import { consoleClosedEnding, faultEnding, quitEnding, timeoutEnding } from "../runner-status.js";
 import { detachExit, formatExit } from "../runner-trace.js";
-import type { RunEnding } from "../runner-types.js";
+import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
 import type { MachineBackend } from "./backend.js";
 import type { ArchMachine, MachineIo } from "./types.js";
 
@@ -33,6 +33,11 @@ export interface MachineRunOptions {
   readonly timeoutMs?: number;
   /** `--trace-exits`: one line per exit. */
   readonly trace?: (line: string) => void;
+  /**
+   * Asked every `POLL_INTERVAL_MS` while the machine runs: an ending to stop with (SIGINT and
+   * SIGTERM through src/cli/signals.ts).
+   */
+  readonly stop?: StopSource;
 }
 
 /** What a run did. */
@@ -81,8 +86,8 @@ export class Machine implements MachineControl, Disposable {
     private readonly io: MachineIo,
     private readonly identity: MachineIdentity,
   ) {
-    io.console.onClosed((reason) => {
-      this.finish(consoleClosedEnding(reason), undefined);
+    io.console.onClosed((reason, errnoName) => {
+      this.finish(consoleClosedEnding(reason, errnoName), undefined);
     });
   }
 
@@ -110,12 +115,21 @@ export class Machine implements MachineControl, Disposable {
     const armed = deadline === undefined ? undefined : this.backend.armDeadline?.(deadline);
     const poll = this.parts.poll?.bind(this.parts);
     const poller = poll === undefined ? undefined : setInterval(poll, POLL_MS);
+    const { stop } = options;
+    const stopPoller =
+      stop === undefined
+        ? undefined
+        : setInterval(() => {
+            const ending = stop.requested();
+            if (ending !== undefined) this.finish(ending, undefined);
+          }, POLL_INTERVAL_MS);
     try {
       this.live = this.vcpus.length;
       await Promise.all(this.vcpus.map((vcpu) => this.loop(vcpu, deadline, options)));
     } finally {
       clearTimeout(timer);
       clearInterval(poller);
+      clearInterval(stopPoller);
       // Stop the KVM kicker before anything else (registers, dispose) touches a vCPU.
       armed?.[Symbol.dispose]();
       this.state = "stopped";

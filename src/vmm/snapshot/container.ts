@@ -226,20 +226,27 @@ export function decodeSections(
   return out;
 }
 
+/**
+ * One section frame as chunks (frame header, the payload chunks as given, CRC trailer), so a
+ * stream writer sends large payloads without copying them (the migration stream uses this).
+ */
+export function encodeFrame(s: SectionOut): Uint8Array[] {
+  let length = 0;
+  for (const p of s.payload) length += p.length;
+  const head = concatBytes(new Writer().u32(s.type).u32(s.flags).u64(BigInt(length)).parts());
+  let crc = crc32c(head);
+  for (const p of s.payload) crc = crc32c(p, crc);
+  return [head, ...s.payload, concatBytes(new Writer().u32(crc).parts())];
+}
+
 /** Encodes header + sections into one array (one copy of every payload chunk). */
 export function encodeContainer(header: HeaderOut, sections: readonly SectionOut[]): Uint8Array {
   const parts: Uint8Array[] = [];
   let total = HEADER_BYTES;
   for (const s of sections) {
-    const frame = new Writer().u32(s.type).u32(s.flags);
-    let length = 0;
-    for (const p of s.payload) length += p.length;
-    frame.u64(BigInt(length));
-    const head = concatBytes(frame.parts());
-    let crc = crc32c(head);
-    for (const p of s.payload) crc = crc32c(p, crc);
-    parts.push(head, ...s.payload, concatBytes(new Writer().u32(crc).parts()));
-    total += FRAME_BYTES + length;
+    const frame = encodeFrame(s);
+    parts.push(...frame);
+    for (const p of frame) total += p.length;
   }
   const h = new Writer()
     .bytes(SNAPSHOT_MAGIC)

@@ -3,17 +3,13 @@
  * a live vCPU. Results are plain JSON (ids and values as hex strings) for `regvisor diff
  * --json`; `renderDiff()` prints them for people.
  */
+import { fieldText, regFields, type RegField } from "../../abi/fields.js";
 import type { RegId } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
 import { differingRanges, refText, regRef, sameBytes, valueHex } from "./describe.js";
 import type { RegRef } from "./errors.js";
-import {
-  SNAPSHOT_PAGE_BYTES,
-  type MemoryRegion,
-  type RegValue,
-  type Snapshot,
-  type VcpuState,
-} from "./model.js";
+import { changedPageCount, regionLength } from "./memory-pages.js";
+import { type MemoryRegion, type RegValue, type Snapshot, type VcpuState } from "./model.js";
 import { captureVcpu } from "./restore.js";
 
 /** A register on one side only, with its value. */
@@ -27,6 +23,41 @@ export interface RegChange extends RegRef {
   readonly new: string;
   /** For values over 16 bytes: the differing byte ranges `[start, end)`. */
   readonly ranges?: readonly (readonly [number, number])[];
+  /** For struct registers (x86 pseudo-registers): the fields that changed, by name. */
+  readonly fields?: readonly FieldChange[];
+}
+
+/** One changed field of a struct register, values as `fieldText()` prints them. */
+export interface FieldChange {
+  readonly name: string;
+  readonly old: string;
+  readonly new: string;
+}
+
+function sameField(a: RegField, b: RegField): boolean {
+  if (a.value instanceof Uint8Array || b.value instanceof Uint8Array) {
+    return (
+      a.value instanceof Uint8Array && b.value instanceof Uint8Array && sameBytes(a.value, b.value)
+    );
+  }
+  return a.value === b.value;
+}
+
+/**
+ * The fields that differ between two values of one struct register, compared position by
+ * position (reserved bytes included, so every changed byte is named); undefined when the
+ * register has no fields or the sizes differ.
+ */
+export function changedFields(id: RegId, a: Uint8Array, b: Uint8Array): FieldChange[] | undefined {
+  if (a.length !== b.length) return undefined;
+  const before = regFields(id, a);
+  const after = regFields(id, b);
+  if (before === undefined || after === undefined) return undefined;
+  return after.flatMap((field, i) => {
+    const old = before[i];
+    if (old === undefined || sameField(old, field)) return [];
+    return [{ name: field.name, old: fieldText(old), new: fieldText(field) }];
+  });
 }
 
 /** Differences of one vCPU: `added` = only in B, `removed` = only in A. */
@@ -79,7 +110,14 @@ export function diffRegs(a: readonly RegValue[], b: readonly RegValue[], vcpu = 
     else if (sameBytes(r.value, other)) unchanged++;
     else {
       const ranges = r.value.length > 16 ? { ranges: differingRanges(r.value, other) } : {};
-      changed.push({ ...regRef(r.id), old: valueHex(r.value), new: valueHex(other), ...ranges });
+      const fields = changedFields(r.id, r.value, other);
+      changed.push({
+        ...regRef(r.id),
+        old: valueHex(r.value),
+        new: valueHex(other),
+        ...ranges,
+        ...(fields === undefined ? {} : { fields }),
+      });
     }
   }
   const added = b.filter((r) => !inA.has(r.id)).map(presence);
@@ -93,15 +131,6 @@ export function diffLive(state: VcpuState, vcpu: Vcpu): VcpuDiff {
 
 const gpaHex = (gpa: bigint): string => "0x" + gpa.toString(16);
 
-function changedPages(a: Uint8Array, b: Uint8Array): number {
-  let n = 0;
-  for (let at = 0; at < a.length; at += SNAPSHOT_PAGE_BYTES) {
-    const end = Math.min(a.length, at + SNAPSHOT_PAGE_BYTES);
-    if (!sameBytes(a.subarray(at, end), b.subarray(at, end))) n++;
-  }
-  return n;
-}
-
 function diffMemory(a: readonly MemoryRegion[], b: readonly MemoryRegion[]): MemoryDiff[] {
   const out: MemoryDiff[] = [];
   const bySlot = new Map(b.map((m) => [m.slot, m]));
@@ -111,19 +140,20 @@ function diffMemory(a: readonly MemoryRegion[], b: readonly MemoryRegion[]): Mem
     const base = {
       slot: m.slot,
       gpa: gpaHex(o?.gpa ?? m.gpa),
-      length: o?.data.length ?? m.data.length,
+      length: regionLength(o ?? m),
     };
     if (o === undefined) out.push({ ...base, status: "removed" });
-    else if (o.gpa !== m.gpa || o.data.length !== m.data.length || o.flags !== m.flags)
+    else if (o.gpa !== m.gpa || regionLength(o) !== regionLength(m) || o.flags !== m.flags)
       out.push({ ...base, status: "moved" });
     else {
-      const pages = changedPages(m.data, o.data);
+      // Only the pages either file holds: absent pages are zero on that side.
+      const pages = changedPageCount(m, o);
       if (pages > 0) out.push({ ...base, status: "changed", changedPages: pages });
     }
   }
   for (const m of b)
     if (!aSlots.has(m.slot))
-      out.push({ slot: m.slot, status: "added", gpa: gpaHex(m.gpa), length: m.data.length });
+      out.push({ slot: m.slot, status: "added", gpa: gpaHex(m.gpa), length: regionLength(m) });
   return out;
 }
 
@@ -174,6 +204,12 @@ export function renderDiff(d: SnapshotDiff): string {
     for (const r of v.removed) lines.push(`vcpu ${v.vcpu} - ${refText(r)} = ${r.value}`);
     for (const r of v.added) lines.push(`vcpu ${v.vcpu} + ${refText(r)} = ${r.value}`);
     for (const c of v.changed) {
+      if (c.fields !== undefined) {
+        const name = c.name ?? c.id;
+        for (const f of c.fields)
+          lines.push(`vcpu ${v.vcpu} ~ ${name}.${f.name}: ${f.old} -> ${f.new}`);
+        continue;
+      }
       const where =
         c.ranges === undefined
           ? ""

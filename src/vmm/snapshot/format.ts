@@ -1,5 +1,5 @@
 /**
- * The regvisor snapshot format, version 1.0 (DESIGN.md §4). All integers little-endian.
+ * The regvisor snapshot format, version 1.0 (docs/DESIGN.md §4). All integers little-endian.
  *
  * Header (40 bytes):
  *
@@ -53,6 +53,7 @@ import {
   type SectionOut,
 } from "./container.js";
 import { SnapshotFormatError } from "./errors.js";
+import { regionLength } from "./memory-pages.js";
 import {
   BACKEND_CODES,
   DEFAULT_LIMITS,
@@ -143,7 +144,11 @@ function crossSectionProblem(
   for (let i = 1; i < byGpa.length; i++) {
     const prev = byGpa[i - 1];
     const cur = byGpa[i];
-    if (prev !== undefined && cur !== undefined && prev.gpa + BigInt(prev.data.length) > cur.gpa) {
+    if (
+      prev !== undefined &&
+      cur !== undefined &&
+      prev.gpa + BigInt(regionLength(prev)) > cur.gpa
+    ) {
       return `memory slots ${prev.slot} and ${cur.slot} overlap`;
     }
   }
@@ -192,7 +197,7 @@ export function encodeSnapshot(s: Snapshot, options: EncodeOptions = {}): Uint8A
     sections.push({ type: SECTION_TYPES.DEVICE, flags: 0, payload: encodeDevice(d, limits) });
   let memoryBytes = 0;
   for (const m of s.memory) {
-    memoryBytes += m.data.length;
+    memoryBytes += regionLength(m);
     if (memoryBytes > limits.maxMemoryBytes)
       throw new RangeError(`Guest memory exceeds the limit of ${limits.maxMemoryBytes} bytes`);
     sections.push({

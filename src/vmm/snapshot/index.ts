@@ -1,7 +1,11 @@
 /**
- * Snapshot and restore over the `Vcpu` interface (DESIGN.md §4): the checksummed format
+ * Snapshot and restore over the `Vcpu` interface (docs/DESIGN.md §4): the checksummed format
  * (format.ts), per-arch restore ordering as data (ordering.ts), restore with rollback
  * (restore.ts), register-level diff (diff.ts) and the inspect summary (inspect.ts).
+ *
+ * The library only, and free of native code: whole-machine capture/restore of the demo
+ * machines (vm-state.ts, machines/) builds KVM and soft VMs, so the CLI imports it by path and
+ * importing `regvisor/snapshot` never loads koffi.
  */
 export * from "./format.js";
 export { crc32c } from "./crc32c.js";
@@ -14,7 +18,5 @@ export * from "./inspect.js";
 export { valueHex, regRef } from "./describe.js";
 export * from "./machine.js";
 export * from "./devices.js";
-export * from "./vm-state.js";
-export * from "./machines/index.js";
 export { applyArchFixups } from "./arch-fixups.js";
 export { KNOWN_MEMSLOT_FLAGS, memslotFlags, memslotOptions } from "./memslot-flags.js";

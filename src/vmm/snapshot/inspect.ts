@@ -4,13 +4,15 @@
  * rendering.
  */
 import { decodeReg } from "../../abi/catalog.js";
+import { fieldRows, fieldsJson, regFields } from "../../abi/fields.js";
 import { formatRegId } from "../../abi/regid.js";
 import { valueHex } from "./describe.js";
 import { decodeSnapshot, type DecodeOptions } from "./format.js";
+import { regionLength, regionPages, zeroPageCount } from "./memory-pages.js";
 import {
-  SNAPSHOT_PAGE_BYTES,
   type DecodedSnapshot,
   type SectionInfo,
+  type Snapshot,
   type SnapshotMeta,
 } from "./model.js";
 import { SECTION_TYPES } from "./model.js";
@@ -24,6 +26,8 @@ export interface RegisterSummary {
   readonly size: number;
   /** Present with `values: true`. */
   readonly value?: string;
+  /** With `values: true`, for struct registers (x86 pseudo-registers): the fields by name. */
+  readonly fields?: Readonly<Record<string, number | string>>;
 }
 
 /** A snapshot, summarised. */
@@ -64,14 +68,6 @@ export interface InspectOptions {
   readonly decode?: DecodeOptions;
 }
 
-function zeroPages(data: Uint8Array): number {
-  let n = 0;
-  for (let at = 0; at < data.length; at += SNAPSHOT_PAGE_BYTES) {
-    if (data.subarray(at, at + SNAPSHOT_PAGE_BYTES).every((b) => b === 0)) n++;
-  }
-  return n;
-}
-
 /**
  * Summarises a snapshot (bytes are decoded and validated first).
  * @throws {SnapshotFormatError} if the bytes are not a valid snapshot.
@@ -94,12 +90,14 @@ export function inspectSnapshot(
     vcpus: s.vcpus.map((v) => {
       const registers = v.regs.map((r): RegisterSummary => {
         const info = decodeReg(r.id);
+        const fields = options.values === true ? fieldsJson(r.id, r.value) : undefined;
         return {
           id: formatRegId(r.id),
           name: info.known ? info.name : null,
           class: info.known ? info.class : null,
           size: r.value.length,
           ...(options.values === true ? { value: valueHex(r.value) } : {}),
+          ...(fields === undefined ? {} : { fields }),
         };
       });
       return {
@@ -113,21 +111,35 @@ export function inspectSnapshot(
     memory: s.memory.map((m, i) => ({
       slot: m.slot,
       gpa: "0x" + m.gpa.toString(16),
-      length: m.data.length,
+      length: regionLength(m),
       flags: m.flags,
       encoding: memorySections[i]?.encoding ?? "raw",
       storedBytes: memorySections[i]?.length ?? 0,
-      zeroPages: zeroPages(m.data),
-      pages: Math.ceil(m.data.length / SNAPSHOT_PAGE_BYTES),
+      // From the bitmap and the stored pages: never the declared length byte by byte.
+      zeroPages: zeroPageCount(m),
+      pages: regionPages(m),
     })),
     devices: s.devices.map((d) => ({ name: d.name, bytes: d.data.length })),
   };
 }
 
-/** Text rendering of a summary; `registers: false` prints counts only. */
+/** Field lines under a register (struct registers, when the summary has values). */
+function fieldLines(snapshot: Snapshot | undefined, vcpu: number, reg: number): string[] {
+  const r = snapshot?.vcpus[vcpu]?.regs[reg];
+  const fields = r === undefined ? undefined : regFields(r.id, r.value);
+  if (fields === undefined) return [];
+  const rows = fieldRows(fields);
+  const width = Math.max(...rows.map((f) => f.name.length));
+  return rows.map((f) => `      ${f.name.padEnd(width)}  ${f.text}`);
+}
+
+/**
+ * Text rendering of a summary; `registers: false` prints counts only. With `snapshot` (the one
+ * summarised) and values in the summary, struct registers are followed by their fields.
+ */
 export function renderSummary(
   sum: SnapshotSummary,
-  options: { readonly registers?: boolean } = {},
+  options: { readonly registers?: boolean; readonly snapshot?: Snapshot } = {},
 ): string {
   const out: string[] = [];
   out.push(
@@ -145,20 +157,22 @@ export function renderSummary(
   }
   for (const x of sum.skipped)
     out.push(`  (skipped unknown optional section #${x.index} type ${x.type})`);
-  for (const v of sum.vcpus) {
+  sum.vcpus.forEach((v, vi) => {
     const unknown = v.unknownCount === 0 ? "" : `, ${v.unknownCount} unknown to the catalog`;
     out.push(
       `vcpu ${v.index}: ${v.registerCount} registers, ${v.valueBytes} value bytes${unknown}`,
     );
-    if (options.registers === false) continue;
+    if (options.registers === false) return;
     const width = Math.max(8, ...v.registers.map((r) => (r.name ?? "?").length));
-    for (const r of v.registers) {
-      const value = r.value === undefined ? "" : `  ${r.value}`;
+    v.registers.forEach((r, ri) => {
+      const fields = r.value === undefined ? [] : fieldLines(options.snapshot, vi, ri);
+      const value = r.value === undefined ? "" : fields.length > 0 ? "  by field:" : `  ${r.value}`;
       out.push(
         `  ${(r.name ?? "(unknown)").padEnd(width)}  ${r.id}  ${String(r.size).padStart(5)} B${value}`,
+        ...fields,
       );
-    }
-  }
+    });
+  });
   for (const m of sum.memory) {
     const stored =
       m.encoding === "sparse"

@@ -9,6 +9,7 @@
  */
 import type { ArchName } from "../../abi/regid.js";
 import type { Vcpu, VcpuExit } from "../../backends/vcpu.js";
+import { regionLength } from "./memory-pages.js";
 import type { MemoryRegion, SnapshotBackend } from "./model.js";
 
 /** What one `step()` did. */
@@ -17,9 +18,18 @@ export interface MachineStep {
   readonly exit: VcpuExit;
   /**
    * `continue`: handled, the guest can run on; `finished`: the guest ended (x86 HLT, SBI SRST
-   * shutdown); `unexpected`: an exit this machine's VMM does not handle (the run stops).
+   * shutdown); `unexpected`: an exit this machine's VMM does not handle (the run stops);
+   * `interrupted`: only with `StepOptions.interruptible`, an `intr` exit (a signal, the soft
+   * backend's time slice), not counted: nothing for the VMM to do, the caller may check a
+   * deadline and step again.
    */
-  readonly outcome: "continue" | "finished" | "unexpected";
+  readonly outcome: "continue" | "finished" | "unexpected" | "interrupted";
+}
+
+/** Options of `SnapshotMachine.step()`. */
+export interface StepOptions {
+  /** Return `interrupted` on an `intr` exit instead of running on (default false). */
+  readonly interruptible?: boolean;
 }
 
 /** Where guest RAM sits, without its bytes: what a fresh destination must recreate. */
@@ -58,7 +68,7 @@ export interface SnapshotMachine extends Disposable {
   /** Everything the guest printed so far. */
   output(): Uint8Array;
   /** Runs the guest to its next exit that needs the VMM and handles it. */
-  step(): MachineStep;
+  step(options?: StepOptions): MachineStep;
   /**
    * Completes the last exit without running guest code (KVM_RUN with `immediate_exit`): KVM
    * finishes a pending port-I/O IN/OUT, MMIO or SBI call only on the next KVM_RUN and keeps
@@ -68,7 +78,12 @@ export interface SnapshotMachine extends Disposable {
   quiesce(): void;
   /** Guest RAM as live views (not copies), one per memslot. */
   memory(): MemoryRegion[];
-  /** Copies snapshot RAM into the machine's memslots (same layout, checked by the caller). */
+  /**
+   * Copies snapshot RAM into the machine's memslots (same layout, checked by the caller),
+   * which are still as the backend handed them out, all zero: only the pages the snapshot
+   * holds are written (memory-pages.ts `forEachStoredPage`), so a restore costs what the file
+   * holds, not the declared RAM.
+   */
   loadMemory(regions: readonly MemoryRegion[]): void;
   /** Sets console output and exit counters from a snapshot (the machine must not have run). */
   loadProgress(output: Uint8Array, progress: RunProgress): void;
@@ -77,7 +92,7 @@ export interface SnapshotMachine extends Disposable {
 
 /** A region's layout. */
 export function layoutOf(m: MemoryRegion): MemoryLayout {
-  return { slot: m.slot, flags: m.flags, gpa: m.gpa, size: m.data.length };
+  return { slot: m.slot, flags: m.flags, gpa: m.gpa, size: regionLength(m) };
 }
 
 /** Why two layouts differ, or undefined when they are the same (order ignored). */

@@ -25,8 +25,24 @@ export interface MemoryRegion {
   readonly flags: number;
   /** Guest-physical address of the first byte. */
   readonly gpa: bigint;
-  /** The region's bytes; its length is the region length. */
+  /**
+   * The region's bytes; its length is the region length. A decoded sparse region builds
+   * them on first access: read its length and pages through memory-pages.ts instead, which
+   * cost what the file holds.
+   */
   readonly data: Uint8Array;
+  /** Decoded sparse regions: the pages as stored in the file, not expanded. */
+  readonly sparse?: SparsePages;
+}
+
+/** A sparse MEMORY section's pages as stored: which pages are there, and their bytes. */
+export interface SparsePages {
+  /** Region length in bytes. */
+  readonly length: number;
+  /** Bit p (LSB first) set = page p is stored; pages not stored are all zero. */
+  readonly bitmap: Uint8Array;
+  /** The stored pages, in page order, back to back (the last page may be short). */
+  readonly stored: Uint8Array;
 }
 
 /** Opaque state of one device or VMM component (e.g. `"uart0"`, `"vmm.exit"`). */

@@ -1,5 +1,5 @@
 /**
- * Per-arch restore ordering, kept as data (DESIGN.md §4; kvm-register-abi.md §13).
+ * Per-arch restore ordering, kept as data (docs/DESIGN.md §4; docs/kvm-register-abi.md §13).
  *
  * Each arch lists its phases in application order and an ordered list of rules; the first
  * rule whose matcher fits a register decides its phase (or that it is only verified, or that
@@ -54,15 +54,29 @@ export interface PhaseSpec {
   readonly why: string;
 }
 
+/**
+ * A side effect of writing: writing a register matching any of `writes` may change registers
+ * matching `changes` although it does not name them. A rollback writes those registers back
+ * after undoing such a write, written or not, so the destination ends exactly as it was.
+ */
+export interface SideEffect {
+  readonly writes: readonly RegMatcher[];
+  readonly changes: RegMatcher;
+  /** The kernel code behind it. */
+  readonly why: string;
+}
+
 /** The ordering data of one arch. */
 export interface ArchOrdering {
   readonly arch: ArchName;
-  /** Phases in application order. */
+  /** Phases in application order (a rollback writes back in this order too). */
   readonly phases: readonly PhaseSpec[];
   /** First match wins. */
   readonly rules: readonly OrderingRule[];
   /** Phase of registers no rule matches. */
   readonly defaultPhase: string;
+  /** Writes that change other registers (none when absent). */
+  readonly effects?: readonly SideEffect[];
 }
 
 const READ_ONLY_RULE = (phase: string): OrderingRule => ({
@@ -149,6 +163,13 @@ export const X86_ORDERING: ArchOrdering = {
     { phase: "debugregs", match: { names: ["DEBUGREGS"] }, why: "debug registers" },
   ],
   defaultPhase: "msrs",
+  effects: [
+    {
+      writes: [{ names: ["LAPIC"] }],
+      changes: { names: ["IA32_TSC_DEADLINE"] },
+      why: "KVM_SET_LAPIC cancels the APIC timer, armed deadline included (lapic.c kvm_apic_set_state)",
+    },
+  ],
 };
 
 /** RISC-V (ABI §13.3; arch/riscv/kvm/vcpu_onereg.c, vcpu_timer.c, vcpu_sbi.c). */
@@ -195,6 +216,28 @@ export const RISCV_ORDERING: ArchOrdering = {
     },
   ],
   defaultPhase: "state",
+  effects: [
+    {
+      writes: [{ names: ["config.isa"] }, { classes: ["isa_ext"] }],
+      changes: { names: ["csr.sstatus"] },
+      why: "every change of config.isa or an ISA_EXT register resets sstatus.FS (6.18 vcpu_onereg.c calls kvm_riscv_vcpu_fp_reset)",
+    },
+    {
+      writes: [{ names: ["config.isa"] }, { classes: ["isa_ext"] }],
+      changes: { classes: ["vector"] },
+      why: "every ISA change also resets the vector state (6.18 vcpu_onereg.c calls kvm_riscv_vcpu_vector_reset)",
+    },
+    {
+      writes: [{ classes: ["fp_f"] }],
+      changes: { classes: ["fp_d"] },
+      why: "FP_F and FP_D are views of one register file (6.18 vcpu_fp.c: cntx->fp is a union), so an F write changes D values",
+    },
+    {
+      writes: [{ classes: ["fp_d"] }],
+      changes: { classes: ["fp_f"] },
+      why: "FP_F and FP_D are views of one register file (6.18 vcpu_fp.c: cntx->fp is a union), so a D write changes F values",
+    },
+  ],
 };
 
 /** arm64 (ABI §13.2; arch/arm64/kvm/guest.c, sys_regs.c, hypercalls.c). */
@@ -326,6 +369,39 @@ export function placeRegister(ordering: ArchOrdering, id: RegId): Placement {
       : { phase: rule.phase, action: rule.action ?? "write", scope: rule.scope ?? "vcpu", rule };
   cache.set(id, placed);
   return placed;
+}
+
+/** How one register takes part in side effects: the effects it causes and may suffer. */
+export interface EffectRoles {
+  /** Indices (into `ordering.effects`) of the effects writing it causes. */
+  readonly causes: readonly number[];
+  /** Indices of the effects that may change it. */
+  readonly changedBy: readonly number[];
+}
+
+const NO_ROLES: EffectRoles = { causes: [], changedBy: [] };
+/** Roles already worked out, per ordering (catalogs and orderings are immutable data). */
+const effectRoles = new WeakMap<ArchOrdering, Map<RegId, EffectRoles>>();
+
+/** The side effects writing `id` causes and those that may change it. */
+export function effectRolesOf(ordering: ArchOrdering, id: RegId): EffectRoles {
+  const effects = ordering.effects ?? [];
+  if (effects.length === 0) return NO_ROLES;
+  let cache = effectRoles.get(ordering);
+  if (cache === undefined) {
+    cache = new Map();
+    effectRoles.set(ordering, cache);
+  }
+  let roles = cache.get(id);
+  if (roles === undefined) {
+    const info = decodeReg(id);
+    roles = {
+      causes: effects.flatMap((e, k) => (e.writes.some((w) => matches(w, info)) ? [k] : [])),
+      changedBy: effects.flatMap((e, k) => (matches(e.changes, info) ? [k] : [])),
+    };
+    cache.set(id, roles);
+  }
+  return roles;
 }
 
 /** One phase of ordered ids. */

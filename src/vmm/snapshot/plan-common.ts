@@ -7,7 +7,7 @@ import type { ArchName, RegId } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
 import { regRef, refText, sameBytes, sizeOf, valueHex } from "./describe.js";
 import { RestoreError, type RegComparison } from "./errors.js";
-import { orderingFor, placeRegister } from "./ordering.js";
+import { effectRolesOf, orderingFor, placeRegister } from "./ordering.js";
 
 /** The id with its size field cleared: equal keys = same register, perhaps another size. */
 const sizeless = (id: RegId): bigint => id & ~(0xfn << 52n);
@@ -94,6 +94,49 @@ export function placeMatched(
   const toRead = [...verify];
   for (const ids of buckets.values()) for (const id of ids) toRead.push(id);
   return { buckets, verify, skippedVmScoped, ifChanged, toRead };
+}
+
+/** Destination registers that one side effect (ordering.ts) may change. */
+export interface EffectTargets {
+  /** Index of the effect in the arch ordering's `effects`. */
+  readonly effect: number;
+  readonly ids: readonly RegId[];
+}
+
+/**
+ * The registers of the destination's `list` that each side effect of the arch's ordering may
+ * change (read-only ones left out: nothing writes them), one entry per effect that has any.
+ */
+export function effectTargets(arch: ArchName, list: readonly RegId[]): EffectTargets[] {
+  const ordering = orderingFor(arch);
+  const effects = ordering.effects ?? [];
+  if (effects.length === 0) return [];
+  const ids = effects.map((): RegId[] => []);
+  for (const id of list) {
+    const found = effectRolesOf(ordering, id).changedBy;
+    if (found.length === 0 || placeRegister(ordering, id).action === "verify") continue;
+    for (const k of found) ids[k]?.push(id);
+  }
+  const out: EffectTargets[] = [];
+  ids.forEach((targets, effect) => {
+    if (targets.length > 0) out.push({ effect, ids: targets });
+  });
+  return out;
+}
+
+/** `toRead` followed by the effect targets it lacks: a rollback needs their saved values. */
+export function withTargets(toRead: readonly RegId[], targets: readonly EffectTargets[]): RegId[] {
+  const out = [...toRead];
+  if (targets.length === 0) return out;
+  const seen = new Set(out);
+  for (const t of targets) {
+    for (const id of t.ids) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      out.push(id);
+    }
+  }
+  return out;
 }
 
 /** A vCPU that can read MANY_REGS into the caller's buffer (the KVM backend). */

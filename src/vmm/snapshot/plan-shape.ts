@@ -17,8 +17,11 @@ import {
   comparisonReport,
   copyValue,
   packedLength,
+  effectTargets,
   placeMatched,
   readCurrent,
+  withTargets,
+  type EffectTargets,
   type IdComparison,
   type ReadBuffers,
 } from "./plan-common.js";
@@ -72,6 +75,8 @@ interface PlanShape {
   readonly buckets: readonly { readonly phase: string; readonly ids: readonly RegId[] }[];
   /** Every id of `toRead` as a probe. */
   readonly probes: ReadonlyMap<RegId, Probe>;
+  /** Side-effect targets of the destination's list, all in `toRead`. */
+  readonly effects: readonly EffectTargets[];
   /** Variants by the indices (into `ifChanged`) of the unchanged registers, e.g. `"0,3,"`. */
   readonly variants: Map<string, Variant>;
 }
@@ -134,11 +139,11 @@ export function buildShape(
   writeVmScoped: boolean,
   cmp: IdComparison,
 ): PlanShape {
-  const { buckets, verify, skippedVmScoped, ifChanged, toRead } = placeMatched(
-    cmp.matched,
-    arch,
-    writeVmScoped,
-  );
+  const placed = placeMatched(cmp.matched, arch, writeVmScoped);
+  const { buckets, verify, skippedVmScoped, ifChanged } = placed;
+  const effects = Object.freeze(effectTargets(arch, list));
+  // The effect targets not written are read too: a rollback writes them back.
+  const toRead = withTargets(placed.toRead, effects);
   const streamAt = new Map<RegId, number>();
   state.regs.forEach((r, i) => streamAt.set(r.id, i));
   const probes = new Map<RegId, Probe>();
@@ -164,6 +169,7 @@ export function buildShape(
     ifChanged: ifChanged.map(probe),
     buckets: [...buckets].map(([phase, ids]) => ({ phase, ids })),
     probes,
+    effects,
     variants: new Map(),
   };
   if (shapes.length >= SHAPE_CACHE_SIZE) shapes.shift();
@@ -315,7 +321,21 @@ export function planFromShape(
     skippedVmScoped: shape.skippedVmScoped,
     skippedUnchanged: variant.skippedUnchanged,
     notWritten: NOTHING_REFUSED,
+    effects: shape.effects,
+    savedValues: (ids) => savedFrom(shape, current, ids),
   };
+}
+
+/** The planning read's values of `ids`, packed (zeros for an id the plan did not read). */
+function savedFrom(shape: PlanShape, current: Uint8Array, ids: readonly RegId[]): Uint8Array {
+  const out = new Uint8Array(packedLength(ids));
+  let at = 0;
+  for (const id of ids) {
+    const p = shape.probes.get(id);
+    if (p !== undefined) out.set(current.subarray(p.read, p.read + p.size), at);
+    at += sizeOf(id);
+  }
+  return out;
 }
 
 /**

@@ -14,9 +14,12 @@ import {
   checkVerified,
   compareIds,
   comparisonReport,
+  effectTargets,
   indexValues,
   pack,
+  withTargets,
   readCurrent,
+  type EffectTargets,
   type IdComparison,
   type ReadBuffers,
   type ValueSource,
@@ -106,6 +109,10 @@ export interface VcpuPlan {
   readonly skippedUnchanged: readonly RegRef[];
   /** Extras not written: ignored, unreadable or read-only. */
   readonly notWritten: readonly { readonly register: RegRef; readonly reason: string }[];
+  /** Registers that writes in some phases change as a side effect (rewritten on rollback). */
+  readonly effects: readonly EffectTargets[];
+  /** The destination's values of `ids` before the restore, packed; each id must be planned. */
+  savedValues(ids: readonly RegId[]): Uint8Array;
 }
 
 function listText(refs: readonly RegRef[]): string {
@@ -177,25 +184,35 @@ export function planVcpuRestore(
     const built = buildShape(state, list, arch, options, writeVmScoped, cmp);
     return planFromShape(vcpu, state, built, buffers);
   }
-  return planWithExtras(vcpu, state, arch, options, writeVmScoped, cmp, buffers);
+  return planWithExtras(vcpu, state, { arch, list, options, writeVmScoped, cmp }, buffers);
+}
+
+/** What planWithExtras() plans from, besides the vCPU and the state. */
+interface ExtrasInput {
+  readonly arch: ArchName;
+  /** The destination's register list. */
+  readonly list: readonly RegId[];
+  readonly options: ResolvedRestoreOptions;
+  readonly writeVmScoped: boolean;
+  readonly cmp: IdComparison;
 }
 
 /** The plan when the stream carries extras (tried one by one or not written): never cached. */
 function planWithExtras(
   vcpu: Vcpu,
   state: VcpuState,
-  arch: ArchName,
-  options: ResolvedRestoreOptions,
-  writeVmScoped: boolean,
-  cmp: IdComparison,
+  input: ExtrasInput,
   buffers: ReadBuffers | undefined,
 ): VcpuPlan {
+  const { arch, options, writeVmScoped, cmp } = input;
   const n = state.index;
   const values = new Map<RegId, Uint8Array>();
   for (const r of state.regs) values.set(r.id, r.value);
   const ordering = orderingFor(arch);
   const placed = placeMatched(cmp.matched, arch, writeVmScoped);
-  const { buckets, verify, skippedVmScoped, toRead } = placed;
+  const { buckets, verify, skippedVmScoped } = placed;
+  const effects = effectTargets(arch, input.list);
+  const toRead = withTargets(placed.toRead, effects);
   const ifChanged = new Set(placed.ifChanged);
   const current = indexValues(toRead, readCurrent(vcpu, toRead, n, undefined, buffers));
   for (const id of verify) checkVerified(id, values.get(id), current.get(id), n);
@@ -233,6 +250,8 @@ function planWithExtras(
     skippedVmScoped: skippedVmScoped.map(regRef),
     skippedUnchanged: unchanged.map(regRef),
     notWritten,
+    effects,
+    savedValues: (ids) => pack(ids, current),
   };
 }
 

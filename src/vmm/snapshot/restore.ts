@@ -2,17 +2,20 @@
  * Restore: decode and validate everything first (format, vCPU set, register comparison,
  * options, read-only values), then write phase by phase in the arch's order (ordering.ts),
  * one `setManyRegs` batch per phase. If any write fails, everything already written — on
- * every vCPU of the restore — is written back from the values read during planning, in
- * reverse order, and a `RestoreError` names the register and the cause: the destination is
- * left exactly as it was.
+ * every vCPU of the restore — is written back from the values read during planning, in the
+ * restore's own order (the ordering data is the order in which a consistent state can be
+ * written, and the saved state is one), followed by the registers those writes changed as a
+ * side effect (ordering.ts `effects`, e.g. sstatus after an ISA change); a `RestoreError`
+ * names the register and the cause: the destination is left exactly as it was.
  *
  * Guest memory and device state are the VMM's to restore (they do not live behind `Vcpu`).
  */
 import type { ArchName, RegId } from "../../abi/regid.js";
 import type { Vcpu } from "../../backends/vcpu.js";
-import { regRef, refText, sizeOf } from "./describe.js";
+import { regRef, refText, sameBytes, sizeOf } from "./describe.js";
 import { RestoreError, type RegComparison, type RegRef } from "./errors.js";
 import { decodeSnapshot, type DecodeOptions } from "./format.js";
+import { effectRolesOf, orderingFor } from "./ordering.js";
 import type { RegValue, Snapshot, VcpuState } from "./model.js";
 import { ReadBuffers, packedLength, readsInto } from "./plan-common.js";
 import {
@@ -64,7 +67,7 @@ class Journal {
   /** Registers written so far. */
   registers(): number {
     let n = 0;
-    for (const w of this.writes) n += "phase" in w ? w.ids.length : 1;
+    for (const w of this.writes) n += "ids" in w ? w.ids.length : 1;
     return n;
   }
 }
@@ -81,30 +84,88 @@ function failedRegister(cause: unknown, ids: readonly RegId[]): RegId | undefine
   return undefined;
 }
 
-/** Writes the journal back in reverse; returns what could not be restored. */
+/**
+ * Writes `saved` back to `ids` in one batch or, if the batch is refused, register by register;
+ * adds what could not be written back to `failures`.
+ */
+function writeBack(
+  plan: VcpuPlan,
+  ids: readonly RegId[],
+  saved: Uint8Array,
+  failures: string[],
+): void {
+  try {
+    plan.vcpu.setManyRegs(ids, saved);
+    return;
+  } catch {
+    // The batch is all-or-nothing, so nothing of it landed; retry register by register.
+  }
+  let at = 0;
+  for (const id of ids) {
+    const size = sizeOf(id);
+    try {
+      plan.vcpu.setOneReg(id, saved.slice(at, at + size));
+    } catch (e) {
+      failures.push(`vCPU ${plan.streamIndex} ${refText(regRef(id))}: ${messageOf(e)}`);
+    }
+    at += size;
+  }
+}
+
+/**
+ * Writes back the registers that undoing `written` on `plan` changed as a side effect: those
+ * whose value now differs from the saved one (a register that refuses writes may refuse even
+ * its own value), or all of them if they cannot be read.
+ */
+function undoEffects(plan: VcpuPlan, written: ReadonlySet<RegId>, failures: string[]): void {
+  if (plan.effects.length === 0) return;
+  const ordering = orderingFor(plan.vcpu.arch);
+  const caused = new Set<number>();
+  for (const id of written) for (const k of effectRolesOf(ordering, id).causes) caused.add(k);
+  const targets = new Set<RegId>();
+  for (const t of plan.effects) if (caused.has(t.effect)) for (const id of t.ids) targets.add(id);
+  if (targets.size === 0) return;
+  const ids = [...targets];
+  const saved = plan.savedValues(ids);
+  let now: Uint8Array | undefined;
+  try {
+    now = plan.vcpu.getManyRegs(ids);
+  } catch {
+    now = undefined;
+  }
+  const changed: RegId[] = [];
+  let at = 0;
+  for (const id of ids) {
+    const size = sizeOf(id);
+    const same =
+      now !== undefined && sameBytes(now.subarray(at, at + size), saved.subarray(at, at + size));
+    if (!same) changed.push(id);
+    at += size;
+  }
+  if (changed.length > 0) writeBack(plan, changed, plan.savedValues(changed), failures);
+}
+
+/**
+ * Writes the journal back in the order it was written — each vCPU's phases in the arch's
+ * order, then the registers their side effects changed — and returns what could not be
+ * restored. Reverse order is wrong here: undoing an ISA_EXT write after sstatus was written
+ * back reset sstatus.FS again.
+ */
 function rollBack(journal: Journal): string[] {
   const failures: string[] = [];
-  for (let k = journal.writes.length - 1; k >= 0; k--) {
-    const write = journal.writes[k];
-    const plan = journal.plans[k];
+  const { plans, writes } = journal;
+  let written = new Set<RegId>();
+  for (let k = 0; k < writes.length; k++) {
+    const write = writes[k];
+    const plan = plans[k];
     if (write === undefined || plan === undefined) continue;
-    const ids = "phase" in write ? write.ids : [write.id];
-    const saved = "phase" in write ? write.saved() : write.saved;
-    try {
-      plan.vcpu.setManyRegs(ids, saved);
-      continue;
-    } catch {
-      // The batch is all-or-nothing, so nothing of it landed; retry register by register.
-    }
-    let at = 0;
-    for (const id of ids) {
-      const size = sizeOf(id);
-      try {
-        plan.vcpu.setOneReg(id, saved.slice(at, at + size));
-      } catch (e) {
-        failures.push(`vCPU ${plan.streamIndex} ${refText(regRef(id))}: ${messageOf(e)}`);
-      }
-      at += size;
+    const ids = "ids" in write ? write.ids : [write.id];
+    writeBack(plan, ids, "ids" in write ? write.saved() : write.saved, failures);
+    for (const id of ids) written.add(id);
+    // A plan's writes are consecutive in the journal: its side effects go after the last one.
+    if (plans[k + 1] !== plan) {
+      undoEffects(plan, written, failures);
+      written = new Set();
     }
   }
   return failures;

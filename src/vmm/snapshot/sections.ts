@@ -6,6 +6,7 @@
  */
 import { archCode, formatRegId, regId, regSize, type RegId } from "../../abi/regid.js";
 import { boundedLength, Writer, type Reader } from "./bytes.js";
+import { regionLength, sparseRegion } from "./memory-pages.js";
 import {
   SNAPSHOT_PAGE_BYTES as PAGE,
   type DeviceState,
@@ -13,6 +14,7 @@ import {
   type RegValue,
   type SnapshotLimits,
   type SnapshotMeta,
+  type SparsePages,
   type VcpuState,
 } from "./model.js";
 
@@ -189,39 +191,45 @@ export function decodeMemory(
   }
   if (encoding !== MEMORY_ENCODING.sparse)
     throw r.fail("SNAPSHOT_MALFORMED", `unknown memory encoding ${encoding}`, r.pos - 8);
-  const data = decodeSparse(r, length, slot);
+  const sparse = decodeSparse(r, length, slot);
   budget.used += length;
-  return { region: { slot, flags, gpa, data }, encoding: "sparse" };
+  return { region: sparseRegion(slot, flags, gpa, sparse), encoding: "sparse" };
 }
 
-/** Sparse pages: a bitmap (bit set = page stored), then the stored pages in order. */
-function decodeSparse(r: Reader, length: number, slot: number): Uint8Array {
+/**
+ * Sparse pages: a bitmap (bit set = page stored), then the stored pages in order. Kept as
+ * stored (copied out of the file's bytes), not expanded: the declared length may be 4 GiB of
+ * zero pages in a file of a few KB (memory-pages.ts reads them).
+ */
+function decodeSparse(r: Reader, length: number, slot: number): SparsePages {
   const pages = Math.ceil(length / PAGE);
   const bitmapAt = r.pos;
   const bitmap = r.view8(Math.ceil(pages / 8), "memory page bitmap");
   const pageSize = (p: number): number => Math.min(PAGE, length - p * PAGE);
   let stored = 0;
-  for (let p = 0; p < bitmap.length * 8; p++) {
-    if ((((bitmap[p >> 3] ?? 0) >> (p & 7)) & 1) === 0) continue;
-    if (p >= pages)
-      throw r.fail(
-        "SNAPSHOT_MALFORMED",
-        `page bitmap marks page ${p} of a ${pages}-page slot`,
-        bitmapAt,
-      );
-    stored += pageSize(p);
+  for (let byte = 0; byte < bitmap.length; byte++) {
+    if (bitmap[byte] === 0) continue; // eight pages not stored
+    for (let p = byte * 8; p < byte * 8 + 8; p++) {
+      if ((((bitmap[p >> 3] ?? 0) >> (p & 7)) & 1) === 0) continue;
+      if (p >= pages)
+        throw r.fail(
+          "SNAPSHOT_MALFORMED",
+          `page bitmap marks page ${p} of a ${pages}-page slot`,
+          bitmapAt,
+        );
+      stored += pageSize(p);
+    }
   }
   if (r.remaining !== stored)
     throw r.fail(
       "SNAPSHOT_MALFORMED",
       `sparse memory slot ${slot} holds ${r.remaining} page bytes, the bitmap says ${stored}`,
     );
-  const data = new Uint8Array(length);
-  for (let p = 0; p < pages; p++) {
-    if ((((bitmap[p >> 3] ?? 0) >> (p & 7)) & 1) === 0) continue;
-    data.set(r.view8(pageSize(p), `memory page ${p}`), p * PAGE);
-  }
-  return data;
+  return {
+    length,
+    bitmap: bitmap.slice(),
+    stored: r.view8(stored, "memory pages").slice(),
+  };
 }
 
 /** True when `words[start, end)` are all zero; `end - start` is a multiple of 4. */
@@ -258,15 +266,32 @@ export function encodeMemory(
 ): Uint8Array[] {
   if (!isU32(m.slot) || !isU32(m.flags))
     throw new RangeError(`Memory slot ${m.slot} flags ${m.flags}: both must be u32`);
-  if (!(m.data instanceof Uint8Array))
+  const sparse = m.sparse;
+  if (sparse === undefined && !(m.data instanceof Uint8Array))
     throw new TypeError(`Memory slot ${m.slot} data is not a Uint8Array`);
-  const length = m.data.length;
+  const length = regionLength(m);
   if (length === 0 || length > limits.maxRegionBytes)
     throw new RangeError(
       `Memory slot ${m.slot} length ${length} is outside 1..${limits.maxRegionBytes}`,
     );
   if (m.gpa < 0n || m.gpa + BigInt(length) > U64_LIMIT)
     throw new RangeError(`Memory slot ${m.slot} at 0x${m.gpa.toString(16)} wraps past 2^64`);
+  const head = (encoding: number): readonly Uint8Array[] =>
+    new Writer()
+      .u32(m.slot)
+      .u32(m.flags)
+      .u64(m.gpa)
+      .u64(BigInt(length))
+      .u8(encoding)
+      .bytes(new Uint8Array(7))
+      .parts();
+  // A decoded sparse region is written as it was read, without expanding it.
+  if (
+    sparse !== undefined &&
+    elideZeroPages &&
+    sparse.bitmap.length + sparse.stored.length < length
+  )
+    return [...head(MEMORY_ENCODING.sparse), sparse.bitmap, sparse.stored];
   const pages = Math.ceil(length / PAGE);
   const bitmap = new Uint8Array(Math.ceil(pages / 8));
   const kept: Uint8Array[] = [];
@@ -281,15 +306,9 @@ export function encodeMemory(
       storedBytes += page.length;
     }
   }
-  const sparse = elideZeroPages && bitmap.length + storedBytes < length;
-  const head = new Writer()
-    .u32(m.slot)
-    .u32(m.flags)
-    .u64(m.gpa)
-    .u64(BigInt(length))
-    .u8(sparse ? MEMORY_ENCODING.sparse : MEMORY_ENCODING.raw)
-    .bytes(new Uint8Array(7));
-  return sparse ? [...head.parts(), bitmap, ...kept] : [...head.parts(), m.data];
+  return elideZeroPages && bitmap.length + storedBytes < length
+    ? [...head(MEMORY_ENCODING.sparse), bitmap, ...kept]
+    : [...head(MEMORY_ENCODING.raw), m.data];
 }
 
 /** Checks a device name; returns the reason it is invalid, or undefined. */

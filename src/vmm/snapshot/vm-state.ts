@@ -37,7 +37,13 @@ import {
   type RunProgress,
   type SnapshotMachine,
 } from "./machine.js";
-import { MACHINE_KINDS, type DestinationOptions, type MachineKind } from "./machines/index.js";
+import {
+  MACHINE_KINDS,
+  kindLayoutProblem,
+  type DestinationOptions,
+  type MachineKind,
+} from "./machines/index.js";
+import { regionLength } from "./memory-pages.js";
 import type { Snapshot, SnapshotMeta } from "./model.js";
 
 const PAGE = 4096;
@@ -99,7 +105,9 @@ export function runMachine(
       return { last, stopped: "exit" };
     if (steps >= maxSteps) return { last, stopped: "limit" };
     last = m.step();
-    if (last.outcome !== "continue") return { last, stopped: last.outcome };
+    // Never "interrupted": this loop does not ask for interruptible steps.
+    if (last.outcome === "finished" || last.outcome === "unexpected")
+      return { last, stopped: last.outcome };
   }
 }
 
@@ -133,10 +141,13 @@ export function prepareRestore(input: Snapshot | Uint8Array): PreparedRestore {
       `Cannot restore: a ${kind.kind} machine runs on ${kind.backends.join("/")} (${kind.arch}), the snapshot says ${snapshot.backend} (${snapshot.arch})`,
     );
   }
+  // Declared RAM is bounded by what the machine kind has, before anything is allocated.
+  const layoutTrouble = kindLayoutProblem(kind, state.config, snapshot.memory.map(layoutOf));
+  if (layoutTrouble !== undefined) throw machineError(`Cannot restore: ${layoutTrouble}`);
   for (const m of snapshot.memory) {
-    if (m.gpa % BigInt(PAGE) !== 0n || m.data.length % PAGE !== 0)
+    if (m.gpa % BigInt(PAGE) !== 0n || regionLength(m) % PAGE !== 0)
       throw machineError(
-        `Cannot restore: memory slot ${m.slot} at 0x${m.gpa.toString(16)} (${m.data.length} bytes) is not page-aligned`,
+        `Cannot restore: memory slot ${m.slot} at 0x${m.gpa.toString(16)} (${regionLength(m)} bytes) is not page-aligned`,
       );
   }
   return { snapshot, state, kind };
@@ -184,7 +195,7 @@ export function restoreIntoMachine(
     registers,
     memory: {
       slots: snapshot.memory.length,
-      bytes: snapshot.memory.reduce((n, r) => n + r.data.length, 0),
+      bytes: snapshot.memory.reduce((n, r) => n + regionLength(r), 0),
     },
     fixups,
   };

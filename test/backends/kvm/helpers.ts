@@ -8,12 +8,14 @@ import type { RegId } from "../../../src/abi/regid.js";
 import { setIoctlHook } from "../../../src/backends/kvm/ffi.js";
 import {
   KvmSystem,
-  bootFlatGuest,
-  bundledGuest,
   kvmUnavailableReason,
-  type FlatGuest,
   type KvmVmOptions,
 } from "../../../src/backends/kvm/index.js";
+import {
+  bootFlatGuest,
+  bundledGuest,
+  type FlatGuest,
+} from "../../../src/backends/kvm/flat-guest.js";
 
 /** Why the KVM tests skip here, or `false` when /dev/kvm works. */
 export const KVM_SKIP: string | false = (() => {

@@ -2,12 +2,9 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { KvmError } from "../../../src/abi/kvm/errors.js";
 import { KVM_SYNC_X86 } from "../../../src/abi/kvm/ioctls.js";
-import {
-  FLAT_LOAD_ADDRESS,
-  KvmSystem,
-  runDemo,
-  type KvmVcpu,
-} from "../../../src/backends/kvm/index.js";
+import { KvmSystem, type KvmVcpu } from "../../../src/backends/kvm/index.js";
+import { FLAT_LOAD_ADDRESS } from "../../../src/backends/kvm/flat-guest.js";
+import { runDemo } from "../../../src/backends/kvm/demo.js";
 import type { VcpuExit } from "../../../src/backends/vcpu.js";
 import { KVM_SKIP, exitLoop, x86 } from "./helpers.js";
 
@@ -140,11 +137,11 @@ describe("KVM run loop", { skip: KVM_SKIP }, () => {
     assert.equal(vcpu.run().kind, "hlt");
   });
 
-  it("an exit's data view reads zeros after close instead of faulting", () => {
+  it("an exit's data view is empty (or zeros) after close instead of faulting", () => {
     const guest = exitLoop();
     const exit = ioExit(guest.vcpu);
     guest.vcpu.close();
-    assert.equal(exit.data[0], 0);
+    assert.equal(exit.data.length === 0 || exit.data[0] === 0, true);
     assert.throws(() => guest.vcpu.getOneReg(x86("LSTAR")), /vCPU 0 is closed/);
     guest[Symbol.dispose]();
   });

@@ -92,7 +92,9 @@ describe("Machine", () => {
     let machine: Machine | undefined;
     const done = run(riscvElf([SPIN]), {
       cpus: 2,
-      onMachine: (m) => (machine = m),
+      onMachine: (m) => {
+        machine = m;
+      },
     });
     await sleep(150);
     assert.ok(machine);
@@ -130,7 +132,12 @@ describe("Machine", () => {
       onClosed: () => undefined,
     };
     let machine: Machine | undefined;
-    const done = run(printForever(), { output: sink, onMachine: (m) => (machine = m) });
+    const done = run(printForever(), {
+      output: sink,
+      onMachine: (m) => {
+        machine = m;
+      },
+    });
     await sleep(300);
     assert.equal(written, 1, "one byte, then the guest waits for the reader");
     for (let i = 0; i < 5; i++) {

@@ -10,13 +10,13 @@ import { lookupReg } from "../../../src/abi/catalog.js";
 import type { RegId } from "../../../src/abi/regid.js";
 import {
   CaptureBuffer,
-  X86DemoMachine,
   captureVcpu,
   restoreVcpu,
-  runMachine,
   type RegValue,
   type VcpuState,
 } from "../../../src/vmm/snapshot/index.js";
+import { X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
+import { runMachine } from "../../../src/vmm/snapshot/vm-state.js";
 import { KVM_SKIP } from "./e2e-helpers.js";
 import { FakeVcpu, pattern, sameBytes } from "./fake-vcpu.js";
 import { RISCV_NAMES } from "./samples.js";

@@ -10,19 +10,20 @@ import assert from "node:assert/strict";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import {
   RestoreError,
-  RiscvDemoMachine,
   SnapshotFormatError,
-  X86DemoMachine,
-  captureMachine,
   captureVcpu,
-  emptyMachineFor,
   encodeSnapshot,
-  prepareRestore,
-  restoreIntoMachine,
-  runMachine,
   type Snapshot,
   type SnapshotMachine,
 } from "../../../src/vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
+import {
+  captureMachine,
+  emptyMachineFor,
+  prepareRestore,
+  restoreIntoMachine,
+  runMachine,
+} from "../../../src/vmm/snapshot/vm-state.js";
 import { KVM_SKIP, TIME_VARYING, baseline, differingRegs, regMap } from "./e2e-helpers.js";
 
 interface Subject {

@@ -11,13 +11,13 @@ import { fileURLToPath } from "node:url";
 import { decodeReg } from "../../../src/abi/catalog.js";
 import { formatRegId } from "../../../src/abi/regid.js";
 import { kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
-import { leHex } from "../../../src/cli/json.js";
+import { valueHex } from "../../../src/vmm/snapshot/describe.js";
 import {
   captureVcpu,
-  runMachine,
   type RegValue,
   type SnapshotMachine,
 } from "../../../src/vmm/snapshot/index.js";
+import { runMachine } from "../../../src/vmm/snapshot/vm-state.js";
 
 const BIN = fileURLToPath(new URL("../../../src/cli/bin.js", import.meta.url));
 
@@ -61,7 +61,7 @@ export function tempDir(): { readonly path: string; file(name: string): string }
   };
 }
 
-/** Register values by catalog name, as `0x…` little-endian hex (the CLI's --dump-regs form). */
+/** Register values by catalog name, as hex in the CLI's --dump-regs --json form (describe.ts valueHex). */
 export type RegMap = ReadonlyMap<string, string>;
 
 /** The final state and output of an uninterrupted run of `m` (closed afterwards). */
@@ -86,7 +86,7 @@ export function regMap(regs: readonly RegValue[]): RegMap {
   return new Map(
     regs.map((r) => {
       const d = decodeReg(r.id);
-      return [d.known ? d.name : formatRegId(r.id), leHex(r.value)];
+      return [d.known ? d.name : formatRegId(r.id), valueHex(r.value)];
     }),
   );
 }

@@ -11,15 +11,13 @@ import assert from "node:assert/strict";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import type { RegId } from "../../../src/abi/regid.js";
 import {
-  X86DemoMachine,
-  captureMachine,
   captureVcpu,
   encodeSnapshot,
   regRef,
-  restoreMachine,
-  runMachine,
   type VcpuState,
 } from "../../../src/vmm/snapshot/index.js";
+import { X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
+import { captureMachine, restoreMachine, runMachine } from "../../../src/vmm/snapshot/vm-state.js";
 import { KVM_SKIP } from "./e2e-helpers.js";
 
 const x86 = (name: string): RegId => lookupReg("x86", name).id;

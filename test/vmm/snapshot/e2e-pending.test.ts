@@ -10,16 +10,9 @@ import assert from "node:assert/strict";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import { decodeKvmRegs } from "../../../src/abi/kvm/x86-structs.js";
 import type { RegId } from "../../../src/abi/regid.js";
-import {
-  RiscvDemoMachine,
-  X86DemoMachine,
-  captureMachine,
-  captureVcpu,
-  encodeSnapshot,
-  restoreMachine,
-  runMachine,
-  type VcpuState,
-} from "../../../src/vmm/snapshot/index.js";
+import { captureVcpu, encodeSnapshot, type VcpuState } from "../../../src/vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
+import { captureMachine, restoreMachine, runMachine } from "../../../src/vmm/snapshot/vm-state.js";
 import { KVM_SKIP, baseline } from "./e2e-helpers.js";
 
 const valueOf = (state: VcpuState | undefined, id: RegId): Uint8Array => {

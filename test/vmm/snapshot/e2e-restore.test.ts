@@ -11,13 +11,9 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { lookupReg } from "../../../src/abi/catalog.js";
-import { leHex } from "../../../src/cli/json.js";
-import {
-  RiscvDemoMachine,
-  X86DemoMachine,
-  decodeSnapshot,
-  type SnapshotMachine,
-} from "../../../src/vmm/snapshot/index.js";
+import { valueHex } from "../../../src/vmm/snapshot/describe.js";
+import { decodeSnapshot, type SnapshotMachine } from "../../../src/vmm/snapshot/index.js";
+import { RiscvDemoMachine, X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
 import {
   KVM_SKIP,
   TIME_VARYING,
@@ -109,7 +105,7 @@ function runCase(c: Case): void {
     const snap = decodeSnapshot(new Uint8Array(readFileSync(file)));
     const cpuid = snap.vcpus[0]?.regs.find((r) => r.id === lookupReg("x86", "CPUID").id);
     assert.ok(cpuid !== undefined);
-    assert.equal(restored.get("CPUID"), leHex(cpuid.value), "CPUID is the snapshot's");
+    assert.equal(restored.get("CPUID"), valueHex(cpuid.value), "CPUID is the snapshot's");
   }
 }
 

@@ -15,14 +15,12 @@ import { makeRegId, regSize, type RegId } from "../../../src/abi/regid.js";
 import type { Vcpu, VcpuExit } from "../../../src/backends/vcpu.js";
 import {
   RestoreError,
-  RiscvDemoMachine,
-  captureMachine,
   encodeSnapshot,
   inspectSnapshot,
-  restoreMachine,
   restoreSnapshot,
-  runMachine,
 } from "../../../src/vmm/snapshot/index.js";
+import { RiscvDemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
+import { captureMachine, restoreMachine, runMachine } from "../../../src/vmm/snapshot/vm-state.js";
 import { baseline } from "./e2e-helpers.js";
 
 /** riscv type 0x7e: no KVM class (arch/riscv/include/uapi/asm/kvm.h stops at 10). */

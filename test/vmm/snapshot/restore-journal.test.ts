@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { lookupReg } from "../../../src/abi/catalog.js";
+import { describeReg, lookupReg } from "../../../src/abi/catalog.js";
 import type { RegId } from "../../../src/abi/regid.js";
 import { RestoreError } from "../../../src/vmm/snapshot/errors.js";
 import { captureVcpu, restoreVcpu } from "../../../src/vmm/snapshot/restore.js";
@@ -27,7 +27,45 @@ function assertSame(
   }
 }
 
+const x86 = (name: string): RegId => lookupReg("x86", name).id;
+
+/** An x86 fake whose LAPIC writes cancel the TSC deadline, as KVM_SET_LAPIC does. */
+class LapicFake extends FakeVcpu {
+  override setOneReg(id: RegId, value: Uint8Array | bigint): void {
+    super.setOneReg(id, value);
+    if (id === x86("LAPIC")) this.values.set(x86("IA32_TSC_DEADLINE"), new Uint8Array(8));
+  }
+
+  override setManyRegs(ids: readonly RegId[], bytes: Uint8Array): void {
+    super.setManyRegs(ids, bytes);
+    const deadline = x86("IA32_TSC_DEADLINE");
+    if (ids.includes(x86("LAPIC")) && !ids.includes(deadline))
+      this.values.set(deadline, new Uint8Array(8));
+  }
+}
+
 describe("restore journal", () => {
+  it("rewrites what an undone write changed as a side effect (LAPIC cancels the deadline)", () => {
+    const names = ["LAPIC", "IA32_TSC_DEADLINE", "LSTAR", "VCPU_EVENTS"];
+    const src = new LapicFake("x86", 0).addNamed(names, 1n);
+    const dst = new LapicFake("x86", 0).addNamed(names, 9n);
+    const before = dst.dump();
+    // Phases: lapic, msrs (LSTAR), vcpu-events (refused), tsc-deadline.
+    dst.fail = (op, id) =>
+      op === "set" && id === x86("VCPU_EVENTS") ? new Error("injected") : undefined;
+    assert.throws(
+      () => restoreVcpu(dst, captureVcpu(src), "x86"),
+      (e: unknown) => e instanceof RestoreError && e.code === "RESTORE_WRITE",
+    );
+    assertSame(dst.values, before);
+    const undo = dst.writes.slice(-3).map((w) => w.ids.map((id) => describeReg(id)));
+    assert.deepEqual(
+      undo,
+      [["x86 LAPIC"], ["x86 LSTAR"], ["x86 IA32_TSC_DEADLINE"]],
+      "in restore order",
+    );
+  });
+
   it("rolls a tried extra back with the batches when a later phase fails", () => {
     const { src, dst } = pair();
     // isa_ext.multi_en.0 is tried in phase isa-ext; timer.state is written in the last phase.

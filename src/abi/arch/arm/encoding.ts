@@ -1,6 +1,6 @@
 /**
  * Bit layout of 32-bit ARM register ids (arch/arm/include/uapi/asm/kvm.h up to Linux 5.6; the
- * KVM/arm host was removed in 5.7 but the ids stay defined; kvm-register-abi.md §1.1).
+ * KVM/arm host was removed in 5.7 but the ids stay defined; docs/kvm-register-abi.md §1.1).
  *
  * ```
  *  63    56 55  52 51          32 31 29 28  27        16 15                          0

@@ -1,7 +1,7 @@
 /**
  * arm64 core registers: the fields of struct kvm_regs, addressed by word offset
  * (arch/arm64/include/uapi/asm/kvm.h, `KVM_REG_ARM_CORE_REG(name) = offsetof(kvm_regs, name) / 4`;
- * layout in kvm-register-abi.md §7.1).
+ * layout in docs/kvm-register-abi.md §7.1).
  *
  * struct kvm_regs (864 bytes): user_pt_regs { regs[31], sp, pc, pstate } (8 bytes each) @0,
  * sp_el1 @272, elr_el1 @280, spsr[5] @288 (EL1/SVC, ABT, UND, IRQ, FIQ), then

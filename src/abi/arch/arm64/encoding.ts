@@ -1,5 +1,6 @@
 /**
- * Bit layout of arm64 register ids (arch/arm64/include/uapi/asm/kvm.h; kvm-register-abi.md §7).
+ * Bit layout of arm64 register ids (arch/arm64/include/uapi/asm/kvm.h;
+ * docs/kvm-register-abi.md §7).
  *
  * ```
  *  63    56 55  52 51            32 31   28 27        16 15                          0

@@ -1,5 +1,5 @@
 /**
- * The arm64 register catalog (arch byte 0x60; kvm-register-abi.md §7, §10.2, §11).
+ * The arm64 register catalog (arch byte 0x60; docs/kvm-register-abi.md §7, §10.2, §11).
  *
  * Names are architectural and upper-case: core `X0`..`X30`, `SP`, `PC`, `PSTATE`, `SP_EL1`,
  * `ELR_EL1`, `SPSR_EL1`/`_ABT`/`_UND`/`_IRQ`/`_FIQ`, `V0`..`V31`, `FPSR`, `FPCR` (core.ts);

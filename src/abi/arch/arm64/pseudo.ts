@@ -1,6 +1,6 @@
 /**
  * arm64 rows outside the core and sysreg groups (arch/arm64/include/uapi/asm/kvm.h;
- * kvm-register-abi.md §7.4–7.6):
+ * docs/kvm-register-abi.md §7.4–7.6):
  *
  * - FW (group 0x14, U64): PSCI_VERSION and the three SMCCC_ARCH_WORKAROUND levels.
  * - FW_FEAT_BMAP (group 0x16, U64): the hypercall-service bitmaps (VM-scoped).

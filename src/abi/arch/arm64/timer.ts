@@ -1,5 +1,5 @@
 /**
- * The KVM timer ids (arch/arm64/include/uapi/asm/kvm.h; kvm-register-abi.md §7.3).
+ * The KVM timer ids (arch/arm64/include/uapi/asm/kvm.h; docs/kvm-register-abi.md §7.3).
  *
  * They live in the sysreg group but are rows of their own because two of them lie about
  * their encoding: KVM_REG_ARM_TIMER_CVAL carries CNTVCT_EL0's encoding (3,3,14,0,2) yet

@@ -4,7 +4,7 @@
  * Sources: arch/riscv/include/uapi/asm/kvm.h (struct layouts and enums),
  * arch/riscv/include/uapi/asm/ptrace.h (user_regs_struct order), vcpu_onereg.c / vcpu_fp.c /
  * vcpu_vector.c / vcpu_timer.c / vcpu_sbi*.c (sizes and read-only rules). Every id is pinned by
- * kvm-register-abi.md §8 and a golden table in test/abi/arch/riscv.test.ts.
+ * docs/kvm-register-abi.md §8 and a golden table in test/abi/arch/riscv.test.ts.
  *
  * Naming: dotted, lower-case, class first (`core.ra`, `csr.aia.siselect`, `isa_ext.zicbom`,
  * `sbi_state.fwft.pointer_masking.flags`). Vector data registers are listed at VLEN = 128

@@ -1,6 +1,6 @@
 /**
  * The x86 ONE_REG id layout (arch/x86/include/uapi/asm/kvm.h, arch/x86/kvm/x86.c, Linux 6.18;
- * kvm-register-abi.md §6.1):
+ * docs/kvm-register-abi.md §6.1):
  *
  * ```
  *  63    56 55  52 51      40 39    32 31                 0

@@ -1,5 +1,5 @@
 /**
- * x86 register catalog: the 6.18 ONE_REG namespace (kvm-register-abi.md §6) plus regvisor's
+ * x86 register catalog: the 6.18 ONE_REG namespace (docs/kvm-register-abi.md §6) plus regvisor's
  * pseudo-registers (./pseudo.ts).
  *
  * Rows: GUEST_SSP (class "kvm", fields `{ type: 3, index }`), every named MSR (class "msr",

@@ -1,5 +1,5 @@
 /**
- * regvisor's x86 pseudo-registers (DESIGN.md §3): each state struct that KVM moves with its
+ * regvisor's x86 pseudo-registers (docs/DESIGN.md §3): each state struct that KVM moves with its
  * own ioctl (REGS, SREGS, FPU, XSAVE, …) is presented as one register, so that snapshot,
  * migration, MANY_REGS and the gdbstub can "list, then move bytes" on x86 as on other arches.
  *

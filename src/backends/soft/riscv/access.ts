@@ -3,7 +3,7 @@
  * (whose inline fast path is a TLB hit on an aligned access): translation, TLB refill,
  * misaligned and page-crossing accesses, MMIO stops, self-modifying-code detection.
  *
- * Rules (shared/soft-riscv-notes.md §1.3, §1.8):
+ * Rules (docs/soft-riscv-notes.md §1.3, §1.8):
  * - A misaligned load/store to RAM is performed (KVM + Linux would emulate it; doing it here is
  *   the same result, faster). A misaligned access that touches MMIO raises the
  *   address-misaligned exception, so the guest's own emulation splits it (KVM refuses

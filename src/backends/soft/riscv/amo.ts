@@ -1,7 +1,7 @@
 /**
  * The A extension (unprivileged spec "A" chapter): LR/SC and AMOs, atomic across harts through
  * Atomics on the slot's views (guest RAM may be a SharedArrayBuffer shared by vCPU Workers,
- * shared/soft-riscv-notes.md §2.3 item 7).
+ * docs/soft-riscv-notes.md §2.3 item 7).
  *
  * - Misaligned LR/SC/AMO raise address-misaligned (no Zam): LR → load (4), SC/AMO → store (6).
  * - SC succeeds if this hart holds a reservation on the address and memory still holds the

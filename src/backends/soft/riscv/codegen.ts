@@ -2,7 +2,7 @@
  * Instruction emitters of the block translator: JS source for one RV64 instruction at a known
  * pc, over the register locals of a `Gen` (translate.ts assembles them into regions).
  *
- * Values are int32 lo/hi pairs (shared/soft-riscv-notes.md §2.2). Loads and stores inline the
+ * Values are int32 lo/hi pairs (docs/soft-riscv-notes.md §2.2). Loads and stores inline the
  * soft-TLB hit path (aligned accesses, see tlb.ts) and call the shared slow paths otherwise;
  * 64-bit divide/mulh call the i64 helpers; every other instruction (AMOs, F/D, fence.i,
  * encodings the emitters do not specialise, reserved ones) calls the interpreter's `exec`, so

@@ -2,7 +2,7 @@
  * The contract between the soft backend's RV64 hart (the "CPU", src/backends/soft/riscv) and
  * its "kernel" (src/backends/soft: vCPU ioctls, SBI, memslots, run area, threads).
  *
- * The hart models what a KVM RISC-V guest can observe (shared/soft-riscv-notes.md §1): an
+ * The hart models what a KVM RISC-V guest can observe (docs/soft-riscv-notes.md §1): an
  * RV64IMAFDC hart in S/U mode with the S-level CSR file, Sv39 paging, traps delivered to the
  * guest's own `stvec` inside the hart. Only what real KVM would handle outside the guest stops
  * `run()`: an S-mode `ecall` (SBI), a load/store outside every memslot (MMIO), WFI with nothing

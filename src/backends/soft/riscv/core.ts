@@ -1,7 +1,7 @@
 /**
  * The hart's architectural state and the privileged machinery every execution tier shares:
  * trap entry, interrupt selection, `sret`, pc handling. A KVM guest sees S/U mode only
- * (shared/soft-riscv-notes.md §1.1-1.2), so traps always go to the guest's `stvec`.
+ * (docs/soft-riscv-notes.md §1.1-1.2), so traps always go to the guest's `stvec`.
  *
  * Representation (notes §2.2): x-registers as int32 lo/hi pairs in one Int32Array (x0 stays 0:
  * writes to it are discarded by the executors); f-registers as raw 64-bit patterns in an

@@ -1,6 +1,6 @@
 /**
  * Zicsr: the CSRs a KVM guest can reach from VS/VU-mode (privileged spec "Supervisor-Level
- * CSRs"; KVM's view in shared/soft-riscv-notes.md §1.2, §1.5) and the CSR instructions.
+ * CSRs"; KVM's view in docs/soft-riscv-notes.md §1.2, §1.5) and the CSR instructions.
  *
  * - S-level: sstatus, sie, stvec, scounteren, senvcfg, sscratch, sepc, scause, stval, sip, satp.
  * - User: fflags/frm/fcsr (F/D; illegal while sstatus.FS = Off), cycle/time/instret (Zicntr;

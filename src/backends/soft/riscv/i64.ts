@@ -1,6 +1,6 @@
 /**
  * 64-bit integer arithmetic on int32 lo/hi pairs, the hart's register representation
- * (shared/soft-riscv-notes.md §2.2: pairs keep V8's optimizing tier in int32 registers; BigInt
+ * (docs/soft-riscv-notes.md §2.2: pairs keep V8's optimizing tier in int32 registers; BigInt
  * in the hot path is ~5x slower). Results that need two words return the low word and leave the
  * high word in `I64.hi`; everything here is exact.
  */

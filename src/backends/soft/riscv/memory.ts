@@ -34,8 +34,10 @@ export class Slot {
     const b = m.bytes;
     this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     const aligned = b.byteOffset % 8 === 0 && b.byteLength % 8 === 0;
-    this.i32 = aligned ? new Int32Array(b.buffer, b.byteOffset, b.byteLength >> 2) : null;
-    this.i64 = aligned ? new BigInt64Array(b.buffer, b.byteOffset, b.byteLength >> 3) : null;
+    // Element counts by division, not `>>`: a slot may be up to 4 GiB, and `>>` works on
+    // int32 (a 2 GiB slot would give a negative count, a 4 GiB one a count of 0).
+    this.i32 = aligned ? new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4) : null;
+    this.i64 = aligned ? new BigInt64Array(b.buffer, b.byteOffset, b.byteLength / 8) : null;
     const pages = Math.ceil(this.size / 4096);
     this.code = new Uint32Array(pages * WORDS_PER_PAGE);
     this.codePage = new Uint8Array(pages);

@@ -1,7 +1,7 @@
 /**
  * Exact IEEE 754 binary32/binary64 arithmetic on raw bit patterns with BigInt, for every
  * rounding mode and with exact exception flags: the slow path behind fpu.ts, which handles the
- * common round-to-nearest-even cases with JS doubles (shared/soft-riscv-notes.md §2.3 item 5).
+ * common round-to-nearest-even cases with JS doubles (docs/soft-riscv-notes.md §2.3 item 5).
  *
  * RISC-V specifics (unprivileged spec, "F" chapter): NaN results are the canonical NaN (no
  * payload propagation); tininess is detected after rounding; inf × 0 + qNaN raises invalid.

@@ -2,7 +2,7 @@
  * The soft TLB: three direct-mapped tables (read, write, execute) from a 4 KiB virtual page to a
  * RAM page (the slot's DataView and the page's offset in it). MMIO pages are never entered, and
  * write entries are never made for pages holding translated code, so the fast paths need no
- * further checks (shared/soft-riscv-notes.md §2.3 item 4).
+ * further checks (docs/soft-riscv-notes.md §2.3 item 4).
  *
  * Tag trick (as in QEMU's softmmu): the tag is the page-aligned low word of the address, so an
  * access of size n compares `(lo & (-4096 | (n - 1)))` with the tag; a misaligned address has

@@ -1,7 +1,7 @@
 /**
  * The block translator: compiles a *region* — a hot block plus the blocks it can reach through
  * static branch/jump targets on the same page — into one JS function with `new Function`
- * (shared/soft-riscv-notes.md §2.3 tier 1). Inside the function a `switch` over block indices
+ * (docs/soft-riscv-notes.md §2.3 tier 1). Inside the function a `switch` over block indices
  * replaces the dispatcher for intra-region control flow (loops over several blocks, if/else),
  * and registers stay in locals across blocks (codegen.ts).
  *
@@ -121,7 +121,7 @@ export function blockSource(b: Block): string {
 /** Compiles a region to a function bound to this hart's state. */
 export function compileRegion(blocks: readonly Block[], c: Core): RegionFn {
   const body = regionSource(blocks);
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generating JS per region is the translator's design (shared/soft-riscv-notes.md §2.3, tier 1)
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generating JS per region is the translator's design (docs/soft-riscv-notes.md §2.3, tier 1)
   const factory = new Function(
     "x",
     "H",

@@ -150,7 +150,8 @@ export const archMachine: ArchDefinition = {
     const vm = backend.createVm();
     try {
       const memory = vm.addMemory({ guestPhysAddr: plan.ram.base, size: Number(plan.ram.size) });
-      writeBootPlan(plan, memory.bytes);
+      // Through views: RAM above 4 GiB has no single `bytes` array (h1, issue 12 point 1).
+      writeBootPlan(plan, memory);
       const vcpus: Vcpu[] = [];
       for (let i = 0; i < shape.cpus; i++) {
         const vcpu = vm.createVcpu();

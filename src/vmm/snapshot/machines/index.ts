@@ -5,7 +5,14 @@
 import type { ArchName } from "../../../abi/regid.js";
 import type { SoftMode } from "../../../backends/soft/index.js";
 import type { Vcpu } from "../../../backends/vcpu.js";
-import type { MachineConfig, MemoryLayout, SnapshotMachine } from "../machine.js";
+import { FLAT_MEMORY_SIZE } from "../../../backends/kvm/flat-guest.js";
+import { DEMO_RAM_BASE } from "../../../backends/soft/demo.js";
+import {
+  layoutProblem,
+  type MachineConfig,
+  type MemoryLayout,
+  type SnapshotMachine,
+} from "../machine.js";
 import type { SnapshotBackend } from "../model.js";
 import { RISCV_DEMO_KIND, RiscvDemoMachine } from "./riscv-demo.js";
 import { X86_DEMO_KIND, X86DemoMachine } from "./x86-demo.js";
@@ -31,6 +38,12 @@ export interface MachineKind {
   readonly backends: readonly SnapshotBackend[];
   /** Why `config` is unusable, or undefined. */
   configProblem(config: MachineConfig): string | undefined;
+  /**
+   * The guest RAM this kind has with `config` (checked by `configProblem` first): a snapshot
+   * declaring any other is refused before anything is allocated, which bounds the RAM a
+   * restore allocates by what the machine really has.
+   */
+  memoryLayout(config: MachineConfig): readonly MemoryLayout[];
   /** An empty destination (never run) with the snapshot's memory layout. */
   empty(
     config: MachineConfig,
@@ -54,6 +67,7 @@ const x86Demo: MachineKind = {
       : !isInt(c.n, 93)
         ? '"n" is not an integer in 0..93'
         : undefined,
+  memoryLayout: () => [{ slot: 0, flags: 0, gpa: 0n, size: FLAT_MEMORY_SIZE }],
   empty(config, layout, _backend, options) {
     if (options.mode !== undefined)
       throw new TypeError("an execution mode applies to soft-backend snapshots only");
@@ -74,6 +88,14 @@ const riscvDemo: MachineKind = {
   backends: ["soft-inline", "soft-threaded"],
   configProblem: (c) =>
     isInt(c.memoryBytes, 2 ** 32) ? undefined : '"memoryBytes" is not a size up to 4 GiB',
+  memoryLayout: (c) => [
+    {
+      slot: 0,
+      flags: 0,
+      gpa: DEMO_RAM_BASE,
+      size: typeof c.memoryBytes === "number" ? c.memoryBytes : 0,
+    },
+  ],
   empty(config, layout, backend, options) {
     const mode = options.mode ?? (backend === "soft-threaded" ? "threaded" : "inline");
     return RiscvDemoMachine.empty(
@@ -86,6 +108,16 @@ const riscvDemo: MachineKind = {
     );
   },
 };
+
+/** Why the snapshot's memory `layout` is not what a `kind` machine with `config` has. */
+export function kindLayoutProblem(
+  kind: MachineKind,
+  config: MachineConfig,
+  layout: readonly MemoryLayout[],
+): string | undefined {
+  const problem = layoutProblem(layout, kind.memoryLayout(config));
+  return problem === undefined ? undefined : `a ${kind.kind} machine differs: ${problem}`;
+}
 
 /** Every machine kind, by name. */
 export const MACHINE_KINDS: ReadonlyMap<string, MachineKind> = new Map(

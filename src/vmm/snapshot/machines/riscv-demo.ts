@@ -11,15 +11,17 @@ import { readFileSync } from "node:fs";
 import { lookupReg } from "../../../abi/catalog.js";
 import type { RegId } from "../../../abi/regid.js";
 import {
-  DEMO_LOAD_ADDRESS,
-  DEMO_RAM_BASE,
   allocGuestMemory,
   createSoftVm,
-  softDemoImagePath,
   type SoftMode,
   type SoftVcpu,
   type SoftVm,
 } from "../../../backends/soft/index.js";
+import {
+  DEMO_LOAD_ADDRESS,
+  DEMO_RAM_BASE,
+  softDemoImagePath,
+} from "../../../backends/soft/demo.js";
 import type { Vcpu, VcpuExit } from "../../../backends/vcpu.js";
 import { SbiConsole } from "../../sbi-console.js";
 import { physView } from "../../../backends/soft/guestmem.js";
@@ -27,10 +29,12 @@ import {
   ExitCounter,
   type MachineConfig,
   type MachineStep,
+  type StepOptions,
   type MemoryLayout,
   type RunProgress,
   type SnapshotMachine,
 } from "../machine.js";
+import { forEachStoredPage } from "../memory-pages.js";
 import type { MemoryRegion } from "../model.js";
 import { memslotFlags, memslotOptions } from "../memslot-flags.js";
 
@@ -155,11 +159,15 @@ export class RiscvDemoMachine implements SnapshotMachine {
     return Uint8Array.from(this.#out);
   }
 
-  step(): MachineStep {
+  step(options: StepOptions = {}): MachineStep {
     const vcpu = this.vcpus[0] ?? this.#raw;
     for (;;) {
       const exit = vcpu.run();
-      if (exit.kind === "intr") continue; // the time slice ended: nothing for the VMM to do
+      if (exit.kind === "intr") {
+        // the time slice ended: nothing for the VMM to do
+        if (options.interruptible === true) return { exit, outcome: "interrupted" };
+        continue;
+      }
       this.#counter.count(exit);
       return { exit, outcome: this.#handle(exit) };
     }
@@ -199,7 +207,14 @@ export class RiscvDemoMachine implements SnapshotMachine {
 
   loadMemory(regions: readonly MemoryRegion[]): void {
     const slots = this.#vm.memslots();
-    for (const r of regions) slots.find((s) => s.slot === r.slot)?.bytes.set(r.data);
+    for (const r of regions) {
+      const slot = slots.find((s) => s.slot === r.slot);
+      if (slot === undefined) continue;
+      // The slots are fresh (all zero): write only the pages the snapshot holds.
+      forEachStoredPage(r, (offset, bytes) => {
+        slot.bytes.set(bytes, offset);
+      });
+    }
   }
 
   loadProgress(output: Uint8Array, progress: RunProgress): void {

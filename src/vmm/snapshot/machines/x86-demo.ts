@@ -7,24 +7,20 @@
  * in-kernel LAPIC (so the LAPIC pseudo-register travels too); the guest's final HLT then blocks
  * in the kernel instead of exiting, so such runs stop at the last console exit.
  */
-import {
-  DEMO_CONSOLE_PORT,
-  DEMO_INPUT_PORT,
-  KvmSystem,
-  bootFlatGuest,
-  bundledGuest,
-  type KvmVcpu,
-  type KvmVm,
-} from "../../../backends/kvm/index.js";
+import { KvmSystem, type KvmVcpu, type KvmVm } from "../../../backends/kvm/index.js";
+import { DEMO_CONSOLE_PORT, DEMO_INPUT_PORT } from "../../../backends/kvm/demo.js";
+import { bootFlatGuest, bundledGuest } from "../../../backends/kvm/flat-guest.js";
 import type { Vcpu, VcpuExit } from "../../../backends/vcpu.js";
 import {
   ExitCounter,
   type MachineConfig,
   type MachineStep,
+  type StepOptions,
   type MemoryLayout,
   type RunProgress,
   type SnapshotMachine,
 } from "../machine.js";
+import { forEachStoredPage } from "../memory-pages.js";
 import type { MemoryRegion } from "../model.js";
 import { memslotFlags, memslotOptions } from "../memslot-flags.js";
 
@@ -137,11 +133,15 @@ export class X86DemoMachine implements SnapshotMachine {
     return Uint8Array.from(this.#out);
   }
 
-  step(): MachineStep {
+  step(options: StepOptions = {}): MachineStep {
     const vcpu = this.vcpus[0] ?? this.#parts.vcpu;
     for (;;) {
       const exit = vcpu.run();
-      if (exit.kind === "intr") continue; // a signal: nothing for the VMM to do
+      if (exit.kind === "intr") {
+        // a signal: nothing for the VMM to do
+        if (options.interruptible === true) return { exit, outcome: "interrupted" };
+        continue;
+      }
       this.#counter.count(exit);
       return { exit, outcome: this.#handle(exit) };
     }
@@ -189,7 +189,12 @@ export class X86DemoMachine implements SnapshotMachine {
   }
 
   loadMemory(regions: readonly MemoryRegion[]): void {
-    for (const r of regions) this.#parts.vm.writeGuest(r.gpa, r.data);
+    // The memslots are fresh mappings (all zero): write only the pages the snapshot holds.
+    for (const r of regions) {
+      forEachStoredPage(r, (offset, bytes) => {
+        this.#parts.vm.writeGuest(r.gpa + BigInt(offset), bytes);
+      });
+    }
   }
 
   loadProgress(output: Uint8Array, progress: RunProgress): void {

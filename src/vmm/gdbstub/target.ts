@@ -1,0 +1,68 @@
+/**
+ * What the gdbstub needs from a machine: threads (one per vCPU), registers through the generic
+ * interface, guest-virtual memory, breakpoints and a way to run until the next stop. The machine
+ * implements it over its vCPUs (kick, guest debug, the page-table walk of its arch); the protocol
+ * session (./session.ts) knows nothing else, so it is tested against a double.
+ */
+import type { ArchName, RegId } from "../../abi/regid.js";
+
+/** Why the guest stopped, as the stub reports it. */
+export type StopEvent =
+  | {
+      readonly kind: "stopped";
+      /** Thread id (vCPU index + 1) that stopped. */
+      readonly thread: number;
+      /** POSIX signal number: 5 SIGTRAP (breakpoint, step), 2 SIGINT (Ctrl-C). */
+      readonly signal: number;
+      /** What caused a SIGTRAP, when known (reported with `swbreak`/`hwbreak`/`watch`). */
+      readonly cause?:
+        | { readonly kind: "swbreak" }
+        | { readonly kind: "hwbreak" }
+        | {
+            readonly kind: "watch" | "rwatch" | "awatch";
+            readonly address: bigint;
+          };
+    }
+  /** The guest ended on its own (`W` with its status). */
+  | { readonly kind: "exited"; readonly status: number }
+  /** The guest was ended by a fault or a kill (`X` with a signal). */
+  | { readonly kind: "terminated"; readonly signal: number };
+
+/** What each thread does on resume (`vCont`). */
+export interface ResumeRequest {
+  /** Threads to single-step; every other thread continues. */
+  readonly step: readonly number[];
+}
+
+/** Breakpoint kinds of `Z`/`z`: 0 software, 1 hardware, 2 write, 3 read, 4 access watchpoint. */
+export type BreakpointType = 0 | 1 | 2 | 3 | 4;
+
+/** A machine as a debugger sees it. Thread ids are vCPU index + 1 (0 and -1 mean any/all). */
+export interface DebugTarget {
+  readonly arch: ArchName;
+  /** Thread ids of every vCPU, ascending. */
+  threads(): readonly number[];
+  regList(thread: number): RegId[];
+  getManyRegs(thread: number, ids: readonly RegId[]): Uint8Array;
+  /** All-or-nothing (the MANY_REGS contract). */
+  setManyRegs(thread: number, ids: readonly RegId[], bytes: Uint8Array): void;
+  /** Reads guest-virtual memory as `thread` sees it; `undefined` if any byte is unmapped. */
+  readMemory(thread: number, address: bigint, length: number): Uint8Array | undefined;
+  /** Writes guest-virtual memory; false (nothing written) if any byte is unmapped. */
+  writeMemory(thread: number, address: bigint, bytes: Uint8Array): boolean;
+  /**
+   * Inserts a breakpoint or watchpoint at a guest-virtual address: true when set, false when
+   * this kind is not supported (empty reply), or throws a `RangeError` when it cannot be set
+   * there (`E` reply: unmapped address, no free hardware slot).
+   */
+  insertBreakpoint(type: BreakpointType, address: bigint, kind: number): boolean;
+  removeBreakpoint(type: BreakpointType, address: bigint, kind: number): boolean;
+  /** Runs every vCPU (stepping those asked) until the next stop of any of them. */
+  resume(request: ResumeRequest): Promise<StopEvent>;
+  /** Ctrl-C: makes a pending `resume` end soon with SIGINT. */
+  interrupt(): void;
+  /** The debugger leaves: breakpoints are removed and the guest runs on (or stays paused). */
+  detach(): void;
+  /** `k`: ends the guest. */
+  kill(): void;
+}

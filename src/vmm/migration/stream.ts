@@ -1,0 +1,459 @@
+/**
+ * The live-migration stream, version 1.0: the snapshot format's CRC-framed, length-bounded
+ * sections (src/vmm/snapshot/format.ts), written one frame at a time as the migration goes, so
+ * no side ever holds the whole guest RAM in one buffer. All integers little-endian.
+ *
+ * Stream header (28 bytes):
+ *
+ * | offset | size | field |
+ * | --- | --- | --- |
+ * | 0 | 8 | magic `"RGVMIGR\0"` (52 47 56 4d 49 47 52 00) |
+ * | 8 | 2 | major (1): another major is refused |
+ * | 10 | 2 | minor (0) |
+ * | 12 | 1 | arch: the KVM register-id arch byte (0x20 x86, 0x80 riscv, ...) |
+ * | 13 | 1 | source backend (the snapshot format's codes: 1 kvm, 2 soft-inline, 3 soft-threaded) |
+ * | 14 | 2 | reserved, 0 |
+ * | 16 | 4 | flags: bits 0..15 must be understood (none defined in 1.0), 16..31 advisory |
+ * | 20 | 4 | reserved, 0 |
+ * | 24 | 4 | CRC32C of bytes 0..23 |
+ *
+ * Then frames exactly as in a snapshot (u32 type, u32 flags, u64 length L, L payload bytes,
+ * CRC32C of the frame's first 16 + L bytes), in this order: META, LAYOUT, PAGES/ROUND repeated
+ * (pre-copy rounds), then the switchover: the last PAGES, one VCPU_STATE per vCPU, one DEVICE
+ * per device, and END. Nothing follows END.
+ *
+ * | type | name | payload |
+ * | --- | --- | --- |
+ * | 1 | META | as in a snapshot: a UTF-8 JSON object (the machine: guest, spec, …) |
+ * | 2 | VCPU_STATE | as in a snapshot: u32 index, u32 count, count × (u64 id, value) |
+ * | 4 | DEVICE | as in a snapshot: u16 name length, name, the device's state |
+ * | 16 | LAYOUT | u32 count, count × (u32 slot, u32 memslot flags, u64 gpa, u64 length) |
+ * | 17 | PAGES | u32 slot, u32 count, count × (u32 page index, u32 kind: 0 zero page, 1 data), then the 4 KiB of every data page in entry order |
+ * | 18 | ROUND | u32 round number, u64 pages sent in it, u64 dirty pages left (progress only) |
+ * | 19 | END | empty |
+ *
+ * The decoder is incremental (`push` whatever arrives), never buffers more than one frame,
+ * bounds every length before allocating, and lets only `MigrationStreamError` escape.
+ */
+import { ARCH_CODES, ARCH_NAMES, type ArchName } from "../../abi/regid.js";
+import { RegvisorError } from "../../errors.js";
+import { Reader, Writer, concatBytes } from "../snapshot/bytes.js";
+import { encodeFrame, FRAME_BYTES } from "../snapshot/container.js";
+import { crc32c } from "../snapshot/crc32c.js";
+import { SnapshotFormatError } from "../snapshot/errors.js";
+import {
+  BACKEND_CODES,
+  DEFAULT_LIMITS,
+  type DeviceState,
+  type SnapshotBackend,
+  type SnapshotLimits,
+  type SnapshotMeta,
+  type VcpuState,
+} from "../snapshot/model.js";
+import {
+  decodeDevice,
+  decodeMeta,
+  decodeVcpu,
+  encodeDevice,
+  encodeMeta,
+  encodeVcpu,
+} from "../snapshot/sections.js";
+
+/** "RGVMIGR\0". */
+export const STREAM_MAGIC = new Uint8Array([0x52, 0x47, 0x56, 0x4d, 0x49, 0x47, 0x52, 0x00]);
+export const STREAM_MAJOR = 1;
+export const STREAM_MINOR = 0;
+export const STREAM_HEADER_BYTES = 28;
+/** Guest page size the stream counts in. */
+export const PAGE_BYTES = 4096;
+
+/** Frame types of the stream (META, VCPU_STATE and DEVICE are the snapshot's). */
+export const FRAME_TYPES = {
+  META: 1,
+  VCPU_STATE: 2,
+  DEVICE: 4,
+  LAYOUT: 16,
+  PAGES: 17,
+  ROUND: 18,
+  END: 19,
+} as const;
+
+/** Largest PAGES frame a writer makes and a reader accepts (entries). */
+export const MAX_PAGES_PER_FRAME = 4096;
+
+/** The stream is not a valid migration stream; `offset` is where the decoder stopped. */
+export class MigrationStreamError extends RegvisorError {
+  readonly offset: number;
+
+  constructor(message: string, offset: number, options?: ErrorOptions) {
+    super("MIGRATION_STREAM", `${message} (stream offset ${offset})`, options);
+    this.offset = offset;
+  }
+}
+
+/** One guest RAM region of the source. */
+export interface LayoutSlot {
+  readonly slot: number;
+  readonly flags: number;
+  readonly guestPhysAddr: bigint;
+  readonly length: number;
+}
+
+/** A page in a PAGES frame: `data` undefined for a zero page. */
+export interface PageOut {
+  readonly index: number;
+  readonly data: Uint8Array | undefined;
+}
+
+/** What the decoder yields, in stream order. */
+export type StreamItem =
+  | {
+      readonly kind: "header";
+      readonly arch: ArchName;
+      readonly backend: SnapshotBackend;
+      readonly minor: number;
+    }
+  | { readonly kind: "meta"; readonly meta: SnapshotMeta }
+  | { readonly kind: "layout"; readonly slots: readonly LayoutSlot[] }
+  | {
+      readonly kind: "pages";
+      readonly slot: number;
+      /** Page indices and their data (a view valid until the next `push`); undefined = zero. */
+      readonly pages: readonly { readonly index: number; readonly data: Uint8Array | undefined }[];
+    }
+  | { readonly kind: "round"; readonly round: number; readonly sent: bigint; readonly left: bigint }
+  | { readonly kind: "vcpu"; readonly state: VcpuState }
+  | { readonly kind: "device"; readonly state: DeviceState }
+  | { readonly kind: "end" };
+
+// ---------------------------------------------------------------- writing
+
+/** The stream header for a source of `arch` on `backend`. */
+export function encodeStreamHeader(arch: ArchName, backend: SnapshotBackend): Uint8Array {
+  const w = new Writer()
+    .bytes(STREAM_MAGIC)
+    .u16(STREAM_MAJOR)
+    .u16(STREAM_MINOR)
+    .u8(ARCH_CODES[arch])
+    .u8(BACKEND_CODES[backend])
+    .u16(0)
+    .u32(0)
+    .u32(0);
+  const head = concatBytes(w.parts());
+  return concatBytes([head, concatBytes(new Writer().u32(crc32c(head)).parts())]);
+}
+
+const frame = (type: number, payload: readonly Uint8Array[]): Uint8Array[] =>
+  encodeFrame({ type, flags: 0, payload });
+
+/** META frame. */
+export function encodeMetaFrame(meta: SnapshotMeta): Uint8Array[] {
+  return frame(FRAME_TYPES.META, [encodeMeta(meta, DEFAULT_LIMITS)]);
+}
+
+/** LAYOUT frame. */
+export function encodeLayoutFrame(slots: readonly LayoutSlot[]): Uint8Array[] {
+  const w = new Writer().u32(slots.length);
+  for (const s of slots) w.u32(s.slot).u32(s.flags).u64(s.guestPhysAddr).u64(BigInt(s.length));
+  return frame(FRAME_TYPES.LAYOUT, w.parts());
+}
+
+/**
+ * PAGES frame of at most `MAX_PAGES_PER_FRAME` pages; data pages are passed by reference (no
+ * copy), zero pages cost 8 bytes.
+ * @throws RangeError on too many pages or a data page that is not 4 KiB.
+ */
+export function encodePagesFrame(slot: number, pages: readonly PageOut[]): Uint8Array[] {
+  if (pages.length > MAX_PAGES_PER_FRAME) {
+    throw new RangeError(`a PAGES frame holds at most ${MAX_PAGES_PER_FRAME} pages`);
+  }
+  const w = new Writer().u32(slot).u32(pages.length);
+  const data: Uint8Array[] = [];
+  for (const p of pages) {
+    w.u32(p.index).u32(p.data === undefined ? 0 : 1);
+    if (p.data !== undefined) {
+      if (p.data.length !== PAGE_BYTES) throw new RangeError("a data page must be 4096 bytes");
+      data.push(p.data);
+    }
+  }
+  return frame(FRAME_TYPES.PAGES, [...w.parts(), ...data]);
+}
+
+/** ROUND frame (progress). */
+export function encodeRoundFrame(round: number, sent: bigint, left: bigint): Uint8Array[] {
+  return frame(FRAME_TYPES.ROUND, new Writer().u32(round).u64(sent).u64(left).parts());
+}
+
+/** VCPU_STATE frame. */
+export function encodeVcpuFrame(state: VcpuState, arch: ArchName): Uint8Array[] {
+  return frame(FRAME_TYPES.VCPU_STATE, [encodeVcpu(state, ARCH_CODES[arch], DEFAULT_LIMITS)]);
+}
+
+/** DEVICE frame. */
+export function encodeDeviceFrame(state: DeviceState): Uint8Array[] {
+  return frame(FRAME_TYPES.DEVICE, encodeDevice(state, DEFAULT_LIMITS));
+}
+
+/** END frame. */
+export function encodeEndFrame(): Uint8Array[] {
+  return frame(FRAME_TYPES.END, []);
+}
+
+// ---------------------------------------------------------------- reading
+
+/** Bounds of the decoder; the defaults follow the snapshot's. */
+export interface StreamLimits {
+  /** Largest frame payload (a full PAGES frame is ~16.8 MiB). */
+  readonly maxFrameBytes: number;
+  readonly maxSlots: number;
+  readonly snapshot: SnapshotLimits;
+}
+
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  maxFrameBytes: 8 + MAX_PAGES_PER_FRAME * (8 + PAGE_BYTES),
+  maxSlots: 512,
+  snapshot: DEFAULT_LIMITS,
+};
+
+/** Incremental decoder of a migration stream (module header). */
+export class StreamDecoder {
+  readonly #limits: StreamLimits;
+  #buf = new Uint8Array(0);
+  #len = 0;
+  /** Stream offset of `#buf[0]`. */
+  #base = 0;
+  #arch: ArchName | undefined;
+  #ended = false;
+  #failed: MigrationStreamError | undefined;
+
+  constructor(limits: StreamLimits = DEFAULT_STREAM_LIMITS) {
+    this.#limits = limits;
+  }
+
+  /** True once END was decoded. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Bytes consumed so far. */
+  get offset(): number {
+    return this.#base;
+  }
+
+  /**
+   * Consumes `bytes`; returns every item they complete.
+   * @throws MigrationStreamError on any violation; the decoder then stays failed.
+   */
+  push(bytes: Uint8Array): StreamItem[] {
+    if (this.#failed !== undefined) throw this.#failed;
+    try {
+      this.#append(bytes);
+      const items: StreamItem[] = [];
+      for (;;) {
+        const item = this.#next();
+        if (item === undefined) break;
+        items.push(item);
+      }
+      return items;
+    } catch (error) {
+      this.#failed =
+        error instanceof MigrationStreamError
+          ? error
+          : new MigrationStreamError(
+              error instanceof SnapshotFormatError
+                ? error.message
+                : `malformed frame: ${String(error)}`,
+              this.#base,
+              { cause: error },
+            );
+      throw this.#failed;
+    }
+  }
+
+  /** Call when the connection ends: throws unless the stream ended with END. */
+  finish(): void {
+    if (this.#failed !== undefined) throw this.#failed;
+    if (!this.#ended) {
+      throw new MigrationStreamError(
+        "the stream ended before its END frame",
+        this.#base + this.#len,
+      );
+    }
+  }
+
+  #append(bytes: Uint8Array): void {
+    if (this.#ended && bytes.length > 0) {
+      throw new MigrationStreamError("bytes follow the END frame", this.#base + this.#len);
+    }
+    const need = this.#len + bytes.length;
+    if (need > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(need, this.#buf.length * 2, 64 * 1024));
+      grown.set(this.#buf.subarray(0, this.#len));
+      this.#buf = grown;
+    }
+    this.#buf.set(bytes, this.#len);
+    this.#len = need;
+  }
+
+  #consume(n: number): void {
+    this.#buf.copyWithin(0, n, this.#len);
+    this.#len -= n;
+    this.#base += n;
+  }
+
+  #fail(message: string, at = 0): MigrationStreamError {
+    return new MigrationStreamError(message, this.#base + at);
+  }
+
+  #next(): StreamItem | undefined {
+    if (this.#ended) {
+      if (this.#len > 0) throw this.#fail("bytes follow the END frame");
+      return undefined;
+    }
+    if (this.#arch === undefined) return this.#header();
+    if (this.#len < 16) return undefined;
+    const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#len);
+    const type = view.getUint32(0, true);
+    const flags = view.getUint32(4, true);
+    const length = view.getBigUint64(8, true);
+    if (length > BigInt(this.#limits.maxFrameBytes)) {
+      throw this.#fail(
+        `frame length ${length} exceeds the limit of ${this.#limits.maxFrameBytes}`,
+        8,
+      );
+    }
+    const total = FRAME_BYTES + Number(length);
+    if (this.#len < total) return undefined;
+    const stored = view.getUint32(16 + Number(length), true);
+    const computed = crc32c(this.#buf.subarray(0, 16 + Number(length)));
+    if (stored !== computed) throw this.#fail(`frame CRC32C mismatch`, 16 + Number(length));
+    if (flags !== 0) throw this.#fail(`frame flags 0x${flags.toString(16)} are not defined`, 4);
+    // Decode from a copy so the item's views stay valid after the buffer is reused.
+    const payload = this.#buf.slice(16, 16 + Number(length));
+    const item = this.#frame(type, payload);
+    this.#consume(total);
+    if (item.kind === "end") this.#ended = true;
+    return item;
+  }
+
+  #header(): StreamItem | undefined {
+    const have = Math.min(this.#len, STREAM_MAGIC.length);
+    for (let i = 0; i < have; i++) {
+      if (this.#buf[i] !== STREAM_MAGIC[i]) {
+        throw this.#fail(
+          'the stream does not start with "RGVMIGR\\0" (not a regvisor migration)',
+          i,
+        );
+      }
+    }
+    if (this.#len < STREAM_HEADER_BYTES) return undefined;
+    const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, STREAM_HEADER_BYTES);
+    if (view.getUint32(24, true) !== crc32c(this.#buf.subarray(0, 24))) {
+      throw this.#fail("stream header CRC32C mismatch", 24);
+    }
+    const major = view.getUint16(8, true);
+    if (major !== STREAM_MAJOR) {
+      throw this.#fail(
+        `stream major version ${major} is not supported (this regvisor reads ${STREAM_MAJOR}.x)`,
+        8,
+      );
+    }
+    const archCode = view.getUint8(12);
+    const arch = ARCH_NAMES.find((name) => ARCH_CODES[name] === archCode);
+    if (arch === undefined)
+      throw this.#fail(`unknown arch code 0x${view.getUint8(12).toString(16)}`, 12);
+    const code = view.getUint8(13);
+    const backend = (Object.keys(BACKEND_CODES) as SnapshotBackend[]).find(
+      (b) => BACKEND_CODES[b] === code,
+    );
+    if (backend === undefined) throw this.#fail(`unknown backend code ${code}`, 13);
+    if ((view.getUint32(16, true) & 0xffff) !== 0)
+      throw this.#fail("required header flags this reader does not know", 16);
+    this.#arch = arch;
+    this.#consume(STREAM_HEADER_BYTES);
+    return { kind: "header", arch, backend, minor: view.getUint16(10, true) };
+  }
+
+  #frame(type: number, payload: Uint8Array): StreamItem {
+    const r = new Reader(payload, 0, payload.length, "SNAPSHOT_MALFORMED");
+    const limits = this.#limits.snapshot;
+    switch (type) {
+      case FRAME_TYPES.META:
+        return { kind: "meta", meta: decodeMeta(r, limits) };
+      case FRAME_TYPES.VCPU_STATE:
+        return { kind: "vcpu", state: decodeVcpu(r, ARCH_CODES[this.#arch ?? "generic"], limits) };
+      case FRAME_TYPES.DEVICE:
+        return { kind: "device", state: decodeDevice(r, limits) };
+      case FRAME_TYPES.LAYOUT:
+        return this.#layout(r);
+      case FRAME_TYPES.PAGES:
+        return this.#pages(r, payload);
+      case FRAME_TYPES.ROUND:
+        return this.#round(r);
+      case FRAME_TYPES.END:
+        if (payload.length !== 0) throw this.#fail("the END frame has a payload");
+        return { kind: "end" };
+      default:
+        throw this.#fail(`unknown frame type ${type}`);
+    }
+  }
+
+  #layout(r: Reader): StreamItem {
+    const count = r.u32("slot count");
+    if (count > this.#limits.maxSlots)
+      throw this.#fail(`${count} slots exceed the limit of ${this.#limits.maxSlots}`);
+    const slots: LayoutSlot[] = [];
+    for (let i = 0; i < count; i++) {
+      const slot = r.u32("slot");
+      const flags = r.u32("slot flags");
+      const guestPhysAddr = r.u64("slot address");
+      const length = r.u64("slot length");
+      if (
+        length === 0n ||
+        length % BigInt(PAGE_BYTES) !== 0n ||
+        length > BigInt(this.#limits.snapshot.maxRegionBytes)
+      ) {
+        throw this.#fail(
+          `slot ${slot} length ${length} is not a whole number of pages within the region limit`,
+        );
+      }
+      slots.push({ slot, flags, guestPhysAddr, length: Number(length) });
+    }
+    if (r.remaining !== 0) throw this.#fail("bytes follow the LAYOUT entries");
+    return { kind: "layout", slots };
+  }
+
+  #pages(r: Reader, payload: Uint8Array): StreamItem {
+    const slot = r.u32("slot");
+    const count = r.u32("page count");
+    if (count > MAX_PAGES_PER_FRAME)
+      throw this.#fail(`${count} pages exceed the limit of ${MAX_PAGES_PER_FRAME}`);
+    const entries: { index: number; data: boolean }[] = [];
+    for (let i = 0; i < count; i++) {
+      const index = r.u32("page index");
+      const kind = r.u32("page kind");
+      if (kind > 1) throw this.#fail(`page kind ${kind} is not 0 (zero) or 1 (data)`);
+      entries.push({ index, data: kind === 1 });
+    }
+    const dataPages = entries.filter((e) => e.data).length;
+    if (r.remaining !== dataPages * PAGE_BYTES) {
+      throw this.#fail(`PAGES frame carries ${r.remaining} data bytes for ${dataPages} data pages`);
+    }
+    let at = r.pos;
+    const pages = entries.map((e) => {
+      if (!e.data) return { index: e.index, data: undefined };
+      const data = payload.subarray(at, at + PAGE_BYTES);
+      at += PAGE_BYTES;
+      return { index: e.index, data };
+    });
+    return { kind: "pages", slot, pages };
+  }
+
+  #round(r: Reader): StreamItem {
+    const round = r.u32("round");
+    const sent = r.u64("pages sent");
+    const left = r.u64("pages left");
+    if (r.remaining !== 0) throw this.#fail("bytes follow the ROUND fields");
+    return { kind: "round", round, sent, left };
+  }
+}

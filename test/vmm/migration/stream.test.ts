@@ -1,0 +1,208 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { lookupReg } from "../../../src/abi/catalog.js";
+import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
+import { encodeFrame } from "../../../src/vmm/snapshot/container.js";
+import {
+  DEFAULT_STREAM_LIMITS,
+  encodeDeviceFrame,
+  encodeEndFrame,
+  encodeLayoutFrame,
+  encodeMetaFrame,
+  encodePagesFrame,
+  encodeRoundFrame,
+  encodeStreamHeader,
+  encodeVcpuFrame,
+  FRAME_TYPES,
+  MAX_PAGES_PER_FRAME,
+  MigrationStreamError,
+  PAGE_BYTES,
+  StreamDecoder,
+  type StreamItem,
+} from "../../../src/vmm/migration/stream.js";
+
+const pc = lookupReg("riscv", "core.pc").id;
+const a0 = lookupReg("riscv", "core.a0").id;
+
+function page(fill: number): Uint8Array {
+  return new Uint8Array(PAGE_BYTES).fill(fill);
+}
+
+/** A whole stream: header, META, LAYOUT, two rounds, switchover, END. */
+function sampleStream(): Uint8Array {
+  const value = (v: bigint) => {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, v, true);
+    return b;
+  };
+  return concatBytes([
+    encodeStreamHeader("riscv", "soft-threaded"),
+    ...encodeMetaFrame({ guest: "elf", creator: "test" }),
+    ...encodeLayoutFrame([{ slot: 0, flags: 1, guestPhysAddr: 0x8000_0000n, length: 1 << 20 }]),
+    ...encodePagesFrame(0, [
+      { index: 0, data: page(0xaa) },
+      { index: 5, data: undefined },
+      { index: 255, data: page(0x55) },
+    ]),
+    ...encodeRoundFrame(1, 3n, 1n),
+    ...encodePagesFrame(0, [{ index: 7, data: page(0x01) }]),
+    ...encodeVcpuFrame(
+      {
+        index: 0,
+        regs: [
+          { id: pc, value: value(0x8020_0000n) },
+          { id: a0, value: value(42n) },
+        ],
+      },
+      "riscv",
+    ),
+    ...encodeDeviceFrame({ name: "uart0", data: new Uint8Array([1, 2, 3]) }),
+    ...encodeEndFrame(),
+  ]);
+}
+
+/** A comparable summary of decoded items (page data by first byte). */
+function summary(items: StreamItem[]): unknown[] {
+  return items.map((item) => {
+    switch (item.kind) {
+      case "pages":
+        return { pages: item.pages.map((p) => [p.index, p.data?.[0] ?? "zero", p.data?.length]) };
+      case "vcpu":
+        return { vcpu: item.state.index, regs: item.state.regs.map((r) => [r.id, [...r.value]]) };
+      case "device":
+        return { device: item.state.name, data: [...item.state.data] };
+      default:
+        return item;
+    }
+  });
+}
+
+describe("migration stream", () => {
+  const stream = sampleStream();
+  const whole = summary(new StreamDecoder().push(stream));
+
+  it("decodes what the writer wrote, item by item, and ends at END", () => {
+    assert.deepEqual(
+      whole.map((i) => (i as { kind?: string }).kind ?? Object.keys(i as object)[0]),
+      ["header", "meta", "layout", "pages", "round", "pages", "vcpu", "device", "end"],
+    );
+    assert.deepEqual(whole[3], {
+      pages: [
+        [0, 0xaa, PAGE_BYTES],
+        [5, "zero", undefined],
+        [255, 0x55, PAGE_BYTES],
+      ],
+    });
+    assert.deepEqual(whole[0], {
+      kind: "header",
+      arch: "riscv",
+      backend: "soft-threaded",
+      minor: 0,
+    });
+  });
+
+  it("a zero page costs 8 bytes, not 4 KiB", () => {
+    const zeros = concatBytes(
+      encodePagesFrame(
+        0,
+        Array.from({ length: 100 }, (_, i) => ({ index: i, data: undefined })),
+      ),
+    );
+    assert.equal(zeros.length, 20 + 8 + 100 * 8);
+  });
+
+  it("gives the same items however the bytes are split", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 12 }),
+        (cuts) => {
+          const d = new StreamDecoder();
+          const items: StreamItem[] = [];
+          let at = 0;
+          for (const c of [...cuts].sort((x, y) => x - y)) {
+            // Copy each piece: page views in items must not depend on the caller's buffer.
+            items.push(...d.push(stream.slice(at, Math.max(at, c))));
+            at = Math.max(at, c);
+          }
+          items.push(...d.push(stream.slice(at)));
+          d.finish();
+          assert.deepEqual(summary(items), whole);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it("a stream cut anywhere before END fails finish() with a MigrationStreamError", () => {
+    for (let cut = 0; cut < stream.length; cut += 97) {
+      const d = new StreamDecoder();
+      d.push(stream.subarray(0, cut));
+      assert.throws(() => {
+        d.finish();
+      }, MigrationStreamError);
+    }
+  });
+
+  it("every flipped byte is refused with a MigrationStreamError and nothing else", () => {
+    for (let at = 0; at < stream.length; at += 13) {
+      const bad = stream.slice();
+      bad[at] = (bad[at] ?? 0) ^ 0x40;
+      const d = new StreamDecoder();
+      assert.throws(
+        () => {
+          d.push(bad);
+          d.finish();
+        },
+        (e) => e instanceof MigrationStreamError,
+        `flip at ${at}`,
+      );
+      // A failed decoder stays failed.
+      assert.throws(() => d.push(new Uint8Array(1)), MigrationStreamError);
+    }
+  });
+
+  it("refuses another major, a foreign stream, bytes after END and unknown frames", () => {
+    const header = encodeStreamHeader("x86", "kvm");
+    const v2 = header.slice();
+    v2[8] = 2;
+    assert.throws(() => new StreamDecoder().push(v2), /CRC32C mismatch/);
+    assert.throws(
+      () => new StreamDecoder().push(new TextEncoder().encode("RGVSNAP\0")),
+      /not a regvisor migration/,
+    );
+    const after = concatBytes([header, ...encodeEndFrame(), new Uint8Array([0])]);
+    assert.throws(() => new StreamDecoder().push(after), /bytes follow the END frame/);
+    const unknown = concatBytes([header, ...encodeFrame({ type: 99, flags: 0, payload: [] })]);
+    assert.throws(() => new StreamDecoder().push(unknown), /unknown frame type 99/);
+  });
+
+  it("bounds every length before allocating: a hostile frame length or page count", () => {
+    const header = encodeStreamHeader("riscv", "kvm");
+    const huge = new Uint8Array(16);
+    const view = new DataView(huge.buffer);
+    view.setUint32(0, FRAME_TYPES.PAGES, true);
+    view.setBigUint64(8, 1n << 40n, true);
+    assert.throws(
+      () => new StreamDecoder().push(concatBytes([header, huge])),
+      /frame length 1099511627776 exceeds the limit/,
+    );
+    const count = new Uint8Array(8);
+    new DataView(count.buffer).setUint32(4, MAX_PAGES_PER_FRAME + 1, true);
+    const frame = encodeFrame({ type: FRAME_TYPES.PAGES, flags: 0, payload: [count] });
+    assert.throws(
+      () => new StreamDecoder().push(concatBytes([header, ...frame])),
+      /pages exceed the limit/,
+    );
+    assert.ok(DEFAULT_STREAM_LIMITS.maxFrameBytes < 32 * 1024 * 1024);
+  });
+
+  it("the writer refuses pages it cannot frame", () => {
+    assert.throws(() => encodePagesFrame(0, [{ index: 0, data: new Uint8Array(10) }]), RangeError);
+    const many = Array.from({ length: MAX_PAGES_PER_FRAME + 1 }, (_, i) => ({
+      index: i,
+      data: undefined,
+    }));
+    assert.throws(() => encodePagesFrame(0, many), RangeError);
+  });
+});
