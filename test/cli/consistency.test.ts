@@ -160,21 +160,21 @@ describe("files and statuses", () => {
     }
   });
 
-  it("a directory or a missing file is said in words, with the errno", async () => {
+  it("a directory or a missing file is said in words (src/vmm/input-file.ts)", async () => {
     oneLine(
       await run(["run", dir]),
       1,
-      /Cannot read guest file ".*": it is a directory \(EISDIR\)$/m,
+      /Cannot read guest image .*: it is a directory, not a regular file$/m,
     );
     oneLine(
       await run(["inspect", dir]),
       1,
-      /Cannot read snapshot ".*": it is a directory \(EISDIR\)$/m,
+      /Cannot read snapshot .*: it is a directory, not a regular file$/m,
     );
     oneLine(
       await run(["restore", join(dir, "nope.snap")]),
       1,
-      /Cannot read snapshot ".*nope\.snap": no such file \(ENOENT\)$/m,
+      /Cannot read snapshot .*nope\.snap: no such file$/m,
     );
   });
 
