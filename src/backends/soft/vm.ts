@@ -20,7 +20,7 @@ import { INVALIDATE_RING, VmShared } from "./shared.js";
 import { slotFor } from "./guestmem.js";
 import { createThreadedPort } from "./threaded.js";
 import { SoftClosedError, SoftVcpu, type KernelPort, type SoftMode } from "./vcpu.js";
-import type { GuestMemory, MemoryRegionSpec, Vm } from "../vcpu.js";
+import { VcpuBusyError, type GuestMemory, type MemoryRegionSpec, type Vm } from "../vcpu.js";
 
 /** Builds the hart of vCPU `hartId` (inline mode). */
 export type HartFactory = (hartId: number) => HartApi;
@@ -335,6 +335,9 @@ export class SoftVm implements Vm {
   }
 
   private apply(slots: Memslot[]): void {
+    // Checked before anything changes: a running vCPU cannot take a new slot set.
+    const busy = [...this.vcpus].find((v) => v.isRunning);
+    if (busy !== undefined) throw new VcpuBusyError(busy.index, "change the memory slots");
     this.slots = slots;
     for (const vcpu of this.vcpus) vcpu.updateMemslots(slots);
   }
