@@ -15,6 +15,11 @@
  * would block until a signal; the soft kernel instead returns `intr` (KVM_EXIT_INTR) when the
  * run's time slice ends, so the VMM always gets control back. The same slice, and an optional
  * instruction budget, bound a guest that never exits.
+ *
+ * Requests from other threads (kick, KVM_INTERRUPT, IPIs, HSM start, fences, dirty-log write-TLB
+ * flushes, code invalidations) bump the vCPU's wake word in ./shared.ts; the hart watches it
+ * while running guest code, so they are polled within a few thousand instructions; a kick ends
+ * the run with KVM_EXIT_INTR like a signal would.
  */
 import { KVM_EXIT, KVM_INTERNAL_ERROR } from "../../abi/kvm/constants.js";
 import { ERRNO } from "../../abi/kvm/errno.js";

@@ -20,7 +20,13 @@ import { INVALIDATE_RING, VmShared } from "./shared.js";
 import { slotFor } from "./guestmem.js";
 import { createThreadedPort } from "./threaded.js";
 import { SoftClosedError, SoftVcpu, type KernelPort, type SoftMode } from "./vcpu.js";
-import { MAX_GUEST_VIEW_BYTES, type GuestMemory, type MemoryRegionSpec, type Vm } from "../vcpu.js";
+import {
+  MAX_GUEST_VIEW_BYTES,
+  VcpuBusyError,
+  type GuestMemory,
+  type MemoryRegionSpec,
+  type Vm,
+} from "../vcpu.js";
 
 /** Builds the hart of vCPU `hartId` (inline mode). */
 export type HartFactory = (hartId: number) => HartApi;
@@ -356,6 +362,9 @@ export class SoftVm implements Vm {
   }
 
   private apply(slots: Memslot[]): void {
+    // Checked before anything changes: a running vCPU cannot take a new slot set.
+    const busy = [...this.vcpus].find((v) => v.isRunning);
+    if (busy !== undefined) throw new VcpuBusyError(busy.index, "change the memory slots");
     this.slots = slots;
     for (const vcpu of this.vcpus) vcpu.updateMemslots(slots);
   }

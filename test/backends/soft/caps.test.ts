@@ -107,6 +107,9 @@ describe("soft backend capabilities", () => {
     for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(settled, false, "the run is still in progress");
     assert.throws(() => vcpu.getOneReg(reg("a0")), VcpuBusyError);
+    const slots = vm.memory.length;
+    assert.throws(() => vm.addMemory({ guestPhysAddr: 0x1000_0000n, size: 0x1000 }), VcpuBusyError);
+    assert.equal(vm.memory.length, slots, "a refused slot change leaves the slots as they were");
     const kickedAt = performance.now();
     vcpu.kick();
     const exit = await running;
