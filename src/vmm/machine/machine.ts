@@ -14,11 +14,12 @@
  * triple faults, internal errors, failed entries and unexpected exits end the run as faults.
  */
 import type { Vcpu, VcpuExit } from "../../backends/vcpu.js";
-import type {
-  MachineControl,
-  MachineState,
-  MachineStatus,
-  SnapshotResult,
+import {
+  ControlError,
+  type MachineControl,
+  type MachineState,
+  type MachineStatus,
+  type SnapshotResult,
 } from "../api/control.js";
 import { hex } from "../image.js";
 import { consoleClosedEnding, faultEnding, quitEnding, timeoutEnding } from "../runner-status.js";
@@ -262,7 +263,9 @@ export class Machine implements MachineControl, Disposable {
 
   /** Parks every vCPU between exits; resolves when all are parked. */
   async pause(): Promise<void> {
-    if (this.state !== "running") throw new Error(`Cannot pause the machine: it is ${this.state}`);
+    // 409 on the control socket: a state conflict, not a failure.
+    if (this.state !== "running")
+      throw new ControlError(409, `Cannot pause the machine: it is ${this.state}`);
     if (!this.paused) {
       this.paused = true;
       this.released = new Promise((resolve) => (this.release = resolve));
@@ -283,7 +286,9 @@ export class Machine implements MachineControl, Disposable {
   /** Lets parked vCPUs run again. */
   resume(): Promise<void> {
     if (this.state !== "running") {
-      return Promise.reject(new Error(`Cannot resume the machine: it is ${this.state}`));
+      return Promise.reject(
+        new ControlError(409, `Cannot resume the machine: it is ${this.state}`),
+      );
     }
     if (this.paused) {
       this.paused = false;

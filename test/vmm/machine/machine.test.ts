@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { backendPicker } from "../../../src/cli/backends.js";
 import { streamSink, type ConsoleSink } from "../../../src/vmm/machine/console-sink.js";
+import type { ControlError } from "../../../src/vmm/api/control.js";
 import type { Machine } from "../../../src/vmm/machine/machine.js";
 import { runGuest, type RunRequest, type RunSummary } from "../../../src/vmm/runner.js";
 import { ECALL, R, SPIN, addi, li, putchar, riscvElf, sbi, srst } from "../runner-guests.js";
@@ -160,5 +161,37 @@ describe("Machine", () => {
     const s = await run(printForever(), { output: streamSink(broken), timeoutMs: 10_000 });
     assert.deepEqual([s.ending.reason, s.ending.status], ["console-closed", 141]);
     assert.equal(s.ending.message, "the reader of the guest console went away (EPIPE)");
+  });
+
+  it("a console write failing with ENOSPC ends the run with status 74, not 141", async () => {
+    const full = new Writable({
+      write(_chunk, _enc, done) {
+        done(
+          Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }),
+        );
+      },
+    });
+    const s = await run(printForever(), { output: streamSink(full), timeoutMs: 10_000 });
+    assert.deepEqual([s.ending.reason, s.ending.status], ["console-closed", 74]);
+    assert.match(s.ending.message, /^cannot write the guest console: ENOSPC/);
+  });
+
+  it("pause and resume before the machine runs are state conflicts (409), and it still runs", async () => {
+    const refusals: unknown[] = [];
+    const s = await run(riscvElf(srst(0, 0)), {
+      onMachine: async (m) => {
+        for (const op of [() => m.pause(), () => m.resume()]) {
+          await op().catch((error: unknown) => refusals.push(error));
+        }
+      },
+    });
+    assert.equal(s.ending.reason, "shutdown");
+    assert.deepEqual(
+      refusals.map((e) => [(e as ControlError).httpStatus, (e as Error).message]),
+      [
+        [409, "Cannot pause the machine: it is starting"],
+        [409, "Cannot resume the machine: it is starting"],
+      ],
+    );
   });
 });
