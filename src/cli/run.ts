@@ -5,12 +5,12 @@
  * the guest's status. Either way the final vCPU state can be dumped through the generic
  * register view.
  */
+import type { Writable } from "node:stream";
 import { KVM_REGS } from "../abi/kvm/layouts-x86.js";
 import { runDemo } from "../backends/kvm/demo.js";
 import { runSoftDemo } from "../backends/soft/demo.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
-import type { Writable } from "node:stream";
 import { startApiServer, type ApiServer } from "../vmm/api/server.js";
 import { readInputFile } from "../vmm/input-file.js";
 import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
@@ -68,11 +68,10 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --trace-exits       print every exit (kind, port/address, data) to stderr
   --stats             print exit counts, instructions retired (soft) and wall time to stderr
   --json              print one summary object: reason, status, counts, final registers
-Exit status: 0 clean shutdown/halt; the value written to port 0xf4 or the SRST reason; 124
-timeout or an x86 HLT that can never wake; 125 guest fault; 141 the console's reader went
-away (EPIPE); 1 bad image; 2 bad command line.
-timeout or an x86 HLT that can never wake; 125 guest fault; 130/143 stopped by SIGINT/SIGTERM;
-1 bad image; 2 bad command line; 141 stdout closed; 74 stdout failed.
+Exit status: 0 clean shutdown/halt, or a quit on the control socket; the value written to
+port 0xf4 or the SRST reason; 124 timeout or an x86 HLT that can never wake; 125 guest fault;
+130/143 stopped by SIGINT/SIGTERM; 141 stdout's (the console's) reader went away (EPIPE);
+74 stdout failed otherwise (ENOSPC); 1 bad image; 2 bad command line.
 `;
 
 /** Every option of `run` (the snapshot flags are parsed by src/cli/snapshot.ts). */
