@@ -7,6 +7,17 @@
  * contract (docs/DESIGN.md §1): values packed in list order, no padding, total = Σ size(id).
  */
 import type { ArchName, RegId } from "../abi/regid.js";
+import { RegvisorError } from "../errors.js";
+
+/** A vCPU call was made while its `runAsync()` is still pending (only kick and interrupt lines may be). */
+export class VcpuBusyError extends RegvisorError {
+  constructor(index: number, action: string) {
+    super(
+      "VCPU_BUSY",
+      `Cannot ${action}: vCPU ${index} is running (runAsync pending); await it or kick() it first`,
+    );
+  }
+}
 
 /** Why `run()` returned to the VMM. Guest events are values, never thrown. */
 export type VcpuExit =
@@ -88,7 +99,8 @@ export interface Vcpu extends Disposable {
   /**
    * Optional capability: makes a run in progress return soon as `{ kind: "intr" }` (or the
    * next run return at once if none is in progress), as KVM's `immediate_exit` plus a signal
-   * to the vCPU's thread does. Callable while `runAsync()` is pending.
+   * to the vCPU's thread does. Callable while `runAsync()` is pending; kicks not yet seen
+   * coalesce into one `intr`; a no-op on a closed vCPU.
    */
   kick?(): void;
   /**
@@ -158,12 +170,18 @@ export interface Vm extends Disposable {
   createVcpu(): Vcpu;
   /**
    * Optional capability: the `KVM_GET_DIRTY_LOG` contract for a slot added with `logDirty`:
-   * one bit per 4 KiB page (bit i of byte i/8 = page i of the slot), set when the guest (or a
-   * DMA write reported through `markDirty`) wrote the page since the last call; returns the
-   * bitmap and clears it.
+   * one bit per 4 KiB page (bit i of byte i/8 = page i of the slot; the length rounded up to a
+   * multiple of 8 bytes, as the kernel's bitmap), set when the guest (or a DMA write reported
+   * through `markDirty`) wrote the page since the last call; returns the bitmap and clears it.
+   * A store racing with the call is in this bitmap or the next one. Throws `KvmError` ENOENT
+   * for a slot that does not exist or does not log.
    */
   getDirtyLog?(slot: number): Uint8Array;
-  /** Optional capability: the VMM wrote guest RAM (device DMA): log it and drop translated code. */
+  /**
+   * Optional capability: the VMM wrote guest RAM (device DMA): log the pages and drop
+   * translated code in them. Call it from the thread that owns the VM; `RangeError` if the
+   * range is not inside one slot.
+   */
   markDirty?(guestPhysAddr: bigint, length: number): void;
   /**
    * Optional capability, x86: `KVM_CREATE_IRQCHIP` (in-kernel PIC + IOAPIC + LAPICs); must be

@@ -15,4 +15,7 @@ process.exitCode = await main(process.argv.slice(2), {
   stdoutBytes: (bytes) => {
     writeAllSync(1, bytes);
   },
+  // `run FILE`'s guest console: the stream's write() result is its backpressure, and its
+  // 'error' event (EPIPE, ENOSPC) ends the run with status 141 or 74 (console-sink.ts).
+  stdoutStream: process.stdout,
 });

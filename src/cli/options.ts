@@ -18,6 +18,8 @@ import type { Out } from "./regs.js";
 export interface OptionSpec {
   readonly type: "string" | "boolean";
   readonly short?: string;
+  /** Repeatable: every occurrence is kept, in order (`--disk A --disk B`). */
+  readonly multiple?: boolean;
 }
 
 /** An option table, name → spec. */
@@ -25,7 +27,13 @@ export type OptionTable = Readonly<Record<string, OptionSpec>>;
 
 /** What parseArgs returns for a table: strings, booleans, or nothing. */
 export type OptionValues<T extends OptionTable> = {
-  readonly [K in keyof T]: (T[K]["type"] extends "string" ? string : boolean) | undefined;
+  readonly [K in keyof T]:
+    | (T[K]["type"] extends "string"
+        ? T[K]["multiple"] extends true
+          ? string[]
+          : string
+        : boolean)
+    | undefined;
 };
 
 /** A parsed command line: option values and the positionals. */

@@ -5,18 +5,24 @@
  * the guest's status. Either way the final vCPU state can be dumped through the generic
  * register view.
  */
+import type { Writable } from "node:stream";
 import { KVM_REGS } from "../abi/kvm/layouts-x86.js";
 import { runDemo } from "../backends/kvm/demo.js";
 import { runSoftDemo } from "../backends/soft/demo.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
+import { startApiServer, type ApiServer } from "../vmm/api/server.js";
 import { readInputFile } from "../vmm/input-file.js";
-import { runGuestAsync, type RunSummary } from "../vmm/runner.js";
+import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
+import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
+import type { Machine } from "../vmm/machine/machine.js";
+import { MAX_CPUS, runGuest, type RunSummary } from "../vmm/runner.js";
 import { stdinInput } from "../vmm/runner-input.js";
 import { faultEnding, haltEnding, srstEnding } from "../vmm/runner-status.js";
 import type { RunEnding } from "../vmm/runner-types.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
+import { backendPicker } from "./backends.js";
 import { chooseBackend, parseBackend, parseMode } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
@@ -33,28 +39,39 @@ Without FILE, runs the bundled demo guest. Without --backend, /dev/kvm (or the d
 REGVISOR_KVM_DEVICE) is used when it works, else the soft backend (with a one-line notice).
   --backend kvm   x86-64 guest on /dev/kvm: long mode, greeting and fib(90) through port 0xE9
   --backend soft  RISC-V guest on regvisor's software hypervisor, through the SBI console
-  --mode M        soft backend only: inline (default) or threaded (vCPU in a Worker)
+  --mode M        soft backend only: inline (default with one vCPU) or threaded (each vCPU
+                  in a Worker; the default with --cpus 2 or more)
   --dump-regs     print the final vCPU state: every id of the register list, by catalog name
   --json          print one JSON object: output, reason, status, pc, exits, last exit, registers
   --snapshot-at-exit N  stop the demo after its N-th exit and write a snapshot (see
                         'regvisor run --snapshot-at-exit 0 --help' and 'regvisor restore --help')
   --snapshot-out FILE   where that snapshot goes
 
-With FILE (an ELF, or a flat binary with --load-addr), runs your own bare-metal guest; the
-backend follows the ELF's machine (x86-64/i386 → kvm, RISC-V → soft).
+With FILE (an ELF, a RISC-V Linux Image, or a flat binary with --load-addr), runs your own
+guest; the backend follows the file (x86-64/i386 ELF → kvm, RISC-V ELF or Image → soft). A
+Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --mem SIZE          guest RAM (default 128M; K, M, G suffixes)
+  --cpus N            vCPUs (default 1, at most ${MAX_CPUS}); RISC-V secondaries start stopped
+                      and come up through SBI HSM; x86 ones all start at the entry, rdi = index
+  --initrd FILE       RISC-V Linux: initial ramdisk (/chosen/linux,initrd-start/end)
+  --disk FILE[,readonly]  RISC-V: a raw disk image as virtio-blk (repeatable: /dev/vda, vdb,
+                      …, virtio-mmio at 0x10001000 + n·0x1000, IRQ 1 + n); a guest flush is an
+                      fsync of the file; readonly: guest writes fail with an I/O error
   --load-addr ADDR    flat binary: guest-physical load address
   --entry ADDR        flat binary: first instruction (default: the load address)
   --x86-mode M        real, protected or long (default: long for ELF64, protected for ELF32,
                       real for flat binaries)
   --cmdline TEXT      RISC-V: the device tree's /chosen/bootargs
   --timeout SECONDS   stop the guest after this long (exit status 124)
+  --api PATH          serve the control socket on the Unix socket PATH while the guest runs
+                      (GET /status; PUT /pause, /resume, /quit; see 'regvisor ctl --help')
   --trace-exits       print every exit (kind, port/address, data) to stderr
   --stats             print exit counts, instructions retired (soft) and wall time to stderr
   --json              print one summary object: reason, status, counts, final registers
-Exit status: 0 clean shutdown/halt; the value written to port 0xf4 or the SRST reason; 124
-timeout or an x86 HLT that can never wake; 125 guest fault; 130/143 stopped by SIGINT/SIGTERM;
-1 bad image; 2 bad command line; 141 stdout closed; 74 stdout failed.
+Exit status: 0 clean shutdown/halt, or a quit on the control socket; the value written to
+port 0xf4 or the SRST reason; 124 timeout or an x86 HLT that can never wake; 125 guest fault;
+130/143 stopped by SIGINT/SIGTERM; 141 stdout's (the console's) reader went away (EPIPE);
+74 stdout failed otherwise (ENOSPC); 1 bad image; 2 bad command line.
 `;
 
 /** Every option of `run` (the snapshot flags are parsed by src/cli/snapshot.ts). */
@@ -68,6 +85,10 @@ const RUN_OPTIONS = {
   entry: { type: "string" },
   "x86-mode": { type: "string" },
   cmdline: { type: "string" },
+  cpus: { type: "string" },
+  initrd: { type: "string" },
+  disk: { type: "string", multiple: true },
+  api: { type: "string" },
   "trace-exits": { type: "boolean" },
   stats: { type: "boolean" },
   ...ENDING_OPTIONS,
@@ -76,17 +97,27 @@ const RUN_OPTIONS = {
 /** Options that only make sense with a FILE. */
 const FILE_ONLY = [
   "mem",
+  "cpus",
+  "initrd",
+  "disk",
   "load-addr",
   "entry",
   "x86-mode",
   "cmdline",
+  "api",
   "timeout",
   "trace-exits",
   "stats",
 ] as const satisfies readonly (keyof typeof RUN_OPTIONS)[];
 
-/** `Out`, optionally able to take raw bytes (guest output is not always UTF-8). */
-export type RunOut = Out & { readonly stdoutBytes?: (bytes: Uint8Array) => void };
+/**
+ * `Out`, optionally able to take raw bytes (guest output is not always UTF-8), or the stream
+ * itself, whose `write()` result gives guest output backpressure.
+ */
+export type RunOut = Out & {
+  readonly stdoutBytes?: (bytes: Uint8Array) => void;
+  readonly stdoutStream?: Writable;
+};
 
 type RunRegister = NamedRegister;
 
@@ -194,8 +225,14 @@ function parseX86Mode(text: string | undefined): X86Mode | undefined {
   return mode;
 }
 
-/** Guest output: raw bytes where `out` takes them, else UTF-8 decoded as it streams. */
-function outputSink(out: RunOut): { write: (bytes: Uint8Array) => void; flush: () => void } {
+/** Guest output: the stream or raw bytes where `out` takes them, else UTF-8 decoded. */
+function outputSink(out: RunOut): {
+  write: ((bytes: Uint8Array) => void) | ConsoleSink;
+  flush: () => void;
+} {
+  if (out.stdoutStream !== undefined) {
+    return { write: streamSink(out.stdoutStream), flush: () => undefined };
+  }
   const raw = out.stdoutBytes;
   if (raw !== undefined) return { write: raw, flush: () => undefined };
   const decoder = new TextDecoder();
@@ -211,6 +248,26 @@ function outputSink(out: RunOut): { write: (bytes: Uint8Array) => void; flush: (
   };
 }
 
+function parseCpus(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= MAX_CPUS)) {
+    throw new UsageError(
+      `--cpus: expected a whole number from 1 to ${MAX_CPUS}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
+}
+
+function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
+  try {
+    return (texts ?? []).map(parseDiskSpec);
+  } catch (error) {
+    if (error instanceof RangeError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 async function runFile(
   path: string,
   values: Values,
@@ -221,8 +278,11 @@ async function runFile(
   const backend = parseBackend(values.backend);
   const timeoutMs = parseTimeout(values.timeout);
   const x86Mode = parseX86Mode(values["x86-mode"]);
+  const cpus = parseCpus(values.cpus);
+  const disks = parseDisks(values.disk);
   const json = values.json === true;
   let summary: RunSummary;
+  let api: ApiServer | undefined;
   const captured: Uint8Array[] = [];
   const sink = json
     ? { write: (b: Uint8Array) => void captured.push(b.slice()), flush: () => undefined }
@@ -232,33 +292,58 @@ async function runFile(
     const loadAddr = optionalAddress(values["load-addr"], "--load-addr");
     const entry = optionalAddress(values.entry, "--entry");
     // An image larger than guest RAM cannot load; an ELF may carry symbols beyond its
-    // segments, so the limit is RAM or 1 GiB, whichever is larger.
+    // segments, so the limit is RAM or 1 GiB, whichever is larger. An initrd lies in RAM whole.
     const maxBytes = Math.max(Number(memSize ?? 0n), GUEST_IMAGE_MIN_LIMIT);
     const file = readInputFile(path, { what: "guest image", maxBytes });
+    const initrd =
+      values.initrd === undefined
+        ? undefined
+        : readInputFile(values.initrd, { what: "initrd", maxBytes });
     using input = stdinInput();
     using stop = listenForStopSignals();
-    summary = await runGuestAsync({
-      file,
-      output: sink.write,
-      input,
-      stop,
-      ...(backend === undefined ? {} : { backend }),
+    using backends = backendPicker({
       ...(mode === undefined ? {} : { mode }),
-      ...(memSize === undefined ? {} : { memSize }),
-      ...(loadAddr === undefined ? {} : { loadAddr }),
-      ...(entry === undefined ? {} : { entry }),
-      ...(x86Mode === undefined ? {} : { x86Mode }),
-      ...(values.cmdline === undefined ? {} : { cmdline: values.cmdline }),
-      ...(timeoutMs === undefined ? {} : { timeoutMs }),
-      ...(values["trace-exits"] === true
-        ? {
-            trace: (line: string) => {
-              err(`regvisor: ${line}\n`);
-            },
-          }
-        : {}),
-      collectRegisters: json || values["dump-regs"] === true,
+      ...(cpus === undefined ? {} : { cpus }),
     });
+    const apiPath = values.api;
+    try {
+      summary = await runGuest({
+        file,
+        backendFor: backends.backendFor,
+        ...(cpus === undefined ? {} : { cpus }),
+        ...(initrd === undefined ? {} : { initrd }),
+        ...(disks.length === 0 ? {} : { disks }),
+        output: sink.write,
+        input,
+        stop,
+        ...(backend === undefined ? {} : { backend }),
+        ...(mode === undefined ? {} : { mode }),
+        ...(memSize === undefined ? {} : { memSize }),
+        ...(loadAddr === undefined ? {} : { loadAddr }),
+        ...(entry === undefined ? {} : { entry }),
+        ...(x86Mode === undefined ? {} : { x86Mode }),
+        ...(values.cmdline === undefined ? {} : { cmdline: values.cmdline }),
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+        ...(values["trace-exits"] === true
+          ? {
+              trace: (line: string) => {
+                err(`regvisor: ${line}\n`);
+              },
+            }
+          : {}),
+        collectRegisters: json || values["dump-regs"] === true,
+        ...(apiPath === undefined
+          ? {}
+          : {
+              onMachine: async (machine: Machine) => {
+                api = await startApiServer({ path: apiPath, control: machine });
+              },
+            }),
+      });
+    } finally {
+      // The socket lives as long as the machine: a client sees it vanish when the run ends.
+      await api?.close();
+    }
     sink.flush();
   } catch (error) {
     // A value the command line got wrong is a usage error (status 2), like a bad flag.

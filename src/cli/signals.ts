@@ -6,7 +6,7 @@
  * With a handler installed, a signal that lands while the main thread is inside KVM_RUN makes
  * the ioctl return EINTR (arch/x86/kvm/x86.c `vcpu_run`: `signal_pending` → -EINTR), which the
  * backend reports as an `intr` exit; the loop then yields to the event loop, where the handler
- * below runs (src/vmm/runner.ts, `runGuestAsync`).
+ * below runs; the machine polls the request (src/vmm/machine/machine.ts, `MachineRunOptions.stop`).
  */
 import { signalEnding, STOP_SIGNALS, type StopSignal } from "../vmm/runner-status.js";
 import type { RunEnding, StopSource } from "../vmm/runner-types.js";

@@ -17,12 +17,9 @@ import {
   type RamViews,
 } from "./guest-memory.js";
 import { ImageError, loadFlat, type GuestImage, type ImageArch } from "./image.js";
-import {
-  placeDeviceTree,
-  riscvBootRegs,
-  riscvDeviceTree,
-  type NamedRegValue,
-} from "./riscv-boot.js";
+import { isLinuxImage, loadLinuxImage } from "./arch/riscv/linux-image.js";
+import { riscvBootRegs, type NamedRegValue } from "./arch/riscv/boot.js";
+import { planRiscvBlobs, type RiscvBlobPlan } from "./arch/riscv/placement.js";
 import { OptionValueError } from "./size.js";
 import { defaultX86Mode, x86BootState, type X86BootState, type X86Mode } from "./x86-boot.js";
 
@@ -41,6 +38,12 @@ export interface BootRequest {
   readonly x86Mode?: X86Mode;
   /** RISC-V only: `/chosen/bootargs` (`--cmdline`). */
   readonly cmdline?: string;
+  /** RISC-V only: the initial ramdisk (`--initrd`). */
+  readonly initrd?: Uint8Array;
+  /** vCPUs (`--cpus`); default 1. */
+  readonly cpus?: number;
+  /** RISC-V: virtio-mmio transports the machine will have (their device tree nodes). */
+  readonly virtioDevices?: number;
 }
 
 interface PlanCommon {
@@ -57,6 +60,8 @@ export type BootPlan =
       /** pc, a0, a1, mode by catalog name. */
       readonly regs: readonly NamedRegValue[];
       readonly dtbAddr: bigint;
+      /** Where the device tree and the initrd go; the tree itself is built at start. */
+      readonly riscv: RiscvBlobPlan;
     })
   | (PlanCommon & { readonly arch: "x86"; readonly x86: X86BootState });
 
@@ -88,15 +93,18 @@ export function planBoot(request: BootRequest): BootPlan {
   if (arch === "riscv") {
     if (request.x86Mode !== undefined)
       throw new OptionValueError("--x86-mode", "applies to x86 guests only");
-    const dtb = riscvDeviceTree({
-      memBase: ram.base,
-      memSize: ram.size,
-      ...(request.cmdline === undefined ? {} : { bootargs: request.cmdline }),
+    const riscv = planRiscvBlobs(ram, image, {
+      hartCount: request.cpus ?? 1,
+      virtio: request.virtioDevices ?? 0,
+      ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+      ...(request.initrd === undefined ? {} : { initrd: request.initrd }),
     });
-    const dtbAddr = placeDeviceTree(ram, dtb.length, imageRegions(image));
-    const blobs = [{ label: "the device tree", addr: dtbAddr, bytes: dtb }];
-    return { arch, ram, image, blobs, dtbAddr, regs: riscvBootRegs(image.entry, dtbAddr) };
+    const { dtbAddr } = riscv;
+    const regs = riscvBootRegs(image.entry, dtbAddr);
+    return { arch, ram, image, blobs: [], dtbAddr, regs, riscv };
   }
+  if (request.initrd !== undefined)
+    throw new OptionValueError("--initrd", "applies to RISC-V Linux guests only");
   const x86 = x86BootState({
     mode: request.x86Mode ?? defaultX86Mode(image),
     entry: image.entry,
@@ -118,6 +126,20 @@ function loadImage(request: BootRequest): GuestImage {
   // Checked first: an empty file is neither an ELF nor a flat binary, whatever the options say.
   if (request.file.length === 0)
     throw new ImageError("IMAGE_EMPTY", "Cannot load image: the file is empty (0 bytes)");
+  if (isLinuxImage(request.file) && request.loadAddr === undefined) {
+    if (request.entry !== undefined)
+      throw new OptionValueError(
+        "--entry",
+        "applies to flat binaries; a Linux Image starts at its first byte",
+      );
+    if (request.arch !== undefined && request.arch !== "riscv") {
+      throw new ImageError(
+        "IMAGE_WRONG_ARCH",
+        "Cannot run this Linux Image: it is for RISC-V, but the selected backend runs x86 guests",
+      );
+    }
+    return loadLinuxImage(request.file, ramBaseFor("riscv"));
+  }
   if (isElf(request.file)) {
     if (request.loadAddr !== undefined)
       throw new OptionValueError("--load-addr", "applies to flat binaries, not ELF files");

@@ -69,8 +69,8 @@ export interface ImageSegment {
 
 /** A loaded-but-not-placed guest image. */
 export interface GuestImage {
-  /** Where it came from. */
-  readonly format: "elf" | "flat";
+  /** Where it came from: an ELF file, a flat binary, a Linux kernel `Image`. */
+  readonly format: "elf" | "flat" | "linux";
   /** From the ELF header; `undefined` for flat binaries (the `--backend` decides). */
   readonly arch: ImageArch | undefined;
   /** 32 or 64 for ELF (ELFCLASS); `undefined` for flat binaries. */

@@ -11,6 +11,10 @@
  *            unexpected exit)
  *   130/143  stopped by SIGINT / SIGTERM (128 + the signal number, as a shell reports a process
  *            the signal killed)
+ *   141      the reader of the guest console went away (EPIPE): 128 + SIGPIPE, what a shell
+ *            shows for a writer killed by a closed pipe
+ *   74       the guest console could not be written otherwise (ENOSPC, EIO: EX_IOERR)
+ *   0        also: a quit request on the control socket
  * Errors before the guest starts are reported by the CLI: 1 (bad image, backend unusable),
  * 2 (bad command line). 124 and 125 follow `timeout(1)`'s convention; a guest that wants its
  * statuses to be unambiguous uses 3..123, and `--json` always names the reason.
@@ -19,7 +23,13 @@ import { hex } from "./image.js";
 import type { RunEnding } from "./runner-types.js";
 
 /** Fixed statuses (see the module header). */
-export const RUN_STATUS = { CLEAN: 0, TIMEOUT: 124, FAULT: 125 } as const;
+export const RUN_STATUS = {
+  CLEAN: 0,
+  TIMEOUT: 124,
+  FAULT: 125,
+  CONSOLE_CLOSED: 141,
+  CONSOLE_FAILED: 74,
+} as const;
 
 /** Signals that stop a run, with their numbers (asm-generic/signal.h; the same on x86-64). */
 export const STOP_SIGNALS = { SIGINT: 2, SIGTERM: 15 } as const;
@@ -103,4 +113,26 @@ export function signalEnding(signal: StopSignal): RunEnding {
 /** A guest fault the VMM cannot handle; `what` says which. */
 export function faultEnding(what: string): RunEnding {
   return { reason: "fault", status: RUN_STATUS.FAULT, message: `guest fault: ${what}` };
+}
+
+/** The machine was asked to stop (control socket `quit`). */
+export function quitEnding(): RunEnding {
+  return {
+    reason: "quit",
+    status: RUN_STATUS.CLEAN,
+    message: "the machine was stopped by a quit request",
+  };
+}
+
+/**
+ * Guest console output can no longer be delivered; `why` is the sink's one-line reason. The
+ * statuses match the CLI's own stdout failures (src/cli/output.ts): 141 for EPIPE, 74 (EX_IOERR)
+ * for any other write error.
+ */
+export function consoleClosedEnding(why: string, errnoName?: string): RunEnding {
+  const status =
+    errnoName === undefined || errnoName === "EPIPE"
+      ? RUN_STATUS.CONSOLE_CLOSED
+      : RUN_STATUS.CONSOLE_FAILED;
+  return { reason: "console-closed", status, message: why };
 }

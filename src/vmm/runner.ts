@@ -1,44 +1,38 @@
 /**
- * The run loop of `regvisor run FILE`, the same for every architecture: plan the boot (the
- * image is checked against RAM before any VM exists), start the architecture's machine on its
- * backend (./runner-x86.ts, ./runner-riscv.ts), then run the vCPU until an ending — the guest's
- * own (shutdown, reset, halt, exit port), a fault the VMM cannot handle, or `--timeout`.
- *
- * Rules shared by every architecture live here: an MMIO access no device claims reads as
- * all-ones and writes are dropped (never fatal; reported once per address when tracing);
- * `intr` exits just return control for the deadline check; triple faults, internal errors,
- * failed entries and exits nobody expects end the run as faults.
+ * `regvisor run FILE` over the machine: plan the boot (the image, initrd and device tree are
+ * checked against RAM before any VM exists), start the architecture's part
+ * (src/vmm/arch/<arch>/) on the backend the caller injects, then run every vCPU until an ending
+ * (src/vmm/machine/machine.ts) — the guest's own (shutdown, reset, halt, exit port), a fault the
+ * VMM cannot handle, `--timeout`, a quit request, or a console reader that went away.
  */
 import { readRegisterView, type NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
+import { archMachine as riscvMachine } from "./arch/riscv/index.js";
+import { archMachine as x86Machine } from "./arch/x86/index.js";
 import { planBoot, type BootPlan } from "./boot-plan.js";
-import { turnEventLoop } from "./event-loop.js";
 import { ImageError, hex, type ImageArch } from "./image.js";
 import { OnceLog } from "./io.js";
+import type { BackendName, MachineBackend, RunMode } from "./machine/backend.js";
+import { callbackSink, type ConsoleSink } from "./machine/console-sink.js";
+import type { RawDisk } from "./devices/virtio/disk.js";
+import { openDisks, type DiskSpec } from "./machine/disks.js";
+import { Machine } from "./machine/machine.js";
+import type { ArchDefinition, MachineIo } from "./machine/types.js";
 import { noInput } from "./runner-input.js";
-import { riscvRunner } from "./runner-riscv.js";
-import { faultEnding, timeoutEnding } from "./runner-status.js";
-import { detachExit, formatExit } from "./runner-trace.js";
-import {
-  POLL_INTERVAL_MS,
-  type ArchRunner,
-  type BackendName,
-  type GuestMachine,
-  type InputSource,
-  type MachineOptions,
-  type RunEnding,
-  type RunMode,
-  type StopSource,
-} from "./runner-types.js";
-import { x86Runner } from "./runner-x86.js";
-import { DEFAULT_MEM_SIZE } from "./size.js";
+import type { InputSource, RunEnding, StopSource } from "./runner-types.js";
+import { DEFAULT_MEM_SIZE, OptionValueError, formatSize } from "./size.js";
 import type { X86Mode } from "./x86-boot.js";
+
+/** Most vCPUs `--cpus` accepts on any backend. */
+export const MAX_CPUS = 64;
 
 /** What to run and how (the parsed command line). */
 export interface RunRequest {
   /** The guest file's bytes. */
   readonly file: Uint8Array;
-  /** `--backend`; default: the one for the ELF's architecture. */
+  /** Gives the backend for the guest's architecture (only src/cli picks concrete ones). */
+  readonly backendFor: (arch: ImageArch) => MachineBackend;
+  /** `--backend`, when given: refuses an image for the other architecture. */
   readonly backend?: BackendName;
   readonly mode?: RunMode;
   /** Guest RAM; default 128 MiB. */
@@ -47,21 +41,26 @@ export interface RunRequest {
   readonly entry?: bigint;
   readonly x86Mode?: X86Mode;
   readonly cmdline?: string;
+  /** `--initrd` bytes (RISC-V Linux). */
+  readonly initrd?: Uint8Array;
+  /** `--cpus`; default 1. */
+  readonly cpus?: number;
+  /** `--disk`s, one virtio-blk device each (RISC-V). */
+  readonly disks?: readonly DiskSpec[];
   /** `--timeout` in milliseconds. */
   readonly timeoutMs?: number;
-  /** Receives guest console output. */
-  readonly output: (bytes: Uint8Array) => void;
+  /** Receives guest console output (an always-ready callback, or a sink with backpressure). */
+  readonly output: ((bytes: Uint8Array) => void) | ConsoleSink;
   /** Guest console input; default none. */
   readonly input?: InputSource;
   /** `--trace-exits`: receives one line per exit and per first unclaimed access. */
   readonly trace?: (line: string) => void;
-  /** Read the final register view (default true). */
+  /** Read the final register view of vCPU 0 (default true). */
   readonly collectRegisters?: boolean;
-  /**
-   * Asked at every poll point (an `intr` exit, or `POLL_INTERVAL_MS` of running): an ending to
-   * stop with, e.g. on SIGINT. Only `runGuestAsync` lets signal handlers run between polls.
-   */
+  /** Asked while the guest runs: an ending to stop with (SIGINT/SIGTERM, src/cli/signals.ts). */
   readonly stop?: StopSource;
+  /** Called with the machine once it is built, before it runs (the control socket). */
+  readonly onMachine?: (machine: Machine) => Promise<void> | void;
 }
 
 /** One register of the final state, by catalog name. */
@@ -73,56 +72,71 @@ export interface RunSummary {
   readonly backend: BackendName;
   /** Soft backend only. */
   readonly mode: RunMode | undefined;
-  readonly format: "elf" | "flat";
+  readonly format: "elf" | "flat" | "linux";
   readonly entry: bigint;
+  readonly cpus: number;
   /** Per-architecture facts (x86 mode; RISC-V DTB address, ISA, timebase). */
   readonly facts: Readonly<Record<string, string>>;
   readonly ending: RunEnding;
-  /** "pc" or "rip", and its value when the run ended. */
+  /** "pc" or "rip", and vCPU 0's value when the run ended. */
   readonly pcName: string;
   readonly pc: bigint;
-  /** `run()` returns, the last one included, and their count by kind. */
+  /** `run()` returns of every vCPU, the last one included, and their count by kind. */
   readonly exits: number;
   readonly exitKinds: Readonly<Record<string, number>>;
-  /** The exit that ended the run (undefined for a timeout between exits), detached. */
+  /** The exit that ended the run (undefined for an ending between exits), detached. */
   readonly lastExit: VcpuExit | undefined;
   /** Accesses no device claimed (ports, MMIO, forwarded SBI calls). */
   readonly unclaimed: number;
-  /** Guest instructions retired (soft backend). */
+  /** Guest instructions retired by every vCPU (soft backend). */
   readonly instructions: bigint | undefined;
   /** Wall-clock time of the run loop, in ms. */
   readonly wallMs: number;
-  /** Final register view (empty when not collected); `registersError` if reading failed. */
+  /** Final register view of vCPU 0 (empty when not collected); `registersError` if reading failed. */
   readonly registers: readonly FinalRegister[];
   readonly registersError: string | undefined;
 }
 
-const RUNNERS: Readonly<Record<ImageArch, ArchRunner>> = { x86: x86Runner, riscv: riscvRunner };
+const ARCHES: Readonly<Record<ImageArch, ArchDefinition>> = {
+  x86: x86Machine,
+  riscv: riscvMachine,
+};
 const BACKEND_ARCH: Readonly<Record<BackendName, ImageArch>> = { kvm: "x86", soft: "riscv" };
 
-/** A validated plan and the runner for its architecture. */
+/** A validated plan and the arch part for it. */
 export interface PreparedRun {
   readonly plan: BootPlan;
-  readonly runner: ArchRunner;
+  readonly arch: ArchDefinition;
+  readonly cpus: number;
 }
 
 /**
- * Everything that can be refused before a VM exists: the image, its placement in RAM, the
- * architecture against `--backend`, options that do not apply.
+ * Everything that can be refused before a VM exists: the image, its placement in RAM with the
+ * initrd and device tree, the architecture against `--backend`, options that do not apply.
  * @throws ImageError, OptionValueError.
  */
-export function prepareRun(request: RunRequest): PreparedRun {
+export function prepareRun(request: Omit<RunRequest, "backendFor" | "output">): PreparedRun {
+  const cpus = request.cpus ?? 1;
+  if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) {
+    throw new OptionValueError(
+      "--cpus",
+      `must be a whole number from 1 to ${MAX_CPUS}, got ${cpus}`,
+    );
+  }
   const wanted = request.backend === undefined ? undefined : BACKEND_ARCH[request.backend];
   let plan: BootPlan;
   try {
     plan = planBoot({
       file: request.file,
       memSize: request.memSize ?? DEFAULT_MEM_SIZE,
+      cpus,
+      virtioDevices: request.disks?.length ?? 0,
       ...(wanted === undefined ? {} : { arch: wanted }),
       ...(request.loadAddr === undefined ? {} : { loadAddr: request.loadAddr }),
       ...(request.entry === undefined ? {} : { entry: request.entry }),
       ...(request.x86Mode === undefined ? {} : { x86Mode: request.x86Mode }),
       ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+      ...(request.initrd === undefined ? {} : { initrd: request.initrd }),
     });
   } catch (error) {
     if (error instanceof ImageError && error.code === "IMAGE_WRONG_ARCH" && request.backend) {
@@ -131,134 +145,57 @@ export function prepareRun(request: RunRequest): PreparedRun {
     }
     throw error;
   }
-  const runner = RUNNERS[plan.arch];
-  runner.check(request);
-  return { plan, runner };
-}
-
-/** The rules for exits no machine claimed (module header). */
-function commonExit(
-  exit: VcpuExit,
-  machine: GuestMachine,
-  options: MachineOptions,
-): RunEnding | "continue" {
-  switch (exit.kind) {
-    case "intr":
-      return "continue";
-    case "mmio":
-      if (exit.isWrite) {
-        options.unclaimed("mmio write", exit.address, "ignored");
-      } else {
-        exit.data.fill(0xff);
-        options.unclaimed("mmio read", exit.address, "read as all-ones");
-      }
-      return "continue";
-    case "shutdown":
-      return faultEnding("triple fault (KVM_EXIT_SHUTDOWN): an exception the guest cannot handle");
-    case "internal_error": {
-      const detail = machine.faultDetail(exit);
-      return faultEnding(
-        `internal error, suberror ${exit.suberror}${detail === undefined ? "" : `: ${detail}`}`,
-      );
-    }
-    case "fail_entry":
-      return faultEnding(`VM entry failed, hardware reason ${hex(exit.reason)}`);
-    case "unsupported":
-      return faultEnding(`unsupported exit ${exit.exitReason} (${exit.reason})`);
-    default:
-      return faultEnding(`unexpected ${exit.kind} exit`);
-  }
-}
-
-interface LoopResult {
-  readonly ending: RunEnding;
-  readonly lastExit: VcpuExit | undefined;
-  readonly exits: number;
-  readonly kinds: Readonly<Record<string, number>>;
+  const arch = ARCHES[plan.arch];
+  arch.check({
+    cpus,
+    disks: request.disks?.length ?? 0,
+    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+    ...(request.mode === undefined ? {} : { mode: request.mode }),
+  });
+  return { plan, arch, cpus };
 }
 
 /**
- * Runs the vCPU until an ending; `start` is when the run began (for `--timeout`). Yields at
- * every poll point (an `intr` exit, or `POLL_INTERVAL_MS` since the last one), then asks
- * `request.stop`; the driver decides what happens in between (runGuestAsync: the event loop).
- */
-function* runLoop(
-  machine: GuestMachine,
-  options: MachineOptions,
-  request: RunRequest,
-  start: number,
-): Generator<void, LoopResult> {
-  const { trace, timeoutMs, stop } = request;
-  const kinds: Record<string, number> = {};
-  let exits = 0;
-  const deadline = timeoutMs === undefined ? undefined : start + timeoutMs;
-  const armed = deadline === undefined ? undefined : machine.armDeadline(deadline);
-  let nextPoll = start + POLL_INTERVAL_MS;
-  try {
-    for (;;) {
-      const exit = machine.vcpu.run();
-      exits++;
-      kinds[exit.kind] = (kinds[exit.kind] ?? 0) + 1;
-      trace?.(`exit ${formatExit(exit)}`);
-      const action = machine.handle(exit) ?? commonExit(exit, machine, options);
-      if (action !== "continue")
-        return { ending: action, lastExit: detachExit(exit), exits, kinds };
-      const now = performance.now();
-      if (deadline !== undefined && now >= deadline) {
-        return { ending: timeoutEnding(timeoutMs ?? 0), lastExit: undefined, exits, kinds };
-      }
-      if (exit.kind === "intr" || now >= nextPoll) {
-        yield;
-        nextPoll = performance.now() + POLL_INTERVAL_MS;
-        const stopped = stop?.requested();
-        if (stopped !== undefined) return { ending: stopped, lastExit: undefined, exits, kinds };
-      }
-    }
-  } finally {
-    // Stop the KVM kicker before anything else (registers, dispose) touches the vCPU.
-    armed?.[Symbol.dispose]();
-  }
-}
-
-/**
- * Loads and runs a guest to its ending, without ever returning to the event loop (so signal
- * handlers and timers cannot run; `--timeout` still works, see `armDeadline`).
+ * Loads and runs a guest to its ending.
  * @throws ImageError / OptionValueError before the guest starts (see `prepareRun`); backend
- *   errors (KvmError, KvmUnavailableError) when the VM cannot be created or run; whatever
- *   `request.output` throws, after the VM is closed.
+ *   errors (KvmError, KvmUnavailableError) when the VM cannot be created or run.
  */
-export function runGuest(request: RunRequest): RunSummary {
-  const steps = runGuestSteps(request);
-  for (;;) {
-    const next = steps.next();
-    if (next.done === true) return next.value;
+export async function runGuest(request: RunRequest): Promise<RunSummary> {
+  const prepared = prepareRun(request);
+  const { plan, cpus } = prepared;
+  const backend = request.backendFor(plan.arch);
+  if (cpus > backend.maxVcpus) {
+    throw new OptionValueError(
+      "--cpus",
+      `the ${backend.name} backend runs at most ${backend.maxVcpus} vCPUs, got ${cpus}`,
+    );
+  }
+  if (backend.maxMemBytes !== undefined && plan.ram.size > BigInt(backend.maxMemBytes)) {
+    const most = BigInt(backend.maxMemBytes);
+    throw new OptionValueError(
+      "--mem",
+      `${formatSize(plan.ram.size)} is more than the ${backend.name} backend holds: it keeps guest RAM in one typed array, at most ${formatSize(most)} in Node 20; use --mem ${most % (1n << 30n) === 0n ? `${most >> 30n}G` : `${most >> 20n}M`} or less`,
+    );
+  }
+  const disks = openDisks(request.disks ?? []);
+  try {
+    return await startAndRun(request, prepared, backend, disks);
+  } finally {
+    for (const disk of disks) disk.close();
   }
 }
 
-/**
- * `runGuest`, returning to the event loop at every poll point, so a signal handler (SIGINT,
- * SIGTERM) can set what `request.stop` answers.
- * @throws as `runGuest`.
- */
-export async function runGuestAsync(request: RunRequest): Promise<RunSummary> {
-  const steps = runGuestSteps(request);
-  for (;;) {
-    const next = steps.next();
-    if (next.done === true) return next.value;
-    await turnEventLoop();
-  }
-}
-
-/** The one body of `runGuest` and `runGuestAsync`: yields at every poll point. */
-function* runGuestSteps(request: RunRequest): Generator<void, RunSummary> {
-  const { plan, runner } = prepareRun(request);
+async function startAndRun(
+  request: RunRequest,
+  { plan, arch, cpus }: PreparedRun,
+  backend: MachineBackend,
+  disks: readonly RawDisk[],
+): Promise<RunSummary> {
   const trace = request.trace;
   const once = new OnceLog();
   let unclaimed = 0;
-  const options: MachineOptions = {
-    ...(request.mode === undefined ? {} : { mode: request.mode }),
-    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
-    output: request.output,
+  const io: MachineIo = {
+    console: typeof request.output === "function" ? callbackSink(request.output) : request.output,
     input: request.input ?? noInput(),
     unclaimed(space, address, effect) {
       unclaimed++;
@@ -267,35 +204,51 @@ function* runGuestSteps(request: RunRequest): Generator<void, RunSummary> {
       }
     },
   };
-  using machine = runner.start(plan, options);
-  const start = performance.now();
-  const { ending, lastExit, exits, kinds } = yield* runLoop(machine, options, request, start);
-  const wallMs = performance.now() - start;
+  const shape = {
+    cpus,
+    disks,
+    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+  };
+  const parts = arch.start(plan, shape, backend, io);
+  using machine = new Machine(parts, backend, io, { guest: plan.image.format, arch: plan.arch });
+  await request.onMachine?.(machine);
+  const result = await machine.run({
+    ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
+    ...(trace === undefined ? {} : { trace }),
+    ...(request.stop === undefined ? {} : { stop: request.stop }),
+  });
+  const [boot] = parts.vcpus;
+  if (boot === undefined) throw new RangeError("a machine has at least one vCPU");
   let registers: FinalRegister[] = [];
   let registersError: string | undefined;
   if (request.collectRegisters !== false) {
     try {
-      registers = readRegisterView(machine.vcpu);
+      registers = readRegisterView(boot);
     } catch (error) {
       registersError = error instanceof Error ? error.message : String(error);
     }
   }
+  const counted = parts.vcpus.map((v) => backend.instructions?.(v));
+  const instructions = counted.every((n) => n !== undefined)
+    ? counted.reduce((a, b) => a + b, 0n)
+    : undefined;
   return {
     arch: plan.arch,
-    backend: runner.backend,
-    mode: runner.backend === "soft" ? (request.mode ?? "inline") : undefined,
+    backend: backend.name,
+    mode: backend.mode,
     format: plan.image.format,
     entry: plan.image.entry,
-    facts: machine.facts,
-    ending,
-    pcName: machine.pcName,
-    pc: machine.pc(),
-    exits,
-    exitKinds: kinds,
-    lastExit,
+    cpus,
+    facts: parts.facts,
+    ending: result.ending,
+    pcName: parts.pcName,
+    pc: parts.pc(boot),
+    exits: result.exits,
+    exitKinds: result.exitKinds,
+    lastExit: result.lastExit,
     unclaimed,
-    instructions: machine.instructions(),
-    wallMs,
+    instructions,
+    wallMs: result.wallMs,
     registers,
     registersError,
   };

@@ -16,6 +16,7 @@
  * partial (the spec allows it), bounded by `DBCN_MAX_CHUNK` per call. DBCN is disabled in KVM
  * by default: enable `sbi_ext.dbcn` before the first run for `earlycon=sbi` to use it.
  */
+import { SBI_EID, SBI_ERR, SBI_LEGACY } from "../abi/sbi.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 
 /** The "riscv_sbi" variant of `VcpuExit`. */
@@ -28,13 +29,16 @@ export interface PhysMemory {
 }
 
 /** Extension ids (SBI spec ch. 5 and ch. 12). */
-export const SBI_CONSOLE_EID = { PUTCHAR: 0x01n, GETCHAR: 0x02n, DBCN: 0x4442_434en } as const;
+export const SBI_CONSOLE_EID = {
+  PUTCHAR: SBI_LEGACY.CONSOLE_PUTCHAR,
+  GETCHAR: SBI_LEGACY.CONSOLE_GETCHAR,
+  DBCN: SBI_EID.DBCN,
+} as const;
 /** Bytes moved per DBCN call at most; the guest loops on partial writes. */
 export const DBCN_MAX_CHUNK = 4096;
-/** SBI error codes used here (SBI spec ch. 3). */
-const SBI_SUCCESS = 0n;
-const SBI_ERR_NOT_SUPPORTED = -2n;
-const SBI_ERR_INVALID_PARAM = -3n;
+const SBI_SUCCESS = SBI_ERR.SUCCESS;
+const SBI_ERR_NOT_SUPPORTED = SBI_ERR.NOT_SUPPORTED;
+const SBI_ERR_INVALID_PARAM = SBI_ERR.INVALID_PARAM;
 /** Queued input bytes kept at most. */
 const INPUT_LIMIT = 4096;
 

@@ -160,7 +160,7 @@ describe("files and statuses", () => {
     }
   });
 
-  it("a directory or a missing file is said in words, with the errno", async () => {
+  it("a directory or a missing file is said in words (src/vmm/input-file.ts)", async () => {
     oneLine(
       await run(["run", dir]),
       1,

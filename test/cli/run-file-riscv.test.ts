@@ -64,8 +64,8 @@ describe("regvisor run FILE: RISC-V guests on the soft backend", { skip: skip ??
     );
     const once = (text: string): number =>
       r.stderr.split("\n").filter((l) => l.includes(text)).length;
-    assert.equal(once("unclaimed mmio read 0x10000000: read as all-ones"), 1);
-    assert.equal(once("exit mmio read addr=0x10000000"), 2);
+    assert.equal(once("unclaimed mmio read 0x20000000: read as all-ones"), 1);
+    assert.equal(once("exit mmio read addr=0x20000000"), 2);
     assert.equal(once("unclaimed sbi extension 0x9000000"), 1);
     assert.match(
       lastLine(r.stderr),

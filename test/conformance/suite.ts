@@ -20,7 +20,7 @@ import {
   regSize,
   type RegId,
 } from "../../src/abi/regid.js";
-import type { Vcpu } from "../../src/backends/vcpu.js";
+import type { Vcpu, VcpuExit, Vm } from "../../src/backends/vcpu.js";
 
 /** A register whose value moves by itself between two reads. */
 export interface Volatile {
@@ -361,4 +361,237 @@ function failedBatch(
     const n = now[i];
     if (id !== undefined && n !== undefined) sameValue(t, id, v, n, "after the failed batch");
   });
+}
+
+// Capabilities -------------------------------------------------------------------------------
+
+/** A vCPU of a capability case, in a VM the case closes. */
+export interface CapabilityGuest {
+  readonly vm: Vm;
+  readonly vcpu: Vcpu;
+}
+
+/** A guest that stores into chosen pages of a logging slot, then exits, in a loop. */
+export interface WriterGuest extends CapabilityGuest {
+  /** The logging slot (8 pages) and its guest-physical base. */
+  readonly slot: number;
+  readonly base: bigint;
+}
+
+/** A guest that proves an interrupt was delivered by the exit it makes in its handler. */
+export interface InterruptGuest extends CapabilityGuest {
+  /** Drives the line (setExternalInterrupt / setIrqLine) high or low. */
+  raise(level: boolean): void;
+  /** Asserts that `exit` is the handler's report. */
+  check(exit: VcpuExit): void;
+}
+
+/**
+ * A backend's machine capabilities under test (Vcpu.runAsync/kick/setExternalInterrupt,
+ * Vm.getDirtyLog/markDirty/createIrqchip/setIrqLine). A hook that is absent is a capability the
+ * backend lacks: `lacks` says why, and the case is skipped with that reason.
+ */
+export interface CapabilityTarget {
+  readonly name: string;
+  readonly skip: string | false;
+  /** A vCPU spinning in a one-instruction loop forever. */
+  spinner(): CapabilityGuest;
+  /** A vCPU storing into `pages` of an 8-page logging slot, then exiting, forever. */
+  writer(pages: readonly number[]): WriterGuest;
+  /** Raises the guest's external interrupt (RISC-V KVM_INTERRUPT) while it spins. */
+  externalInterrupt?(): InterruptGuest;
+  /** Raises a GSI of the in-kernel irqchip (x86 KVM_IRQ_LINE) while the guest halts. */
+  irqLine?(): InterruptGuest;
+  readonly lacks: {
+    readonly runAsync?: string;
+    readonly externalInterrupt?: string;
+    readonly irqLine?: string;
+    /** The irqchip exists but does not deliver to the test guest (a host limit). */
+    readonly irqDelivery?: string;
+  };
+}
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms);
+  });
+
+/** Runs until an exit that is not `intr` (synchronously). */
+function runToExit(vcpu: Vcpu): VcpuExit {
+  for (let i = 0; i < 1000; i++) {
+    const exit = vcpu.run();
+    if (exit.kind !== "intr") return exit;
+  }
+  assert.fail("no exit after 1000 runs");
+}
+
+/** A KVM dirty bitmap of an 8-page slot: one u64 (bitmaps are aligned to 64 bits). */
+function bitmapOf(pages: readonly number[]): number[] {
+  const out = [0, 0, 0, 0, 0, 0, 0, 0];
+  for (const p of pages) out[p >> 3] = (out[p >> 3] ?? 0) | (1 << (p & 7));
+  return out;
+}
+
+/** Registers the capability cases for `t`. */
+export function capabilityConformance(t: CapabilityTarget): void {
+  describe(`Vcpu/Vm capabilities: ${t.name}`, { skip: t.skip }, () => {
+    it("kick() before a run makes that run return intr at once; the next run is normal", () => {
+      const { vm, vcpu } = t.writer([1]);
+      try {
+        assert.ok(vcpu.kick !== undefined, "kick() is implemented");
+        vcpu.kick();
+        vcpu.kick();
+        assert.equal(vcpu.run().kind, "intr");
+        assert.notEqual(runToExit(vcpu).kind, "intr");
+      } finally {
+        vm.close();
+      }
+    });
+
+    it(
+      "runAsync() keeps the event loop free; kick() ends it with intr",
+      { skip: t.lacks.runAsync ?? false },
+      async () => {
+        const { vm, vcpu } = t.spinner();
+        try {
+          const runAsync = vcpu.runAsync?.bind(vcpu);
+          assert.ok(runAsync !== undefined && vcpu.kick !== undefined);
+          let settled = false;
+          const running = runAsync().finally(() => {
+            settled = true;
+          });
+          for (let i = 0; i < 5; i++) await sleep(10);
+          assert.equal(settled, false, "the guest is still spinning");
+          const kickedAt = performance.now();
+          vcpu.kick();
+          assert.equal((await running).kind, "intr");
+          const took = performance.now() - kickedAt;
+          assert.ok(took < 2000, `the kick landed after ${took.toFixed(0)} ms`);
+        } finally {
+          vm.close();
+        }
+      },
+    );
+
+    it(
+      "setExternalInterrupt() reaches a spinning guest as its external interrupt",
+      { skip: t.lacks.externalInterrupt ?? false },
+      async () => {
+        const guest = t.externalInterrupt?.();
+        assert.ok(guest !== undefined);
+        try {
+          await raiseWhileRunning(guest);
+        } finally {
+          guest.vm.close();
+        }
+      },
+    );
+
+    it(
+      "setIrqLine() needs the in-kernel irqchip (ENXIO without) and drives a GSI with it",
+      { skip: t.lacks.irqLine ?? false },
+      () => {
+        const guest = t.irqLine?.();
+        assert.ok(guest !== undefined);
+        const { vm } = guest;
+        try {
+          guest.raise(true);
+          guest.raise(false);
+          assert.throws(
+            () => vm.createIrqchip?.(),
+            (e: unknown) => e instanceof KvmError && e.errnoName === "EEXIST",
+          );
+          assert.throws(() => vm.setIrqLine?.(-1, true), RangeError);
+        } finally {
+          vm.close();
+        }
+        const bare = t.spinner();
+        try {
+          assert.throws(
+            () => bare.vm.setIrqLine?.(4, true),
+            (e: unknown) => e instanceof KvmError && e.errnoName === "ENXIO",
+          );
+          assert.throws(
+            () => bare.vm.createIrqchip?.(),
+            (e: unknown) => e instanceof KvmError && e.errnoName === "EINVAL",
+            "after the first vCPU",
+          );
+        } finally {
+          bare.vm.close();
+        }
+      },
+    );
+
+    it(
+      "setIrqLine() on the in-kernel irqchip interrupts a halted guest",
+      { skip: t.lacks.irqLine ?? t.lacks.irqDelivery ?? false },
+      async () => {
+        const guest = t.irqLine?.();
+        assert.ok(guest !== undefined);
+        try {
+          await raiseWhileRunning(guest);
+        } finally {
+          guest.vm.close();
+        }
+      },
+    );
+
+    it("getDirtyLog(): the pages the guest wrote, read-and-clear, again after new writes; markDirty adds", () => {
+      const { vm, vcpu, slot, base } = t.writer([2, 5]);
+      try {
+        assert.ok(vm.getDirtyLog !== undefined && vm.markDirty !== undefined);
+        assert.deepEqual(vm.memory.find((m) => m.slot === slot)?.logDirty, true);
+        assert.deepEqual([...vm.getDirtyLog(slot)], bitmapOf([]), "nothing written yet");
+        runToExit(vcpu);
+        assert.deepEqual([...vm.getDirtyLog(slot)], bitmapOf([2, 5]));
+        assert.deepEqual([...vm.getDirtyLog(slot)], bitmapOf([]), "read-and-clear");
+        runToExit(vcpu); // the same stores again: logged again
+        assert.deepEqual([...vm.getDirtyLog(slot)], bitmapOf([2, 5]));
+        vm.markDirty(base + 0x6ffen, 4); // spans pages 6 and 7
+        assert.deepEqual([...vm.getDirtyLog(slot)], bitmapOf([6, 7]));
+        const enoent = (e: unknown): boolean => e instanceof KvmError && e.errnoName === "ENOENT";
+        const plain = vm.memory.find((m) => !m.logDirty);
+        assert.ok(plain !== undefined, "the guest's code slot does not log");
+        assert.throws(() => vm.getDirtyLog?.(plain.slot), enoent);
+        assert.throws(() => vm.getDirtyLog?.(99), enoent);
+        assert.throws(() => vm.markDirty?.(base + 0x7ff0n, 0x20), RangeError);
+      } finally {
+        vm.close();
+      }
+    });
+  });
+}
+
+/** Starts the guest with runAsync (or run), raises its line, expects its handler's exit. */
+async function raiseWhileRunning(guest: InterruptGuest): Promise<void> {
+  const { vcpu } = guest;
+  const runAsync = vcpu.runAsync?.bind(vcpu);
+  if (runAsync === undefined) {
+    // Inline: raise first, then run (the line is sampled on entry).
+    guest.raise(true);
+    guest.check(runToExit(vcpu));
+    guest.raise(false);
+    return;
+  }
+  let exit = runAsync();
+  await sleep(50); // the guest is spinning or halted by now
+  guest.raise(true);
+  const started = performance.now();
+  // A guest that never takes the interrupt must fail the case, not hang the suite.
+  const state = { late: false };
+  const guard = setTimeout(() => {
+    state.late = true;
+    vcpu.kick?.();
+  }, 5000);
+  let result = await exit;
+  while (result.kind === "intr" && !state.late) {
+    exit = runAsync();
+    result = await exit;
+  }
+  clearTimeout(guard);
+  assert.equal(state.late, false, "the guest did not take the interrupt within 5 s");
+  const took = performance.now() - started;
+  guest.check(result);
+  guest.raise(false);
+  assert.ok(took < 2000, `the interrupt was taken after ${took.toFixed(0)} ms`);
 }

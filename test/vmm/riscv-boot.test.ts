@@ -16,7 +16,7 @@ import {
   riscvBootRegs,
   riscvDeviceTree,
   riscvIsaString,
-} from "../../src/vmm/riscv-boot.js";
+} from "../../src/vmm/arch/riscv/boot.js";
 
 const dtcMissing =
   spawnSync("dtc", ["--version"]).status === 0

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { TIMEBASE_HZ } from "../../src/backends/soft/index.js";
 import { ImageError } from "../../src/vmm/image.js";
 import { prepareRun, runGuest, type RunRequest, type RunSummary } from "../../src/vmm/runner.js";
+import { backendPicker } from "../../src/cli/backends.js";
 import { bytesInput } from "../../src/vmm/runner-input.js";
 import { OptionValueError } from "../../src/vmm/size.js";
 import { EM_TEST, buildElf } from "./elf-builder.js";
@@ -28,14 +29,16 @@ import {
 
 const MiB = 1n << 20n;
 
-function run(
+async function run(
   file: Uint8Array,
   extra: Partial<RunRequest> = {},
-): RunSummary & { out: string; trace: string[] } {
+): Promise<RunSummary & { out: string; trace: string[] }> {
   let out = "";
   const trace: string[] = [];
-  const summary = runGuest({
+  using backends = backendPicker(extra.mode === undefined ? {} : { mode: extra.mode });
+  const summary = await runGuest({
     file,
+    backendFor: backends.backendFor,
     memSize: 16n * MiB,
     output: (bytes) => (out += new TextDecoder().decode(bytes)),
     trace: (line) => trace.push(line),
@@ -54,8 +57,8 @@ function reg(summary: RunSummary, name: string): bigint {
 }
 
 describe("runGuest() on the soft backend", () => {
-  it("starts in S-mode with a0 = hart 0 and a1 = the device tree, as KVM does", () => {
-    const s = run(riscvElf([addi(R.s0, R.a0, 0), addi(R.s1, R.a1, 0), ...srst(0, 0)]));
+  it("starts in S-mode with a0 = hart 0 and a1 = the device tree, as KVM does", async () => {
+    const s = await run(riscvElf([addi(R.s0, R.a0, 0), addi(R.s1, R.a1, 0), ...srst(0, 0)]));
     assert.equal(s.ending.reason, "shutdown");
     assert.equal(s.ending.status, 0);
     assert.equal(reg(s, "core.s0"), 0n);
@@ -68,20 +71,20 @@ describe("runGuest() on the soft backend", () => {
     assert.ok((s.instructions ?? 0n) >= 6n, "instructions retired are counted");
   });
 
-  it("an SRST reset ends the run with its reason as the status", () => {
-    const s = run(riscvElf(srst(1, 3)));
+  it("an SRST reset ends the run with its reason as the status", async () => {
+    const s = await run(riscvElf(srst(1, 3)));
     assert.deepEqual([s.ending.reason, s.ending.status, s.ending.value], ["reset", 3, 3n]);
     assert.equal(s.lastExit?.kind, "system_event");
   });
 
-  it("an SRST reason above 255 gives status 255", () => {
-    const s = run(riscvElf(srst(0, 0x1000)));
+  it("an SRST reason above 255 gives status 255", async () => {
+    const s = await run(riscvElf(srst(0, 0x1000)));
     assert.deepEqual([s.ending.reason, s.ending.status], ["shutdown", 255]);
   });
 
-  it("legacy getchar reads the input, putchar writes the output, -1 at the end", () => {
+  it("legacy getchar reads the input, putchar writes the output, -1 at the end", async () => {
     const getput = [...sbi(0x02), ...sbi(0x01)];
-    const s = run(
+    const s = await run(
       riscvElf([...getput, ...getput, ...sbi(0x02), addi(R.s0, R.a0, 0), ...srst(0, 0)]),
       {
         input: bytesInput(new TextEncoder().encode("xy")),
@@ -91,52 +94,52 @@ describe("runGuest() on the soft backend", () => {
     assert.equal(reg(s, "core.s0"), (1n << 64n) - 1n);
   });
 
-  it("an MMIO read outside RAM returns all-ones and is traced once per address", () => {
-    const s = run(
-      riscvElf([...li(R.t0, 0x1000_0000), lw(R.a2, R.t0, 0), lw(R.a2, R.t0, 0), ...srst(0, 0)]),
+  it("an MMIO read outside RAM returns all-ones and is traced once per address", async () => {
+    const s = await run(
+      riscvElf([...li(R.t0, 0x2000_0000), lw(R.a2, R.t0, 0), lw(R.a2, R.t0, 0), ...srst(0, 0)]),
     );
     assert.equal(s.ending.status, 0);
     assert.equal(reg(s, "core.a2"), (1n << 64n) - 1n);
     assert.equal(s.unclaimed, 2);
     assert.equal(s.exitKinds.mmio, 2);
-    const noted = s.trace.filter((l) => l.startsWith("unclaimed mmio read 0x10000000"));
+    const noted = s.trace.filter((l) => l.startsWith("unclaimed mmio read 0x20000000"));
     assert.equal(noted.length, 1);
-    assert.equal(s.trace.filter((l) => l.startsWith("exit mmio read addr=0x10000000")).length, 2);
+    assert.equal(s.trace.filter((l) => l.startsWith("exit mmio read addr=0x20000000")).length, 2);
   });
 
-  it("a jump outside RAM is a fault: status 125, the pc where it happened", () => {
-    const s = run(riscvElf([...li(R.t0, 0x1000), jalr(R.zero, R.t0, 0)]));
+  it("a jump outside RAM is a fault: status 125, the pc where it happened", async () => {
+    const s = await run(riscvElf([...li(R.t0, 0x1000), jalr(R.zero, R.t0, 0)]));
     assert.equal(s.ending.reason, "fault");
     assert.equal(s.ending.status, 125);
     assert.match(s.ending.message, /instruction fetch from guest-physical 0x1000/);
     assert.equal(s.pc, 0x1000n);
   });
 
-  it("--timeout ends a guest that never exits with status 124", () => {
-    const s = run(riscvElf([SPIN]), { timeoutMs: 150 });
+  it("--timeout ends a guest that never exits with status 124", async () => {
+    const s = await run(riscvElf([SPIN]), { timeoutMs: 150 });
     assert.deepEqual([s.ending.reason, s.ending.status, s.lastExit], ["timeout", 124, undefined]);
     assert.equal(s.pc, GUEST_BASE);
     assert.ok(s.wallMs >= 150);
   });
 
-  it("threaded mode runs the same guest to the same ending", () => {
-    const s = run(riscvElf(srst(0, 5)), { mode: "threaded" });
+  it("threaded mode runs the same guest to the same ending", async () => {
+    const s = await run(riscvElf(srst(0, 5)), { mode: "threaded" });
     assert.deepEqual([s.mode, s.ending.reason, s.ending.status], ["threaded", "shutdown", 5]);
   });
 
-  it("a flat binary runs at --load-addr on --backend soft", () => {
-    const s = run(code(srst(0, 4)), { backend: "soft", loadAddr: GUEST_BASE });
+  it("a flat binary runs at --load-addr on --backend soft", async () => {
+    const s = await run(code(srst(0, 4)), { backend: "soft", loadAddr: GUEST_BASE });
     assert.deepEqual([s.format, s.ending.status], ["flat", 4]);
   });
 
-  it("skips reading the registers when asked not to", () => {
-    const s = run(riscvElf(srst(0, 0)), { collectRegisters: false });
+  it("skips reading the registers when asked not to", async () => {
+    const s = await run(riscvElf(srst(0, 0)), { collectRegisters: false });
     assert.equal(s.registers.length, 0);
     assert.equal(s.registersError, undefined);
   });
 
-  it("an ecall to an unknown forwarded extension is answered NOT_SUPPORTED and traced", () => {
-    const s = run(riscvElf([...sbi(0x0900_0000), addi(R.s0, R.a0, 0), ...srst(0, 0)]));
+  it("an ecall to an unknown forwarded extension is answered NOT_SUPPORTED and traced", async () => {
+    const s = await run(riscvElf([...sbi(0x0900_0000), addi(R.s0, R.a0, 0), ...srst(0, 0)]));
     assert.equal(BigInt.asIntN(64, reg(s, "core.s0")), -2n);
     assert.ok(s.trace.some((l) => l.startsWith("unclaimed sbi extension 0x9000000")));
   });
@@ -233,11 +236,11 @@ describe("prepareRun() refuses before any VM exists", () => {
   }
 
   it("accepts an x86-64 ELF and picks the KVM backend and long mode for it", () => {
-    const { plan, runner } = prepareRun({
+    const { plan, arch } = prepareRun({
       ...base,
       file: foreignElf(EM_TEST.X86_64, 64, 0x10_0000n),
     });
-    assert.equal(runner.backend, "kvm");
+    assert.equal(arch.arch, "x86");
     assert.equal(plan.arch === "x86" ? plan.x86.mode : "", "long");
   });
 });

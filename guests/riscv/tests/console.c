@@ -24,7 +24,7 @@ int main(void) {
   if (r.error == 0) dbcn_write(buf, r.value);
   dbcn_puts("\n");
 
-  volatile unsigned *device = (volatile unsigned *)0x10000000ul;
+  volatile unsigned *device = (volatile unsigned *)0x20000000ul;
   unsigned first = device[0];
   unsigned second = device[0];
   device[0] = 0x1234;

@@ -162,6 +162,12 @@ export const KVM_SYNC_S390 = {
   VALID_FIELDS: 0x1fff,
 } as const;
 
+/**
+ * `kvm_interrupt.irq` values of riscv's KVM_INTERRUPT (arch/riscv/include/uapi/asm/kvm.h:
+ * `KVM_INTERRUPT_SET -1U`, `KVM_INTERRUPT_UNSET -2U`): raise / lower the external interrupt.
+ */
+export const KVM_INTERRUPT_RISCV = { SET: 0xffff_ffff, UNSET: 0xffff_fffe } as const;
+
 /** `kvm_userspace_memory_region.flags` bits (`KVM_MEM_*`). */
 export const KVM_MEM = { LOG_DIRTY_PAGES: 0x1, READONLY: 0x2, GUEST_MEMFD: 0x4 } as const;
 

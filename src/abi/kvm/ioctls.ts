@@ -162,7 +162,9 @@ const ROWS = {
   KVM_SET_REGS: st("vcpu", "write", 0x82, "kvm_regs", 144, X86),
   KVM_GET_SREGS: st("vcpu", "read", 0x83, "kvm_sregs", 312, X86),
   KVM_SET_SREGS: st("vcpu", "write", 0x84, "kvm_sregs", 312, X86),
-  KVM_INTERRUPT: st("vcpu", "write", 0x86, "kvm_interrupt", 4, ["x86", "loongarch"]),
+  // riscv too (arch/riscv/kvm/vcpu.c kvm_arch_vcpu_async_ioctl): irq = KVM_INTERRUPT_SET /
+  // KVM_INTERRUPT_UNSET drives the external interrupt line (KVM_INTERRUPT_RISCV).
+  KVM_INTERRUPT: st("vcpu", "write", 0x86, "kvm_interrupt", 4, ["x86", "riscv", "loongarch"]),
   // On /dev/kvm KVM_GET_MSRS reads feature MSRs (KVM_CAP_GET_MSR_FEATURES).
   KVM_GET_MSRS: st("system+vcpu", "readWrite", 0x88, "kvm_msrs", 8, X86),
   KVM_SET_MSRS: st("vcpu", "write", 0x89, "kvm_msrs", 8, X86),
@@ -302,6 +304,7 @@ export {
   KVM_EXIT_IO,
   KVM_GUESTDBG,
   KVM_INTERNAL_ERROR,
+  KVM_INTERRUPT_RISCV,
   KVM_MEM,
   KVM_MP_STATE,
   KVM_PAGE_OFFSET,

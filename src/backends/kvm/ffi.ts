@@ -1,6 +1,6 @@
 /**
- * The only file that talks to native code: libc's `open`, `close`, `ioctl`, `mmap`, `munmap`
- * and `sched_{get,set}affinity` through koffi, and the memory the kernel reads and writes.
+ * The only file that talks to native code: libc's `open`, `close`, `ioctl`, `mmap`, `munmap`,
+ * `sched_{get,set}affinity`, `gettid` and `tgkill` through koffi, and the memory the kernel reads and writes.
  *
  * Conventions:
  * - Syscall wrappers return what the kernel returns; on failure `-errno` (read from libc's
@@ -74,6 +74,8 @@ interface Libc {
   readonly munmap: (addr: bigint, length: number) => number;
   readonly schedSetaffinity: (pid: number, size: number, mask: number) => number;
   readonly schedGetaffinity: (pid: number, size: number, mask: number) => number;
+  readonly gettid: () => number;
+  readonly tgkill: (tgid: number, tid: number, sig: number) => number;
   readonly errno: Int32Array;
 }
 
@@ -94,6 +96,8 @@ function loadLibc(): Libc {
   // FFI: the cpu_set_t pointer is passed as an address (see cpuMask()).
   const affinity = fn("int sched_setaffinity(int pid, size_t size, unsigned long mask)");
   const getAffinity = fn("int sched_getaffinity(int pid, size_t size, unsigned long mask)");
+  const gettid = fn("int gettid(void)");
+  const tgkill = fn("int tgkill(int tgid, int tid, int sig)");
   const errnoLocation = fn("int *__errno_location(void)");
   // FFI: the calling thread's errno lives at a fixed TLS address for the thread's lifetime;
   // this module instance is used only from the thread that loaded it (a Worker loads its own),
@@ -107,6 +111,8 @@ function loadLibc(): Libc {
     munmap: munmap as Libc["munmap"],
     schedSetaffinity: affinity as Libc["schedSetaffinity"],
     schedGetaffinity: getAffinity as Libc["schedGetaffinity"],
+    gettid: gettid as Libc["gettid"],
+    tgkill: tgkill as Libc["tgkill"],
     errno,
   };
 }
@@ -315,6 +321,21 @@ export function ioctlMem(fd: number, request: number, mem: NativeMemory, offset:
   // the struct they pass fits in `mem` from `offset`.
   const r = nativeIoctl(fd, request, mem.address + offset);
   return r >= 0 ? r : retryMem(fd, request, mem, offset, r);
+}
+
+/** The calling thread's kernel thread id (gettid(2)). */
+export function threadId(): number {
+  return libc().gettid();
+}
+
+/**
+ * Sends signal `sig` to thread `tid` of this process (tgkill(2)): how a vCPU thread blocked in
+ * KVM_RUN is made to return EINTR. Returns 0 or `-errno` (ESRCH: the thread is gone).
+ */
+export function signalThread(tid: number, sig: number): number {
+  const c = libc();
+  const r = c.tgkill(process.pid, tid, sig);
+  return r >= 0 ? r : -(c.errno[0] ?? 0);
 }
 
 // A 1024-bit cpu_set_t (sys/sched.h CPU_SETSIZE), kept in one native page.

@@ -10,6 +10,7 @@ export { KvmVm } from "./vm.js";
 export type { GuestMemory, KvmVmOptions, MemoryRegionSpec } from "./vm.js";
 export { KvmVcpu } from "./vcpu.js";
 export { encodeRegValue } from "../reg-value.js";
+export { KICK_SIGNAL, RunThreadError } from "./run-worker.js";
 export { SyncRegs } from "./sync-regs.js";
 export { KvmApiVersionError, KvmClosedError } from "./errors.js";
 export { decodeCpuid, encodeCpuid } from "./cpuid.js";

@@ -26,11 +26,12 @@ import {
 } from "../../abi/kvm/x86-structs.js";
 import { isPseudoRegId, msrRegId } from "../../abi/arch/x86/index.js";
 import { regId, regSize, type RegId } from "../../abi/regid.js";
-import type { Vcpu, VcpuExit } from "../vcpu.js";
+import { VcpuBusyError, type Vcpu, type VcpuExit } from "../vcpu.js";
 import { decodeCpuid, encodeCpuid, type CpuidEntry } from "./cpuid.js";
 import { KvmClosedError, kvmFail } from "./errors.js";
 import { ExitDecoder, INTR_EXIT } from "./exits.js";
 import { closeFd, ioctlMem, ioctlValue, mapAnonymous, type NativeMemory } from "./ffi.js";
+import { RunThread } from "./run-worker.js";
 import { Scratch } from "./scratch.js";
 import { SyncRegs } from "./sync-regs.js";
 import type { KvmVm } from "./vm.js";
@@ -69,6 +70,10 @@ export class KvmVcpu implements Vcpu {
   readonly #view: X86RegisterView;
   readonly #onClose: () => void;
   readonly #io: state.VcpuIo;
+  /** The KVM_RUN thread of `runAsync()`, made on first use. */
+  #thread: RunThread | undefined;
+  #running = false;
+  #kicked = false;
 
   /** @internal Use `KvmVm.createVcpu()`. */
   constructor(vm: KvmVm, index: number, fd: number, run: NativeMemory, onClose: () => void) {
@@ -105,6 +110,8 @@ export class KvmVcpu implements Vcpu {
 
   #fdFor(action: string): number {
     if (this.#fd < 0) throw new KvmClosedError(`vCPU ${this.index}`, action);
+    // The kernel would block this thread on vcpu->mutex until the run ends: refuse instead.
+    if (this.#running) throw new VcpuBusyError(this.index, action);
     return this.#fd;
   }
 
@@ -126,10 +133,55 @@ export class KvmVcpu implements Vcpu {
   run(): VcpuExit {
     const fd = this.#fd;
     if (fd < 0) throw new KvmClosedError(`vCPU ${this.index}`, "run it");
-    const r = ioctlValue(fd, RUN, 0);
+    if (this.#running) throw new VcpuBusyError(this.index, "run it");
+    return this.#finish(ioctlValue(fd, RUN, 0));
+  }
+
+  /**
+   * KVM_RUN on a thread of its own (a Worker per vCPU, started on first use), so the caller's
+   * event loop stays free; the exit is decoded here from this thread's kvm_run mapping. Other
+   * vCPU calls are refused (`VcpuBusyError`) until it settles, except `kick()`.
+   * @throws {KvmError} as `run()`; {RunThreadError} if the vCPU thread died.
+   */
+  async runAsync(): Promise<VcpuExit> {
+    const fd = this.#fdFor("run it");
+    this.#thread ??= new RunThread(fd);
+    this.#running = true;
+    let r: number;
+    try {
+      r = await this.#thread.run();
+    } catch (error) {
+      if (this.#fd < 0) return INTR_EXIT; // closed while running: the thread was ended
+      throw error;
+    } finally {
+      this.#running = false;
+    }
+    if (this.#fd < 0) return INTR_EXIT; // closed while running: the kick ended the run
+    return this.#finish(r);
+  }
+
+  /**
+   * Makes the run in progress return `{ kind: "intr" }` (`immediate_exit` + a signal to the
+   * vCPU thread), or the next run return at once; kicks coalesce. Call it from the thread
+   * that owns the vCPU (the signal goes to the `runAsync()` thread).
+   */
+  kick(): void {
+    if (this.#fd < 0) return;
+    this.#kicked = true;
+    this.#run.bytes[IMMEDIATE_EXIT] = 1;
+    this.#thread?.signal();
+  }
+
+  #finish(r: number): VcpuExit {
     if (r < 0) {
-      if (r === -ERRNO.EINTR) return INTR_EXIT;
-      throw kvmFail("KVM_RUN", r, { action: `Cannot run vCPU ${this.index}` });
+      if (r !== -ERRNO.EINTR)
+        throw kvmFail("KVM_RUN", r, { action: `Cannot run vCPU ${this.index}` });
+      if (this.#kicked) {
+        // The kick is consumed by this intr; a plain immediate_exit set by the VMM stays set.
+        this.#kicked = false;
+        this.#run.bytes[IMMEDIATE_EXIT] = 0;
+      }
+      return INTR_EXIT;
     }
     return this.#exits.decode();
   }
@@ -396,6 +448,11 @@ export class KvmVcpu implements Vcpu {
   /** Releases the kvm_run mapping and the fd; a second call is a no-op. */
   close(): void {
     if (this.#fd < 0) return;
+    if (this.#thread !== undefined) {
+      // A run in progress keeps its own reference to the vCPU file; kick it out, end the thread.
+      this.kick();
+      this.#thread.close();
+    }
     closeFd(this.#fd);
     this.#fd = -1;
     this.#run.release();

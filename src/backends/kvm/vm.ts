@@ -3,7 +3,13 @@
  * KVM_SET_USER_MEMORY_REGION and exposed as `Uint8Array`s) and its vCPUs.
  */
 import { IOCTLS, KVM_CAP, KVM_MEM, type KvmCapName } from "../../abi/kvm/ioctls.js";
-import { KVM_USERSPACE_MEMORY_REGION } from "../../abi/kvm/layouts.js";
+import {
+  KVM_DIRTY_LOG,
+  KVM_IRQ_LEVEL,
+  KVM_USERSPACE_MEMORY_REGION,
+} from "../../abi/kvm/layouts.js";
+import { KvmError } from "../../abi/kvm/errors.js";
+import { ERRNO } from "../../abi/kvm/errno.js";
 import { KvmClosedError, kvmFail } from "./errors.js";
 import {
   closeFd,
@@ -28,17 +34,23 @@ export type { GuestMemory, MemoryRegionSpec } from "../vcpu.js";
 
 interface Region extends GuestMemory {
   readonly mem: NativeMemory;
+  /** logDirty slots: pages the VMM wrote (`markDirty`), one byte per page; KVM cannot see them. */
+  readonly vmmDirty: Uint8Array | undefined;
 }
 
 const PAGE = 4096;
 const R = KVM_USERSPACE_MEMORY_REGION.fields;
+const D = KVM_DIRTY_LOG.fields;
+const L = KVM_IRQ_LEVEL.fields;
+/** Where the bitmap goes in the KVM_GET_DIRTY_LOG scratch, after the 16-byte struct. */
+const BITMAP_AT = 64;
 
 /** A KVM virtual machine. */
 export class KvmVm implements Vm {
   /** The host architecture's register namespace (this backend drives x86-64 hosts). */
   readonly arch = "x86" as const;
   readonly system: KvmSystem;
-  readonly irqchip: boolean;
+  #irqchip: boolean;
   #fd: number;
   #onClose: () => void;
   #scratch = new Scratch();
@@ -50,13 +62,68 @@ export class KvmVm implements Vm {
     this.system = system;
     this.#fd = fd;
     this.#onClose = onClose;
-    this.irqchip = options.irqchip === true;
-    if (this.irqchip) {
-      const r = ioctlValue(fd, IOCTLS.KVM_CREATE_IRQCHIP.number, 0);
-      if (r < 0) {
+    this.#irqchip = false;
+    if (options.irqchip === true) {
+      try {
+        this.createIrqchip();
+      } catch (error) {
         this.close();
-        throw kvmFail("KVM_CREATE_IRQCHIP", r, { action: "Cannot create the in-kernel irqchip" });
+        throw error;
       }
+    }
+  }
+
+  /** True once the in-kernel irqchip exists (KVM_CREATE_IRQCHIP succeeded). */
+  get irqchip(): boolean {
+    return this.#irqchip;
+  }
+
+  /**
+   * KVM_CREATE_IRQCHIP: the in-kernel PIC pair, IOAPIC and a LAPIC per vCPU
+   * (arch/x86/kvm/x86.c `kvm_arch_vm_ioctl`); must come before the first vCPU.
+   * @throws {KvmError} EEXIST when it already exists, EINVAL after a vCPU was created.
+   */
+  createIrqchip(): void {
+    const fd = this.fd("create the in-kernel irqchip");
+    const r = ioctlValue(fd, IOCTLS.KVM_CREATE_IRQCHIP.number, 0);
+    if (r < 0) {
+      const hint =
+        r === -ERRNO.EINVAL
+          ? "create it before the first vCPU"
+          : r === -ERRNO.EEXIST
+            ? "this VM already has one"
+            : undefined;
+      throw kvmFail("KVM_CREATE_IRQCHIP", r, {
+        action: "Cannot create the in-kernel irqchip",
+        ...(hint === undefined ? {} : { hint }),
+      });
+    }
+    this.#irqchip = true;
+  }
+
+  /**
+   * KVM_IRQ_LINE: drives GSI `irq` of the in-kernel irqchip to `level` (x86: GSIs 0-15 reach
+   * both the PIC and the IOAPIC, 16-23 the IOAPIC; an ISA device such as the UART on IRQ 4
+   * raises then lowers its line, arch/x86/kvm/irq_comm.c).
+   * @throws {RangeError} for a GSI that is not a u32; {KvmError} ENXIO without an irqchip.
+   */
+  setIrqLine(irq: number, level: boolean): void {
+    const fd = this.fd("set an interrupt line");
+    if (!Number.isInteger(irq) || irq < 0 || irq > 0xffff_ffff) {
+      throw new RangeError(`Interrupt line ${irq} is not a u32 GSI`);
+    }
+    if (typeof level !== "boolean") throw new TypeError("setIrqLine: level must be a boolean");
+    const arg = this.#scratch.get(KVM_IRQ_LEVEL.size);
+    arg.view.setUint32(L.irq.offset, irq, true);
+    arg.view.setUint32(L.level.offset, level ? 1 : 0, true);
+    const r = ioctlMem(fd, IOCTLS.KVM_IRQ_LINE.number, arg, 0);
+    if (r < 0) {
+      throw kvmFail("KVM_IRQ_LINE", r, {
+        action: `Cannot set interrupt line ${irq} ${level ? "high" : "low"}`,
+        ...(r === -ERRNO.ENXIO
+          ? { hint: "create the in-kernel irqchip first (createIrqchip)" }
+          : {}),
+      });
     }
   }
 
@@ -108,7 +175,10 @@ export class KvmVm implements Vm {
     if (typeof mem === "number") throw kvmFail("mmap", mem, { action: "Cannot map guest memory" });
     const arg = this.#scratch.get(KVM_USERSPACE_MEMORY_REGION.size);
     arg.view.setUint32(R.slot.offset, slot, true);
-    arg.view.setUint32(R.flags.offset, spec.readOnly === true ? KVM_MEM.READONLY : 0, true);
+    const flags =
+      (spec.readOnly === true ? KVM_MEM.READONLY : 0) |
+      (spec.logDirty === true ? KVM_MEM.LOG_DIRTY_PAGES : 0);
+    arg.view.setUint32(R.flags.offset, flags, true);
     arg.view.setBigUint64(R.guest_phys_addr.offset, gpa, true);
     arg.view.setBigUint64(R.memory_size.offset, BigInt(spec.size), true);
     // FFI: `mem` is registered with the kernel until the VM closes; `close()` closes the VM fd
@@ -132,11 +202,71 @@ export class KvmVm implements Vm {
         return mem.window(offset, length);
       },
       readOnly: spec.readOnly === true,
-      logDirty: false,
+      logDirty: spec.logDirty === true,
       mem,
+      vmmDirty: spec.logDirty === true ? new Uint8Array(spec.size / PAGE) : undefined,
     };
     this.#regions.push(region);
     return region;
+  }
+
+  /**
+   * KVM_GET_DIRTY_LOG for a slot added with `logDirty`: one bit per 4 KiB page (bit i of byte
+   * i/8 = page i; the length rounded up to 8 bytes as the kernel's bitmap is), the pages the
+   * guest wrote since the last call (read and cleared by the kernel) plus those reported
+   * through `markDirty`.
+   * @throws {KvmError} ENOENT for a slot that does not exist or does not log.
+   */
+  getDirtyLog(slot: number): Uint8Array {
+    const fd = this.fd("read a dirty log");
+    const region = this.#regions.find((r) => r.slot === slot);
+    if (region?.vmmDirty === undefined) {
+      throw new KvmError({
+        action: `Cannot read the dirty log of memory slot ${slot}`,
+        ioctl: "KVM_GET_DIRTY_LOG",
+        errno: ERRNO.ENOENT,
+        hint: "add the slot with logDirty: true",
+      });
+    }
+    const pages = region.size / PAGE;
+    const bytes = Math.ceil(pages / 64) * 8;
+    const arg = this.#scratch.get(BITMAP_AT + bytes);
+    arg.bytes.fill(0, 0, BITMAP_AT + bytes);
+    arg.view.setUint32(D.slot.offset, slot, true);
+    // FFI: the bitmap lives in the same scratch mapping right after the struct, `bytes` long
+    // (the kernel writes ALIGN(npages, 64) / 8 bytes: kvm_dirty_bitmap_bytes), for this call.
+    arg.view.setBigUint64(D.dirty_bitmap.offset, arg.addressOf(BITMAP_AT), true);
+    const r = ioctlMem(fd, IOCTLS.KVM_GET_DIRTY_LOG.number, arg, 0);
+    if (r < 0) {
+      throw kvmFail("KVM_GET_DIRTY_LOG", r, {
+        action: `Cannot read the dirty log of memory slot ${slot}`,
+      });
+    }
+    const bitmap = arg.bytes.slice(BITMAP_AT, BITMAP_AT + bytes);
+    const vmm = region.vmmDirty;
+    for (let page = 0; page < pages; page++) {
+      if (vmm[page] === 0) continue;
+      vmm[page] = 0;
+      bitmap[page >> 3] = (bitmap[page >> 3] ?? 0) | (1 << (page & 7));
+    }
+    return bitmap;
+  }
+
+  /**
+   * The VMM wrote guest RAM (device DMA): logs the pages for `getDirtyLog` in a logging slot
+   * (KVM only logs guest writes). Hardware keeps instruction fetch coherent, so there is no
+   * translated code to drop.
+   * @throws {RangeError} if the range is empty or not inside one region (nothing changes).
+   */
+  markDirty(guestPhysAddr: bigint, length: number): void {
+    if (!Number.isInteger(length) || length <= 0) {
+      throw new RangeError(`markDirty: length ${length} is not a positive integer`);
+    }
+    const { region, offset } = this.#locate(guestPhysAddr, length);
+    const dirty = region.vmmDirty;
+    if (dirty === undefined) return;
+    const last = Math.floor((offset + length - 1) / PAGE);
+    for (let page = Math.floor(offset / PAGE); page <= last; page++) dirty[page] = 1;
   }
 
   #nextSlot(): number {

@@ -17,7 +17,7 @@ import { readRegisterView, type DemoRunResult, type NamedRegister } from "../reg
 import type { VcpuExit } from "../vcpu.js";
 import { physView } from "./guestmem.js";
 import { createSoftVm } from "./create.js";
-import { SBI_EID } from "./sbi.js";
+import { SBI_EID, SBI_ERR } from "../../abi/sbi.js";
 import type { SoftMode } from "./vcpu.js";
 import { allocGuestMemory, type SoftVm } from "./vm.js";
 
@@ -57,8 +57,6 @@ export function softDemoImagePath(): string {
   throw new Error("guests/riscv/demo/demo.bin is missing (run guests/riscv/build.sh)");
 }
 
-const SBI_INVALID_PARAM = -3n;
-
 /** Console state shared by the handlers below. */
 interface Console {
   readonly out: number[];
@@ -95,7 +93,7 @@ function handleSbi(
   const length = Number(a0 > 4096n ? 4096n : a0);
   const view = a2 === 0n ? physView(vm.memslots(), a1, length) : undefined;
   if (view === undefined) {
-    exit.ret[0] = SBI_INVALID_PARAM;
+    exit.ret[0] = SBI_ERR.INVALID_PARAM;
     return true;
   }
   if (exit.functionId === 0n) {

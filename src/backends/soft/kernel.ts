@@ -15,6 +15,11 @@
  * would block until a signal; the soft kernel instead returns `intr` (KVM_EXIT_INTR) when the
  * run's time slice ends, so the VMM always gets control back. The same slice, and an optional
  * instruction budget, bound a guest that never exits.
+ *
+ * Requests from other threads (kick, KVM_INTERRUPT, IPIs, HSM start, fences, dirty-log write-TLB
+ * flushes, code invalidations) bump the vCPU's wake word in ./shared.ts; the hart watches it
+ * while running guest code, so they are polled within a few thousand instructions; a kick ends
+ * the run with KVM_EXIT_INTR like a signal would.
  */
 import { KVM_EXIT, KVM_INTERNAL_ERROR } from "../../abi/kvm/constants.js";
 import { ERRNO } from "../../abi/kvm/errno.js";
@@ -88,6 +93,8 @@ export class VcpuKernel implements KernelState, KernelPort {
     this.budget = resolveBudget(init.budget);
     for (const name of HOST_ISA_EXTS) this.isa[isaExtId(name)] = 1;
     this.hart.setTimeSource(() => this.shared.guestTime());
+    const wake = this.shared.wakeWord(this.hartId);
+    this.hart.watch?.(wake.array, wake.index);
     this.hart.setMemslots(init.memslots);
     this.isaChanged();
     this.resetCsrs = GENERAL_CSRS.map((name) => this.hart.getCsr(name));
@@ -100,6 +107,7 @@ export class VcpuKernel implements KernelState, KernelPort {
 
   /** KVM_GET_ONE_REG. @throws {Errno} */
   getOne(id: RegId): bigint {
+    this.flushLines();
     return getReg(this, id);
   }
 
@@ -110,6 +118,7 @@ export class VcpuKernel implements KernelState, KernelPort {
 
   /** MANY_REGS get into `out` (packed). @throws {BatchErrno} */
   getMany(ids: readonly RegId[], out: Uint8Array): void {
+    this.flushLines();
     getMany(this, ids.map(splitId), out);
   }
 
@@ -120,6 +129,7 @@ export class VcpuKernel implements KernelState, KernelPort {
 
   /** `getMany` for ids already split (the worker reads them from the mailbox bytes). */
   getManyParts(ids: readonly IdParts[], out: Uint8Array): void {
+    this.flushLines();
     getMany(this, ids, out);
   }
 
@@ -166,6 +176,9 @@ export class VcpuKernel implements KernelState, KernelPort {
    */
   run(): number {
     this.ranOnce = true;
+    // Before the first poll: a dirty-log reader that sees "not in run" relies on this vCPU
+    // honouring its write-TLB flush request before running guest code (shared.ts).
+    this.shared.setInRun(this.hartId, true);
     try {
       const dirty = this.page.dirtyRegs;
       if (((this.page.validRegs | dirty) & UNKNOWN_SYNC) !== 0n) throw new Errno(ERRNO.EINVAL);
@@ -174,6 +187,7 @@ export class VcpuKernel implements KernelState, KernelPort {
       if (this.page.immediateExit !== 0) return ERRNO.EINTR;
       return this.enter();
     } finally {
+      this.shared.setInRun(this.hartId, false);
       this.storeSync();
       this.page.setInstret(this.hart.instret);
     }
@@ -235,7 +249,9 @@ export class VcpuKernel implements KernelState, KernelPort {
       this.resetRequest = undefined;
     }
     for (;;) {
-      this.poll();
+      // Read before polling: a request posted after this read makes the hart stop at once.
+      const seq = this.shared.wakeSeq(this.hartId);
+      if (this.poll()) return this.intr();
       const stopped = this.shared.mpState(this.hartId) !== MP.RUNNABLE;
       if (this.wfiRequested && !stopped && this.hart.interruptPending()) this.wfiRequested = false;
       if (stopped || this.wfiRequested) {
@@ -244,7 +260,7 @@ export class VcpuKernel implements KernelState, KernelPort {
       }
       if (remaining <= 0 || performance.now() >= deadline) return this.intr();
       const before = this.hart.instret;
-      const stop = this.hart.run(Math.min(CHUNK, remaining));
+      const stop = this.hart.run(Math.min(CHUNK, remaining), seq);
       remaining -= Number(this.hart.instret - before);
       switch (stop.kind) {
         case "ecall":
@@ -266,8 +282,12 @@ export class VcpuKernel implements KernelState, KernelPort {
     }
   }
 
-  /** Picks up what other threads asked of this vCPU, and fires the timer when due. */
-  private poll(): void {
+  /**
+   * Moves the interrupt lines other threads set (SBI IPI, KVM_INTERRUPT) into the hart's sip,
+   * as `kvm_riscv_vcpu_flush_interrupts` does on entry and before a CSR read (vcpu_onereg.c),
+   * so a register read sees the level set by the last KVM_INTERRUPT.
+   */
+  private flushLines(): void {
     const { shared, hart, hartId } = this;
     if (shared.takeIpi(hartId)) hart.setPending(IRQ.SSIP, true);
     const seip = shared.seip(hartId);
@@ -275,10 +295,35 @@ export class VcpuKernel implements KernelState, KernelPort {
       this.seip = seip;
       hart.setPending(IRQ.SEIP, seip);
     }
+  }
+
+  /**
+   * Picks up what other threads asked of this vCPU, and fires the timer when due; true when
+   * the vCPU was kicked (the run returns `intr`).
+   */
+  private poll(): boolean {
+    const { shared, hart, hartId } = this;
+    this.flushLines();
+    if (shared.takeWriteTlbFlush(hartId)) {
+      if (hart.flushWriteTlb === undefined) hart.flushCaches();
+      else hart.flushWriteTlb();
+    }
+    this.dropInvalidatedCode();
     if (shared.takeFlush(hartId)) hart.flushCaches();
     const start = shared.takeStart(hartId);
     if (start !== undefined) this.resetTo(start.pc, start.opaque);
     this.timer.poll(hart, shared.guestTime());
+    return shared.takeKick(hartId);
+  }
+
+  /** Drops the translated code of the pages the VMM wrote (`Vm.markDirty`). */
+  private dropInvalidatedCode(): void {
+    const pages = this.shared.takeCodeInvalidations(this.hartId);
+    if (pages === "all" || (pages.length > 0 && this.hart.invalidateCode === undefined)) {
+      this.hart.flushCaches();
+      return;
+    }
+    for (const page of pages) this.hart.invalidateCode?.(page * 4096);
   }
 
   /** Waits for a wake-up or the timer, at most until `deadline`; false once it has passed. */

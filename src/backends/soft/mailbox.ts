@@ -129,6 +129,8 @@ export interface WireMemslot {
   readonly byteOffset: number;
   readonly length: number;
   readonly readonly: boolean;
+  /** KVM_MEM_LOG_DIRTY_PAGES: the slot's shared dirty bytes (one per page). */
+  readonly dirty: Uint8Array | undefined;
 }
 
 /** Everything a vCPU worker starts from (its `workerData`). */

@@ -31,6 +31,7 @@
 import { KVM_EXIT, KVM_SYSTEM_EVENT } from "../../abi/kvm/constants.js";
 import { KVM_RUN, KVM_RUN_EXIT } from "../../abi/kvm/layouts.js";
 import type { VcpuExit } from "../vcpu.js";
+import { SBI_ERR } from "../../abi/sbi.js";
 
 /** Size of the run page (one 4 KiB page, like KVM_GET_VCPU_MMAP_SIZE's first page). */
 export const RUN_PAGE_BYTES = 4096;
@@ -61,7 +62,7 @@ const SYSTEM_EVENT_NAMES = new Map<number, string>(
 );
 
 /** `SBI_ERR_NOT_SUPPORTED`, the value KVM presets `riscv_sbi.ret[0]` to. */
-export const SBI_ERR_NOT_SUPPORTED = -2n;
+const SBI_ERR_NOT_SUPPORTED = SBI_ERR.NOT_SUPPORTED;
 
 /** Typed access to one run page. */
 export class RunArea {

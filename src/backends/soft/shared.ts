@@ -18,7 +18,19 @@
  *   +20 i32 start request ready
  *   +24 i64 start pc
  *   +32 i64 start opaque (a1)
+ *   +40 i32 kick pending (Vcpu.kick: the run in progress, or the next one, returns intr)
+ *   +44 i32 in KVM_RUN (1 while the vCPU's kernel is inside run())
+ *   +48 i32 write-TLB flush requested (a count; dirty-log reads bump it)
+ *   +52 i32 write-TLB flush acknowledged (the last request count the hart honoured)
+ *   +56 i32 code-invalidation ring head (consumer: the vCPU)
+ *   +60 i32 code-invalidation ring tail (producer: the VMM thread)
+ * 64 + 64·MAX_VCPUS + 256·n, per vCPU n: 64 × i32 guest-physical page numbers whose translated
+ *   code the vCPU must drop (Vm.markDirty); more than 64 unconsumed means "drop all".
  * ```
+ *
+ * Every request that needs the vCPU's attention bumps its wake sequence: a hart running guest
+ * code watches that word at block boundaries (HartApi.watch), so the request lands within one
+ * block, and a vCPU blocked in WFI wakes.
  */
 
 /** Most vCPUs one soft VM holds (KVM_CAP_MAX_VCPUS of the soft backend). */
@@ -26,11 +38,29 @@ export const MAX_VCPUS = 64;
 
 const SLOT_BASE = 64;
 const SLOT_BYTES = 64;
+const RING_BASE = SLOT_BASE + SLOT_BYTES * MAX_VCPUS;
+/** Code invalidations queued per vCPU before it falls back to dropping all translated code. */
+export const INVALIDATE_RING = 64;
+/** Page numbers in the ring are i32: guest-physical addresses below 2^43 fit. */
+const MAX_RING_PAGE = 0x7fffffff;
 
 /** Power state of a vCPU (KVM_MP_STATE_RUNNABLE / STOPPED, plus an HSM start in flight). */
 export const MP = { RUNNABLE: 0, STOPPED: 1, START_PENDING: 2 } as const;
 
-const W = { MP: 0, WAKE: 1, SEIP: 2, IPI: 3, FLUSH: 4, START: 5 } as const;
+const W = {
+  MP: 0,
+  WAKE: 1,
+  SEIP: 2,
+  IPI: 3,
+  FLUSH: 4,
+  START: 5,
+  KICK: 10,
+  IN_RUN: 11,
+  WTLB_REQ: 12,
+  WTLB_ACK: 13,
+  RING_HEAD: 14,
+  RING_TAIL: 15,
+} as const;
 
 /** Ticks of the host timebase (10 MHz) since an arbitrary point: CLOCK_MONOTONIC / 100 ns. */
 export function hostTicks(): bigint {
@@ -51,7 +81,7 @@ export class VmShared {
 
   constructor(buffer?: SharedArrayBuffer) {
     const fresh = buffer === undefined;
-    this.buffer = buffer ?? new SharedArrayBuffer(SLOT_BASE + SLOT_BYTES * MAX_VCPUS);
+    this.buffer = buffer ?? new SharedArrayBuffer(RING_BASE + 4 * INVALIDATE_RING * MAX_VCPUS);
     this.i32 = new Int32Array(this.buffer);
     this.i64 = new BigInt64Array(this.buffer);
     // vcpu_timer.c kvm_riscv_guest_timer_init: time_delta = -host cycles, so guest time
@@ -162,6 +192,103 @@ export class VmShared {
     const opaque = BigInt.asUintN(64, Atomics.load(this.i64, base + 4));
     Atomics.store(this.i32, this.word(n, W.MP), MP.RUNNABLE);
     return { pc, opaque };
+  }
+
+  /** Kick (Vcpu.kick): vCPU `n` leaves its run with `intr`, or its next run returns at once. */
+  kick(n: number): void {
+    Atomics.store(this.i32, this.word(n, W.KICK), 1);
+    this.wake(n);
+  }
+
+  /** True (once) when vCPU `n` was kicked. */
+  takeKick(n: number): boolean {
+    return Atomics.exchange(this.i32, this.word(n, W.KICK), 0) !== 0;
+  }
+
+  /** vCPU `n`'s kernel enters (true) or leaves (false) KVM_RUN. */
+  setInRun(n: number, inRun: boolean): void {
+    Atomics.store(this.i32, this.word(n, W.IN_RUN), inRun ? 1 : 0);
+    if (!inRun) Atomics.notify(this.i32, this.word(n, W.WTLB_ACK));
+  }
+
+  /**
+   * Asks vCPU `n` to drop its write-TLB entries (so that its next store to each page marks the
+   * page dirty again) and returns the request number to pass to `awaitWriteTlbFlush`.
+   */
+  requestWriteTlbFlush(n: number): number {
+    const req = Atomics.add(this.i32, this.word(n, W.WTLB_REQ), 1) + 1;
+    this.wake(n);
+    return req;
+  }
+
+  /** True when vCPU `n` has a write-TLB flush to do; records it as done (the caller does it). */
+  takeWriteTlbFlush(n: number): boolean {
+    const req = Atomics.load(this.i32, this.word(n, W.WTLB_REQ));
+    const ack = this.word(n, W.WTLB_ACK);
+    if (Atomics.load(this.i32, ack) === req) return false;
+    Atomics.store(this.i32, ack, req);
+    Atomics.notify(this.i32, ack);
+    return true;
+  }
+
+  /**
+   * Blocks until vCPU `n` honoured write-TLB flush request `req`, or is outside KVM_RUN (it
+   * then honours it before it runs guest code again: its kernel polls right after entering).
+   * A running hart looks at every block boundary, so this waits about one block.
+   */
+  awaitWriteTlbFlush(n: number, req: number): void {
+    const ack = this.word(n, W.WTLB_ACK);
+    for (;;) {
+      const seen = Atomics.load(this.i32, ack);
+      if (seen - req >= 0 || Atomics.load(this.i32, this.word(n, W.IN_RUN)) === 0) return;
+      Atomics.wait(this.i32, ack, seen, 10);
+    }
+  }
+
+  /**
+   * Queues "drop the translated code of guest-physical page `page`" for vCPU `n` (VMM thread);
+   * a negative page means "all of it".
+   */
+  queueCodeInvalidation(n: number, page: number): void {
+    const tail = Atomics.load(this.i32, this.word(n, W.RING_TAIL));
+    const entry = page >= 0 && page <= MAX_RING_PAGE ? page : -1;
+    Atomics.store(
+      this.i32,
+      RING_BASE / 4 + INVALIDATE_RING * n + (tail & (INVALIDATE_RING - 1)),
+      entry,
+    );
+    Atomics.store(this.i32, this.word(n, W.RING_TAIL), (tail + 1) | 0);
+  }
+
+  /**
+   * The pages queued for vCPU `n` since it last looked, or "all" when the ring overflowed or a
+   * page did not fit in it (the vCPU then drops all of its translated code).
+   */
+  takeCodeInvalidations(n: number): readonly number[] | "all" {
+    const headAt = this.word(n, W.RING_HEAD);
+    const tailAt = this.word(n, W.RING_TAIL);
+    const head = Atomics.load(this.i32, headAt);
+    const tail = Atomics.load(this.i32, tailAt);
+    if (tail === head) return [];
+    const pages: number[] = [];
+    let all = ((tail - head) | 0) > INVALIDATE_RING;
+    for (let i = head; !all && i !== tail; i = (i + 1) | 0) {
+      const page = Atomics.load(
+        this.i32,
+        RING_BASE / 4 + INVALIDATE_RING * n + (i & (INVALIDATE_RING - 1)),
+      );
+      if (page < 0) all = true;
+      pages.push(page);
+    }
+    // The producer may have lapped the entries read meanwhile: then some were overwritten.
+    if (((Atomics.load(this.i32, tailAt) - head) | 0) > INVALIDATE_RING) all = true;
+    Atomics.store(this.i32, headAt, tail);
+    return all ? "all" : pages;
+  }
+
+  /** The word a running hart of vCPU `n` watches (`array[index]` is its wake sequence). */
+  wakeWord(n: number): { readonly array: Int32Array; readonly index: number } {
+    return { array: this.i32, index: this.word(n, W.WAKE) };
   }
 
   /** Current wake sequence of vCPU `n`, to pass to `wait`. */

@@ -1,7 +1,9 @@
 /**
  * Threaded mode, main-thread side: each vCPU's kernel and hart live in a Worker
  * (./worker.ts); every call crosses the SharedArrayBuffer mailbox of ./mailbox.ts and blocks the
- * caller in `Atomics.wait` until the reply, so the `Vcpu` interface stays synchronous. Guest RAM,
+ * caller in `Atomics.wait` until the reply, so the `Vcpu` interface stays synchronous — except
+ * `runAsync()`, which posts KVM_RUN the same way and awaits the reply with `Atomics.waitAsync`,
+ * leaving the caller's event loop free while the guest runs. Guest RAM,
  * the run page and the VM-shared area are SharedArrayBuffers mapped on both sides; only
  * memslot changes use a MessagePort.
  */
@@ -24,6 +26,7 @@ import { BatchErrno } from "./regs-many.js";
 import type { RunArea } from "./runarea.js";
 import type { VmShared } from "./shared.js";
 import type { KernelPort } from "./vcpu.js";
+import { waitForChange } from "../wait-async.js";
 
 /** How long a worker may take to load its modules before `createVcpu` gives up. */
 const BOOT_TIMEOUT_MS = 30_000;
@@ -63,6 +66,7 @@ export function toWire(slots: readonly Memslot[]): WireMemslot[] {
       byteOffset: s.bytes.byteOffset,
       length: s.bytes.length,
       readonly: s.readonly,
+      dirty: s.dirty,
     };
   });
 }
@@ -94,6 +98,11 @@ class ThreadedPort implements KernelPort {
     });
     // The worker must never keep the process alive on its own: close() ends it, exit kills it.
     this.worker.unref();
+    // A worker that dies (out of memory, terminate) must not leave a runAsync() awaiting.
+    this.worker.on("exit", () => {
+      this.dead = true;
+      Atomics.notify(this.box.ctrl, CTRL.RESP);
+    });
     this.channel.port1.unref();
     this.awaitReady();
   }
@@ -141,6 +150,26 @@ class ThreadedPort implements KernelPort {
     return Atomics.load(this.box.ctrl, CTRL.RESULT);
   }
 
+  async runAsync(): Promise<number> {
+    const seq = this.post(OP.RUN, 0);
+    const ctrl = this.box.ctrl;
+    // A pending Atomics.waitAsync does not keep Node's event loop alive; the worker, ref'd for
+    // the length of the run, does (a process awaiting its guest must not exit under it).
+    this.worker.ref();
+    try {
+      for (;;) {
+        const resp = Atomics.load(ctrl, CTRL.RESP);
+        if (resp - seq >= 0) break;
+        if (this.dead) throw new SoftWorkerError("The vCPU worker is gone");
+        await waitForChange(ctrl, CTRL.RESP, resp);
+      }
+    } finally {
+      this.worker.unref();
+    }
+    this.reply();
+    return Atomics.load(ctrl, CTRL.RESULT);
+  }
+
   setMemslots(slots: readonly Memslot[]): void {
     this.channel.port1.postMessage(toWire(slots));
     this.call(OP.SET_MEMSLOTS, 0);
@@ -181,8 +210,8 @@ class ThreadedPort implements KernelPort {
     throw new SoftWorkerError(`Cannot start the vCPU worker: ${why}`);
   }
 
-  /** One round trip; throws the kernel's Errno/BatchErrno or the worker's error. */
-  private call(op: number, reqLen: number): void {
+  /** Posts one request; returns its sequence number. */
+  private post(op: number, reqLen: number): number {
     if (this.dead) throw new SoftWorkerError("The vCPU worker is gone");
     const ctrl = this.box.ctrl;
     ctrl[CTRL.OP] = op;
@@ -191,12 +220,26 @@ class ThreadedPort implements KernelPort {
     const seq = this.seq;
     Atomics.store(ctrl, CTRL.REQ, seq);
     Atomics.notify(ctrl, CTRL.REQ);
+    return seq;
+  }
+
+  /** One round trip; throws the kernel's Errno/BatchErrno or the worker's error. */
+  private call(op: number, reqLen: number): void {
+    const seq = this.post(op, reqLen);
+    const ctrl = this.box.ctrl;
     if (this.spinUs > 0) spinWhile(ctrl, CTRL.RESP, (value) => value !== seq, this.spinUs);
     for (;;) {
       const resp = Atomics.load(ctrl, CTRL.RESP);
-      if (resp === seq) break;
+      // ≥ rather than ===: close() may post after a runAsync() whose reply nobody awaited yet.
+      if (resp - seq >= 0) break;
       Atomics.wait(ctrl, CTRL.RESP, resp);
     }
+    this.reply();
+  }
+
+  /** Throws the error of the reply now in the mailbox, if it is one. */
+  private reply(): void {
+    const ctrl = this.box.ctrl;
     const status = ctrl[CTRL.STATUS];
     if (status === STATUS.OK) return;
     if (status === STATUS.ERRNO) {

@@ -10,7 +10,7 @@ import { ERRNO } from "../../abi/kvm/errno.js";
 import { KvmError } from "../../abi/kvm/errors.js";
 import { regId, regSize, type RegId } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
-import type { Vcpu, VcpuExit } from "../vcpu.js";
+import { VcpuBusyError, type Vcpu, type VcpuExit } from "../vcpu.js";
 import type { Memslot } from "./riscv/contract.js";
 import { encodeRegValue } from "../reg-value.js";
 import { decodeLE, encodeLE } from "./bytes.js";
@@ -29,6 +29,8 @@ export interface KernelPort {
   setMany(ids: readonly RegId[], bytes: Uint8Array): void;
   /** 0: an exit is in the run page; EINTR: interrupted. */
   run(): number;
+  /** `run()` on the kernel's own thread (threaded mode only); resolves like `run()`. */
+  runAsync?(): Promise<number>;
   setMemslots(slots: readonly Memslot[]): void;
   setBudget(budget: RunBudget): void;
   close(): void;
@@ -55,6 +57,13 @@ export class SoftVcpu implements Vcpu {
   private readonly shared: VmShared;
   private readonly onClose: () => void;
   private closed = false;
+  private running = false;
+  /**
+   * Threaded mode only: `run()` in the vCPU's Worker while the caller's event loop stays free
+   * (the caller awaits the mailbox with `Atomics.waitAsync`). Inline mode has none — the hart
+   * runs on the caller's thread, so there is nothing to await; use threaded mode.
+   */
+  readonly runAsync?: () => Promise<VcpuExit>;
 
   /** Built by `SoftVm.createVcpu()`. */
   constructor(init: {
@@ -71,6 +80,10 @@ export class SoftVcpu implements Vcpu {
     this.runArea = init.runArea;
     this.shared = init.shared;
     this.onClose = init.onClose;
+    const port = this.port;
+    if (port.runAsync !== undefined) {
+      this.runAsync = () => this.runOnThread(() => port.runAsync?.() ?? Promise.resolve(0));
+    }
   }
 
   /** True once `close()` ran. */
@@ -143,13 +156,41 @@ export class SoftVcpu implements Vcpu {
     try {
       result = this.port.run();
     } catch (error) {
-      const hint =
-        error instanceof Errno && error.errno === ERRNO.EINVAL
-          ? "kvm_valid_regs/kvm_dirty_regs may only hold KVM_SYNC_RISCV bits (0x3)"
-          : undefined;
-      throw this.kvmError(error, `Cannot run vCPU ${this.index}`, "KVM_RUN", undefined, hint);
+      throw this.runError(error);
     }
     return result === ERRNO.EINTR ? { kind: "intr" } : this.runArea.decodeExit();
+  }
+
+  private async runOnThread(start: () => Promise<number>): Promise<VcpuExit> {
+    this.check("run the vCPU");
+    this.running = true;
+    let result: number;
+    try {
+      result = await start();
+    } catch (error) {
+      throw this.runError(error);
+    } finally {
+      this.running = false;
+    }
+    return result === ERRNO.EINTR ? { kind: "intr" } : this.runArea.decodeExit();
+  }
+
+  private runError(error: unknown): unknown {
+    const hint =
+      error instanceof Errno && error.errno === ERRNO.EINVAL
+        ? "kvm_valid_regs/kvm_dirty_regs may only hold KVM_SYNC_RISCV bits (0x3)"
+        : undefined;
+    return this.kvmError(error, `Cannot run vCPU ${this.index}`, "KVM_RUN", undefined, hint);
+  }
+
+  /**
+   * Makes the run in progress return `{ kind: "intr" }` within about one translated block (the
+   * hart watches its wake word; a WFI-blocked vCPU wakes), or the next run return at once.
+   * Kicks coalesce: several before the run looks count as one. Safe from any thread.
+   */
+  kick(): void {
+    if (this.closed) return;
+    this.shared.kick(this.index);
   }
 
   /**
@@ -158,7 +199,9 @@ export class SoftVcpu implements Vcpu {
    * while `run()` is executing in a Worker.
    */
   setExternalInterrupt(level: boolean): void {
-    this.check("raise an interrupt");
+    if (typeof level !== "boolean")
+      throw new TypeError("setExternalInterrupt: level must be a boolean");
+    if (this.closed) throw new SoftClosedError(`soft vCPU ${this.index}`, "raise an interrupt");
     this.shared.setSeip(this.index, level);
   }
 
@@ -180,11 +223,21 @@ export class SoftVcpu implements Vcpu {
 
   /** Pushes a new memslot set to the kernel (called by the VM). */
   updateMemslots(slots: readonly Memslot[]): void {
+    if (this.running) throw new VcpuBusyError(this.index, "change the memory slots");
     if (!this.closed) this.port.setMemslots(slots);
+  }
+
+  /** True while `runAsync()` is pending. */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   close(): void {
     if (this.closed) return;
+    if (this.running) {
+      // Like closing a vCPU fd whose thread is in KVM_RUN: stop it first, then release.
+      this.shared.kick(this.index);
+    }
     this.closed = true;
     this.port.close();
     this.onClose();
@@ -196,6 +249,7 @@ export class SoftVcpu implements Vcpu {
 
   private check(action: string): void {
     if (this.closed) throw new SoftClosedError(`soft vCPU ${this.index}`, action);
+    if (this.running) throw new VcpuBusyError(this.index, action);
   }
 
   private kvmError(

@@ -7,7 +7,8 @@
  * size or buffer offset that is not page aligned → EINVAL; deleting (empty memory) a slot that
  * does not exist → EINVAL; a new or moved slot overlapping another → EEXIST; an existing slot may
  * move or change only its flags — a different buffer, a different size, or toggling READONLY →
- * EINVAL. The VMM keeps ownership of the bytes and sees guest writes immediately (threaded mode
+ * EINVAL; toggling LOG_DIRTY_PAGES on an existing slot is allowed (a fresh, clear log). The VMM
+ * keeps ownership of the bytes and sees guest writes immediately (threaded mode
  * needs SharedArrayBuffer-backed memory; see `allocGuestMemory`).
  */
 import { ERRNO } from "../../abi/kvm/errno.js";
@@ -15,10 +16,17 @@ import { KvmError } from "../../abi/kvm/errors.js";
 import type { HartApi, Memslot } from "./riscv/contract.js";
 import { VcpuKernel, type RunBudget } from "./kernel.js";
 import { RunArea } from "./runarea.js";
-import { VmShared } from "./shared.js";
+import { INVALIDATE_RING, VmShared } from "./shared.js";
+import { slotFor } from "./guestmem.js";
 import { createThreadedPort } from "./threaded.js";
 import { SoftClosedError, SoftVcpu, type KernelPort, type SoftMode } from "./vcpu.js";
-import { MAX_GUEST_VIEW_BYTES, type GuestMemory, type MemoryRegionSpec, type Vm } from "../vcpu.js";
+import {
+  MAX_GUEST_VIEW_BYTES,
+  VcpuBusyError,
+  type GuestMemory,
+  type MemoryRegionSpec,
+  type Vm,
+} from "../vcpu.js";
 
 /** Builds the hart of vCPU `hartId` (inline mode). */
 export type HartFactory = (hartId: number) => HartApi;
@@ -53,6 +61,8 @@ export interface UserMemoryRegion {
   readonly memory: Uint8Array;
   /** KVM_MEM_READONLY: guest writes become MMIO exits. */
   readonly readonly?: boolean;
+  /** KVM_MEM_LOG_DIRTY_PAGES: log guest writes per 4 KiB page for `getDirtyLog`. */
+  readonly logDirty?: boolean;
 }
 
 const PAGE = 4096;
@@ -155,7 +165,18 @@ export class SoftVm implements Vm {
       (s) => s !== old && start < s.gpa + s.bytes.length && s.gpa < end,
     );
     if (clash !== undefined) throw fail(ERRNO.EEXIST, `overlaps slot ${clash.slot}`);
-    const next: Memslot = { slot, gpa: start, bytes: memory, readonly };
+    const logDirty = region.logDirty ?? false;
+    // An existing slot that keeps logging keeps its log (KVM keeps dirty_bitmap across a move).
+    const dirty = !logDirty
+      ? undefined
+      : (old?.dirty ?? new Uint8Array(new SharedArrayBuffer(memory.length / PAGE)));
+    const next: Memslot = {
+      slot,
+      gpa: start,
+      bytes: memory,
+      readonly,
+      ...(dirty === undefined ? {} : { dirty }),
+    };
     this.apply([...this.slots.filter((s) => s !== old), next].sort((a, b) => a.slot - b.slot));
   }
 
@@ -168,7 +189,7 @@ export class SoftVm implements Vm {
       bytes: s.bytes,
       view: (offset: number, length: number) => guestView(s.bytes, offset, length),
       readOnly: s.readonly,
-      logDirty: false,
+      logDirty: s.dirty !== undefined,
     }));
   }
 
@@ -193,6 +214,7 @@ export class SoftVm implements Vm {
       guestPhysAddr,
       memory: bytes,
       ...(spec.readOnly === undefined ? {} : { readonly: spec.readOnly }),
+      ...(spec.logDirty === undefined ? {} : { logDirty: spec.logDirty }),
     });
     return {
       slot,
@@ -201,8 +223,79 @@ export class SoftVm implements Vm {
       bytes,
       view: (offset, length) => guestView(bytes, offset, length),
       readOnly: spec.readOnly === true,
-      logDirty: false,
+      logDirty: spec.logDirty === true,
     };
+  }
+
+  /**
+   * KVM_GET_DIRTY_LOG (virt/kvm/kvm_main.c `kvm_get_dirty_log_protect`): the pages of `slot`
+   * written since the last call, one bit per 4 KiB page (bit i of byte i/8 = page i), read and
+   * cleared. As in the kernel, the log is taken first and the vCPUs' write mappings are dropped
+   * after (each running vCPU acknowledges within about one block): a store racing with the call
+   * either lands in a page this call returns — the caller copies it after the call — or marks
+   * the page for the next call.
+   * @throws {KvmError} ENOENT if the slot does not exist or does not log dirty pages.
+   */
+  getDirtyLog(slot: number): Uint8Array {
+    this.check("read a dirty log");
+    const dirty = this.slots.find((s) => s.slot === slot)?.dirty;
+    if (dirty === undefined) {
+      throw new KvmError({
+        action: `Cannot read the dirty log of memory slot ${slot}`,
+        ioctl: "KVM_GET_DIRTY_LOG",
+        errno: ERRNO.ENOENT,
+        hint: "add the slot with logDirty: true",
+      });
+    }
+    const bitmap = new Uint8Array(Math.ceil(dirty.length / 64) * 8);
+    for (let page = 0; page < dirty.length; page++) {
+      if (Atomics.exchange(dirty, page, 0) !== 0) {
+        bitmap[page >> 3] = (bitmap[page >> 3] ?? 0) | (1 << (page & 7));
+      }
+    }
+    const requests = [...this.vcpus].map((v) => ({
+      index: v.index,
+      req: this.shared.requestWriteTlbFlush(v.index),
+    }));
+    for (const { index, req } of requests) this.shared.awaitWriteTlbFlush(index, req);
+    return bitmap;
+  }
+
+  /**
+   * The VMM (a device's DMA) wrote `length` bytes of guest RAM at `guestPhysAddr`: logs the
+   * pages in a logging slot and makes every vCPU drop translated code of those pages before it
+   * runs guest code again (a running vCPU within about one block). Call it from the thread that
+   * owns the VM.
+   * @throws {RangeError} if the range is empty or not inside one memory slot (nothing changes).
+   */
+  markDirty(guestPhysAddr: bigint, length: number): void {
+    this.check("mark guest memory dirty");
+    if (typeof guestPhysAddr !== "bigint")
+      throw new TypeError("markDirty: the address must be a bigint");
+    if (!Number.isInteger(length) || length <= 0) {
+      throw new RangeError(`markDirty: length ${length} is not a positive integer`);
+    }
+    const slot = slotFor(this.slots, guestPhysAddr, length);
+    if (slot === undefined) {
+      throw new RangeError(
+        `Cannot mark 0x${guestPhysAddr.toString(16)}+${length} dirty: the range is not inside one memory slot`,
+      );
+    }
+    const first = Math.floor((Number(guestPhysAddr) - slot.gpa) / PAGE);
+    const last = Math.floor((Number(guestPhysAddr) - slot.gpa + length - 1) / PAGE);
+    for (let page = first; page <= last; page++) {
+      if (slot.dirty !== undefined) Atomics.store(slot.dirty, page, 1);
+    }
+    const base = slot.gpa / PAGE;
+    const many = last - first >= INVALIDATE_RING;
+    for (const vcpu of this.vcpus) {
+      if (many) this.shared.queueCodeInvalidation(vcpu.index, -1);
+      else
+        for (let page = first; page <= last; page++) {
+          this.shared.queueCodeInvalidation(vcpu.index, base + page);
+        }
+      this.shared.wake(vcpu.index);
+    }
   }
 
   /**
@@ -269,6 +362,9 @@ export class SoftVm implements Vm {
   }
 
   private apply(slots: Memslot[]): void {
+    // Checked before anything changes: a running vCPU cannot take a new slot set.
+    const busy = [...this.vcpus].find((v) => v.isRunning);
+    if (busy !== undefined) throw new VcpuBusyError(busy.index, "change the memory slots");
     this.slots = slots;
     for (const vcpu of this.vcpus) vcpu.updateMemslots(slots);
   }

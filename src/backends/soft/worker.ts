@@ -34,6 +34,7 @@ function fromWire(slots: readonly WireMemslot[]): Memslot[] {
     gpa: s.gpa,
     bytes: new Uint8Array(s.buffer, s.byteOffset, s.length),
     readonly: s.readonly,
+    ...(s.dirty === undefined ? {} : { dirty: s.dirty }),
   }));
 }
 

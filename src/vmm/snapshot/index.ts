@@ -19,3 +19,4 @@ export { valueHex, regRef } from "./describe.js";
 export * from "./machine.js";
 export * from "./devices.js";
 export { applyArchFixups } from "./arch-fixups.js";
+export { KNOWN_MEMSLOT_FLAGS, memslotFlags, memslotOptions } from "./memslot-flags.js";

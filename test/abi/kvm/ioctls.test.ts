@@ -7,6 +7,8 @@ import {
   KVM_API_VERSION,
   KVM_CAP,
   KVM_EXIT,
+  KVM_INTERRUPT_RISCV,
+  KVM_MEM,
   KVM_SYNC_S390,
   KVM_SYNC_X86,
   KVM_SYSTEM_EVENT,
@@ -133,6 +135,18 @@ describe("KVM ioctl table", () => {
     assert.ok(!ioctlAllowedOn(IOCTLS.KVM_ENABLE_CAP, "system"));
     assert.ok(ioctlAllowedOn(IOCTLS.KVM_CHECK_EXTENSION, "vm"));
     assert.ok(!ioctlAllowedOn(IOCTLS.KVM_RUN, "vm"));
+  });
+
+  it("KVM_INTERRUPT, KVM_IRQ_LINE and KVM_GET_DIRTY_LOG serve the arches that implement them", () => {
+    // arch/riscv/kvm/vcpu.c handles KVM_INTERRUPT (SET/UNSET of the external line); arm64 has none.
+    assert.deepEqual(IOCTLS.KVM_INTERRUPT.arches, ["x86", "riscv", "loongarch"]);
+    assert.equal(IOCTLS.KVM_INTERRUPT.level, "vcpu");
+    assert.ok(IOCTLS.KVM_IRQ_LINE.arches.includes("riscv"));
+    assert.equal(IOCTLS.KVM_IRQ_LINE.level, "vm");
+    assert.equal(IOCTLS.KVM_CREATE_IRQCHIP.capability, "KVM_CAP_IRQCHIP");
+    assert.equal(IOCTLS.KVM_GET_DIRTY_LOG.struct, "kvm_dirty_log");
+    assert.deepEqual(KVM_INTERRUPT_RISCV, { SET: 0xffffffff, UNSET: 0xfffffffe });
+    assert.equal(KVM_MEM.LOG_DIRTY_PAGES, 1);
   });
 
   it("ioctlName() names known numbers and prints unknown ones in hex", () => {

@@ -178,6 +178,7 @@ export function storeSlow(
       return true;
     }
     checkCode(c, slot, pa, size);
+    slot.markDirty(pa - slot.gpa);
     const page = Math.floor((pa - slot.gpa) / 4096);
     if (aligned && slot.codePage[page] === 0) c.tw.fill(lo, hi, pa, slot);
     writeRam(slot, pa - slot.gpa, size, vlo, vhi);
@@ -195,6 +196,8 @@ export function storeSlow(
   }
   checkCode(c, s1, pa, n1);
   checkCode(c, s2, pa2, size - n1);
+  s1.markDirty(pa - s1.gpa);
+  s2.markDirty(pa2 - s2.gpa);
   for (let k = 0; k < size; k++) {
     const b = (k < 4 ? vlo >>> (8 * k) : vhi >>> (8 * (k - 4))) & 0xff;
     if (k < n1) s1.dv.setUint8(pa - s1.gpa + k, b);

@@ -155,6 +155,7 @@ export function execAmo(c: Core, insn: number, pc: number): boolean {
   }
   const off = pa - slot.gpa;
   if (!isLr && slot.hitsCode(off, size)) c.onCodeWrite(slot, Math.floor(off / 4096));
+  if (!isLr) slot.markDirty(off);
   const vlo = c.x[2 * rs2] ?? 0;
   const vhi = c.x[2 * rs2 + 1] ?? 0;
   if (isLr) {

@@ -18,6 +18,11 @@ export interface Memslot {
   readonly bytes: Uint8Array;
   /** KVM_MEM_READONLY: guest writes become MMIO exits. */
   readonly readonly: boolean;
+  /**
+   * KVM_MEM_LOG_DIRTY_PAGES: one byte per 4 KiB page, set to 1 (with Atomics) when the guest
+   * writes the page; the VM reads and clears it (`Vm.getDirtyLog`). Absent: not logged.
+   */
+  readonly dirty?: Uint8Array;
 }
 
 /** Why `Hart.run()` stopped. */
@@ -68,8 +73,22 @@ export type GeneralCsr = (typeof GENERAL_CSRS)[number];
 
 /** What the kernel needs from the hart. Values crossing this boundary are bigint (u64). */
 export interface HartApi {
-  /** Runs at most `budget` instructions (traps inside the guest do not stop it). */
-  run(budget: number): HartStop;
+  /**
+   * Runs at most `budget` instructions (traps inside the guest do not stop it). With a watched
+   * word (`watch`), also stops with "budget" at the first block boundary where that word no
+   * longer holds `expect`: how requests from other threads (kick, KVM_INTERRUPT, IPIs) land
+   * within a block instead of a whole budget.
+   */
+  run(budget: number, expect?: number): HartStop;
+  /** Installs the word `run(budget, expect)` compares with `expect` (a shared wake sequence). */
+  watch?(array: Int32Array, index: number): void;
+  /**
+   * Drops every write-TLB entry, so that the next store to each page takes the slow path and
+   * marks the page dirty again (dirty-log reads, arch/x86/kvm/mmu write-protection's analogue).
+   */
+  flushWriteTlb?(): void;
+  /** Drops translated code of the guest-physical page at `pageAddr` (VMM/DMA wrote it). */
+  invalidateCode?(pageAddr: number): void;
   /** Guest instructions retired since creation. */
   readonly instret: bigint;
 

@@ -63,9 +63,12 @@ export class Hart implements HartApi {
     this.core = this.engine.core;
   }
 
-  /** Runs at most `budget` instructions (each attempted instruction, trapping or not, counts). */
-  run(budget: number): HartStop {
-    const stop = this.engine.run(budget);
+  /**
+   * Runs at most `budget` instructions (each attempted instruction, trapping or not, counts);
+   * stops earlier once the watched word differs from `expect` (see `watch`).
+   */
+  run(budget: number, expect?: number): HartStop {
+    const stop = this.engine.run(budget, expect);
     if (stop.kind === "mmio") this.mmioSize = stop.size;
     return stop;
   }
@@ -249,6 +252,22 @@ export class Hart implements HartApi {
   setMemslots(slots: readonly Memslot[]): void {
     this.core.mem.set(slots);
     this.flushCaches();
+  }
+
+  /** Watches `array[index]` (the vCPU's wake sequence) during `run(budget, expect)`. */
+  watch(array: Int32Array, index: number): void {
+    this.engine.watch(array, index);
+  }
+
+  /** Drops every write-TLB entry (the next store to each page marks it dirty again). */
+  flushWriteTlb(): void {
+    this.core.tw.flush();
+  }
+
+  /** Drops the translated code of the guest-physical page at `pageAddr`, if any. */
+  invalidateCode(pageAddr: number): void {
+    const slot = this.core.mem.find(pageAddr);
+    if (slot !== null) this.engine.invalidatePage(slot, Math.floor((pageAddr - slot.gpa) / 4096));
   }
 
   /** Drops cached translations and translated code. */

@@ -23,6 +23,8 @@ export class Slot {
   readonly code: Uint32Array;
   /** Per page: 1 if any chunk bit is set (fast test). */
   readonly codePage: Uint8Array;
+  /** KVM_MEM_LOG_DIRTY_PAGES: one byte per page, shared with the VM (null: not logged). */
+  readonly dirty: Uint8Array | null;
 
   constructor(m: Memslot) {
     this.gpa = m.gpa;
@@ -39,6 +41,18 @@ export class Slot {
     const pages = Math.ceil(this.size / 4096);
     this.code = new Uint32Array(pages * WORDS_PER_PAGE);
     this.codePage = new Uint8Array(pages);
+    this.dirty = m.dirty ?? null;
+  }
+
+  /**
+   * Logs a guest store at slot offset `off`. Called where a store takes the slow path: a
+   * write-TLB refill (later fast-path stores to the page then need no mark, until the VM reads
+   * the log and makes every hart drop its write-TLB entries), page-crossing stores, AMOs and
+   * page-table A/D updates.
+   */
+  markDirty(off: number): void {
+    const d = this.dirty;
+    if (d !== null) Atomics.store(d, Math.floor(off / 4096), 1);
   }
 
   /** Marks bytes [off, off+len) of this slot as holding translated code. */

@@ -92,6 +92,7 @@ function walk(c: Core, lo: number, hi: number, acc: number): number {
       } else {
         slot.dv.setInt32(off, updated, true);
       }
+      slot.markDirty(off);
     }
     const inPage = level === 0 ? lo & 0xfff : level === 1 ? lo & 0x1fffff : lo & 0x3fffffff;
     return ppn * 4096 + inPage;

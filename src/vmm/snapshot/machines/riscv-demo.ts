@@ -36,11 +36,10 @@ import {
 } from "../machine.js";
 import { forEachStoredPage } from "../memory-pages.js";
 import type { MemoryRegion } from "../model.js";
+import { memslotFlags, memslotOptions } from "../memslot-flags.js";
 
 /** Machine kind name. */
 export const RISCV_DEMO_KIND = "riscv-demo";
-/** KVM_MEM_READONLY (include/uapi/linux/kvm.h). */
-const KVM_MEM_READONLY = 2;
 /** KVM_SYSTEM_EVENT_SHUTDOWN (include/uapi/linux/kvm.h). */
 const SYSTEM_EVENT_SHUTDOWN = 1;
 /** Default guest RAM: 16 MiB, as `runSoftDemo()`. */
@@ -132,7 +131,8 @@ export class RiscvDemoMachine implements SnapshotMachine {
           slot: l.slot,
           guestPhysAddr: l.gpa,
           memory: allocGuestMemory(l.size),
-          readonly: (l.flags & KVM_MEM_READONLY) !== 0,
+          readonly: memslotOptions(l.flags).readOnly,
+          logDirty: memslotOptions(l.flags).logDirty,
         });
       }
       return new RiscvDemoMachine(vm, options.memoryBytes ?? RISCV_DEMO_MEMORY, options.wrapVcpu);
@@ -199,7 +199,7 @@ export class RiscvDemoMachine implements SnapshotMachine {
   memory(): MemoryRegion[] {
     return this.#vm.memslots().map((s) => ({
       slot: s.slot,
-      flags: s.readonly ? KVM_MEM_READONLY : 0,
+      flags: memslotFlags({ readOnly: s.readonly, logDirty: s.dirty !== undefined }),
       gpa: BigInt(s.gpa),
       data: s.bytes,
     }));

@@ -22,11 +22,10 @@ import {
 } from "../machine.js";
 import { forEachStoredPage } from "../memory-pages.js";
 import type { MemoryRegion } from "../model.js";
+import { memslotFlags, memslotOptions } from "../memslot-flags.js";
 
 /** Machine kind name. */
 export const X86_DEMO_KIND = "x86-demo";
-/** KVM_MEM_READONLY (include/uapi/linux/kvm.h). */
-const KVM_MEM_READONLY = 2;
 
 /** Options of the x86 demo machine. */
 export interface X86DemoOptions {
@@ -101,7 +100,7 @@ export class X86DemoMachine implements SnapshotMachine {
           slot: l.slot,
           guestPhysAddr: l.gpa,
           size: l.size,
-          readOnly: (l.flags & KVM_MEM_READONLY) !== 0,
+          ...memslotOptions(l.flags),
         });
       }
       const vcpu = vm.createVcpu(0);
@@ -183,7 +182,7 @@ export class X86DemoMachine implements SnapshotMachine {
   memory(): MemoryRegion[] {
     return this.#parts.vm.memory.map((m) => ({
       slot: m.slot,
-      flags: 0,
+      flags: memslotFlags(m),
       gpa: m.guestPhysAddr,
       data: m.bytes,
     }));

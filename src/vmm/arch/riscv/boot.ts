@@ -9,9 +9,9 @@
  * `riscv,isa-extensions` when present and falls back to parsing `riscv,isa`
  * (arch/riscv/kernel/cpufeature.c), so both are written.
  */
-import { fdtNode, fdtValue, writeFdt, type FdtNode } from "./fdt.js";
-import { ImageError, hex } from "./image.js";
-import { placeAtTop, type GuestRam, type Region } from "./guest-memory.js";
+import { fdtNode, fdtValue, writeFdt, type FdtNode } from "../../fdt.js";
+import { ImageError, hex } from "../../image.js";
+import { placeAtTop, type GuestRam, type Region } from "../../guest-memory.js";
 
 /** Options of `riscvDeviceTree()`. */
 export interface RiscvDtOptions {
@@ -25,6 +25,8 @@ export interface RiscvDtOptions {
   readonly bootargs?: string;
   /** `/chosen/stdout-path`; omitted when undefined. */
   readonly stdoutPath?: string;
+  /** `/chosen/linux,initrd-start` and `-end` (end exclusive); omitted when undefined. */
+  readonly initrd?: { readonly start: bigint; readonly end: bigint };
   /** Harts, numbered 0..n-1; default 1. */
   readonly hartCount?: number;
   /** `mmu-type`; default `"riscv,sv39"`. */
@@ -155,6 +157,11 @@ export function riscvDeviceTreeNode(options: RiscvDtOptions): FdtNode {
   const chosen: Record<string, Uint8Array> = {};
   if (options.bootargs !== undefined) chosen.bootargs = fdtValue.string(options.bootargs);
   if (options.stdoutPath !== undefined) chosen["stdout-path"] = fdtValue.string(options.stdoutPath);
+  if (options.initrd !== undefined) {
+    // 64-bit values, so the blob's size does not depend on where the initrd lands.
+    chosen["linux,initrd-start"] = fdtValue.u64(options.initrd.start);
+    chosen["linux,initrd-end"] = fdtValue.u64(options.initrd.end);
+  }
   return fdtNode(
     "",
     {

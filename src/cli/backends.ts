@@ -1,0 +1,79 @@
+/**
+ * The one place that picks a concrete backend for a machine (src/vmm never imports one): the
+ * KVM backend for x86 guests, the soft backend for RISC-V guests, each adapted to the
+ * machine's `MachineBackend` hooks.
+ */
+import { KvmSystem, KvmVcpu, kvmUnavailableReason } from "../backends/kvm/index.js";
+import { SOFT_MAX_SLOT_BYTES, SoftVcpu, createSoftVm } from "../backends/soft/index.js";
+import { MAX_VCPUS as SOFT_MAX_VCPUS } from "../backends/soft/shared.js";
+import { RegvisorError } from "../errors.js";
+import type { ImageArch } from "../vmm/image.js";
+import type { MachineBackend, RunMode } from "../vmm/machine/backend.js";
+import { MAX_CPUS } from "../vmm/runner.js";
+import { startKicker } from "../vmm/runner-kick.js";
+
+/** /dev/kvm cannot be used for an x86 guest. */
+export class KvmUnavailableError extends RegvisorError {
+  constructor(reason: string) {
+    super(
+      "KVM_UNAVAILABLE",
+      `Cannot run an x86 guest: /dev/kvm is not usable (${reason}); x86 guests need the KVM backend`,
+    );
+  }
+}
+
+function softBackend(mode: RunMode): MachineBackend {
+  return {
+    name: "soft",
+    arch: "riscv",
+    mode,
+    maxVcpus: SOFT_MAX_VCPUS,
+    // One memslot is one typed array (src/backends/soft/vm.ts).
+    maxMemBytes: SOFT_MAX_SLOT_BYTES,
+    createVm: () => createSoftVm({ mode }),
+    instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
+    faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),
+  };
+}
+
+function kvmBackend(owned: { system?: KvmSystem }): MachineBackend {
+  return {
+    name: "kvm",
+    arch: "x86",
+    maxVcpus: MAX_CPUS,
+    check() {
+      const unusable = kvmUnavailableReason();
+      if (unusable !== undefined) throw new KvmUnavailableError(unusable);
+    },
+    createVm() {
+      owned.system ??= KvmSystem.open();
+      return owned.system.createVm();
+    },
+    prepareVcpu(vcpu) {
+      if (vcpu instanceof KvmVcpu) vcpu.setCpuidFromSupported();
+    },
+    // A KVM_RUN that never exits keeps the main thread in the ioctl: SIGALRM gets it out.
+    armDeadline: (deadline) => startKicker(Math.max(0, deadline - performance.now())),
+  };
+}
+
+/**
+ * Picks and owns the backends of one run; dispose it after the machine. The soft backend runs
+ * inline by default, and threaded (each vCPU in its own Worker, `runAsync`) when the machine
+ * has several vCPUs: inline vCPUs share the main thread, so one waiting in WFI would hold up
+ * the others.
+ */
+export function backendPicker(options: { readonly mode?: RunMode; readonly cpus?: number } = {}): {
+  readonly backendFor: (arch: ImageArch) => MachineBackend;
+} & Disposable {
+  const owned: { system?: KvmSystem } = {};
+  return {
+    backendFor: (arch) =>
+      arch === "x86"
+        ? kvmBackend(owned)
+        : softBackend(options.mode ?? ((options.cpus ?? 1) > 1 ? "threaded" : "inline")),
+    [Symbol.dispose]() {
+      owned.system?.close();
+    },
+  };
+}

@@ -1,0 +1,316 @@
+/**
+ * The machine: one run loop implementation for every guest kind and architecture (issue 11
+ * point 1, DESIGN.md §8). Each vCPU has its own async loop that awaits its exits — on the vCPU's
+ * own thread through `runAsync()` where the backend has it, else `run()` after yielding to the
+ * event loop — and every exit is answered here, on the main thread, by the arch part's devices.
+ *
+ * Pause parks every vCPU between exits (the last exit completed), using `kick()` to cut a long
+ * run short; resume releases them; quit, `--timeout`, a console reader that went away or the
+ * guest's own ending stop every loop. The machine implements the control socket's
+ * `MachineControl` (src/vmm/api/control.ts).
+ *
+ * Rules shared by every architecture: an MMIO access no device claims reads as all-ones and
+ * writes are dropped (reported once per address when tracing); `intr` exits only return control;
+ * triple faults, internal errors, failed entries and unexpected exits end the run as faults.
+ */
+import type { Vcpu, VcpuExit } from "../../backends/vcpu.js";
+import {
+  ControlError,
+  type MachineControl,
+  type MachineState,
+  type MachineStatus,
+  type SnapshotResult,
+} from "../api/control.js";
+import { hex } from "../image.js";
+import { consoleClosedEnding, faultEnding, quitEnding, timeoutEnding } from "../runner-status.js";
+import { detachExit, formatExit } from "../runner-trace.js";
+import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
+import type { MachineBackend } from "./backend.js";
+import type { ArchMachine, MachineIo } from "./types.js";
+
+/** Options of `Machine.run()`. */
+export interface MachineRunOptions {
+  /** `--timeout` in milliseconds. */
+  readonly timeoutMs?: number;
+  /** `--trace-exits`: one line per exit. */
+  readonly trace?: (line: string) => void;
+  /**
+   * Asked every `POLL_INTERVAL_MS` while the machine runs: an ending to stop with (SIGINT and
+   * SIGTERM through src/cli/signals.ts).
+   */
+  readonly stop?: StopSource;
+}
+
+/** What a run did. */
+export interface MachineRunResult {
+  readonly ending: RunEnding;
+  /** The exit that ended the run (undefined for endings between exits), detached. */
+  readonly lastExit: VcpuExit | undefined;
+  /** `run()` returns of all vCPUs, the last one included, and their count by kind. */
+  readonly exits: number;
+  readonly exitKinds: Readonly<Record<string, number>>;
+  /** Wall-clock time of the run, in ms. */
+  readonly wallMs: number;
+}
+
+/** Describes the guest for `status()`. */
+export interface MachineIdentity {
+  /** "linux", "elf", "flat". */
+  readonly guest: string;
+  readonly arch: string;
+}
+
+/** How often `ArchMachine.poll()` runs (console input latency). */
+const POLL_MS = 10;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** A booted machine; `run()` once, then dispose. */
+export class Machine implements MachineControl, Disposable {
+  private state: MachineState = "starting";
+  private exits = 0;
+  private readonly kinds: Record<string, number> = {};
+  private startedAt = 0;
+  private ending: RunEnding | undefined;
+  private lastExit: VcpuExit | undefined;
+  private failure: { error: unknown } | undefined;
+  private paused = false;
+  private parked = 0;
+  private live = 0;
+  private release: (() => void) | undefined;
+  private released: Promise<void> = Promise.resolve();
+  private parkWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly parts: ArchMachine,
+    readonly backend: MachineBackend,
+    private readonly io: MachineIo,
+    private readonly identity: MachineIdentity,
+  ) {
+    io.console.onClosed((reason, errnoName) => {
+      this.finish(consoleClosedEnding(reason, errnoName), undefined);
+    });
+  }
+
+  /** The vCPUs, index order. */
+  get vcpus(): readonly Vcpu[] {
+    return this.parts.vcpus;
+  }
+
+  /**
+   * Runs every vCPU until an ending.
+   * @throws backend errors (a failed KVM_RUN), after every vCPU loop has stopped.
+   */
+  async run(options: MachineRunOptions = {}): Promise<MachineRunResult> {
+    if (this.state !== "starting") throw new Error("Cannot run a machine twice");
+    this.state = "running";
+    this.startedAt = performance.now();
+    const { timeoutMs } = options;
+    const deadline = timeoutMs === undefined ? undefined : this.startedAt + timeoutMs;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            this.finish(timeoutEnding(timeoutMs), undefined);
+          }, timeoutMs);
+    const armed = deadline === undefined ? undefined : this.backend.armDeadline?.(deadline);
+    const poll = this.parts.poll?.bind(this.parts);
+    const poller = poll === undefined ? undefined : setInterval(poll, POLL_MS);
+    const { stop } = options;
+    const stopPoller =
+      stop === undefined
+        ? undefined
+        : setInterval(() => {
+            const ending = stop.requested();
+            if (ending !== undefined) this.finish(ending, undefined);
+          }, POLL_INTERVAL_MS);
+    try {
+      this.live = this.vcpus.length;
+      await Promise.all(this.vcpus.map((vcpu) => this.loop(vcpu, deadline, options)));
+    } finally {
+      clearTimeout(timer);
+      clearInterval(poller);
+      clearInterval(stopPoller);
+      // Stop the KVM kicker before anything else (registers, dispose) touches a vCPU.
+      armed?.[Symbol.dispose]();
+      this.state = "stopped";
+    }
+    if (this.failure !== undefined) throw this.failure.error;
+    const ending = this.ending ?? faultEnding("every vCPU stopped without an ending");
+    return {
+      ending,
+      lastExit: this.lastExit,
+      exits: this.exits,
+      exitKinds: { ...this.kinds },
+      wallMs: performance.now() - this.startedAt,
+    };
+  }
+
+  private async loop(
+    vcpu: Vcpu,
+    deadline: number | undefined,
+    options: MachineRunOptions,
+  ): Promise<void> {
+    try {
+      for (;;) {
+        await this.gate();
+        if (this.ending !== undefined) return;
+        const exit = await this.enter(vcpu);
+        this.exits++;
+        this.kinds[exit.kind] = (this.kinds[exit.kind] ?? 0) + 1;
+        options.trace?.(
+          `exit ${this.vcpus.length > 1 ? `vcpu${vcpu.index} ` : ""}${formatExit(exit)}`,
+        );
+        const action = this.parts.handle(exit, vcpu) ?? this.commonExit(exit, vcpu);
+        if (action === "congested") await this.io.console.drained();
+        else if (action !== "continue") {
+          this.finish(action, detachExit(exit));
+          return;
+        }
+        if (deadline !== undefined && performance.now() >= deadline) {
+          this.finish(timeoutEnding(options.timeoutMs ?? 0), undefined);
+          return;
+        }
+      }
+    } catch (error) {
+      this.failure ??= { error };
+      this.finish(faultEnding("a vCPU failed"), undefined);
+    } finally {
+      this.live--;
+      this.notifyParked();
+    }
+  }
+
+  /** One trip into the guest, off the main thread where the backend can. */
+  private async enter(vcpu: Vcpu): Promise<VcpuExit> {
+    if (vcpu.runAsync !== undefined) return vcpu.runAsync();
+    await yieldToEventLoop();
+    if (this.ending !== undefined) return { kind: "intr" };
+    return vcpu.run();
+  }
+
+  /** Parks the calling loop while the machine is paused. */
+  private async gate(): Promise<void> {
+    while (this.paused && this.ending === undefined) {
+      this.parked++;
+      this.notifyParked();
+      await this.released;
+      this.parked--;
+    }
+  }
+
+  private notifyParked(): void {
+    if (this.parked < this.live) return;
+    const waiters = this.parkWaiters;
+    this.parkWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Records the first ending and makes every vCPU loop stop. */
+  private finish(ending: RunEnding, exit: VcpuExit | undefined): void {
+    if (this.ending !== undefined) return;
+    this.ending = ending;
+    this.lastExit = exit;
+    this.paused = false;
+    this.release?.();
+    for (const vcpu of this.vcpus) vcpu.kick?.();
+  }
+
+  /** The rules for exits no arch part claimed (module header). */
+  private commonExit(exit: VcpuExit, vcpu: Vcpu): RunEnding | "continue" {
+    switch (exit.kind) {
+      case "intr":
+        return "continue";
+      case "mmio":
+        if (exit.isWrite) {
+          this.io.unclaimed("mmio write", exit.address, "ignored");
+        } else {
+          exit.data.fill(0xff);
+          this.io.unclaimed("mmio read", exit.address, "read as all-ones");
+        }
+        return "continue";
+      case "shutdown":
+        return faultEnding(
+          "triple fault (KVM_EXIT_SHUTDOWN): an exception the guest cannot handle",
+        );
+      case "internal_error": {
+        const detail = this.backend.faultDetail?.(vcpu);
+        const text = detail === undefined || detail === "" ? "" : `: ${detail}`;
+        return faultEnding(`internal error, suberror ${exit.suberror}${text}`);
+      }
+      case "fail_entry":
+        return faultEnding(`VM entry failed, hardware reason ${hex(exit.reason)}`);
+      case "unsupported":
+        return faultEnding(`unsupported exit ${exit.exitReason} (${exit.reason})`);
+      default:
+        return faultEnding(`unexpected ${exit.kind} exit`);
+    }
+  }
+
+  /** Where the machine is, for the control socket. */
+  status(): MachineStatus {
+    const mode = this.backend.mode === undefined ? "" : ` (${this.backend.mode})`;
+    return {
+      state: this.state === "running" && this.paused ? "paused" : this.state,
+      vcpus: this.vcpus.length,
+      exits: this.exits,
+      uptimeMs: this.state === "starting" ? 0 : Math.round(performance.now() - this.startedAt),
+      guest: this.identity.guest,
+      arch: this.identity.arch,
+      backend: `${this.backend.name}${mode}`,
+    };
+  }
+
+  /** Parks every vCPU between exits; resolves when all are parked. */
+  async pause(): Promise<void> {
+    // 409 on the control socket: a state conflict, not a failure.
+    if (this.state !== "running")
+      throw new ControlError(409, `Cannot pause the machine: it is ${this.state}`);
+    if (!this.paused) {
+      this.paused = true;
+      this.released = new Promise((resolve) => (this.release = resolve));
+      for (const vcpu of this.vcpus) vcpu.kick?.();
+    }
+    if (this.parked >= this.live) return;
+    // vCPUs without kick(): a KVM run that never exits needs the signal kicker to come back.
+    const kicker = this.vcpus.some((v) => v.kick === undefined)
+      ? this.backend.armDeadline?.(performance.now())
+      : undefined;
+    try {
+      await new Promise<void>((resolve) => this.parkWaiters.push(resolve));
+    } finally {
+      kicker?.[Symbol.dispose]();
+    }
+  }
+
+  /** Lets parked vCPUs run again. */
+  resume(): Promise<void> {
+    if (this.state !== "running") {
+      return Promise.reject(
+        new ControlError(409, `Cannot resume the machine: it is ${this.state}`),
+      );
+    }
+    if (this.paused) {
+      this.paused = false;
+      this.release?.();
+    }
+    return Promise.resolve();
+  }
+
+  /** Snapshots of a running machine are not wired yet (issue 11 point 7). */
+  snapshot(path: string): Promise<SnapshotResult> {
+    return Promise.reject(
+      new Error(`Cannot snapshot to ${path}: snapshots of a running machine are not supported yet`),
+    );
+  }
+
+  /** Ends the run with reason "quit". */
+  quit(): Promise<void> {
+    this.finish(quitEnding(), undefined);
+    return Promise.resolve();
+  }
+
+  [Symbol.dispose](): void {
+    this.parts[Symbol.dispose]();
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The contract between the machine (./machine.ts: vCPU loops, pause, timeout, console) and its
+ * per-architecture part (src/vmm/arch/<arch>/: boot, device tree, exit handling), which every
+ * arch folder exports under the same name, `archMachine`.
+ */
+import type { Vcpu, VcpuExit, Vm } from "../../backends/vcpu.js";
+import type { BootPlan } from "../boot-plan.js";
+import type { ImageArch } from "../image.js";
+import type { InputSource, RunEnding } from "../runner-types.js";
+import type { BlockBackend } from "../devices/virtio/disk.js";
+import type { MachineBackend } from "./backend.js";
+import type { ConsoleSink } from "./console-sink.js";
+
+/** What an arch part answers for one exit. */
+export type ExitAction =
+  | RunEnding
+  | "continue"
+  /** Continue, but the vCPU produced console output the host could not take yet. */
+  | "congested"
+  | undefined;
+
+/** What the machine lends its arch part. */
+export interface MachineIo {
+  /** Guest console output (backpressure: see ./console-sink.ts). */
+  readonly console: ConsoleSink;
+  /** Guest console input. */
+  readonly input: InputSource;
+  /** Reports an access no device claimed and what became of it. */
+  readonly unclaimed: (space: string, address: bigint | number, effect: string) => void;
+}
+
+/** The user-visible shape of a machine: everything but the boot payload. */
+export interface MachineShape {
+  /** vCPUs (`--cpus`); 1 by default. */
+  readonly cpus: number;
+  /** RISC-V `/chosen/bootargs` (`--cmdline`). */
+  readonly cmdline?: string;
+  /** Opened disks (`--disk`), one virtio-blk device each, in order. */
+  readonly disks?: readonly BlockBackend[];
+}
+
+/** What the command line asked of the machine, checked before anything is opened. */
+export interface ShapeRequest {
+  readonly cpus: number;
+  readonly cmdline?: string;
+  /** Number of `--disk`s. */
+  readonly disks: number;
+  /** `--mode`. */
+  readonly mode?: string;
+}
+
+/** A booted arch part: VM, vCPUs in their start state, devices wired. */
+export interface ArchMachine extends Disposable {
+  readonly vm: Vm;
+  readonly vcpus: readonly Vcpu[];
+  /** Name of the program counter in messages: "pc" or "rip". */
+  readonly pcName: string;
+  /** Facts for the summary (`{ dtbAddress: "0x87e00000" }`, `{ x86Mode: "long" }`). */
+  readonly facts: Readonly<Record<string, string>>;
+  /**
+   * Handles an exit of `vcpu` this architecture knows; `undefined` lets the machine apply the
+   * common rules (unclaimed MMIO, faults).
+   */
+  handle(exit: VcpuExit, vcpu: Vcpu): ExitAction;
+  /** The program counter of `vcpu`. */
+  pc(vcpu: Vcpu): bigint;
+  /** Called every few ms while the machine runs: pull console input into devices. */
+  poll?(): void;
+}
+
+/** One architecture: what the machine calls, exported by each arch folder as `archMachine`. */
+export interface ArchDefinition {
+  readonly arch: ImageArch;
+  /**
+   * Refuses options that do not apply to this architecture.
+   * @throws OptionValueError naming the option.
+   */
+  check(request: ShapeRequest): void;
+  /**
+   * Creates the VM through `backend`, writes the plan, sets every vCPU's start state.
+   * @throws ImageError when the final boot structures do not fit; backend errors pass through.
+   */
+  start(plan: BootPlan, shape: MachineShape, backend: MachineBackend, io: MachineIo): ArchMachine;
+}
