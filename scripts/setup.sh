@@ -26,6 +26,9 @@ done
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 [ -e /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 [ -e /usr/include/libelf.h ] || need_apt+=(libelf-dev)
+# Real clients the tests drive: GDB against the gdbstub, curl against the control socket.
+command -v gdb-multiarch >/dev/null 2>&1 || need_apt+=(gdb-multiarch)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
