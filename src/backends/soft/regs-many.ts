@@ -11,7 +11,7 @@
 import { RISCV_REG_TYPE as T } from "../../abi/arch/riscv/index.js";
 import type { RegId } from "../../abi/regid.js";
 import { GENERAL_CSRS, IRQ } from "./riscv/contract.js";
-import { decodeLE, encodeLE } from "./bytes.js";
+import { decodeLE, encodeLE } from "../../abi/value.js";
 import { Errno, type KernelState } from "./kstate.js";
 import { getRegParts, setRegParts, splitId, type IdParts } from "./regs.js";
 

@@ -13,7 +13,7 @@ import { RegvisorError } from "../../errors.js";
 import { VcpuBusyError, type Vcpu, type VcpuExit } from "../vcpu.js";
 import type { Memslot } from "./riscv/contract.js";
 import { encodeRegValue } from "../reg-value.js";
-import { decodeLE, encodeLE } from "./bytes.js";
+import { decodeLE, encodeLE } from "../../abi/value.js";
 import type { RunBudget } from "./kernel.js";
 import { Errno } from "./kstate.js";
 import { BatchErrno, batchSizes } from "./regs-many.js";

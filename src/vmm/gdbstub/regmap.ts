@@ -10,6 +10,7 @@
  * `getManyRegs` batch and written with one `setManyRegs`.
  */
 import { regSize, type RegId } from "../../abi/regid.js";
+import { decodeLE, encodeLE } from "../../abi/value.js";
 
 /** Where a GDB register's value lives. */
 export type GdbSource =
@@ -107,16 +108,6 @@ export function streamOffsets(ids: readonly RegId[]): Map<RegId, number> {
   return at;
 }
 
-function readLe(bytes: Uint8Array, at: number, size: number): bigint {
-  let v = 0n;
-  for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[at + i] ?? 0);
-  return v;
-}
-
-function writeLe(bytes: Uint8Array, at: number, size: number, value: bigint): void {
-  for (let i = 0; i < size; i++) bytes[at + i] = Number((value >> BigInt(8 * i)) & 0xffn);
-}
-
 /** The bytes a bit field spans within its register, and its shift within them. */
 function fieldBytes(source: { shift: number; width: number }) {
   const first = source.shift >> 3;
@@ -136,13 +127,13 @@ export function extractReg(
 ): Uint8Array {
   const out = new Uint8Array(reg.bitsize / 8);
   if ("constant" in reg.source) {
-    writeLe(out, 0, out.length, reg.source.constant);
+    encodeLE(reg.source.constant, out, 0, out.length);
     return out;
   }
   const at = offsets.get(reg.source.id) ?? 0;
   const size = regSize(reg.source.id);
   if ("read" in reg.source) {
-    writeLe(out, 0, out.length, reg.source.read(stream.subarray(at, at + size)));
+    encodeLE(reg.source.read(stream.subarray(at, at + size)), out, 0, out.length);
     return out;
   }
   if (isWhole(reg.bitsize, reg.source, size)) {
@@ -152,7 +143,7 @@ export function extractReg(
   // Only the bytes the field spans are read: x86 fields sit inside 4 KiB XSAVE values.
   const { first, span, bit } = fieldBytes(reg.source);
   const mask = (1n << BigInt(reg.source.width)) - 1n;
-  writeLe(out, 0, out.length, (readLe(stream, at + first, span) >> bit) & mask);
+  encodeLE((decodeLE(stream, at + first, span) >> bit) & mask, out, 0, out.length);
   return out;
 }
 
@@ -167,7 +158,7 @@ export function insertReg(
   const at = offsets.get(reg.source.id) ?? 0;
   const size = regSize(reg.source.id);
   if ("write" in reg.source) {
-    stream.set(reg.source.write(stream.slice(at, at + size), readLe(value, 0, value.length)), at);
+    stream.set(reg.source.write(stream.slice(at, at + size), decodeLE(value, 0, value.length)), at);
     return;
   }
   if (isWhole(reg.bitsize, reg.source, size)) {
@@ -176,7 +167,7 @@ export function insertReg(
   }
   const { first, span, bit } = fieldBytes(reg.source);
   const mask = ((1n << BigInt(reg.source.width)) - 1n) << bit;
-  const old = readLe(stream, at + first, span);
-  const field = (readLe(value, 0, value.length) << bit) & mask;
-  writeLe(stream, at + first, span, (old & ~mask) | field);
+  const old = decodeLE(stream, at + first, span);
+  const field = (decodeLE(value, 0, value.length) << bit) & mask;
+  encodeLE((old & ~mask) | field, stream, at + first, span);
 }

@@ -28,6 +28,7 @@ import {
   XSAVE_HEADER,
   XSAVE_LEGACY_AREA,
 } from "../../kvm/layouts-x86.js";
+import { decodeLE } from "../../value.js";
 import { PSEUDO_CPUID_CAPACITY, X86_PSEUDO_LIST, type X86PseudoReg } from "./pseudo.js";
 
 /** How a field's bytes read: an unsigned little-endian integer, an x87 80-bit real, or raw bytes. */
@@ -284,15 +285,9 @@ export function x86PseudoFieldSpecs(id: bigint): readonly X86FieldSpec[] | undef
   return SPECS.get(id);
 }
 
-function readUint(bytes: Uint8Array, at: number, size: number): bigint {
-  let value = 0n;
-  for (let i = size - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[at + i] ?? 0);
-  return value;
-}
-
 function fieldValue(spec: Spec, bytes: Uint8Array): bigint | Uint8Array {
   if (spec.format === "bytes") return bytes.slice(spec.offset, spec.offset + spec.size);
-  const storage = readUint(bytes, spec.offset, spec.size);
+  const storage = decodeLE(bytes, spec.offset, spec.size);
   if (spec.lsb === undefined) return storage;
   return (storage >> BigInt(spec.lsb)) & ((1n << BigInt(spec.bits)) - 1n);
 }
@@ -309,10 +304,10 @@ function refine(reg: X86PseudoReg, spec: Spec, bytes: Uint8Array): Spec {
   const match = ENTRY.exec(spec.name);
   if (match === null) return spec;
   const index = Number(match[2]);
-  const count = Number(readUint(bytes, 0, 4));
+  const count = Number(decodeLE(bytes, 0, 4));
   if (index >= count) return { ...spec, reserved: true };
   if (reg.name === "XCRS" && match[3] === "value") {
-    return { ...spec, name: `xcr${readUint(bytes, spec.offset - 8, 4).toString()}` };
+    return { ...spec, name: `xcr${decodeLE(bytes, spec.offset - 8, 4).toString()}` };
   }
   return spec;
 }
@@ -408,7 +403,7 @@ export function withX86PseudoField(
   }
   const lsb = BigInt(field.lsb ?? 0);
   const mask = ((1n << BigInt(field.bits)) - 1n) << lsb;
-  let storage = (readUint(out, field.offset, field.size) & ~mask) | (to << lsb);
+  let storage = (decodeLE(out, field.offset, field.size) & ~mask) | (to << lsb);
   for (let i = 0; i < field.size; i++, storage >>= 8n) {
     out[field.offset + i] = Number(storage & 0xffn);
   }
