@@ -11,26 +11,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kvmUnavailableReason } from "../../src/backends/kvm/index.js";
-import { main } from "../../src/cli/main.js";
 import { version } from "../../src/cli/options.js";
 import { riscvElf, srst } from "../vmm/runner-guests.js";
-
-/** `main()` in this process, with stdout and stderr captured. */
-async function run(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = (chunk: string | Uint8Array): boolean => {
-    stderr += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
-    return true;
-  };
-  try {
-    const status = await main(argv, { stdout: (t) => (stdout += t) });
-    return { status, stdout, stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
+import { runMain as run } from "./main-in-process.js";
 
 /** One line on stderr, the status, no stack trace, and the pattern. */
 function oneLine(r: { status: number; stderr: string }, status: number, pattern: RegExp): void {

@@ -7,25 +7,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
-import { main } from "../../src/cli/main.js";
 import { cli, tempDir } from "../vmm/snapshot/e2e-helpers.js";
-
-/** `main()` in this process, with stdout and stderr captured. */
-async function run(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = (chunk: string | Uint8Array): boolean => {
-    stderr += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
-    return true;
-  };
-  try {
-    const status = await main(argv, { stdout: (t) => (stdout += t) });
-    return { status, stdout, stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
+import { runMain as run } from "./main-in-process.js";
 
 const dir = tempDir();
 const A = dir.file("a.snap");
