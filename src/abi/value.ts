@@ -49,14 +49,3 @@ export function encodeLE(value: bigint, bytes: Uint8Array, offset: number, len: 
 export function leValue(bytes: Uint8Array): bigint {
   return decodeLE(bytes, 0, bytes.length);
 }
-
-/**
- * The low `size` bytes of `value`, little-endian (two's complement for negative values).
- * @throws RangeError when `size` is not a non-negative integer.
- */
-export function leBytes(value: bigint, size: number): Uint8Array {
-  if (!Number.isInteger(size) || size < 0) throw new RangeError(`bad value size ${size}`);
-  const out = new Uint8Array(size);
-  encodeLE(value, out, 0, size);
-  return out;
-}
