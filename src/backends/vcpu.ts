@@ -55,6 +55,21 @@ export type VcpuExit =
     }
   | { readonly kind: "intr" }
   | {
+      /**
+       * KVM_EXIT_DEBUG: a guest-debug event (see `Vcpu.setGuestDebug`). `pc` is the guest
+       * address it happened at; x86 adds `exception` (1 #DB: single-step or a debug register
+       * hit, 3 #BP: int3), `dr6` and `dr7` (kvm_debug_exit_arch). RISC-V KVM's payload is
+       * empty; the soft backend adds `cause` (regvisor extension).
+       */
+      readonly kind: "debug";
+      readonly pc: bigint;
+      readonly exception?: number;
+      readonly dr6?: bigint;
+      readonly dr7?: bigint;
+      /** Soft backend: "swbreak" (ebreak), "step", "hwbreak" (a `hwBreakpoints` address). */
+      readonly cause?: "swbreak" | "step" | "hwbreak";
+    }
+  | {
       readonly kind: "riscv_sbi";
       readonly extensionId: bigint;
       readonly functionId: bigint;
@@ -109,8 +124,27 @@ export interface Vcpu extends Disposable {
    * external interrupt line (what a PLIC context drives). Callable while a run is pending.
    */
   setExternalInterrupt?(level: boolean): void;
+  /**
+   * Optional capability: KVM_SET_GUEST_DEBUG. `control` is `KVM_GUESTDBG_*` bits
+   * (src/abi/kvm/constants.ts); with `ENABLE` clear, guest debug is off. Events exit as
+   * `{ kind: "debug" }`. Throws `KvmError` (EINVAL) for bits the backend does not implement.
+   */
+  setGuestDebug?(debug: GuestDebug): void;
   /** Releases the vCPU; a second close is a no-op, any other use afterwards throws. */
   close(): void;
+}
+
+/** The argument of `Vcpu.setGuestDebug` (struct kvm_guest_debug, plus regvisor extensions). */
+export interface GuestDebug {
+  /** `KVM_GUESTDBG_*` bits. */
+  readonly control: number;
+  /** x86: `arch.debugreg[0..7]` (DR0–DR3 addresses, DR6, DR7) with `USE_HW_BP`. */
+  readonly debugreg?: readonly bigint[];
+  /**
+   * Soft backend (regvisor extension, with `USE_HW_BP`): guest-virtual addresses that exit as
+   * `debug`/"hwbreak" before the instruction there executes, whether or not paging is on.
+   */
+  readonly hwBreakpoints?: readonly bigint[];
 }
 
 /** Where a guest RAM region goes in guest-physical space (KVM_SET_USER_MEMORY_REGION). */
