@@ -82,13 +82,13 @@ export function haltEnding(): RunEnding {
   };
 }
 
-/** x86 HLT with RFLAGS.IF = 1: regvisor has no interrupt sources. */
+/** x86 HLT with RFLAGS.IF = 1 while no interrupt source is armed (src/vmm/arch/x86/index.ts). */
 export function idleEnding(): RunEnding {
   return {
     reason: "idle",
     status: RUN_STATUS.TIMEOUT,
     message:
-      "the guest halted with interrupts enabled, but regvisor delivers no interrupts, so it would never wake",
+      "the guest halted with interrupts enabled, but no interrupt source is armed (COM1's IER is 0, no LAPIC timer), so it would never wake",
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The x86 start states on real KVM: tiny guests assembled at test time (nothing committed),
  * planned with `planBoot()`, written with `writeBootPlan()`, started with the plan's REGS and
- * SREGS fields, their port I/O served by `X86Console` — one run per `--x86-mode`.
+ * SREGS fields, their port I/O served by the x86 machine's devices (src/vmm/arch/x86/devices.ts)
+ * — one run per `--x86-mode`.
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -11,7 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KvmSystem, kvmUnavailableReason } from "../../src/backends/kvm/index.js";
 import { planBoot, writeBootPlan, type BootRequest } from "../../src/vmm/boot-plan.js";
-import { X86Console } from "../../src/vmm/console.js";
+import { x86Devices } from "../../src/vmm/arch/x86/devices.js";
+import { callbackSink } from "../../src/vmm/machine/console-sink.js";
+import { noInput } from "../../src/vmm/runner-input.js";
 import { serviceIoExit } from "../../src/vmm/io.js";
 
 const kvmMissing = kvmUnavailableReason();
@@ -97,7 +100,14 @@ function runGuest(request: BootRequest): Outcome {
     vcpu.setSregs(sregs);
     vcpu.setRegs({ ...plan.x86.regs });
     let output = "";
-    const devices = new X86Console((bytes) => (output += String.fromCharCode(...bytes)));
+    const { ports: devices } = x86Devices(
+      {
+        console: callbackSink((bytes) => (output += String.fromCharCode(...bytes))),
+        input: noInput(),
+        unclaimed: () => undefined,
+      },
+      { set: () => undefined },
+    );
     for (let n = 0; n < 10_000; n++) {
       const exit = vcpu.run();
       if (exit.kind !== "io")

@@ -1,27 +1,34 @@
 /**
- * The x86 part of the machine (`archMachine`): one VM with RAM at guest-physical 0, each vCPU
- * prepared by the backend (KVM: the supported CPUID) and set to the start state of
- * `--x86-mode` (../../x86-boot.ts: GDT, TSS and page tables already in the plan's blobs), and
- * the console devices of ../../console.ts — 0xe9, COM1 and the exit port 0xf4.
+ * The x86 part of the machine (`archMachine`): one VM with RAM at guest-physical 0 and the
+ * in-kernel irqchip (8259 pair, IOAPIC, a LAPIC per vCPU: `Vm.createIrqchip`, where the backend
+ * has it), each vCPU prepared by the backend (KVM: the supported CPUID) and set to the start
+ * state of `--x86-mode` (../../x86-boot.ts: GDT, TSS and page tables already in the plan's
+ * blobs), and the devices of ./devices.ts — COM1 on IRQ 4, the 0xe9 debug console and the exit
+ * port 0xf4.
  *
- * Registers move through the `Vcpu` interface only: the REGS and SREGS pseudo-registers
- * (src/abi/arch/x86/pseudo.ts) carry `struct kvm_regs` / `struct kvm_sregs`.
+ * Registers move through the `Vcpu` interface only: the REGS, SREGS, MP_STATE and LAPIC
+ * pseudo-registers (src/abi/arch/x86/pseudo.ts) carry the kernel's structs.
  *
  * `--cpus N` for bare-metal guests: every vCPU starts at the entry in the same mode with the
  * same registers except `rdi` = its index (0 for the boot vCPU), so a guest picks its own stack
- * and work from it; x86 has no SBI HSM, and without an in-kernel irqchip there are no INIT/SIPI
- * IPIs to start them later.
+ * and work from it. With the in-kernel LAPIC, KVM would hold every vCPU but the first in
+ * KVM_MP_STATE_UNINITIALIZED until an INIT/SIPI pair (arch/x86/kvm/x86.c
+ * `kvm_arch_vcpu_create`); they are made RUNNABLE instead, so all start at once as without it.
  *
- * HLT: without an in-kernel irqchip KVM returns every HLT to userspace (KVM_EXIT_HLT,
- * arch/x86/kvm/x86.c `kvm_emulate_halt`). With RFLAGS.IF = 0 that is the guest's way to stop;
- * with IF = 1 it waits for an interrupt, and this machine has no interrupt sources, so the run
- * ends as "idle" rather than waiting forever.
+ * HLT: with the in-kernel LAPIC, KVM handles HLT itself (arch/x86/kvm/x86.c
+ * `__kvm_emulate_halt`: the vCPU sleeps in KVM_RUN until an interrupt) and never exits to
+ * userspace. So a vCPU that made no exit for `HALT_PROBE_MS` is kicked and its MP_STATE read:
+ * HALTED with RFLAGS.IF = 0 is the guest's way to stop ("halt"); HALTED with IF = 1 while no
+ * interrupt source can fire (COM1's IER is 0 and the LAPIC timer is masked or stopped) would
+ * never wake, so the run ends as "idle" rather than waiting forever. Without an irqchip KVM
+ * returns HLT as KVM_EXIT_HLT and the same rules apply to it directly.
  */
 import {
   X86_PSEUDO,
   pseudoValueFromStruct,
   structFromPseudoValue,
 } from "../../../abi/arch/x86/pseudo.js";
+import { KVM_MP_STATE } from "../../../abi/kvm/constants.js";
 import {
   decodeKvmRegs,
   decodeKvmSregs,
@@ -31,22 +38,48 @@ import {
 } from "../../../abi/kvm/x86-structs.js";
 import type { Vcpu, VcpuExit, Vm } from "../../../backends/vcpu.js";
 import { writeBootPlan, type BootPlan } from "../../boot-plan.js";
-import { LSR, X86Console, X86_CONSOLE_PORTS } from "../../console.js";
 import { serviceIoExit } from "../../io.js";
 import { exitPortEnding, haltEnding, idleEnding } from "../../runner-status.js";
 import { OptionValueError } from "../../size.js";
 import type { X86BootState } from "../../x86-boot.js";
+import type { Device, IrqLine } from "../../devices/types.js";
 import type { MachineBackend } from "../../machine/backend.js";
 import type { ArchDefinition, ArchMachine, ExitAction, MachineIo } from "../../machine/types.js";
+import { X86_PORTS, x86Devices, type X86Devices } from "./devices.js";
 
 /** RFLAGS.IF (SDM Vol. 1 §3.4.3.3). */
 const RFLAGS_IF = 0x200n;
-/** Bytes of stdin pulled into the UART at a time. */
-const INPUT_CHUNK = 256;
+/** A vCPU with no exit for this long is checked for an in-kernel HLT (see the module header). */
+export const HALT_PROBE_MS = 50;
+/** UART IER: its low four bits enable its interrupts (PC16550D). */
+const UART_IER = 1;
+/** APIC register page offsets (SDM Vol. 3A §11.5.1): LVT timer, initial count; LVT mask bit. */
+const APIC_LVTT = 0x320;
+const APIC_TMICT = 0x380;
+const APIC_LVT_MASKED = 1 << 16;
 const SEGMENTS = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
 
 function getRegs(vcpu: Vcpu): KvmRegs {
   return decodeKvmRegs(structFromPseudoValue(X86_PSEUDO.REGS, vcpu.getOneReg(X86_PSEUDO.REGS.id)));
+}
+
+function getMpState(vcpu: Vcpu): number {
+  const bytes = structFromPseudoValue(X86_PSEUDO.MP_STATE, vcpu.getOneReg(X86_PSEUDO.MP_STATE.id));
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+}
+
+function setMpState(vcpu: Vcpu, state: number): void {
+  const bytes = new Uint8Array(X86_PSEUDO.MP_STATE.structSize);
+  new DataView(bytes.buffer).setUint32(0, state, true);
+  vcpu.setOneReg(X86_PSEUDO.MP_STATE.id, pseudoValueFromStruct(X86_PSEUDO.MP_STATE, bytes));
+}
+
+/** Whether the vCPU's LAPIC timer is armed (LVT timer unmasked, initial count not 0). */
+function lapicTimerArmed(vcpu: Vcpu): boolean {
+  const page = structFromPseudoValue(X86_PSEUDO.LAPIC, vcpu.getOneReg(X86_PSEUDO.LAPIC.id));
+  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  const lvtt = view.getUint32(APIC_LVTT, true);
+  return (lvtt & APIC_LVT_MASKED) === 0 && view.getUint32(APIC_TMICT, true) !== 0;
 }
 
 /** Writes the boot state into a fresh vCPU, keeping apic_base and the interrupt bitmap. */
@@ -66,53 +99,66 @@ function applyBootState(vcpu: Vcpu, boot: X86BootState): void {
 class X86Machine implements ArchMachine {
   readonly pcName = "rip";
   readonly facts: Readonly<Record<string, string>>;
-  private readonly console: X86Console;
-  private congested = false;
+  /** COM1 and the debug console, in DEVICE-section order. */
+  readonly devices: readonly Device[];
+  private readonly parts: X86Devices;
+  /** `performance.now()` of each vCPU's last exit. */
+  private readonly lastExit: number[];
+  /** vCPUs kicked to check for an in-kernel HLT, whose `intr` has not come back yet. */
+  private readonly probing = new Set<number>();
 
   constructor(
     readonly vm: Vm,
     readonly vcpus: readonly Vcpu[],
     mode: string,
     private readonly io: MachineIo,
+    private readonly irqchip: boolean,
+    parts: X86Devices,
   ) {
     this.facts = { x86Mode: mode };
-    this.console = new X86Console((bytes) => {
-      if (!io.console.write(bytes)) this.congested = true;
-    });
+    this.parts = parts;
+    this.devices = parts.all;
+    this.lastExit = vcpus.map(() => performance.now());
   }
 
   handle(exit: VcpuExit, vcpu: Vcpu): ExitAction {
+    this.lastExit[vcpu.index] = performance.now();
     if (exit.kind === "io") {
-      this.congested = false;
-      if (exit.direction === "in") this.feedUart(exit.port);
-      const result = serviceIoExit(this.console, exit);
+      this.parts.takeCongested();
+      const result = serviceIoExit(this.parts.ports, exit);
       const effect = exit.direction === "in" ? "read as all-ones" : "ignored";
       for (const port of result.unhandled) {
         this.io.unclaimed(`port ${exit.direction}`, port, effect);
       }
       if (result.exitStatus !== undefined) return exitPortEnding(result.exitStatus);
-      return this.takeCongested() ? "congested" : "continue";
+      return this.parts.takeCongested() ? "congested" : "continue";
     }
-    if (exit.kind === "hlt") {
-      return (getRegs(vcpu).rflags & RFLAGS_IF) === 0n ? haltEnding() : idleEnding();
+    if (exit.kind === "hlt") return this.halted(vcpu) ?? "continue";
+    if (exit.kind === "intr" && this.probing.delete(vcpu.index)) {
+      if (getMpState(vcpu) === KVM_MP_STATE.HALTED) return this.halted(vcpu) ?? "continue";
     }
     return undefined;
   }
 
-  /** Before a read from COM1 finds its receive buffer empty, pulls what stdin has. */
-  private feedUart(port: number): void {
-    const offset = port - X86_CONSOLE_PORTS.com1;
-    if (offset < 0 || offset >= 8) return;
-    if ((this.console.uart.read(5) & LSR.DR) !== 0) return;
-    const bytes = this.io.input.read(INPUT_CHUNK);
-    if (bytes !== null && bytes.length > 0) this.console.uart.pushInput(bytes);
+  /** The ending of a halted vCPU, or undefined while an interrupt may still wake it. */
+  private halted(vcpu: Vcpu): ExitAction {
+    if ((getRegs(vcpu).rflags & RFLAGS_IF) === 0n) return haltEnding();
+    const uartCanFire = (this.parts.uart.readRegister(UART_IER) & 0x0f) !== 0;
+    if (this.irqchip && (uartCanFire || lapicTimerArmed(vcpu))) return undefined;
+    return idleEnding();
   }
 
-  /** Whether output since the last call found the host side full (and clears it). */
-  private takeCongested(): boolean {
-    const congested = this.congested;
-    this.congested = false;
-    return congested;
+  /** Pulls console input into COM1; kicks vCPUs that made no exit lately to check for HLT. */
+  poll(): void {
+    this.parts.pollInput();
+    if (!this.irqchip) return;
+    const now = performance.now();
+    for (const vcpu of this.vcpus) {
+      const last = this.lastExit[vcpu.index] ?? now;
+      if (now - last < HALT_PROBE_MS || this.probing.has(vcpu.index)) continue;
+      this.probing.add(vcpu.index);
+      vcpu.kick?.();
+    }
   }
 
   pc(vcpu: Vcpu): bigint {
@@ -124,7 +170,7 @@ class X86Machine implements ArchMachine {
   }
 }
 
-/** x86: boot, console ports and exit handling. */
+/** x86: boot, COM1 and the debug and exit ports, exit handling. */
 export const archMachine: ArchDefinition = {
   arch: "x86",
   check(request) {
@@ -149,6 +195,9 @@ export const archMachine: ArchDefinition = {
     backend.check?.();
     const vm = backend.createVm();
     try {
+      // Before any vCPU (KVM_CREATE_IRQCHIP fails with EINVAL after one exists).
+      const irqchip = vm.createIrqchip !== undefined && vm.setIrqLine !== undefined;
+      if (irqchip) vm.createIrqchip?.();
       const memory = vm.addMemory({ guestPhysAddr: plan.ram.base, size: Number(plan.ram.size) });
       // Through views: RAM above 4 GiB has no single `bytes` array (h1, issue 12 point 1).
       writeBootPlan(plan, memory);
@@ -157,9 +206,15 @@ export const archMachine: ArchDefinition = {
         const vcpu = vm.createVcpu();
         backend.prepareVcpu?.(vcpu);
         applyBootState(vcpu, plan.x86);
+        if (irqchip && i > 0) setMpState(vcpu, KVM_MP_STATE.RUNNABLE);
         vcpus.push(vcpu);
       }
-      return new X86Machine(vm, vcpus, plan.x86.mode, io);
+      const irq: IrqLine = {
+        set: (level) => {
+          if (irqchip) vm.setIrqLine?.(X86_PORTS.com1Irq, level);
+        },
+      };
+      return new X86Machine(vm, vcpus, plan.x86.mode, io, irqchip, x86Devices(io, irq));
     } catch (error) {
       vm.close();
       throw error;
