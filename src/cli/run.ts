@@ -57,6 +57,9 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --disk FILE[,readonly]  RISC-V: a raw disk image as virtio-blk (repeatable: /dev/vda, vdb,
                       …, virtio-mmio at 0x10001000 + n·0x1000, IRQ 1 + n); a guest flush is an
                       fsync of the file; readonly: guest writes fail with an I/O error
+  --virtio-console    RISC-V: a virtio-console as the guest console (stdin/stdout), on the
+                      virtio-mmio transport after the disks; Linux 6.1 names it hvc1
+                      (console=hvc1; hvc0 is the SBI console)
   --load-addr ADDR    flat binary: guest-physical load address
   --entry ADDR        flat binary: first instruction (default: the load address)
   --x86-mode M        real, protected or long (default: long for ELF64, protected for ELF32,
@@ -88,6 +91,7 @@ const RUN_OPTIONS = {
   cpus: { type: "string" },
   initrd: { type: "string" },
   disk: { type: "string", multiple: true },
+  "virtio-console": { type: "boolean" },
   api: { type: "string" },
   "trace-exits": { type: "boolean" },
   stats: { type: "boolean" },
@@ -100,6 +104,7 @@ const FILE_ONLY = [
   "cpus",
   "initrd",
   "disk",
+  "virtio-console",
   "load-addr",
   "entry",
   "x86-mode",
@@ -313,6 +318,7 @@ async function runFile(
         ...(cpus === undefined ? {} : { cpus }),
         ...(initrd === undefined ? {} : { initrd }),
         ...(disks.length === 0 ? {} : { disks }),
+        ...(values["virtio-console"] === true ? { virtioConsole: true } : {}),
         output: sink.write,
         input,
         stop,

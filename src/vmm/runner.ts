@@ -47,6 +47,8 @@ export interface RunRequest {
   readonly cpus?: number;
   /** `--disk`s, one virtio-blk device each (RISC-V). */
   readonly disks?: readonly DiskSpec[];
+  /** `--virtio-console`: a virtio-console after the disks (RISC-V). */
+  readonly virtioConsole?: boolean;
   /** `--timeout` in milliseconds. */
   readonly timeoutMs?: number;
   /** Receives guest console output (an always-ready callback, or a sink with backpressure). */
@@ -130,7 +132,7 @@ export function prepareRun(request: Omit<RunRequest, "backendFor" | "output">): 
       file: request.file,
       memSize: request.memSize ?? DEFAULT_MEM_SIZE,
       cpus,
-      virtioDevices: request.disks?.length ?? 0,
+      virtioDevices: (request.disks?.length ?? 0) + (request.virtioConsole === true ? 1 : 0),
       ...(wanted === undefined ? {} : { arch: wanted }),
       ...(request.loadAddr === undefined ? {} : { loadAddr: request.loadAddr }),
       ...(request.entry === undefined ? {} : { entry: request.entry }),
@@ -149,6 +151,7 @@ export function prepareRun(request: Omit<RunRequest, "backendFor" | "output">): 
   arch.check({
     cpus,
     disks: request.disks?.length ?? 0,
+    ...(request.virtioConsole === true ? { virtioConsole: true } : {}),
     ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
     ...(request.mode === undefined ? {} : { mode: request.mode }),
   });
@@ -207,6 +210,7 @@ async function startAndRun(
   const shape = {
     cpus,
     disks,
+    ...(request.virtioConsole === true ? { virtioConsole: true } : {}),
     ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
   };
   const parts = arch.start(plan, shape, backend, io);

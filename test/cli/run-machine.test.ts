@@ -86,6 +86,17 @@ describe("regvisor run: machine options", () => {
     });
   }
 
+  it("refuses --virtio-console for an x86 guest with one line, and takes it for RISC-V", () => {
+    const flat = join(dir, "x86.bin");
+    writeFileSync(flat, Uint8Array.of(0xf4));
+    const argv = ["run", "--backend", "kvm", "--load-addr", "0x7c00", "--virtio-console", flat];
+    const r = regvisor(argv);
+    assertOneLineError(r, 2, /--virtio-console: applies to RISC-V guests/);
+    assert.equal(r.stdout, "");
+    const ok = regvisor(["run", "--virtio-console", "--disk", `${disk},readonly`, guest]);
+    assert.equal(ok.status, 0, ok.stderr);
+  });
+
   it("refuses an arm64 Linux Image by name", () => {
     const r = regvisor(["run", imageWithMagic("ARMd")]);
     assertOneLineError(r, 1, /arm64 kernel/);

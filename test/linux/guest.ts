@@ -66,6 +66,8 @@ export interface BootOptions {
   /** vCPUs; omitted means the machine's default (one). */
   readonly cpus?: number;
   readonly disks?: readonly Disk[];
+  /** regvisor only: more `run` options (`--virtio-console`, `--stats`). */
+  readonly extraArgs?: readonly string[];
   /** Milliseconds before the process is killed (default 240 s: a loaded 2-core CI box). */
   readonly timeoutMs?: number;
 }
@@ -155,7 +157,7 @@ export function regvisorArgs(image: string, opts: BootOptions): string[] {
   if (loadAddr !== null) args.push("--load-addr", loadAddr);
   if (opts.cpus !== undefined) args.push("--cpus", String(opts.cpus));
   for (const d of opts.disks ?? []) args.push("--disk", d.readonly ? `${d.path},readonly` : d.path);
-  args.push(image);
+  args.push(...(opts.extraArgs ?? []), image);
   return args;
 }
 

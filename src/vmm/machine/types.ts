@@ -37,6 +37,8 @@ export interface MachineShape {
   readonly cmdline?: string;
   /** Opened disks (`--disk`), one virtio-blk device each, in order. */
   readonly disks?: readonly BlockBackend[];
+  /** A virtio-console as the guest console (`--virtio-console`, RISC-V). */
+  readonly virtioConsole?: boolean;
 }
 
 /** What the command line asked of the machine, checked before anything is opened. */
@@ -47,6 +49,8 @@ export interface ShapeRequest {
   readonly disks: number;
   /** `--mode`. */
   readonly mode?: string;
+  /** `--virtio-console`. */
+  readonly virtioConsole?: boolean;
 }
 
 /** A booted arch part: VM, vCPUs in their start state, devices wired. */

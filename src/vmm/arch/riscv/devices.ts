@@ -1,7 +1,8 @@
 /**
  * The RISC-V machine's devices on its MMIO bus, at the addresses of ./devicetree.ts: the PLIC,
  * whose context n drives hart n's supervisor external interrupt (`KVM_INTERRUPT` through
- * `Vcpu.setExternalInterrupt`), and the 16550A UART on PLIC source 10.
+ * `Vcpu.setExternalInterrupt`), the 16550A UART on PLIC source 10, one virtio-blk per disk on
+ * virtio-mmio transports 0…, and with `--virtio-console` a virtio-console on the next transport.
  *
  * The UART's host side is the machine's console sink with backpressure: while the sink has not
  * drained, the UART is told that the host took nothing, so its TX FIFO fills, LSR.THRE stays
@@ -11,6 +12,15 @@
  * once the guest has enabled the receive interrupt (IER.ERBFI, what Linux's 8250 driver does
  * when the tty is opened): until then the input belongs to the SBI console, so a guest on
  * `console=hvc0` whose kernel merely probed the UART still reads every byte.
+ *
+ * The virtio console is the guest console when present: its output has the same backpressure
+ * (a transmit buffer stays in the ring until the sink takes it, so the guest's writes block when
+ * the ring is full), and it takes input ahead of the UART once its driver has posted receive
+ * buffers, at most `CONSOLE_INPUT_CHUNK` bytes held between reads. Linux 6.1 names its port 0
+ * hvc1 when the SBI console driver (CONFIG_HVC_RISCV_SBI) is built in: that one claims hvc
+ * slot 0 at console_initcall (drivers/tty/hvc/hvc_riscv_sbi.c `hvc_instantiate(0, …)`), and the
+ * virtio port's vterm number 1 matches no slot, so `hvc_alloc` gives it the first free one
+ * (drivers/tty/hvc/hvc_console.c, drivers/char/virtio_console.c `next_vtermno = 1`).
  */
 import type { Vcpu } from "../../../backends/vcpu.js";
 import { MmioBus } from "../../devices/bus.js";
@@ -18,6 +28,7 @@ import { Plic } from "../../devices/plic.js";
 import type { Device, DmaMemory } from "../../devices/types.js";
 import { Uart16550 } from "../../devices/uart16550.js";
 import { VirtioBlk } from "../../devices/virtio/blk.js";
+import { VirtioConsole } from "../../devices/virtio/console.js";
 import type { BlockBackend } from "../../devices/virtio/disk.js";
 import { VIRTIO_MMIO_SIZE } from "../../devices/virtio/mmio.js";
 import type { MachineIo } from "../../machine/types.js";
@@ -37,6 +48,8 @@ export interface RiscvDevices {
   readonly bus: MmioBus;
   readonly plic: Plic;
   readonly uart: Uart16550;
+  /** The virtio console (`--virtio-console`), on transport `disks.length`. */
+  readonly console: VirtioConsole | undefined;
   /** Every device, in DEVICE-section order. */
   readonly all: readonly Device[];
   /** Moves pending console input into the UART (called from the machine's poll). */
@@ -60,9 +73,33 @@ export interface RiscvDeviceOptions {
   readonly dma: DmaMemory;
   /** One virtio-blk device per disk, at virtio-mmio transport n = its index. */
   readonly disks: readonly BlockBackend[];
+  /** A virtio-console after the disks (`--virtio-console`). */
+  readonly virtioConsole?: boolean;
 }
 
-/** Builds the PLIC, the UART and the virtio-blk devices for `vcpus` and maps them. */
+/** Bytes of stdin read for the virtio console at a time (and held until its buffers take them). */
+export const CONSOLE_INPUT_CHUNK = 256;
+
+/**
+ * A console host over the machine's sink: takes everything offered until the sink reports it is
+ * full, then nothing until it drains, when `resume` offers the device's held output again.
+ */
+function sinkHost(io: MachineIo, resume: () => void): (bytes: Uint8Array) => number {
+  let waiting = false;
+  return (bytes) => {
+    if (waiting) return 0;
+    if (!io.console.write(bytes)) {
+      waiting = true;
+      void io.console.drained().then(() => {
+        waiting = false;
+        resume();
+      });
+    }
+    return bytes.length;
+  };
+}
+
+/** Builds the PLIC, the UART and the virtio devices for `vcpus` and maps them. */
 export function riscvDevices(
   vcpus: readonly Vcpu[],
   io: MachineIo,
@@ -76,25 +113,47 @@ export function riscvDevices(
       },
     })),
   });
-  let waiting = false;
   let eof = false;
+  /** Input read for the virtio console that its receive buffers have not taken yet. */
+  let held: Uint8Array = new Uint8Array(0);
   const uart: Uart16550 = new Uart16550("uart0", plic.irqLine(UART0_IRQ), {
-    write(bytes) {
-      if (waiting) return 0;
-      if (!io.console.write(bytes)) {
-        waiting = true;
-        void io.console.drained().then(() => {
-          waiting = false;
-          uart.drain();
-        });
-      }
-      return bytes.length;
-    },
+    write: sinkHost(io, () => {
+      uart.drain();
+    }),
     rxSpace: () => {
       pollInput();
     },
   });
+  const n = options.disks.length;
+  const vcon =
+    options.virtioConsole === true
+      ? new VirtioConsole({
+          name: "virtio-console0",
+          mem: options.dma,
+          irq: plic.irqLine(VIRTIO_MMIO_FIRST_IRQ + n),
+          host: {
+            write: sinkHost(io, () => {
+              vcon?.drain();
+            }),
+            rxSpace: () => {
+              pollInput();
+            },
+          },
+        })
+      : undefined;
+  /** Feeds the virtio console; true when it is the one taking input. */
+  const feedConsole = (): boolean => {
+    if (vcon === undefined) return false;
+    if (held.length === 0 && !eof) {
+      const bytes = io.input.read(CONSOLE_INPUT_CHUNK);
+      if (bytes === null) eof = true;
+      else held = bytes;
+    }
+    if (held.length > 0) held = held.subarray(vcon.receive(held));
+    return true;
+  };
   const pollInput = (): void => {
+    if (feedConsole()) return;
     if (eof || !receiving(uart)) return;
     const room = uart.rxRoom();
     if (room <= 0) return;
@@ -113,5 +172,9 @@ export function riscvDevices(
     bus.register(name, virtioMmioBase(n), BigInt(VIRTIO_MMIO_SIZE), blk);
     all.push(blk);
   });
-  return { bus, plic, uart, all, pollInput };
+  if (vcon !== undefined) {
+    bus.register(vcon.name, virtioMmioBase(n), BigInt(VIRTIO_MMIO_SIZE), vcon);
+    all.push(vcon);
+  }
+  return { bus, plic, uart, console: vcon, all, pollInput };
 }

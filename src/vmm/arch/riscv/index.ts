@@ -205,7 +205,11 @@ export const archMachine: ArchDefinition = {
           vm.markDirty?.(gpa, length);
         },
       };
-      const devices = riscvDevices(vcpus, io, { dma, disks: shape.disks ?? [] });
+      const devices = riscvDevices(vcpus, io, {
+        dma,
+        disks: shape.disks ?? [],
+        virtioConsole: shape.virtioConsole === true,
+      });
       return new RiscvMachine(vm, vcpus, facts, access, io, devices);
     } catch (error) {
       vm.close();

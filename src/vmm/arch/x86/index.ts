@@ -183,6 +183,12 @@ export const archMachine: ArchDefinition = {
     if (request.disks > 0) {
       throw new OptionValueError("--disk", "applies to RISC-V guests (virtio-blk on virtio-mmio)");
     }
+    if (request.virtioConsole === true) {
+      throw new OptionValueError(
+        "--virtio-console",
+        "applies to RISC-V guests (virtio-mmio); x86 guests have COM1 at 0x3f8",
+      );
+    }
     if (request.cmdline !== undefined) {
       throw new OptionValueError(
         "--cmdline",
