@@ -129,6 +129,11 @@ export class Uart16550 implements MmioDevice, PioDevice, Device {
     return this.fifoSize() - this.rx.length;
   }
 
+  /** IER's four enable bits, whatever LCR.DLAB selects at offset 1 (no side effect). */
+  interruptEnables(): number {
+    return this.ier;
+  }
+
   /** Bytes waiting in the TX FIFO for the host. */
   txPending(): number {
     return this.tx.length;

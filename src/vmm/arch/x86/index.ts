@@ -51,8 +51,6 @@ import { X86_PORTS, x86Devices, type X86Devices } from "./devices.js";
 const RFLAGS_IF = 0x200n;
 /** A vCPU with no exit for this long is checked for an in-kernel HLT (see the module header). */
 export const HALT_PROBE_MS = 50;
-/** UART IER: its low four bits enable its interrupts (PC16550D). */
-const UART_IER = 1;
 /** APIC register page offsets (SDM Vol. 3A §11.5.1): LVT timer, initial count; LVT mask bit. */
 const APIC_LVTT = 0x320;
 const APIC_TMICT = 0x380;
@@ -143,7 +141,7 @@ class X86Machine implements ArchMachine {
   /** The ending of a halted vCPU, or undefined while an interrupt may still wake it. */
   private halted(vcpu: Vcpu): ExitAction {
     if ((getRegs(vcpu).rflags & RFLAGS_IF) === 0n) return haltEnding();
-    const uartCanFire = (this.parts.uart.readRegister(UART_IER) & 0x0f) !== 0;
+    const uartCanFire = this.parts.uart.interruptEnables() !== 0;
     if (this.irqchip && (uartCanFire || lapicTimerArmed(vcpu))) return undefined;
     return idleEnding();
   }
