@@ -61,6 +61,10 @@ export interface RunRequest {
   readonly stop?: StopSource;
   /** Called with the machine once it is built, before it runs (the control socket). */
   readonly onMachine?: (machine: Machine) => Promise<void> | void;
+  /** The guest kind when it is not the image's format ("demo"). */
+  readonly guest?: string;
+  /** x86 demo: the n its port 0xEA answers. */
+  readonly demoInput?: number;
   /** `--snapshot-at-exit N`: end the run after N exits (reason "snapshot"). */
   readonly stopAtExit?: number;
   /** Called with the machine after its run, before it is disposed (write a snapshot). */
@@ -298,17 +302,19 @@ async function startAndRun(
     cpus,
     disks,
     ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+    ...(request.demoInput === undefined ? {} : { demoInput: request.demoInput }),
   };
   const parts = arch.start(plan, shape, backend, io);
+  const guest = request.guest ?? plan.image.format;
   using machine = new Machine(parts, backend, io, {
-    guest: plan.image.format,
+    guest,
     arch: plan.arch,
     console: record,
     disks: request.disks ?? [],
     ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
   });
   return await runMachine(machine, request, {
-    format: plan.image.format,
+    format: guest,
     entry: plan.image.entry,
     unclaimed,
   });

@@ -363,6 +363,8 @@ export function buildEmptyMachine(
       disks,
       facts: description.facts,
       ...(description.cmdline === undefined ? {} : { cmdline: description.cmdline }),
+      // The value comes back with the device's state.
+      ...(description.devices.some((d) => d.name === "demo-input") ? { demoInput: 0 } : {}),
     },
     backend,
     io,

@@ -38,6 +38,8 @@ export interface MachineShape {
   readonly cmdline?: string;
   /** Opened disks (`--disk`), one virtio-blk device each, in order. */
   readonly disks?: readonly BlockBackend[];
+  /** x86 demo guest: the n it reads from port 0xEA (arch/x86/demo-input.ts). */
+  readonly demoInput?: number;
 }
 
 /** What the command line asked of the machine, checked before anything is opened. */

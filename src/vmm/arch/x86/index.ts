@@ -32,7 +32,7 @@ import {
 import type { Vcpu, VcpuExit, Vm } from "../../../backends/vcpu.js";
 import { writeBootPlan, type BootPlan } from "../../boot-plan.js";
 import { LSR, X86Console, X86_CONSOLE_PORTS } from "../../console.js";
-import { serviceIoExit } from "../../io.js";
+import { combineDevices, serviceIoExit, type PortDevice } from "../../io.js";
 import { exitPortEnding, haltEnding, idleEnding } from "../../runner-status.js";
 import { OptionValueError } from "../../size.js";
 import type { X86BootState } from "../../x86-boot.js";
@@ -45,7 +45,9 @@ import type {
   MachineDevice,
   MachineIo,
   MachineLayout,
+  MachineShape,
 } from "../../machine/types.js";
+import { DEMO_INPUT_PORT, DemoInput } from "./demo-input.js";
 
 /** RFLAGS.IF (SDM Vol. 1 §3.4.3.3). */
 const RFLAGS_IF = 0x200n;
@@ -75,12 +77,13 @@ class X86Machine implements ArchMachine {
   readonly pcName = "rip";
   readonly facts: Readonly<Record<string, string>>;
   /**
-   * No device with saved state yet: the ports of ../../console.ts keep no state a polled guest
-   * depends on across a snapshot (0xe9 and 0xf4 none; COM1's line settings are rewritten by
-   * any driver that opens it).
+   * Devices with saved state: only the demo's input port. The ports of ../../console.ts keep no
+   * state a polled guest depends on across a snapshot (0xe9 and 0xf4 none; COM1's line settings
+   * are rewritten by any driver that opens it).
    */
-  readonly devices: readonly MachineDevice[] = [];
+  readonly devices: readonly MachineDevice[];
   private readonly console: X86Console;
+  private readonly ports: PortDevice;
   private congested = false;
 
   constructor(
@@ -88,18 +91,25 @@ class X86Machine implements ArchMachine {
     readonly vcpus: readonly Vcpu[],
     facts: Readonly<Record<string, string>>,
     private readonly io: MachineIo,
+    shape: Pick<MachineShape, "demoInput">,
   ) {
     this.facts = facts;
     this.console = new X86Console((bytes) => {
       if (!io.console.write(bytes)) this.congested = true;
     });
+    const demo = shape.demoInput === undefined ? undefined : new DemoInput(shape.demoInput);
+    this.ports = demo === undefined ? this.console : combineDevices([this.console, demo]);
+    this.devices =
+      demo === undefined
+        ? []
+        : [{ device: demo, kind: "regvisor,demo-input", address: BigInt(DEMO_INPUT_PORT) }];
   }
 
   handle(exit: VcpuExit, vcpu: Vcpu): ExitAction {
     if (exit.kind === "io") {
       this.congested = false;
       if (exit.direction === "in") this.feedUart(exit.port);
-      const result = serviceIoExit(this.console, exit);
+      const result = serviceIoExit(this.ports, exit);
       const effect = exit.direction === "in" ? "read as all-ones" : "ignored";
       for (const port of result.unhandled) {
         this.io.unclaimed(`port ${exit.direction}`, port, effect);
@@ -173,7 +183,7 @@ export const archMachine: ArchDefinition = {
         applyBootState(vcpu, plan.x86);
         vcpus.push(vcpu);
       }
-      return new X86Machine(vm, vcpus, { x86Mode: plan.x86.mode }, io);
+      return new X86Machine(vm, vcpus, { x86Mode: plan.x86.mode }, io, shape);
     } catch (error) {
       vm.close();
       throw error;
@@ -197,7 +207,7 @@ export const archMachine: ArchDefinition = {
         backend.prepareVcpu?.(vcpu);
         vcpus.push(vcpu);
       }
-      return new X86Machine(vm, vcpus, layout.facts ?? {}, io);
+      return new X86Machine(vm, vcpus, layout.facts ?? {}, io, layout);
     } catch (error) {
       vm.close();
       throw error;
