@@ -209,6 +209,8 @@ function reportRestore(
   err: (t: string) => void,
 ): number {
   const backend = s.mode === undefined ? s.backend : `${s.backend}-${s.mode}`;
+  // Exits to the VMM, before and after the snapshot: `intr` returns are not exits.
+  const counted = s.exits - (s.exitKinds.intr ?? 0);
   if (json) {
     const before = decoder.decode(s.outputBefore);
     const result = {
@@ -225,8 +227,8 @@ function reportRestore(
       message: s.ending.message,
       pcName: s.pcName,
       pc: `0x${s.pc.toString(16)}`,
-      exits: s.exits,
-      exitKinds: s.exitKinds,
+      exits: counted,
+      exitKinds: Object.fromEntries(Object.entries(s.exitKinds).filter(([k]) => k !== "intr")),
       lastExit: s.lastExit === undefined ? null : exitToJson(s.lastExit),
       restore: { kind: s.description.kind, ...s.report },
       ...(dumpRegs ? { registers: registersJson(s.registers) } : {}),

@@ -374,12 +374,18 @@ export function buildEmptyMachine(
 /**
  * Completes every vCPU's last exit without running guest code: `kick()` then one run, which
  * must come back `intr` (the vCPUs must be parked between exits, no run pending).
- * @throws Error when a vCPU returns another exit (it ran guest code: a backend bug).
+ * @throws Error when a vCPU has no `kick()`, or returns another exit (it ran guest code).
  */
 export async function quiesceVcpus(vcpus: readonly Vcpu[]): Promise<void> {
+  const without = vcpus.find((v) => v.kick === undefined);
+  if (without !== undefined) {
+    // Without it the exit in progress stays in the kernel and the restored guest repeats it.
+    throw new Error(
+      `Cannot quiesce vCPU ${without.index}: it has no kick() to complete its last exit with`,
+    );
+  }
   for (const vcpu of vcpus) {
-    if (vcpu.kick === undefined) continue;
-    vcpu.kick();
+    vcpu.kick?.();
     const exit = vcpu.runAsync === undefined ? vcpu.run() : await vcpu.runAsync();
     if (exit.kind !== "intr") {
       throw new Error(
