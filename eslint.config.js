@@ -48,9 +48,7 @@ export default tseslint.config(
   },
   {
     // DESIGN.md §2: vmm is backend-agnostic; only src/cli picks a concrete backend.
-    // The snapshot demo machines still build their own backends (issue 11 point 4, pending).
     files: ["src/vmm/**/*.ts", "src/abi/**/*.ts"],
-    ignores: ["src/vmm/snapshot/machines/**"],
     rules: {
       "no-restricted-imports": [
         "error",

@@ -31,13 +31,7 @@ import {
   resolveRestoreOptions,
   restoreVcpu,
 } from "../src/vmm/snapshot/index.js";
-import { RiscvDemoMachine, X86DemoMachine } from "../src/vmm/snapshot/machines/index.js";
-import {
-  emptyMachineFor,
-  prepareRestore,
-  captureMachine,
-  runMachine,
-} from "../src/vmm/snapshot/vm-state.js";
+import { kvmDemo, softDemo } from "../test/vmm/snapshot/demo-steppers.js";
 import { planVcpuRestore } from "../src/vmm/snapshot/plan.js";
 import { CReference, compileReference } from "./c-reference.js";
 import { formatRounds, median } from "./stats.js";
@@ -118,8 +112,8 @@ async function kvmMetric(dir: string): Promise<Metric | string> {
   const cpu = typeof allowed === "number" ? -1 : (allowed[allowed.length - 1] ?? -1);
   if (cpu >= 0) setThreadCpus([cpu]);
   try {
-    using m = X86DemoMachine.boot({ irqchip: true });
-    runMachine(m, { stopAtExit: KVM_EXITS });
+    using m = kvmDemo({ irqchip: true });
+    m.runTo(KVM_EXITS);
     m.quiesce();
     const vcpu = m.kvmVcpu;
     // Record first: installing the ioctl hook deoptimizes every function that inlined the
@@ -197,12 +191,13 @@ async function kvmMetric(dir: string): Promise<Metric | string> {
 }
 
 function softRounds(mode: SoftMode): { us: number[]; regs: number } {
-  using src = RiscvDemoMachine.boot({ mode });
-  runMachine(src, { stopAtExit: 2 });
-  using dst = emptyMachineFor(prepareRestore(captureMachine(src)), { mode });
-  const from = src.softVcpu;
-  const to = dst.vcpus[0];
-  if (to === undefined) throw new Error("no destination vCPU");
+  using src = softDemo({ mode });
+  src.runTo(2);
+  src.quiesce();
+  // A never-run destination of the same shape.
+  using dst = softDemo({ mode });
+  const from = src.vcpu;
+  const to = dst.vcpu;
   for (let i = 0; i < 500; i++) saveRestore(from, to); // JIT warm-up
   const us: number[] = [];
   for (let round = 0; round < ROUNDS; round++)

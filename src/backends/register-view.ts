@@ -5,7 +5,7 @@
  */
 import { decodeReg } from "../abi/catalog.js";
 import { regSize, type RegId } from "../abi/regid.js";
-import type { Vcpu, VcpuExit } from "./vcpu.js";
+import type { Vcpu } from "./vcpu.js";
 
 /** One register of a vCPU's view, named by its catalog ("unknown" for ids that fit none). */
 export interface NamedRegister {
@@ -17,20 +17,6 @@ export interface NamedRegister {
   readonly pseudo: boolean;
   /** Exactly `regSize(id)` bytes, little-endian; a copy the caller owns. */
   readonly value: Uint8Array;
-}
-
-/** What a demo run returns, on either backend (`runDemo()`, `runSoftDemo()`). */
-export interface DemoRunResult {
-  /** Text the guest printed: port 0xE9 on the x86 demo, the SBI console on the RISC-V one. */
-  readonly output: string;
-  /** Number of returns from `run()`, the last one included. */
-  readonly exits: number;
-  /** Exits by kind, e.g. `{ io: 97, hlt: 1 }` or `{ riscv_sbi: 40, system_event: 1 }`. */
-  readonly exitKinds: Readonly<Record<string, number>>;
-  /** The exit that ended the run (`hlt` / `system_event` when the guest finished). */
-  readonly lastExit: VcpuExit;
-  /** The complete register view after the run (regList + one getManyRegs). */
-  readonly finalRegs: readonly NamedRegister[];
 }
 
 /** Reads every register `vcpu` lists, with one `getManyRegs` call. */

@@ -18,8 +18,8 @@ const HELP = `regvisor — the KVM generic vCPU register interface, from both si
 
 Usage:
   regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json] [options] [FILE]
-  regvisor run --snapshot-at-exit N --snapshot-out FILE [--backend kvm|soft] [--mode M]
-  regvisor restore FILE [--mode inline|threaded] [--timeout S] [--on-missing …] [--on-extra …] [--json]
+  regvisor run [options] [FILE] --snapshot-at-exit N --snapshot-out SNAP
+  regvisor restore SNAP [--mode inline|threaded] [--timeout S] [--allow-disk-change] [--json]
   regvisor inspect FILE [--values] [--json]
   regvisor diff A B [--json]
   regvisor ctl PATH status|pause|resume|quit|snapshot FILE [--json]
@@ -62,10 +62,6 @@ async function dispatch(command: string, rest: string[], out: RunOut): Promise<n
       regsCommand(rest, out);
       return 0;
     case "run":
-      // Snapshot-taking runs live with the snapshot commands (src/cli/snapshot.ts).
-      if (rest.some((a) => a.startsWith("--snapshot-"))) {
-        return (await import("./snapshot.js")).snapshotRunCommand(rest, out, err);
-      }
       return (await import("./run.js")).runCommand(rest, out, err);
     case "restore":
       return (await import("./snapshot.js")).restoreCommand(rest, out, err);

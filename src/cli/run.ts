@@ -1,25 +1,23 @@
 /**
- * `regvisor run`: without FILE, runs the bundled demo guest on the KVM backend (x86-64 long
- * mode, printing through port 0xE9) or the soft backend (RISC-V S-mode, printing through the SBI
- * console); with FILE, runs the user's own ELF or flat binary (src/vmm/runner.ts) and exits with
- * the guest's status. Either way the final vCPU state can be dumped through the generic
- * register view.
+ * `regvisor run`: without FILE, runs the bundled demo guest of the backend's architecture
+ * (src/vmm/demo.ts: x86-64 long mode on KVM printing through port 0xE9, or RISC-V S-mode on the
+ * soft backend printing through the SBI console); with FILE, runs the user's own ELF, Linux
+ * Image or flat binary. Both go through the one runner (src/vmm/runner.ts) and exit with the
+ * guest's status; `--snapshot-at-exit N --snapshot-out F` stops either after its N-th exit and
+ * writes a snapshot of the whole machine (src/vmm/machine/state.ts) for `regvisor restore`.
  */
+import { writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
-import { KVM_REGS } from "../abi/kvm/layouts-x86.js";
-import { runDemo } from "../backends/kvm/demo.js";
-import { runSoftDemo } from "../backends/soft/demo.js";
-import type { NamedRegister } from "../backends/register-view.js";
-import type { VcpuExit } from "../backends/vcpu.js";
+import { RegvisorError } from "../errors.js";
 import { startApiServer, type ApiServer } from "../vmm/api/server.js";
+import { DEMO_SPECS, demoImage } from "../vmm/demo.js";
 import { readInputFile } from "../vmm/input-file.js";
 import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
 import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
-import type { Machine } from "../vmm/machine/machine.js";
-import { MAX_CPUS, runGuest, type RunSummary } from "../vmm/runner.js";
-import { stdinInput } from "../vmm/runner-input.js";
-import { faultEnding, haltEnding, srstEnding } from "../vmm/runner-status.js";
-import type { RunEnding } from "../vmm/runner-types.js";
+import type { Machine, MachineRunResult } from "../vmm/machine/machine.js";
+import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner.js";
+import { noInput, stdinInput } from "../vmm/runner-input.js";
+import { encodeSnapshot } from "../vmm/snapshot/format.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
 import { backendPicker } from "./backends.js";
@@ -33,7 +31,7 @@ import { listenForStopSignals } from "./signals.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
        regvisor run [options] FILE
-       regvisor run [--backend kvm|soft] [--mode M] --snapshot-at-exit N --snapshot-out FILE [--json]
+       regvisor run [options] [FILE] --snapshot-at-exit N --snapshot-out SNAP [--json]
 
 Without FILE, runs the bundled demo guest. Without --backend, /dev/kvm (or the device in
 REGVISOR_KVM_DEVICE) is used when it works, else the soft backend (with a one-line notice).
@@ -43,9 +41,11 @@ REGVISOR_KVM_DEVICE) is used when it works, else the soft backend (with a one-li
                   in a Worker; the default with --cpus 2 or more)
   --dump-regs     print the final vCPU state: every id of the register list, by catalog name
   --json          print one JSON object: output, reason, status, pc, exits, last exit, registers
-  --snapshot-at-exit N  stop the demo after its N-th exit and write a snapshot (see
-                        'regvisor run --snapshot-at-exit 0 --help' and 'regvisor restore --help')
-  --snapshot-out FILE   where that snapshot goes
+  --snapshot-at-exit N  stop the guest (demo or FILE) after its N-th exit to the VMM (intr
+                        not counted, all vCPUs together; 0 = before the first run), complete
+                        that exit and write a snapshot of the whole machine (see 'regvisor
+                        restore --help'); stdout has what the guest printed so far
+  --snapshot-out SNAP   where that snapshot goes
 
 With FILE (an ELF, a RISC-V Linux Image, or a flat binary with --load-addr), runs your own
 guest; the backend follows the file (x86-64/i386 ELF → kvm, RISC-V ELF or Image → soft). A
@@ -77,7 +77,7 @@ port 0xf4 or the SRST reason; 124 timeout or an x86 HLT that can never wake; 125
 74 stdout failed otherwise (ENOSPC); 1 bad image; 2 bad command line.
 `;
 
-/** Every option of `run` (the snapshot flags are parsed by src/cli/snapshot.ts). */
+/** Every option of `run`. */
 const RUN_OPTIONS = {
   backend: { type: "string" },
   mode: { type: "string" },
@@ -95,6 +95,8 @@ const RUN_OPTIONS = {
   api: { type: "string" },
   "trace-exits": { type: "boolean" },
   stats: { type: "boolean" },
+  "snapshot-at-exit": { type: "string" },
+  "snapshot-out": { type: "string" },
   ...ENDING_OPTIONS,
 } as const;
 
@@ -124,8 +126,6 @@ export type RunOut = Out & {
   readonly stdoutStream?: Writable;
 };
 
-type RunRegister = NamedRegister;
-
 type Values = OptionValues<typeof RUN_OPTIONS>;
 
 /**
@@ -145,77 +145,176 @@ export async function runCommand(
     throw new UsageError(`run takes one FILE, got ${positionals.length}: ${positionals.join(" ")}`);
   }
   const file = positionals[0];
-  if (file !== undefined) return runFile(file, values, out, err);
+  const snapshot = parseSnapshotFlags(values);
+  if (file !== undefined) return runFile(file, values, snapshot, out, err);
   const fileOnly = FILE_ONLY.find((name) => values[name] !== undefined && values[name] !== false);
   if (fileOnly !== undefined) {
     throw new UsageError(`--${fileOnly} needs a FILE to run (without one, run starts the demo)`);
   }
-  return runBundledDemo(values, out, err);
+  return runBundledDemo(values, snapshot, out, err);
 }
 
-/** What a demo run did (both demos return this shape). */
-interface DemoOutcome {
-  readonly output: string;
-  readonly exits: number;
-  readonly exitKinds: Readonly<Record<string, number>>;
-  readonly lastExit: VcpuExit;
-  readonly finalRegs: readonly RunRegister[];
+/** `--snapshot-at-exit N --snapshot-out SNAP`. */
+interface SnapshotFlags {
+  readonly atExit: number;
+  readonly file: string;
 }
 
-/** The demo's ending in `run FILE`'s terms: HLT / SRST shutdown are clean, anything else a fault. */
-function demoEnding(backend: "kvm" | "soft", exit: VcpuExit): RunEnding {
-  if (backend === "kvm" && exit.kind === "hlt") return haltEnding();
-  if (backend === "soft" && isShutdown(exit)) return srstEnding(false, 0n);
-  return faultEnding(`unexpected ${exit.kind} exit`);
+/** A run that could not produce the requested snapshot. */
+export class SnapshotRunError extends RegvisorError {
+  constructor(message: string) {
+    super("SNAPSHOT_RUN", message);
+  }
 }
 
-/** The demo's final program counter, from its register view (x86: kvm_regs.rip in REGS). */
-function demoPc(backend: "kvm" | "soft", regs: readonly RunRegister[]): bigint | undefined {
-  const [name, offset] = backend === "kvm" ? ["REGS", KVM_REGS.fields.rip.offset] : ["core.pc", 0];
-  const value = regs.find((r) => r.name === name)?.value;
-  if (value === undefined || value.length < offset + 8) return undefined;
-  return new DataView(value.buffer, value.byteOffset + offset, 8).getBigUint64(0, true);
+function parseSnapshotFlags(values: Values): SnapshotFlags | undefined {
+  const text = values["snapshot-at-exit"];
+  const file = values["snapshot-out"];
+  if (text === undefined && file === undefined) return undefined;
+  if (text === undefined) throw new UsageError("--snapshot-out needs --snapshot-at-exit N");
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n))
+    throw new UsageError(
+      `--snapshot-at-exit: expected an exit count of 0 or more, such as 2, got "${text}"`,
+    );
+  if (file === undefined || file === "") throw new UsageError("--snapshot-out FILE is required");
+  return { atExit: n, file };
 }
 
-function runBundledDemo(values: Values, out: Out, err: (text: string) => void): number {
+/** What a snapshot run wrote (or why it could not). */
+interface SnapshotWritten {
+  bytes?: number;
+  failure?: string;
+}
+
+/** Stops the run at exit N and writes the snapshot once the machine has stopped. */
+function snapshotHooks(
+  flags: SnapshotFlags | undefined,
+  written: SnapshotWritten,
+): Pick<RunRequest, "stopAtExit" | "afterRun"> {
+  if (flags === undefined) return {};
+  return {
+    stopAtExit: flags.atExit,
+    afterRun: async (machine: Machine, result: MachineRunResult) => {
+      if (result.ending.reason !== "snapshot") {
+        const exits = machine.progress().exits;
+        const clean = result.ending.status === 0 && result.ending.reason !== "quit";
+        const kind = result.lastExit === undefined ? "" : ` (${result.lastExit.kind})`;
+        written.failure = `Cannot snapshot at exit ${flags.atExit}: the guest stopped at exit ${exits}, ${clean ? "finished" : result.ending.reason}${kind}; nothing is left to resume`;
+        return;
+      }
+      const bytes = encodeSnapshot(await machine.captureState());
+      writeFileSync(flags.file, bytes);
+      written.bytes = bytes.length;
+    },
+  };
+}
+
+/** Reports a snapshot run: JSON, or the output so far and one line on stderr. */
+function reportSnapshot(
+  s: RunSummary,
+  flags: SnapshotFlags,
+  written: SnapshotWritten,
+  output: string | undefined,
+  values: Values,
+  out: Out,
+  err: (t: string) => void,
+): number {
+  if (written.failure !== undefined || written.bytes === undefined) {
+    throw new SnapshotRunError(written.failure ?? `Cannot snapshot at exit ${flags.atExit}`);
+  }
+  const lastExit = s.lastExit === undefined ? null : exitToJson(s.lastExit);
+  if (values.json === true) {
+    const json = {
+      backend: s.mode === undefined ? s.backend : `${s.backend}-${s.mode}`,
+      guest: s.format,
+      snapshotAtExit: flags.atExit,
+      file: flags.file,
+      bytes: written.bytes,
+      output: output ?? "",
+      exitKinds: withoutIntr(s.exitKinds),
+      lastExit,
+    };
+    out.stdout(JSON.stringify(json, null, 2) + "\n");
+  } else {
+    const kind = s.lastExit === undefined ? "before the first run" : `exit kind ${s.lastExit.kind}`;
+    err(
+      `regvisor: snapshot at exit ${flags.atExit} (${kind}) written to ${flags.file}: ${written.bytes} bytes\n`,
+    );
+  }
+  return 0;
+}
+
+function withoutIntr(kinds: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.entries(kinds).filter(([k]) => k !== "intr"));
+}
+
+/**
+ * The bundled demo through the runner: the backend picks the architecture (src/vmm/demo.ts);
+ * no console input, so every run prints the same.
+ */
+async function runBundledDemo(
+  values: Values,
+  snapshot: SnapshotFlags | undefined,
+  out: RunOut,
+  err: (text: string) => void,
+): Promise<number> {
   const mode = parseMode(values.mode);
   const backend = chooseBackend(values.backend, err);
   if (mode !== undefined && backend !== "soft") {
     throw new UsageError("--mode applies to the soft backend only");
   }
-  const result: DemoOutcome =
-    backend === "kvm" ? runDemo() : runSoftDemo(mode === undefined ? {} : { mode });
-  const ending = demoEnding(backend, result.lastExit);
+  const spec = DEMO_SPECS[backend === "kvm" ? "x86" : "riscv"];
+  using backends = backendPicker(mode === undefined ? {} : { mode });
+  const written: SnapshotWritten = {};
+  let output = "";
+  const decoder = new TextDecoder();
+  const summary = await runGuest({
+    file: demoImage(spec),
+    guest: "demo",
+    backendFor: backends.backendFor,
+    backend,
+    ...(mode === undefined ? {} : { mode }),
+    memSize: spec.memSize,
+    loadAddr: spec.loadAddr,
+    ...(spec.x86Mode === undefined ? {} : { x86Mode: spec.x86Mode }),
+    ...(spec.demoInput === undefined ? {} : { demoInput: spec.demoInput }),
+    output: (bytes) => (output += decoder.decode(bytes, { stream: true })),
+    input: noInput(),
+    collectRegisters: values.json === true || values["dump-regs"] === true,
+    ...snapshotHooks(snapshot, written),
+  });
+  output += decoder.decode();
+  if (snapshot !== undefined) {
+    if (values.json !== true) out.stdout(output);
+    return reportSnapshot(summary, snapshot, written, output, values, out, err);
+  }
+  // Exits to the VMM, as the demo has always counted them: `intr` returns are not exits.
+  const counted = summary.exits - (summary.exitKinds.intr ?? 0);
   if (values.json === true) {
-    const pc = demoPc(backend, result.finalRegs);
     const json = {
       backend,
       ...(backend === "soft" ? { mode: mode ?? "inline" } : {}),
-      output: result.output,
-      reason: ending.reason,
-      status: ending.status,
-      message: ending.message,
-      clean: ending.status === 0,
-      pcName: backend === "kvm" ? "rip" : "pc",
-      pc: pc === undefined ? null : `0x${pc.toString(16)}`,
-      exits: result.exits,
-      exitKinds: result.exitKinds,
-      lastExit: exitToJson(result.lastExit),
-      ...(values["dump-regs"] === true ? { registers: registersJson(result.finalRegs) } : {}),
+      output,
+      reason: summary.ending.reason,
+      status: summary.ending.status,
+      message: summary.ending.message,
+      clean: summary.ending.status === 0,
+      pcName: summary.pcName,
+      pc: `0x${summary.pc.toString(16)}`,
+      exits: counted,
+      exitKinds: withoutIntr(summary.exitKinds),
+      lastExit: summary.lastExit === undefined ? null : exitToJson(summary.lastExit),
+      ...(values["dump-regs"] === true ? { registers: registersJson(summary.registers) } : {}),
     };
     out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else {
-    out.stdout(result.output);
-    if (values["dump-regs"] === true) out.stdout(registersTable(result.finalRegs));
-    err(
-      `regvisor: ${backend} guest ended with ${result.lastExit.kind} after ${result.exits} exits\n`,
-    );
+    out.stdout(output);
+    if (values["dump-regs"] === true) out.stdout(registersTable(summary.registers));
+    const kind = summary.lastExit?.kind ?? summary.ending.reason;
+    err(`regvisor: ${backend} guest ended with ${kind} after ${counted} exits\n`);
   }
-  return ending.status;
-}
-
-function isShutdown(exit: VcpuExit): boolean {
-  return exit.kind === "system_event" && exit.type === 1;
+  return summary.ending.status;
 }
 
 /** The smallest size limit of a guest image file (see runFile). */
@@ -231,7 +330,7 @@ function parseX86Mode(text: string | undefined): X86Mode | undefined {
 }
 
 /** Guest output: the stream or raw bytes where `out` takes them, else UTF-8 decoded. */
-function outputSink(out: RunOut): {
+export function outputSink(out: RunOut): {
   write: ((bytes: Uint8Array) => void) | ConsoleSink;
   flush: () => void;
 } {
@@ -276,6 +375,7 @@ function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
 async function runFile(
   path: string,
   values: Values,
+  snapshot: SnapshotFlags | undefined,
   out: RunOut,
   err: (t: string) => void,
 ): Promise<number> {
@@ -288,6 +388,7 @@ async function runFile(
   const json = values.json === true;
   let summary: RunSummary;
   let api: ApiServer | undefined;
+  const written: SnapshotWritten = {};
   const captured: Uint8Array[] = [];
   const sink = json
     ? { write: (b: Uint8Array) => void captured.push(b.slice()), flush: () => undefined }
@@ -338,6 +439,7 @@ async function runFile(
             }
           : {}),
         collectRegisters: json || values["dump-regs"] === true,
+        ...snapshotHooks(snapshot, written),
         ...(apiPath === undefined
           ? {}
           : {
@@ -355,6 +457,10 @@ async function runFile(
     // A value the command line got wrong is a usage error (status 2), like a bad flag.
     if (error instanceof OptionValueError) throw new UsageError(error.message);
     throw error;
+  }
+  if (snapshot !== undefined) {
+    const output = json ? new TextDecoder().decode(Buffer.concat(captured)) : undefined;
+    return reportSnapshot(summary, snapshot, written, output, values, out, err);
   }
   report(summary, values, out, err, captured);
   return summary.ending.status;

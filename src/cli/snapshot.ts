@@ -1,69 +1,61 @@
 /**
- * The snapshot commands (issue 5), thin over src/vmm/snapshot:
+ * The snapshot commands, thin over src/vmm/machine/state.ts and src/vmm/snapshot
+ * (`regvisor run … --snapshot-at-exit N --snapshot-out SNAP` is `run`'s, src/cli/run.ts):
  *
- *   regvisor run --backend kvm|soft [--mode M] --snapshot-at-exit N --snapshot-out FILE [--json]
- *   regvisor restore FILE [--mode M] [--on-missing …] [--on-extra …] [--on-size-mismatch …]
+ *   regvisor restore SNAP [--mode M] [--timeout S] [--allow-disk-change] [--api PATH]
+ *                         [--on-missing …] [--on-extra …] [--on-size-mismatch …]
  *                         [--dump-regs] [--json]
- *   regvisor inspect FILE [--values] [--no-registers] [--json]
+ *   regvisor inspect SNAP [--values] [--no-registers] [--json]
  *   regvisor diff A B [--json]
  *
  * `run` prints what the guest printed up to exit N; `restore` prints what it prints after, so
  * the two outputs concatenated equal an uninterrupted run. Every error is one line on stderr
- * (main.ts); a damaged file is a `SnapshotFormatError` and nothing is restored.
+ * (main.ts); a damaged file is a `SnapshotFormatError` and nothing is restored or run.
  */
-import { writeFileSync } from "node:fs";
-import { decodeReg } from "../abi/catalog.js";
-import { regSize } from "../abi/regid.js";
 import { RegvisorError } from "../errors.js";
+import { startApiServer, type ApiServer } from "../vmm/api/server.js";
+import type { Machine } from "../vmm/machine/machine.js";
+import { restoreGuest, type RestoreSummary } from "../vmm/runner-restore.js";
+import { noInput, stdinInput } from "../vmm/runner-input.js";
+import type { RestoreSnapshotOptions } from "../vmm/snapshot/restore.js";
 import {
   DEFAULT_LIMITS,
   decodeMachineState,
   decodeSnapshot,
   diffSnapshots,
-  encodeSnapshot,
   inspectSnapshot,
   renderDiff,
   renderSummary,
   SnapshotFormatError,
-  type SnapshotMachine,
 } from "../vmm/snapshot/index.js";
-import { RiscvDemoMachine, X86DemoMachine } from "../vmm/snapshot/machines/index.js";
-import {
-  captureMachine,
-  restoreMachine,
-  runMachine,
-  type MachineRestoreOptions,
-} from "../vmm/snapshot/vm-state.js";
 import { readInputFile } from "../vmm/input-file.js";
-import { runMachineBounded } from "../vmm/snapshot/run-bounded.js";
-import { chooseBackend, parseMode } from "./backend.js";
+import { OptionValueError } from "../vmm/size.js";
+import { backendPicker } from "./backends.js";
+import { parseMode } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
 import { ENDING_OPTIONS, parseCommandLine, parseTimeout } from "./options.js";
-import { registersJson, registersTable, type DumpRegister } from "./registers.js";
+import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
+import { outputSink, type RunOut } from "./run.js";
 import { listenForStopSignals } from "./signals.js";
 
-const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded]
-                    --snapshot-at-exit N --snapshot-out FILE [--json]
-
-Runs the bundled demo guest, stops after its N-th exit to the VMM (exits counted without
-"intr"; 0 = before the first run), completes that exit (KVM_RUN with immediate_exit), writes a
-snapshot of the whole machine to FILE and prints what the guest printed so far.
-`;
-
-const RESTORE_HELP = `Usage: regvisor restore FILE [--mode inline|threaded] [--timeout SECONDS] [--dump-regs]
-                       [--json] [--on-missing error|keep] [--on-extra error|ignore|try]
+const RESTORE_HELP = `Usage: regvisor restore SNAP [--mode inline|threaded] [--timeout SECONDS]
+                       [--allow-disk-change] [--api PATH] [--dump-regs] [--json]
+                       [--on-missing error|keep] [--on-extra error|ignore|try]
                        [--on-size-mismatch error|ignore]
 
-Rebuilds the machine of a snapshot in this process (new VM, memslots, vCPUs), restores
-registers, RAM and devices, and runs the guest to its end, printing what it prints after the
-snapshot (--json: the output before, after and combined). --mode chooses the soft backend's
-execution mode (default: the snapshot's). --timeout stops the guest after SECONDS, as for
-'regvisor run FILE'. The --on-* options decide what a register present on one side only does
-(default: error).
-Exit status: 0 the guest finished; 1 it stopped at an exit the demo VMM does not handle, or the
-snapshot could not be read or restored; 2 bad command line; 124 --timeout; 130/143 SIGINT/SIGTERM.
+Rebuilds the machine of a snapshot in this process — the same vCPUs, RAM slots and devices on
+a new VM — restores RAM, registers and devices, and runs the guest on with its console on
+stdout (--json: the output before, after and combined). Disks are reattached by path and must
+be the files the snapshot was taken with (size and SHA-256): a changed or missing disk is
+refused, unless --allow-disk-change. --mode chooses the soft backend's execution mode (default:
+the snapshot's). --timeout stops the guest after SECONDS; --api serves the control socket as
+'regvisor run --api' does. The --on-* options decide what a register present on one side only
+does (default: error).
+Exit status: the guest's, as for 'regvisor run FILE' (0 clean end, 124 --timeout, 125 guest
+fault, 130/143 SIGINT/SIGTERM); 1 the snapshot could not be read or restored (nothing ran);
+2 bad command line.
 `;
 
 const INSPECT_HELP = `Usage: regvisor inspect FILE [--values] [--no-registers] [--json]
@@ -78,13 +70,6 @@ Exit status: 0 identical, 1 different, 2 bad command line, 3 a file could not be
 `;
 
 const decoder = new TextDecoder();
-
-/** A run that could not produce the requested snapshot. */
-export class SnapshotRunError extends RegvisorError {
-  constructor(message: string) {
-    super("SNAPSHOT_RUN", message);
-  }
-}
 
 /** A snapshot file's bytes, within the decoder's whole-snapshot limit (checked before reading). */
 function readSnapshotFile(path: string): Uint8Array {
@@ -114,77 +99,9 @@ function withFile<T>(path: string, fn: (bytes: Uint8Array) => T): T {
   }
 }
 
-function parseExitNumber(text: string | undefined): number {
-  if (text === undefined) throw new UsageError("--snapshot-at-exit N is required");
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n))
-    throw new UsageError(
-      `--snapshot-at-exit: expected an exit count of 0 or more, such as 2, got "${text}"`,
-    );
-  return n;
-}
-
-const SNAPSHOT_RUN_OPTIONS = {
-  backend: { type: "string" },
-  mode: { type: "string" },
-  "snapshot-at-exit": { type: "string" },
-  "snapshot-out": { type: "string" },
-  json: { type: "boolean" },
-} as const;
-
-/**
- * `regvisor run … --snapshot-at-exit N --snapshot-out FILE`.
- * @throws {UsageError} on a bad command line; {SnapshotRunError} if the guest ends first.
- */
-export function snapshotRunCommand(argv: string[], out: Out, err: (t: string) => void): number {
-  const parsed = parseCommandLine("run", argv, SNAPSHOT_RUN_OPTIONS, RUN_HELP, out);
-  if (parsed === undefined) return 0;
-  const { values, positionals } = parsed;
-  if (positionals.length > 0)
-    throw new UsageError(`run takes no FILE (got "${positionals[0] ?? ""}")`);
-  const n = parseExitNumber(values["snapshot-at-exit"]);
-  const file = values["snapshot-out"];
-  if (file === undefined || file === "") throw new UsageError("--snapshot-out FILE is required");
-  const mode = parseMode(values.mode);
-  const backend = chooseBackend(values.backend, err);
-  if (mode !== undefined && backend !== "soft")
-    throw new UsageError("--mode applies to the soft backend only");
-  using machine: SnapshotMachine =
-    backend === "kvm" ? X86DemoMachine.boot() : RiscvDemoMachine.boot({ mode: mode ?? "inline" });
-  const run = runMachine(machine, { stopAtExit: n });
-  const exits = machine.progress().exits;
-  if (run.stopped !== "exit") {
-    const how = run.last === undefined ? run.stopped : `${run.stopped} (${run.last.exit.kind})`;
-    throw new SnapshotRunError(
-      `Cannot snapshot at exit ${n}: the guest stopped at exit ${exits}, ${how}; nothing is left to resume`,
-    );
-  }
-  const bytes = encodeSnapshot(captureMachine(machine, { meta: { creator: "regvisor" } }));
-  writeFileSync(file, bytes);
-  const output = decoder.decode(machine.output());
-  if (values.json === true) {
-    const json = {
-      backend: machine.backend,
-      snapshotAtExit: n,
-      file,
-      bytes: bytes.length,
-      output,
-      exitKinds: machine.progress().exitKinds,
-      lastExit: run.last === undefined ? null : exitToJson(run.last.exit),
-    };
-    out.stdout(JSON.stringify(json, null, 2) + "\n");
-  } else {
-    out.stdout(output);
-    const kind =
-      run.last === undefined ? "before the first run" : `exit kind ${run.last.exit.kind}`;
-    err(`regvisor: snapshot at exit ${n} (${kind}) written to ${file}: ${bytes.length} bytes\n`);
-  }
-  return 0;
-}
-
-function restoreOptions(
+function restorePolicy(
   values: Record<string, string | boolean | undefined>,
-): MachineRestoreOptions {
+): RestoreSnapshotOptions {
   const pick = <T extends string>(flag: string, allowed: readonly T[]): T | undefined => {
     const v = values[flag];
     if (v === undefined || typeof v !== "string") return undefined;
@@ -195,27 +112,11 @@ function restoreOptions(
   const onMissing = pick("on-missing", ["error", "keep"] as const);
   const onExtra = pick("on-extra", ["error", "ignore", "try"] as const);
   const onSizeMismatch = pick("on-size-mismatch", ["error", "ignore"] as const);
-  const mode = parseMode(typeof values.mode === "string" ? values.mode : undefined);
   return {
     ...(onMissing === undefined ? {} : { onMissing }),
     ...(onExtra === undefined ? {} : { onExtra }),
     ...(onSizeMismatch === undefined ? {} : { onSizeMismatch }),
-    ...(mode === undefined ? {} : { mode }),
   };
-}
-
-function registerDump(machine: SnapshotMachine): DumpRegister[] {
-  const vcpu = machine.vcpus[0];
-  if (vcpu === undefined) return [];
-  const ids = vcpu.regList();
-  const packed = vcpu.getManyRegs(ids);
-  let at = 0;
-  return ids.map((id) => {
-    const info = decodeReg(id);
-    const value = packed.subarray(at, at + regSize(id));
-    at += value.length;
-    return { id, name: info.known ? info.name : "unknown", value };
-  });
 }
 
 const RESTORE_OPTIONS = {
@@ -223,19 +124,21 @@ const RESTORE_OPTIONS = {
   "on-missing": { type: "string" },
   "on-extra": { type: "string" },
   "on-size-mismatch": { type: "string" },
+  "allow-disk-change": { type: "boolean" },
+  api: { type: "string" },
   "dump-regs": { type: "boolean" },
   json: { type: "boolean" },
   ...ENDING_OPTIONS,
 } as const;
 
 /**
- * `regvisor restore FILE`: resolves to 0 when the guest finished, 1 when it stopped at an exit
- * the demo VMM does not handle, or the timeout/signal status.
- * @throws {UsageError} on a bad command line; {SnapshotFormatError} / {RestoreError} otherwise.
+ * `regvisor restore SNAP`: resolves to the guest's status.
+ * @throws {UsageError} on a bad command line; {SnapshotFormatError}, {RestoreError},
+ *   {DiskChangedError} before anything runs.
  */
 export async function restoreCommand(
   argv: string[],
-  out: Out,
+  out: RunOut,
   err: (t: string) => void,
 ): Promise<number> {
   const parsed = parseCommandLine("restore", argv, RESTORE_OPTIONS, RESTORE_HELP, out);
@@ -243,56 +146,105 @@ export async function restoreCommand(
   const { values, positionals } = parsed;
   const [file, ...extra] = positionals;
   if (file === undefined || extra.length > 0) throw new UsageError("restore takes one FILE");
-  const options = restoreOptions(values);
+  const policy = restorePolicy(values);
+  const mode = parseMode(values.mode);
   const timeoutMs = parseTimeout(values.timeout);
-  const restored = withFile(file, (bytes) => restoreMachine(bytes, options));
-  using machine = restored.machine;
-  const report = restored.report;
-  const before = machine.output();
-  let run;
-  {
+  const snapshot = withFile(file, (bytes) => decodeSnapshot(bytes));
+  const json = values.json === true;
+  const captured: Uint8Array[] = [];
+  const sink = json
+    ? { write: (b: Uint8Array) => void captured.push(b.slice()), flush: () => undefined }
+    : outputSink(out);
+  let summary: RestoreSummary;
+  let api: ApiServer | undefined;
+  const apiPath = values.api;
+  const owned: { picker?: ReturnType<typeof backendPicker> } = {};
+  try {
+    using input = stdinInput();
     using stop = listenForStopSignals();
-    run = await runMachineBounded(machine, {
+    const demo = snapshot.meta.guest?.endsWith("-demo") === true;
+    summary = await restoreGuest({
+      snapshot,
+      backendFor: (arch, m) => {
+        owned.picker = backendPicker(m === undefined ? {} : { mode: m });
+        return owned.picker.backendFor(arch);
+      },
+      ...(mode === undefined ? {} : { mode }),
+      allowDiskChange: values["allow-disk-change"] === true,
+      policy,
+      output: sink.write,
+      // The demos run without console input, as `regvisor run` does, so every run prints the same.
+      input: demo ? noInput() : input,
       stop,
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      collectRegisters: values["dump-regs"] === true,
+      ...(apiPath === undefined
+        ? {}
+        : {
+            onMachine: async (machine: Machine) => {
+              api = await startApiServer({ path: apiPath, control: machine });
+            },
+          }),
     });
+    sink.flush();
+  } catch (error) {
+    if (error instanceof SnapshotFormatError) throw new InFileError(file, error);
+    if (error instanceof OptionValueError) throw new UsageError(error.message);
+    throw error;
+  } finally {
+    await api?.close();
+    owned.picker?.[Symbol.dispose]();
   }
-  const all = machine.output();
-  const output = decoder.decode(all.subarray(before.length));
-  const clean = run.stopped === "finished";
-  const status = run.ending?.status ?? (clean ? 0 : 1);
-  const lastKind = run.last?.exit.kind ?? "none";
-  // The guest's own ending keeps the line of a plain restore; a timeout or signal adds its status.
-  const ended =
-    run.ending === undefined
-      ? `the guest ended with ${lastKind} after ${machine.progress().exits} exits`
-      : `${run.ending.message} after ${machine.progress().exits} exits; exit status ${status}`;
-  if (values.json === true) {
-    const json = {
+  const output = decoder.decode(Buffer.concat(captured));
+  return reportRestore(summary, file, output, json, values["dump-regs"] === true, out, err);
+}
+
+function reportRestore(
+  s: RestoreSummary,
+  file: string,
+  output: string,
+  json: boolean,
+  dumpRegs: boolean,
+  out: Out,
+  err: (t: string) => void,
+): number {
+  const backend = s.mode === undefined ? s.backend : `${s.backend}-${s.mode}`;
+  // Exits to the VMM, before and after the snapshot: `intr` returns are not exits.
+  const counted = s.exits - (s.exitKinds.intr ?? 0);
+  if (json) {
+    const before = decoder.decode(s.outputBefore);
+    const result = {
       file,
-      backend: machine.backend,
-      resumedAtExit: report.resumedAt.exits,
+      backend,
+      guest: s.description.guest,
+      resumedAtExit: s.resumedAt.exits,
       output,
-      outputBefore: decoder.decode(before),
-      combinedOutput: decoder.decode(all),
-      clean,
-      reason: run.ending?.reason ?? (clean ? "finished" : "unexpected"),
-      status,
-      exits: machine.progress().exits,
-      exitKinds: machine.progress().exitKinds,
-      lastExit: run.last === undefined ? null : exitToJson(run.last.exit),
-      restore: report,
-      ...(values["dump-regs"] === true ? { registers: registersJson(registerDump(machine)) } : {}),
+      outputBefore: before,
+      combinedOutput: before + output,
+      clean: s.ending.status === 0,
+      reason: s.ending.reason,
+      status: s.ending.status,
+      message: s.ending.message,
+      pcName: s.pcName,
+      pc: `0x${s.pc.toString(16)}`,
+      exits: counted,
+      exitKinds: Object.fromEntries(Object.entries(s.exitKinds).filter(([k]) => k !== "intr")),
+      lastExit: s.lastExit === undefined ? null : exitToJson(s.lastExit),
+      restore: { kind: s.description.kind, ...s.report },
+      ...(dumpRegs ? { registers: registersJson(s.registers) } : {}),
     };
-    out.stdout(JSON.stringify(json, null, 2) + "\n");
-  } else {
-    out.stdout(output);
-    if (values["dump-regs"] === true) out.stdout(registersTable(registerDump(machine)));
-    err(
-      `regvisor: resumed ${machine.backend} machine at exit ${report.resumedAt.exits}; ${ended}\n`,
-    );
+    out.stdout(JSON.stringify(result, null, 2) + "\n");
+  } else if (dumpRegs) {
+    out.stdout(registersTable(s.registers));
   }
-  return status;
+  if (s.registersError !== undefined) {
+    err(`regvisor: cannot read the final registers: ${s.registersError}\n`);
+  }
+  const pc = `${s.pcName}=0x${s.pc.toString(16)}`;
+  err(
+    `regvisor: resumed ${backend} ${s.description.kind} machine at exit ${s.resumedAt.exits}; ${s.ending.message} at ${pc} after ${s.exits} exits; exit status ${s.ending.status}\n`,
+  );
+  return s.ending.status;
 }
 
 const INSPECT_OPTIONS = {

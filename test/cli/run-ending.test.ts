@@ -12,9 +12,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { lookupReg } from "../../src/abi/catalog.js";
 import { kvmUnavailableReason } from "../../src/backends/kvm/index.js";
-import { encodeSnapshot, type SnapshotMachine } from "../../src/vmm/snapshot/index.js";
-import { RiscvDemoMachine, X86DemoMachine } from "../../src/vmm/snapshot/machines/index.js";
-import { captureMachine, runMachine } from "../../src/vmm/snapshot/vm-state.js";
+import { KVM_REGS } from "../../src/abi/kvm/layouts-x86.js";
+import type { Vcpu } from "../../src/backends/vcpu.js";
+import { quiesceVcpus } from "../../src/vmm/machine/state.js";
+import { demoSnapshot } from "../vmm/snapshot/demo-run.js";
 import { SPIN, putchar, riscvElf } from "../vmm/runner-guests.js";
 import { lastLine } from "./run-file-helpers.js";
 
@@ -115,38 +116,52 @@ writeFileSync(SPINNER, riscvElf([...putchar(0x67), ...putchar(0x6f), ...putchar(
  * A snapshot of a demo machine whose guest, once restored, spins forever: after `exits` exits the
  * machine is quiesced and a jump-to-self is written where it resumes.
  */
-function spinningSnapshot(
-  m: SnapshotMachine,
+async function spinningSnapshot(
+  backend: "kvm" | "soft",
   exits: number,
-  pc: () => bigint,
+  pc: (vcpu: Vcpu) => bigint,
   spin: Uint8Array,
-): string {
-  runMachine(m, { stopAtExit: exits });
-  m.quiesce();
-  const at = pc();
-  const region = m.memory().find((r) => at >= r.gpa && at < r.gpa + BigInt(r.data.length));
-  assert.ok(region, `RAM at 0x${at.toString(16)}`);
-  region.data.set(spin, Number(at - region.gpa));
-  const file = join(dir, `spin-${m.arch}.snap`);
-  writeFileSync(file, encodeSnapshot(captureMachine(m)));
+): Promise<string> {
+  const { bytes } = await demoSnapshot(backend, exits, {
+    inspect: async (m) => {
+      await quiesceVcpus(m.vcpus);
+      const [vcpu] = m.vcpus;
+      assert.ok(vcpu);
+      const at = pc(vcpu);
+      const region = m.parts.vm.memory.find(
+        (r) => at >= r.guestPhysAddr && at < r.guestPhysAddr + BigInt(r.size),
+      );
+      assert.ok(region, `RAM at 0x${at.toString(16)}`);
+      region.view(Number(at - region.guestPhysAddr), spin.length).set(spin);
+    },
+  });
+  const file = join(dir, `spin-${backend}.snap`);
+  writeFileSync(file, bytes);
   return file;
 }
 
-function softSpinSnapshot(): string {
-  using m = RiscvDemoMachine.boot();
+const u64 = (b: Uint8Array, offset = 0): bigint =>
+  new DataView(b.buffer, b.byteOffset + offset, 8).getBigUint64(0, true);
+
+function softSpinSnapshot(): Promise<string> {
   const pcId = lookupReg("riscv", "core.pc").id;
-  const vcpu = m.vcpus[0];
-  assert.ok(vcpu);
-  const read = (): bigint => {
-    const b = vcpu.getOneReg(pcId);
-    return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
-  };
-  return spinningSnapshot(m, 2, read, new Uint8Array([0x6f, 0, 0, 0])); // jal x0, 0
+  return spinningSnapshot(
+    "soft",
+    2,
+    (v) => u64(v.getOneReg(pcId)),
+    new Uint8Array([0x6f, 0, 0, 0]),
+  ); // jal x0, 0
 }
 
-function kvmSpinSnapshot(): string {
-  using m = X86DemoMachine.boot();
-  return spinningSnapshot(m, 70, () => m.kvmVcpu.getRegs().rip, new Uint8Array([0xeb, 0xfe])); // jmp $
+function kvmSpinSnapshot(): Promise<string> {
+  const regsId = lookupReg("x86", "REGS").id;
+  // jmp $ at RIP (struct kvm_regs.rip, src/abi/kvm/layouts-x86.ts)
+  return spinningSnapshot(
+    "kvm",
+    70,
+    (v) => u64(v.getOneReg(regsId), KVM_REGS.fields.rip.offset),
+    new Uint8Array([0xeb, 0xfe]),
+  );
 }
 
 describe("SIGINT and SIGTERM end a run with the final line", () => {
@@ -171,7 +186,7 @@ describe("SIGINT and SIGTERM end a run with the final line", () => {
     "restore (kvm, spinning in KVM_RUN): SIGINT → status 130 and the final line",
     { skip: KVM_SKIP },
     async () => {
-      const r = await spawnAndSignal(["restore", kvmSpinSnapshot()], "in KVM_RUN", "SIGINT");
+      const r = await spawnAndSignal(["restore", await kvmSpinSnapshot()], "in KVM_RUN", "SIGINT");
       assert.equal(r.status, 130, r.stderr);
       assert.match(lastLine(r.stderr), /the run was stopped by SIGINT .*; exit status 130$/);
     },
@@ -181,7 +196,7 @@ describe("SIGINT and SIGTERM end a run with the final line", () => {
 describe("restore --timeout", () => {
   it("stops a restored soft guest that never exits: status 124 and the final line", async () => {
     const r = await spawnAndSignal(
-      ["restore", "--timeout", "0.5", softSpinSnapshot()],
+      ["restore", "--timeout", "0.5", await softSpinSnapshot()],
       "never",
       undefined,
     );
@@ -197,7 +212,7 @@ describe("restore --timeout", () => {
     { skip: KVM_SKIP },
     async () => {
       const r = await spawnAndSignal(
-        ["restore", "--timeout", "0.5", "--json", kvmSpinSnapshot()],
+        ["restore", "--timeout", "0.5", "--json", await kvmSpinSnapshot()],
         "never",
         undefined,
       );

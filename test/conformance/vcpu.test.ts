@@ -9,9 +9,7 @@ import { regId, type RegId } from "../../src/abi/regid.js";
 import { decodeReg } from "../../src/abi/catalog.js";
 import { kvmUnavailableReason, type KvmVcpu } from "../../src/backends/kvm/index.js";
 import { TIMEBASE_HZ } from "../../src/backends/soft/index.js";
-import type { Vcpu } from "../../src/backends/vcpu.js";
-import { RiscvDemoMachine, X86DemoMachine } from "../../src/vmm/snapshot/machines/index.js";
-import { runMachine } from "../../src/vmm/snapshot/vm-state.js";
+import { kvmDemo, softDemo } from "../vmm/snapshot/demo-steppers.js";
 import { vcpuConformance, type NotWritable, type Volatile } from "./suite.js";
 
 const x86 = (name: string): RegId => lookupReg("x86", name).id;
@@ -24,13 +22,6 @@ const count = (ids: readonly RegId[], cls: string): number =>
     const d = decodeReg(id);
     return d.known && d.class === cls;
   }).length;
-
-/** The first vCPU of a machine (the demo machines have exactly one). */
-function first(vcpus: readonly Vcpu[]): Vcpu {
-  const v = vcpus[0];
-  if (v === undefined) throw new Error("the machine has no vCPU");
-  return v;
-}
 
 // KVM x86 -----------------------------------------------------------------------------------
 
@@ -50,14 +41,14 @@ function kvmTarget(irqchip: boolean): Parameters<typeof vcpuConformance>[0] {
     name: `kvm x86${irqchip ? " with in-kernel irqchip" : ""}`,
     skip: KVM_SKIP,
     make() {
-      const m = X86DemoMachine.boot({ irqchip });
-      runMachine(m, { stopAtExit: 70 }); // mid-output, long mode, after the IN of n
+      const m = kvmDemo({ irqchip });
+      m.runTo(70); // mid-output, long mode, after the IN of n
       m.quiesce();
       vcpuOfTarget = m.kvmVcpu;
       return {
-        vcpu: first(m.vcpus),
+        vcpu: m.vcpu,
         close: () => {
-          m.close();
+          m[Symbol.dispose]();
         },
       };
     },
@@ -98,13 +89,13 @@ function softTarget(mode: "inline" | "threaded"): Parameters<typeof vcpuConforma
     name: `soft riscv ${mode}`,
     skip: false,
     make() {
-      const m = RiscvDemoMachine.boot({ mode });
-      runMachine(m, { stopAtExit: 2 });
+      const m = softDemo({ mode });
+      m.runTo(2);
       m.quiesce();
       return {
-        vcpu: first(m.vcpus),
+        vcpu: m.vcpu,
         close: () => {
-          m.close();
+          m[Symbol.dispose]();
         },
       };
     },

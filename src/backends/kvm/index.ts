@@ -1,8 +1,8 @@
 /**
  * The KVM backend: drive /dev/kvm from TypeScript. `KvmSystem.open()` → `createVm()` →
  * `createVcpu()`; every object has `close()` and `Symbol.dispose`. Only ./ffi.ts touches
- * native memory. The library only: the bundled demo and its flat-guest loader (./demo.ts,
- * ./flat-guest.ts) are for the CLI, tests and benchmarks, which import them by path.
+ * native memory. The library only: the flat-guest loader of the bundled x86 guests
+ * (./flat-guest.ts) is for tests and benchmarks, which import it by path.
  */
 export { KvmSystem, KVM_DEVICE_PATH, kvmDevicePath } from "./system.js";
 export type { KvmOpenOptions } from "./system.js";

@@ -1,8 +1,8 @@
 /**
  * The soft backend: a software RISC-V (RV64) hypervisor that exposes the exact Linux KVM RISC-V
  * register namespace (docs/DESIGN.md §5). `createSoftVm()` is the entry point; everything a VMM
- * needs (memslots, vCPUs, run page, sync-register groups) is re-exported here. The demo runner
- * (./demo.ts) is not: the CLI and tests import it by path.
+ * needs (memslots, vCPUs, run page, sync-register groups) is re-exported here. The bundled
+ * demo guest runs as a machine spec (src/vmm/demo.ts).
  */
 export { BUILTIN_HART_MODULE, createSoftVm } from "./create.js";
 export { SoftVm, allocGuestMemory, SOFT_MAX_SLOT_BYTES, USER_MEM_SLOTS } from "./vm.js";

@@ -3,9 +3,9 @@
  * (format.ts), per-arch restore ordering as data (ordering.ts), restore with rollback
  * (restore.ts), register-level diff (diff.ts) and the inspect summary (inspect.ts).
  *
- * The library only, and free of native code: whole-machine capture/restore of the demo
- * machines (vm-state.ts, machines/) builds KVM and soft VMs, so the CLI imports it by path and
- * importing `regvisor/snapshot` never loads koffi.
+ * The library only, and free of native code: whole-machine capture and restore live with the
+ * machine (src/vmm/machine/state.ts), whose backends the caller injects, so importing
+ * `regvisor/snapshot` never loads koffi.
  */
 export * from "./format.js";
 export { crc32c } from "./crc32c.js";

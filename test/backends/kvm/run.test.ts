@@ -4,7 +4,7 @@ import { KvmError } from "../../../src/abi/kvm/errors.js";
 import { KVM_SYNC_X86 } from "../../../src/abi/kvm/ioctls.js";
 import { KvmSystem, type KvmVcpu } from "../../../src/backends/kvm/index.js";
 import { FLAT_LOAD_ADDRESS } from "../../../src/backends/kvm/flat-guest.js";
-import { runDemo } from "../../../src/backends/kvm/demo.js";
+import { runDemo } from "../../vmm/snapshot/demo-run.js";
 import type { VcpuExit } from "../../../src/backends/vcpu.js";
 import { KVM_SKIP, exitLoop, x86 } from "./helpers.js";
 
@@ -18,21 +18,21 @@ function ioExit(vcpu: KvmVcpu): Extract<VcpuExit, { kind: "io" }> {
 }
 
 describe("KVM run loop", { skip: KVM_SKIP }, () => {
-  it("runDemo() prints the greeting and fib(n) computed in long mode, then halts", () => {
-    const result = runDemo();
+  it("the demo prints the greeting and fib(n) computed in long mode, then halts", async () => {
+    const result = await runDemo("kvm", {});
     assert.equal(
       result.output,
       "Hello from the regvisor demo guest, running in 64-bit long mode.\nfib(90) = 2880067194370816120\n",
     );
-    assert.equal(result.lastExit.kind, "hlt");
+    assert.equal(result.lastExit?.kind, "hlt");
     assert.equal(result.exitKinds.hlt, 1);
-    const rbx = result.finalRegs.find((r) => r.name === "REGS");
+    const rbx = result.registers.find((r) => r.name === "REGS");
     assert.ok(rbx !== undefined);
     assert.ok(rbx.pseudo);
     // kvm_regs.rbx is the second u64 (ABI doc §5.1).
     assert.equal(new DataView(rbx.value.buffer).getBigUint64(8, true), 2880067194370816120n);
-    assert.ok(result.finalRegs.some((r) => r.name === "LSTAR" && r.value.length === 8));
-    assert.match(runDemo({ n: 10 }).output, /fib\(10\) = 55\n$/);
+    assert.ok(result.registers.some((r) => r.name === "LSTAR" && r.value.length === 8));
+    assert.match((await runDemo("kvm", { n: 10 })).output, /fib\(10\) = 55\n$/);
   });
 
   it("an OUT exit carries port, size and the guest's byte", () => {

@@ -15,8 +15,7 @@ import {
   type RegValue,
   type VcpuState,
 } from "../../../src/vmm/snapshot/index.js";
-import { X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
-import { runMachine } from "../../../src/vmm/snapshot/vm-state.js";
+import { kvmDemo } from "./demo-steppers.js";
 import { KVM_SKIP } from "./e2e-helpers.js";
 import { FakeVcpu, pattern, sameBytes } from "./fake-vcpu.js";
 import { RISCV_NAMES } from "./samples.js";
@@ -134,8 +133,8 @@ describe("captureVcpu into a CaptureBuffer", () => {
   });
 
   it("captures and restores a real x86 vCPU in a loop", { skip: KVM_SKIP }, () => {
-    using m = X86DemoMachine.boot({ irqchip: true });
-    runMachine(m, { stopAtExit: 70 });
+    using m = kvmDemo({ irqchip: true });
+    m.runTo(70);
     m.quiesce();
     const vcpu = m.kvmVcpu;
     const into = new CaptureBuffer();

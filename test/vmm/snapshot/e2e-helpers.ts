@@ -12,12 +12,7 @@ import { decodeReg } from "../../../src/abi/catalog.js";
 import { formatRegId } from "../../../src/abi/regid.js";
 import { kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
 import { valueHex } from "../../../src/vmm/snapshot/describe.js";
-import {
-  captureVcpu,
-  type RegValue,
-  type SnapshotMachine,
-} from "../../../src/vmm/snapshot/index.js";
-import { runMachine } from "../../../src/vmm/snapshot/vm-state.js";
+import type { RegValue } from "../../../src/vmm/snapshot/index.js";
 
 const BIN = fileURLToPath(new URL("../../../src/cli/bin.js", import.meta.url));
 
@@ -63,23 +58,6 @@ export function tempDir(): { readonly path: string; file(name: string): string }
 
 /** Register values by catalog name, as hex in the CLI's --dump-regs --json form (describe.ts valueHex). */
 export type RegMap = ReadonlyMap<string, string>;
-
-/** The final state and output of an uninterrupted run of `m` (closed afterwards). */
-export function baseline(m: SnapshotMachine): { output: string; exits: number; regs: RegMap } {
-  try {
-    const run = runMachine(m);
-    if (run.stopped !== "finished") throw new Error(`baseline run stopped: ${run.stopped}`);
-    const vcpu = m.vcpus[0];
-    if (vcpu === undefined) throw new Error("no vCPU");
-    return {
-      output: new TextDecoder().decode(m.output()),
-      exits: m.progress().exits,
-      regs: regMap(captureVcpu(vcpu).regs),
-    };
-  } finally {
-    m.close();
-  }
-}
 
 /** Name → hex of captured registers. */
 export function regMap(regs: readonly RegValue[]): RegMap {

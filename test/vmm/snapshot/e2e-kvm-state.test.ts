@@ -1,7 +1,8 @@
 /**
  * Restore into real KVM with the state the ABI orders (kvm-register-abi.md §13.1): a demo VM
  * with the in-kernel irqchip, its LAPIC timer put in TSC-deadline mode (masked) with a deadline
- * far ahead, distinctive MSR values — then snapshot, restore into a fresh VM and compare. The
+ * far ahead, distinctive MSR values — then capture with the machine state API
+ * (src/vmm/machine/state.ts), restore into a fresh VM and compare. The
  * deadline survives only if it is written after KVM_SET_LAPIC and IA32_TSC (a deadline write is
  * ignored unless the LVT timer is already in TSC-deadline mode: arch/x86/kvm/lapic.c
  * kvm_set_lapic_tscdeadline_msr). The ordering itself is pinned by ordering.test.ts.
@@ -11,13 +12,19 @@ import assert from "node:assert/strict";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import type { RegId } from "../../../src/abi/regid.js";
 import {
+  applyVcpuState,
+  captureVcpus,
+  loadRam,
+  ramRegions,
+} from "../../../src/vmm/machine/state.js";
+import {
   captureVcpu,
+  decodeSnapshot,
   encodeSnapshot,
   regRef,
   type VcpuState,
 } from "../../../src/vmm/snapshot/index.js";
-import { X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
-import { captureMachine, restoreMachine, runMachine } from "../../../src/vmm/snapshot/vm-state.js";
+import { kvmDemo } from "./demo-steppers.js";
 import { KVM_SKIP } from "./e2e-helpers.js";
 
 const x86 = (name: string): RegId => lookupReg("x86", name).id;
@@ -45,8 +52,8 @@ describe("restore into real KVM with LAPIC, TSC and MSR state", () => {
     "LAPIC (TSC-deadline mode), IA32_TSC_DEADLINE, IA32_TSC and MSRs arrive; the guest finishes its output",
     { skip: KVM_SKIP },
     () => {
-      using m = X86DemoMachine.boot({ irqchip: true });
-      runMachine(m, { stopAtExit: 70 });
+      using m = kvmDemo({ irqchip: true });
+      m.runTo(70);
       m.quiesce();
       const vcpu = m.kvmVcpu;
       const lapic = vcpu.getOneReg(x86("LAPIC"));
@@ -60,15 +67,28 @@ describe("restore into real KVM with LAPIC, TSC and MSR state", () => {
       vcpu.setOneReg(x86("LSTAR"), 0xffff_ffff_8100_0000n);
       vcpu.setOneReg(x86("KERNEL_GS_BASE"), 0x1234_5000n);
 
-      const snap = captureMachine(m);
+      const snap = decodeSnapshot(
+        encodeSnapshot({
+          arch: "x86",
+          backend: "kvm",
+          flags: 0,
+          meta: {},
+          vcpus: captureVcpus([vcpu]),
+          memory: ramRegions(m.vm),
+          devices: [],
+        }),
+      );
       const saved = snap.vcpus[0];
-      const restored = restoreMachine(encodeSnapshot(snap));
-      using machine = restored.machine;
-      const report = restored.report;
+      // A fresh VM with the irqchip, the same RAM, and the state applied.
+      using machine = kvmDemo({ irqchip: true });
+      loadRam(machine.vm, snap.memory, false);
+      const report = applyVcpuState([machine.vcpu], "x86", snap.vcpus);
+      machine.exits = 70;
+      machine.output.push(...m.output);
       const phases = report.registers.vcpus[0]?.phases.map((p) => p.phase) ?? [];
       assert.ok(phases.indexOf("lapic") < phases.indexOf("tsc-deadline"), phases.join(","));
 
-      const now = captureVcpu(machine.vcpus[0] ?? vcpu);
+      const now = captureVcpu(machine.vcpu);
       const differing = now.regs
         .filter((r) => !valueOf(saved, r.id).every((b, i) => b === r.value[i]))
         .map((r) => regRef(r.id).name ?? regRef(r.id).id);
@@ -89,9 +109,10 @@ describe("restore into real KVM with LAPIC, TSC and MSR state", () => {
       );
 
       // With the in-kernel irqchip the final HLT blocks in the kernel: run to the last OUT.
-      const done = runMachine(machine, { stopAtExit: 96 });
-      assert.equal(done.stopped, "exit");
-      const text = new TextDecoder().decode(machine.output());
+      const done = machine.runTo(96);
+      assert.equal(done?.kind, "io");
+      assert.equal(machine.exits, 96);
+      const text = new TextDecoder().decode(Uint8Array.from(machine.output));
       assert.match(text, /long mode\.\nfib\(90\) = 2880067194370816120\n$/);
     },
   );

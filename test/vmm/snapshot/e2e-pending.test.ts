@@ -1,8 +1,8 @@
 /**
  * Exits in progress: KVM finishes a port-I/O IN/OUT (x86) or an SBI call (riscv) only on the
  * next KVM_RUN and shows none of that state to userspace (api.rst, KVM_RUN). These tests show
- * the state a naive capture would miss, that `captureMachine()` (which quiesces with an
- * `immediate_exit` KVM_RUN first) holds the completed state, and that restoring it resumes
+ * the state a naive capture would miss, that `Machine.captureState()` (which quiesces with a
+ * kick, KVM's `immediate_exit`, and one run first) holds the completed state, and that restoring it resumes
  * exactly — in this process; e2e-restore covers the same in a new one.
  */
 import { describe, it } from "node:test";
@@ -10,10 +10,9 @@ import assert from "node:assert/strict";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import { decodeKvmRegs } from "../../../src/abi/kvm/x86-structs.js";
 import type { RegId } from "../../../src/abi/regid.js";
-import { captureVcpu, encodeSnapshot, type VcpuState } from "../../../src/vmm/snapshot/index.js";
-import { RiscvDemoMachine, X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
-import { captureMachine, restoreMachine, runMachine } from "../../../src/vmm/snapshot/vm-state.js";
-import { KVM_SKIP, baseline } from "./e2e-helpers.js";
+import { captureVcpu, type VcpuState } from "../../../src/vmm/snapshot/index.js";
+import { counted, demoBaseline, demoSnapshot, restoreDemo } from "./demo-run.js";
+import { KVM_SKIP } from "./e2e-helpers.js";
 
 const valueOf = (state: VcpuState | undefined, id: RegId): Uint8Array => {
   const v = state?.regs.find((r) => r.id === id)?.value;
@@ -34,68 +33,79 @@ describe("an exit in progress at snapshot time", () => {
   it(
     "x86 IN: RAX and RIP are only complete after the immediate_exit run, and restore resumes with them",
     { skip: KVM_SKIP },
-    () => {
+    async () => {
       const regsId = lookupReg("x86", "REGS").id;
-      const whole = baseline(X86DemoMachine.boot({ n: N }));
-      using m = X86DemoMachine.boot({ n: N });
-      const run = runMachine(m, { stopAtExit: IN_EXIT });
-      const exit = run.last?.exit;
+      const whole = await demoBaseline("kvm", { n: N });
+      let naive: ReturnType<typeof decodeKvmRegs> | undefined;
+      const stop = await demoSnapshot("kvm", IN_EXIT, {
+        n: N,
+        inspect: (m) => {
+          const [vcpu] = m.vcpus;
+          assert.ok(vcpu !== undefined);
+          naive = decodeKvmRegs(valueOf(captureVcpu(vcpu), regsId));
+        },
+      });
+      const exit = stop.summary.lastExit;
       assert.ok(exit?.kind === "io" && exit.direction === "in", "exit 66 is the IN of n");
-      const naive = decodeKvmRegs(valueOf(captureVcpu(m.kvmVcpu), regsId));
+      assert.ok(naive !== undefined);
       assert.notEqual(naive.rax & 0xffffffffn, BigInt(N), "KVM has not written RAX yet");
 
-      const snap = captureMachine(m);
-      const done = decodeKvmRegs(valueOf(snap.vcpus[0], regsId));
+      const done = decodeKvmRegs(valueOf(stop.snapshot.vcpus[0], regsId));
       assert.equal(done.rax & 0xffffffffn, BigInt(N), "RAX holds the answer");
       assert.equal(done.rip, naive.rip + IN_LENGTH, "RIP is past the IN");
 
-      const restored = restoreMachine(encodeSnapshot(snap));
-      using machine = restored.machine;
-      assert.equal(runMachine(machine).stopped, "finished");
-      const out = new TextDecoder().decode(machine.output());
-      assert.match(out, /fib\(42\) = 267914296\n$/);
-      const fin = decodeKvmRegs(valueOf(captureVcpu(machine.vcpus[0] ?? m.kvmVcpu), regsId));
-      assert.equal(fin.r12, BigInt(N));
+      let fin: ReturnType<typeof decodeKvmRegs> | undefined;
+      const restored = await restoreDemo(stop.bytes, {
+        afterRun: (m) => {
+          const [vcpu] = m.vcpus;
+          assert.ok(vcpu !== undefined);
+          fin = decodeKvmRegs(valueOf(captureVcpu(vcpu), regsId));
+        },
+      });
+      assert.equal(restored.ending.reason, "halt");
+      assert.match(restored.output, /fib\(42\) = 267914296\n$/);
+      assert.equal(fin?.r12, BigInt(N));
       assert.equal(fin.rbx, 267914296n, "fib(42) in RBX");
-      assert.equal(machine.progress().exits, whole.exits, "no exit repeated or lost");
+      assert.equal(counted(restored), whole.exits, "no exit repeated or lost");
     },
   );
 
   it(
     "x86 OUT: the captured RIP is past the `outb`, and the restored guest does not print it twice",
     { skip: KVM_SKIP },
-    () => {
+    async () => {
       // Hardware-assisted KVM leaves RIP on a fast-path OUT until the next KVM_RUN; the emulator
       // path (kvm_pvm here) advances it before exiting. Either way the capture must be past it.
       const regsId = lookupReg("x86", "REGS").id;
-      const whole = baseline(X86DemoMachine.boot());
-      using m = X86DemoMachine.boot();
-      runMachine(m, { stopAtExit: 10 });
-      const snap = captureMachine(m);
-      const done = decodeKvmRegs(valueOf(snap.vcpus[0], regsId));
-      const ram = snap.memory.find((r) => r.gpa === 0n)?.data;
+      const whole = await demoBaseline("kvm");
+      const stop = await demoSnapshot("kvm", 10);
+      const done = decodeKvmRegs(valueOf(stop.snapshot.vcpus[0], regsId));
+      const ram = stop.snapshot.memory.find((r) => r.gpa === 0n)?.data;
       assert.equal(
         ram?.[Number(done.rip) - 1],
         OUTB_AL_DX,
         "the byte before RIP is `outb %al, %dx`",
       );
-      const restored = restoreMachine(encodeSnapshot(snap));
-      using machine = restored.machine;
-      runMachine(machine);
-      assert.equal(new TextDecoder().decode(machine.output()), whole.output);
-      assert.equal(machine.progress().exits, whole.exits);
+      const restored = await restoreDemo(stop.bytes);
+      assert.equal(stop.output + restored.output, whole.output);
+      assert.equal(counted(restored), whole.exits);
     },
   );
 
-  it("riscv SBI call: a0/a1 and pc are only complete after the immediate_exit run", () => {
+  it("riscv SBI call: a0/a1 and pc are only complete after the immediate_exit run", async () => {
     const pc = lookupReg("riscv", "core.pc").id;
     const a0 = lookupReg("riscv", "core.a0").id;
     const a1 = lookupReg("riscv", "core.a1").id;
-    using m = RiscvDemoMachine.boot();
-    runMachine(m, { stopAtExit: 1 }); // DBCN write of the greeting line
-    const naive = captureVcpu(m.softVcpu);
-    const snap = captureMachine(m);
-    const done = snap.vcpus[0];
+    let naive: VcpuState | undefined;
+    // Exit 1: the DBCN write of the greeting line.
+    const stop = await demoSnapshot("soft", 1, {
+      inspect: (m) => {
+        const [vcpu] = m.vcpus;
+        assert.ok(vcpu !== undefined);
+        naive = captureVcpu(vcpu);
+      },
+    });
+    const done = stop.snapshot.vcpus[0];
     assert.equal(u64(valueOf(done, pc)), u64(valueOf(naive, pc)) + 4n, "pc past the ecall");
     assert.equal(u64(valueOf(done, a0)), 0n, "SBI_SUCCESS");
     const line = "Hello from a RISC-V guest on regvisor!\n";

@@ -2,7 +2,7 @@
  * Snapshot mid-run → restore in a NEW PROCESS → the same output and final registers as an
  * uninterrupted run, on both backends (the CLI in child processes; the baseline in this one).
  * Left out of the register comparison: IA32_TSC and timer.time (they count on), and on KVM
- * the CPUID pseudo-register, which is boot configuration: `bootFlatGuest` takes it from
+ * the CPUID pseudo-register, which is boot configuration: the machine takes it from
  * KVM_GET_SUPPORTED_CPUID, whose APIC-ID fields (leaf 1 EBX[31:24], leaf 0xB EDX) follow the
  * host CPU of the booting thread on this host (measured), so two independent boots may differ;
  * the restored vCPU must instead hold exactly the CPUID of the snapshot, which is checked.
@@ -12,17 +12,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import { valueHex } from "../../../src/vmm/snapshot/describe.js";
-import { decodeSnapshot, type SnapshotMachine } from "../../../src/vmm/snapshot/index.js";
-import { RiscvDemoMachine, X86DemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
-import {
-  KVM_SKIP,
-  TIME_VARYING,
-  baseline,
-  cli,
-  differingRegs,
-  tempDir,
-  type RegMap,
-} from "./e2e-helpers.js";
+import { decodeSnapshot } from "../../../src/vmm/snapshot/index.js";
+import { demoBaseline } from "./demo-run.js";
+import { KVM_SKIP, TIME_VARYING, cli, differingRegs, tempDir, type RegMap } from "./e2e-helpers.js";
 
 interface RestoreJson {
   backend: string;
@@ -65,14 +57,12 @@ const KVM_CASES: readonly Case[] = [
 let softBase: { output: string; exits: number; regs: RegMap } | undefined;
 let kvmBase: { output: string; exits: number; regs: RegMap } | undefined;
 
-function base(c: Case): { output: string; exits: number; regs: RegMap } {
-  const make = (): SnapshotMachine =>
-    c.backend === "kvm" ? X86DemoMachine.boot() : RiscvDemoMachine.boot();
-  if (c.backend === "kvm") return (kvmBase ??= baseline(make()));
-  return (softBase ??= baseline(make()));
+async function base(c: Case): Promise<{ output: string; exits: number; regs: RegMap }> {
+  if (c.backend === "kvm") return (kvmBase ??= await demoBaseline("kvm"));
+  return (softBase ??= await demoBaseline("soft"));
 }
 
-function runCase(c: Case): void {
+async function runCase(c: Case): Promise<void> {
   using dir = tempDir();
   const file = dir.file("demo.snap");
   const runArgs = ["run", "--backend", c.backend, "--snapshot-at-exit", String(c.exit)];
@@ -86,7 +76,7 @@ function runCase(c: Case): void {
   const second = cli(restoreArgs);
   assert.equal(second.status, 0, second.stderr);
   const json = JSON.parse(second.stdout) as RestoreJson;
-  const expected = base(c);
+  const expected = await base(c);
 
   assert.equal(first.stdout + json.output, expected.output, "run + restore output");
   assert.equal(json.outputBefore, first.stdout);
@@ -112,16 +102,16 @@ function runCase(c: Case): void {
 describe("snapshot → restore in a new process → same output and registers (soft)", () => {
   for (const c of SOFT_CASES) {
     const how = c.restoreMode === undefined ? c.mode : `${c.mode} → ${c.restoreMode}`;
-    it(`soft ${how ?? ""} at exit ${c.exit} (${c.why})`, () => {
-      runCase(c);
+    it(`soft ${how ?? ""} at exit ${c.exit} (${c.why})`, async () => {
+      await runCase(c);
     });
   }
 });
 
 describe("snapshot → restore in a new process → same output and registers (KVM)", () => {
   for (const c of KVM_CASES) {
-    it(`kvm at exit ${c.exit} (${c.why})`, { skip: KVM_SKIP }, () => {
-      runCase(c);
+    it(`kvm at exit ${c.exit} (${c.why})`, { skip: KVM_SKIP }, async () => {
+      await runCase(c);
     });
   }
 });

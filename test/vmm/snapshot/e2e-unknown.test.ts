@@ -13,15 +13,9 @@ import { lookupReg } from "../../../src/abi/catalog.js";
 import { KvmError } from "../../../src/abi/kvm/errors.js";
 import { makeRegId, regSize, type RegId } from "../../../src/abi/regid.js";
 import type { Vcpu, VcpuExit } from "../../../src/backends/vcpu.js";
-import {
-  RestoreError,
-  encodeSnapshot,
-  inspectSnapshot,
-  restoreSnapshot,
-} from "../../../src/vmm/snapshot/index.js";
-import { RiscvDemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
-import { captureMachine, restoreMachine, runMachine } from "../../../src/vmm/snapshot/vm-state.js";
-import { baseline } from "./e2e-helpers.js";
+import { backendPicker } from "../../../src/cli/backends.js";
+import { RestoreError, inspectSnapshot, restoreSnapshot } from "../../../src/vmm/snapshot/index.js";
+import { demoBaseline, demoSnapshot, restoreDemo } from "./demo-run.js";
 
 /** riscv type 0x7e: no KVM class (arch/riscv/include/uapi/asm/kvm.h stops at 10). */
 const VENDOR = makeRegId("riscv", 16, 0x7e00_0001n);
@@ -90,6 +84,9 @@ class VendorRegVcpu implements Vcpu {
   run(): VcpuExit {
     return this.inner.run();
   }
+  kick(): void {
+    this.inner.kick?.();
+  }
   close(): void {
     this.inner.close();
   }
@@ -101,86 +98,92 @@ class VendorRegVcpu implements Vcpu {
 const PATTERN = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
 
 describe("a register unknown to the catalog, through a real soft machine", () => {
-  it("is captured, listed as unknown by inspect, restored opaquely; the guest finishes", () => {
-    const whole = baseline(RiscvDemoMachine.boot());
+  it("is captured, listed as unknown by inspect, restored opaquely; the guest finishes", async () => {
+    const whole = await demoBaseline("soft");
     const wrap = (v: Vcpu): Vcpu => new VendorRegVcpu(v);
-    using src = RiscvDemoMachine.boot({ wrapVcpu: wrap });
-    runMachine(src, { stopAtExit: 3 });
-    const vendorVcpu = src.vcpus[0];
-    assert.ok(vendorVcpu !== undefined);
-    vendorVcpu.setOneReg(VENDOR, PATTERN);
-    const bytes = encodeSnapshot(captureMachine(src));
-
-    const summary = inspectSnapshot(bytes);
+    const src = await demoSnapshot("soft", 3, {
+      wrapVcpu: wrap,
+      inspect: (m) => {
+        m.vcpus[0]?.setOneReg(VENDOR, PATTERN);
+      },
+    });
+    const summary = inspectSnapshot(src.bytes);
     const vcpu0 = summary.vcpus[0];
     assert.ok(vcpu0 !== undefined);
     assert.equal(vcpu0.unknownCount, 1);
     const listed = vcpu0.registers.find((r) => r.name === null);
     assert.equal(listed?.size, 16);
 
-    const restored = restoreMachine(bytes, { wrapVcpu: wrap });
-    using machine = restored.machine;
-    const report = restored.report;
-    assert.deepEqual(machine.vcpus[0]?.getOneReg(VENDOR), PATTERN);
-    assert.equal(report.registers.vcpus[0]?.comparison.extra.length, 0);
-    assert.equal(runMachine(machine).stopped, "finished");
-    assert.equal(new TextDecoder().decode(machine.output()), whole.output);
+    let restoredValue: Uint8Array | undefined;
+    const restored = await restoreDemo(src.bytes, {
+      wrapVcpu: wrap,
+      beforeRun: (m) => {
+        restoredValue = m.vcpus[0]?.getOneReg(VENDOR);
+      },
+    });
+    assert.deepEqual(restoredValue, PATTERN);
+    assert.equal(restored.report.registers.vcpus[0]?.comparison.extra.length, 0);
+    assert.equal(restored.ending.status, 0);
+    assert.equal(src.output + restored.output, whole.output);
   });
 
-  it("a destination without it refuses (RESTORE_EXTRA, by id) or, with onExtra ignore, reports it", () => {
-    using src = RiscvDemoMachine.boot({ wrapVcpu: (v) => new VendorRegVcpu(v) });
-    runMachine(src, { stopAtExit: 3 });
-    const bytes = encodeSnapshot(captureMachine(src));
-    assert.throws(
-      () => restoreMachine(bytes),
+  it("a destination without it refuses (RESTORE_EXTRA, by id) or, with onExtra ignore, reports it", async () => {
+    const src = await demoSnapshot("soft", 3, { wrapVcpu: (v) => new VendorRegVcpu(v) });
+    await assert.rejects(
+      () => restoreDemo(src.bytes),
       (e: unknown) =>
         e instanceof RestoreError &&
         e.code === "RESTORE_EXTRA" &&
         e.details.registers?.[0]?.id === "0x804000007e000001" &&
         e.details.registers[0].name === null,
     );
-    const restored = restoreMachine(bytes, { onExtra: "ignore" });
-    using machine = restored.machine;
-    const report = restored.report;
-    assert.equal(report.registers.vcpus[0]?.notWritten[0]?.register.name, null);
-    assert.equal(runMachine(machine).stopped, "finished");
+    const restored = await restoreDemo(src.bytes, { policy: { onExtra: "ignore" } });
+    assert.equal(restored.report.registers.vcpus[0]?.notWritten[0]?.register.name, null);
+    assert.equal(restored.ending.status, 0);
   });
 });
 
 describe("riscv timer registers with write side effects", () => {
-  it("a disarmed timer.state is not written (SET 0 on a disarmed timer is EINVAL)", () => {
-    using src = RiscvDemoMachine.boot();
-    runMachine(src, { stopAtExit: 2 });
-    const { machine, report } = restoreMachine(encodeSnapshot(captureMachine(src)));
-    machine.close();
+  it("a disarmed timer.state is not written (SET 0 on a disarmed timer is EINVAL)", async () => {
+    const src = await demoSnapshot("soft", 2);
+    const { report } = await restoreDemo(src.bytes);
     const skipped = report.registers.vcpus[0]?.skippedUnchanged.map((r) => r.name);
     assert.deepEqual(skipped, ["timer.state"]);
     assert.deepEqual(report.fixups, []);
   });
 
-  it("an armed timer comes back armed with its deadline (compare rewritten after state)", () => {
-    using src = RiscvDemoMachine.boot();
-    runMachine(src, { stopAtExit: 2 });
-    src.quiesce();
-    const vcpu = src.softVcpu;
-    const deadline = u64(vcpu.getOneReg(rv("timer.time"))) + 1_000_000_000n; // 100 s at 10 MHz
-    vcpu.setOneReg(rv("timer.state"), 1n); // arms with deadline 1 (vcpu_timer.c)...
-    vcpu.setOneReg(rv("timer.compare"), deadline); // ...so the deadline goes in afterwards
-    assert.equal(u64(vcpu.getOneReg(rv("timer.state"))), 1n);
-    const snap = captureMachine(src);
-
-    const restored = restoreMachine(encodeSnapshot(snap));
-    using machine = restored.machine;
-    const report = restored.report;
-    const dst = machine.vcpus[0];
-    assert.ok(dst !== undefined);
-    assert.equal(u64(dst.getOneReg(rv("timer.state"))), 1n, "armed");
-    assert.equal(u64(dst.getOneReg(rv("timer.compare"))), deadline, "with its deadline");
-    assert.match(report.fixups.join(), /timer\.compare/);
+  it("an armed timer comes back armed with its deadline (compare rewritten after state)", async () => {
+    let deadline = 0n;
+    const src = await demoSnapshot("soft", 2, {
+      inspect: (m) => {
+        const [vcpu] = m.vcpus;
+        assert.ok(vcpu !== undefined);
+        deadline = u64(vcpu.getOneReg(rv("timer.time"))) + 1_000_000_000n; // 100 s at 10 MHz
+        vcpu.setOneReg(rv("timer.state"), 1n); // arms with deadline 1 (vcpu_timer.c)...
+        vcpu.setOneReg(rv("timer.compare"), deadline); // ...so the deadline goes in afterwards
+        assert.equal(u64(vcpu.getOneReg(rv("timer.state"))), 1n);
+      },
+    });
+    let state = 0n;
+    let compare = 0n;
+    const restored = await restoreDemo(src.bytes, {
+      beforeRun: (m) => {
+        const [dst] = m.vcpus;
+        assert.ok(dst !== undefined);
+        state = u64(dst.getOneReg(rv("timer.state")));
+        compare = u64(dst.getOneReg(rv("timer.compare")));
+      },
+    });
+    assert.equal(state, 1n, "armed");
+    assert.equal(compare, deadline, "with its deadline");
+    assert.match(restored.report.fixups.join(), /timer\.compare/);
 
     // Registers alone (no fixup) show why the rewrite exists: arming left compare = 1.
-    using bare = RiscvDemoMachine.boot();
-    restoreSnapshot(bare.vcpus, snap);
-    assert.equal(u64(bare.softVcpu.getOneReg(rv("timer.compare"))), 1n);
+    using backends = backendPicker();
+    using vm = backends.backendFor("riscv").createVm();
+    vm.addMemory({ guestPhysAddr: 0x8000_0000n, size: 1 << 20 });
+    const bare = vm.createVcpu();
+    restoreSnapshot([bare], src.snapshot);
+    assert.equal(u64(bare.getOneReg(rv("timer.compare"))), 1n);
   });
 });

@@ -10,12 +10,11 @@ import {
   diffSnapshots,
   encodeSnapshot,
   inspectSnapshot,
-  RestoreError,
+  SnapshotFormatError,
   type MemoryRegion,
   type Snapshot,
 } from "../../../src/vmm/snapshot/index.js";
-import { RiscvDemoMachine } from "../../../src/vmm/snapshot/machines/index.js";
-import { captureMachine, restoreMachine, runMachine } from "../../../src/vmm/snapshot/vm-state.js";
+import { demoSnapshot as stopDemo, restoreDemo } from "./demo-run.js";
 import { forEachStoredPage, sparseRegion } from "../../../src/vmm/snapshot/memory-pages.js";
 
 const GiB = 2 ** 30;
@@ -41,14 +40,8 @@ function declared(
 }
 
 /** A riscv-demo snapshot after two exits, its RAM `memoryBytes`. */
-function demoSnapshot(memoryBytes: number): Snapshot {
-  const m = RiscvDemoMachine.boot({ memoryBytes });
-  try {
-    runMachine(m, { stopAtExit: 2 });
-    return decodeSnapshot(encodeSnapshot(captureMachine(m, { copyMemory: false })));
-  } finally {
-    m.close();
-  }
+async function demoSnapshot(memoryBytes: number): Promise<Snapshot> {
+  return (await stopDemo("soft", 2, { memSize: BigInt(memoryBytes) })).snapshot;
 }
 
 /** Bytes of ArrayBuffers allocated while `f` runs (an expanded region would add its length). */
@@ -127,9 +120,9 @@ describe("sparse guest memory", () => {
     assert.equal(m.data[2 * PAGE], 0);
   });
 
-  it("restore writes only the stored pages: RAM equal, resident memory far below the RAM", () => {
+  it("restore writes only the stored pages: RAM equal, resident memory far below the RAM", async () => {
     const ram = 512 * MiB;
-    const snap = demoSnapshot(ram);
+    const snap = await demoSnapshot(ram);
     for (const m of snap.memory) {
       // Restore must not build the zero pages: reading `data` fails the test.
       Object.defineProperty(m, "data", {
@@ -137,39 +130,36 @@ describe("sparse guest memory", () => {
       });
     }
     const rss = process.memoryUsage().rss;
-    const { machine } = restoreMachine(snap);
-    try {
-      const grew = process.memoryUsage().rss - rss;
-      assert.ok(grew < 128 * MiB, `restoring ${ram} bytes of mostly zero RAM grew RSS by ${grew}`);
-      const live = machine.memory()[0];
-      assert.ok(live !== undefined);
-      let stored = 0;
-      const source = snap.memory[0];
-      assert.ok(source !== undefined);
-      forEachStoredPage(source, (offset, page) => {
-        stored++;
-        assert.deepEqual(
-          live.data.subarray(offset, offset + page.length),
-          page,
-          `page ${offset / PAGE}`,
+    let stored = 0;
+    await restoreDemo(snap, {
+      beforeRun: (machine) => {
+        const grew = process.memoryUsage().rss - rss;
+        assert.ok(
+          grew < 128 * MiB,
+          `restoring ${ram} bytes of mostly zero RAM grew RSS by ${grew}`,
         );
-      });
-      assert.ok(stored > 0 && stored < 64, `${stored} pages stored`);
-    } finally {
-      machine.close();
-    }
+        const live = machine.parts.vm.memory[0];
+        assert.ok(live !== undefined);
+        const source = snap.memory[0];
+        assert.ok(source !== undefined);
+        forEachStoredPage(source, (offset, page) => {
+          stored++;
+          assert.deepEqual(live.view(offset, page.length), page, `page ${offset / PAGE}`);
+        });
+      },
+    });
+    assert.ok(stored > 0 && stored < 64, `${stored} pages stored`);
   });
 
-  it("restore refuses declared RAM the machine kind does not have, before allocating", () => {
-    const snap = demoSnapshot(16 * MiB);
+  it("restore refuses declared RAM the machine does not have, before allocating", async () => {
+    const snap = await demoSnapshot(16 * MiB);
     const huge = { ...snap, memory: [declared(0, 0x8000_0000n, 4 * GiB, new Map())] };
-    assert.throws(
-      () => restoreMachine(encodeSnapshot(huge)),
+    await assert.rejects(
+      () => restoreDemo(decodeSnapshot(encodeSnapshot(huge))),
       (e: unknown) =>
-        e instanceof RestoreError &&
-        e.code === "RESTORE_MACHINE" &&
-        e.message.includes("riscv-demo machine differs") &&
-        e.message.includes("4294967296 bytes"),
+        e instanceof SnapshotFormatError &&
+        e.message.includes('"ram"') &&
+        e.message.includes("4294967296"),
     );
   });
 });

@@ -38,13 +38,23 @@ import {
 } from "../../../abi/kvm/x86-structs.js";
 import type { Vcpu, VcpuExit, Vm } from "../../../backends/vcpu.js";
 import { writeBootPlan, type BootPlan } from "../../boot-plan.js";
-import { serviceIoExit } from "../../io.js";
+import { combineDevices, serviceIoExit, type PortDevice } from "../../io.js";
 import { exitPortEnding, haltEnding, idleEnding } from "../../runner-status.js";
 import { OptionValueError } from "../../size.js";
 import type { X86BootState } from "../../x86-boot.js";
 import type { Device, IrqLine } from "../../devices/types.js";
 import type { MachineBackend } from "../../machine/backend.js";
-import type { ArchDefinition, ArchMachine, ExitAction, MachineIo } from "../../machine/types.js";
+import { memslotOptions } from "../../snapshot/memslot-flags.js";
+import type {
+  ArchDefinition,
+  ArchMachine,
+  ExitAction,
+  MachineDevice,
+  MachineIo,
+  MachineLayout,
+  MachineShape,
+} from "../../machine/types.js";
+import { DEMO_INPUT_PORT, DemoInput } from "./demo-input.js";
 import { X86_PORTS, x86Devices, type X86Devices } from "./devices.js";
 
 /** RFLAGS.IF (SDM Vol. 1 §3.4.3.3). */
@@ -97,9 +107,10 @@ function applyBootState(vcpu: Vcpu, boot: X86BootState): void {
 class X86Machine implements ArchMachine {
   readonly pcName = "rip";
   readonly facts: Readonly<Record<string, string>>;
-  /** COM1 and the debug console, in DEVICE-section order. */
-  readonly devices: readonly Device[];
+  /** COM1, the debug console and (the demo) its input port, in DEVICE-section order. */
+  readonly devices: readonly MachineDevice[];
   private readonly parts: X86Devices;
+  private readonly ports: PortDevice;
   /** `performance.now()` of each vCPU's last exit. */
   private readonly lastExit: number[];
   /** vCPUs kicked to check for an in-kernel HLT, whose `intr` has not come back yet. */
@@ -108,14 +119,28 @@ class X86Machine implements ArchMachine {
   constructor(
     readonly vm: Vm,
     readonly vcpus: readonly Vcpu[],
-    mode: string,
+    facts: Readonly<Record<string, string>>,
     private readonly io: MachineIo,
     private readonly irqchip: boolean,
     parts: X86Devices,
+    shape: Pick<MachineShape, "demoInput">,
   ) {
-    this.facts = { x86Mode: mode };
+    this.facts = facts;
     this.parts = parts;
-    this.devices = parts.all;
+    const demo = shape.demoInput === undefined ? undefined : new DemoInput(shape.demoInput);
+    this.ports = demo === undefined ? parts.ports : combineDevices([parts.ports, demo]);
+    this.devices = [
+      {
+        device: parts.uart,
+        kind: "ns16550a",
+        address: BigInt(X86_PORTS.com1),
+        irq: X86_PORTS.com1Irq,
+      },
+      { device: parts.debug, kind: "regvisor,debugcon", address: BigInt(X86_PORTS.debug) },
+      ...(demo === undefined
+        ? []
+        : [{ device: demo, kind: "regvisor,demo-input", address: BigInt(DEMO_INPUT_PORT) }]),
+    ];
     this.lastExit = vcpus.map(() => performance.now());
   }
 
@@ -123,7 +148,7 @@ class X86Machine implements ArchMachine {
     this.lastExit[vcpu.index] = performance.now();
     if (exit.kind === "io") {
       this.parts.takeCongested();
-      const result = serviceIoExit(this.parts.ports, exit);
+      const result = serviceIoExit(this.ports, exit);
       const effect = exit.direction === "in" ? "read as all-ones" : "ignored";
       for (const port of result.unhandled) {
         this.io.unclaimed(`port ${exit.direction}`, port, effect);
@@ -166,6 +191,16 @@ class X86Machine implements ArchMachine {
   [Symbol.dispose](): void {
     this.vm.close();
   }
+}
+
+/** COM1 and the debug console, IRQ 4 into the in-kernel irqchip when the VM has one. */
+function com1(vm: Vm, irqchip: boolean, io: MachineIo): X86Devices {
+  const irq: IrqLine = {
+    set: (level) => {
+      if (irqchip) vm.setIrqLine?.(X86_PORTS.com1Irq, level);
+    },
+  };
+  return x86Devices(io, irq);
 }
 
 /** x86: boot, COM1 and the debug and exit ports, exit handling. */
@@ -213,12 +248,49 @@ export const archMachine: ArchDefinition = {
         if (irqchip && i > 0) setMpState(vcpu, KVM_MP_STATE.RUNNABLE);
         vcpus.push(vcpu);
       }
-      const irq: IrqLine = {
-        set: (level) => {
-          if (irqchip) vm.setIrqLine?.(X86_PORTS.com1Irq, level);
-        },
-      };
-      return new X86Machine(vm, vcpus, plan.x86.mode, io, irqchip, x86Devices(io, irq));
+      return new X86Machine(
+        vm,
+        vcpus,
+        { x86Mode: plan.x86.mode },
+        io,
+        irqchip,
+        com1(vm, irqchip, io),
+        shape,
+      );
+    } catch (error) {
+      vm.close();
+      throw error;
+    }
+  },
+  build(layout: MachineLayout, backend: MachineBackend, io: MachineIo) {
+    backend.check?.();
+    const vm = backend.createVm();
+    try {
+      const irqchip = vm.createIrqchip !== undefined && vm.setIrqLine !== undefined;
+      if (irqchip) vm.createIrqchip?.();
+      for (const r of layout.ram) {
+        vm.addMemory({
+          slot: r.slot,
+          guestPhysAddr: r.gpa,
+          size: r.size,
+          ...memslotOptions(r.flags),
+        });
+      }
+      const vcpus: Vcpu[] = [];
+      for (let i = 0; i < layout.cpus; i++) {
+        const vcpu = vm.createVcpu();
+        backend.prepareVcpu?.(vcpu);
+        vcpus.push(vcpu);
+      }
+      return new X86Machine(
+        vm,
+        vcpus,
+        layout.facts ?? {},
+        io,
+        irqchip,
+        com1(vm, irqchip, io),
+        layout,
+      );
     } catch (error) {
       vm.close();
       throw error;

@@ -1,0 +1,75 @@
+/**
+ * The Linux guest snapshotted mid-boot and restored in a NEW process (issue 11 point 7): the
+ * source stops after exit 5000 of a `console=ttyS0` boot with a writable and a read-only
+ * virtio-blk disk (kernel messages still printing, /init not started), the destination process
+ * rebuilds the machine from the file and completes the boot — /init's output and its disk
+ * write included — and powers off with status 0. A disk changed after the snapshot is refused.
+ */
+import { after, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type Boot,
+  assertDiskRefused,
+  assertDiskWritten,
+  assertInitRan,
+  initLines,
+  linuxImage,
+  makeTestDisks,
+  regvisorArgs,
+  runGuest,
+} from "./guest.js";
+
+const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
+const found = linuxImage();
+const image = "image" in found ? found.image : "";
+const CMDLINE = "console=ttyS0";
+/** Exits of a whole boot here: ~11,000, /init's first line after ~10,000. */
+const AT_EXIT = 5000;
+
+const dir = mkdtempSync(join(tmpdir(), "regvisor-linux-snap-"));
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe(
+  "Linux snapshotted mid-boot restores in a new process",
+  { skip: "skip" in found ? found.skip : false },
+  () => {
+    it("completes the boot: /init's output, its disk write, power off with status 0", async () => {
+      const disks = makeTestDisks(dir, 31);
+      const snap = join(dir, "linux.snap");
+      const run = regvisorArgs(image, { cmdline: CMDLINE, loadAddr: null, disks: disks.disks });
+      const first = await runGuest(
+        process.execPath,
+        [BIN, ...run, "--snapshot-at-exit", String(AT_EXIT), "--snapshot-out", snap],
+        240_000,
+      );
+      assert.equal(first.status, 0, first.stderr);
+      assert.match(first.stderr, new RegExp(`snapshot at exit ${AT_EXIT} .* written to`));
+      assert.deepEqual(first.init, [], "/init had not started at the snapshot");
+      assert.ok(readFileSync(disks.rw.path).equals(disks.rw.bytes), "no disk write yet");
+
+      const second = await runGuest(process.execPath, [BIN, "restore", snap], 240_000);
+      assert.equal(second.status, 0, second.stderr);
+      const stdout = first.stdout + second.stdout;
+      const boot: Boot = { ...second, stdout, init: initLines(stdout) };
+      assertInitRan(boot, image, CMDLINE);
+      assertDiskWritten(boot, "vda", disks.rw);
+      assertDiskRefused(boot, "vdb", disks.ro);
+
+      // The disk now holds /init's write: the snapshot's disk is gone, and restore says so.
+      const again = await runGuest(process.execPath, [BIN, "restore", snap], 60_000);
+      assert.equal(again.status, 1);
+      assert.match(
+        again.stderr,
+        /^regvisor: Cannot reattach disk ".*rw-31\.img": its contents changed/,
+      );
+      assert.equal(again.stdout, "");
+      writeFileSync(disks.rw.path, disks.rw.bytes);
+    });
+  },
+);
