@@ -42,7 +42,7 @@ import { combineDevices, serviceIoExit, type PortDevice } from "../../io.js";
 import { exitPortEnding, haltEnding, idleEnding } from "../../runner-status.js";
 import { OptionValueError } from "../../size.js";
 import type { X86BootState } from "../../x86-boot.js";
-import type { Device, IrqLine } from "../../devices/types.js";
+import type { IrqLine } from "../../devices/types.js";
 import type { MachineBackend } from "../../machine/backend.js";
 import { memslotOptions } from "../../snapshot/memslot-flags.js";
 import type {
