@@ -22,6 +22,7 @@ const MMIO = KVM_RUN_EXIT.mmio;
 const FAIL = KVM_RUN_EXIT.fail_entry;
 const INTERNAL = KVM_RUN_EXIT.internal;
 const EVENT = KVM_RUN_EXIT.system_event;
+const DEBUG = KVM_RUN_EXIT.debug;
 // internal.data and system_event.data hold at most 16 u64 (include/uapi/linux/kvm.h).
 const MAX_DATA = 16;
 
@@ -82,6 +83,8 @@ export class ExitDecoder {
         };
       case KVM_EXIT.SYSTEM_EVENT:
         return this.#systemEvent();
+      case KVM_EXIT.DEBUG:
+        return this.#debug();
       default:
         return { kind: "unsupported", exitReason: reason, reason: kvmExitName(reason) };
     }
@@ -138,6 +141,19 @@ export class ExitDecoder {
       address: this.#view.getBigUint64(MMIO.phys_addr, true),
       isWrite: this.#view.getUint8(MMIO.is_write) !== 0,
       data: this.#run.bytes.subarray(MMIO.data, MMIO.data + len),
+    };
+  }
+
+  // x86 kvm_debug_exit_arch: `pc` is the linear address (CS base + RIP) of the instruction the
+  // event is reported at (arch/x86/kvm/vmx/vmx.c handle_exception_nmi, kvm_get_linear_rip).
+  #debug(): VcpuExit {
+    const v = this.#view;
+    return {
+      kind: "debug",
+      pc: v.getBigUint64(DEBUG.pc, true),
+      exception: v.getUint32(DEBUG.exception, true),
+      dr6: v.getBigUint64(DEBUG.dr6, true),
+      dr7: v.getBigUint64(DEBUG.dr7, true),
     };
   }
 

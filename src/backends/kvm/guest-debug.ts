@@ -1,0 +1,58 @@
+/**
+ * `struct kvm_guest_debug` (x86, 72 bytes) from the backend-neutral `GuestDebug`: `control`
+ * (KVM_GUESTDBG_*), then `arch.debugreg[8]` = DR0–DR3, two unused slots, DR6 (unused by the
+ * kernel on input), DR7 (arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl_set_guest_debug copies
+ * debugreg[0..3] into `eff_db` and debugreg[7] into `guest_debug_dr7` when USE_HW_BP is set).
+ *
+ * The kernel validates `control` itself (EINVAL outside KVM_GUESTDBG_VALID_MASK), so unknown
+ * bits are left for it to refuse; only the shape is checked here, before any syscall.
+ */
+import { KVM_GUEST_DEBUG_X86 } from "../../abi/kvm/layouts-x86.js";
+import type { GuestDebug } from "../vcpu.js";
+
+/** `arch.debugreg` has 8 slots: DR0–DR3, DR4/DR5 (aliases, unused), DR6, DR7. */
+export const GUEST_DEBUG_REGS = 8;
+
+const CONTROL = KVM_GUEST_DEBUG_X86.fields.control.offset;
+const DEBUGREG = KVM_GUEST_DEBUG_X86.fields.debugreg.offset;
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * Writes `debug` as a `struct kvm_guest_debug` into `out` (at least 72 bytes, zeroed here).
+ * @throws {TypeError} for a non-integer control, non-bigint debug registers, or `hwBreakpoints`
+ *   (a soft-backend extension: KVM takes addresses in DR0–DR3).
+ * @throws {RangeError} for a control outside u32, more than 8 debug registers, or one outside u64.
+ */
+export function encodeGuestDebug(debug: GuestDebug, out: Uint8Array): void {
+  const { control, debugreg } = debug;
+  if (typeof control !== "number" || !Number.isInteger(control)) {
+    throw new TypeError(
+      "Cannot set guest debug: control must be an integer of KVM_GUESTDBG_* bits",
+    );
+  }
+  if (control < 0 || control > 0xffff_ffff) {
+    throw new RangeError(`Cannot set guest debug: control 0x${control.toString(16)} is not a u32`);
+  }
+  if (debug.hwBreakpoints !== undefined) {
+    throw new TypeError(
+      "Cannot set guest debug: hwBreakpoints is a soft-backend extension; on KVM put the addresses in debugreg[0..3] and enable them in debugreg[7] (DR7)",
+    );
+  }
+  if (debugreg !== undefined && debugreg.length > GUEST_DEBUG_REGS) {
+    throw new RangeError(
+      `Cannot set guest debug: ${debugreg.length} debug registers given, kvm_guest_debug has ${GUEST_DEBUG_REGS} (DR0-DR7)`,
+    );
+  }
+  const view = new DataView(out.buffer, out.byteOffset, KVM_GUEST_DEBUG_X86.size);
+  out.fill(0, 0, KVM_GUEST_DEBUG_X86.size);
+  view.setUint32(CONTROL, control, true);
+  debugreg?.forEach((value, i) => {
+    if (typeof value !== "bigint") {
+      throw new TypeError(`Cannot set guest debug: debugreg[${i}] must be a bigint`);
+    }
+    if (value < 0n || value > U64_MAX) {
+      throw new RangeError(`Cannot set guest debug: debugreg[${i}] = ${value} is not a u64`);
+    }
+    view.setBigUint64(DEBUGREG + 8 * i, value, true);
+  });
+}
