@@ -4,10 +4,12 @@
  * kernel on input), DR7 (arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl_set_guest_debug copies
  * debugreg[0..3] into `eff_db` and debugreg[7] into `guest_debug_dr7` when USE_HW_BP is set).
  *
- * The kernel validates `control` itself (EINVAL outside KVM_GUESTDBG_VALID_MASK), so unknown
- * bits are left for it to refuse; only the shape is checked here, before any syscall.
+ * Control bits outside the x86 set (KVM_GUESTDBG_* in include/uapi/linux/kvm.h and
+ * arch/x86/include/uapi/asm/kvm.h) are refused here: kvm_pvm 6.18 accepts and ignores them
+ * (measured), so a typo would otherwise pass silently.
  */
 import { KVM_GUEST_DEBUG_X86 } from "../../abi/kvm/layouts-x86.js";
+import { KVM_GUESTDBG } from "../../abi/kvm/constants.js";
 import type { GuestDebug } from "../vcpu.js";
 
 /** `arch.debugreg` has 8 slots: DR0–DR3, DR4/DR5 (aliases, unused), DR6, DR7. */
@@ -16,12 +18,13 @@ export const GUEST_DEBUG_REGS = 8;
 const CONTROL = KVM_GUEST_DEBUG_X86.fields.control.offset;
 const DEBUGREG = KVM_GUEST_DEBUG_X86.fields.debugreg.offset;
 const U64_MAX = (1n << 64n) - 1n;
+const KNOWN = Object.values(KVM_GUESTDBG).reduce((all, bit) => all | bit, 0);
 
 /**
  * Writes `debug` as a `struct kvm_guest_debug` into `out` (at least 72 bytes, zeroed here).
  * @throws {TypeError} for a non-integer control, non-bigint debug registers, or `hwBreakpoints`
  *   (a soft-backend extension: KVM takes addresses in DR0–DR3).
- * @throws {RangeError} for a control outside u32, more than 8 debug registers, or one outside u64.
+ * @throws {RangeError} for a control with bits outside KVM_GUESTDBG, more than 8 debug registers, or one outside u64.
  */
 export function encodeGuestDebug(debug: GuestDebug, out: Uint8Array): void {
   const { control, debugreg } = debug;
@@ -30,8 +33,10 @@ export function encodeGuestDebug(debug: GuestDebug, out: Uint8Array): void {
       "Cannot set guest debug: control must be an integer of KVM_GUESTDBG_* bits",
     );
   }
-  if (control < 0 || control > 0xffff_ffff) {
-    throw new RangeError(`Cannot set guest debug: control 0x${control.toString(16)} is not a u32`);
+  if (control < 0 || control > 0xffff_ffff || (control & ~KNOWN) !== 0) {
+    throw new RangeError(
+      `Cannot set guest debug: control ${control} has bits outside KVM_GUESTDBG_* (known: 0x${KNOWN.toString(16)})`,
+    );
   }
   if (debug.hwBreakpoints !== undefined) {
     throw new TypeError(

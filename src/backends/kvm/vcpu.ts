@@ -193,9 +193,10 @@ export class KvmVcpu implements Vcpu {
    * slots 0–3, 6, 7). Events exit as `{ kind: "debug", pc, exception, dr6, dr7 }`. What this
    * host intercepts per mode is measured in docs/kvm-guest-debug.md (kvm_pvm delivers `int3`
    * to the guest even with USE_SW_BP).
-   * @throws {TypeError} | {RangeError} for a malformed argument (before any syscall).
-   * @throws {KvmError} if the kernel refuses (EINVAL for unknown control bits, EBUSY for an
-   *   INJECT_* while an exception is pending).
+   * @throws {TypeError} | {RangeError} for a malformed argument or control bits outside
+   *   KVM_GUESTDBG_* (before any syscall: kvm_pvm would accept and ignore them).
+   * @throws {KvmError} if the kernel refuses (EBUSY for an INJECT_* while an exception is
+   *   pending).
    */
   setGuestDebug(debug: GuestDebug): void {
     const size = SET_GUEST_DEBUG.size;
