@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { KVM_GUESTDBG } from "../../src/abi/kvm/constants.js";
 import { KvmSystem, kvmUnavailableReason, type KvmVcpu } from "../../src/backends/kvm/index.js";
 import { createSoftVm, type SoftMode, type SoftVm } from "../../src/backends/soft/index.js";
 import { SBI_EID } from "../../src/backends/soft/sbi.js";
@@ -15,6 +16,7 @@ import {
   capabilityConformance,
   type CapabilityGuest,
   type CapabilityTarget,
+  type DebugGuest,
   type InterruptGuest,
   type WriterGuest,
 } from "./suite.js";
@@ -103,7 +105,30 @@ const kvmTarget: CapabilityTarget = {
       },
     };
   },
+  guestDebug(): DebugGuest {
+    // nop ×4; int3; hlt — real mode at 0x1000, so pc (linear) = rip here.
+    const { guest } = x86([0x90, 0x90, 0x90, 0x90, 0xcc, 0xf4]);
+    const pc = BigInt(X86_CODE);
+    return {
+      ...guest,
+      pcs: [pc, pc + 1n, pc + 2n, pc + 3n],
+      swBreakpointPc: pc + 4n,
+      hwBreakpoint: (at) => ({
+        control: KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.USE_HW_BP,
+        // DR0 = at; DR7 = L0 | bit 10 (reads as 1), R/W0 = 00 (execute), LEN0 = 00.
+        debugreg: [at, 0n, 0n, 0n, 0n, 0n, 0n, 0x401n],
+      }),
+    };
+  },
   lacks: {
+    // Measured on kvm_pvm (docs/kvm-guest-debug.md): with USE_SW_BP, int3 is not intercepted —
+    // real mode runs the guest's IVT handler, 32/64-bit mode fails in KVM's emulator.
+    ...(existsSync("/sys/module/kvm_pvm")
+      ? {
+          swBreakpoints:
+            "kvm_pvm does not intercept int3 with KVM_GUESTDBG_USE_SW_BP (real mode: the guest's IVT; 32/64-bit: KVM_EXIT_INTERNAL_ERROR); Z0 uses DR0-DR3 there",
+        }
+      : {}),
     // Measured on kvm_pvm (kernel 6.18): KVM_CREATE_IRQCHIP and KVM_IRQ_LINE succeed, but the
     // PIC's interrupt does not reach this real-mode guest: halted, it is never woken; spinning
     // with IF=1, the vCPU exits with KVM_EXIT_SHUTDOWN (triple fault) instead of running the
@@ -185,6 +210,8 @@ function softTarget(mode: SoftMode): CapabilityTarget {
       };
     },
     lacks: {
+      guestDebug:
+        "the soft backend's setGuestDebug is not in this branch yet (issue 14 point 3, soft side)",
       ...(mode === "inline"
         ? { runAsync: "inline mode runs the hart on the caller's thread (use threaded mode)" }
         : {}),

@@ -20,7 +20,8 @@ import {
   regSize,
   type RegId,
 } from "../../src/abi/regid.js";
-import type { Vcpu, VcpuExit, Vm } from "../../src/backends/vcpu.js";
+import { KVM_GUESTDBG } from "../../src/abi/kvm/constants.js";
+import type { GuestDebug, Vcpu, VcpuExit, Vm } from "../../src/backends/vcpu.js";
 
 /** A register whose value moves by itself between two reads. */
 export interface Volatile {
@@ -386,6 +387,16 @@ export interface InterruptGuest extends CapabilityGuest {
   check(exit: VcpuExit): void;
 }
 
+/** Straight-line guest code for guest debug (KVM_SET_GUEST_DEBUG), ending in a non-debug exit. */
+export interface DebugGuest extends CapabilityGuest {
+  /** Addresses of its first four instructions, as a debug exit's `pc` reports them. */
+  readonly pcs: readonly bigint[];
+  /** The `setGuestDebug` argument for one hardware breakpoint at `pc` (x86: DR0 + DR7). */
+  hwBreakpoint(pc: bigint): GuestDebug;
+  /** Where the code has its software breakpoint instruction (after `pcs`), if the case runs. */
+  readonly swBreakpointPc?: bigint;
+}
+
 /**
  * A backend's machine capabilities under test (Vcpu.runAsync/kick/setExternalInterrupt,
  * Vm.getDirtyLog/markDirty/createIrqchip/setIrqLine). A hook that is absent is a capability the
@@ -402,8 +413,13 @@ export interface CapabilityTarget {
   externalInterrupt?(): InterruptGuest;
   /** Raises a GSI of the in-kernel irqchip (x86 KVM_IRQ_LINE) while the guest halts. */
   irqLine?(): InterruptGuest;
+  /** A vCPU about to run straight-line code for the guest-debug cases. */
+  guestDebug?(): DebugGuest;
   readonly lacks: {
     readonly runAsync?: string;
+    readonly guestDebug?: string;
+    /** USE_SW_BP does not make the breakpoint instruction exit (a host limit). */
+    readonly swBreakpoints?: string;
     readonly externalInterrupt?: string;
     readonly irqLine?: string;
     /** The irqchip exists but does not deliver to the test guest (a host limit). */
@@ -532,6 +548,64 @@ export function capabilityConformance(t: CapabilityTarget): void {
           await raiseWhileRunning(guest);
         } finally {
           guest.vm.close();
+        }
+      },
+    );
+
+    const debugSkip = t.lacks.guestDebug ?? false;
+    const debugGuest = (): DebugGuest => {
+      const guest = t.guestDebug?.();
+      assert.ok(guest?.vcpu.setGuestDebug !== undefined, "setGuestDebug() is implemented");
+      return guest;
+    };
+    const debugPc = (exit: VcpuExit): bigint => {
+      assert.equal(exit.kind, "debug", `expected a debug exit, got ${exit.kind}`);
+      return exit.pc;
+    };
+
+    it(
+      "setGuestDebug(SINGLESTEP): each run exits as debug at the next instruction's pc",
+      { skip: debugSkip },
+      () => {
+        const { vm, vcpu, pcs } = debugGuest();
+        try {
+          vcpu.setGuestDebug?.({ control: KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.SINGLESTEP });
+          for (const pc of pcs.slice(1)) assert.equal(debugPc(vcpu.run()), pc);
+        } finally {
+          vm.close();
+        }
+      },
+    );
+
+    it(
+      "setGuestDebug(USE_HW_BP) stops before the instruction at the address; control 0 turns it off",
+      { skip: debugSkip },
+      () => {
+        const { vm, vcpu, pcs, hwBreakpoint } = debugGuest();
+        try {
+          const at = pcs[2] ?? 0n;
+          vcpu.setGuestDebug?.(hwBreakpoint(at));
+          assert.equal(debugPc(runToExit(vcpu)), at);
+          assert.equal(debugPc(runToExit(vcpu)), at, "not executed: it stops there again");
+          vcpu.setGuestDebug?.({ control: 0 });
+          assert.notEqual(runToExit(vcpu).kind, "debug");
+        } finally {
+          vm.close();
+        }
+      },
+    );
+
+    it(
+      "setGuestDebug(USE_SW_BP): the breakpoint instruction exits as debug at its pc",
+      { skip: debugSkip !== false ? debugSkip : (t.lacks.swBreakpoints ?? false) },
+      () => {
+        const { vm, vcpu, swBreakpointPc } = debugGuest();
+        try {
+          assert.ok(swBreakpointPc !== undefined, "the guest has a breakpoint instruction");
+          vcpu.setGuestDebug?.({ control: KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.USE_SW_BP });
+          assert.equal(debugPc(runToExit(vcpu)), swBreakpointPc);
+        } finally {
+          vm.close();
         }
       },
     );
