@@ -259,6 +259,20 @@ describe("kvm_pvm guest-debug limits (measured; VMX/SVM hosts differ)", { skip: 
     }
   });
 
+  it("SINGLESTEP passes a hlt without a hlt exit; the exit's dr7 is always 0", () => {
+    for (const mode of ["real", "long"] as const) {
+      const { vm, vcpu } = boot(mode, [0x90, 0xf4, 0x90, 0x90]); // nop; hlt; nop; nop
+      try {
+        vcpu.setGuestDebug({ control: G.ENABLE | G.SINGLESTEP });
+        assert.equal(debugExit(vcpu.run()).pc, CODE + 1n, mode);
+        const past = debugExit(vcpu.run());
+        assert.deepEqual({ pc: past.pc, dr7: past.dr7 }, { pc: CODE + 2n, dr7: 0n }, mode);
+      } finally {
+        vm.close();
+      }
+    }
+  });
+
   it("DR7 data breakpoints (write, access) are not reported: the guest runs to its hlt", () => {
     for (const rw of [1n, 3n]) {
       const { vm, vcpu } = boot("long");

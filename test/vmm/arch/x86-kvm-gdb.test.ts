@@ -15,7 +15,7 @@ import { backendPicker } from "../../../src/cli/backends.js";
 import { kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
 import { planGdbRegisters } from "../../../src/vmm/arch/x86/gdb.js";
 import { parseGdbAddress, startGdbServer } from "../../../src/vmm/gdbstub/server.js";
-import { runGuest } from "../../../src/vmm/runner.js";
+import { runGuest, type RunSummary } from "../../../src/vmm/runner.js";
 import { X86MachineTarget } from "./x86-machine-target.js";
 
 const GDB = "gdb-multiarch";
@@ -56,67 +56,98 @@ function gdb(elf: string, endpoint: string, commands: readonly string[]): Promis
   });
 }
 
+/** Runs the guest under the stub, drives GDB with `commands`, returns its output and the run. */
+async function session(commands: readonly string[]): Promise<{ out: string; summary: RunSummary }> {
+  const dir = mkdtempSync(join(tmpdir(), "regvisor-x86-gdb-"));
+  using backends = backendPicker();
+  try {
+    const elf = buildGuest(dir);
+    let target: X86MachineTarget | undefined;
+    const run = runGuest({
+      file: new Uint8Array(readFileSync(elf)),
+      backendFor: backends.backendFor,
+      output: () => undefined,
+      collectRegisters: false,
+      timeoutMs: 60_000,
+      onMachine: (machine) => {
+        target = new X86MachineTarget(machine);
+      },
+    });
+    run.then(
+      (summary) => target?.ended(summary.ending.status),
+      () => target?.ended(255),
+    );
+    while (target === undefined) await new Promise((resolve) => setImmediate(resolve));
+    await target.initialStop;
+    const plan = planGdbRegisters(target.regList());
+    const stub = await startGdbServer({
+      address: parseGdbAddress("127.0.0.1:0"),
+      target,
+      planner: () => plan,
+    });
+    let out: string;
+    try {
+      out = await gdb(elf, stub.endpoint, commands);
+    } finally {
+      await stub.close();
+    }
+    return { out, summary: await run };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe("real GDB on an x86-64 ELF on KVM", { skip }, () => {
   it("break add, info registers rip rax, stepi, continue to exit status 42", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "regvisor-x86-gdb-"));
-    using backends = backendPicker();
-    try {
-      const elf = buildGuest(dir);
-      let target: X86MachineTarget | undefined;
-      const guestOutput: number[] = [];
-      const run = runGuest({
-        file: new Uint8Array(readFileSync(elf)),
-        backendFor: backends.backendFor,
-        output: (bytes) => guestOutput.push(...bytes),
-        collectRegisters: false,
-        timeoutMs: 60_000,
-        onMachine: (machine) => {
-          target = new X86MachineTarget(machine);
-        },
-      });
-      run.then(
-        (summary) => target?.ended(summary.ending.status),
-        () => target?.ended(255),
-      );
-      while (target === undefined) await new Promise((resolve) => setImmediate(resolve));
-      await target.initialStop;
-      const plan = planGdbRegisters(target.regList());
-      const stub = await startGdbServer({
-        address: parseGdbAddress("127.0.0.1:0"),
-        target,
-        planner: () => plan,
-      });
-      let out: string;
-      try {
-        out = await gdb(elf, stub.endpoint, [
-          "info registers rip",
-          "break add",
-          "continue",
-          "info registers rip rax",
-          "stepi",
-          "info registers rip",
-          "x/i $pc",
-          "p total",
-          "continue",
-        ]);
-      } finally {
-        await stub.close();
-      }
-      const summary = await run;
-      // The stop at the entry, before any instruction ran.
-      assert.match(out, /rip\s+0x10000f\s+0x10000f <_start>/, out);
-      assert.match(out, /Breakpoint 1 at 0x100000: file .*gdb-add\.c, line 12\./, out);
-      assert.match(out, /Breakpoint 1, add \(a=a@entry=40, b=b@entry=2\) at .*gdb-add\.c:12/, out);
-      assert.match(out, /rip\s+0x100000\s+0x100000 <add>\s*\nrax\s+0x[0-9a-f]+/, out);
-      // stepi runs `add %esi,%edi` (2 bytes): rip moves to add+2.
-      assert.match(out, /rip\s+0x100002\s+0x100002 <add\+2>/, out);
-      assert.match(out, /=> 0x100002 <add\+2>:\s+mov\s+%edi,0x[0-9a-f]+\(%rip\)/, out);
-      assert.match(out, /\$1 = 0/, "total not stored yet");
-      assert.match(out, /\[Inferior 1 \(Remote target\) exited with code 052\]/, out);
-      assert.equal(summary.ending.reason, "exit-port");
-      assert.equal(summary.ending.status, 42);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { out, summary } = await session([
+      "info registers rip",
+      "break add",
+      "continue",
+      "info registers rip rax",
+      "stepi",
+      "info registers rip",
+      "x/i $pc",
+      "p total",
+      "continue",
+    ]);
+    // The stop at the entry, before any instruction ran.
+    assert.match(out, /rip\s+0x10000f\s+0x10000f <_start>/, out);
+    assert.match(out, /Breakpoint 1 at 0x100000: file .*gdb-add\.c, line 12\./, out);
+    assert.match(out, /Breakpoint 1, add \(a=a@entry=40, b=b@entry=2\) at .*gdb-add\.c:12/, out);
+    assert.match(out, /rip\s+0x100000\s+0x100000 <add>\s*\nrax\s+0x[0-9a-f]+/, out);
+    // stepi runs `add %esi,%edi` (2 bytes): rip moves to add+2.
+    assert.match(out, /rip\s+0x100002\s+0x100002 <add\+2>/, out);
+    assert.match(out, /=> 0x100002 <add\+2>:\s+mov\s+%edi,0x[0-9a-f]+\(%rip\)/, out);
+    assert.match(out, /\$1 = 0/, "total not stored yet");
+    assert.match(out, /\[Inferior 1 \(Remote target\) exited with code 052\]/, out);
+    assert.equal(summary.ending.reason, "exit-port");
+    assert.equal(summary.ending.status, 42);
+  });
+
+  it("a fifth breakpoint cannot be inserted (four debug registers); deleting one lets it run", async () => {
+    const { out, summary } = await session([
+      "break *0x100000",
+      "break *0x100002",
+      "break *0x100008",
+      "break *0x10000e",
+      "break *0x100014",
+      "continue",
+      "delete 5",
+      "continue",
+      "continue",
+      "p total",
+      "delete",
+      "continue",
+    ]);
+    assert.match(
+      out,
+      /Cannot insert breakpoint 5\.\s*\nCannot access memory at address 0x100014/,
+      out,
+    );
+    assert.match(out, /Breakpoint 1, add/, out);
+    assert.match(out, /Breakpoint 2, 0x0000000000100002 in add/, out);
+    assert.match(out, /\$1 = 0/, out);
+    assert.match(out, /exited with code 052/, out);
+    assert.equal(summary.ending.status, 42);
   });
 });
