@@ -15,6 +15,7 @@ import {
   capabilityConformance,
   type CapabilityGuest,
   type CapabilityTarget,
+  type DebugGuest,
   type InterruptGuest,
   type WriterGuest,
 } from "./suite.js";
@@ -116,6 +117,7 @@ const kvmTarget: CapabilityTarget = {
       : {}),
     externalInterrupt:
       "x86 has no KVM_INTERRUPT line in this interface: devices interrupt through the in-kernel irqchip (setIrqLine)",
+    guestDebug: "KVM_SET_GUEST_DEBUG is not wired in the KVM backend on this branch",
   },
 };
 
@@ -182,6 +184,23 @@ function softTarget(mode: SoftMode): CapabilityTarget {
           const scause = vcpu.getOneReg(reg("a0"));
           assert.equal(new DataView(scause.buffer).getBigUint64(0, true), (1n << 63n) | 9n);
         },
+      };
+    },
+    guestDebug(): DebugGuest {
+      // Three addi, then ebreak; nothing past it runs in these cases.
+      const { vm, vcpu } = rv(mode, [
+        I.addi(R.a0, 0, 1),
+        I.addi(R.a0, R.a0, 1),
+        I.addi(R.a0, R.a0, 1),
+        I.ebreak(),
+        ...report(7),
+      ]);
+      return {
+        vm,
+        vcpu,
+        pc: () => new DataView(vcpu.getOneReg(reg("core.pc")).buffer).getBigUint64(0, true),
+        stepPcs: [RAM_BASE, RAM_BASE + 4n, RAM_BASE + 8n],
+        swBreakAt: RAM_BASE + 12n,
       };
     },
     lacks: {
