@@ -12,8 +12,8 @@ import { runSoftDemo } from "../backends/soft/demo.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import type { VcpuExit } from "../backends/vcpu.js";
 import { startApiServer, type ApiServer } from "../vmm/api/server.js";
-import { parseGdbAddress, type GdbAddress, type GdbServer } from "../vmm/gdbstub/server.js";
-import { startMachineGdb } from "../vmm/machine/debug.js";
+import { parseGdbAddress, type GdbAddress } from "../vmm/gdbstub/server.js";
+import { MachineGdb } from "../vmm/machine/debug.js";
 import { readInputFile } from "../vmm/input-file.js";
 import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
 import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
@@ -299,7 +299,7 @@ async function runFile(
   const json = values.json === true;
   let summary: RunSummary;
   let api: ApiServer | undefined;
-  let gdb: GdbServer | undefined;
+  let gdb: MachineGdb | undefined;
   const captured: Uint8Array[] = [];
   const sink = json
     ? { write: (b: Uint8Array) => void captured.push(b.slice()), flush: () => undefined }
@@ -354,9 +354,17 @@ async function runFile(
           ? {}
           : {
               onMachine: async (machine: Machine) => {
-                if (gdbOptions !== undefined) gdb = await startRunGdb(machine, gdbOptions, err);
+                const stub = new MachineGdb(machine, (line) => {
+                  err(`regvisor: ${line}\n`);
+                });
+                gdb = stub;
+                if (gdbOptions !== undefined) await startRunGdb(machine, stub, gdbOptions, err);
                 if (apiPath !== undefined) {
-                  api = await startApiServer({ path: apiPath, control: machine });
+                  api = await startApiServer({
+                    path: apiPath,
+                    control: machine,
+                    gdb: (address) => stub.attach(address),
+                  });
                 }
               },
             }),
@@ -409,24 +417,17 @@ function parseGdbOptions(values: Values): RunGdbOptions | undefined {
 /** Starts `--gdb` for `machine` (paused first with `--gdb-wait`) and says where it listens. */
 async function startRunGdb(
   machine: Machine,
+  stub: MachineGdb,
   options: RunGdbOptions,
   err: (t: string) => void,
-): Promise<GdbServer> {
-  const server = await startMachineGdb({
-    machine,
-    address: options.address,
+): Promise<void> {
+  const endpoint = await stub.start(options.address, {
     allowRemote: options.allowRemote,
     onDisconnect: options.onDisconnect,
-    log: (line) => {
-      err(`regvisor: ${line}\n`);
-    },
   });
   if (options.wait) await machine.pause();
   const waiting = options.wait ? "; the guest waits for it to continue" : "";
-  err(
-    `regvisor: gdb: listening on ${server.endpoint} (target remote ${server.endpoint})${waiting}\n`,
-  );
-  return server;
+  err(`regvisor: gdb: listening on ${endpoint} (target remote ${endpoint})${waiting}\n`);
 }
 
 function optionalAddress(text: string | undefined, option: string): bigint | undefined {

@@ -27,7 +27,14 @@ import type {
 } from "../gdbstub/target.js";
 import type { RunEnding } from "../runner-types.js";
 import { riscvDebugArch } from "../arch/riscv/gdb.js";
-import { startGdbServer, type GdbAddress, type GdbServer } from "../gdbstub/server.js";
+import {
+  GdbAddressError,
+  parseGdbAddress,
+  startGdbServer,
+  type GdbAddress,
+  type GdbServer,
+} from "../gdbstub/server.js";
+import { ControlError } from "../api/control.js";
 import type { DebugExit, Machine } from "./machine.js";
 
 const SIGINT = 2;
@@ -359,4 +366,70 @@ export async function startMachineGdb(options: MachineGdbOptions): Promise<GdbSe
     ...(options.onDisconnect === undefined ? {} : { onDisconnect: options.onDisconnect }),
     ...(options.log === undefined ? {} : { log: options.log }),
   });
+}
+
+/**
+ * The one gdbstub a machine may have, started by `run --gdb` or later through the control socket
+ * (`PUT /gdb {"address": "…"}`); closed with the machine.
+ */
+export class MachineGdb implements AsyncDisposable {
+  #server: GdbServer | undefined;
+
+  constructor(
+    private readonly machine: Machine,
+    private readonly log?: (line: string) => void,
+  ) {}
+
+  /** Where the stub listens, once started. */
+  get endpoint(): string | undefined {
+    return this.#server?.endpoint;
+  }
+
+  /**
+   * Starts the stub (see `startMachineGdb`).
+   * @throws GdbAddressError, GdbUnsupportedError; ControlError 409 when one already listens.
+   */
+  async start(
+    address: GdbAddress,
+    options: Pick<MachineGdbOptions, "allowRemote" | "onDisconnect"> = {},
+  ): Promise<string> {
+    if (this.#server !== undefined) {
+      throw new ControlError(
+        409,
+        `Cannot start a gdbstub: one already listens on ${this.#server.endpoint}`,
+      );
+    }
+    this.#server = await startMachineGdb({
+      machine: this.machine,
+      address,
+      ...options,
+      ...(this.log === undefined ? {} : { log: this.log }),
+    });
+    return this.#server.endpoint;
+  }
+
+  /**
+   * The control socket's `PUT /gdb`: parses `text` as `--gdb` does (loopback or a Unix socket
+   * only) and starts the stub; a debugger that connects stops the running guest.
+   * @throws ControlError 400 for a bad or remote address, 409 when the machine cannot be debugged
+   *   or a stub already listens.
+   */
+  async attach(text: string): Promise<{ endpoint: string }> {
+    try {
+      return { endpoint: await this.start(parseGdbAddress(text)) };
+    } catch (error) {
+      if (error instanceof GdbAddressError) throw new ControlError(400, error.message);
+      if (error instanceof GdbUnsupportedError) throw new ControlError(409, error.message);
+      throw error;
+    }
+  }
+
+  /** Stops listening (the debugger, if any, is disconnected). */
+  async close(): Promise<void> {
+    await this.#server?.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }

@@ -11,7 +11,9 @@ import { execFile, spawn, spawnSync } from "node:child_process";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { REPO, buildGuests } from "../../cli/run-file-helpers.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { REPO, assertOneLineError, buildGuests, regvisor } from "../../cli/run-file-helpers.js";
 import { linuxImage } from "../../linux/guest.js";
 
 const BIN = fileURLToPath(new URL("../../../src/cli/bin.js", import.meta.url));
@@ -29,8 +31,12 @@ interface Stub {
 }
 
 /** Starts `regvisor run --gdb 127.0.0.1:0 <args>` and waits for its "listening on" line. */
-function startStub(args: readonly string[]): Promise<Stub> {
-  const child = spawn(process.execPath, [BIN, "run", "--gdb", "127.0.0.1:0", ...args], {
+function startStub(
+  args: readonly string[],
+  ready: RegExp | null = /listening on (\S+) /,
+): Promise<Stub> {
+  const gdbArgs = args.includes("--api") ? [] : ["--gdb", "127.0.0.1:0"];
+  const child = spawn(process.execPath, [BIN, "run", ...gdbArgs, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -46,10 +52,11 @@ function startStub(args: readonly string[]): Promise<Stub> {
     clearTimeout(guard);
   });
   return new Promise((resolve, reject) => {
+    if (ready === null) resolve({ endpoint: "", done });
     child.stderr.on("data", (c: Buffer) => {
       stderr += c.toString();
-      const m = /listening on (\S+) /.exec(stderr);
-      if (m?.[1] !== undefined) resolve({ endpoint: m[1], done });
+      const m = ready?.exec(stderr) ?? null;
+      if (m !== null) resolve({ endpoint: m[1] ?? "", done });
     });
     void done.then((r) => {
       reject(new Error(`regvisor ended before listening: ${r.stderr}`));
@@ -151,6 +158,44 @@ describe("run --gdb with a real gdb-multiarch (soft backend)", () => {
       assert.match(out, /\$1 = \(void \(\*\)\(\)\) 0x80200000 <_start>/, "nothing ran meanwhile");
       assert.match(out, /exited with code 055/);
       assert.equal(run.status, 45);
+    },
+  );
+});
+
+describe("ctl PATH gdb ADDRESS: a stub attached to a running machine", () => {
+  it(
+    "refuses a remote address, then attaches on loopback; the debugger stops the guest, detach lets it run",
+    { skip: guestSkip ?? false },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "regvisor-gdb-"));
+      const api = join(dir, "api.sock");
+      try {
+        // Nothing to wait for on stderr: the socket answering status says the machine is up.
+        const stub = await startStub(["--api", api, "--cpus", "2", "--timeout", "60", ELF], null);
+        for (let i = 0; i < 150 && regvisor(["ctl", api, "status"]).status !== 0; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assertOneLineError(
+          regvisor(["ctl", api, "gdb", "192.0.2.1:1234"]),
+          1,
+          /gdb refused: .*loopback only; add --gdb-allow-remote/,
+        );
+        const attached = regvisor(["ctl", api, "gdb", "127.0.0.1:0"]);
+        assert.equal(attached.status, 0, attached.stderr);
+        const endpoint = /listening on (\S+) /.exec(attached.stdout)?.[1] ?? "";
+        assert.match(endpoint, /^127\.0\.0\.1:\d+$/);
+        assertOneLineError(regvisor(["ctl", api, "gdb", "127.0.0.1:0"]), 1, /already listens/);
+        const out = await gdb(ELF, endpoint, ["info threads", "p spins[0] > 0", "detach"]);
+        assert.match(out, /Thread 2 \(vCPU 1\)[^\n]* in spin/);
+        assert.match(out, /\$1 = 1/);
+        assert.match(regvisor(["ctl", api, "status"]).stdout, /^running: 2 vCPUs/);
+        assert.equal(regvisor(["ctl", api, "quit"]).status, 0);
+        const run = await stub.done;
+        assert.equal(run.status, 0, run.stderr);
+        assert.match(run.stderr, /gdb: debugger connected\n[^]*gdb: debugger disconnected/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   );
 });
