@@ -100,6 +100,8 @@ export async function startGdbServer(options: GdbServerOptions): Promise<GdbServ
       return;
     }
     client = socket;
+    // One small packet per reply: send it now (GDB waits for each before the next).
+    socket.setNoDelay(true);
     log?.("gdb: debugger connected");
     const session = new GdbSession(
       {
