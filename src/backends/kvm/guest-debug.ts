@@ -23,7 +23,7 @@ const KNOWN = Object.values(KVM_GUESTDBG).reduce((all, bit) => all | bit, 0);
 /**
  * Writes `debug` as a `struct kvm_guest_debug` into `out` (at least 72 bytes, zeroed here).
  * @throws {TypeError} for a non-integer control, non-bigint debug registers, or `hwBreakpoints`
- *   (a soft-backend extension: KVM takes addresses in DR0–DR3).
+ *   without `debugreg` (a soft-backend extension: KVM takes addresses in DR0–DR3).
  * @throws {RangeError} for a control with bits outside KVM_GUESTDBG, more than 8 debug registers, or one outside u64.
  */
 export function encodeGuestDebug(debug: GuestDebug, out: Uint8Array): void {
@@ -38,7 +38,14 @@ export function encodeGuestDebug(debug: GuestDebug, out: Uint8Array): void {
       `Cannot set guest debug: control ${control} has bits outside KVM_GUESTDBG_* (known: 0x${KNOWN.toString(16)})`,
     );
   }
-  if (debug.hwBreakpoints !== undefined) {
+  // `hwBreakpoints` is the soft backend's extension; KVM reads DR0–DR3 and DR7 only. A caller
+  // that passes both (one argument for either backend) is served by `debugreg`; addresses given
+  // only as hwBreakpoints would be dropped silently, so that is refused.
+  if (
+    debug.hwBreakpoints !== undefined &&
+    debug.hwBreakpoints.length > 0 &&
+    debugreg === undefined
+  ) {
     throw new TypeError(
       "Cannot set guest debug: hwBreakpoints is a soft-backend extension; on KVM put the addresses in debugreg[0..3] and enable them in debugreg[7] (DR7)",
     );

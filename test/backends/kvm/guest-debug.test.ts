@@ -115,6 +115,9 @@ describe("encodeGuestDebug()", () => {
     assert.throws(() => {
       encodeGuestDebug({ control: 1, hwBreakpoints: [0x1000n] }, out);
     }, /soft-backend extension; on KVM put the addresses in debugreg/);
+    // With debugreg as well (one argument for either backend), debugreg is what KVM gets.
+    encodeGuestDebug({ control: 1, hwBreakpoints: [0x1000n], debugreg: [0x2000n] }, out);
+    assert.equal(new DataView(out.buffer).getBigUint64(8, true), 0x2000n);
   });
 });
 

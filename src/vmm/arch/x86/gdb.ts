@@ -26,7 +26,8 @@ import { formatRegId, regSize, type RegId } from "../../../abi/regid.js";
 import { KVM_GUESTDBG } from "../../../abi/kvm/constants.js";
 import type { GuestDebug } from "../../../backends/vcpu.js";
 import type { GdbPlan, GdbReg, GdbSource } from "../../gdbstub/regmap.js";
-import type { BreakpointType, StopEvent } from "../../gdbstub/target.js";
+import type { BreakpointType, DebugArch, StopEvent } from "../../gdbstub/target.js";
+import { translateVirtual } from "./pagewalk.js";
 
 const CORE = "org.gnu.gdb.i386.core";
 const SSE = "org.gnu.gdb.i386.sse";
@@ -314,3 +315,25 @@ export class X86Breakpoints {
 
 /** A stop cause as the gdbstub reports it (StopEvent's `cause`). */
 export type X86StopCause = Extract<StopEvent, { kind: "stopped" }>["cause"];
+
+/**
+ * x86 for the machine's debug target (src/vmm/machine/debug.ts): on this KVM host `int3` is not
+ * intercepted, so `Z0` and `Z1` both become DR0–DR3 execution breakpoints (at most 4; the DR7
+ * encoding is `X86Breakpoints`'); addresses translate through the guest's own paging
+ * (./pagewalk.ts). On a VMX/SVM host, `swBreakpoints: true` in the features makes `Z0` an
+ * `int3` again.
+ */
+export const x86DebugArch: DebugArch = {
+  arch: "x86",
+  planner: planGdbRegisters,
+  swBreakpoint: (kind) =>
+    KVM_PVM_DEBUG_FEATURES.swBreakpoints && kind === 1 ? Uint8Array.from(SW_BREAKPOINT) : undefined,
+  hwBreakpoints: HW_SLOTS,
+  guestDebug: (control, hw) => {
+    const slots = new X86Breakpoints(KVM_PVM_DEBUG_FEATURES);
+    for (const address of hw) slots.insert(1, address, 1);
+    const { debugreg } = slots.guestDebug(false);
+    return debugreg === undefined ? { control } : { control, debugreg };
+  },
+  translate: translateVirtual,
+};
