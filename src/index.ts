@@ -35,9 +35,22 @@ export {
 } from "./abi/arch/x86/pseudo-fields.js";
 export { IOCTLS, IOCTL_NAMES, ioctlNumber, ioctlByNumber, ioctlName } from "./abi/kvm/ioctls.js";
 export type { IoctlName, IoctlSpec } from "./abi/kvm/ioctls.js";
-export { KVM_CAP, KVM_EXIT, KVM_API_VERSION, kvmExitName } from "./abi/kvm/constants.js";
+export {
+  KVM_CAP,
+  KVM_EXIT,
+  KVM_API_VERSION,
+  KVM_GUESTDBG,
+  kvmExitName,
+} from "./abi/kvm/constants.js";
 export { LAYOUTS, SYNC_AREA } from "./abi/kvm/layouts.js";
 export { ERRNO, errnoName, type ErrnoName } from "./abi/kvm/errno.js";
 export { KvmError, type KvmErrorInfo } from "./abi/kvm/errors.js";
-export type { GuestMemory, MemoryRegionSpec, Vcpu, VcpuExit, Vm } from "./backends/vcpu.js";
+export type {
+  GuestDebug,
+  GuestMemory,
+  MemoryRegionSpec,
+  Vcpu,
+  VcpuExit,
+  Vm,
+} from "./backends/vcpu.js";
 export { readRegisterView, type NamedRegister } from "./backends/register-view.js";

@@ -59,14 +59,17 @@ export type VcpuExit =
        * KVM_EXIT_DEBUG: a guest-debug event (see `Vcpu.setGuestDebug`). `pc` is the guest
        * address it happened at; x86 adds `exception` (1 #DB: single-step or a debug register
        * hit, 3 #BP: int3), `dr6` and `dr7` (kvm_debug_exit_arch). RISC-V KVM's payload is
-       * empty; the soft backend adds `cause` (regvisor extension).
+       * empty; the soft backend adds `cause` (regvisor extension), and the KVM x86 backend
+       * derives it from `exception` and `dr6`.
        */
       readonly kind: "debug";
       readonly pc: bigint;
       readonly exception?: number;
       readonly dr6?: bigint;
       readonly dr7?: bigint;
-      /** Soft backend: "swbreak" (ebreak), "step", "hwbreak" (a `hwBreakpoints` address). */
+      /**
+       * "swbreak" (ebreak, int3), "step", "hwbreak" (a `hwBreakpoints` address; x86: DR6 B0–B3).
+       */
       readonly cause?: "swbreak" | "step" | "hwbreak";
     }
   | {

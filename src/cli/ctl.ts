@@ -11,6 +11,7 @@ import type { Out } from "./regs.js";
 
 const HELP = `Usage: regvisor ctl PATH status|pause|resume|quit [--json]
        regvisor ctl PATH snapshot FILE [--json]
+       regvisor ctl PATH gdb HOST:PORT|unix:PATH [--json]
 
 Talks to a machine started with 'regvisor run --api PATH':
   status         state, vCPUs, exits, uptime
@@ -18,6 +19,8 @@ Talks to a machine started with 'regvisor run --api PATH':
   resume         let them run again
   snapshot FILE  write a snapshot of the whole machine to FILE (pausing around it)
   quit           end the machine
+  gdb ADDRESS    start a gdbstub there (loopback or a Unix socket); a debugger that connects
+                 stops the guest
 Exit status: 0 done, 1 refused or failed (one line on stderr), 2 bad command line.
 `;
 
@@ -30,6 +33,7 @@ const COMMANDS = {
   resume: { method: "PUT", route: "/resume", args: 0 },
   quit: { method: "PUT", route: "/quit", args: 0 },
   snapshot: { method: "PUT", route: "/snapshot", args: 1 },
+  gdb: { method: "PUT", route: "/gdb", args: 1 },
 } as const;
 
 type CommandName = keyof typeof COMMANDS;
@@ -49,6 +53,10 @@ function human(command: CommandName, body: unknown): string {
   if (command === "snapshot") {
     const r = body as SnapshotResult;
     return `snapshot written to ${r.path}: ${r.bytes} bytes`;
+  }
+  if (command === "gdb") {
+    const { endpoint } = body as { endpoint: string };
+    return `gdb: listening on ${endpoint} (target remote ${endpoint})`;
   }
   return formatStatus(body as MachineStatus);
 }
@@ -72,10 +80,11 @@ export async function ctlCommand(argv: string[], out: Out): Promise<number> {
     throw new UsageError(
       spec.args === 0
         ? `ctl ${name} takes no argument`
-        : `ctl ${name} takes one argument (the snapshot file)`,
+        : `ctl ${name} takes one argument (${name === "gdb" ? "the address" : "the snapshot file"})`,
     );
   }
-  const body = name === "snapshot" ? { path: args[0] } : undefined;
+  const body =
+    name === "snapshot" ? { path: args[0] } : name === "gdb" ? { address: args[0] } : undefined;
   const answer = await apiRequest(path, spec.method, spec.route, body);
   if (values.json === true) out.stdout(JSON.stringify(answer.body) + "\n");
   if (answer.status !== 200) {

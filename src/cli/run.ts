@@ -11,6 +11,8 @@ import type { Writable } from "node:stream";
 import { RegvisorError } from "../errors.js";
 import { startApiServer, type ApiServer } from "../vmm/api/server.js";
 import { DEMO_SPECS, demoImage } from "../vmm/demo.js";
+import { parseGdbAddress, type GdbAddress } from "../vmm/gdbstub/server.js";
+import { MachineGdb } from "../vmm/machine/debug.js";
 import { readInputFile } from "../vmm/input-file.js";
 import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
 import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
@@ -68,6 +70,12 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --timeout SECONDS   stop the guest after this long (exit status 124)
   --api PATH          serve the control socket on the Unix socket PATH while the guest runs
                       (GET /status; PUT /pause, /resume, /quit; see 'regvisor ctl --help')
+  --gdb ADDRESS       serve a GDB remote stub: HOST:PORT (loopback only), :PORT, or unix:PATH;
+                      a debugger that connects stops the guest (target remote ADDRESS)
+  --gdb-wait          with --gdb: no guest instruction runs until the debugger continues
+  --gdb-allow-remote  with --gdb: listen on a non-loopback HOST (the stub is full control)
+  --gdb-continue-on-disconnect  a debugger that goes away without detaching lets the guest
+                      run on (default: the guest stays stopped until a debugger reattaches)
   --trace-exits       print every exit (kind, port/address, data) to stderr
   --stats             print exit counts, instructions retired (soft) and wall time to stderr
   --json              print one summary object: reason, status, counts, final registers
@@ -93,6 +101,10 @@ const RUN_OPTIONS = {
   disk: { type: "string", multiple: true },
   "virtio-console": { type: "boolean" },
   api: { type: "string" },
+  gdb: { type: "string" },
+  "gdb-wait": { type: "boolean" },
+  "gdb-allow-remote": { type: "boolean" },
+  "gdb-continue-on-disconnect": { type: "boolean" },
   "trace-exits": { type: "boolean" },
   stats: { type: "boolean" },
   "snapshot-at-exit": { type: "string" },
@@ -112,6 +124,10 @@ const FILE_ONLY = [
   "x86-mode",
   "cmdline",
   "api",
+  "gdb",
+  "gdb-wait",
+  "gdb-allow-remote",
+  "gdb-continue-on-disconnect",
   "timeout",
   "trace-exits",
   "stats",
@@ -389,6 +405,7 @@ async function runFile(
   let summary: RunSummary;
   let api: ApiServer | undefined;
   const written: SnapshotWritten = {};
+  let gdb: MachineGdb | undefined;
   const captured: Uint8Array[] = [];
   const sink = json
     ? { write: (b: Uint8Array) => void captured.push(b.slice()), flush: () => undefined }
@@ -412,6 +429,7 @@ async function runFile(
       ...(cpus === undefined ? {} : { cpus }),
     });
     const apiPath = values.api;
+    const gdbOptions = parseGdbOptions(values);
     try {
       summary = await runGuest({
         file,
@@ -440,17 +458,29 @@ async function runFile(
           : {}),
         collectRegisters: json || values["dump-regs"] === true,
         ...snapshotHooks(snapshot, written),
-        ...(apiPath === undefined
+        ...(apiPath === undefined && gdbOptions === undefined
           ? {}
           : {
               onMachine: async (machine: Machine) => {
-                api = await startApiServer({ path: apiPath, control: machine });
+                const stub = new MachineGdb(machine, (line) => {
+                  err(`regvisor: ${line}\n`);
+                });
+                gdb = stub;
+                if (gdbOptions !== undefined) await startRunGdb(machine, stub, gdbOptions, err);
+                if (apiPath !== undefined) {
+                  api = await startApiServer({
+                    path: apiPath,
+                    control: machine,
+                    gdb: (address) => stub.attach(address),
+                  });
+                }
               },
             }),
       });
     } finally {
-      // The socket lives as long as the machine: a client sees it vanish when the run ends.
+      // The sockets live as long as the machine: a client sees them vanish when the run ends.
       await api?.close();
+      await gdb?.close();
     }
     sink.flush();
   } catch (error) {
@@ -464,6 +494,52 @@ async function runFile(
   }
   report(summary, values, out, err, captured);
   return summary.ending.status;
+}
+
+/** `--gdb*` as given, or undefined without `--gdb`. */
+interface RunGdbOptions {
+  readonly address: GdbAddress;
+  readonly wait: boolean;
+  readonly allowRemote: boolean;
+  readonly onDisconnect: "stay" | "continue";
+}
+
+function parseGdbOptions(values: Values): RunGdbOptions | undefined {
+  const text = values.gdb;
+  if (text === undefined) {
+    for (const flag of ["gdb-wait", "gdb-allow-remote", "gdb-continue-on-disconnect"] as const) {
+      if (values[flag] === true) throw new UsageError(`--${flag} needs --gdb ADDRESS`);
+    }
+    return undefined;
+  }
+  let address: GdbAddress;
+  try {
+    address = parseGdbAddress(text);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  return {
+    address,
+    wait: values["gdb-wait"] === true,
+    allowRemote: values["gdb-allow-remote"] === true,
+    onDisconnect: values["gdb-continue-on-disconnect"] === true ? "continue" : "stay",
+  };
+}
+
+/** Starts `--gdb` for `machine` (paused first with `--gdb-wait`) and says where it listens. */
+async function startRunGdb(
+  machine: Machine,
+  stub: MachineGdb,
+  options: RunGdbOptions,
+  err: (t: string) => void,
+): Promise<void> {
+  const endpoint = await stub.start(options.address, {
+    allowRemote: options.allowRemote,
+    onDisconnect: options.onDisconnect,
+  });
+  if (options.wait) await machine.pause();
+  const waiting = options.wait ? "; the guest waits for it to continue" : "";
+  err(`regvisor: gdb: listening on ${endpoint} (target remote ${endpoint})${waiting}\n`);
 }
 
 function optionalAddress(text: string | undefined, option: string): bigint | undefined {

@@ -15,6 +15,7 @@ import {
   capabilityConformance,
   type CapabilityGuest,
   type CapabilityTarget,
+  type DebugGuest,
   type InterruptGuest,
   type WriterGuest,
 } from "./suite.js";
@@ -103,7 +104,26 @@ const kvmTarget: CapabilityTarget = {
       },
     };
   },
+  guestDebug(): DebugGuest {
+    // nop; nop; nop; int3; hlt — real mode at CS = 0, so the linear pc is rip.
+    const { guest, vcpu } = x86([0x90, 0x90, 0x90, 0xcc, 0xf4]);
+    const pc = BigInt(X86_CODE);
+    return {
+      ...guest,
+      pc: () => vcpu.getRegs().rip,
+      stepPcs: [pc, pc + 1n, pc + 2n],
+      swBreakAt: pc + 3n,
+    };
+  },
   lacks: {
+    // Measured on kvm_pvm (docs/kvm-guest-debug.md): with USE_SW_BP, int3 is not intercepted —
+    // real mode runs the guest's IVT handler, 32/64-bit mode fails in KVM's emulator.
+    ...(existsSync("/sys/module/kvm_pvm")
+      ? {
+          swBreakpoints:
+            "kvm_pvm does not intercept int3 with KVM_GUESTDBG_USE_SW_BP (real mode: the guest's IVT; 32/64-bit: KVM_EXIT_INTERNAL_ERROR); Z0 uses DR0-DR3 there",
+        }
+      : {}),
     // Measured on kvm_pvm (kernel 6.18): KVM_CREATE_IRQCHIP and KVM_IRQ_LINE succeed, but the
     // PIC's interrupt does not reach this real-mode guest: halted, it is never woken; spinning
     // with IF=1, the vCPU exits with KVM_EXIT_SHUTDOWN (triple fault) instead of running the
@@ -116,6 +136,10 @@ const kvmTarget: CapabilityTarget = {
       : {}),
     externalInterrupt:
       "x86 has no KVM_INTERRUPT line in this interface: devices interrupt through the in-kernel irqchip (setIrqLine)",
+    // Measured on kvm_pvm (docs/kvm-guest-debug.md); on VMX the instruction breakpoint is a
+    // fault too, and KVM does not set RF for a guest-debug breakpoint.
+    hwStepReportsBreakpoint:
+      "x86 KVM: a step from an armed DR execution breakpoint reports it again (RF is not set for guest-debug breakpoints)",
   },
 };
 
@@ -182,6 +206,23 @@ function softTarget(mode: SoftMode): CapabilityTarget {
           const scause = vcpu.getOneReg(reg("a0"));
           assert.equal(new DataView(scause.buffer).getBigUint64(0, true), (1n << 63n) | 9n);
         },
+      };
+    },
+    guestDebug(): DebugGuest {
+      // Three addi, then ebreak; nothing past it runs in these cases.
+      const { vm, vcpu } = rv(mode, [
+        I.addi(R.a0, 0, 1),
+        I.addi(R.a0, R.a0, 1),
+        I.addi(R.a0, R.a0, 1),
+        I.ebreak(),
+        ...report(7),
+      ]);
+      return {
+        vm,
+        vcpu,
+        pc: () => new DataView(vcpu.getOneReg(reg("core.pc")).buffer).getBigUint64(0, true),
+        stepPcs: [RAM_BASE, RAM_BASE + 4n, RAM_BASE + 8n],
+        swBreakAt: RAM_BASE + 12n,
       };
     },
     lacks: {

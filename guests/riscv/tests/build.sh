@@ -17,9 +17,10 @@ tmp=$(mktemp -d build/.tmp.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 CFLAGS=(-march=rv64imac_zicsr -mabi=lp64 -mcmodel=medany -O2 -nostdlib -nostartfiles
   -ffreestanding -fno-builtin -Wall -Wextra -Werror -Wl,--no-warn-rwx-segments -Wl,--build-id=none)
-GUESTS=(console boot reset status fault spin)
+GUESTS=(console boot reset status fault spin gdb)
 for g in "${GUESTS[@]}"; do
-  "$CC" "${CFLAGS[@]}" -T link.ld start.S "$g.c" -o "$tmp/$g.elf"
+  # -g: symbols and line tables for the gdbstub's tests (the loaded segments do not change).
+  "$CC" "${CFLAGS[@]}" -g -T link.ld start.S "$g.c" -o "$tmp/$g.elf"
 done
 "$CC" "${CFLAGS[@]}" -T link.ld -Wl,--section-start=.high=0x120000000 \
   start.S high.c -o "$tmp/high.elf"

@@ -22,6 +22,11 @@ const MMIO = KVM_RUN_EXIT.mmio;
 const FAIL = KVM_RUN_EXIT.fail_entry;
 const INTERNAL = KVM_RUN_EXIT.internal;
 const EVENT = KVM_RUN_EXIT.system_event;
+const DEBUG = KVM_RUN_EXIT.debug;
+/** The #BP vector, and DR6's B0–B3 and BS bits (SDM Vol. 3B §18.2.3). */
+const BP_VECTOR = 3;
+const DR6_B0_3 = 0xfn;
+const DR6_BS = 1n << 14n;
 // internal.data and system_event.data hold at most 16 u64 (include/uapi/linux/kvm.h).
 const MAX_DATA = 16;
 
@@ -82,6 +87,8 @@ export class ExitDecoder {
         };
       case KVM_EXIT.SYSTEM_EVENT:
         return this.#systemEvent();
+      case KVM_EXIT.DEBUG:
+        return this.#debug();
       default:
         return { kind: "unsupported", exitReason: reason, reason: kvmExitName(reason) };
     }
@@ -138,6 +145,32 @@ export class ExitDecoder {
       address: this.#view.getBigUint64(MMIO.phys_addr, true),
       isWrite: this.#view.getUint8(MMIO.is_write) !== 0,
       data: this.#run.bytes.subarray(MMIO.data, MMIO.data + len),
+    };
+  }
+
+  // x86 kvm_debug_exit_arch: `pc` is the linear address (CS base + RIP) of the instruction the
+  // event is reported at (arch/x86/kvm/vmx/vmx.c handle_exception_nmi, kvm_get_linear_rip).
+  // `cause` from the exception and DR6 (SDM Vol. 3B §18.2.3): #BP (3) is an int3, B0–B3 a DR
+  // breakpoint, BS a single step.
+  #debug(): VcpuExit {
+    const v = this.#view;
+    const exception = v.getUint32(DEBUG.exception, true);
+    const dr6 = v.getBigUint64(DEBUG.dr6, true);
+    const cause =
+      exception === BP_VECTOR
+        ? "swbreak"
+        : (dr6 & DR6_B0_3) !== 0n
+          ? "hwbreak"
+          : (dr6 & DR6_BS) !== 0n
+            ? "step"
+            : undefined;
+    return {
+      kind: "debug",
+      pc: v.getBigUint64(DEBUG.pc, true),
+      exception,
+      dr6,
+      dr7: v.getBigUint64(DEBUG.dr7, true),
+      ...(cause === undefined ? {} : { cause }),
     };
   }
 

@@ -21,10 +21,10 @@
  * while running guest code, so they are polled within a few thousand instructions; a kick ends
  * the run with KVM_EXIT_INTR like a signal would.
  */
-import { KVM_EXIT, KVM_INTERNAL_ERROR } from "../../abi/kvm/constants.js";
+import { KVM_EXIT, KVM_GUESTDBG, KVM_INTERNAL_ERROR } from "../../abi/kvm/constants.js";
 import { ERRNO } from "../../abi/kvm/errno.js";
 import type { RegId } from "../../abi/regid.js";
-import type { HartApi, Memslot } from "./riscv/contract.js";
+import type { DebugCause, HartApi, Memslot } from "./riscv/contract.js";
 import { GENERAL_CSRS, IRQ } from "./riscv/contract.js";
 import { HOST_IMPL_IDS, HOST_ISA_EXTS, ISA_EXT_MAX, isaExtId, sbiDefaults } from "./host.js";
 import type { ImplIds, KernelState } from "./kstate.js";
@@ -54,6 +54,12 @@ const CORE = BigInt(KVM_SYNC_RISCV.CORE);
 const CSR = BigInt(KVM_SYNC_RISCV.CSR);
 const UNKNOWN_SYNC = ~BigInt(KVM_SYNC_RISCV.VALID_FIELDS) & ((1n << 64n) - 1n);
 
+/** The `KVM_GUESTDBG_*` bits the soft backend implements (the rest are EINVAL). */
+const GUESTDBG_SUPPORTED =
+  KVM_GUESTDBG.ENABLE | KVM_GUESTDBG.SINGLESTEP | KVM_GUESTDBG.USE_SW_BP | KVM_GUESTDBG.USE_HW_BP;
+/** Most `hwBreakpoints` one vCPU takes (a bound for the mailbox; GDB sets a handful). */
+export const MAX_HW_BREAKPOINTS = 64;
+
 /** What a kernel needs to come up. */
 export interface KernelInit {
   readonly hart: HartApi;
@@ -81,6 +87,10 @@ export class VcpuKernel implements KernelState, KernelPort {
   private sbiPending = false;
   private wfiRequested = false;
   private resetRequest: { pc: bigint; opaque: bigint } | undefined;
+  /** `KVM_SET_GUEST_DEBUG` control bits in force (0: off). */
+  private debugControl = 0;
+  /** A single step was cut short by an MMIO or SBI exit: it ends when that exit completes. */
+  private stepOwed = false;
   private seip = false;
   private readonly resetCsrs: bigint[];
 
@@ -142,6 +152,42 @@ export class VcpuKernel implements KernelState, KernelPort {
   setMemslots(slots: readonly Memslot[]): void {
     this.memslots = slots;
     this.hart.setMemslots(slots);
+  }
+
+  /**
+   * KVM_SET_GUEST_DEBUG. Like RISC-V KVM (arch/riscv/kvm/vcpu.c
+   * `kvm_arch_vcpu_ioctl_set_guest_debug`), ENABLE alone already intercepts `ebreak`; SINGLESTEP
+   * and USE_HW_BP with `hwBreakpoints` (guest-virtual pcs) are regvisor extensions. Without
+   * ENABLE, guest debug is off.
+   * @throws {Errno} EINVAL for bits outside the supported set or too many breakpoints.
+   */
+  setGuestDebug(control: number, hwBreakpoints: readonly bigint[]): void {
+    if ((control & ~GUESTDBG_SUPPORTED) !== 0 || hwBreakpoints.length > MAX_HW_BREAKPOINTS) {
+      throw new Errno(ERRNO.EINVAL);
+    }
+    const on = (control & KVM_GUESTDBG.ENABLE) !== 0;
+    if (on && this.hart.setDebug === undefined) throw new Errno(ERRNO.EINVAL);
+    this.debugControl = on ? control : 0;
+    if (!on) this.stepOwed = false;
+    this.hart.setDebug?.(
+      on
+        ? {
+            swBreak: true,
+            step: (control & KVM_GUESTDBG.SINGLESTEP) !== 0,
+            hwBreakpoints: (control & KVM_GUESTDBG.USE_HW_BP) !== 0 ? hwBreakpoints : [],
+          }
+        : undefined,
+    );
+  }
+
+  private get stepping(): boolean {
+    return (this.debugControl & KVM_GUESTDBG.SINGLESTEP) !== 0;
+  }
+
+  /** Writes KVM_EXIT_DEBUG for the hart's current pc. */
+  private debugExit(cause: DebugCause): number {
+    this.page.writeDebug(this.hart.getPc(), cause);
+    return 0;
   }
 
   /** Changes the run budget (a soft-backend knob; no KVM equivalent). */
@@ -248,6 +294,11 @@ export class VcpuKernel implements KernelState, KernelPort {
       this.resetTo(this.resetRequest.pc, this.resetRequest.opaque);
       this.resetRequest = undefined;
     }
+    if (this.stepOwed) {
+      // The stepped instruction's MMIO/SBI exit completed on this entry: the step is done.
+      this.stepOwed = false;
+      if (this.stepping) return this.debugExit("step");
+    }
     for (;;) {
       // Read before polling: a request posted after this read makes the hart stop at once.
       const seq = this.shared.wakeSeq(this.hartId);
@@ -264,15 +315,24 @@ export class VcpuKernel implements KernelState, KernelPort {
       remaining -= Number(this.hart.instret - before);
       switch (stop.kind) {
         case "ecall":
-          if (handleEcall(this) === "exit") return 0;
+          if (handleEcall(this) === "exit") {
+            this.stepOwed = this.stepping;
+            return 0;
+          }
+          if (this.stepping) return this.debugExit("step");
           break;
         case "mmio":
           this.page.writeMmio(stop.gpa, stop.size, stop.isWrite, stop.value);
           this.mmioPending = true;
+          this.stepOwed = this.stepping;
           return 0;
         case "wfi":
+          // A stepped WFI completes at once (a spurious wake-up, which WFI allows).
+          if (this.stepping) return this.debugExit("step");
           this.wfiRequested = true;
           break;
+        case "debug":
+          return this.debugExit(stop.cause);
         case "budget":
           break;
         case "fault":

@@ -15,7 +15,9 @@
  * ```
  *
  * Request data per op: GET_ONE id; SET_ONE id + 8-byte value; GET_MANY/SET_MANY u32 count at 0,
- * u32 value-stream length at 4, ids from 8, then (SET_MANY) the packed values; SET_BUDGET and errors are JSON text. Memslots
+ * u32 value-stream length at 4, ids from 8, then (SET_MANY) the packed values; SET_GUEST_DEBUG
+ * u32 control at 0, u32 count at 4, count u64 breakpoint pcs from 8; SET_BUDGET and errors are
+ * JSON text. Memslots
  * travel over a MessagePort (they carry SharedArrayBuffers) and are picked up synchronously
  * with `receiveMessageOnPort`.
  */
@@ -32,6 +34,7 @@ export const OP = {
   SET_MEMSLOTS: 7,
   SET_BUDGET: 8,
   CLOSE: 9,
+  SET_GUEST_DEBUG: 10,
 } as const;
 
 /** Control word indexes. */

@@ -27,10 +27,15 @@
  * reason text of the last internal-error exit (u16 length + UTF-8), another regvisor extension,
  * and at `INSTRET_OFFSET` the hart's retired-instruction count (u64) as of the last return from
  * `run()`, so a VMM can report it in either execution mode (a third extension).
+ *
+ * `KVM_EXIT_DEBUG`: RISC-V's `struct kvm_debug_exit_arch` is empty (the VMM reads pc with
+ * ONE_REG); the soft backend fills the union with `u64 pc` at +0 and `u32 cause` at +8
+ * (1 swbreak, 2 step, 3 hwbreak), a fourth extension, so the exit carries what the gdbstub asks.
  */
 import { KVM_EXIT, KVM_SYSTEM_EVENT } from "../../abi/kvm/constants.js";
 import { KVM_RUN, KVM_RUN_EXIT } from "../../abi/kvm/layouts.js";
 import type { VcpuExit } from "../vcpu.js";
+import type { DebugCause } from "./riscv/contract.js";
 import { SBI_ERR } from "../../abi/sbi.js";
 
 /** Size of the run page (one 4 KiB page, like KVM_GET_VCPU_MMAP_SIZE's first page). */
@@ -56,6 +61,8 @@ const SYS = KVM_RUN_EXIT.system_event;
 const INTERNAL = KVM_RUN_EXIT.internal;
 const CSR_EXIT = KVM_RUN_EXIT.riscv_csr;
 const UNION_BYTES = 256;
+/** `cause` codes of the soft debug exit (module header). */
+const DEBUG_CAUSES: readonly DebugCause[] = ["swbreak", "step", "hwbreak"];
 
 const SYSTEM_EVENT_NAMES = new Map<number, string>(
   Object.entries(KVM_SYSTEM_EVENT).map(([name, value]) => [value, name]),
@@ -220,6 +227,13 @@ export class RunArea {
     this.view.setBigUint64(INSTRET_OFFSET, BigInt.asUintN(64, value), true);
   }
 
+  /** Kernel side: KVM_EXIT_DEBUG with the regvisor payload (module header). */
+  writeDebug(pc: bigint, cause: DebugCause): void {
+    this.beginExit(KVM_EXIT.DEBUG);
+    this.view.setBigUint64(H.exit.offset, BigInt.asUintN(64, pc), true);
+    this.view.setUint32(H.exit.offset + 8, DEBUG_CAUSES.indexOf(cause) + 1, true);
+  }
+
   /** Kernel side: KVM_EXIT_INTR (run slice or instruction budget used up). */
   writeIntr(): void {
     this.beginExit(KVM_EXIT.INTR);
@@ -269,6 +283,11 @@ export class RunArea {
         };
       case KVM_EXIT.INTR:
         return { kind: "intr" };
+      case KVM_EXIT.DEBUG: {
+        const cause = DEBUG_CAUSES[this.u32(H.exit.offset + 8) - 1];
+        const pc = this.view.getBigUint64(H.exit.offset, true);
+        return cause === undefined ? { kind: "debug", pc } : { kind: "debug", pc, cause };
+      }
       default:
         return {
           kind: "unsupported",

@@ -179,6 +179,16 @@ class ThreadedPort implements KernelPort {
     this.call(OP.SET_BUDGET, this.box.writeText(JSON.stringify(budget)));
   }
 
+  setGuestDebug(control: number, hwBreakpoints: readonly bigint[]): void {
+    this.fits(8 + 8 * hwBreakpoints.length);
+    this.box.view.setUint32(0, control, true);
+    this.box.view.setUint32(4, hwBreakpoints.length, true);
+    hwBreakpoints.forEach((a, i) => {
+      this.box.view.setBigUint64(8 + 8 * i, a, true);
+    });
+    this.call(OP.SET_GUEST_DEBUG, 8 + 8 * hwBreakpoints.length);
+  }
+
   close(): void {
     if (this.dead) return;
     try {

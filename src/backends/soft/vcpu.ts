@@ -10,7 +10,7 @@ import { ERRNO } from "../../abi/kvm/errno.js";
 import { KvmError } from "../../abi/kvm/errors.js";
 import { regId, regSize, type RegId } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
-import { VcpuBusyError, type Vcpu, type VcpuExit } from "../vcpu.js";
+import { VcpuBusyError, type GuestDebug, type Vcpu, type VcpuExit } from "../vcpu.js";
 import type { Memslot } from "./riscv/contract.js";
 import { encodeRegValue } from "../reg-value.js";
 import { decodeLE, encodeLE } from "../../abi/value.js";
@@ -33,6 +33,8 @@ export interface KernelPort {
   runAsync?(): Promise<number>;
   setMemslots(slots: readonly Memslot[]): void;
   setBudget(budget: RunBudget): void;
+  /** KVM_SET_GUEST_DEBUG (control bits, hardware breakpoint pcs). */
+  setGuestDebug(control: number, hwBreakpoints: readonly bigint[]): void;
   close(): void;
 }
 
@@ -203,6 +205,39 @@ export class SoftVcpu implements Vcpu {
       throw new TypeError("setExternalInterrupt: level must be a boolean");
     if (this.closed) throw new SoftClosedError(`soft vCPU ${this.index}`, "raise an interrupt");
     this.shared.setSeip(this.index, level);
+  }
+
+  /**
+   * KVM_SET_GUEST_DEBUG: ENABLE intercepts `ebreak`/`c.ebreak` (a `debug` exit, cause
+   * "swbreak", pc on it), as RISC-V KVM does; SINGLESTEP ("step") and USE_HW_BP with
+   * `hwBreakpoints` ("hwbreak", by guest-virtual pc, paging on or off) are regvisor extensions
+   * (src/backends/soft/riscv/debug.ts has the rules). Not guest state: no register, no snapshot.
+   * @throws {KvmError} EINVAL for `control` bits outside ENABLE, SINGLESTEP, USE_SW_BP,
+   *   USE_HW_BP, or more than 64 breakpoints.
+   */
+  setGuestDebug(debug: GuestDebug): void {
+    this.check("set guest debug");
+    const control: unknown = debug.control;
+    if (typeof control !== "number" || !Number.isInteger(control) || control < 0) {
+      throw new TypeError("setGuestDebug: control must be a non-negative integer");
+    }
+    const hw = debug.hwBreakpoints ?? [];
+    for (const address of hw) {
+      const value: unknown = address;
+      if (typeof value !== "bigint") throw new TypeError("setGuestDebug: addresses are bigints");
+    }
+    try {
+      this.port.setGuestDebug(
+        control,
+        hw.map((a) => BigInt.asUintN(64, a)),
+      );
+    } catch (error) {
+      throw this.kvmError(
+        error,
+        `Cannot set guest debug of vCPU ${this.index}`,
+        "KVM_SET_GUEST_DEBUG",
+      );
+    }
   }
 
   /** Reason text of the last `internal_error` exit (a soft-backend extension). */

@@ -126,6 +126,12 @@ function handle(kernel: VcpuKernel, op: number): boolean {
       // Wire codec: threaded.ts wrote JSON.stringify(budget).
       kernel.setBudget(JSON.parse(box.readText(box.ctrl[CTRL.REQ_LEN] ?? 0)) as RunBudget);
       return true;
+    case OP.SET_GUEST_DEBUG: {
+      const count = view.getUint32(4, true);
+      const hw = Array.from({ length: count }, (_, i) => view.getBigUint64(8 + 8 * i, true));
+      kernel.setGuestDebug(view.getUint32(0, true), hw);
+      return true;
+    }
     case OP.CLOSE:
       kernel.close();
       return false;

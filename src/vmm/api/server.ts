@@ -8,6 +8,8 @@
  *   PUT  /resume                       → 200 MachineStatus
  *   PUT  /snapshot  {"path": "FILE"}   → 200 {"path": absolute path, "bytes": n}
  *   PUT  /quit                         → 200 MachineStatus (the run then ends with reason "quit")
+ *   PUT  /gdb  {"address": "HOST:PORT"|"unix:PATH"}  → 200 {"endpoint": …} (a gdbstub listens;
+ *                                        a debugger that connects stops the guest)
  *
  * Errors are `{"error": "one line"}` with 400 (malformed request: not JSON, not an object, an
  * unknown or mistyped field), 404 (unknown path), 405 (wrong method; `Allow` says which), 409
@@ -42,6 +44,8 @@ export interface ApiServerOptions {
   readonly control: MachineControl;
   /** Largest request body (default 64 KiB). */
   readonly maxBodyBytes?: number;
+  /** `PUT /gdb`: starts a gdbstub at the address; absent, the endpoint answers 409. */
+  readonly gdb?: (address: string) => Promise<{ endpoint: string }>;
 }
 
 /** A listening control socket. */
@@ -65,7 +69,10 @@ class RequestError extends Error {
   }
 }
 
-function routesFor(control: MachineControl): Record<string, Readonly<Record<string, Handler>>> {
+function routesFor(
+  control: MachineControl,
+  gdb: ApiServerOptions["gdb"],
+): Record<string, Readonly<Record<string, Handler>>> {
   const noBody =
     (op: () => Promise<void>): Handler =>
     async (body) => {
@@ -83,6 +90,21 @@ function routesFor(control: MachineControl): Record<string, Readonly<Record<stri
     "/pause": { PUT: noBody(() => control.pause()) },
     "/resume": { PUT: noBody(() => control.resume()) },
     "/quit": { PUT: noBody(() => control.quit()) },
+    "/gdb": {
+      PUT: (body) => {
+        expectFields(body, ["address"], ["address"]);
+        const address = (body as { address?: unknown }).address;
+        if (typeof address !== "string" || address.length === 0 || address.includes("\0")) {
+          throw new RequestError(400, `"address" must be a non-empty string without NUL bytes`);
+        }
+        if (gdb === undefined) {
+          return Promise.reject(
+            new ControlError(409, "Cannot start a gdbstub: this machine has none"),
+          );
+        }
+        return gdb(address);
+      },
+    },
     "/snapshot": {
       PUT: async (body) => {
         expectFields(body, ["path"], ["path"]);
@@ -177,7 +199,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   if (problem !== undefined) {
     throw new ApiServerError(`Cannot use ${path} for the control socket: ${problem}`);
   }
-  const routes = routesFor(options.control);
+  const routes = routesFor(options.control, options.gdb);
   let queue: Promise<unknown> = Promise.resolve();
 
   const server: Server = createServer({ requestTimeout: 60_000, headersTimeout: 10_000 });

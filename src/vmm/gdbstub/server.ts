@@ -100,6 +100,8 @@ export async function startGdbServer(options: GdbServerOptions): Promise<GdbServ
       return;
     }
     client = socket;
+    // One small packet per reply: send it now (GDB waits for each before the next).
+    socket.setNoDelay(true);
     log?.("gdb: debugger connected");
     const session = new GdbSession(
       {
@@ -112,8 +114,16 @@ export async function startGdbServer(options: GdbServerOptions): Promise<GdbServ
       },
       { target, planner: options.planner },
     );
+    // All-stop: the guest stops before the debugger's first packet is served.
+    let queued: Buffer[] | undefined = [];
+    void (target.attach?.() ?? Promise.resolve()).then(() => {
+      const early = queued ?? [];
+      queued = undefined;
+      for (const chunk of early) session.receive(chunk);
+    });
     socket.on("data", (chunk: Buffer) => {
-      session.receive(chunk);
+      if (queued === undefined) session.receive(chunk);
+      else queued.push(chunk);
     });
     socket.on("error", () => {
       // A reset connection ends like a closed one ('close' follows).

@@ -13,7 +13,7 @@
  *
  * Thread ids are vCPU index + 1; 0 means "any" and -1 "all" (Hg/Hc and vCont).
  */
-import type { RegId } from "../../abi/regid.js";
+import { regSize, type RegId } from "../../abi/regid.js";
 import { RspDecoder, escapeBinary, framePacket, unescapeBinary, type RspEvent } from "./packet.js";
 import {
   extractReg,
@@ -81,6 +81,15 @@ const invalid = (): never => {
   throw new PacketError("E22");
 };
 
+/** The `g` packet of a plan: its registers, their batch, and where each sits in the hex. */
+interface GPacket {
+  readonly regs: readonly GdbReg[];
+  readonly ids: RegId[];
+  readonly offsets: Map<RegId, number>;
+  /** Hex character range of each register in the stream's hex, if it is a whole register. */
+  readonly slices: readonly (readonly [number, number] | undefined)[];
+}
+
 /** Protocol state for one connection (module header). */
 export class GdbSession {
   readonly #target: DebugTarget;
@@ -89,6 +98,7 @@ export class GdbSession {
   readonly #io: SessionIo;
   readonly #maxPacket: number;
   readonly #plans = new Map<number, GdbPlan>();
+  readonly #gPackets = new WeakMap<GdbPlan, GPacket>();
   #noAck = false;
   #noAckNext = false;
   #lastSent: Uint8Array | undefined;
@@ -412,18 +422,40 @@ export class GdbSession {
     return plan;
   }
 
-  #gRegs(): { thread: number; regs: readonly GdbReg[]; ids: RegId[] } {
+  #gRegs(): { thread: number } & GPacket {
     const thread = this.#currentThread();
     const plan = this.#plan(thread);
-    const regs = plan.registers.slice(0, plan.gCount);
-    return { thread, regs, ids: sourceIds(regs) };
+    const g = this.#gPackets.get(plan);
+    if (g === undefined) {
+      const regs = plan.registers.slice(0, plan.gCount);
+      const ids = sourceIds(regs);
+      const offsets = streamOffsets(ids);
+      // Registers that are a whole vCPU register are cut from the stream's hex directly.
+      const slices = regs.map((r): readonly [number, number] | undefined => {
+        const src = r.source;
+        if (!("id" in src) || "read" in src || src.shift !== 0 || src.width !== r.bitsize) {
+          return undefined;
+        }
+        const at = offsets.get(src.id) ?? 0;
+        return regSize(src.id) * 8 === r.bitsize ? [2 * at, 2 * (at + r.bitsize / 8)] : undefined;
+      });
+      const made: GPacket = { regs, ids, offsets, slices };
+      this.#gPackets.set(plan, made);
+      return { thread, ...made };
+    }
+    return { thread, ...g };
   }
 
   #readAll(): string {
-    const { thread, regs, ids } = this.#gRegs();
+    const { thread, regs, ids, offsets, slices } = this.#gRegs();
     const stream = this.#target.getManyRegs(thread, ids);
-    const offsets = streamOffsets(ids);
-    return regs.map((r) => toHex(extractReg(r, stream, offsets))).join("");
+    const hex = toHex(stream);
+    let out = "";
+    regs.forEach((r, i) => {
+      const cut = slices[i];
+      out += cut === undefined ? toHex(extractReg(r, stream, offsets)) : hex.slice(cut[0], cut[1]);
+    });
+    return out;
   }
 
   #writeAll(hex: string): string {

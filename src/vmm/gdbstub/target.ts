@@ -5,6 +5,8 @@
  * session (./session.ts) knows nothing else, so it is tested against a double.
  */
 import type { ArchName, RegId } from "../../abi/regid.js";
+import type { GuestDebug, Vcpu } from "../../backends/vcpu.js";
+import type { GdbPlanner } from "./regmap.js";
 
 /** Why the guest stopped, as the stub reports it. */
 export type StopEvent =
@@ -59,10 +61,38 @@ export interface DebugTarget {
   removeBreakpoint(type: BreakpointType, address: bigint, kind: number): boolean;
   /** Runs every vCPU (stepping those asked) until the next stop of any of them. */
   resume(request: ResumeRequest): Promise<StopEvent>;
+  /**
+   * A debugger connected: stop the guest (all-stop) before its first packet is served. Optional:
+   * a target that is always stopped (a test double) has nothing to do.
+   */
+  attach?(): Promise<void>;
   /** Ctrl-C: makes a pending `resume` end soon with SIGINT. */
   interrupt(): void;
   /** The debugger leaves: breakpoints are removed and the guest runs on (or stays paused). */
   detach(): void;
   /** `k`: ends the guest. */
   kill(): void;
+}
+
+/**
+ * What a machine's debug target (src/vmm/machine/debug.ts) needs to know of an architecture,
+ * exported by src/vmm/arch/<arch>/gdb.ts.
+ */
+export interface DebugArch {
+  readonly arch: ArchName;
+  readonly planner: GdbPlanner;
+  /**
+   * The software breakpoint instruction for a `Z0` of this `kind` (GDB's breakpoint size), or
+   * undefined when the backend does not intercept it (then `Z0` uses a hardware breakpoint).
+   */
+  swBreakpoint(kind: number): Uint8Array | undefined;
+  /** Most hardware breakpoints at once (0: none). */
+  readonly hwBreakpoints: number;
+  /** The `setGuestDebug` argument for these control bits and hardware breakpoint addresses. */
+  guestDebug(control: number, hw: readonly bigint[]): GuestDebug;
+  /**
+   * Guest-physical address of guest-virtual `va` as `vcpu` sees it (its page tables), or
+   * undefined when unmapped; `read64` reads guest-physical memory.
+   */
+  translate(vcpu: Vcpu, va: bigint, read64: (pa: bigint) => bigint | undefined): bigint | undefined;
 }

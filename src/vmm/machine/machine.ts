@@ -48,6 +48,9 @@ import {
 } from "./state.js";
 import type { ArchMachine, MachineIo } from "./types.js";
 
+/** A guest-debug exit. */
+export type DebugExit = Extract<VcpuExit, { kind: "debug" }>;
+
 /** Options of `Machine.run()`. */
 export interface MachineRunOptions {
   /** `--timeout` in milliseconds. */
@@ -146,6 +149,9 @@ export class Machine implements MachineControl, Disposable {
   private parkWaiters: (() => void)[] = [];
   /** `intr` returns among `exits`: not exits to the VMM, not counted for `--snapshot-at-exit`. */
   private intrs = 0;
+  /** The gdbstub's hook for `debug` exits (./debug.ts); unset, they end the run as faults. */
+  private debugHook: ((exit: DebugExit, vcpu: Vcpu) => void) | undefined;
+  private endingListeners: ((ending: RunEnding) => void)[] = [];
 
   constructor(
     readonly parts: ArchMachine,
@@ -251,7 +257,10 @@ export class Machine implements MachineControl, Disposable {
         options.trace?.(
           `exit ${this.vcpus.length > 1 ? `vcpu${vcpu.index} ` : ""}${formatExit(exit)}`,
         );
-        const action = this.parts.handle(exit, vcpu) ?? this.commonExit(exit, vcpu);
+        const action =
+          this.toDebugger(exit, vcpu) ??
+          this.parts.handle(exit, vcpu) ??
+          this.commonExit(exit, vcpu);
         if (action === "congested") await this.io.console.drained();
         else if (action !== "continue") {
           this.finish(action, detachExit(exit));
@@ -274,6 +283,13 @@ export class Machine implements MachineControl, Disposable {
       this.live--;
       this.notifyParked();
     }
+  }
+
+  /** Hands a `debug` exit to the debug hook, if one is set. */
+  private toDebugger(exit: VcpuExit, vcpu: Vcpu): "continue" | undefined {
+    if (exit.kind !== "debug" || this.debugHook === undefined) return undefined;
+    this.debugHook(exit, vcpu);
+    return "continue";
   }
 
   /** One trip into the guest, off the main thread where the backend can. */
@@ -306,6 +322,7 @@ export class Machine implements MachineControl, Disposable {
     if (this.ending !== undefined) return;
     this.ending = ending;
     this.lastExit = exit;
+    for (const listener of this.endingListeners.splice(0)) listener(ending);
     this.paused = false;
     this.release?.();
     for (const vcpu of this.vcpus) vcpu.kick?.();
@@ -356,10 +373,27 @@ export class Machine implements MachineControl, Disposable {
     };
   }
 
-  /** Parks every vCPU between exits; resolves when all are parked. */
+  /**
+   * Routes `debug` exits (guest debug, `Vcpu.setGuestDebug`) to `hook` instead of the fault
+   * rule; the vCPU's loop then goes on (parking if the hook paused the machine).
+   */
+  setDebugHook(hook: ((exit: DebugExit, vcpu: Vcpu) => void) | undefined): void {
+    this.debugHook = hook;
+  }
+
+  /** Calls `listener` once with the ending when the run ends (at once if it has ended). */
+  onEnding(listener: (ending: RunEnding) => void): void {
+    if (this.ending !== undefined) listener(this.ending);
+    else this.endingListeners.push(listener);
+  }
+
+  /**
+   * Parks every vCPU between exits; resolves when all are parked. Before `run()` it makes the
+   * run start parked (no guest instruction runs until `resume()`: `run --gdb-wait`).
+   */
   async pause(): Promise<void> {
     // 409 on the control socket: a state conflict, not a failure.
-    if (this.state !== "running")
+    if (this.state !== "running" && this.state !== "starting")
       throw new ControlError(409, `Cannot pause the machine: it is ${this.state}`);
     if (!this.paused) {
       this.paused = true;
@@ -380,7 +414,7 @@ export class Machine implements MachineControl, Disposable {
 
   /** Lets parked vCPUs run again. */
   resume(): Promise<void> {
-    if (this.state !== "running") {
+    if (this.state !== "running" && this.state !== "starting") {
       return Promise.reject(
         new ControlError(409, `Cannot resume the machine: it is ${this.state}`),
       );

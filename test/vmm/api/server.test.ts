@@ -122,6 +122,28 @@ describe("control socket server", () => {
     assert.deepEqual(machine.calls, [`snapshot ${want}`]);
   });
 
+  it("PUT /gdb hands the address to the gdb hook, or answers 409 without one", async () => {
+    let r = await apiRequest(path, "PUT", "/gdb", { address: "127.0.0.1:1234" });
+    assert.equal(r.status, 409);
+    assert.match((r.body as { error: string }).error, /has none/);
+    for (const body of [{}, { address: 7 }, { address: "" }, { address: ":1", x: 1 }]) {
+      assert.equal((await apiRequest(path, "PUT", "/gdb", body)).status, 400);
+    }
+    const asked: string[] = [];
+    const withGdb = join(dir, "gdb.sock");
+    await using second = await startApiServer({
+      path: withGdb,
+      control: machine,
+      gdb: (address) => {
+        asked.push(address);
+        return Promise.resolve({ endpoint: "127.0.0.1:4321" });
+      },
+    });
+    r = await apiRequest(second.path, "PUT", "/gdb", { address: ":0" });
+    assert.deepEqual([r.status, r.body, asked], [200, { endpoint: "127.0.0.1:4321" }, [":0"]]);
+    assert.deepEqual(machine.calls, []);
+  });
+
   it("runs operations one at a time in arrival order", async () => {
     const both = await Promise.all([
       apiRequest(path, "PUT", "/snapshot", { path: "/tmp/a.snap" }),

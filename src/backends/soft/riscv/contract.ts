@@ -48,7 +48,25 @@ export type HartStop =
   /** The instruction budget given to `run()` ran out. */
   | { readonly kind: "budget" }
   /** Something the guest cannot handle and KVM would report as an internal error. */
-  | { readonly kind: "fault"; readonly reason: string; readonly pc: bigint };
+  | { readonly kind: "fault"; readonly reason: string; readonly pc: bigint }
+  /**
+   * Guest debug (`HartApi.setDebug`): an intercepted `ebreak` (pc on it, not executed), the end
+   * of a single step, or a hardware breakpoint address reached (pc on it, not executed).
+   */
+  | { readonly kind: "debug"; readonly cause: DebugCause };
+
+/** Why a guest-debug stop happened (the `cause` of the vCPU's `debug` exit). */
+export type DebugCause = "swbreak" | "step" | "hwbreak";
+
+/** Guest-debug state of a hart: not guest state (no register, no snapshot carries it). */
+export interface HartDebug {
+  /** `ebreak`/`c.ebreak` stop `run()` instead of raising a breakpoint exception. */
+  readonly swBreak: boolean;
+  /** Stop after each instruction (or after taking an interrupt or exception). */
+  readonly step: boolean;
+  /** Guest-virtual pcs that stop `run()` before the instruction there executes. */
+  readonly hwBreakpoints: readonly bigint[];
+}
 
 /** Interrupt bits of `sip`/`sie` (privileged spec, supervisor interrupts). */
 export const IRQ = { SSIP: 1 << 1, STIP: 1 << 5, SEIP: 1 << 9 } as const;
@@ -133,4 +151,6 @@ export interface HartApi {
   setFpExtensions(f: boolean, d: boolean): void;
   /** Time source in timer ticks (TIMER `time`); the kernel installs it. */
   setTimeSource(now: () => bigint): void;
+  /** Sets guest debug (`KVM_SET_GUEST_DEBUG`); `undefined` turns it off. */
+  setDebug?(debug: HartDebug | undefined): void;
 }

@@ -106,6 +106,8 @@ export class Core {
   exc = false;
   /** Why run() must return, set by the executors. */
   stop: HartStop | null = null;
+  /** Guest debug: `ebreak` stops run() as a "swbreak" debug stop instead of trapping (debug.ts). */
+  swBreak = false;
   /**
    * Set when a store invalidated the block being executed: the block must end right after
    * that store so the next instruction is fetched from the new code (precise SMC, as QEMU).

@@ -27,6 +27,8 @@ import {
   staticTargets,
 } from "./translate.js";
 import { TWO32 } from "./i64.js";
+import type { HartDebug } from "./contract.js";
+import { engineDebug, runDebug, type EngineDebug } from "./debug.js";
 
 /** Default number of executions in the interpreter before a block is compiled. */
 export const DEFAULT_HOT = 4;
@@ -67,6 +69,8 @@ export class Engine {
   /** The watched word (HartApi.watch): run() stops when it changes. */
   private watchArray: Int32Array | null = null;
   private watchIndex = 0;
+  /** Guest debug forcing one-by-one interpretation (single-step, hw breakpoints): debug.ts. */
+  private debug: EngineDebug | null = null;
   /** Statistics (for benchmarks and tests). */
   readonly stats = { compiled: 0, invalidated: 0, flushes: 0 };
 
@@ -103,6 +107,12 @@ export class Engine {
   watch(array: Int32Array, index: number): void {
     this.watchArray = array;
     this.watchIndex = index;
+  }
+
+  /** Sets guest debug (debug.ts); `undefined` turns it off. */
+  setDebug(debug: HartDebug | undefined): void {
+    this.core.swBreak = debug?.swBreak ?? false;
+    this.debug = engineDebug(debug);
   }
 
   /** Invalidates the blocks of page `page` of `slot` (a store or the VMM wrote their bytes). */
@@ -173,6 +183,7 @@ export class Engine {
     let left = budget;
     const watched = expect === undefined ? null : this.watchArray;
     const at = this.watchIndex;
+    if (this.debug !== null) return runDebug(c, this.debug, budget, watched, at, expect);
     // The word is read at once and then every WATCH_BLOCKS dispatches: a load per dispatch
     // measured ~10 % slower on a loop of 1-4 instruction blocks (noisy, shared 2-core host);
     // with compiled loops returning every WATCH_SLICE instructions, a change is still seen

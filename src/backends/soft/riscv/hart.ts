@@ -7,7 +7,7 @@
  * CSRs are zero except `scounteren = 0x7`; so the guest's own `sstatus` reads 0 apart from the
  * read-only UXL = 2, with FS = Off until the guest turns the FPU on.
  */
-import type { GeneralCsr, HartApi, HartStop, Memslot } from "./contract.js";
+import type { GeneralCsr, HartApi, HartDebug, HartStop, Memslot } from "./contract.js";
 import { IRQ } from "./contract.js";
 import { C64, type Core } from "./core.js";
 import { SIE_MASK, writeSatp, writeSstatus } from "./csr.js";
@@ -282,6 +282,11 @@ export class Hart implements HartApi {
     c.fEnabled = f;
     c.dEnabled = d;
     c.sstatus &= ~(3 << 13);
+  }
+
+  /** Sets guest debug: ebreak interception, single-step, hw breakpoints (./debug.ts). */
+  setDebug(debug: HartDebug | undefined): void {
+    this.engine.setDebug(debug);
   }
 
   /** Installs the time source (timer ticks) read by `rdtime`. */

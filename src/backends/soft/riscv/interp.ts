@@ -421,6 +421,13 @@ function system(
       return true;
     }
     if (insn === 0x00100073) {
+      if (c.swBreak) {
+        // Guest debug (./debug.ts): KVM_EXIT_DEBUG with pc on the ebreak, as an ecall stops.
+        c.pc = pc;
+        c.stop = { kind: "debug", cause: "swbreak" };
+        c.exc = true;
+        return true;
+      }
       c.raise(EXC.BREAKPOINT, pc | 0, Math.floor(pc / TWO32) | 0);
       return true;
     }

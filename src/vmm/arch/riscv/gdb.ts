@@ -15,9 +15,12 @@
  * for an id the catalog does not know, so nothing the vCPU has is hidden. Values wider than
  * 128 bits are left out of the description (GDB has no scalar type for them).
  */
-import { decodeReg } from "../../../abi/catalog.js";
+import { decodeReg, lookupReg } from "../../../abi/catalog.js";
 import { formatRegId, regSize, type RegId } from "../../../abi/regid.js";
+import { leValue } from "../../../abi/value.js";
 import type { GdbPlan, GdbReg } from "../../gdbstub/regmap.js";
+import type { DebugArch } from "../../gdbstub/target.js";
+import { translateRiscv } from "./pagewalk.js";
 
 const CPU = "org.gnu.gdb.riscv.cpu";
 const FPU = "org.gnu.gdb.riscv.fpu";
@@ -193,3 +196,23 @@ function fpuRegs(take: (name: string) => RegId | undefined): GdbReg[] {
   }
   return regs;
 }
+
+const SATP = lookupReg("riscv", "csr.satp").id;
+/** `c.ebreak` (0x9002) and `ebreak` (0x00100073), little-endian (unprivileged spec, RVC table). */
+const C_EBREAK = Uint8Array.of(0x02, 0x90);
+const EBREAK = Uint8Array.of(0x73, 0x00, 0x10, 0x00);
+
+/**
+ * RISC-V for the machine's debug target: `Z0` writes `ebreak` (GDB's kind 4) or `c.ebreak`
+ * (kind 2), which RISC-V KVM and the soft backend intercept once guest debug is on; hardware
+ * breakpoints are by guest-virtual pc (a soft-backend extension, so they hit before `satp` turns
+ * paging on); addresses translate through the Sv39/48/57 walk from the vCPU's `satp`.
+ */
+export const riscvDebugArch: DebugArch = {
+  arch: "riscv",
+  planner: planGdbRegisters,
+  swBreakpoint: (kind) => (kind === 2 ? C_EBREAK : kind === 4 ? EBREAK : undefined),
+  hwBreakpoints: 64,
+  guestDebug: (control, hw) => ({ control, hwBreakpoints: hw }),
+  translate: (vcpu, va, read64) => translateRiscv(leValue(vcpu.getOneReg(SATP)), va, read64),
+};

@@ -23,7 +23,11 @@ import {
   type X86FieldSpec,
 } from "../../../abi/arch/x86/pseudo-fields.js";
 import { formatRegId, regSize, type RegId } from "../../../abi/regid.js";
+import { KVM_GUESTDBG } from "../../../abi/kvm/constants.js";
+import type { GuestDebug } from "../../../backends/vcpu.js";
 import type { GdbPlan, GdbReg, GdbSource } from "../../gdbstub/regmap.js";
+import type { BreakpointType, DebugArch, StopEvent } from "../../gdbstub/target.js";
+import { translateVirtual } from "./pagewalk.js";
 
 const CORE = "org.gnu.gdb.i386.core";
 const SSE = "org.gnu.gdb.i386.sse";
@@ -148,3 +152,188 @@ export function planGdbRegisters(ids: readonly RegId[]): GdbPlan {
     spRegnum: sp?.regnum ?? 7,
   };
 }
+
+/** What an x86 vCPU's guest debug intercepts (measured per host: docs/kvm-guest-debug.md). */
+export interface X86DebugFeatures {
+  /**
+   * `int3` exits as KVM_EXIT_DEBUG (exception 3) with KVM_GUESTDBG_USE_SW_BP. VMX/SVM KVM: yes.
+   * kvm_pvm (6.18): no — real mode delivers it through the guest's IVT, protected and long
+   * mode end in KVM_EXIT_INTERNAL_ERROR (the emulator cannot run INT outside real mode).
+   */
+  readonly swBreakpoints: boolean;
+  /** DR7 data breakpoints (R/W = 01 or 11) exit as KVM_EXIT_DEBUG. kvm_pvm: no (not reported). */
+  readonly watchpoints: boolean;
+}
+
+/** This project's KVM host (kvm_pvm, kernel 6.18): single-step and DR0–DR3 execution only. */
+export const KVM_PVM_DEBUG_FEATURES: X86DebugFeatures = Object.freeze({
+  swBreakpoints: false,
+  watchpoints: false,
+});
+
+/** The x86 software breakpoint instruction (`int3`, opcode 0xCC; SDM Vol. 2A "INT n"). */
+export const SW_BREAKPOINT = Object.freeze([0xcc]);
+
+/** x86 has four address breakpoint registers, DR0–DR3 (SDM Vol. 3B §18.2). */
+export const HW_SLOTS = 4;
+
+/** DR7 (SDM Vol. 3B §18.2.4): L<n> bit 2n, R/W<n> bits 16+4n, LEN<n> bits 18+4n; bit 10 reads 1. */
+const DR7_FIXED = 0x400n;
+/** R/W field: 00 execute, 01 write, 11 read or write (10 is I/O, with CR4.DE). */
+const RW = { exec: 0n, write: 1n, access: 3n } as const;
+/** LEN field for 1, 2, 8 and 4 bytes (10 = 8 bytes in 64-bit mode). */
+const LEN: Readonly<Record<number, bigint>> = { 1: 0n, 2: 1n, 8: 2n, 4: 3n };
+
+/** Where a Z packet went: a debug register, or the target writes `SW_BREAKPOINT` itself. */
+export type X86BreakpointPlacement = "slot" | "memory";
+
+interface Slot {
+  readonly type: BreakpointType;
+  readonly address: bigint;
+  readonly length: number;
+}
+
+/**
+ * GDB's `Z`/`z` on x86 as guest debug (struct kvm_guest_debug): Z0 is `int3` written by the
+ * target where the host intercepts it, else a DR slot like Z1; Z2 (write) and Z4 (access)
+ * watchpoints take a slot where the host reports them; Z3 (read) is refused as on every x86
+ * (no read-only R/W encoding; GDB's own x86 code does the same, gdb/nat/x86-dregs.c). At most 4
+ * slots: the fifth is a RangeError (an `E` reply). Guest debug is debugger state, never guest
+ * state: the guest's own DR0–DR7 are not touched.
+ */
+export class X86Breakpoints {
+  readonly features: X86DebugFeatures;
+  readonly #slots: (Slot | undefined)[] = new Array<Slot | undefined>(HW_SLOTS).fill(undefined);
+  readonly #memory = new Set<bigint>();
+
+  constructor(features: X86DebugFeatures) {
+    this.features = features;
+  }
+
+  /**
+   * Places a breakpoint; false when this kind is not supported here (an empty reply; GDB then
+   * uses software watchpoints or another kind). Inserting one that exists is a no-op.
+   * @throws {RangeError} when every debug register is in use, or a watchpoint's length is not
+   *   1, 2, 4 or 8 with the address aligned to it.
+   */
+  insert(type: BreakpointType, address: bigint, kind: number): X86BreakpointPlacement | false {
+    if (type === 0 && this.features.swBreakpoints) {
+      this.#memory.add(address);
+      return "memory";
+    }
+    if (type === 3 || (type >= 2 && !this.features.watchpoints)) return false;
+    const length = type === 0 || type === 1 ? 1 : kind;
+    if (type >= 2 && (LEN[length] === undefined || address % BigInt(length) !== 0n)) {
+      throw new RangeError(
+        `Cannot watch ${length} bytes at 0x${address.toString(16)}: x86 debug registers watch 1, 2, 4 or 8 bytes aligned to their length`,
+      );
+    }
+    if (this.#find(type, address, length) >= 0) return "slot";
+    const free = this.#slots.indexOf(undefined);
+    if (free < 0) {
+      throw new RangeError(
+        `Cannot set a breakpoint at 0x${address.toString(16)}: all ${HW_SLOTS} x86 debug registers (DR0-DR3) are in use; delete one first`,
+      );
+    }
+    this.#slots[free] = { type, address, length };
+    return "slot";
+  }
+
+  /** Removes a breakpoint; false when there is none of that kind at `address`. */
+  remove(type: BreakpointType, address: bigint, kind: number): boolean {
+    if (type === 0 && this.features.swBreakpoints) return this.#memory.delete(address);
+    const length = type === 0 || type === 1 ? 1 : kind;
+    const at = this.#find(type, address, length);
+    if (at < 0) return false;
+    this.#slots[at] = undefined;
+    return true;
+  }
+
+  /** Addresses holding a `SW_BREAKPOINT` the target wrote (Z0 with intercepted `int3`). */
+  memoryBreakpoints(): bigint[] {
+    return [...this.#memory];
+  }
+
+  /** Forgets every breakpoint (detach). */
+  clear(): void {
+    this.#slots.fill(undefined);
+    this.#memory.clear();
+  }
+
+  /**
+   * The `setGuestDebug` argument for the next run: single-step when `step`; execution slots at
+   * `stepOverPc` left out (a DR execution breakpoint fires again at the same pc on resume — RF is
+   * not honoured on kvm_pvm, measured — so a resume from one steps off it first). Control 0 (guest
+   * debug off) when nothing is set.
+   */
+  guestDebug(step: boolean, stepOverPc?: bigint): GuestDebug {
+    const debugreg = new Array<bigint>(8).fill(0n);
+    let dr7 = 0n;
+    this.#slots.forEach((slot, n) => {
+      if (slot === undefined) return;
+      const exec = slot.type === 0 || slot.type === 1;
+      if (exec && slot.address === stepOverPc) return;
+      const rw = exec ? RW.exec : slot.type === 2 ? RW.write : RW.access;
+      const len = exec ? 0n : (LEN[slot.length] ?? 0n);
+      const bn = BigInt(n);
+      debugreg[n] = slot.address;
+      dr7 |= (1n << (2n * bn)) | (rw << (16n + 4n * bn)) | (len << (18n + 4n * bn));
+    });
+    let control = 0;
+    if (dr7 !== 0n) control |= KVM_GUESTDBG.USE_HW_BP;
+    if (this.#memory.size > 0) control |= KVM_GUESTDBG.USE_SW_BP;
+    if (step) control |= KVM_GUESTDBG.SINGLESTEP;
+    if (control === 0) return { control: 0 };
+    debugreg[7] = dr7 === 0n ? 0n : dr7 | DR7_FIXED;
+    return { control: control | KVM_GUESTDBG.ENABLE, debugreg };
+  }
+
+  /**
+   * Why a `debug` exit stopped, for the stop reply: `undefined` for a single step (DR6.BS) or an
+   * exit none of ours explains; else the breakpoint's kind (a Z0 held in a slot is `swbreak`:
+   * the pc is at the instruction, not past it).
+   */
+  stopCause(exit: { readonly exception?: number; readonly dr6?: bigint }): X86StopCause {
+    if (exit.exception === 3) return { kind: "swbreak" };
+    const dr6 = exit.dr6 ?? 0n;
+    for (let n = 0; n < HW_SLOTS; n++) {
+      const slot = this.#slots[n];
+      if (slot === undefined || (dr6 & (1n << BigInt(n))) === 0n) continue;
+      if (slot.type === 0) return { kind: "swbreak" };
+      if (slot.type === 1) return { kind: "hwbreak" };
+      return { kind: slot.type === 2 ? "watch" : "awatch", address: slot.address };
+    }
+    return undefined; // DR6.BS (bit 14, SDM Vol. 3B §18.2.3): a single step
+  }
+
+  #find(type: BreakpointType, address: bigint, length: number): number {
+    return this.#slots.findIndex(
+      (s) => s?.type === type && s.address === address && s.length === length,
+    );
+  }
+}
+
+/** A stop cause as the gdbstub reports it (StopEvent's `cause`). */
+export type X86StopCause = Extract<StopEvent, { kind: "stopped" }>["cause"];
+
+/**
+ * x86 for the machine's debug target (src/vmm/machine/debug.ts): on this KVM host `int3` is not
+ * intercepted, so `Z0` and `Z1` both become DR0–DR3 execution breakpoints (at most 4; the DR7
+ * encoding is `X86Breakpoints`'); addresses translate through the guest's own paging
+ * (./pagewalk.ts). On a VMX/SVM host, `swBreakpoints: true` in the features makes `Z0` an
+ * `int3` again.
+ */
+export const x86DebugArch: DebugArch = {
+  arch: "x86",
+  planner: planGdbRegisters,
+  swBreakpoint: (kind) =>
+    KVM_PVM_DEBUG_FEATURES.swBreakpoints && kind === 1 ? Uint8Array.from(SW_BREAKPOINT) : undefined,
+  hwBreakpoints: HW_SLOTS,
+  guestDebug: (control, hw) => {
+    const slots = new X86Breakpoints(KVM_PVM_DEBUG_FEATURES);
+    for (const address of hw) slots.insert(1, address, 1);
+    const { debugreg } = slots.guestDebug(false);
+    return debugreg === undefined ? { control } : { control, debugreg };
+  },
+  translate: translateVirtual,
+};
