@@ -537,7 +537,7 @@ async function startRunGdb(
     allowRemote: options.allowRemote,
     onDisconnect: options.onDisconnect,
   });
-  if (options.wait) await machine.pause();
+  if (options.wait) machine.holdAtStart();
   const waiting = options.wait ? "; the guest waits for it to continue" : "";
   err(`regvisor: gdb: listening on ${endpoint} (target remote ${endpoint})${waiting}\n`);
 }

@@ -302,27 +302,34 @@ export class GdbSession {
     if (text === "vCont?") return "vCont;c;C;s;S";
     if (text.startsWith("vCont;")) {
       const step: number[] = [];
+      const run = new Set<number>();
+      let all = false;
       for (const action of text.slice("vCont;".length).split(";")) {
         const [verb, thread] = action.split(":");
         const kind = verb?.[0];
         if (kind !== "c" && kind !== "C" && kind !== "s" && kind !== "S") return invalid();
-        if (kind === "s" || kind === "S") {
-          const id = thread === undefined ? this.#stepThread() : threadId(thread);
-          if (id === undefined) return invalid();
-          if (id === -1 || id === 0) step.push(...this.#target.threads());
-          else step.push(id);
+        const stepping = kind === "s" || kind === "S";
+        const id = thread === undefined ? (stepping ? this.#stepThread() : -1) : threadId(thread);
+        if (id === undefined) return invalid();
+        // A thread's first action wins (GDB manual, "vCont"): a default after it adds the rest.
+        const ids = id === -1 || id === 0 ? this.#target.threads() : [id];
+        if (thread === undefined && !stepping) all = true;
+        for (const t of ids) {
+          if (run.has(t)) continue;
+          run.add(t);
+          if (stepping) step.push(t);
         }
       }
-      this.#resume(step);
+      this.#resume(step, all ? undefined : [...run]);
       return undefined;
     }
     if (text === "vMustReplyEmpty") return "";
     return "";
   }
 
-  #resume(step: number[]): void {
+  #resume(step: number[], run?: number[]): void {
     this.#running = true;
-    void this.#target.resume({ step }).then(
+    void this.#target.resume(run === undefined ? { step } : { step, run }).then(
       (stop) => {
         this.#stopped(stop);
       },

@@ -32,8 +32,13 @@ export type StopEvent =
 
 /** What each thread does on resume (`vCont`). */
 export interface ResumeRequest {
-  /** Threads to single-step; every other thread continues. */
+  /** Threads to single-step; every other resumed thread continues. */
   readonly step: readonly number[];
+  /**
+   * Threads to resume (those stepped included); the others stay stopped (`vCont;c:2` with
+   * scheduler locking). Absent: every thread.
+   */
+  readonly run?: readonly number[];
 }
 
 /** Breakpoint kinds of `Z`/`z`: 0 software, 1 hardware, 2 write, 3 read, 4 access watchpoint. */

@@ -192,9 +192,15 @@ export class MachineDebugTarget implements DebugTarget {
         ENABLE | USE_SW_BP | (hw.length > 0 ? USE_HW_BP : 0) | (step.has(i + 1) ? SINGLESTEP : 0);
       vcpu.setGuestDebug?.(this.#debug.guestDebug(control, hw));
     });
+    const run = new Set(request.run ?? this.threads());
+    this.#machine.hold(
+      this.threads()
+        .filter((t) => !run.has(t))
+        .map((t) => t - 1),
+    );
     const stopped = new Promise<StopEvent>((resolve) => (this.#pending = resolve));
     this.#stopping = false;
-    void this.#machine.resume();
+    this.#machine.resume().catch(() => undefined); // ended meanwhile: onEnding reports it
     return stopped;
   }
 
@@ -210,7 +216,8 @@ export class MachineDebugTarget implements DebugTarget {
       () => {
         this.#settle({ kind: "stopped", thread: this.#lastThread, signal: SIGINT });
         for (const vcpu of this.#vcpus) vcpu.setGuestDebug?.({ control: 0 });
-        void this.#machine.resume();
+        this.#machine.hold([]);
+        this.#machine.resume().catch(() => undefined); // ended meanwhile: onEnding reports it
       },
       () => undefined, // the machine ended meanwhile
     );

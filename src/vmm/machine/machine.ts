@@ -152,6 +152,9 @@ export class Machine implements MachineControl, Disposable {
   /** The gdbstub's hook for `debug` exits (./debug.ts); unset, they end the run as faults. */
   private debugHook: ((exit: DebugExit, vcpu: Vcpu) => void) | undefined;
   private endingListeners: ((ending: RunEnding) => void)[] = [];
+  private held = new Set<number>();
+  private wakeHeld: (() => void) | undefined;
+  private heldChanged = new Promise<void>((resolve) => (this.wakeHeld = resolve));
 
   constructor(
     readonly parts: ArchMachine,
@@ -248,7 +251,7 @@ export class Machine implements MachineControl, Disposable {
   ): Promise<void> {
     try {
       for (;;) {
-        await this.gate();
+        await this.gate(vcpu);
         if (this.ending !== undefined) return;
         const exit = await this.enter(vcpu);
         this.exits++;
@@ -300,14 +303,31 @@ export class Machine implements MachineControl, Disposable {
     return vcpu.run();
   }
 
-  /** Parks the calling loop while the machine is paused. */
-  private async gate(): Promise<void> {
-    while (this.paused && this.ending === undefined) {
+  /** Parks the calling loop while the machine is paused or its vCPU is held (`hold`). */
+  private async gate(vcpu: Vcpu): Promise<void> {
+    for (;;) {
+      const held = this.held.has(vcpu.index);
+      if ((!this.paused && !held) || this.ending !== undefined) return;
       this.parked++;
       this.notifyParked();
-      await this.released;
+      await (this.paused ? this.released : this.heldChanged);
       this.parked--;
     }
+  }
+
+  /**
+   * Keeps the vCPUs of these indexes parked while the others run (a debugger resuming some
+   * threads only: `vCont;c:2`); an empty list holds none. Takes effect at each vCPU's next exit.
+   */
+  hold(indexes: readonly number[]): void {
+    this.held = new Set(indexes);
+    this.releaseHeld();
+  }
+
+  private releaseHeld(): void {
+    const wake = this.wakeHeld;
+    this.heldChanged = new Promise((resolve) => (this.wakeHeld = resolve));
+    wake?.();
   }
 
   private notifyParked(): void {
@@ -325,6 +345,7 @@ export class Machine implements MachineControl, Disposable {
     for (const listener of this.endingListeners.splice(0)) listener(ending);
     this.paused = false;
     this.release?.();
+    this.releaseHeld();
     for (const vcpu of this.vcpus) vcpu.kick?.();
   }
 
@@ -388,12 +409,24 @@ export class Machine implements MachineControl, Disposable {
   }
 
   /**
-   * Parks every vCPU between exits; resolves when all are parked. Before `run()` it makes the
-   * run start parked (no guest instruction runs until `resume()`: `run --gdb-wait`).
+   * Before `run()`: makes the run start with every vCPU parked, so no guest instruction runs
+   * until `resume()` (`run --gdb --gdb-wait`).
+   * @throws ControlError 409 once the machine runs.
    */
+  holdAtStart(): void {
+    if (this.state !== "starting") {
+      throw new ControlError(409, `Cannot hold the machine at its start: it is ${this.state}`);
+    }
+    if (!this.paused) {
+      this.paused = true;
+      this.released = new Promise((resolve) => (this.release = resolve));
+    }
+  }
+
+  /** Parks every vCPU between exits; resolves when all are parked. */
   async pause(): Promise<void> {
     // 409 on the control socket: a state conflict, not a failure.
-    if (this.state !== "running" && this.state !== "starting")
+    if (this.state !== "running")
       throw new ControlError(409, `Cannot pause the machine: it is ${this.state}`);
     if (!this.paused) {
       this.paused = true;
@@ -414,7 +447,7 @@ export class Machine implements MachineControl, Disposable {
 
   /** Lets parked vCPUs run again. */
   resume(): Promise<void> {
-    if (this.state !== "running" && this.state !== "starting") {
+    if (this.state !== "running") {
       return Promise.reject(
         new ControlError(409, `Cannot resume the machine: it is ${this.state}`),
       );

@@ -222,6 +222,15 @@ describe("GdbSession over two soft vCPUs", () => {
     assert.deepEqual(target.resumes.at(-1), { step: [1] });
     target.stop({ kind: "stopped", thread: 1, signal: 5 });
     await flush();
+    // Scheduler locking: only the threads named run; the others stay stopped.
+    h.ask("vCont;c:2");
+    assert.deepEqual(target.resumes.at(-1), { step: [], run: [2] });
+    target.stop({ kind: "stopped", thread: 2, signal: 5 });
+    await flush();
+    h.ask("vCont;s:2;c:2;c:1");
+    assert.deepEqual(target.resumes.at(-1), { step: [2], run: [2, 1] });
+    target.stop({ kind: "stopped", thread: 2, signal: 5 });
+    await flush();
     assert.deepEqual(h.ask("vCont;x"), ["E22"]);
   });
 
