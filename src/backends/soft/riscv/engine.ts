@@ -44,6 +44,12 @@ export const MAX_BLOCKS = 16384;
 export const WATCH_SLICE = 256;
 /** Block dispatches between two reads of the watched word. */
 const WATCH_BLOCKS = 16;
+/**
+ * Block dispatches between two looks at the Sstc deadline (one `performance.now()`, ~40 ns):
+ * a due `stimecmp` raises STIP within 16 blocks (compiled loops return every WATCH_SLICE
+ * instructions while a deadline is pending), i.e. microseconds, not a whole run chunk.
+ */
+const TIMER_BLOCKS = 16;
 const VC_BITS = 12;
 const VC_SIZE = 1 << VC_BITS;
 
@@ -178,12 +184,17 @@ export class Engine {
     // with compiled loops returning every WATCH_SLICE instructions, a change is still seen
     // within WATCH_BLOCKS × WATCH_SLICE = 4096 instructions.
     let countdown = 1;
+    let timerCountdown = TIMER_BLOCKS;
     while (left > 0) {
       // A plain read is enough: the writer's Atomics.add is seen within a block or two, and the
       // kernel re-reads every request with Atomics once run() returns.
       if (watched !== null && --countdown === 0) {
         if (watched[at] !== expect) break;
         countdown = WATCH_BLOCKS;
+      }
+      if (--timerCountdown === 0) {
+        timerCountdown = TIMER_BLOCKS;
+        if (c.timerDueAt !== Infinity && performance.now() >= c.timerDueAt) c.checkTimer();
       }
       if (c.irqReady) c.takeInterrupt();
       c.exc = false;
@@ -197,7 +208,8 @@ export class Engine {
         step(c);
         left--;
       } else if (b.fn !== null && b.n <= left) {
-        c.budget = watched === null ? left : Math.min(left, WATCH_SLICE);
+        c.budget =
+          watched === null && c.timerDueAt === Infinity ? left : Math.min(left, WATCH_SLICE);
         c.codeDirty = false;
         this.current = b;
         const n = b.fn(c, b.entry);

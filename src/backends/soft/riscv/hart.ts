@@ -158,6 +158,7 @@ export class Hart implements HartApi {
       case "sie":
         return BigInt(c.sie);
       case "sip":
+        c.checkTimer();
         return BigInt(c.sip);
       case "scounteren":
         return BigInt(c.scounteren >>> 0);
@@ -182,6 +183,8 @@ export class Hart implements HartApi {
         break;
       case "sip":
         c.sip = lo & IRQ_ALL;
+        c.stipLine = (lo & IRQ.STIP) !== 0;
+        c.checkTimer();
         break;
       case "scounteren":
         c.scounteren = lo;
@@ -218,6 +221,10 @@ export class Hart implements HartApi {
     const c = this.core;
     if (level) c.sip |= bits & IRQ_ALL;
     else c.sip &= ~(bits & IRQ_ALL);
+    if ((bits & IRQ.STIP) !== 0) {
+      c.stipLine = level;
+      c.checkTimer();
+    }
     c.updateIrq();
   }
 
@@ -284,8 +291,42 @@ export class Hart implements HartApi {
     c.sstatus &= ~(3 << 13);
   }
 
-  /** Installs the time source (timer ticks) read by `rdtime`. */
-  setTimeSource(now: () => bigint): void {
+  /**
+   * Installs the time source (timer ticks) read by `rdtime` and compared with `stimecmp`;
+   * `hz` is its frequency (default 10 MHz, the soft host's timebase).
+   */
+  setTimeSource(now: () => bigint, hz = 10_000_000): void {
     this.core.timeNow = now;
+    this.core.ticksPerMs = hz / 1000;
+    this.core.checkTimer();
+  }
+
+  /** Turns Sstc (the `stimecmp` CSR driving STIP) on or off. */
+  setSstc(on: boolean): void {
+    const c = this.core;
+    if (c.sstc === on) return;
+    c.sstc = on;
+    c.timerDueAt = Infinity;
+    c.stipLine = (c.sip & IRQ.STIP) !== 0;
+    c.checkTimer();
+  }
+
+  /** `stimecmp` as u64. */
+  getStimecmp(): bigint {
+    const c = this.core.csr;
+    return toBigU(c[C64.STIMECMP] ?? 0, c[C64.STIMECMP + 1] ?? 0);
+  }
+
+  /** Writes `stimecmp`; with Sstc on, STIP follows at once. */
+  setStimecmp(value: bigint): void {
+    const c = this.core;
+    c.csr[C64.STIMECMP] = fromBig(value);
+    c.csr[C64.STIMECMP + 1] = I64.hi;
+    c.checkTimer();
+  }
+
+  /** Re-evaluates the Sstc STIP level now. */
+  pollTimer(): void {
+    this.core.checkTimer();
   }
 }
