@@ -32,11 +32,11 @@ export const REFERENCE: Tier = { name: "reference", options: { translate: false 
 
 /** Every other tier, each compared with the reference. */
 export const TIERS: readonly Tier[] = [
-  { name: "block interpreter", options: { translate: true, hotThreshold: 1e9 } },
+  { name: "tiered, nothing compiled", options: { translate: true, hotThreshold: 1e9 } },
   { name: "translator (hot 1)", options: { translate: true, hotThreshold: 1 } },
   {
-    name: "translator (8-block regions)",
-    options: { translate: true, hotThreshold: 2, regionBlocks: 8 },
+    name: "translator (hot 3, 8-block regions)",
+    options: { translate: true, hotThreshold: 3, regionBlocks: 8 },
   },
   { name: "default engine", options: {} },
 ];

@@ -89,6 +89,10 @@ export interface HartApi {
   flushWriteTlb?(): void;
   /** Drops translated code of the guest-physical page at `pageAddr` (VMM/DMA wrote it). */
   invalidateCode?(pageAddr: number): void;
+  /** fence.i on this hart's behalf: drops translated code whose bytes changed, page by page. */
+  syncCode?(): void;
+  /** sfence.vma on this hart's behalf: drops cached virtual-to-physical translations. */
+  flushTranslations?(): void;
   /** Guest instructions retired since creation. */
   readonly instret: bigint;
 

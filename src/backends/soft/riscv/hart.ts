@@ -33,7 +33,7 @@ export interface HartOptions {
   readonly hartId?: number;
   /** Use the block translator (default true); false runs the reference interpreter only. */
   readonly translate?: boolean;
-  /** Interpreted executions of a block before it is compiled (default 4; tests use 1). */
+  /** Boundary visits of a pc before its region is compiled (default 4096; tests use 1). */
   readonly hotThreshold?: number;
   /** Most blocks per compiled region (default 1: see translate.ts for the measurements). */
   readonly regionBlocks?: number;
@@ -73,11 +73,15 @@ export class Hart implements HartApi {
     return stop;
   }
 
-  /** Translator statistics: blocks compiled, invalidated by stores, whole-cache flushes. */
+  /**
+   * Engine statistics: regions compiled, blocks invalidated (stores, fence.i), whole-cache
+   * flushes, fence.i re-checks.
+   */
   get stats(): {
     readonly compiled: number;
     readonly invalidated: number;
     readonly flushes: number;
+    readonly syncs: number;
   } {
     return this.engine.stats;
   }
@@ -275,6 +279,16 @@ export class Hart implements HartApi {
   invalidateCode(pageAddr: number): void {
     const slot = this.core.mem.find(pageAddr);
     if (slot !== null) this.engine.invalidatePage(slot, Math.floor((pageAddr - slot.gpa) / 4096));
+  }
+
+  /** fence.i from outside (SBI remote fence.i): drops the code of pages whose bytes changed. */
+  syncCode(): void {
+    this.engine.syncCode();
+  }
+
+  /** sfence.vma from outside (SBI remote sfence.vma): drops cached address translations. */
+  flushTranslations(): void {
+    this.core.mapChanged();
   }
 
   /** Drops cached translations and translated code. */
