@@ -83,7 +83,7 @@ export class Engine {
   private readonly vcPc = new Float64Array(2 * VC_SIZE).fill(NaN);
   private readonly vcGen = new Int32Array(2 * VC_SIZE);
   private readonly vcBlk: (Block | null)[] = new Array<Block | null>(2 * VC_SIZE).fill(null);
-  /** Boundary visits per hashed pc since its last promotion. */
+  /** Boundary visits per hashed pc, saturating at `hot` (wraps harmlessly above 65535). */
   private readonly heat = new Uint16Array(HEAT_SIZE);
   /** The block being executed (its invalidation by a store ends it: `Core.codeDirty`). */
   private current: Block | null = null;
@@ -283,13 +283,14 @@ export class Engine {
     if (hit != null && this.vcPc[i] === pc && this.vcGen[i] === c.mapGen && hit.valid) {
       return hit.fn === null ? null : hit;
     }
+    // Heat saturates at `hot`: a pc that was promoted goes straight back to its compiled
+    // block after the virtual-pc cache forgot it (every satp write or sfence.vma).
     const h = ((pc | 0) >>> 1) & (HEAT_SIZE - 1);
-    const heat = (this.heat[h] ?? 0) + 1;
+    const heat = this.heat[h] ?? 0;
     if (heat < this.hot) {
-      this.heat[h] = heat;
-      return null;
+      this.heat[h] = heat + 1;
+      if (heat + 1 < this.hot) return null;
     }
-    this.heat[h] = 0;
     const b = this.lookup();
     if (b === null || b.interpOnly || b.straddles) return null;
     if (b.fn === null) this.compileFrom(b);
