@@ -133,7 +133,7 @@ export const softCpuBench: BenchGroup = {
         unit: "MIPS",
         target: ">= 100",
         detail:
-          `compute.elf, ${first.instret} instructions, translator rounds ${mips.map((m) => m.toFixed(1)).join(", ")} MIPS; ` +
+          `compute.elf, ${first.instret} instructions, engine rounds ${mips.map((m) => m.toFixed(1)).join(", ")} MIPS; ` +
           `reference interpreter ${interpMips.toFixed(1)} MIPS (first ${INTERP_SLICE} instructions); ${engine}`,
       },
     ];
