@@ -6,10 +6,12 @@
  * `copy_isa_ext_reg_indices` → `__kvm_riscv_isa_check_host`). Ours has exactly what the hart
  * implements: RV64IMAFDC with Zicsr, Zifencei and Zicntr, plus the sub-extensions Linux's
  * cpufeature.c derives from A (Zaamo, Zalrsc) and from C with D (Zca, Zcd) — those are the same
- * instructions, so the hart implements them by construction. No Zicbo* (so the CONFIG block-size
- * registers do not exist), no Ssaia/Smstateen (no AIA or Smstateen CSRs listed), no Sstc, no V,
- * no H. Of these, KVM lets the VMM disable only F and D (`kvm_riscv_vcpu_isa_disable_allowed`);
- * everything else is fixed on.
+ * instructions, so the hart implements them by construction — and Sstc (`stimecmp`, so Linux
+ * programs its timer without an SBI call per tick; QEMU's virt CPU has it too). No Zicbo* (so
+ * the CONFIG block-size registers do not exist), no Ssaia/Smstateen (no AIA or Smstateen CSRs
+ * listed), no V, no H. Of these, KVM lets the VMM disable only F and D
+ * (`kvm_riscv_vcpu_isa_disable_allowed`: Sstc is in its "no mechanism to disable" list in 6.1
+ * and 6.18); everything else is fixed on.
  *
  * SBI: BASE, V01, TIME, IPI, RFENCE, SRST, HSM, EXPERIMENTAL and VENDOR are available and on;
  * DBCN and SUSP are available but off until the VMM enables them (`default_disabled` in
@@ -53,6 +55,7 @@ export const HOST_ISA_EXTS: readonly IsaExtName[] = [
   "zcd",
   "zaamo",
   "zalrsc",
+  "sstc",
 ];
 
 /**

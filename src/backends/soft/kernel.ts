@@ -26,7 +26,14 @@ import { ERRNO } from "../../abi/kvm/errno.js";
 import type { RegId } from "../../abi/regid.js";
 import type { DebugCause, HartApi, Memslot } from "./riscv/contract.js";
 import { GENERAL_CSRS, IRQ } from "./riscv/contract.js";
-import { HOST_IMPL_IDS, HOST_ISA_EXTS, ISA_EXT_MAX, isaExtId, sbiDefaults } from "./host.js";
+import {
+  HOST_IMPL_IDS,
+  HOST_ISA_EXTS,
+  ISA_EXT_MAX,
+  TIMEBASE_HZ,
+  isaExtId,
+  sbiDefaults,
+} from "./host.js";
 import type { ImplIds, KernelState } from "./kstate.js";
 import { Errno } from "./kstate.js";
 import { regList } from "./reglist.js";
@@ -51,6 +58,7 @@ export const DEFAULT_TIME_SLICE_MS = 100;
 /** Instructions per `hart.run()` call between checks of interrupts, timer and the slice. */
 const CHUNK = 1 << 16;
 const CORE = BigInt(KVM_SYNC_RISCV.CORE);
+const SSTC_ID = isaExtId("sstc");
 const CSR = BigInt(KVM_SYNC_RISCV.CSR);
 const UNKNOWN_SYNC = ~BigInt(KVM_SYNC_RISCV.VALID_FIELDS) & ((1n << 64n) - 1n);
 
@@ -102,7 +110,9 @@ export class VcpuKernel implements KernelState, KernelPort {
     this.memslots = init.memslots;
     this.budget = resolveBudget(init.budget);
     for (const name of HOST_ISA_EXTS) this.isa[isaExtId(name)] = 1;
-    this.hart.setTimeSource(() => this.shared.guestTime());
+    // A hart without Sstc support leaves the extension off (listed, reading 0).
+    if (this.hart.setSstc === undefined) this.isa[SSTC_ID] = 0;
+    this.hart.setTimeSource(() => this.shared.guestTime(), TIMEBASE_HZ);
     const wake = this.shared.wakeWord(this.hartId);
     this.hart.watch?.(wake.array, wake.index);
     this.hart.setMemslots(init.memslots);
@@ -202,6 +212,10 @@ export class VcpuKernel implements KernelState, KernelPort {
 
   isaChanged(): void {
     this.hart.setFpExtensions(this.isa[isaExtId("f")] === 1, this.isa[isaExtId("d")] === 1);
+    // vcpu_timer.c picks the timer flavour from the vCPU's ISA (`sstc_enabled`).
+    const sstc = this.isa[SSTC_ID] === 1;
+    this.hart.setSstc?.(sstc);
+    this.timer.useSstc(sstc ? this.hart : null);
   }
 
   sbiForwarded(): void {

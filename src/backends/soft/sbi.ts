@@ -164,16 +164,24 @@ function ipi(st: KernelState, fid: bigint, a: readonly bigint[]): Result {
   return all ? ok() : err(SBI_ERR.INVALID_PARAM);
 }
 
-function fence(st: KernelState, n: number): void {
-  if (n === st.hartId) st.hart.flushCaches();
-  else st.shared.requestFlush(n);
+/**
+ * RFENCE on hart `n`: on the calling hart itself (Linux 6.1 sends remote fence.i to every
+ * online hart, itself included, at each kernel text patch), fence.i re-checks translated code
+ * page by page and sfence.vma drops address translations only; other harts drop every cached
+ * translation.
+ */
+function fence(st: KernelState, n: number, fid: bigint): void {
+  if (n !== st.hartId) st.shared.requestFlush(n);
+  else if (fid === 0n && st.hart.syncCode !== undefined) st.hart.syncCode();
+  else if (fid !== 0n && st.hart.flushTranslations !== undefined) st.hart.flushTranslations();
+  else st.hart.flushCaches();
 }
 
 function rfence(st: KernelState, fid: bigint, a: readonly bigint[]): Result {
   if (fid <= 2n) {
-    // remote fence.i, sfence.vma, sfence.vma.asid: the hart drops every cached translation.
+    // remote fence.i, sfence.vma, sfence.vma.asid.
     forTargets(st, a[0] ?? 0n, a[1] ?? 0n, (n) => {
-      fence(st, n);
+      fence(st, n, fid);
     });
     return ok();
   }
@@ -266,7 +274,7 @@ function legacy(st: KernelState, fid: bigint, a: readonly bigint[], eid: bigint)
       if (mask === undefined) return err(SBI_ERR.NOT_SUPPORTED);
       forTargets(st, mask, 0n, (n) => {
         if (eid === SBI_LEGACY.SEND_IPI) st.shared.raiseIpi(n);
-        else fence(st, n);
+        else fence(st, n, eid === SBI_LEGACY.REMOTE_FENCE_I ? 0n : 1n);
       });
       return ok();
     }

@@ -12,6 +12,7 @@ import type { SoftVcpu } from "../../../src/backends/soft/vcpu.js";
 import { allocGuestMemory } from "../../../src/backends/soft/vm.js";
 import { Hart } from "../../../src/backends/soft/riscv/hart.js";
 import { VcpuBusyError, type VcpuExit } from "../../../src/backends/vcpu.js";
+import { DEFAULT_HOT } from "../../../src/backends/soft/riscv/engine.js";
 import { I, R, li, place } from "./asm.js";
 import { HART_KIND, MODES, RAM_BASE, get, guest, makeVm, reg, set } from "./helpers.js";
 
@@ -217,10 +218,11 @@ describe("soft backend capabilities", () => {
       `markDirty() drops translated code the VMM rewrote (${mode})`,
       { skip: !real && "needs the real hart's translator" },
       () => {
-        // main: call f (at +0x2000) 20 times (hot → compiled), report its a0; repeat.
+        // main: call f (at +0x2000) DEFAULT_HOT + 904 times (hot → compiled), report its a0;
+        // repeat.
         const f = 0x2000;
         const loop = [
-          ...li(R.s1, 20n),
+          ...li(R.s1, BigInt(DEFAULT_HOT + 904)),
           ...li(R.s2, RAM_BASE + BigInt(f)),
           I.jalr(R.ra, R.s2, 0),
           I.addi(R.s1, R.s1, -1),

@@ -165,7 +165,7 @@ describe("hostile guests", () => {
     const code: number[] = [];
     for (let i = 0; i < MAX_BLOCKS + 2000; i++) code.push(I.addi(R.a0, R.a0, 1), I.jal(0, 4));
     code.push(I.ecall());
-    const { hart } = hartWith(code, { ramSize: 1 << 20 });
+    const { hart } = hartWith(code, { ramSize: 1 << 20, hotThreshold: 1 });
     for (let round = 0; round < 2; round++) {
       hart.setPc(BigInt(BASE));
       hart.setX(R.a0, 0n);

@@ -154,6 +154,7 @@ describe("riscv timer registers with write side effects", () => {
 
   it("an armed timer comes back armed with its deadline (compare rewritten after state)", async () => {
     let deadline = 0n;
+    let sstc = false as boolean; // set in a callback, which narrowing does not see
     const src = await demoSnapshot("soft", 2, {
       inspect: (m) => {
         const [vcpu] = m.vcpus;
@@ -161,7 +162,10 @@ describe("riscv timer registers with write side effects", () => {
         deadline = u64(vcpu.getOneReg(rv("timer.time"))) + 1_000_000_000n; // 100 s at 10 MHz
         vcpu.setOneReg(rv("timer.state"), 1n); // arms with deadline 1 (vcpu_timer.c)...
         vcpu.setOneReg(rv("timer.compare"), deadline); // ...so the deadline goes in afterwards
-        assert.equal(u64(vcpu.getOneReg(rv("timer.state"))), 1n);
+        sstc = u64(vcpu.getOneReg(rv("isa_ext.sstc"))) === 1n;
+        // With Sstc the deadline is stimecmp and `next_set` stays clear (vcpu_timer.c
+        // kvm_riscv_vcpu_update_vstimecmp): state reads OFF and compare alone carries the timer.
+        assert.equal(u64(vcpu.getOneReg(rv("timer.state"))), sstc ? 0n : 1n);
       },
     });
     let state = 0n;
@@ -174,9 +178,11 @@ describe("riscv timer registers with write side effects", () => {
         compare = u64(dst.getOneReg(rv("timer.compare")));
       },
     });
-    assert.equal(state, 1n, "armed");
     assert.equal(compare, deadline, "with its deadline");
-    assert.match(restored.report.fixups.join(), /timer\.compare/);
+    if (!sstc) {
+      assert.equal(state, 1n, "armed");
+      assert.match(restored.report.fixups.join(), /timer\.compare/);
+    }
 
     // Registers alone (no fixup) show why the rewrite exists: arming left compare = 1.
     using backends = backendPicker();

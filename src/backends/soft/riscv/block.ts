@@ -68,6 +68,22 @@ export class Block {
   get n(): number {
     return this.insns.length;
   }
+
+  /** True while guest memory still holds the bytes this block was decoded from. */
+  matches(): boolean {
+    if (this.straddles) return true; // fetched afresh every time it runs
+    const dv = this.slot.dv;
+    let off = this.pa - this.slot.gpa;
+    for (let k = 0; k < this.raws.length; k++) {
+      const raw = this.raws[k] ?? 0;
+      const len = this.lens[k] ?? 4;
+      if (off + len > this.slot.size) return false;
+      const now = len === 2 ? dv.getUint16(off, true) : dv.getInt32(off, true);
+      if (now !== (len === 2 ? raw & 0xffff : raw)) return false;
+      off += len;
+    }
+    return true;
+  }
 }
 
 /** How an instruction affects block formation. */

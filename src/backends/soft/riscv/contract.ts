@@ -107,6 +107,10 @@ export interface HartApi {
   flushWriteTlb?(): void;
   /** Drops translated code of the guest-physical page at `pageAddr` (VMM/DMA wrote it). */
   invalidateCode?(pageAddr: number): void;
+  /** fence.i on this hart's behalf: drops translated code whose bytes changed, page by page. */
+  syncCode?(): void;
+  /** sfence.vma on this hart's behalf: drops cached virtual-to-physical translations. */
+  flushTranslations?(): void;
   /** Guest instructions retired since creation. */
   readonly instret: bigint;
 
@@ -149,8 +153,20 @@ export interface HartApi {
    * does on every ISA change.
    */
   setFpExtensions(f: boolean, d: boolean): void;
-  /** Time source in timer ticks (TIMER `time`); the kernel installs it. */
-  setTimeSource(now: () => bigint): void;
+  /** Time source in timer ticks (TIMER `time`) and its frequency; the kernel installs it. */
+  setTimeSource(now: () => bigint, hz?: number): void;
+  /**
+   * Turns Sstc on or off (ISA_EXT `sstc`): on, the guest's `stimecmp` CSR exists and STIP is
+   * the level `time >= stimecmp` (Sstc spec §2); off, `stimecmp` is an illegal instruction and
+   * STIP is the kernel's (SBI TIME through `setPending`). A hart without it has no Sstc.
+   */
+  setSstc?(on: boolean): void;
+  /** `stimecmp` (TIMER `compare` while Sstc is on: vcpu_timer.c keeps it in `vstimecmp`). */
+  getStimecmp?(): bigint;
+  /** Writes `stimecmp` and re-evaluates STIP at once, as the comparator does. */
+  setStimecmp?(value: bigint): void;
+  /** Re-evaluates the Sstc STIP level against the time source now (no-op without Sstc). */
+  pollTimer?(): void;
   /** Sets guest debug (`KVM_SET_GUEST_DEBUG`); `undefined` turns it off. */
   setDebug?(debug: HartDebug | undefined): void;
 }

@@ -54,7 +54,11 @@ export const C64 = {
   STVAL: 8,
   SATP: 10,
   SENVCFG: 12,
+  STIMECMP: 14,
 } as const;
+
+/** STIP in sip/sie. */
+const STIP = 1 << 5;
 
 /** Access kinds for translation: read, write, execute. */
 export const ACC = { R: 0, W: 1, X: 2 } as const;
@@ -90,8 +94,11 @@ export class Core {
   /** Pending interrupt bits (sip as the guest sees it). */
   sip = 0;
   scounteren = 7;
-  /** stvec, sscratch, sepc, scause, stval, satp, senvcfg as (lo, hi) pairs (see C64). */
-  readonly csr = new Int32Array(14);
+  /**
+   * stvec, sscratch, sepc, scause, stval, satp, senvcfg, stimecmp as (lo, hi) pairs (see C64);
+   * stimecmp starts at -1 ("never", `kvm_riscv_vcpu_timer_reset`).
+   */
+  readonly csr = new Int32Array(16).fill(-1, C64.STIMECMP);
   /** True when an enabled interrupt should be taken at the next instruction boundary. */
   irqReady = false;
 
@@ -131,6 +138,21 @@ export class Core {
   readonly tx = new TlbTable();
 
   timeNow: () => bigint = () => 0n;
+  /** Time-source ticks per millisecond (for the Sstc deadline in host time). */
+  ticksPerMs = 10_000;
+  /** Sstc is on: `stimecmp` exists and drives STIP. */
+  sstc = false;
+  /**
+   * STIP as the kernel sets it (KVM's `hvip.VSTIP`); with Sstc the guest sees it ORed with the
+   * comparator's level (H-extension spec, "Hypervisor Interrupt Registers": with
+   * henvcfg.STCE = 1, VSTIP = hvip.VSTIP | (time >= vstimecmp)).
+   */
+  stipLine = false;
+  /**
+   * `performance.now()` at which `time` reaches `stimecmp` (Infinity: STIP already up, no
+   * Sstc, or never); the run loop re-evaluates STIP once it has passed.
+   */
+  timerDueAt = Infinity;
   /** fence.i executed (wired by the block cache). */
   onFenceI: () => void = () => undefined;
   /** A store hit translated code in page `page` of `slot` (wired by the block cache). */
@@ -210,6 +232,25 @@ export class Core {
       this.mode = m;
       if (this.paging()) this.flushTlb();
     }
+  }
+
+  /**
+   * Sstc: STIP = (time >= stimecmp), a level the comparator keeps (Sstc spec §2, "stimecmp");
+   * also re-arms `timerDueAt` for the run loop.
+   */
+  checkTimer(): void {
+    if (!this.sstc) return;
+    const now = this.timeNow();
+    const cmp = BigInt.asUintN(
+      64,
+      (BigInt(this.csr[C64.STIMECMP + 1] ?? 0) << 32n) |
+        BigInt((this.csr[C64.STIMECMP] ?? 0) >>> 0),
+    );
+    const due = now >= cmp;
+    this.timerDueAt = due ? Infinity : performance.now() + Number(cmp - now) / this.ticksPerMs;
+    if (due || this.stipLine) this.sip |= STIP;
+    else this.sip &= ~STIP;
+    this.updateIrq();
   }
 
   /** Recomputes `irqReady` (after sip, sie, sstatus.SIE or mode changed). */

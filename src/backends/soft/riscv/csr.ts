@@ -6,6 +6,9 @@
  * - User: fflags/frm/fcsr (F/D; illegal while sstatus.FS = Off), cycle/time/instret (Zicntr;
  *   from U-mode only if the scounteren bit is set). `cycle` reads the retired-instruction count
  *   (there is no cycle model), `time` the installed time source.
+ * - Sstc (when on): `stimecmp`; STIP is then the level `time >= stimecmp` (Sstc spec §2;
+ *   KVM sets henvcfg.STCE for a vCPU with Sstc, arch/riscv/kvm/vcpu.c
+ *   kvm_riscv_vcpu_update_config, so the guest reaches it without a trap).
  * - Everything else (M/H-level CSRs, hpmcounters without a vPMU, stimecmp without Sstc, seed)
  *   is an illegal instruction, as KVM re-injects it.
  * WARL rules: satp keeps its old value for modes other than Bare/Sv39 (Linux probes modes this
@@ -29,6 +32,7 @@ export const CSR = {
   SCAUSE: 0x142,
   STVAL: 0x143,
   SIP: 0x144,
+  STIMECMP: 0x14d,
   SATP: 0x180,
   CYCLE: 0xc00,
   TIME: 0xc01,
@@ -83,11 +87,17 @@ export function csrRead(c: Core, num: number): number | null {
       I64.hi = 0;
       return c.sie;
     case CSR.SIP:
+      // The comparator's level is current at every read, not only at the run loop's checks.
+      if (performance.now() >= c.timerDueAt) c.checkTimer();
       I64.hi = 0;
       return c.sip;
     case CSR.SCOUNTEREN:
       I64.hi = 0;
       return c.scounteren;
+    case CSR.STIMECMP:
+      if (!c.sstc) return null;
+      I64.hi = c.csr[C64.STIMECMP + 1] ?? 0;
+      return c.csr[C64.STIMECMP] ?? 0;
     default: {
       const i = PAIR_CSRS[num];
       if (i === undefined) return null;
@@ -139,6 +149,11 @@ export function csrWrite(c: Core, num: number, lo: number, hi: number): void {
     case CSR.SENVCFG:
       c.csr[C64.SENVCFG] = lo & SENVCFG_MASK;
       c.csr[C64.SENVCFG + 1] = 0;
+      return;
+    case CSR.STIMECMP:
+      c.csr[C64.STIMECMP] = lo;
+      c.csr[C64.STIMECMP + 1] = hi;
+      c.checkTimer();
       return;
     default: {
       const i = PAIR_CSRS[num];

@@ -33,7 +33,7 @@ export interface HartOptions {
   readonly hartId?: number;
   /** Use the block translator (default true); false runs the reference interpreter only. */
   readonly translate?: boolean;
-  /** Interpreted executions of a block before it is compiled (default 4; tests use 1). */
+  /** Boundary visits of a pc before its region is compiled (default 4096; tests use 1). */
   readonly hotThreshold?: number;
   /** Most blocks per compiled region (default 1: see translate.ts for the measurements). */
   readonly regionBlocks?: number;
@@ -73,11 +73,15 @@ export class Hart implements HartApi {
     return stop;
   }
 
-  /** Translator statistics: blocks compiled, invalidated by stores, whole-cache flushes. */
+  /**
+   * Engine statistics: regions compiled, blocks invalidated (stores, fence.i), whole-cache
+   * flushes, fence.i re-checks.
+   */
   get stats(): {
     readonly compiled: number;
     readonly invalidated: number;
     readonly flushes: number;
+    readonly syncs: number;
   } {
     return this.engine.stats;
   }
@@ -158,6 +162,7 @@ export class Hart implements HartApi {
       case "sie":
         return BigInt(c.sie);
       case "sip":
+        c.checkTimer();
         return BigInt(c.sip);
       case "scounteren":
         return BigInt(c.scounteren >>> 0);
@@ -182,6 +187,8 @@ export class Hart implements HartApi {
         break;
       case "sip":
         c.sip = lo & IRQ_ALL;
+        c.stipLine = (lo & IRQ.STIP) !== 0;
+        c.checkTimer();
         break;
       case "scounteren":
         c.scounteren = lo;
@@ -218,6 +225,10 @@ export class Hart implements HartApi {
     const c = this.core;
     if (level) c.sip |= bits & IRQ_ALL;
     else c.sip &= ~(bits & IRQ_ALL);
+    if ((bits & IRQ.STIP) !== 0) {
+      c.stipLine = level;
+      c.checkTimer();
+    }
     c.updateIrq();
   }
 
@@ -270,6 +281,16 @@ export class Hart implements HartApi {
     if (slot !== null) this.engine.invalidatePage(slot, Math.floor((pageAddr - slot.gpa) / 4096));
   }
 
+  /** fence.i from outside (SBI remote fence.i): drops the code of pages whose bytes changed. */
+  syncCode(): void {
+    this.engine.syncCode();
+  }
+
+  /** sfence.vma from outside (SBI remote sfence.vma): drops cached address translations. */
+  flushTranslations(): void {
+    this.core.mapChanged();
+  }
+
   /** Drops cached translations and translated code. */
   flushCaches(): void {
     this.core.mapChanged();
@@ -289,8 +310,42 @@ export class Hart implements HartApi {
     this.engine.setDebug(debug);
   }
 
-  /** Installs the time source (timer ticks) read by `rdtime`. */
-  setTimeSource(now: () => bigint): void {
+  /**
+   * Installs the time source (timer ticks) read by `rdtime` and compared with `stimecmp`;
+   * `hz` is its frequency (default 10 MHz, the soft host's timebase).
+   */
+  setTimeSource(now: () => bigint, hz = 10_000_000): void {
     this.core.timeNow = now;
+    this.core.ticksPerMs = hz / 1000;
+    this.core.checkTimer();
+  }
+
+  /** Turns Sstc (the `stimecmp` CSR driving STIP) on or off. */
+  setSstc(on: boolean): void {
+    const c = this.core;
+    if (c.sstc === on) return;
+    c.sstc = on;
+    c.timerDueAt = Infinity;
+    c.stipLine = (c.sip & IRQ.STIP) !== 0;
+    c.checkTimer();
+  }
+
+  /** `stimecmp` as u64. */
+  getStimecmp(): bigint {
+    const c = this.core.csr;
+    return toBigU(c[C64.STIMECMP] ?? 0, c[C64.STIMECMP + 1] ?? 0);
+  }
+
+  /** Writes `stimecmp`; with Sstc on, STIP follows at once. */
+  setStimecmp(value: bigint): void {
+    const c = this.core;
+    c.csr[C64.STIMECMP] = fromBig(value);
+    c.csr[C64.STIMECMP + 1] = I64.hi;
+    c.checkTimer();
+  }
+
+  /** Re-evaluates the Sstc STIP level now. */
+  pollTimer(): void {
+    this.core.checkTimer();
   }
 }

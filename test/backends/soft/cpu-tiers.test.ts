@@ -1,0 +1,64 @@
+/**
+ * The engine's tiers and code invalidation (engine.ts): cold code stays in the interpreter
+ * until a pc is hot, and fence.i drops exactly the pages whose bytes changed, never the whole
+ * cache.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { I, R, li, place } from "./asm.js";
+import { RAM_BASE as BASE, hartWith } from "./harness.js";
+
+const F = 0x2000;
+/** Regions compiled so far (a call, so that assertions do not narrow the property). */
+const compiledBy = (hart: { readonly stats: { readonly compiled: number } }): number =>
+  hart.stats.compiled;
+const body = (value: number): number[] => [I.addi(R.a0, R.zero, value), I.jalr(0, R.ra, 0)];
+
+/** fence.i, then `calls` calls of the function at F, then ecall. */
+function caller(calls: number): number[] {
+  return [
+    I.fenceI(),
+    ...li(R.s1, BigInt(calls)),
+    ...li(R.s2, BigInt(BASE + F)),
+    I.jalr(R.ra, R.s2, 0),
+    I.addi(R.s1, R.s1, -1),
+    I.bne(R.s1, R.zero, -8),
+    I.ecall(),
+  ];
+}
+
+describe("engine tiers", () => {
+  it("compiles nothing before a pc is hot, then compiles its region once", () => {
+    const { hart, ram } = hartWith(caller(30), { hotThreshold: 50 });
+    place(ram, F, body(1));
+    assert.equal(hart.run(1e5).kind, "ecall");
+    assert.equal(compiledBy(hart), 0, "30 visits stay interpreted");
+    hart.setPc(BigInt(BASE));
+    assert.equal(hart.run(1e5).kind, "ecall");
+    const compiled = compiledBy(hart);
+    assert.ok(compiled >= 1, "past 50 visits the function and the loop compile");
+    hart.setPc(BigInt(BASE));
+    assert.equal(hart.run(1e5).kind, "ecall");
+    assert.equal(compiledBy(hart), compiled, "compiled code is reused, not rebuilt");
+    assert.equal(hart.getX(R.a0), 1n);
+  });
+
+  it("fence.i drops only the page a write the hart did not see changed (no whole flush)", () => {
+    const { hart, ram } = hartWith(caller(20), { hotThreshold: 1 });
+    place(ram, F, body(1));
+    assert.equal(hart.run(1e5).kind, "ecall");
+    assert.equal(hart.getX(R.a0), 1n);
+    const { compiled, invalidated, flushes, syncs } = hart.stats;
+    // Another vCPU's store (the hart's own stores invalidate at once): only fence.i sees it.
+    place(ram, F, body(2));
+    hart.setPc(BigInt(BASE));
+    assert.equal(hart.run(1e5).kind, "ecall");
+    assert.equal(hart.getX(R.a0), 2n, "after fence.i the new code runs");
+    const after = hart.stats;
+    assert.equal(after.flushes, flushes, "no whole-cache flush");
+    assert.equal(after.syncs, syncs + 1);
+    // F's page (two blocks at most) was dropped and rebuilt; the caller's page was kept.
+    assert.ok(after.invalidated - invalidated <= 2, `${after.invalidated - invalidated} dropped`);
+    assert.ok(after.compiled - compiled <= 1, `${after.compiled - compiled} recompiled`);
+  });
+});
