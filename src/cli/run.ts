@@ -295,6 +295,7 @@ async function runBundledDemo(
     loadAddr: spec.loadAddr,
     ...(spec.x86Mode === undefined ? {} : { x86Mode: spec.x86Mode }),
     ...(spec.demoInput === undefined ? {} : { demoInput: spec.demoInput }),
+    ...(spec.irqchip === undefined ? {} : { irqchip: spec.irqchip }),
     output: (bytes) => (output += decoder.decode(bytes, { stream: true })),
     input: noInput(),
     collectRegisters: values.json === true || values["dump-regs"] === true,

@@ -67,6 +67,8 @@ export interface RunRequest {
   readonly guest?: string;
   /** x86 demo: the n its port 0xEA answers. */
   readonly demoInput?: number;
+  /** x86: the in-kernel irqchip (default true; `MachineShape.irqchip`). */
+  readonly irqchip?: boolean;
   /** `--snapshot-at-exit N`: end the run after N exits (reason "snapshot"). */
   readonly stopAtExit?: number;
   /** Called with the machine after its run, before it is disposed (write a snapshot). */
@@ -307,6 +309,7 @@ async function startAndRun(
     ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
     ...(request.virtioConsole === true ? { virtioConsole: true } : {}),
     ...(request.demoInput === undefined ? {} : { demoInput: request.demoInput }),
+    ...(request.irqchip === undefined ? {} : { irqchip: request.irqchip }),
   };
   const parts = arch.start(plan, shape, backend, io);
   const guest = request.guest ?? plan.image.format;

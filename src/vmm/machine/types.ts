@@ -42,6 +42,11 @@ export interface MachineShape {
   readonly virtioConsole?: boolean;
   /** x86 demo guest: the n it reads from port 0xEA (arch/x86/demo-input.ts). */
   readonly demoInput?: number;
+  /**
+   * x86: create KVM's in-kernel irqchip (8259 pair, IOAPIC, LAPICs) for COM1's IRQ 4; default
+   * true. The demo has none: it polls, and its HLT then reaches the VMM as a `hlt` exit.
+   */
+  readonly irqchip?: boolean;
 }
 
 /** What the command line asked of the machine, checked before anything is opened. */

@@ -62,6 +62,7 @@ export async function runDemo(
     loadAddr: spec.loadAddr,
     ...(spec.x86Mode === undefined ? {} : { x86Mode: spec.x86Mode }),
     ...(demoInput === undefined ? {} : { demoInput }),
+    ...(spec.irqchip === undefined ? {} : { irqchip: spec.irqchip }),
     output: (b) => (output += text.decode(b)),
     input: noInput(),
     collectRegisters: options.stopAtExit === undefined,

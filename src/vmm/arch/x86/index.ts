@@ -235,7 +235,8 @@ export const archMachine: ArchDefinition = {
     const vm = backend.createVm();
     try {
       // Before any vCPU (KVM_CREATE_IRQCHIP fails with EINVAL after one exists).
-      const irqchip = vm.createIrqchip !== undefined && vm.setIrqLine !== undefined;
+      const irqchip =
+        shape.irqchip !== false && vm.createIrqchip !== undefined && vm.setIrqLine !== undefined;
       if (irqchip) vm.createIrqchip?.();
       const memory = vm.addMemory({ guestPhysAddr: plan.ram.base, size: Number(plan.ram.size) });
       // Through views: RAM above 4 GiB has no single `bytes` array (h1, issue 12 point 1).
@@ -248,15 +249,8 @@ export const archMachine: ArchDefinition = {
         if (irqchip && i > 0) setMpState(vcpu, KVM_MP_STATE.RUNNABLE);
         vcpus.push(vcpu);
       }
-      return new X86Machine(
-        vm,
-        vcpus,
-        { x86Mode: plan.x86.mode },
-        io,
-        irqchip,
-        com1(vm, irqchip, io),
-        shape,
-      );
+      const facts = { x86Mode: plan.x86.mode, irqchip: irqchip ? "in-kernel" : "none" };
+      return new X86Machine(vm, vcpus, facts, io, irqchip, com1(vm, irqchip, io), shape);
     } catch (error) {
       vm.close();
       throw error;
@@ -266,7 +260,11 @@ export const archMachine: ArchDefinition = {
     backend.check?.();
     const vm = backend.createVm();
     try {
-      const irqchip = vm.createIrqchip !== undefined && vm.setIrqLine !== undefined;
+      // The source machine's choice, from its facts (an older description has none: irqchip).
+      const irqchip =
+        layout.facts?.irqchip !== "none" &&
+        vm.createIrqchip !== undefined &&
+        vm.setIrqLine !== undefined;
       if (irqchip) vm.createIrqchip?.();
       for (const r of layout.ram) {
         vm.addMemory({
