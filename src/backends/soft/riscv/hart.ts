@@ -163,6 +163,10 @@ export class Hart implements HartApi {
         return BigInt(c.sie);
       case "sip":
         c.checkTimer();
+        // KVM reads sip from hvip (vcpu_onereg.c kvm_riscv_vcpu_general_get_csr), which never
+        // holds the Sstc comparator's level: with Sstc, STIP here is the kernel's line only, so
+        // a snapshot does not turn a due stimecmp into a STIP that stays up forever on restore.
+        if (c.sstc) return BigInt(c.stipLine ? c.sip | IRQ.STIP : c.sip & ~IRQ.STIP);
         return BigInt(c.sip);
       case "scounteren":
         return BigInt(c.scounteren >>> 0);
@@ -171,6 +175,12 @@ export class Hart implements HartApi {
         return toBigU(c.csr[i] ?? 0, c.csr[i + 1] ?? 0);
       }
     }
+  }
+
+  /** sip as the guest's `csrr sip` reads it: with Sstc, the comparator's level ORed in. */
+  guestSip(): bigint {
+    this.core.checkTimer();
+    return BigInt(this.core.sip);
   }
 
   /** Writes a GENERAL CSR with the same WARL rules as the guest (sip sets all three bits). */
