@@ -10,6 +10,7 @@ import { softCpuBench } from "./soft-cpu.js";
 import { snapshotBench } from "./snapshot.js";
 import { softKernelBench } from "./soft-kernel.js";
 import { linuxBootBench } from "./linux-boot.js";
+import { migrationBench } from "./migration.js";
 import { formatTable } from "../src/cli/table.js";
 import type { BenchGroup, Metric } from "./types.js";
 
@@ -19,6 +20,7 @@ const GROUPS: readonly BenchGroup[] = [
   softKernelBench,
   snapshotBench,
   linuxBootBench,
+  migrationBench,
 ];
 
 function machine(): string {

@@ -61,6 +61,8 @@ export interface RunRequest {
   readonly stop?: StopSource;
   /** Called with the machine once it is built, before it runs (the control socket). */
   readonly onMachine?: (machine: Machine) => Promise<void> | void;
+  /** Guest RAM logs dirty pages, so the machine can live-migrate (`--api`). */
+  readonly migratable?: boolean;
 }
 
 /** One register of the final state, by catalog name. */
@@ -207,6 +209,7 @@ async function startAndRun(
   const shape = {
     cpus,
     disks,
+    ...(request.migratable === true ? { logDirty: true } : {}),
     ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
   };
   const parts = arch.start(plan, shape, backend, io);

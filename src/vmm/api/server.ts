@@ -8,6 +8,11 @@
  *   PUT  /resume                       → 200 MachineStatus
  *   PUT  /snapshot  {"path": "FILE"}   → 200 {"path": absolute path, "bytes": n}
  *   PUT  /quit                         → 200 MachineStatus (the run then ends with reason "quit")
+ *   PUT  /migrate   {"uri": "tcp:HOST:PORT"|"unix:PATH", "downtimeLimitMs"?: n, "maxBandwidth"?: n}
+ *                                      → 200 MigrationStatus when it is over ("completed": the
+ *                                        run then ends with reason "migrated"; "failed": the
+ *                                        guest runs on as before)
+ *   GET  /migrate                      → 200 MigrationStatus of the current or last migration
  *
  * Errors are `{"error": "one line"}` with 400 (malformed request: not JSON, not an object, an
  * unknown or mistyped field), 404 (unknown path), 405 (wrong method; `Allow` says which), 409
@@ -20,7 +25,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { resolve } from "node:path";
 import { RegvisorError } from "../../errors.js";
 import { clearSocketPath, listenPrivate } from "../unix-socket.js";
-import { ControlError, type MachineControl } from "./control.js";
+import { parseMigrationUri } from "../migration/transport.js";
+import { ControlError, type MachineControl, type MigrateRequest } from "./control.js";
 
 /** Largest request body accepted by default (a snapshot path fits many times over). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
@@ -93,6 +99,48 @@ function routesFor(control: MachineControl): Record<string, Readonly<Record<stri
         return control.snapshot(resolve(path));
       },
     },
+    "/migrate": {
+      GET: (body) => {
+        expectFields(body, []);
+        return Promise.resolve(control.migrationStatus?.() ?? { status: "none" });
+      },
+      PUT: (body) => {
+        const request = migrateRequest(body);
+        if (control.migrate === undefined) {
+          throw new ControlError(
+            409,
+            "Cannot migrate this machine: it does not support live migration",
+          );
+        }
+        return control.migrate(request);
+      },
+    },
+  };
+}
+
+/** Checks a `PUT /migrate` body before the machine sees it. */
+function migrateRequest(body: unknown): MigrateRequest {
+  expectFields(body, ["uri", "downtimeLimitMs", "maxBandwidth"], ["uri"]);
+  const b = body as { uri?: unknown; downtimeLimitMs?: unknown; maxBandwidth?: unknown };
+  if (typeof b.uri !== "string") throw new RequestError(400, `"uri" must be a string`);
+  try {
+    parseMigrationUri(b.uri);
+  } catch (error) {
+    throw new RequestError(400, oneLine(error));
+  }
+  const positive = (name: string, v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
+      throw new RequestError(400, `"${name}" must be a positive integer`);
+    }
+    return v;
+  };
+  const downtimeLimitMs = positive("downtimeLimitMs", b.downtimeLimitMs);
+  const maxBandwidth = positive("maxBandwidth", b.maxBandwidth);
+  return {
+    uri: b.uri,
+    ...(downtimeLimitMs === undefined ? {} : { downtimeLimitMs }),
+    ...(maxBandwidth === undefined ? {} : { maxBandwidth }),
   };
 }
 

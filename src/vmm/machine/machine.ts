@@ -19,10 +19,19 @@ import {
   type MachineControl,
   type MachineState,
   type MachineStatus,
+  type MigrateRequest,
   type SnapshotResult,
 } from "../api/control.js";
+import { MigrationController } from "../migration/controller.js";
+import type { MigrationSource, MigrationStatus } from "../migration/source.js";
 import { hex } from "../image.js";
-import { consoleClosedEnding, faultEnding, quitEnding, timeoutEnding } from "../runner-status.js";
+import {
+  consoleClosedEnding,
+  faultEnding,
+  migratedEnding,
+  quitEnding,
+  timeoutEnding,
+} from "../runner-status.js";
 import { detachExit, formatExit } from "../runner-trace.js";
 import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
 import type { MachineBackend } from "./backend.js";
@@ -80,6 +89,7 @@ export class Machine implements MachineControl, Disposable {
   private release: (() => void) | undefined;
   private released: Promise<void> = Promise.resolve();
   private parkWaiters: (() => void)[] = [];
+  private migrations: MigrationController | undefined;
 
   constructor(
     readonly parts: ArchMachine,
@@ -302,6 +312,38 @@ export class Machine implements MachineControl, Disposable {
     return Promise.reject(
       new Error(`Cannot snapshot to ${path}: snapshots of a running machine are not supported yet`),
     );
+  }
+
+  /**
+   * Makes the machine migratable (src/vmm/migration): `source` lends its RAM (with dirty
+   * logging), pause/resume and state capture to one migration at a time.
+   */
+  enableMigration(source: (machine: Machine) => MigrationSource): void {
+    this.migrations = new MigrationController({
+      state: () => this.status().state,
+      source: () => source(this),
+      migrated: (where) => {
+        this.finish(migratedEnding(where), undefined);
+      },
+    });
+  }
+
+  /** Live-migrates the guest (control socket `PUT /migrate`). */
+  migrate(request: MigrateRequest): Promise<MigrationStatus> {
+    if (this.migrations === undefined) {
+      return Promise.reject(
+        new ControlError(
+          409,
+          "Cannot migrate the machine: it was started without migration support",
+        ),
+      );
+    }
+    return this.migrations.migrate(request);
+  }
+
+  /** The current or last migration (control socket `GET /migrate`). */
+  migrationStatus(): MigrationStatus {
+    return this.migrations?.status() ?? { status: "none" };
   }
 
   /** Ends the run with reason "quit". */

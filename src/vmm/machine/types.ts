@@ -37,6 +37,8 @@ export interface MachineShape {
   readonly cmdline?: string;
   /** Opened disks (`--disk`), one virtio-blk device each, in order. */
   readonly disks?: readonly BlockBackend[];
+  /** Guest RAM logs dirty pages (KVM_MEM_LOG_DIRTY_PAGES) so the guest can live-migrate. */
+  readonly logDirty?: boolean;
 }
 
 /** What the command line asked of the machine, checked before anything is opened. */

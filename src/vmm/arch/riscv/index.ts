@@ -187,7 +187,11 @@ export const archMachine: ArchDefinition = {
     backend.check?.();
     const vm = backend.createVm();
     try {
-      const ram = vm.addMemory({ guestPhysAddr: plan.ram.base, size: Number(plan.ram.size) });
+      const ram = vm.addMemory({
+        guestPhysAddr: plan.ram.base,
+        size: Number(plan.ram.size),
+        logDirty: shape.logDirty === true,
+      });
       const vcpus: Vcpu[] = [];
       for (let i = 0; i < shape.cpus; i++) {
         const vcpu = vm.createVcpu();
