@@ -115,6 +115,15 @@ export function faultEnding(what: string): RunEnding {
   return { reason: "fault", status: RUN_STATUS.FAULT, message: `guest fault: ${what}` };
 }
 
+/** `--snapshot-at-exit N`: the machine stopped after its N-th exit (`intr` not counted). */
+export function snapshotEnding(exit: number): RunEnding {
+  return {
+    reason: "snapshot",
+    status: RUN_STATUS.CLEAN,
+    message: `the machine stopped at exit ${exit} for a snapshot`,
+  };
+}
+
 /** The machine was asked to stop (control socket `quit`). */
 export function quitEnding(): RunEnding {
   return {

@@ -28,6 +28,8 @@ export const RUN_END_REASONS = [
   "console-closed",
   /** SIGINT or SIGTERM stopped the run. */
   "signal",
+  /** `--snapshot-at-exit N`: the machine stopped after exit N to be snapshotted. */
+  "snapshot",
 ] as const;
 
 /** One of `RUN_END_REASONS`. */

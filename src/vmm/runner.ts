@@ -16,7 +16,7 @@ import type { BackendName, MachineBackend, RunMode } from "./machine/backend.js"
 import { callbackSink, type ConsoleSink } from "./machine/console-sink.js";
 import type { RawDisk } from "./devices/virtio/disk.js";
 import { openDisks, type DiskSpec } from "./machine/disks.js";
-import { Machine } from "./machine/machine.js";
+import { ConsoleRecord, Machine, type MachineRunResult } from "./machine/machine.js";
 import type { ArchDefinition, MachineIo } from "./machine/types.js";
 import { noInput } from "./runner-input.js";
 import type { InputSource, RunEnding, StopSource } from "./runner-types.js";
@@ -63,6 +63,10 @@ export interface RunRequest {
   readonly onMachine?: (machine: Machine) => Promise<void> | void;
   /** Guest RAM logs dirty pages, so the machine can live-migrate (`--api`). */
   readonly migratable?: boolean;
+  /** `--snapshot-at-exit N`: end the run after N exits (reason "snapshot"). */
+  readonly stopAtExit?: number;
+  /** Called with the machine after its run, before it is disposed (write a snapshot). */
+  readonly afterRun?: (machine: Machine, result: MachineRunResult) => Promise<void> | void;
 }
 
 /** One register of the final state, by catalog name. */
@@ -74,7 +78,8 @@ export interface RunSummary {
   readonly backend: BackendName;
   /** Soft backend only. */
   readonly mode: RunMode | undefined;
-  readonly format: "elf" | "flat" | "linux";
+  /** "elf", "flat", "linux", "demo". */
+  readonly format: string;
   readonly entry: bigint;
   readonly cpus: number;
   /** Per-architecture facts (x86 mode; RISC-V DTB address, ISA, timebase). */
@@ -99,7 +104,8 @@ export interface RunSummary {
   readonly registersError: string | undefined;
 }
 
-const ARCHES: Readonly<Record<ImageArch, ArchDefinition>> = {
+/** The arch part of each architecture. */
+export const ARCHES: Readonly<Record<ImageArch, ArchDefinition>> = {
   x86: x86Machine,
   riscv: riscvMachine,
 };
@@ -187,17 +193,34 @@ export async function runGuest(request: RunRequest): Promise<RunSummary> {
   }
 }
 
-async function startAndRun(
-  request: RunRequest,
-  { plan, arch, cpus }: PreparedRun,
-  backend: MachineBackend,
-  disks: readonly RawDisk[],
-): Promise<RunSummary> {
+/** What the machine lends its arch part, and the count of unclaimed accesses it reports. */
+export interface RunnerIo {
+  readonly io: MachineIo;
+  readonly record: ConsoleRecord;
+  readonly unclaimed: () => number;
+}
+
+/** The machine's I/O for a run: console (recorded for snapshots), input, unclaimed accesses. */
+export function runnerIo(
+  request: Pick<RunRequest, "output" | "input" | "trace">,
+  record = new ConsoleRecord(),
+): RunnerIo {
   const trace = request.trace;
   const once = new OnceLog();
   let unclaimed = 0;
+  const sink = typeof request.output === "function" ? callbackSink(request.output) : request.output;
+  const console: ConsoleSink = {
+    write(bytes) {
+      record.add(bytes);
+      return sink.write(bytes);
+    },
+    drained: () => sink.drained(),
+    onClosed: (listener) => {
+      sink.onClosed(listener);
+    },
+  };
   const io: MachineIo = {
-    console: typeof request.output === "function" ? callbackSink(request.output) : request.output,
+    console,
     input: request.input ?? noInput(),
     unclaimed(space, address, effect) {
       unclaimed++;
@@ -206,20 +229,29 @@ async function startAndRun(
       }
     },
   };
-  const shape = {
-    cpus,
-    disks,
-    ...(request.migratable === true ? { logDirty: true } : {}),
-    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
-  };
-  const parts = arch.start(plan, shape, backend, io);
-  using machine = new Machine(parts, backend, io, { guest: plan.image.format, arch: plan.arch });
+  return { io, record, unclaimed: () => unclaimed };
+}
+
+/** Runs a built machine to its ending and sums it up (`run FILE` and `restore`). */
+export async function runMachine(
+  machine: Machine,
+  request: Omit<RunRequest, "file" | "backendFor" | "output">,
+  facts: {
+    readonly format: RunSummary["format"];
+    readonly entry: bigint;
+    readonly unclaimed: () => number;
+  },
+): Promise<RunSummary> {
+  const { parts, backend } = machine;
+  const trace = request.trace;
   await request.onMachine?.(machine);
   const result = await machine.run({
     ...(request.timeoutMs === undefined ? {} : { timeoutMs: request.timeoutMs }),
     ...(trace === undefined ? {} : { trace }),
     ...(request.stop === undefined ? {} : { stop: request.stop }),
+    ...(request.stopAtExit === undefined ? {} : { stopAtExit: request.stopAtExit }),
   });
+  await request.afterRun?.(machine, result);
   const [boot] = parts.vcpus;
   if (boot === undefined) throw new RangeError("a machine has at least one vCPU");
   let registers: FinalRegister[] = [];
@@ -236,12 +268,12 @@ async function startAndRun(
     ? counted.reduce((a, b) => a + b, 0n)
     : undefined;
   return {
-    arch: plan.arch,
+    arch: backend.arch,
     backend: backend.name,
     mode: backend.mode,
-    format: plan.image.format,
-    entry: plan.image.entry,
-    cpus,
+    format: facts.format,
+    entry: facts.entry,
+    cpus: parts.vcpus.length,
     facts: parts.facts,
     ending: result.ending,
     pcName: parts.pcName,
@@ -249,10 +281,38 @@ async function startAndRun(
     exits: result.exits,
     exitKinds: result.exitKinds,
     lastExit: result.lastExit,
-    unclaimed,
+    unclaimed: facts.unclaimed(),
     instructions,
     wallMs: result.wallMs,
     registers,
     registersError,
   };
+}
+
+async function startAndRun(
+  request: RunRequest,
+  { plan, arch, cpus }: PreparedRun,
+  backend: MachineBackend,
+  disks: readonly RawDisk[],
+): Promise<RunSummary> {
+  const { io, record, unclaimed } = runnerIo(request);
+  const shape = {
+    cpus,
+    disks,
+    ...(request.migratable === true ? { logDirty: true } : {}),
+    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+  };
+  const parts = arch.start(plan, shape, backend, io);
+  using machine = new Machine(parts, backend, io, {
+    guest: plan.image.format,
+    arch: plan.arch,
+    console: record,
+    disks: request.disks ?? [],
+    ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
+  });
+  return await runMachine(machine, request, {
+    format: plan.image.format,
+    entry: plan.image.entry,
+    unclaimed,
+  });
 }

@@ -24,17 +24,32 @@ import {
 } from "../api/control.js";
 import { MigrationController } from "../migration/controller.js";
 import type { MigrationSource, MigrationStatus } from "../migration/source.js";
+import { writeFileSync } from "node:fs";
 import { hex } from "../image.js";
 import {
   consoleClosedEnding,
   faultEnding,
   migratedEnding,
   quitEnding,
+  snapshotEnding,
   timeoutEnding,
 } from "../runner-status.js";
+import { encodeConsole, encodeMachineConfig, encodeRunProgress } from "../snapshot/devices.js";
+import { encodeSnapshot } from "../snapshot/format.js";
+import type { RunProgress } from "../snapshot/machine.js";
+import type { Snapshot } from "../snapshot/model.js";
 import { detachExit, formatExit } from "../runner-trace.js";
 import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
 import type { MachineBackend } from "./backend.js";
+import {
+  captureVcpus,
+  describeMachine,
+  quiesceVcpus,
+  ramRegions,
+  saveDevices,
+  snapshotBackend,
+  type MachineDescription,
+} from "./state.js";
 import type { ArchMachine, MachineIo } from "./types.js";
 
 /** Options of `Machine.run()`. */
@@ -48,6 +63,11 @@ export interface MachineRunOptions {
    * SIGTERM through src/cli/signals.ts).
    */
   readonly stop?: StopSource;
+  /**
+   * `--snapshot-at-exit N`: end the run (reason "snapshot") once N exits (`intr` not counted,
+   * all vCPUs together) were handled; 0 ends it before the first run.
+   */
+  readonly stopAtExit?: number;
 }
 
 /** What a run did. */
@@ -64,9 +84,48 @@ export interface MachineRunResult {
 
 /** Describes the guest for `status()`. */
 export interface MachineIdentity {
-  /** "linux", "elf", "flat". */
+  /** "linux", "elf", "flat", "demo". */
   readonly guest: string;
   readonly arch: string;
+  /** `--cmdline`, for the description. */
+  readonly cmdline?: string;
+  /** The disks by path, in virtio-blk order, for the description (reattached on restore). */
+  readonly disks?: readonly { readonly path: string; readonly readOnly: boolean }[];
+  /** The console output so far, for `vmm.console` (bounded, see `ConsoleRecord`). */
+  readonly console?: ConsoleRecord;
+}
+
+/**
+ * The tail of the guest's console output (at most `limit` bytes), carried in snapshots so that
+ * `restore --json` can show what the guest printed before.
+ */
+export class ConsoleRecord {
+  private chunks: Uint8Array[] = [];
+  private length = 0;
+
+  constructor(
+    initial: Uint8Array = new Uint8Array(0),
+    private readonly limit = 1 << 20,
+  ) {
+    this.add(initial);
+  }
+
+  /** Appends output. */
+  add(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.chunks.push(bytes.slice());
+    this.length += bytes.length;
+    if (this.length > 2 * this.limit) this.chunks = [this.bytes()];
+  }
+
+  /** The last `limit` bytes. */
+  bytes(): Uint8Array {
+    const all = Buffer.concat(this.chunks);
+    const tail = all.subarray(Math.max(0, all.length - this.limit));
+    this.chunks = [tail];
+    this.length = tail.length;
+    return new Uint8Array(tail);
+  }
 }
 
 /** How often `ArchMachine.poll()` runs (console input latency). */
@@ -90,6 +149,8 @@ export class Machine implements MachineControl, Disposable {
   private released: Promise<void> = Promise.resolve();
   private parkWaiters: (() => void)[] = [];
   private migrations: MigrationController | undefined;
+  /** `intr` returns among `exits`: not exits to the VMM, not counted for `--snapshot-at-exit`. */
+  private intrs = 0;
 
   constructor(
     readonly parts: ArchMachine,
@@ -134,6 +195,9 @@ export class Machine implements MachineControl, Disposable {
             const ending = stop.requested();
             if (ending !== undefined) this.finish(ending, undefined);
           }, POLL_INTERVAL_MS);
+    if (options.stopAtExit !== undefined && this.counted() >= options.stopAtExit) {
+      this.finish(snapshotEnding(options.stopAtExit), undefined);
+    }
     try {
       this.live = this.vcpus.length;
       await Promise.all(this.vcpus.map((vcpu) => this.loop(vcpu, deadline, options)));
@@ -151,9 +215,29 @@ export class Machine implements MachineControl, Disposable {
       ending,
       lastExit: this.lastExit,
       exits: this.exits,
-      exitKinds: { ...this.kinds },
+      exitKinds: this.intrs === 0 ? { ...this.kinds } : { ...this.kinds, intr: this.intrs },
       wallMs: performance.now() - this.startedAt,
     };
+  }
+
+  /** Exits handled so far, `intr` not counted. */
+  private counted(): number {
+    return this.exits - this.intrs;
+  }
+
+  /** Exits handled so far (`intr` not counted) and by kind: the snapshot's `vmm.run`. */
+  progress(): RunProgress {
+    return { exits: this.counted(), exitKinds: { ...this.kinds } };
+  }
+
+  /** Continues the counters of the machine a state came from (before `run()`). */
+  loadProgress(progress: RunProgress): void {
+    if (this.state !== "starting")
+      throw new Error("Cannot load exit counters into a running machine");
+    this.exits = progress.exits;
+    this.intrs = 0;
+    for (const k of Object.keys(this.kinds)) Reflect.deleteProperty(this.kinds, k);
+    Object.assign(this.kinds, progress.exitKinds);
   }
 
   private async loop(
@@ -167,7 +251,8 @@ export class Machine implements MachineControl, Disposable {
         if (this.ending !== undefined) return;
         const exit = await this.enter(vcpu);
         this.exits++;
-        this.kinds[exit.kind] = (this.kinds[exit.kind] ?? 0) + 1;
+        if (exit.kind === "intr") this.intrs++;
+        else this.kinds[exit.kind] = (this.kinds[exit.kind] ?? 0) + 1;
         options.trace?.(
           `exit ${this.vcpus.length > 1 ? `vcpu${vcpu.index} ` : ""}${formatExit(exit)}`,
         );
@@ -175,6 +260,11 @@ export class Machine implements MachineControl, Disposable {
         if (action === "congested") await this.io.console.drained();
         else if (action !== "continue") {
           this.finish(action, detachExit(exit));
+          return;
+        }
+        const { stopAtExit } = options;
+        if (stopAtExit !== undefined && this.counted() >= stopAtExit) {
+          this.finish(snapshotEnding(stopAtExit), detachExit(exit));
           return;
         }
         if (deadline !== undefined && performance.now() >= deadline) {
@@ -307,11 +397,79 @@ export class Machine implements MachineControl, Disposable {
     return Promise.resolve();
   }
 
-  /** Snapshots of a running machine are not wired yet (issue 11 point 7). */
-  snapshot(path: string): Promise<SnapshotResult> {
-    return Promise.reject(
-      new Error(`Cannot snapshot to ${path}: snapshots of a running machine are not supported yet`),
-    );
+  /**
+   * Describes the machine (./state.ts); hashes every disk unless `hashDisks` is false.
+   * @throws DiskChangedError when a disk file cannot be read.
+   */
+  describe(options: { readonly hashDisks?: boolean } = {}): MachineDescription {
+    const { identity } = this;
+    return describeMachine({
+      parts: this.parts,
+      backend: this.backend,
+      guest: identity.guest,
+      disks: identity.disks ?? [],
+      ...(identity.cmdline === undefined ? {} : { cmdline: identity.cmdline }),
+      ...(options.hashDisks === undefined ? {} : { hashDisks: options.hashDisks }),
+    });
+  }
+
+  /**
+   * The whole machine as a snapshot: the description, exit counters and console record, every
+   * vCPU's registers (after completing its last exit), RAM as live views (valid until the guest
+   * runs again: encode before resuming) and every device's state.
+   * @throws ControlError 409 unless the machine is paused, stopped or not started.
+   */
+  async captureState(meta: Snapshot["meta"] = {}): Promise<Snapshot> {
+    const parked = this.state === "running" && this.paused && this.parked >= this.live;
+    if (!(parked || this.state === "stopped" || this.state === "starting")) {
+      throw new ControlError(409, `Cannot capture the machine's state: it is ${this.state}`);
+    }
+    await quiesceVcpus(this.vcpus);
+    const description = this.describe();
+    const progress = this.progress();
+    return {
+      arch: this.parts.vm.arch,
+      backend: snapshotBackend(this.backend),
+      flags: 0,
+      meta: {
+        guest: description.kind,
+        exitCount: progress.exits,
+        time: new Date().toISOString(),
+        creator: "regvisor",
+        ...meta,
+      },
+      vcpus: captureVcpus(this.vcpus),
+      memory: ramRegions(this.parts.vm),
+      devices: [
+        encodeMachineConfig({ ...description }),
+        encodeRunProgress(progress, true),
+        encodeConsole(this.identity.console?.bytes() ?? new Uint8Array(0)),
+        ...saveDevices(this.parts.devices),
+      ],
+    };
+  }
+
+  /**
+   * Writes a snapshot of the whole machine to `path`: pauses a running machine, captures and
+   * encodes it, writes the file, and resumes (also when something failed).
+   * @throws ControlError 409 when the machine is not running or stopped; 500 when it failed.
+   */
+  async snapshot(path: string): Promise<SnapshotResult> {
+    if (this.state === "starting")
+      throw new ControlError(409, `Cannot snapshot to ${path}: the machine has not started`);
+    const wasPaused = this.paused;
+    if (this.state === "running") await this.pause();
+    try {
+      const bytes = encodeSnapshot(await this.captureState());
+      writeFileSync(path, bytes);
+      return { path, bytes: bytes.length };
+    } catch (error) {
+      if (error instanceof ControlError) throw error;
+      const why = error instanceof Error ? error.message : String(error);
+      throw new ControlError(500, `Cannot snapshot to ${path}: ${why}`, { cause: error });
+    } finally {
+      if (this.state === "running" && !wasPaused) await this.resume();
+    }
   }
 
   /**

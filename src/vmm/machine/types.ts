@@ -7,6 +7,7 @@ import type { Vcpu, VcpuExit, Vm } from "../../backends/vcpu.js";
 import type { BootPlan } from "../boot-plan.js";
 import type { ImageArch } from "../image.js";
 import type { InputSource, RunEnding } from "../runner-types.js";
+import type { Device } from "../devices/types.js";
 import type { BlockBackend } from "../devices/virtio/disk.js";
 import type { MachineBackend } from "./backend.js";
 import type { ConsoleSink } from "./console-sink.js";
@@ -51,10 +52,41 @@ export interface ShapeRequest {
   readonly mode?: string;
 }
 
+/** One guest RAM region of a machine: a memslot with its KVM_MEM_* flags. */
+export interface RamSlot {
+  readonly slot: number;
+  readonly gpa: bigint;
+  /** Bytes; a multiple of 4096. */
+  readonly size: number;
+  /** KVM_MEM_READONLY / KVM_MEM_LOG_DIRTY_PAGES (src/vmm/snapshot/memslot-flags.ts). */
+  readonly flags: number;
+}
+
+/** What an empty machine is built from (a restore or migration destination): no payload. */
+export interface MachineLayout extends MachineShape {
+  /** Guest RAM, every memslot. */
+  readonly ram: readonly RamSlot[];
+  /** Facts of the machine the state comes from (DTB address, x86 mode). */
+  readonly facts?: Readonly<Record<string, string>>;
+}
+
+/** A device of a machine and where the guest finds it (the machine description's entry). */
+export interface MachineDevice {
+  readonly device: Device;
+  /** What it is: "riscv,plic0", "ns16550a", "virtio-blk", … */
+  readonly kind: string;
+  /** MMIO base or I/O port. */
+  readonly address?: bigint;
+  /** Interrupt line (PLIC source, GSI). */
+  readonly irq?: number;
+}
+
 /** A booted arch part: VM, vCPUs in their start state, devices wired. */
 export interface ArchMachine extends Disposable {
   readonly vm: Vm;
   readonly vcpus: readonly Vcpu[];
+  /** Every device with saved state, in DEVICE-section order. */
+  readonly devices: readonly MachineDevice[];
   /** Name of the program counter in messages: "pc" or "rip". */
   readonly pcName: string;
   /** Facts for the summary (`{ dtbAddress: "0x87e00000" }`, `{ x86Mode: "long" }`). */
@@ -83,4 +115,10 @@ export interface ArchDefinition {
    * @throws ImageError when the final boot structures do not fit; backend errors pass through.
    */
   start(plan: BootPlan, shape: MachineShape, backend: MachineBackend, io: MachineIo): ArchMachine;
+  /**
+   * Builds an empty machine (VM, memslots with their flags, vCPUs, devices wired, RAM zero, no
+   * boot payload): the destination that a snapshot's or a migration stream's state is applied to.
+   * @throws backend errors.
+   */
+  build(layout: MachineLayout, backend: MachineBackend, io: MachineIo): ArchMachine;
 }

@@ -17,22 +17,32 @@ import { KVM_SYSTEM_EVENT } from "../../../abi/kvm/constants.js";
 import { decodeReg, lookupReg } from "../../../abi/catalog.js";
 import { SBI_DBCN } from "../../../abi/sbi.js";
 import { leValue } from "../../../abi/value.js";
-import type { Vcpu, VcpuExit, Vm } from "../../../backends/vcpu.js";
+import type { GuestMemory, Vcpu, VcpuExit, Vm } from "../../../backends/vcpu.js";
 import type { BootPlan } from "../../boot-plan.js";
 import { ramAccess, writeImage } from "../../guest-memory.js";
 import { ImageError, hex } from "../../image.js";
 import { faultEnding, srstEnding } from "../../runner-status.js";
 import { SBI_CONSOLE_EID, SbiConsole, type SbiExit } from "../../sbi-console.js";
 import type { MachineBackend } from "../../machine/backend.js";
+import { memslotOptions } from "../../snapshot/memslot-flags.js";
 import type {
   ArchDefinition,
   ArchMachine,
   ExitAction,
+  MachineDevice,
   MachineIo,
+  MachineLayout,
   MachineShape,
 } from "../../machine/types.js";
 import { riscvBootRegs, riscvIsaString } from "./boot.js";
 import { riscvDevices, type RiscvDevices } from "./devices.js";
+import {
+  PLIC_BASE,
+  UART0_BASE,
+  UART0_IRQ,
+  VIRTIO_MMIO_FIRST_IRQ,
+  virtioMmioBase,
+} from "./devicetree.js";
 import { riscvMachineDeviceTree } from "./machine-dt.js";
 
 /** Bytes of stdin pulled into the SBI console at a time (its queue holds 4096). */
@@ -67,6 +77,7 @@ class RiscvMachine implements ArchMachine {
   private queued = 0;
   /** The last SBI call's output could not all be taken by the host. */
   private congested = false;
+  readonly devices: readonly MachineDevice[];
 
   constructor(
     readonly vm: Vm,
@@ -74,16 +85,17 @@ class RiscvMachine implements ArchMachine {
     readonly facts: Readonly<Record<string, string>>,
     memory: ReturnType<typeof ramAccess>,
     private readonly io: MachineIo,
-    private readonly devices: RiscvDevices,
+    private readonly wired: RiscvDevices,
   ) {
     this.console = new SbiConsole((bytes) => {
       if (!io.console.write(bytes)) this.congested = true;
     }, memory);
+    this.devices = wired.all.map(describeDevice);
   }
 
   handle(exit: VcpuExit): ExitAction {
     if (exit.kind === "mmio") {
-      const { bus } = this.devices;
+      const { bus } = this.wired;
       const claimed = exit.isWrite
         ? bus.write(exit.address, exit.data)
         : bus.read(exit.address, exit.data);
@@ -128,7 +140,7 @@ class RiscvMachine implements ArchMachine {
   }
 
   poll(): void {
-    this.devices.pollInput();
+    this.wired.pollInput();
   }
 
   pc(vcpu: Vcpu): bigint {
@@ -176,6 +188,58 @@ function loadGuest(
   return { dtbAddress: hex(riscv.dtbAddr), isa, timebaseHz: String(timebase) };
 }
 
+/** Where the guest finds each device (the addresses of ./devicetree.ts). */
+function describeDevice(device: RiscvDevices["all"][number]): MachineDevice {
+  const blk = /^virtio-blk(\d+)$/.exec(device.name);
+  if (blk !== null) {
+    const n = Number(blk[1]);
+    return {
+      device,
+      kind: "virtio-blk",
+      address: virtioMmioBase(n),
+      irq: VIRTIO_MMIO_FIRST_IRQ + n,
+    };
+  }
+  if (device.name === "plic") return { device, kind: "riscv,plic0", address: PLIC_BASE };
+  if (device.name === "uart0") {
+    return { device, kind: "ns16550a", address: UART0_BASE, irq: UART0_IRQ };
+  }
+  return { device, kind: device.name };
+}
+
+/** vCPUs with the backend's set-up and DBCN enabled (KVM leaves it off). */
+function createVcpus(vm: Vm, cpus: number, backend: MachineBackend): Vcpu[] {
+  const vcpus: Vcpu[] = [];
+  for (let i = 0; i < cpus; i++) {
+    const vcpu = vm.createVcpu();
+    backend.prepareVcpu?.(vcpu);
+    writeReg(vcpu, "sbi_ext.dbcn", 1n);
+    vcpus.push(vcpu);
+  }
+  if (vcpus.length === 0) throw new RangeError("a machine needs at least one vCPU");
+  return vcpus;
+}
+
+/** Wires the devices to the VM's RAM (`ram`: the region DMA and the SBI console reach). */
+function assemble(
+  vm: Vm,
+  vcpus: readonly Vcpu[],
+  ram: GuestMemory,
+  shape: MachineShape,
+  io: MachineIo,
+  facts: Readonly<Record<string, string>>,
+): RiscvMachine {
+  const access = ramAccess({ base: ram.guestPhysAddr, size: BigInt(ram.size) }, ram.bytes);
+  const dma = {
+    slice: (gpa: bigint, length: number) => access.read(gpa, length),
+    wrote: (gpa: bigint, length: number) => {
+      vm.markDirty?.(gpa, length);
+    },
+  };
+  const devices = riscvDevices(vcpus, io, { dma, disks: shape.disks ?? [] });
+  return new RiscvMachine(vm, vcpus, facts, access, io, devices);
+}
+
 /** RISC-V: boot, device tree and exit handling. */
 export const archMachine: ArchDefinition = {
   arch: "riscv",
@@ -192,25 +256,32 @@ export const archMachine: ArchDefinition = {
         size: Number(plan.ram.size),
         logDirty: shape.logDirty === true,
       });
-      const vcpus: Vcpu[] = [];
-      for (let i = 0; i < shape.cpus; i++) {
-        const vcpu = vm.createVcpu();
-        backend.prepareVcpu?.(vcpu);
-        writeReg(vcpu, "sbi_ext.dbcn", 1n);
-        vcpus.push(vcpu);
-      }
+      const vcpus = createVcpus(vm, shape.cpus, backend);
       const [boot] = vcpus;
       if (boot === undefined) throw new RangeError("a machine needs at least one vCPU");
       const facts = loadGuest(plan, boot, ram.bytes);
-      const access = ramAccess(plan.ram, ram.bytes);
-      const dma = {
-        slice: (gpa: bigint, length: number) => access.read(gpa, length),
-        wrote: (gpa: bigint, length: number) => {
-          vm.markDirty?.(gpa, length);
-        },
-      };
-      const devices = riscvDevices(vcpus, io, { dma, disks: shape.disks ?? [] });
-      return new RiscvMachine(vm, vcpus, facts, access, io, devices);
+      return assemble(vm, vcpus, ram, shape, io, facts);
+    } catch (error) {
+      vm.close();
+      throw error;
+    }
+  },
+  build(layout: MachineLayout, backend: MachineBackend, io: MachineIo) {
+    backend.check?.();
+    const vm = backend.createVm();
+    try {
+      const regions = layout.ram.map((r) =>
+        vm.addMemory({
+          slot: r.slot,
+          guestPhysAddr: r.gpa,
+          size: r.size,
+          ...memslotOptions(r.flags),
+        }),
+      );
+      const [ram] = regions;
+      if (ram === undefined) throw new RangeError("a machine needs guest RAM");
+      const vcpus = createVcpus(vm, layout.cpus, backend);
+      return assemble(vm, vcpus, ram, layout, io, layout.facts ?? {});
     } catch (error) {
       vm.close();
       throw error;

@@ -37,7 +37,15 @@ import { exitPortEnding, haltEnding, idleEnding } from "../../runner-status.js";
 import { OptionValueError } from "../../size.js";
 import type { X86BootState } from "../../x86-boot.js";
 import type { MachineBackend } from "../../machine/backend.js";
-import type { ArchDefinition, ArchMachine, ExitAction, MachineIo } from "../../machine/types.js";
+import { memslotOptions } from "../../snapshot/memslot-flags.js";
+import type {
+  ArchDefinition,
+  ArchMachine,
+  ExitAction,
+  MachineDevice,
+  MachineIo,
+  MachineLayout,
+} from "../../machine/types.js";
 
 /** RFLAGS.IF (SDM Vol. 1 §3.4.3.3). */
 const RFLAGS_IF = 0x200n;
@@ -66,16 +74,22 @@ function applyBootState(vcpu: Vcpu, boot: X86BootState): void {
 class X86Machine implements ArchMachine {
   readonly pcName = "rip";
   readonly facts: Readonly<Record<string, string>>;
+  /**
+   * No device with saved state yet: the ports of ../../console.ts keep no state a polled guest
+   * depends on across a snapshot (0xe9 and 0xf4 none; COM1's line settings are rewritten by
+   * any driver that opens it).
+   */
+  readonly devices: readonly MachineDevice[] = [];
   private readonly console: X86Console;
   private congested = false;
 
   constructor(
     readonly vm: Vm,
     readonly vcpus: readonly Vcpu[],
-    mode: string,
+    facts: Readonly<Record<string, string>>,
     private readonly io: MachineIo,
   ) {
-    this.facts = { x86Mode: mode };
+    this.facts = facts;
     this.console = new X86Console((bytes) => {
       if (!io.console.write(bytes)) this.congested = true;
     });
@@ -163,7 +177,31 @@ export const archMachine: ArchDefinition = {
         applyBootState(vcpu, plan.x86);
         vcpus.push(vcpu);
       }
-      return new X86Machine(vm, vcpus, plan.x86.mode, io);
+      return new X86Machine(vm, vcpus, { x86Mode: plan.x86.mode }, io);
+    } catch (error) {
+      vm.close();
+      throw error;
+    }
+  },
+  build(layout: MachineLayout, backend: MachineBackend, io: MachineIo) {
+    backend.check?.();
+    const vm = backend.createVm();
+    try {
+      for (const r of layout.ram) {
+        vm.addMemory({
+          slot: r.slot,
+          guestPhysAddr: r.gpa,
+          size: r.size,
+          ...memslotOptions(r.flags),
+        });
+      }
+      const vcpus: Vcpu[] = [];
+      for (let i = 0; i < layout.cpus; i++) {
+        const vcpu = vm.createVcpu();
+        backend.prepareVcpu?.(vcpu);
+        vcpus.push(vcpu);
+      }
+      return new X86Machine(vm, vcpus, layout.facts ?? {}, io);
     } catch (error) {
       vm.close();
       throw error;
