@@ -30,6 +30,8 @@ import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } fro
 import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
 import { listenForStopSignals } from "./signals.js";
+import { runIncoming } from "./incoming.js";
+import { machineSource } from "../vmm/migration/machine-source.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
        regvisor run [options] FILE
@@ -64,7 +66,12 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --cmdline TEXT      RISC-V: the device tree's /chosen/bootargs
   --timeout SECONDS   stop the guest after this long (exit status 124)
   --api PATH          serve the control socket on the Unix socket PATH while the guest runs
-                      (GET /status; PUT /pause, /resume, /quit; see 'regvisor ctl --help')
+                      (GET /status; PUT /pause, /resume, /quit, /migrate; see 'regvisor ctl
+                      --help'); its RAM then logs dirty pages so the guest can live-migrate
+  --incoming URI      instead of FILE: wait on tcp:HOST:PORT or unix:PATH for one live
+                      migration ('regvisor ctl PATH migrate URI' on the source) and run the
+                      guest it brings; --mem, --cpus, --disk, --cmdline, --backend, if given,
+                      must match it
   --trace-exits       print every exit (kind, port/address, data) to stderr
   --stats             print exit counts, instructions retired (soft) and wall time to stderr
   --json              print one summary object: reason, status, counts, final registers
@@ -89,6 +96,7 @@ const RUN_OPTIONS = {
   initrd: { type: "string" },
   disk: { type: "string", multiple: true },
   api: { type: "string" },
+  incoming: { type: "string" },
   "trace-exits": { type: "boolean" },
   stats: { type: "boolean" },
   ...ENDING_OPTIONS,
@@ -121,7 +129,8 @@ export type RunOut = Out & {
 
 type RunRegister = NamedRegister;
 
-type Values = OptionValues<typeof RUN_OPTIONS>;
+/** Parsed `run` options. */
+export type Values = OptionValues<typeof RUN_OPTIONS>;
 
 /**
  * Runs `regvisor run …`; resolves to the exit status (0 when the guest finished cleanly; with
@@ -140,6 +149,11 @@ export async function runCommand(
     throw new UsageError(`run takes one FILE, got ${positionals.length}: ${positionals.join(" ")}`);
   }
   const file = positionals[0];
+  if (values.incoming !== undefined) {
+    if (file !== undefined)
+      throw new UsageError("run --incoming takes no FILE: the guest comes from the stream");
+    return runIncoming(values.incoming, values, out, err);
+  }
   if (file !== undefined) return runFile(file, values, out, err);
   const fileOnly = FILE_ONLY.find((name) => values[name] !== undefined && values[name] !== false);
   if (fileOnly !== undefined) {
@@ -226,7 +240,7 @@ function parseX86Mode(text: string | undefined): X86Mode | undefined {
 }
 
 /** Guest output: the stream or raw bytes where `out` takes them, else UTF-8 decoded. */
-function outputSink(out: RunOut): {
+export function outputSink(out: RunOut): {
   write: ((bytes: Uint8Array) => void) | ConsoleSink;
   flush: () => void;
 } {
@@ -248,7 +262,8 @@ function outputSink(out: RunOut): {
   };
 }
 
-function parseCpus(text: string | undefined): number | undefined {
+/** `--cpus`, checked. */
+export function parseCpus(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
   if (!(n >= 1 && n <= MAX_CPUS)) {
@@ -259,7 +274,8 @@ function parseCpus(text: string | undefined): number | undefined {
   return n;
 }
 
-function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
+/** `--disk`s, checked. */
+export function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
   try {
     return (texts ?? []).map(parseDiskSpec);
   } catch (error) {
@@ -335,7 +351,9 @@ async function runFile(
         ...(apiPath === undefined
           ? {}
           : {
+              migratable: true,
               onMachine: async (machine: Machine) => {
+                machine.enableMigration(machineSource);
                 api = await startApiServer({ path: apiPath, control: machine });
               },
             }),
@@ -358,7 +376,8 @@ function optionalAddress(text: string | undefined, option: string): bigint | und
   return text === undefined ? undefined : parseAddress(text, option);
 }
 
-function report(
+/** The end-of-run lines (`--json`, `--dump-regs`, `--stats`, the one-line ending). */
+export function report(
   s: RunSummary,
   values: Values,
   out: Out,

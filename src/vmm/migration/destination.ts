@@ -34,8 +34,8 @@ export interface StreamOrigin {
 
 /** Builds the destination machine from the stream's description. */
 export interface TargetFactory {
-  /** The architecture this destination runs. */
-  readonly arch: ArchName;
+  /** The architectures this destination runs. */
+  readonly arches: readonly ArchName[];
   /**
    * An empty machine (zeroed RAM, vCPUs and devices created, nothing running) for `meta`.
    * @throws a RegvisorError (one line) when the description does not fit this destination or
@@ -60,13 +60,42 @@ export interface Received {
 }
 
 const IDLE_MS = 30_000;
+/** Pages are written through views of this size (one view per window, made once). */
+const WINDOW_BYTES = 1 << 30;
+
+/** Where one slot's pages go. */
+interface SlotSink {
+  readonly slot: LayoutSlot;
+  /** The view holding byte `offset` of the slot, at `offset % WINDOW_BYTES`. */
+  window(offset: number): Uint8Array;
+  /** 1 for every page a data page was written to (the rest are still zero). */
+  readonly written: Uint8Array;
+}
+
+function slotSink(slot: LayoutSlot, memory: GuestMemory): SlotSink {
+  const windows: Uint8Array[] = [];
+  return {
+    slot,
+    written: new Uint8Array(slot.length / PAGE_BYTES),
+    window(offset) {
+      const n = Math.floor(offset / WINDOW_BYTES);
+      let w = windows[n];
+      if (w === undefined) {
+        const start = n * WINDOW_BYTES;
+        w = memory.view(start, Math.min(WINDOW_BYTES, memory.size - start));
+        windows[n] = w;
+      }
+      return w;
+    },
+  };
+}
 
 /** Decoding state of one incoming stream. */
 class Incoming {
   origin: StreamOrigin | undefined;
   meta: SnapshotMeta | undefined;
   target: MigrationTarget | undefined;
-  layout: ReadonlyMap<number, { slot: LayoutSlot; memory: GuestMemory }> | undefined;
+  layout: ReadonlyMap<number, SlotSink> | undefined;
   rounds = 0;
   readonly vcpus: VcpuState[] = [];
   readonly devices: DeviceState[] = [];
@@ -76,10 +105,10 @@ class Incoming {
   take(item: StreamItem): void {
     switch (item.kind) {
       case "header":
-        if (item.arch !== this.factory.arch) {
+        if (!this.factory.arches.includes(item.arch)) {
           throw new MigrationError(
             "rejected",
-            `Cannot receive a ${item.arch} guest: this destination runs ${this.factory.arch} guests`,
+            `Cannot receive a ${item.arch} guest: this destination runs ${this.factory.arches.join(" and ")} guests`,
           );
         }
         this.origin = item;
@@ -113,9 +142,7 @@ class Incoming {
     }
   }
 
-  #checkLayout(
-    slots: readonly LayoutSlot[],
-  ): Map<number, { slot: LayoutSlot; memory: GuestMemory }> {
+  #checkLayout(slots: readonly LayoutSlot[]): Map<number, SlotSink> {
     const target = this.target;
     if (target === undefined || this.layout !== undefined) throw order("LAYOUT");
     const text = (s: { slot: number; guestPhysAddr: bigint; size: number }): string =>
@@ -128,10 +155,10 @@ class Incoming {
         `Cannot receive the guest: its memory layout (${theirs.join("; ")}) differs from the machine built here (${ours.join("; ")})`,
       );
     }
-    const map = new Map<number, { slot: LayoutSlot; memory: GuestMemory }>();
+    const map = new Map<number, SlotSink>();
     slots.forEach((slot, i) => {
       const memory = target.memory[i];
-      if (memory !== undefined) map.set(slot.slot, { slot, memory });
+      if (memory !== undefined) map.set(slot.slot, slotSink(slot, memory));
     });
     return map;
   }
@@ -155,9 +182,16 @@ class Incoming {
       }
     }
     for (const page of pages) {
-      const view = entry.memory.view(page.index * PAGE_BYTES, PAGE_BYTES);
-      if (page.data === undefined) view.fill(0);
-      else view.set(page.data);
+      const at = page.index * PAGE_BYTES;
+      const window = entry.window(at);
+      const offset = at % WINDOW_BYTES;
+      if (page.data !== undefined) {
+        window.set(page.data, offset);
+        entry.written[page.index] = 1;
+      } else if (entry.written[page.index] === 1) {
+        // A page never written here is still the backend's zero page: nothing to clear.
+        window.fill(0, offset, offset + PAGE_BYTES);
+      }
     }
   }
 }

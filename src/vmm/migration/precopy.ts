@@ -63,6 +63,9 @@ export interface PrecopyProgress {
 type DirtySet = Uint8Array[];
 
 const ZERO_PAGE = Buffer.alloc(PAGE_BYTES);
+/** Zero pages are first looked for 16 at a time (two bitmap bytes). */
+const GROUP_PAGES = 16;
+const ZERO_GROUP = Buffer.alloc(GROUP_PAGES * PAGE_BYTES);
 /** Guest RAM is scanned through windows of this size (a view is at most 2 GiB anywhere). */
 const WINDOW_BYTES = 256 * 1024 * 1024;
 /** Data pages are copied into buffers of this size (64 pages). */
@@ -210,6 +213,21 @@ export class Precopy {
         const byte = bitmap[page >> 3] ?? 0;
         if (byte === 0) {
           p += 7 - (page & 7);
+          continue;
+        }
+        if (
+          (page & (GROUP_PAGES - 1)) === 0 &&
+          p + GROUP_PAGES <= count &&
+          byte === 0xff &&
+          bitmap[(page >> 3) + 1] === 0xff &&
+          ZERO_GROUP.compare(buf, p * PAGE_BYTES, (p + GROUP_PAGES) * PAGE_BYTES) === 0
+        ) {
+          // 16 dirty pages, all zero (most of a fresh guest's RAM in round 1): one compare.
+          if (batch.length > MAX_PAGES_PER_FRAME - GROUP_PAGES) await flush();
+          for (let g = 0; g < GROUP_PAGES; g++) batch.push({ index: page + g, data: undefined });
+          this.#zeroPages += GROUP_PAGES;
+          this.#pagesSent += GROUP_PAGES;
+          p += GROUP_PAGES - 1;
           continue;
         }
         if (((byte >> (page & 7)) & 1) === 0) continue;

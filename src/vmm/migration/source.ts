@@ -39,11 +39,17 @@ export interface MigrationSource {
   readonly ram: DirtyRam;
   /** The machine's description for the destination (the META frame). */
   describe(): SnapshotMeta;
+  /** Called when the migration starts and when it ends (either way). */
+  start?(): void;
+  end?(): void;
   /** Parks every vCPU between exits (devices quiesced: in-flight disk requests drained). */
   pause(): Promise<void>;
   resume(): Promise<void>;
   /** Every vCPU's registers and every device's state; only while paused. */
-  capture(): { readonly vcpus: readonly VcpuState[]; readonly devices: readonly DeviceState[] };
+  capture(): Promise<{
+    readonly vcpus: readonly VcpuState[];
+    readonly devices: readonly DeviceState[];
+  }>;
 }
 
 /** `migrate` options; the defaults are the CLI's. */
@@ -124,6 +130,15 @@ export class Migration {
    * guest for good) or "failed" (the guest runs on here as before).
    */
   async run(): Promise<MigrationStatus> {
+    this.source.start?.();
+    try {
+      return await this.#run();
+    } finally {
+      this.source.end?.();
+    }
+  }
+
+  async #run(): Promise<MigrationStatus> {
     let channel: Channel | undefined;
     let paused = false;
     let committed = false;
@@ -155,7 +170,7 @@ export class Migration {
       await this.source.pause();
       paused = true;
       const finalPages = await precopy.finish();
-      const state = this.source.capture();
+      const state = await this.source.capture();
       for (const vcpu of state.vcpus) await write(encodeVcpuFrame(vcpu, arch));
       for (const device of state.devices) await write(encodeDeviceFrame(device));
       await write(encodeEndFrame());

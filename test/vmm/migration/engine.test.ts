@@ -57,10 +57,11 @@ function dirtySource(vm: Vm) {
       pauses.push("resume");
       return Promise.resolve();
     },
-    capture: () => ({
-      vcpus: [],
-      devices: [{ name: "test", data: new Uint8Array([counter & 0xff]) }],
-    }),
+    capture: () =>
+      Promise.resolve({
+        vcpus: [],
+        devices: [{ name: "test", data: new Uint8Array([counter & 0xff]) }],
+      }),
   };
   return {
     source,
@@ -82,7 +83,7 @@ function newVm(): Vm {
 
 function targetFactory(applied: { devices: number }) {
   return {
-    arch: "riscv" as const,
+    arches: ["riscv"] as const,
     build: (): MigrationTarget => {
       const vm = createSoftVm({ mode: "inline" });
       vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
