@@ -31,6 +31,9 @@ import { ControlError, type MachineControl, type MigrateRequest } from "./contro
 /** Largest request body accepted by default (a snapshot path fits many times over). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
+/** How long `close()` waits for replies being prepared. */
+const CLOSE_GRACE_MS = 1000;
+
 /** `sizeof(sockaddr_un.sun_path) - 1` on Linux (include/uapi/linux/un.h: UNIX_PATH_MAX 108). */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -237,7 +240,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     else socket.destroy();
   });
 
+  // Replies being prepared: close() lets them go out first (a completed migration ends the
+  // machine, and with it this server, before its PUT /migrate is answered).
+  const pending = new Set<Promise<void>>();
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const answered = new Promise<void>((done) => {
+      res.on("close", done);
+    });
+    pending.add(answered);
+    void answered.then(() => pending.delete(answered));
     try {
       const route = routes[new URL(req.url ?? "/", "http://regvisor").pathname];
       if (route === undefined) throw new RequestError(404, `no such endpoint: ${req.url ?? ""}`);
@@ -280,18 +292,26 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closed ??= new Promise<void>((done) => {
-      server.close(() => {
-        done();
+    closed ??= Promise.race([
+      Promise.all(pending),
+      new Promise((done) => setTimeout(done, CLOSE_GRACE_MS).unref()),
+    ])
+      .then(
+        () =>
+          new Promise<void>((done) => {
+            server.close(() => {
+              done();
+            });
+            server.closeAllConnections();
+          }),
+      )
+      .then(() => {
+        try {
+          if (lstatSync(path).isSocket()) unlinkSync(path);
+        } catch {
+          // Already gone: nothing to remove.
+        }
       });
-      server.closeAllConnections();
-    }).then(() => {
-      try {
-        if (lstatSync(path).isSocket()) unlinkSync(path);
-      } catch {
-        // Already gone: nothing to remove.
-      }
-    });
     return closed;
   };
   return { path, close, [Symbol.asyncDispose]: close };

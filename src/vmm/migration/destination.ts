@@ -60,6 +60,8 @@ export interface Received {
 }
 
 const IDLE_MS = 30_000;
+/** How long a refusing destination waits for the source to read its reason and hang up. */
+const DRAIN_MS = 2000;
 /** Pages are written through views of this size (one view per window, made once). */
 const WINDOW_BYTES = 1 << 30;
 
@@ -249,10 +251,13 @@ export async function receiveMigration(
         ? error
         : new MigrationError("rejected", oneLine(error), { cause: error });
     try {
-      await Promise.race([
-        channel.write([encodeReply({ reply: "error", error: oneLine(failure) })]),
-        new Promise((resolve) => setTimeout(resolve, 1000).unref()),
-      ]);
+      await channel.write([encodeReply({ reply: "error", error: oneLine(failure) })]);
+      // Keep reading (and dropping) until the source hangs up: closing at once would make its
+      // next write fail with EPIPE before it read why, and it would report that instead.
+      const deadline = performance.now() + DRAIN_MS;
+      while (performance.now() < deadline) {
+        if ((await channel.read(deadline - performance.now())) === undefined) break;
+      }
     } catch {
       // The source is gone: nobody to tell.
     }

@@ -35,7 +35,14 @@ export function machineSource(machine: Machine): MigrationSource {
   // the pre-copy runs (else the event loop turns once per 100 ms slice), the default after.
   const inline = machine.backend.mode === "inline";
   const slice = (ms: number | undefined): void => {
-    if (inline) for (const vcpu of machine.vcpus) machine.backend.timeSlice?.(vcpu, ms);
+    if (!inline) return;
+    for (const vcpu of machine.vcpus) {
+      try {
+        machine.backend.timeSlice?.(vcpu, ms);
+      } catch {
+        // The machine ended meanwhile (its vCPUs are closed): the migration fails on its own.
+      }
+    }
   };
   return {
     arch: vm.arch,

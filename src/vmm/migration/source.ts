@@ -93,6 +93,14 @@ export interface MigrationStatus {
   readonly error?: string;
 }
 
+/** The destination's replies, read in the background. */
+interface ReplyWatch {
+  /** The next reply; undefined when the connection ended. */
+  next(timeoutMs: number): Promise<Reply | undefined>;
+  /** Settles when the connection ended. */
+  readonly done: Promise<void>;
+}
+
 /** One outgoing migration. Call `run()` once. */
 export class Migration {
   #status: MigrationStatus;
@@ -144,10 +152,11 @@ export class Migration {
     let committed = false;
     let rejected: string | undefined;
     let precopy: Precopy | undefined;
+    let replies: ReplyWatch | undefined;
     try {
       channel = await connectChannel(this.uri, this.options.timeouts ?? DEFAULT_TIMEOUTS);
       const ch = channel;
-      const replies = this.#watch(ch, (why) => {
+      replies = this.#watch(ch, (why) => {
         rejected = why;
         ch.destroy();
       });
@@ -205,6 +214,11 @@ export class Migration {
       };
       return this.#status;
     } catch (error) {
+      // A write that failed because the destination hung up after refusing: its reason, which
+      // is on its way or already queued, is the one to report.
+      if (replies !== undefined && rejected === undefined) {
+        await Promise.race([replies.done, new Promise((r) => setTimeout(r, 500).unref())]);
+      }
       channel?.destroy();
       const message =
         rejected !== undefined
@@ -240,16 +254,13 @@ export class Migration {
    * Reads the destination's replies in the background: an `error` reply at any time aborts the
    * migration through `abort`; `next()` waits for the reply to END.
    */
-  #watch(
-    channel: Channel,
-    abort: (why: string) => void,
-  ): { next(timeoutMs: number): Promise<Reply | undefined> } {
+  #watch(channel: Channel, abort: (why: string) => void): ReplyWatch {
     const decoder = new ReplyDecoder();
     const queue: Reply[] = [];
     let waiter: (() => void) | undefined;
     let ended = false;
     let failure: Error | undefined;
-    void (async () => {
+    const done = (async () => {
       try {
         for (;;) {
           const bytes = await channel.read();
@@ -267,6 +278,7 @@ export class Migration {
       waiter?.();
     })();
     return {
+      done,
       next: async (timeoutMs) => {
         const deadline = performance.now() + timeoutMs;
         for (;;) {
