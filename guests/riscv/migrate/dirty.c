@@ -61,7 +61,8 @@ int main(void) {
     }
   }
   for (unsigned long i = 0; i < DIRTY_PAGES; i++) {
-    unsigned long want = (i < page ? pass : pass - 1) << 32 | i;
+    /* Pages past the current one hold the previous pass, or nothing yet in pass 1. */
+    unsigned long want = i < page ? pass << 32 | i : pass == 1 ? 0 : (pass - 1) << 32 | i;
     volatile unsigned long *p = area + i * 512;
     for (int w = 0; w < 512; w++) {
       if (p[w] != want) {

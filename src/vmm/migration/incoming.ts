@@ -93,7 +93,7 @@ function checkExpectation(d: MachineDescription, want: IncomingExpectation): voi
   if (want.disks !== undefined) {
     const theirs = d.disks.map((x) => `${x.path}${x.readOnly ? ",readonly" : ""}`).join(" ");
     const ours = want.disks
-      .map((x) => `${x.path}${x.readOnly === true ? ",readonly" : ""}`)
+      .map((x) => `${x.path}${x.readOnly ? ",readonly" : ""}`)
       .join(" ");
     if (theirs !== ours) throw mismatch("--disk", theirs || "none", ours || "none");
   }

@@ -30,13 +30,17 @@ export function start(argv: readonly string[], wrapper: readonly string[] = []):
     child,
     stdout: "",
     stderr: "",
-    exited: new Promise((resolve) => child.on("exit", (code) => resolve(code))),
+    exited: new Promise((resolve) => {
+      child.on("exit", (code) => {
+        resolve(code);
+      });
+    }),
     waitFor: (pattern, timeoutMs = 20_000) =>
       new Promise((resolve, reject) => {
         const check = (): boolean => {
           if (!pattern.test(proc.stdout)) return false;
           clearTimeout(timer);
-          child.stdout?.off("data", check);
+          child.stdout.off("data", check);
           resolve();
           return true;
         };
@@ -47,11 +51,11 @@ export function start(argv: readonly string[], wrapper: readonly string[] = []):
             ),
           );
         }, timeoutMs);
-        if (!check()) child.stdout?.on("data", check);
+        if (!check()) child.stdout.on("data", check);
       }),
   };
-  child.stdout?.on("data", (b: Buffer) => (proc.stdout += b.toString()));
-  child.stderr?.on("data", (b: Buffer) => (proc.stderr += b.toString()));
+  child.stdout.on("data", (b: Buffer) => (proc.stdout += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (proc.stderr += b.toString()));
   return proc;
 }
 
