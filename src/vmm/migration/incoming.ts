@@ -92,9 +92,7 @@ function checkExpectation(d: MachineDescription, want: IncomingExpectation): voi
     throw mismatch("--cmdline", JSON.stringify(d.cmdline ?? ""), JSON.stringify(want.cmdline));
   if (want.disks !== undefined) {
     const theirs = d.disks.map((x) => `${x.path}${x.readOnly ? ",readonly" : ""}`).join(" ");
-    const ours = want.disks
-      .map((x) => `${x.path}${x.readOnly ? ",readonly" : ""}`)
-      .join(" ");
+    const ours = want.disks.map((x) => `${x.path}${x.readOnly ? ",readonly" : ""}`).join(" ");
     if (theirs !== ours) throw mismatch("--disk", theirs || "none", ours || "none");
   }
 }
