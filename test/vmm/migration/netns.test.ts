@@ -10,7 +10,8 @@ const NS = [`${tag}a`, `${tag}b`] as const;
 
 function ip(...args: string[]): { ok: boolean; err: string } {
   const r = spawnSync("ip", args, { encoding: "utf8" });
-  return { ok: r.status === 0, err: (r.stderr || r.error?.message || "").trim() };
+  const err = r.stderr !== "" ? r.stderr : (r.error?.message ?? "");
+  return { ok: r.status === 0, err: err.trim() };
 }
 
 /** Two namespaces joined by a veth pair, 10.77.N.1 ↔ 10.77.N.2; a skip reason if not allowed. */
