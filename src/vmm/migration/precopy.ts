@@ -223,7 +223,7 @@ export class Precopy {
           ZERO_GROUP.compare(buf, p * PAGE_BYTES, (p + GROUP_PAGES) * PAGE_BYTES) === 0
         ) {
           // 16 dirty pages, all zero (most of a fresh guest's RAM in round 1): one compare.
-          if (batch.length > MAX_PAGES_PER_FRAME - GROUP_PAGES) await flush();
+          if (batch.length + GROUP_PAGES > MAX_PAGES_PER_FRAME) await flush();
           for (let g = 0; g < GROUP_PAGES; g++) batch.push({ index: page + g, data: undefined });
           this.#zeroPages += GROUP_PAGES;
           this.#pagesSent += GROUP_PAGES;
@@ -231,6 +231,7 @@ export class Precopy {
           continue;
         }
         if (((byte >> (page & 7)) & 1) === 0) continue;
+        if (batch.length >= MAX_PAGES_PER_FRAME) await flush();
         const at = p * PAGE_BYTES;
         if (ZERO_PAGE.compare(buf, at, at + PAGE_BYTES) === 0) {
           batch.push({ index: page, data: undefined });
@@ -247,7 +248,6 @@ export class Precopy {
           batch.push({ index: page, data });
         }
         this.#pagesSent++;
-        if (batch.length === MAX_PAGES_PER_FRAME) await flush();
       }
     }
     await flush();

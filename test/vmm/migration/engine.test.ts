@@ -7,7 +7,14 @@ import { createSoftVm } from "../../../src/backends/soft/index.js";
 import type { Vm } from "../../../src/backends/vcpu.js";
 import { receiveMigration, type MigrationTarget } from "../../../src/vmm/migration/destination.js";
 import { Migration, type MigrationSource } from "../../../src/vmm/migration/source.js";
-import { PAGE_BYTES } from "../../../src/vmm/migration/stream.js";
+import { Precopy } from "../../../src/vmm/migration/precopy.js";
+import {
+  encodeStreamHeader,
+  MAX_PAGES_PER_FRAME,
+  PAGE_BYTES,
+  StreamDecoder,
+} from "../../../src/vmm/migration/stream.js";
+import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
 import {
   listenOnce,
   parseMigrationUri,
@@ -167,5 +174,37 @@ describe("parseMigrationUri()", () => {
     for (const bad of ["tcp:host", "tcp:h:x", "tcp:h:70000", "udp:1", "unix:", "/tmp/x"]) {
       assert.throws(() => parseMigrationUri(bad), /use tcp:HOST:PORT or unix:PATH/);
     }
+  });
+});
+
+describe("Precopy", () => {
+  it("keeps every PAGES frame within 4096 entries when a zero group fills a frame exactly", async () => {
+    // Regression: 4080 data pages, then a 16-page zero group (the frame is full at 4096), then
+    // more data: the 4097th entry used to go into the same frame (RangeError).
+    using vm = createSoftVm({ mode: "inline" });
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: 8192 * PAGE_BYTES, logDirty: true });
+    for (let p = 0; p < 8192; p++) {
+      if (p < 4080 || p >= 4096) mem.view(p * PAGE_BYTES, 1).fill(1 + (p % 200));
+    }
+    const decoder = new StreamDecoder();
+    decoder.push(encodeStreamHeader("riscv", "soft-inline"));
+    const seen = new Map<number, boolean>();
+    const precopy = new Precopy(
+      { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
+      (chunks) => {
+        for (const item of decoder.push(concatBytes([...chunks]))) {
+          if (item.kind !== "pages") continue;
+          assert.ok(item.pages.length <= MAX_PAGES_PER_FRAME);
+          for (const page of item.pages) seen.set(page.index, page.data !== undefined);
+        }
+        return Promise.resolve();
+      },
+      { downtimeLimitMs: 1000, maxRounds: 1 },
+    );
+    await precopy.iterate();
+    await precopy.finish();
+    assert.equal(seen.size, 8192);
+    assert.equal(seen.get(4085), false, "a zero page travels as a flag");
+    assert.equal(seen.get(4096), true);
   });
 });
