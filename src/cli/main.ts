@@ -19,10 +19,11 @@ const HELP = `regvisor — the KVM generic vCPU register interface, from both si
 Usage:
   regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json] [options] [FILE]
   regvisor run --snapshot-at-exit N --snapshot-out FILE [--backend kvm|soft] [--mode M]
+  regvisor run --incoming tcp:HOST:PORT|unix:PATH [--api PATH] [--mode M] [machine options]
   regvisor restore FILE [--mode inline|threaded] [--timeout S] [--on-missing …] [--on-extra …] [--json]
   regvisor inspect FILE [--values] [--json]
   regvisor diff A B [--json]
-  regvisor ctl PATH status|pause|resume|quit|snapshot FILE [--json]
+  regvisor ctl PATH status|pause|resume|quit|snapshot FILE|migrate URI|migrate-status [--json]
   regvisor regs decode <id>... [--json]
   regvisor regs encode <arch> <name>... [--json]
   regvisor regs list <arch> [--class C] [--json]
