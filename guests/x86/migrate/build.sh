@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the x86-64 live-migration guest (dirty.c; see its header) with the host's gcc into
 # guests/x86/migrate/build/ (gitignored): dirty.elf, an ELF64 at 0x100000 (4 MiB rewritten,
-# 12 ticks of 2e8 TSC cycles). Built in a private directory and renamed into place (parallel test files).
+# 16 ticks of 2e8 TSC cycles). Built in a private directory and renamed into place (parallel test files).
 set -euo pipefail
 cd "$(dirname "$0")"
 CC=${CC:-gcc}

@@ -8,7 +8,7 @@
 #define DIRTY_PAGES 1024
 #endif
 #ifndef TICKS
-#define TICKS 12
+#define TICKS 16
 #endif
 #define TICK_CYCLES 200000000UL
 #define DIRTY_BASE 0x400000UL
