@@ -82,6 +82,8 @@ export interface MigrationStatus {
   readonly transferredBytes?: number;
   readonly dirtyPages?: number;
   readonly totalPages?: number;
+  /** Pages sent in all (round 1 sends every page; the rest came from the dirty log). */
+  readonly pagesSent?: number;
   readonly zeroPages?: number;
   /** Bytes per second of the last round. */
   readonly bandwidth?: number;
@@ -206,6 +208,7 @@ export class Migration {
         rounds: p.round,
         transferredBytes: ch.bytesWritten,
         totalPages: p.totalPages,
+        pagesSent: p.pagesSent + finalPages,
         zeroPages: p.zeroPages,
         finalPages,
         bandwidth: p.bandwidth,
