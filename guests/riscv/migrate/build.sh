@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the RISC-V live-migration guests (dirty.c; see its header) with Debian's
 # riscv64-unknown-elf-gcc into guests/riscv/migrate/build/ (gitignored):
-#   dirty.elf      4 MiB rewritten, 25 ticks of 100 ms (the tests)
+#   dirty.elf      4 MiB rewritten, 50 ticks of 100 ms (the tests)
 #   dirty-long.elf 4 MiB rewritten, 100 ticks (tests that migrate twice, then quit)
 #   dirty-4m.elf   4 MiB rewritten, 600 ticks (the benchmark's 4 MiB dirtier)
 #   dirty-64m.elf  64 MiB rewritten, 600 ticks (the benchmark's 64 MiB dirtier)
@@ -20,7 +20,7 @@ trap 'rm -rf "$tmp"' EXIT
 CFLAGS=(-march=rv64imac_zicsr -mabi=lp64 -mcmodel=medany -O2 -nostdlib -nostartfiles
   -ffreestanding -fno-builtin -Wall -Wextra -Werror -Wl,--no-warn-rwx-segments -Wl,--build-id=none
   -T ../tests/link.ld ../tests/start.S)
-"$CC" "${CFLAGS[@]}" -DDIRTY_PAGES=1024 -DTICKS=25 dirty.c -o "$tmp/dirty.elf"
+"$CC" "${CFLAGS[@]}" -DDIRTY_PAGES=1024 -DTICKS=50 dirty.c -o "$tmp/dirty.elf"
 "$CC" "${CFLAGS[@]}" -DDIRTY_PAGES=1024 -DTICKS=100 dirty.c -o "$tmp/dirty-long.elf"
 "$CC" "${CFLAGS[@]}" -DDIRTY_PAGES=1024 -DTICKS=600 dirty.c -o "$tmp/dirty-4m.elf"
 "$CC" "${CFLAGS[@]}" -DDIRTY_PAGES=16384 -DTICKS=600 dirty.c -o "$tmp/dirty-64m.elf"

@@ -59,7 +59,7 @@ describe(
         ["ip", "netns", "exec", NS[1]],
       );
       try {
-        await src.waitFor(/^tick 5 /m);
+        await src.waitFor(/^tick 3 /m);
         const r = await ctl([join(dir, "api"), "migrate", where, "--json"]);
         assert.equal(r.code, 0, r.stdout + r.stderr);
         assert.equal(await src.exited, 0, src.stderr);

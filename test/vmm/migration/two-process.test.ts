@@ -20,7 +20,7 @@ async function move(uri: (dir: string) => string, srcMode: string, dstMode?: str
   ]);
   const src = start(["run", "--mem", "32M", "--mode", srcMode, "--api", join(dir, "api"), ELF]);
   try {
-    await src.waitFor(/^tick 5 /m);
+    await src.waitFor(/^tick 3 /m);
     const r = await ctl([join(dir, "api"), "migrate", where, "--json"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const status = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -91,7 +91,7 @@ describe("failed live migrations between two processes", { skip: skip ?? false }
     const dst = start(["run", "--incoming", where, "--mem", "64M"]);
     const src = start(["run", "--mem", "32M", "--api", join(dir, "api"), ELF]);
     try {
-      await src.waitFor(/^tick 5 /m);
+      await src.waitFor(/^tick 3 /m);
       const r = await ctl([join(dir, "api"), "migrate", where]);
       assert.equal(r.code, 1);
       assert.match(
@@ -107,7 +107,7 @@ describe("failed live migrations between two processes", { skip: skip ?? false }
       const ticks = [...src.stdout.matchAll(/^tick (\d+) /gm)].map((m) => Number(m[1]));
       assert.deepEqual(
         ticks,
-        Array.from({ length: 25 }, (_, i) => i + 1),
+        Array.from({ length: 50 }, (_, i) => i + 1),
       );
       assert.match(src.stdout, /^PASS dirty/m);
     } finally {
