@@ -11,6 +11,7 @@ import { snapshotBench } from "./snapshot.js";
 import { softKernelBench } from "./soft-kernel.js";
 import { linuxBootBench } from "./linux-boot.js";
 import { gdbBench } from "./gdb.js";
+import { migrationBench } from "./migration.js";
 import { formatTable } from "../src/cli/table.js";
 import type { BenchGroup, Metric } from "./types.js";
 
@@ -21,6 +22,7 @@ const GROUPS: readonly BenchGroup[] = [
   snapshotBench,
   linuxBootBench,
   gdbBench,
+  migrationBench,
 ];
 
 function machine(): string {

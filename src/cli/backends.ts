@@ -4,7 +4,12 @@
  * machine's `MachineBackend` hooks.
  */
 import { KvmSystem, KvmVcpu, kvmUnavailableReason } from "../backends/kvm/index.js";
-import { SOFT_MAX_SLOT_BYTES, SoftVcpu, createSoftVm } from "../backends/soft/index.js";
+import {
+  DEFAULT_TIME_SLICE_MS,
+  SOFT_MAX_SLOT_BYTES,
+  SoftVcpu,
+  createSoftVm,
+} from "../backends/soft/index.js";
 import { MAX_VCPUS as SOFT_MAX_VCPUS } from "../backends/soft/shared.js";
 import { RegvisorError } from "../errors.js";
 import type { ImageArch } from "../vmm/image.js";
@@ -33,6 +38,9 @@ function softBackend(mode: RunMode): MachineBackend {
     createVm: () => createSoftVm({ mode }),
     instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
     faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),
+    timeSlice: (vcpu, ms) => {
+      if (vcpu instanceof SoftVcpu) vcpu.setRunBudget({ timeSliceMs: ms ?? DEFAULT_TIME_SLICE_MS });
+    },
   };
 }
 

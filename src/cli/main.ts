@@ -20,9 +20,10 @@ Usage:
   regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json] [options] [FILE]
   regvisor run [options] [FILE] --snapshot-at-exit N --snapshot-out SNAP
   regvisor restore SNAP [--mode inline|threaded] [--timeout S] [--allow-disk-change] [--json]
+  regvisor run --incoming tcp:HOST:PORT|unix:PATH [--api PATH] [--mode M] [machine options]
   regvisor inspect FILE [--values] [--json]
   regvisor diff A B [--json]
-  regvisor ctl PATH status|pause|resume|quit|snapshot FILE [--json]
+  regvisor ctl PATH status|pause|resume|quit|snapshot FILE|migrate URI|migrate-status [--json]
   regvisor regs decode <id>... [--json]
   regvisor regs encode <arch> <name>... [--json]
   regvisor regs list <arch> [--class C] [--json]

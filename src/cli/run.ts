@@ -30,6 +30,8 @@ import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } fro
 import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
 import { listenForStopSignals } from "./signals.js";
+import { runIncoming } from "./incoming.js";
+import { machineSource } from "../vmm/migration/machine-source.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
        regvisor run [options] FILE
@@ -69,7 +71,12 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --cmdline TEXT      RISC-V: the device tree's /chosen/bootargs
   --timeout SECONDS   stop the guest after this long (exit status 124)
   --api PATH          serve the control socket on the Unix socket PATH while the guest runs
-                      (GET /status; PUT /pause, /resume, /quit; see 'regvisor ctl --help')
+                      (GET /status; PUT /pause, /resume, /quit, /migrate; see 'regvisor ctl
+                      --help'); its RAM then logs dirty pages so the guest can live-migrate
+  --incoming URI      instead of FILE: wait on tcp:HOST:PORT or unix:PATH for one live
+                      migration ('regvisor ctl PATH migrate URI' on the source) and run the
+                      guest it brings; --mem, --cpus, --disk, --cmdline, --backend, if given,
+                      must match it
   --gdb ADDRESS       serve a GDB remote stub: HOST:PORT (loopback only), :PORT, or unix:PATH;
                       a debugger that connects stops the guest (target remote ADDRESS)
   --gdb-wait          with --gdb: no guest instruction runs until the debugger continues
@@ -105,6 +112,7 @@ const RUN_OPTIONS = {
   "gdb-wait": { type: "boolean" },
   "gdb-allow-remote": { type: "boolean" },
   "gdb-continue-on-disconnect": { type: "boolean" },
+  incoming: { type: "string" },
   "trace-exits": { type: "boolean" },
   stats: { type: "boolean" },
   "snapshot-at-exit": { type: "string" },
@@ -142,7 +150,8 @@ export type RunOut = Out & {
   readonly stdoutStream?: Writable;
 };
 
-type Values = OptionValues<typeof RUN_OPTIONS>;
+/** Parsed `run` options. */
+export type Values = OptionValues<typeof RUN_OPTIONS>;
 
 /**
  * Runs `regvisor run …`; resolves to the exit status (0 when the guest finished cleanly; with
@@ -161,6 +170,11 @@ export async function runCommand(
     throw new UsageError(`run takes one FILE, got ${positionals.length}: ${positionals.join(" ")}`);
   }
   const file = positionals[0];
+  if (values.incoming !== undefined) {
+    if (file !== undefined)
+      throw new UsageError("run --incoming takes no FILE: the guest comes from the stream");
+    return runIncoming(values.incoming, values, out, err);
+  }
   const snapshot = parseSnapshotFlags(values);
   if (file !== undefined) return runFile(file, values, snapshot, out, err);
   const fileOnly = FILE_ONLY.find((name) => values[name] !== undefined && values[name] !== false);
@@ -369,7 +383,8 @@ export function outputSink(out: RunOut): {
   };
 }
 
-function parseCpus(text: string | undefined): number | undefined {
+/** `--cpus`, checked. */
+export function parseCpus(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
   if (!(n >= 1 && n <= MAX_CPUS)) {
@@ -380,7 +395,8 @@ function parseCpus(text: string | undefined): number | undefined {
   return n;
 }
 
-function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
+/** `--disk`s, checked. */
+export function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
   try {
     return (texts ?? []).map(parseDiskSpec);
   } catch (error) {
@@ -462,6 +478,7 @@ async function runFile(
         ...(apiPath === undefined && gdbOptions === undefined
           ? {}
           : {
+              migratable: true,
               onMachine: async (machine: Machine) => {
                 const stub = new MachineGdb(machine, (line) => {
                   err(`regvisor: ${line}\n`);
@@ -469,6 +486,7 @@ async function runFile(
                 gdb = stub;
                 if (gdbOptions !== undefined) await startRunGdb(machine, stub, gdbOptions, err);
                 if (apiPath !== undefined) {
+                  machine.enableMigration(machineSource);
                   api = await startApiServer({
                     path: apiPath,
                     control: machine,
@@ -547,7 +565,8 @@ function optionalAddress(text: string | undefined, option: string): bigint | und
   return text === undefined ? undefined : parseAddress(text, option);
 }
 
-function report(
+/** The end-of-run lines (`--json`, `--dump-regs`, `--stats`, the one-line ending). */
+export function report(
   s: RunSummary,
   values: Values,
   out: Out,

@@ -133,6 +133,15 @@ export function quitEnding(): RunEnding {
   };
 }
 
+/** The guest now runs at `where` (a completed live migration). */
+export function migratedEnding(where: string): RunEnding {
+  return {
+    reason: "migrated",
+    status: RUN_STATUS.CLEAN,
+    message: `the guest was migrated to ${where} and runs on there`,
+  };
+}
+
 /**
  * Guest console output can no longer be delivered; `why` is the sink's one-line reason. The
  * statuses match the CLI's own stdout failures (src/cli/output.ts): 141 for EPIPE, 74 (EX_IOERR)

@@ -22,6 +22,8 @@ export const RUN_END_REASONS = [
   "timeout",
   /** A quit request on the control socket. */
   "quit",
+  /** The guest was live-migrated away (src/vmm/migration): it runs on at the destination. */
+  "migrated",
   /** The reader of the guest console went away (EPIPE). */
   "console-closed",
   /** SIGINT or SIGTERM stopped the run. */

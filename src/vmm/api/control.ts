@@ -4,6 +4,7 @@
  * calls, so it can be tested against any implementation.
  */
 import { RegvisorError } from "../../errors.js";
+import type { MigrationStatus } from "../migration/source.js";
 
 /**
  * A request the machine refuses in its current state (e.g. a snapshot of a stopped machine), or
@@ -58,4 +59,22 @@ export interface MachineControl {
   snapshot(path: string): Promise<SnapshotResult>;
   /** Ends the machine: the run ends with reason "quit". */
   quit(): Promise<void>;
+  /**
+   * Live-migrates the guest to `request.uri` (src/vmm/migration/source.ts); resolves when done
+   * with the final status. "completed": the machine then ends with reason "migrated"; "failed":
+   * it runs on as before. Optional: a machine without it answers 409.
+   */
+  migrate?(request: MigrateRequest): Promise<MigrationStatus>;
+  /** The current (or last) migration's status; `{"status": "none"}` before any. */
+  migrationStatus?(): MigrationStatus;
+}
+
+/** The body of `PUT /migrate`. */
+export interface MigrateRequest {
+  /** `tcp:HOST:PORT` or `unix:PATH` of a `regvisor run --incoming` destination. */
+  readonly uri: string;
+  /** `--downtime-limit`, ms (default 300). */
+  readonly downtimeLimitMs?: number;
+  /** `--max-bandwidth`, bytes per second (default unlimited). */
+  readonly maxBandwidth?: number;
 }

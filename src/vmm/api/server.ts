@@ -10,6 +10,11 @@
  *   PUT  /quit                         → 200 MachineStatus (the run then ends with reason "quit")
  *   PUT  /gdb  {"address": "HOST:PORT"|"unix:PATH"}  → 200 {"endpoint": …} (a gdbstub listens;
  *                                        a debugger that connects stops the guest)
+ *   PUT  /migrate   {"uri": "tcp:HOST:PORT"|"unix:PATH", "downtimeLimitMs"?: n, "maxBandwidth"?: n}
+ *                                      → 200 MigrationStatus when it is over ("completed": the
+ *                                        run then ends with reason "migrated"; "failed": the
+ *                                        guest runs on as before)
+ *   GET  /migrate                      → 200 MigrationStatus of the current or last migration
  *
  * Errors are `{"error": "one line"}` with 400 (malformed request: not JSON, not an object, an
  * unknown or mistyped field), 404 (unknown path), 405 (wrong method; `Allow` says which), 409
@@ -22,10 +27,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { resolve } from "node:path";
 import { RegvisorError } from "../../errors.js";
 import { clearSocketPath, listenPrivate } from "../unix-socket.js";
-import { ControlError, type MachineControl } from "./control.js";
+import { parseMigrationUri } from "../migration/transport.js";
+import { ControlError, type MachineControl, type MigrateRequest } from "./control.js";
 
 /** Largest request body accepted by default (a snapshot path fits many times over). */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+/** How long `close()` waits for replies being prepared. */
+const CLOSE_GRACE_MS = 1000;
 
 /** `sizeof(sockaddr_un.sun_path) - 1` on Linux (include/uapi/linux/un.h: UNIX_PATH_MAX 108). */
 const MAX_SOCKET_PATH_BYTES = 107;
@@ -115,6 +124,48 @@ function routesFor(
         return control.snapshot(resolve(path));
       },
     },
+    "/migrate": {
+      GET: (body) => {
+        expectFields(body, []);
+        return Promise.resolve(control.migrationStatus?.() ?? { status: "none" });
+      },
+      PUT: (body) => {
+        const request = migrateRequest(body);
+        if (control.migrate === undefined) {
+          throw new ControlError(
+            409,
+            "Cannot migrate this machine: it does not support live migration",
+          );
+        }
+        return control.migrate(request);
+      },
+    },
+  };
+}
+
+/** Checks a `PUT /migrate` body before the machine sees it. */
+function migrateRequest(body: unknown): MigrateRequest {
+  expectFields(body, ["uri", "downtimeLimitMs", "maxBandwidth"], ["uri"]);
+  const b = body as { uri?: unknown; downtimeLimitMs?: unknown; maxBandwidth?: unknown };
+  if (typeof b.uri !== "string") throw new RequestError(400, `"uri" must be a string`);
+  try {
+    parseMigrationUri(b.uri);
+  } catch (error) {
+    throw new RequestError(400, oneLine(error));
+  }
+  const positive = (name: string, v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
+      throw new RequestError(400, `"${name}" must be a positive integer`);
+    }
+    return v;
+  };
+  const downtimeLimitMs = positive("downtimeLimitMs", b.downtimeLimitMs);
+  const maxBandwidth = positive("maxBandwidth", b.maxBandwidth);
+  return {
+    uri: b.uri,
+    ...(downtimeLimitMs === undefined ? {} : { downtimeLimitMs }),
+    ...(maxBandwidth === undefined ? {} : { maxBandwidth }),
   };
 }
 
@@ -211,7 +262,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     else socket.destroy();
   });
 
+  // Replies being prepared: close() lets them go out first (a completed migration ends the
+  // machine, and with it this server, before its PUT /migrate is answered).
+  const pending = new Set<Promise<void>>();
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const answered = new Promise<void>((done) => {
+      res.on("close", done);
+    });
+    pending.add(answered);
+    void answered.then(() => pending.delete(answered));
     try {
       const route = routes[new URL(req.url ?? "/", "http://regvisor").pathname];
       if (route === undefined) throw new RequestError(404, `no such endpoint: ${req.url ?? ""}`);
@@ -254,18 +314,26 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closed ??= new Promise<void>((done) => {
-      server.close(() => {
-        done();
+    closed ??= Promise.race([
+      Promise.all(pending),
+      new Promise((done) => setTimeout(done, CLOSE_GRACE_MS).unref()),
+    ])
+      .then(
+        () =>
+          new Promise<void>((done) => {
+            server.close(() => {
+              done();
+            });
+            server.closeAllConnections();
+          }),
+      )
+      .then(() => {
+        try {
+          if (lstatSync(path).isSocket()) unlinkSync(path);
+        } catch {
+          // Already gone: nothing to remove.
+        }
       });
-      server.closeAllConnections();
-    }).then(() => {
-      try {
-        if (lstatSync(path).isSocket()) unlinkSync(path);
-      } catch {
-        // Already gone: nothing to remove.
-      }
-    });
     return closed;
   };
   return { path, close, [Symbol.asyncDispose]: close };

@@ -38,6 +38,12 @@ export interface MachineBackend {
   prepareVcpu?(vcpu: Vcpu): void;
   /** Guest instructions retired by `vcpu`, where the backend counts them. */
   instructions?(vcpu: Vcpu): bigint | undefined;
+  /**
+   * How long one `run()` of `vcpu` may hold its thread (undefined: the backend's default). A
+   * live migration shortens it for soft inline vCPUs, which share the main thread with the
+   * migration's socket.
+   */
+  timeSlice?(vcpu: Vcpu, ms: number | undefined): void;
   /** Backend detail for an internal-error exit of `vcpu` (the soft hart's fault text). */
   faultDetail?(vcpu: Vcpu): string | undefined;
   /**

@@ -19,13 +19,17 @@ import {
   type MachineControl,
   type MachineState,
   type MachineStatus,
+  type MigrateRequest,
   type SnapshotResult,
 } from "../api/control.js";
+import { MigrationController } from "../migration/controller.js";
+import type { MigrationSource, MigrationStatus } from "../migration/source.js";
 import { writeFileSync } from "node:fs";
 import { hex } from "../image.js";
 import {
   consoleClosedEnding,
   faultEnding,
+  migratedEnding,
   quitEnding,
   snapshotEnding,
   timeoutEnding,
@@ -147,6 +151,7 @@ export class Machine implements MachineControl, Disposable {
   private release: (() => void) | undefined;
   private released: Promise<void> = Promise.resolve();
   private parkWaiters: (() => void)[] = [];
+  private migrations: MigrationController | undefined;
   /** `intr` returns among `exits`: not exits to the VMM, not counted for `--snapshot-at-exit`. */
   private intrs = 0;
   /** The gdbstub's hook for `debug` exits (./debug.ts); unset, they end the run as faults. */
@@ -532,6 +537,38 @@ export class Machine implements MachineControl, Disposable {
     } finally {
       if (this.state === "running" && !wasPaused) await this.resume();
     }
+  }
+
+  /**
+   * Makes the machine migratable (src/vmm/migration): `source` lends its RAM (with dirty
+   * logging), pause/resume and state capture to one migration at a time.
+   */
+  enableMigration(source: (machine: Machine) => MigrationSource): void {
+    this.migrations = new MigrationController({
+      state: () => this.status().state,
+      source: () => source(this),
+      migrated: (where) => {
+        this.finish(migratedEnding(where), undefined);
+      },
+    });
+  }
+
+  /** Live-migrates the guest (control socket `PUT /migrate`). */
+  migrate(request: MigrateRequest): Promise<MigrationStatus> {
+    if (this.migrations === undefined) {
+      return Promise.reject(
+        new ControlError(
+          409,
+          "Cannot migrate the machine: it was started without migration support",
+        ),
+      );
+    }
+    return this.migrations.migrate(request);
+  }
+
+  /** The current or last migration (control socket `GET /migrate`). */
+  migrationStatus(): MigrationStatus {
+    return this.migrations?.status() ?? { status: "none" };
   }
 
   /** Ends the run with reason "quit". */

@@ -47,6 +47,8 @@ export interface MachineShape {
    * true. The demo has none: it polls, and its HLT then reaches the VMM as a `hlt` exit.
    */
   readonly irqchip?: boolean;
+  /** Guest RAM logs dirty pages (KVM_MEM_LOG_DIRTY_PAGES) so the guest can live-migrate. */
+  readonly logDirty?: boolean;
 }
 
 /** What the command line asked of the machine, checked before anything is opened. */

@@ -255,7 +255,11 @@ export const archMachine: ArchDefinition = {
     backend.check?.();
     const vm = backend.createVm();
     try {
-      const ram = vm.addMemory({ guestPhysAddr: plan.ram.base, size: Number(plan.ram.size) });
+      const ram = vm.addMemory({
+        guestPhysAddr: plan.ram.base,
+        size: Number(plan.ram.size),
+        logDirty: shape.logDirty === true,
+      });
       const vcpus = createVcpus(vm, shape.cpus, backend);
       const [boot] = vcpus;
       if (boot === undefined) throw new RangeError("a machine needs at least one vCPU");

@@ -238,7 +238,11 @@ export const archMachine: ArchDefinition = {
       const irqchip =
         shape.irqchip !== false && vm.createIrqchip !== undefined && vm.setIrqLine !== undefined;
       if (irqchip) vm.createIrqchip?.();
-      const memory = vm.addMemory({ guestPhysAddr: plan.ram.base, size: Number(plan.ram.size) });
+      const memory = vm.addMemory({
+        guestPhysAddr: plan.ram.base,
+        size: Number(plan.ram.size),
+        logDirty: shape.logDirty === true,
+      });
       // Through views: RAM above 4 GiB has no single `bytes` array (h1, issue 12 point 1).
       writeBootPlan(plan, memory);
       const vcpus: Vcpu[] = [];

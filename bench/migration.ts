@@ -1,0 +1,223 @@
+/**
+ * Live migration (issue 15 point 6), side by side with QEMU 7.2 in the same run:
+ *
+ * - migration.{4m,64m}.downtime_ms / total_ms: a 256 MiB RISC-V guest of ours
+ *   (guests/riscv/migrate/dirty.c) rewriting 4 MiB or 64 MiB continuously, moved between two
+ *   `regvisor run` processes over TCP on loopback (`PUT /migrate` on the source's control
+ *   socket, default 300 ms downtime limit, bandwidth uncapped);
+ * - the same ELF under `qemu-system-riscv64 -M virt -m 256M` (OpenSBI, TCG), moved by QMP
+ *   `migrate` over loopback to a second QEMU started with `-incoming`, with `max-bandwidth`
+ *   uncapped and `downtime-limit` 300 ms; QEMU's own `total-time` and `downtime`.
+ *
+ * Figures are from one migration each after the guest has run ~1 s; the machine is shared, so
+ * they are provisional.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { apiRequest } from "../src/vmm/api/client.js";
+import type { MigrationStatus } from "../src/vmm/migration/source.js";
+import type { BenchGroup, Metric } from "./types.js";
+
+const GUESTS = "guests/riscv/migrate";
+const CLI = "dist/src/cli/bin.js";
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function hasCommand(name: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
+}
+
+/** Resolves once `child`'s stdout (or a file it writes) shows `pattern`. */
+function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => {
+      reject(
+        new Error(`no ${String(pattern)} within ${timeoutMs} ms; output: ${text.slice(-300)}`),
+      );
+    }, timeoutMs);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+      if (pattern.test(text)) {
+        clearTimeout(timer);
+        resolve(text);
+      }
+    });
+  });
+}
+
+function freePort(base: number, attempt: number): number {
+  return base + ((process.pid + attempt * 7) % 1000);
+}
+
+/** One regvisor migration of `elf`: the source's final status. */
+async function regvisorOnce(elf: string, dir: string, port: number): Promise<MigrationStatus> {
+  const dstApi = join(dir, "dst.sock");
+  const srcApi = join(dir, "src.sock");
+  const uri = `tcp:127.0.0.1:${port}`;
+  const dst = spawn(process.execPath, [CLI, "run", "--incoming", uri, "--api", dstApi], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const src = spawn(process.execPath, [CLI, "run", "--mem", "256M", "--api", srcApi, elf], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    await waitFor(src, /tick 10 /, 30_000);
+    const answer = await apiRequest(srcApi, "PUT", "/migrate", { uri }, 120_000);
+    const status = answer.body as MigrationStatus;
+    if (status.status !== "completed")
+      throw new Error(`regvisor migration failed: ${status.error ?? JSON.stringify(answer.body)}`);
+    await waitFor(dst, /tick \d+ /, 10_000);
+    return status;
+  } finally {
+    await apiRequest(dstApi, "PUT", "/quit").catch(() => undefined);
+    src.kill();
+    dst.kill();
+  }
+}
+
+/** A QMP session (JSON lines over a Unix socket). */
+async function qmp(
+  path: string,
+): Promise<(command: string, args?: object) => Promise<Record<string, unknown>>> {
+  for (let i = 0; ; i++) {
+    if (existsSync(path)) break;
+    if (i > 200) throw new Error(`QEMU made no QMP socket at ${path}`);
+    await sleep(25);
+  }
+  const socket = createConnection(path);
+  let buffer = "";
+  const waiters: ((line: Record<string, unknown>) => void)[] = [];
+  socket.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    for (;;) {
+      const nl = buffer.indexOf("\n");
+      if (nl < 0) break;
+      const msg = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>;
+      buffer = buffer.slice(nl + 1);
+      if ("return" in msg || "error" in msg || "QMP" in msg) waiters.shift()?.(msg);
+    }
+  });
+  const next = (): Promise<Record<string, unknown>> =>
+    new Promise((resolve) => waiters.push(resolve));
+  await next();
+  const call = async (command: string, args?: object): Promise<Record<string, unknown>> => {
+    const reply = next();
+    socket.write(
+      JSON.stringify({ execute: command, ...(args === undefined ? {} : { arguments: args }) }) +
+        "\n",
+    );
+    const r = await reply;
+    if ("error" in r) throw new Error(`QMP ${command}: ${JSON.stringify(r.error)}`);
+    return r;
+  };
+  await call("qmp_capabilities");
+  return call;
+}
+
+/** One QEMU migration of `elf`: QEMU's total-time and downtime. */
+async function qemuOnce(
+  elf: string,
+  dir: string,
+  port: number,
+): Promise<{ total: number; downtime: number }> {
+  const common = [
+    "-M",
+    "virt",
+    "-m",
+    "256M",
+    "-bios",
+    "default",
+    "-kernel",
+    elf,
+    "-display",
+    "none",
+    "-monitor",
+    "none",
+  ];
+  const dst = spawn(
+    "qemu-system-riscv64",
+    [
+      ...common,
+      "-serial",
+      "stdio",
+      "-qmp",
+      `unix:${join(dir, "dq")},server=on,wait=off`,
+      "-incoming",
+      `tcp:127.0.0.1:${port}`,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const src = spawn(
+    "qemu-system-riscv64",
+    [...common, "-serial", "stdio", "-qmp", `unix:${join(dir, "sq")},server=on,wait=off`],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  try {
+    await waitFor(src, /tick 10 /, 30_000);
+    const call = await qmp(join(dir, "sq"));
+    await call("migrate-set-parameters", { "max-bandwidth": 2 ** 40, "downtime-limit": 300 });
+    await call("migrate", { uri: `tcp:127.0.0.1:${port}` });
+    for (;;) {
+      const r = (await call("query-migrate")).return as Record<string, unknown>;
+      if (r.status === "completed") {
+        await waitFor(dst, /tick \d+ /, 10_000);
+        return { total: Number(r["total-time"]), downtime: Number(r.downtime) };
+      }
+      if (r.status === "failed") throw new Error(`QEMU migration failed: ${JSON.stringify(r)}`);
+      await sleep(5);
+    }
+  } finally {
+    src.kill();
+    dst.kill();
+  }
+}
+
+export const migrationBench: BenchGroup = {
+  name: "migration",
+  async run() {
+    const built = spawnSync("bash", [join(GUESTS, "build.sh")], { encoding: "utf8" });
+    if (built.status !== 0)
+      return { metrics: [], skip: `guests not built: ${built.stderr.trim()}` };
+    const metrics: Metric[] = [];
+    const withQemu = hasCommand("qemu-system-riscv64");
+    const dir = mkdtempSync(join(tmpdir(), "rgv-bench-migr-"));
+    try {
+      for (const [size, file] of [
+        ["4m", "dirty-4m.elf"],
+        ["64m", "dirty-64m.elf"],
+      ] as const) {
+        const elf = join(GUESTS, "build", file);
+        const ours = await regvisorOnce(elf, dir, freePort(41000, size === "4m" ? 1 : 2));
+        const qemu = withQemu
+          ? await qemuOnce(elf, dir, freePort(43000, size === "4m" ? 1 : 2))
+          : undefined;
+        const vs = (q: number | undefined): string =>
+          q === undefined ? "QEMU not run" : `QEMU 7.2 ${q} ms`;
+        const mib = ((ours.transferredBytes ?? 0) / 1048576).toFixed(1);
+        metrics.push(
+          {
+            name: `migration.${size}.downtime_ms`,
+            value: ours.downtimeMs ?? NaN,
+            unit: "ms",
+            target: "<= QEMU",
+            detail: `256 MiB guest dirtying ${size === "4m" ? 4 : 64} MiB, tcp loopback: regvisor ${ours.downtimeMs ?? "?"} ms (${ours.finalPages ?? "?"} pages at switchover) vs ${vs(qemu?.downtime)}; provisional (shared machine)`,
+          },
+          {
+            name: `migration.${size}.total_ms`,
+            value: ours.totalMs ?? NaN,
+            unit: "ms",
+            target: "<= 2x QEMU",
+            detail: `regvisor ${ours.totalMs ?? "?"} ms, ${ours.rounds ?? "?"} rounds, ${mib} MiB sent vs ${vs(qemu?.total)}; provisional`,
+          },
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return withQemu ? { metrics } : { metrics, skip: "QEMU: qemu-system-riscv64 not installed" };
+  },
+};

@@ -1,0 +1,268 @@
+/**
+ * The receiving side of a live migration: decode the stream as it arrives (./stream.ts, every
+ * length bounded), build the machine it describes, write the pages into its RAM, check and apply
+ * the final state, then the two-step commit of ./handshake.ts. The guest is never started here:
+ * the caller runs it once `receiveMigration()` resolves, which happens only after the source's
+ * `GO`. On any failure the destination answers one error line (best effort), drops the
+ * connection, disposes of what it built and throws: nothing it received survives.
+ */
+import type { ArchName } from "../../abi/regid.js";
+import type { GuestMemory } from "../../backends/vcpu.js";
+import { RegvisorError } from "../../errors.js";
+import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
+import { encodeReply, GO } from "./handshake.js";
+import { PAGE_BYTES, StreamDecoder, type LayoutSlot, type StreamItem } from "./stream.js";
+import { MigrationError, type Channel } from "./transport.js";
+
+/** The machine being filled from the stream; not running. */
+export interface MigrationTarget extends Disposable {
+  readonly memory: readonly GuestMemory[];
+  /**
+   * Checks the stream's vCPU and device state against this machine (register lists by the
+   * restore policy, device names and versions) and applies it; nothing is applied on failure.
+   * @throws a RegvisorError with a one-line message.
+   */
+  apply(vcpus: readonly VcpuState[], devices: readonly DeviceState[]): void;
+}
+
+/** What the stream's header says about the source. */
+export interface StreamOrigin {
+  readonly arch: ArchName;
+  readonly backend: SnapshotBackend;
+  readonly minor: number;
+}
+
+/** Builds the destination machine from the stream's description. */
+export interface TargetFactory {
+  /** The architectures this destination runs. */
+  readonly arches: readonly ArchName[];
+  /**
+   * An empty machine (zeroed RAM, vCPUs and devices created, nothing running) for `meta`.
+   * @throws a RegvisorError (one line) when the description does not fit this destination or
+   *   the options given on its command line.
+   */
+  build(origin: StreamOrigin, meta: SnapshotMeta): MigrationTarget;
+}
+
+/** Bounds of the destination. */
+export interface ReceiveOptions {
+  /** Longest silence of the source before the destination gives up, ms (default 30 s). */
+  readonly idleMs?: number;
+}
+
+/** What arrived. */
+export interface Received {
+  readonly target: MigrationTarget;
+  readonly origin: StreamOrigin;
+  readonly meta: SnapshotMeta;
+  readonly bytes: number;
+  readonly rounds: number;
+}
+
+const IDLE_MS = 30_000;
+/** How long a refusing destination waits for the source to read its reason and hang up. */
+const DRAIN_MS = 2000;
+/** Pages are written through views of this size (one view per window, made once). */
+const WINDOW_BYTES = 1 << 30;
+
+/** Where one slot's pages go. */
+interface SlotSink {
+  readonly slot: LayoutSlot;
+  /** The view holding byte `offset` of the slot, at `offset % WINDOW_BYTES`. */
+  window(offset: number): Uint8Array;
+  /** 1 for every page a data page was written to (the rest are still zero). */
+  readonly written: Uint8Array;
+}
+
+function slotSink(slot: LayoutSlot, memory: GuestMemory): SlotSink {
+  const windows: Uint8Array[] = [];
+  return {
+    slot,
+    written: new Uint8Array(slot.length / PAGE_BYTES),
+    window(offset) {
+      const n = Math.floor(offset / WINDOW_BYTES);
+      let w = windows[n];
+      if (w === undefined) {
+        const start = n * WINDOW_BYTES;
+        w = memory.view(start, Math.min(WINDOW_BYTES, memory.size - start));
+        windows[n] = w;
+      }
+      return w;
+    },
+  };
+}
+
+/** Decoding state of one incoming stream. */
+class Incoming {
+  origin: StreamOrigin | undefined;
+  meta: SnapshotMeta | undefined;
+  target: MigrationTarget | undefined;
+  layout: ReadonlyMap<number, SlotSink> | undefined;
+  rounds = 0;
+  readonly vcpus: VcpuState[] = [];
+  readonly devices: DeviceState[] = [];
+
+  constructor(private readonly factory: TargetFactory) {}
+
+  take(item: StreamItem): void {
+    switch (item.kind) {
+      case "header":
+        if (!this.factory.arches.includes(item.arch)) {
+          throw new MigrationError(
+            "rejected",
+            `Cannot receive a ${item.arch} guest: this destination runs ${this.factory.arches.join(" and ")} guests`,
+          );
+        }
+        this.origin = item;
+        return;
+      case "meta":
+        if (this.origin === undefined || this.meta !== undefined) throw order("META");
+        this.meta = item.meta;
+        this.target = this.factory.build(this.origin, item.meta);
+        return;
+      case "layout":
+        this.layout = this.#checkLayout(item.slots);
+        return;
+      case "pages":
+        this.#pages(item.slot, item.pages);
+        return;
+      case "round":
+        this.rounds = item.round;
+        return;
+      case "vcpu":
+        if (this.layout === undefined) throw order("VCPU_STATE");
+        this.vcpus.push(item.state);
+        return;
+      case "device":
+        if (this.layout === undefined) throw order("DEVICE");
+        this.devices.push(item.state);
+        return;
+      case "end":
+        if (this.target === undefined || this.layout === undefined) throw order("END");
+        this.target.apply(this.vcpus, this.devices);
+        return;
+    }
+  }
+
+  #checkLayout(slots: readonly LayoutSlot[]): Map<number, SlotSink> {
+    const target = this.target;
+    if (target === undefined || this.layout !== undefined) throw order("LAYOUT");
+    const text = (s: { slot: number; guestPhysAddr: bigint; size: number }): string =>
+      `slot ${s.slot} at 0x${s.guestPhysAddr.toString(16)}, ${s.size} bytes`;
+    const theirs = slots.map((s) => text({ ...s, size: s.length }));
+    const ours = target.memory.map(text);
+    if (theirs.join("; ") !== ours.join("; ")) {
+      throw new MigrationError(
+        "rejected",
+        `Cannot receive the guest: its memory layout (${theirs.join("; ")}) differs from the machine built here (${ours.join("; ")})`,
+      );
+    }
+    const map = new Map<number, SlotSink>();
+    slots.forEach((slot, i) => {
+      const memory = target.memory[i];
+      if (memory !== undefined) map.set(slot.slot, slotSink(slot, memory));
+    });
+    return map;
+  }
+
+  #pages(slot: number, pages: readonly { index: number; data: Uint8Array | undefined }[]): void {
+    if (this.layout === undefined || this.vcpus.length > 0) throw order("PAGES");
+    const entry = this.layout.get(slot);
+    if (entry === undefined) {
+      throw new MigrationError(
+        "rejected",
+        `the stream sends pages of slot ${slot}, which its layout does not have`,
+      );
+    }
+    const count = entry.slot.length / PAGE_BYTES;
+    for (const page of pages) {
+      if (page.index >= count) {
+        throw new MigrationError(
+          "rejected",
+          `the stream sends page ${page.index} of slot ${slot}, which has ${count} pages`,
+        );
+      }
+    }
+    for (const page of pages) {
+      const at = page.index * PAGE_BYTES;
+      const window = entry.window(at);
+      const offset = at % WINDOW_BYTES;
+      if (page.data !== undefined) {
+        window.set(page.data, offset);
+        entry.written[page.index] = 1;
+      } else if (entry.written[page.index] === 1) {
+        // A page never written here is still the backend's zero page: nothing to clear.
+        window.fill(0, offset, offset + PAGE_BYTES);
+      }
+    }
+  }
+}
+
+function order(what: string): MigrationError {
+  return new MigrationError("rejected", `the stream has a ${what} frame out of order`);
+}
+
+function oneLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n")[0] ?? "";
+}
+
+/**
+ * Receives one migration on `channel` into a machine `factory` builds; resolves after `GO` with
+ * the loaded, not yet running machine.
+ * @throws MigrationError (or the factory's RegvisorError) with a one-line message; the connection
+ *   is closed and everything built is disposed of.
+ */
+export async function receiveMigration(
+  channel: Channel,
+  factory: TargetFactory,
+  options: ReceiveOptions = {},
+): Promise<Received> {
+  const idleMs = options.idleMs ?? IDLE_MS;
+  const decoder = new StreamDecoder();
+  const incoming = new Incoming(factory);
+  try {
+    while (!decoder.ended) {
+      const bytes = await channel.read(idleMs);
+      if (bytes === undefined) {
+        throw new MigrationError(
+          "connection",
+          "the source closed the connection before the end of the stream",
+        );
+      }
+      for (const item of decoder.push(bytes)) incoming.take(item);
+    }
+    const { target, origin, meta } = incoming;
+    if (target === undefined || origin === undefined || meta === undefined) throw order("END");
+    await channel.write([encodeReply({ reply: "ready" })]);
+    const go = await channel.read(idleMs);
+    if (go?.length !== GO.length || go.some((b, i) => b !== GO[i])) {
+      throw new MigrationError(
+        "commit",
+        go === undefined
+          ? "the source closed the connection without its go-ahead"
+          : "the source sent something other than its go-ahead",
+      );
+    }
+    return { target, origin, meta, bytes: decoder.offset, rounds: incoming.rounds };
+  } catch (error) {
+    const failure =
+      error instanceof RegvisorError
+        ? error
+        : new MigrationError("rejected", oneLine(error), { cause: error });
+    try {
+      await channel.write([encodeReply({ reply: "error", error: oneLine(failure) })]);
+      // Keep reading (and dropping) until the source hangs up: closing at once would make its
+      // next write fail with EPIPE before it read why, and it would report that instead.
+      const deadline = performance.now() + DRAIN_MS;
+      while (performance.now() < deadline) {
+        if ((await channel.read(deadline - performance.now())) === undefined) break;
+      }
+    } catch {
+      // The source is gone: nobody to tell.
+    }
+    channel.destroy();
+    incoming.target?.[Symbol.dispose]();
+    throw failure;
+  }
+}

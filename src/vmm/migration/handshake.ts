@@ -1,0 +1,78 @@
+/**
+ * The back-channel of a migration: what the destination answers on the stream's own connection,
+ * and the source's go-ahead. It makes the switchover a two-step commit so the guest never runs
+ * in two places:
+ *
+ * 1. destination → source, at any time: `{"reply":"error","error":"one line"}\n`, then it closes
+ *    (it rejected the stream; the source resumes the guest);
+ * 2. destination → source, after END was decoded, every check passed and the whole state is
+ *    loaded into the (not yet running) destination machine: `{"reply":"ready"}\n`;
+ * 3. source → destination, after `ready`: the 3 bytes `GO\n`. The source stops for good once they
+ *    are flushed to its socket; the destination runs the guest only once it has read them, and
+ *    discards everything when the connection ends without them.
+ *
+ * Replies are JSON lines of at most `MAX_REPLY_BYTES`; anything else is a protocol error.
+ */
+import { MigrationError } from "./transport.js";
+
+/** What the destination says. */
+export type Reply =
+  { readonly reply: "ready" } | { readonly reply: "error"; readonly error: string };
+
+/** Longest reply line accepted. */
+export const MAX_REPLY_BYTES = 4096;
+
+/** The source's go-ahead. */
+export const GO = new TextEncoder().encode("GO\n");
+
+/** One reply as bytes. */
+export function encodeReply(reply: Reply): Uint8Array {
+  const line = JSON.stringify(
+    reply.reply === "error" ? { reply: "error", error: reply.error.slice(0, 1000) } : reply,
+  );
+  return new TextEncoder().encode(line + "\n");
+}
+
+/** Splits incoming bytes into replies (bounded). */
+export class ReplyDecoder {
+  #text = "";
+
+  /**
+   * Consumes `bytes`; returns every complete reply.
+   * @throws MigrationError (stage "protocol") on an over-long or malformed line.
+   */
+  push(bytes: Uint8Array): Reply[] {
+    this.#text += new TextDecoder().decode(bytes);
+    const out: Reply[] = [];
+    for (;;) {
+      const nl = this.#text.indexOf("\n");
+      if (nl < 0) break;
+      out.push(parseReply(this.#text.slice(0, nl)));
+      this.#text = this.#text.slice(nl + 1);
+    }
+    if (this.#text.length > MAX_REPLY_BYTES) {
+      throw new MigrationError(
+        "protocol",
+        `the destination sent a reply over ${MAX_REPLY_BYTES} bytes`,
+      );
+    }
+    return out;
+  }
+}
+
+function parseReply(line: string): Reply {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new MigrationError("protocol", "the destination sent a reply that is not JSON");
+  }
+  if (typeof value === "object" && value !== null) {
+    const v = value as { reply?: unknown; error?: unknown };
+    if (v.reply === "ready") return { reply: "ready" };
+    if (v.reply === "error" && typeof v.error === "string") {
+      return { reply: "error", error: v.error.split("\n")[0] ?? "" };
+    }
+  }
+  throw new MigrationError("protocol", "the destination sent an unknown reply");
+}

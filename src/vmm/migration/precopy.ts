@@ -1,0 +1,266 @@
+/**
+ * Pre-copy of guest RAM over the dirty log (DESIGN.md §4), the algorithm QEMU's RAM migration
+ * made standard: round 1 sends every page while the guest runs, each later round sends the pages
+ * the guest wrote during the previous one (`Vm.getDirtyLog`: read and cleared, KVM_GET_DIRTY_LOG
+ * semantics on both backends), until the pages still dirty could be sent within the downtime
+ * limit at the bandwidth measured so far; then the caller pauses the vCPUs and `finish()` sends
+ * the rest. A page is copied out of guest RAM only after the log that named it was read and
+ * cleared, so a write racing with the copy marks the page again for the next round.
+ *
+ * All-zero pages travel as an 8-byte entry with the zero flag (the destination's RAM starts
+ * zeroed, and a page the guest cleared must become zero there too). Data pages are copied into
+ * the frame (never sent by reference): a guest write after the CRC was computed would otherwise
+ * corrupt the frame.
+ */
+import { Buffer } from "node:buffer";
+import type { GuestMemory } from "../../backends/vcpu.js";
+import {
+  encodePagesFrame,
+  encodeRoundFrame,
+  MAX_PAGES_PER_FRAME,
+  PAGE_BYTES,
+  type PageOut,
+} from "./stream.js";
+
+/** The part of a VM pre-copy reads: RAM regions and their dirty logs. */
+export interface DirtyRam {
+  readonly memory: readonly GuestMemory[];
+  getDirtyLog(slot: number): Uint8Array;
+}
+
+/** Limits of a pre-copy. */
+export interface PrecopyOptions {
+  /** The pause the guest may see at switchover (`--downtime-limit`), ms. */
+  readonly downtimeLimitMs: number;
+  /** Bytes per second at most (`--max-bandwidth`); undefined: as fast as the peer takes them. */
+  readonly maxBandwidth?: number;
+  /**
+   * Rounds after which the switchover happens even if the dirty set does not fit the limit (a
+   * guest that dirties faster than the link carries would never converge).
+   */
+  readonly maxRounds: number;
+  /** Called after every round. */
+  readonly onRound?: (progress: PrecopyProgress) => void;
+}
+
+/** Where a pre-copy is. */
+export interface PrecopyProgress {
+  readonly round: number;
+  /** Stream bytes written so far. */
+  readonly transferredBytes: number;
+  /** Pages sent so far (zero pages included). */
+  readonly pagesSent: number;
+  readonly zeroPages: number;
+  /** Pages of guest RAM in all. */
+  readonly totalPages: number;
+  /** Pages the guest dirtied during the last round. */
+  readonly dirtyPages: number;
+  /** Measured bytes per second of the last round. */
+  readonly bandwidth: number;
+}
+
+/** One bitmap per region, in `memory` order. */
+type DirtySet = Uint8Array[];
+
+const ZERO_PAGE = Buffer.alloc(PAGE_BYTES);
+/** Zero pages are first looked for 16 at a time (two bitmap bytes). */
+const GROUP_PAGES = 16;
+const ZERO_GROUP = Buffer.alloc(GROUP_PAGES * PAGE_BYTES);
+/** Guest RAM is scanned through windows of this size (a view is at most 2 GiB anywhere). */
+const WINDOW_BYTES = 256 * 1024 * 1024;
+/** Data pages are copied into buffers of this size (64 pages). */
+const COPY_CHUNK_BYTES = 64 * PAGE_BYTES;
+
+function popcount(bitmaps: DirtySet): number {
+  let n = 0;
+  for (const b of bitmaps) {
+    for (const byte of b) {
+      let v = byte;
+      while (v !== 0) {
+        v &= v - 1;
+        n++;
+      }
+    }
+  }
+  return n;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One migration's RAM transfer (module header). */
+export class Precopy {
+  #round = 0;
+  #pagesSent = 0;
+  #zeroPages = 0;
+  #bytes = 0;
+  #bandwidth = 0;
+  #lastDirty = 0;
+  #started = 0;
+  #pending: DirtySet | undefined;
+
+  constructor(
+    private readonly ram: DirtyRam,
+    private readonly write: (chunks: readonly Uint8Array[]) => Promise<void>,
+    private readonly options: PrecopyOptions,
+  ) {}
+
+  /** Progress so far. */
+  get progress(): PrecopyProgress {
+    return {
+      round: this.#round,
+      transferredBytes: this.#bytes,
+      pagesSent: this.#pagesSent,
+      zeroPages: this.#zeroPages,
+      totalPages: this.ram.memory.reduce((n, m) => n + m.size / PAGE_BYTES, 0),
+      dirtyPages: this.#lastDirty,
+      bandwidth: Math.round(this.#bandwidth),
+    };
+  }
+
+  /**
+   * Sends rounds while the guest runs, until the dirty set fits the downtime limit or
+   * `maxRounds`; the last dirty set is kept for `finish()`.
+   * @throws whatever `write` throws (the connection failed or stalled).
+   */
+  async iterate(): Promise<void> {
+    this.#started = performance.now();
+    // Round 1 sends everything: clear the logs first, so what the guest writes from here on is
+    // in the next round.
+    this.#readLogs();
+    const all = this.ram.memory.map((m) =>
+      new Uint8Array(Math.ceil(m.size / PAGE_BYTES / 8)).fill(0xff),
+    );
+    let dirty: DirtySet = all;
+    for (;;) {
+      const t0 = performance.now();
+      const before = this.#bytes;
+      await this.#sendSet(dirty);
+      this.#round++;
+      const seconds = Math.max(performance.now() - t0, 0.05) / 1000;
+      this.#bandwidth = (this.#bytes - before) / seconds;
+      dirty = this.#readLogs();
+      this.#lastDirty = popcount(dirty);
+      await this.#emit(
+        encodeRoundFrame(this.#round, BigInt(this.#pagesSent), BigInt(this.#lastDirty)),
+      );
+      this.options.onRound?.(this.progress);
+      const estimateMs = ((this.#lastDirty * (PAGE_BYTES + 8)) / this.#effectiveBandwidth()) * 1000;
+      if (estimateMs <= this.options.downtimeLimitMs || this.#round >= this.options.maxRounds) {
+        this.#pending = dirty;
+        return;
+      }
+    }
+  }
+
+  /**
+   * With every vCPU paused: sends the pages dirtied since the last round. Returns their count.
+   * @throws whatever `write` throws.
+   */
+  async finish(): Promise<number> {
+    const last = this.#readLogs();
+    const pending = this.#pending;
+    if (pending !== undefined) {
+      last.forEach((bitmap, i) => {
+        const old = pending[i];
+        if (old === undefined) return;
+        for (let j = 0; j < bitmap.length; j++) bitmap[j] = (bitmap[j] ?? 0) | (old[j] ?? 0);
+      });
+    }
+    this.#pending = undefined;
+    const count = popcount(last);
+    await this.#sendSet(last);
+    return count;
+  }
+
+  #effectiveBandwidth(): number {
+    const cap = this.options.maxBandwidth ?? Infinity;
+    return Math.max(1, Math.min(this.#bandwidth, cap));
+  }
+
+  #readLogs(): DirtySet {
+    return this.ram.memory.map((m) => {
+      const bitmap = this.ram.getDirtyLog(m.slot);
+      // Bits past the slot's last page (the bitmap is rounded up to 64 pages) are never set.
+      return bitmap;
+    });
+  }
+
+  async #sendSet(set: DirtySet): Promise<void> {
+    for (const [i, region] of this.ram.memory.entries()) {
+      const bitmap = set[i];
+      if (bitmap !== undefined) await this.#sendRegion(region, bitmap);
+    }
+  }
+
+  async #sendRegion(region: GuestMemory, bitmap: Uint8Array): Promise<void> {
+    const pages = region.size / PAGE_BYTES;
+    const perWindow = WINDOW_BYTES / PAGE_BYTES;
+    let batch: PageOut[] = [];
+    let copy = new Uint8Array(0);
+    let used = 0;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      const frame = encodePagesFrame(region.slot, batch);
+      batch = [];
+      await this.#emit(frame);
+    };
+    for (let w = 0; w < pages; w += perWindow) {
+      const count = Math.min(perWindow, pages - w);
+      const view = region.view(w * PAGE_BYTES, count * PAGE_BYTES);
+      const buf = Buffer.from(view.buffer, view.byteOffset, view.length);
+      for (let p = 0; p < count; p++) {
+        const page = w + p;
+        const byte = bitmap[page >> 3] ?? 0;
+        if (byte === 0) {
+          p += 7 - (page & 7);
+          continue;
+        }
+        if (
+          (page & (GROUP_PAGES - 1)) === 0 &&
+          p + GROUP_PAGES <= count &&
+          byte === 0xff &&
+          bitmap[(page >> 3) + 1] === 0xff &&
+          ZERO_GROUP.compare(buf, p * PAGE_BYTES, (p + GROUP_PAGES) * PAGE_BYTES) === 0
+        ) {
+          // 16 dirty pages, all zero (most of a fresh guest's RAM in round 1): one compare.
+          if (batch.length + GROUP_PAGES > MAX_PAGES_PER_FRAME) await flush();
+          for (let g = 0; g < GROUP_PAGES; g++) batch.push({ index: page + g, data: undefined });
+          this.#zeroPages += GROUP_PAGES;
+          this.#pagesSent += GROUP_PAGES;
+          p += GROUP_PAGES - 1;
+          continue;
+        }
+        if (((byte >> (page & 7)) & 1) === 0) continue;
+        if (batch.length >= MAX_PAGES_PER_FRAME) await flush();
+        const at = p * PAGE_BYTES;
+        if (ZERO_PAGE.compare(buf, at, at + PAGE_BYTES) === 0) {
+          batch.push({ index: page, data: undefined });
+          this.#zeroPages++;
+        } else {
+          if (used + PAGE_BYTES > copy.length) {
+            // Frames keep references to their pages until written: a fresh buffer, never reuse.
+            copy = new Uint8Array(COPY_CHUNK_BYTES);
+            used = 0;
+          }
+          const data = copy.subarray(used, used + PAGE_BYTES);
+          data.set(view.subarray(at, at + PAGE_BYTES));
+          used += PAGE_BYTES;
+          batch.push({ index: page, data });
+        }
+        this.#pagesSent++;
+      }
+    }
+    await flush();
+  }
+
+  async #emit(chunks: readonly Uint8Array[]): Promise<void> {
+    for (const c of chunks) this.#bytes += c.length;
+    await this.write(chunks);
+    const cap = this.options.maxBandwidth;
+    if (cap !== undefined) {
+      // --max-bandwidth: hold the average at the cap (sleep what the bytes so far are ahead).
+      const dueMs = (this.#bytes / cap) * 1000 - (performance.now() - this.#started);
+      if (dueMs > 1) await sleep(dueMs);
+    }
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * The sending side of a live migration: connect, send the machine's description and layout,
+ * pre-copy RAM while the guest runs (./precopy.ts), pause the vCPUs between exits, send the last
+ * dirty pages, every vCPU's registers and every device's state, then the two-step commit of
+ * ./handshake.ts. Until the destination says `ready` and `GO` is flushed, any failure — refused
+ * or dropped connection, a rejection, a stall, a timeout — resumes the guest exactly where it
+ * was (if this side paused it) and reports one line; after that the source never runs the guest
+ * again.
+ */
+import type { ArchName } from "../../abi/regid.js";
+import { RegvisorError } from "../../errors.js";
+import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
+import { GO, ReplyDecoder, type Reply } from "./handshake.js";
+import { Precopy, type DirtyRam, type PrecopyProgress } from "./precopy.js";
+import {
+  encodeDeviceFrame,
+  encodeEndFrame,
+  encodeLayoutFrame,
+  encodeMetaFrame,
+  encodeStreamHeader,
+  encodeVcpuFrame,
+  type LayoutSlot,
+} from "./stream.js";
+import { memslotFlags } from "../snapshot/memslot-flags.js";
+import {
+  connectChannel,
+  DEFAULT_TIMEOUTS,
+  formatUri,
+  MigrationError,
+  type Channel,
+  type ChannelTimeouts,
+  type MigrationUri,
+} from "./transport.js";
+
+/** What a migration needs from the running machine. */
+export interface MigrationSource {
+  readonly arch: ArchName;
+  readonly backend: SnapshotBackend;
+  readonly ram: DirtyRam;
+  /** The machine's description for the destination (the META frame). */
+  describe(): SnapshotMeta;
+  /** Called when the migration starts and when it ends (either way). */
+  start?(): void;
+  end?(): void;
+  /** Parks every vCPU between exits (devices quiesced: in-flight disk requests drained). */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Every vCPU's registers and every device's state; only while paused. */
+  capture(): Promise<{
+    readonly vcpus: readonly VcpuState[];
+    readonly devices: readonly DeviceState[];
+  }>;
+}
+
+/** `migrate` options; the defaults are the CLI's. */
+export interface MigrateOptions {
+  /** Longest pause the guest should see (`--downtime-limit`), ms; default 300. */
+  readonly downtimeLimitMs?: number;
+  /** Bytes per second (`--max-bandwidth`); default unlimited. */
+  readonly maxBandwidth?: number;
+  /** Pre-copy rounds before switching over anyway; default 30. */
+  readonly maxRounds?: number;
+  readonly timeouts?: ChannelTimeouts;
+  /** How long the destination may take to load everything and say `ready`; default 30 s. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** Defaults of `MigrateOptions`. */
+export const MIGRATE_DEFAULTS = {
+  downtimeLimitMs: 300,
+  maxRounds: 30,
+  readyTimeoutMs: 30_000,
+} as const;
+
+/** Where a migration is (`GET /migrate`). */
+export interface MigrationStatus {
+  readonly status: "none" | "active" | "completed" | "failed";
+  /** "connect", "precopy", "switchover", "commit", "done". */
+  readonly stage?: string;
+  readonly uri?: string;
+  readonly rounds?: number;
+  readonly transferredBytes?: number;
+  readonly dirtyPages?: number;
+  readonly totalPages?: number;
+  /** Pages sent in all (round 1 sends every page; the rest came from the dirty log). */
+  readonly pagesSent?: number;
+  readonly zeroPages?: number;
+  /** Bytes per second of the last round. */
+  readonly bandwidth?: number;
+  readonly totalMs?: number;
+  /** From the pause to the destination's `ready`. */
+  readonly downtimeMs?: number;
+  /** The pages sent while paused. */
+  readonly finalPages?: number;
+  readonly error?: string;
+}
+
+/** The destination's replies, read in the background. */
+interface ReplyWatch {
+  /** The next reply; undefined when the connection ended. */
+  next(timeoutMs: number): Promise<Reply | undefined>;
+  /** Settles when the connection ended. */
+  readonly done: Promise<void>;
+}
+
+/** One outgoing migration. Call `run()` once. */
+export class Migration {
+  #status: MigrationStatus;
+  #progress: PrecopyProgress | undefined;
+  readonly #started = performance.now();
+
+  constructor(
+    private readonly source: MigrationSource,
+    readonly uri: MigrationUri,
+    private readonly options: MigrateOptions = {},
+  ) {
+    this.#status = { status: "active", stage: "connect", uri: formatUri(uri) };
+  }
+
+  /** Where it is now. */
+  status(): MigrationStatus {
+    const p = this.#progress;
+    const live = this.#status.status === "active" && p !== undefined;
+    return live
+      ? {
+          ...this.#status,
+          rounds: p.round,
+          transferredBytes: p.transferredBytes,
+          dirtyPages: p.dirtyPages,
+          totalPages: p.totalPages,
+          zeroPages: p.zeroPages,
+          bandwidth: p.bandwidth,
+          totalMs: Math.round(performance.now() - this.#started),
+        }
+      : this.#status;
+  }
+
+  /**
+   * Moves the guest. Resolves with the final status: "completed" (the source must now stop the
+   * guest for good) or "failed" (the guest runs on here as before).
+   */
+  async run(): Promise<MigrationStatus> {
+    this.source.start?.();
+    try {
+      return await this.#run();
+    } finally {
+      this.source.end?.();
+    }
+  }
+
+  async #run(): Promise<MigrationStatus> {
+    let channel: Channel | undefined;
+    let paused = false;
+    let committed = false;
+    let rejected: string | undefined;
+    let precopy: Precopy | undefined;
+    let replies: ReplyWatch | undefined;
+    try {
+      channel = await connectChannel(this.uri, this.options.timeouts ?? DEFAULT_TIMEOUTS);
+      const ch = channel;
+      replies = this.#watch(ch, (why) => {
+        rejected = why;
+        ch.destroy();
+      });
+      const write = (chunks: readonly Uint8Array[]): Promise<void> => ch.write(chunks);
+      const { arch, backend } = this.source;
+      await write([encodeStreamHeader(arch, backend), ...encodeMetaFrame(this.source.describe())]);
+      await write(encodeLayoutFrame(this.#layout()));
+      this.#status = { ...this.#status, stage: "precopy" };
+      precopy = new Precopy(this.source.ram, write, {
+        downtimeLimitMs: this.options.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs,
+        maxRounds: this.options.maxRounds ?? MIGRATE_DEFAULTS.maxRounds,
+        ...(this.options.maxBandwidth === undefined
+          ? {}
+          : { maxBandwidth: this.options.maxBandwidth }),
+        onRound: (p) => (this.#progress = p),
+      });
+      await precopy.iterate();
+      this.#status = { ...this.#status, stage: "switchover" };
+      const pausedAt = performance.now();
+      await this.source.pause();
+      paused = true;
+      const finalPages = await precopy.finish();
+      const state = await this.source.capture();
+      for (const vcpu of state.vcpus) await write(encodeVcpuFrame(vcpu, arch));
+      for (const device of state.devices) await write(encodeDeviceFrame(device));
+      await write(encodeEndFrame());
+      this.#status = { ...this.#status, stage: "commit" };
+      const reply = await replies.next(
+        this.options.readyTimeoutMs ?? MIGRATE_DEFAULTS.readyTimeoutMs,
+      );
+      if (reply === undefined)
+        throw new MigrationError(
+          "commit",
+          "the destination closed the connection before it was ready",
+        );
+      if (reply.reply === "error")
+        throw new MigrationError("rejected", `the destination refused the state: ${reply.error}`);
+      // The commit point: from here the guest belongs to the destination.
+      await ch.write([GO]);
+      await ch.end();
+      committed = true;
+      const p = precopy.progress;
+      this.#status = {
+        status: "completed",
+        stage: "done",
+        uri: formatUri(this.uri),
+        rounds: p.round,
+        transferredBytes: ch.bytesWritten,
+        totalPages: p.totalPages,
+        pagesSent: p.pagesSent + finalPages,
+        zeroPages: p.zeroPages,
+        finalPages,
+        bandwidth: p.bandwidth,
+        totalMs: Math.round(performance.now() - this.#started),
+        downtimeMs: Math.round(performance.now() - pausedAt),
+      };
+      return this.#status;
+    } catch (error) {
+      // A write that failed because the destination hung up after refusing: its reason, which
+      // is on its way or already queued, is the one to report.
+      if (replies !== undefined && rejected === undefined) {
+        await Promise.race([replies.done, new Promise((r) => setTimeout(r, 500).unref())]);
+      }
+      channel?.destroy();
+      const message =
+        rejected !== undefined
+          ? `the destination refused the stream: ${rejected}`
+          : error instanceof RegvisorError
+            ? error.message
+            : String(error);
+      if (paused && !committed) await this.source.resume();
+      const p = precopy?.progress;
+      this.#status = {
+        status: "failed",
+        stage: this.#status.stage ?? "connect",
+        uri: formatUri(this.uri),
+        rounds: p?.round ?? 0,
+        transferredBytes: channel?.bytesWritten ?? 0,
+        totalMs: Math.round(performance.now() - this.#started),
+        error: message.split("\n")[0] ?? "",
+      };
+      return this.#status;
+    }
+  }
+
+  #layout(): LayoutSlot[] {
+    return this.source.ram.memory.map((m) => ({
+      slot: m.slot,
+      flags: memslotFlags(m),
+      guestPhysAddr: m.guestPhysAddr,
+      length: m.size,
+    }));
+  }
+
+  /**
+   * Reads the destination's replies in the background: an `error` reply at any time aborts the
+   * migration through `abort`; `next()` waits for the reply to END.
+   */
+  #watch(channel: Channel, abort: (why: string) => void): ReplyWatch {
+    const decoder = new ReplyDecoder();
+    const queue: Reply[] = [];
+    let waiter: (() => void) | undefined;
+    let ended = false;
+    let failure: Error | undefined;
+    const done = (async () => {
+      try {
+        for (;;) {
+          const bytes = await channel.read();
+          if (bytes === undefined) break;
+          for (const reply of decoder.push(bytes)) {
+            if (reply.reply === "error") abort(reply.error);
+            queue.push(reply);
+          }
+          waiter?.();
+        }
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+      ended = true;
+      waiter?.();
+    })();
+    return {
+      done,
+      next: async (timeoutMs) => {
+        const deadline = performance.now() + timeoutMs;
+        for (;;) {
+          const reply = queue.shift();
+          if (reply !== undefined) return reply;
+          if (failure !== undefined) throw failure;
+          if (ended) return undefined;
+          const left = deadline - performance.now();
+          if (left <= 0) {
+            throw new MigrationError(
+              "timeout",
+              `the destination did not say ready within ${timeoutMs} ms`,
+            );
+          }
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, left);
+            waiter = () => {
+              clearTimeout(timer);
+              waiter = undefined;
+              resolve();
+            };
+          });
+        }
+      },
+    };
+  }
+}

@@ -1,0 +1,80 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  assertDiskWritten,
+  DISK_SIZE,
+  diskImage,
+  initLines,
+  linuxImage,
+  type Boot,
+} from "../../linux/guest.js";
+import { ctl, start, tempDir } from "./procs.js";
+
+const found = linuxImage();
+const CMDLINE = "console=ttyS0";
+
+describe(
+  "live migration of a Linux guest with a virtio-blk disk on shared storage",
+  {
+    skip:
+      "skip" in found
+        ? `Linux guest not built (bash scripts/build-linux.sh): ${found.skip}`
+        : false,
+  },
+  () => {
+    it("moves during boot, then again after /init started; /init's disk write lands in the file", async () => {
+      assert.ok("image" in found);
+      const dir = tempDir();
+      const disk = { path: join(dir, "rw.img"), bytes: diskImage(DISK_SIZE, 5) };
+      writeFileSync(disk.path, disk.bytes);
+      const a = `unix:${join(dir, "a.sock")}`;
+      const b = `unix:${join(dir, "b.sock")}`;
+      const dstA = start(["run", "--incoming", a, "--api", join(dir, "a.api")]);
+      const dstB = start(["run", "--incoming", b, "--disk", disk.path]);
+      const src = start([
+        "run",
+        "--backend",
+        "soft",
+        "--mem",
+        "256M",
+        "--cmdline",
+        CMDLINE,
+        "--disk",
+        disk.path,
+        "--api",
+        join(dir, "src.api"),
+        found.image,
+      ]);
+      try {
+        await src.waitFor(/Linux version/, 120_000);
+        const first = await ctl([join(dir, "src.api"), "migrate", a, "--json"]);
+        assert.equal(first.code, 0, first.stdout + first.stderr);
+        assert.equal(await src.exited, 0, src.stderr);
+        await dstA.waitFor(/^init: started/m, 240_000);
+        const second = await ctl([join(dir, "a.api"), "migrate", b, "--json"]);
+        assert.equal(second.code, 0, second.stdout + second.stderr);
+        assert.equal(await dstA.exited, 0, dstA.stderr);
+        assert.equal(await dstB.exited, 0, dstB.stderr);
+        const console = src.stdout + dstA.stdout + dstB.stdout;
+        const boot: Boot = {
+          status: 0,
+          signal: null,
+          stdout: console,
+          stderr: "",
+          init: initLines(console),
+          firstInitMs: undefined,
+          firstInitCpuS: undefined,
+          timedOut: false,
+        };
+        assert.ok(boot.init.includes("started") && boot.init.includes("power off"), console);
+        assert.ok(boot.init.includes(`cmdline ${CMDLINE}`));
+        assert.match(dstB.stdout, /init: /, "the console continued on the last destination");
+        assertDiskWritten(boot, "vda", disk);
+      } finally {
+        for (const p of [src, dstA, dstB]) p.child.kill();
+      }
+    });
+  },
+);

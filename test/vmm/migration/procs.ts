@@ -1,0 +1,111 @@
+/**
+ * Test helper: a live migration between two `regvisor run` processes — the source runs a guest
+ * with `--api`, the destination waits with `--incoming` — driven through `regvisor ctl migrate`.
+ */
+import assert from "node:assert/strict";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BIN = fileURLToPath(new URL("../../../src/cli/bin.js", import.meta.url));
+
+/** A spawned regvisor whose output is collected. */
+export interface Proc {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** Resolves with the exit status. */
+  readonly exited: Promise<number | null>;
+  /** Resolves once stdout matches. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+/** Spawns `regvisor argv` (extra: a wrapper command such as `ip netns exec NS`). */
+export function start(argv: readonly string[], wrapper: readonly string[] = []): Proc {
+  const [cmd, ...rest] = [...wrapper, process.execPath, BIN, ...argv];
+  const child = spawn(cmd ?? process.execPath, rest, { stdio: ["ignore", "pipe", "pipe"] });
+  const proc: Proc = {
+    child,
+    stdout: "",
+    stderr: "",
+    exited: new Promise((resolve) => {
+      child.on("exit", (code) => {
+        resolve(code);
+      });
+    }),
+    waitFor: (pattern, timeoutMs = 20_000) =>
+      new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          if (!pattern.test(proc.stdout)) return false;
+          clearTimeout(timer);
+          child.stdout.off("data", check);
+          resolve();
+          return true;
+        };
+        const timer = setTimeout(() => {
+          reject(
+            new Error(
+              `no ${String(pattern)} within ${timeoutMs} ms\nstdout: ${proc.stdout.slice(-400)}\nstderr: ${proc.stderr}`,
+            ),
+          );
+        }, timeoutMs);
+        if (!check()) child.stdout.on("data", check);
+      }),
+  };
+  child.stdout.on("data", (b: Buffer) => (proc.stdout += b.toString()));
+  child.stderr.on("data", (b: Buffer) => (proc.stderr += b.toString()));
+  return proc;
+}
+
+/** Runs `regvisor ctl …` to its end. */
+export function ctl(
+  argv: readonly string[],
+  wrapper: readonly string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [cmd, ...rest] = [...wrapper, process.execPath, BIN, "ctl", ...argv];
+  return new Promise((resolve) => {
+    execFile(cmd ?? process.execPath, rest, { timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A fresh directory for sockets. */
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "rgv-migr-"));
+}
+
+/** The tick numbers of a dirtier guest's progress lines, in order. */
+export function ticks(stdout: string): number[] {
+  return [...stdout.matchAll(/^tick (\d+) /gm)].map((m) => Number(m[1]));
+}
+
+/**
+ * Asserts the guest's console, the source's output followed by the destination's (a line may
+ * be cut where the guest moved), holds every progress line once and in order — the source's
+ * last and the destination's first are consecutive, guest time went on — and ends with the
+ * guest's own PASS (every page as last written). The destination printed ticks of its own.
+ */
+export function assertContinued(
+  source: string,
+  destination: string,
+  ended = true,
+  destinationTicks = true,
+): void {
+  const all = ticks(source + destination);
+  assert.ok(ticks(source).length > 0, `the source printed no progress: ${source.slice(-300)}`);
+  assert.ok(
+    !destinationTicks || /tick \d+ /.test(destination),
+    `the destination printed no progress: ${destination.slice(-300)}`,
+  );
+  assert.deepEqual(
+    all,
+    all.map((_, i) => i + 1),
+    "the guest's ticks continue across the move",
+  );
+  if (ended) assert.match(destination, /^PASS dirty \d+ pages/m);
+  assert.doesNotMatch(source + destination, /FAIL/);
+}
