@@ -38,6 +38,7 @@ import { detachExit, formatExit } from "../runner-trace.js";
 import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
 import type { MachineBackend } from "./backend.js";
 import {
+  captureVcpuPower,
   captureVcpus,
   describeMachine,
   quiesceVcpus,
@@ -506,6 +507,7 @@ export class Machine implements MachineControl, Disposable {
         encodeMachineConfig({ ...description }),
         encodeRunProgress(progress, true),
         encodeConsole(this.identity.console?.bytes() ?? new Uint8Array(0)),
+        ...captureVcpuPower(this.vcpus),
         ...saveDevices(this.parts.devices),
       ],
     };
