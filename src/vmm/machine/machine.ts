@@ -488,6 +488,9 @@ export class Machine implements MachineControl, Disposable {
       throw new ControlError(409, `Cannot capture the machine's state: it is ${this.state}`);
     }
     await quiesceVcpus(this.vcpus);
+    // Before the registers: reading a RISC-V power state applies a posted HSM hart_start,
+    // which resets that hart's registers.
+    const power = captureVcpuPower(this.vcpus);
     const description = this.describe();
     const progress = this.progress();
     return {
@@ -507,7 +510,7 @@ export class Machine implements MachineControl, Disposable {
         encodeMachineConfig({ ...description }),
         encodeRunProgress(progress, true),
         encodeConsole(this.identity.console?.bytes() ?? new Uint8Array(0)),
-        ...captureVcpuPower(this.vcpus),
+        ...power,
         ...saveDevices(this.parts.devices),
       ],
     };
