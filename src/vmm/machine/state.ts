@@ -501,7 +501,8 @@ export const MP_STATE_SECTION = "vmm.mp-state";
 /**
  * The vCPUs' power states as the `vmm.mp-state` section, or no section when their register
  * lists carry it already (x86: the MP_STATE pseudo register) or the backend has no
- * `getMpState()` (the machine then restores with the build's power states).
+ * `getMpState()` (the machine then restores with the build's power states). Call it before
+ * `captureVcpus()`: reading a power state applies a posted HSM start, which resets that hart.
  */
 export function captureVcpuPower(vcpus: readonly Vcpu[]): SectionState[] {
   if (vcpus.length === 0 || vcpus.some((v) => v.getMpState === undefined)) return [];
