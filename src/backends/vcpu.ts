@@ -133,6 +133,19 @@ export interface Vcpu extends Disposable {
    * `{ kind: "debug" }`. Throws `KvmError` (EINVAL) for bits the backend does not implement.
    */
   setGuestDebug?(debug: GuestDebug): void;
+  /**
+   * Optional capability: KVM_GET_MP_STATE, the vCPU's power state as a `KVM_MP_STATE_*` value
+   * (src/abi/kvm/constants.ts). RISC-V: RUNNABLE or STOPPED (SBI HSM started/stopped,
+   * arch/riscv/kvm/vcpu.c); the register list has no such register, so machine snapshots carry
+   * it beside the registers. x86: the same value is also the MP_STATE pseudo register in
+   * `regList()` (one ioctl behind both); snapshots carry it there, once.
+   */
+  getMpState?(): number;
+  /**
+   * Optional capability: KVM_SET_MP_STATE. Throws `KvmError` EINVAL for a state the arch does
+   * not take (RISC-V: anything but RUNNABLE and STOPPED).
+   */
+  setMpState?(state: number): void;
   /** Releases the vCPU; a second close is a no-op, any other use afterwards throws. */
   close(): void;
 }
@@ -149,6 +162,9 @@ export interface GuestDebug {
    */
   readonly hwBreakpoints?: readonly bigint[];
 }
+
+/** Bytes of one chip's state in `Vm.getIrqchip` (the `kvm_irqchip.chip` union, x86). */
+export const IRQCHIP_STATE_BYTES = 512;
 
 /** Where a guest RAM region goes in guest-physical space (KVM_SET_USER_MEMORY_REGION). */
 export interface MemoryRegionSpec {
@@ -227,6 +243,14 @@ export interface Vm extends Disposable {
   createIrqchip?(): void;
   /** Optional capability, x86 with an irqchip: `KVM_IRQ_LINE` (GSI `irq` to `level`). */
   setIrqLine?(irq: number, level: boolean): void;
+  /**
+   * Optional capability, x86 with an irqchip: KVM_GET_IRQCHIP, the state of one in-kernel chip
+   * (`KVM_IRQCHIP_ID`: 0 PIC master, 1 PIC slave, 2 IOAPIC) as its `IRQCHIP_STATE_BYTES`-byte
+   * `kvm_irqchip.chip` union. Throws `RangeError` for another chip id.
+   */
+  getIrqchip?(chipId: number): Uint8Array;
+  /** Optional capability, x86 with an irqchip: KVM_SET_IRQCHIP (bytes as `getIrqchip` gave). */
+  setIrqchip?(chipId: number, state: Uint8Array): void;
   /** Closes every vCPU, then the VM; a second close is a no-op. */
   close(): void;
 }

@@ -11,6 +11,7 @@ import { openDisks } from "./machine/disks.js";
 import type { MachineBackend, RunMode } from "./machine/backend.js";
 import { ConsoleRecord, Machine } from "./machine/machine.js";
 import {
+  applyVcpuPower,
   applyVcpuState,
   buildEmptyMachine,
   checkDisk,
@@ -109,6 +110,7 @@ export async function restoreGuest(request: RestoreRequest): Promise<RestoreSumm
     });
     loadRam(parts.vm, snapshot.memory);
     const vcpuReport = applyVcpuState(parts.vcpus, snapshot.arch, snapshot.vcpus, request.policy);
+    applyVcpuPower(parts.vcpus, snapshot.devices);
     restoreDevices(parts.devices, snapshot.devices);
     machine.loadProgress(state.progress);
     const summary = await runMachine(machine, request, {

@@ -59,12 +59,13 @@ describe("regvisor snapshot commands", () => {
     const r = await run(["inspect", A]);
     assert.equal(r.status, 0);
     for (const re of [
-      /^regvisor snapshot 1\.0: riscv, backend soft-inline, \d+ bytes, 8 sections$/m,
+      /^regvisor snapshot 1\.0: riscv, backend soft-inline, \d+ bytes, 9 sections$/m,
       /VCPU_STATE/,
       /^ {2}core\.pc +0x8030000002000000 +8 B$/m,
       /^ {2}fp_d\.fcsr +0x\w+ +4 B$/m,
       /^memory slot 0: gpa 0x80000000, 16777216 bytes/m,
       /^device "vmm\.console": \d+ bytes$/m,
+      /^device "vmm\.mp-state": 8 bytes$/m,
       /^device "plic": \d+ bytes$/m,
       /^device "uart0": \d+ bytes$/m,
       /^machine: riscv-demo, resumes after exit 2, 78 console bytes so far$/m,
@@ -82,7 +83,7 @@ describe("regvisor snapshot commands", () => {
     assert.equal(json.arch, "riscv");
     assert.deepEqual(
       json.sections.map((s) => s.typeName),
-      ["META", "VCPU_STATE", "DEVICE", "DEVICE", "DEVICE", "DEVICE", "DEVICE", "MEMORY"],
+      ["META", "VCPU_STATE", "DEVICE", "DEVICE", "DEVICE", "DEVICE", "DEVICE", "DEVICE", "MEMORY"],
     );
     const pc = json.vcpus[0]?.registers.find((r) => r.name === "core.pc");
     assert.ok(pc !== undefined);

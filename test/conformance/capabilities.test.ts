@@ -9,6 +9,7 @@ import { KvmSystem, kvmUnavailableReason, type KvmVcpu } from "../../src/backend
 import { createSoftVm, type SoftMode, type SoftVm } from "../../src/backends/soft/index.js";
 import { SBI_EID } from "../../src/backends/soft/sbi.js";
 import type { Vcpu } from "../../src/backends/vcpu.js";
+import { KVM_MP_STATE } from "../../src/abi/kvm/constants.js";
 import { I, R, li, place } from "../backends/soft/asm.js";
 import { reg } from "../backends/soft/helpers.js";
 import {
@@ -17,6 +18,7 @@ import {
   type CapabilityTarget,
   type DebugGuest,
   type InterruptGuest,
+  type MpStateGuest,
   type WriterGuest,
 } from "./suite.js";
 
@@ -115,6 +117,13 @@ const kvmTarget: CapabilityTarget = {
       swBreakAt: pc + 3n,
     };
   },
+  mpState(): MpStateGuest {
+    // out 0x80, al; jmp back: an io exit per run. With the irqchip, so x86 takes HALTED (without
+    // a LAPIC in the kernel only RUNNABLE is valid, arch/x86/kvm/x86.c); STOPPED is s390's.
+    const { guest } = x86([0xe6, 0x80, 0xeb, 0xfc], true);
+    return { ...guest, other: KVM_MP_STATE.HALTED, refused: KVM_MP_STATE.STOPPED };
+  },
+  irqchipState: () => x86([0xf4], true).guest,
   lacks: {
     // Measured on kvm_pvm (docs/kvm-guest-debug.md): with USE_SW_BP, int3 is not intercepted —
     // real mode runs the guest's IVT handler, 32/64-bit mode fails in KVM's emulator.
@@ -225,7 +234,15 @@ function softTarget(mode: SoftMode): CapabilityTarget {
         swBreakAt: RAM_BASE + 12n,
       };
     },
+    mpState(): MpStateGuest {
+      // SBI HSM power states: RUNNABLE and STOPPED only (arch/riscv/kvm/vcpu.c).
+      const body = report(1);
+      const { vm, vcpu } = rv(mode, [...body, I.jal(0, -4 * body.length)]);
+      return { vm, vcpu, other: KVM_MP_STATE.STOPPED, refused: KVM_MP_STATE.HALTED };
+    },
     lacks: {
+      irqchipState:
+        "no in-kernel irqchip on the soft backend: the PLIC is a machine device with its own save()/restore()",
       ...(mode === "inline"
         ? { runAsync: "inline mode runs the hart on the caller's thread (use threaded mode)" }
         : {}),

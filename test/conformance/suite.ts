@@ -21,7 +21,9 @@ import {
   type RegId,
 } from "../../src/abi/regid.js";
 import type { GuestDebug, Vcpu, VcpuExit, Vm } from "../../src/backends/vcpu.js";
-import { KVM_GUESTDBG } from "../../src/abi/kvm/constants.js";
+import { KVM_GUESTDBG, KVM_MP_STATE } from "../../src/abi/kvm/constants.js";
+import { X86_PSEUDO } from "../../src/abi/arch/x86/index.js";
+import { IRQCHIP_STATE_BYTES } from "../../src/backends/vcpu.js";
 
 /** A register whose value moves by itself between two reads. */
 export interface Volatile {
@@ -372,6 +374,14 @@ export interface CapabilityGuest {
   readonly vcpu: Vcpu;
 }
 
+/** A guest for the power-state cases and the arch's states besides RUNNABLE. */
+export interface MpStateGuest extends CapabilityGuest {
+  /** A `KVM_MP_STATE_*` the arch takes besides RUNNABLE (RISC-V STOPPED, x86 HALTED). */
+  readonly other: number;
+  /** A `KVM_MP_STATE_*` the arch refuses with EINVAL. */
+  readonly refused: number;
+}
+
 /** A guest that stores into chosen pages of a logging slot, then exits, in a loop. */
 export interface WriterGuest extends CapabilityGuest {
   /** The logging slot (8 pages) and its guest-physical base. */
@@ -419,7 +429,13 @@ export interface CapabilityTarget {
   irqLine?(): InterruptGuest;
   /** A guest for `Vcpu.setGuestDebug` (KVM_SET_GUEST_DEBUG). */
   guestDebug?(): DebugGuest;
+  /** A guest for `getMpState`/`setMpState` that exits (not intr) on every run while runnable. */
+  mpState?(): MpStateGuest;
+  /** A VM with the in-kernel irqchip for `Vm.getIrqchip`/`setIrqchip`. */
+  irqchipState?(): CapabilityGuest;
   readonly lacks: {
+    readonly mpState?: string;
+    readonly irqchipState?: string;
     readonly runAsync?: string;
     readonly externalInterrupt?: string;
     readonly irqLine?: string;
@@ -563,6 +579,8 @@ export function capabilityConformance(t: CapabilityTarget): void {
     );
 
     guestDebugCases(t);
+    mpStateCases(t);
+    irqchipStateCases(t);
 
     it("getDirtyLog(): the pages the guest wrote, read-and-clear, again after new writes; markDirty adds", () => {
       const { vm, vcpu, slot, base } = t.writer([2, 5]);
@@ -686,6 +704,94 @@ function guestDebugCases(t: CapabilityTarget): void {
       set({ control: ENABLE | SINGLESTEP });
       assert.equal(runToDebug(g.vcpu).pc, g.stepPcs[1], "the refused call changed nothing");
     }),
+  );
+}
+
+/** The `getMpState`/`setMpState` cases (KVM_GET_MP_STATE / KVM_SET_MP_STATE). */
+function mpStateCases(t: CapabilityTarget): void {
+  const skip = t.lacks.mpState ?? (t.mpState === undefined ? "no MP-state guest" : false);
+  it(
+    "getMpState()/setMpState(): RUNNABLE at creation, another state round-trips, a refused one is EINVAL and changes nothing",
+    { skip },
+    () => {
+      const g = t.mpState?.();
+      assert.ok(g !== undefined);
+      const { vm, vcpu } = g;
+      try {
+        const get = vcpu.getMpState?.bind(vcpu);
+        const set = vcpu.setMpState?.bind(vcpu);
+        assert.ok(get !== undefined && set !== undefined, "getMpState()/setMpState() exist");
+        assert.equal(get(), KVM_MP_STATE.RUNNABLE, "vCPU 0 is runnable at creation");
+        set(g.other);
+        assert.equal(get(), g.other);
+        if (vcpu.arch === "x86") {
+          // One truth: the MP_STATE pseudo register is the same KVM_GET_MP_STATE.
+          const pseudo = vcpu.getOneReg(X86_PSEUDO.MP_STATE.id);
+          assert.equal(new DataView(pseudo.buffer).getUint32(0, true), g.other);
+        }
+        expectKvm(() => {
+          set(g.refused);
+        }, "EINVAL");
+        assert.equal(get(), g.other, "the refused state changed nothing");
+        set(KVM_MP_STATE.RUNNABLE);
+        assert.equal(get(), KVM_MP_STATE.RUNNABLE);
+        assert.notEqual(runToExit(vcpu).kind, "intr", "runnable again, the guest runs");
+      } finally {
+        vm.close();
+      }
+    },
+  );
+}
+
+/** The `Vm.getIrqchip`/`setIrqchip` cases (KVM_GET_IRQCHIP / KVM_SET_IRQCHIP). */
+function irqchipStateCases(t: CapabilityTarget): void {
+  const skip =
+    t.lacks.irqchipState ?? (t.irqchipState === undefined ? "no irqchip-state guest" : false);
+  it(
+    "getIrqchip()/setIrqchip(): each chip's state round-trips into another VM; a bad chip id is refused",
+    { skip },
+    () => {
+      const a = t.irqchipState?.();
+      const b = t.irqchipState?.();
+      assert.ok(a !== undefined && b !== undefined);
+      try {
+        const get = a.vm.getIrqchip?.bind(a.vm);
+        const setB = b.vm.setIrqchip?.bind(b.vm);
+        const getB = b.vm.getIrqchip?.bind(b.vm);
+        assert.ok(get !== undefined && setB !== undefined && getB !== undefined);
+        // Program a's master PIC: ICW1-4 (vectors 0x20..), OCW1 = mask 0xef (only IRQ 4 open).
+        const setLine = a.vm.setIrqLine?.bind(a.vm);
+        assert.ok(setLine !== undefined);
+        const fresh = getB(0);
+        const chips = [0, 1, 2].map((id) => get(id));
+        for (const chip of chips) assert.equal(chip.length, IRQCHIP_STATE_BYTES);
+        // kvm_pic_state: irr at byte 1, imr at 2, isr at 3, irq_base at 5 (arch/x86/include/uapi/asm/kvm.h).
+        const edited = chips[0]?.slice();
+        assert.ok(edited !== undefined);
+        edited[2] = 0xef;
+        edited[5] = 0x20;
+        setB(0, edited);
+        assert.deepEqual(getB(0).subarray(0, 16), edited.subarray(0, 16));
+        assert.notDeepEqual(getB(0), fresh, "the state was written");
+        setLine(4, true);
+        setLine(4, false);
+        const ioapic = get(2);
+        setB(2, ioapic);
+        assert.deepEqual(getB(2), ioapic, "the IOAPIC state round-trips");
+        assert.throws(
+          () => get(3),
+          (e: unknown) =>
+            e instanceof RangeError || (e instanceof KvmError && e.errnoName === "EINVAL"),
+        );
+        assert.throws(() => {
+          setB(0, new Uint8Array(7));
+        }, RangeError);
+        assert.deepEqual(getB(0).subarray(0, 16), edited.subarray(0, 16), "refused: unchanged");
+      } finally {
+        a.vm.close();
+        b.vm.close();
+      }
+    },
   );
 }
 

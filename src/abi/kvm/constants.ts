@@ -171,6 +171,13 @@ export const KVM_INTERRUPT_RISCV = { SET: 0xffff_ffff, UNSET: 0xffff_fffe } as c
 /** `kvm_userspace_memory_region.flags` bits (`KVM_MEM_*`). */
 export const KVM_MEM = { LOG_DIRTY_PAGES: 0x1, READONLY: 0x2, GUEST_MEMFD: 0x4 } as const;
 
+/** `kvm_irqchip.chip_id` values, x86 (`KVM_IRQCHIP_*`, arch/x86/include/uapi/asm/kvm.h). */
+export const KVM_IRQCHIP_ID = {
+  PIC_MASTER: 0,
+  PIC_SLAVE: 1,
+  IOAPIC: 2,
+} as const;
+
 /** `kvm_mp_state.mp_state` values (`KVM_MP_STATE_*`). */
 export const KVM_MP_STATE = {
   RUNNABLE: 0,

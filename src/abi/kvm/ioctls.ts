@@ -136,6 +136,9 @@ const ROWS = {
     ["x86", "arm64", "riscv"],
     "KVM_CAP_IRQCHIP",
   ),
+  // KVM_SET_IRQCHIP is _IOR although userspace writes it (include/uapi/linux/kvm.h).
+  KVM_GET_IRQCHIP: st("vm", "readWrite", 0x62, "kvm_irqchip", 520, X86, "KVM_CAP_IRQCHIP"),
+  KVM_SET_IRQCHIP: st("vm", "read", 0x63, "kvm_irqchip", 520, X86, "KVM_CAP_IRQCHIP"),
   KVM_CREATE_PIT2: st("vm", "write", 0x77, "kvm_pit_config", 64, X86, "KVM_CAP_PIT2"),
   // vCPU-level KVM_ENABLE_CAP needs KVM_CAP_ENABLE_CAP; the VM-level form KVM_CAP_ENABLE_CAP_VM.
   KVM_ENABLE_CAP: st(

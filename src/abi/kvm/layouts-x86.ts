@@ -250,6 +250,17 @@ export const KVM_PIT_CONFIG = struct("kvm_pit_config", [
   ["pad", "u32", 15],
 ]);
 
+/**
+ * `struct kvm_irqchip` (520 bytes): KVM_GET/SET_IRQCHIP. `chip` is the union of
+ * `kvm_pic_state` (chip_id 0 master, 1 slave) and `kvm_ioapic_state` (chip_id 2), padded to
+ * 512 bytes (arch/x86/include/uapi/asm/kvm.h).
+ */
+export const KVM_IRQCHIP = struct("kvm_irqchip", [
+  ["chip_id", "u32"],
+  ["pad", "u32"],
+  ["chip", "bytes", 512],
+]);
+
 /** `struct kvm_interrupt` (4 bytes). */
 export const KVM_INTERRUPT = struct("kvm_interrupt", [["irq", "u32"]]);
 

@@ -6,6 +6,7 @@ import { IOCTLS, KVM_CAP, KVM_MEM, type KvmCapName } from "../../abi/kvm/ioctls.
 import {
   KVM_DIRTY_LOG,
   KVM_IRQ_LEVEL,
+  KVM_IRQCHIP,
   KVM_USERSPACE_MEMORY_REGION,
 } from "../../abi/kvm/layouts.js";
 import { KvmError } from "../../abi/kvm/errors.js";
@@ -22,7 +23,7 @@ import {
 import { Scratch } from "./scratch.js";
 import type { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
-import type { GuestMemory, MemoryRegionSpec, Vm } from "../vcpu.js";
+import { IRQCHIP_STATE_BYTES, type GuestMemory, type MemoryRegionSpec, type Vm } from "../vcpu.js";
 
 /** Options for `KvmSystem.createVm()`. */
 export interface KvmVmOptions {
@@ -125,6 +126,46 @@ export class KvmVm implements Vm {
           : {}),
       });
     }
+  }
+
+  /**
+   * KVM_GET_IRQCHIP: chip `chipId`'s state (0 PIC master, 1 PIC slave: `kvm_pic_state`; 2:
+   * `kvm_ioapic_state`), the 512-byte union as the kernel fills it (arch/x86/kvm/x86.c
+   * `kvm_vm_ioctl_get_irqchip`).
+   * @throws {RangeError} for another chip id (before the ioctl); {KvmError} ENXIO without an
+   *   irqchip.
+   */
+  getIrqchip(chipId: number): Uint8Array {
+    const fd = this.fd("read the in-kernel irqchip");
+    checkChipId(chipId);
+    const arg = this.#scratch.get(KVM_IRQCHIP.size);
+    arg.bytes.fill(0, 0, KVM_IRQCHIP.size);
+    arg.view.setUint32(KVM_IRQCHIP.fields.chip_id.offset, chipId, true);
+    // FFI: the scratch mapping outlives the call; KVM_IRQCHIP.size is the ioctl's 520 bytes.
+    const r = ioctlMem(fd, IOCTLS.KVM_GET_IRQCHIP.number, arg, 0);
+    if (r < 0) throw irqchipFail("KVM_GET_IRQCHIP", r, `Cannot read irqchip ${chipId}`);
+    const at = KVM_IRQCHIP.fields.chip.offset;
+    return arg.bytes.slice(at, at + IRQCHIP_STATE_BYTES);
+  }
+
+  /**
+   * KVM_SET_IRQCHIP: replaces chip `chipId`'s state with `state` (as `getIrqchip` gave).
+   * @throws {RangeError} for another chip id or a state that is not 512 bytes (before the
+   *   ioctl); {KvmError} ENXIO without an irqchip.
+   */
+  setIrqchip(chipId: number, state: Uint8Array): void {
+    const fd = this.fd("write the in-kernel irqchip");
+    checkChipId(chipId);
+    if (!(state instanceof Uint8Array) || state.length !== IRQCHIP_STATE_BYTES) {
+      throw new RangeError(`An irqchip state is ${IRQCHIP_STATE_BYTES} bytes`);
+    }
+    const arg = this.#scratch.get(KVM_IRQCHIP.size);
+    arg.bytes.fill(0, 0, KVM_IRQCHIP.size);
+    arg.view.setUint32(KVM_IRQCHIP.fields.chip_id.offset, chipId, true);
+    arg.bytes.set(state, KVM_IRQCHIP.fields.chip.offset);
+    // FFI: as getIrqchip; the kernel only reads the struct.
+    const r = ioctlMem(fd, IOCTLS.KVM_SET_IRQCHIP.number, arg, 0);
+    if (r < 0) throw irqchipFail("KVM_SET_IRQCHIP", r, `Cannot write irqchip ${chipId}`);
   }
 
   /** True once `close()` ran. */
@@ -344,4 +385,20 @@ export class KvmVm implements Vm {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/** KVM_IRQCHIP_PIC_MASTER, _PIC_SLAVE and _IOAPIC are the x86 chips (uapi asm/kvm.h). */
+function checkChipId(chipId: number): void {
+  if (!Number.isInteger(chipId) || chipId < 0 || chipId > 2) {
+    throw new RangeError(
+      `Irqchip ${chipId} does not exist: x86 has 0 (PIC master), 1 (PIC slave), 2 (IOAPIC)`,
+    );
+  }
+}
+
+function irqchipFail(ioctl: string, r: number, action: string): KvmError {
+  return kvmFail(ioctl, r, {
+    action,
+    ...(r === -ERRNO.ENXIO ? { hint: "create the in-kernel irqchip first (createIrqchip)" } : {}),
+  });
 }

@@ -21,7 +21,12 @@
  * while running guest code, so they are polled within a few thousand instructions; a kick ends
  * the run with KVM_EXIT_INTR like a signal would.
  */
-import { KVM_EXIT, KVM_GUESTDBG, KVM_INTERNAL_ERROR } from "../../abi/kvm/constants.js";
+import {
+  KVM_EXIT,
+  KVM_GUESTDBG,
+  KVM_INTERNAL_ERROR,
+  KVM_MP_STATE,
+} from "../../abi/kvm/constants.js";
 import { ERRNO } from "../../abi/kvm/errno.js";
 import type { RegId } from "../../abi/regid.js";
 import type { DebugCause, HartApi, Memslot } from "./riscv/contract.js";
@@ -188,6 +193,42 @@ export class VcpuKernel implements KernelState, KernelPort {
           }
         : undefined,
     );
+  }
+
+  /**
+   * KVM_GET_MP_STATE (arch/riscv/kvm/vcpu.c `kvm_arch_vcpu_ioctl_get_mpstate`): RUNNABLE or
+   * STOPPED. An HSM hart_start another hart posted but this vCPU has not taken yet is applied
+   * first (the reset its next entry would do), so the registers read next are the started
+   * hart's: KVM likewise marks the target runnable at once and resets it on its next entry.
+   * @throws {Errno} EBUSY when a start is being posted right now (a hart is running).
+   */
+  getMpState(): number {
+    this.takePendingStart();
+    const mp = this.shared.mpState(this.hartId);
+    if (mp === MP.RUNNABLE) return KVM_MP_STATE.RUNNABLE;
+    if (mp === MP.STOPPED) return KVM_MP_STATE.STOPPED;
+    throw new Errno(ERRNO.EBUSY);
+  }
+
+  /**
+   * KVM_SET_MP_STATE: RUNNABLE powers the vCPU on as it is (its registers unchanged), STOPPED
+   * powers it off (`kvm_riscv_vcpu_power_off`); a pending start is applied first.
+   * @throws {Errno} EINVAL for any other `KVM_MP_STATE_*`, EBUSY as `getMpState`.
+   */
+  setMpState(state: number): void {
+    if (state !== KVM_MP_STATE.RUNNABLE && state !== KVM_MP_STATE.STOPPED) {
+      throw new Errno(ERRNO.EINVAL);
+    }
+    this.takePendingStart();
+    if (this.shared.mpState(this.hartId) === MP.START_PENDING) throw new Errno(ERRNO.EBUSY);
+    this.shared.setMpState(this.hartId, state === KVM_MP_STATE.RUNNABLE ? MP.RUNNABLE : MP.STOPPED);
+    this.wfiRequested = false;
+  }
+
+  /** Applies an HSM start posted for this vCPU (as `poll()` does on entry). */
+  private takePendingStart(): void {
+    const start = this.shared.takeStart(this.hartId);
+    if (start !== undefined) this.resetTo(start.pc, start.opaque);
   }
 
   private get stepping(): boolean {

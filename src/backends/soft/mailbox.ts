@@ -35,6 +35,8 @@ export const OP = {
   SET_BUDGET: 8,
   CLOSE: 9,
   SET_GUEST_DEBUG: 10,
+  GET_MP_STATE: 11,
+  SET_MP_STATE: 12,
 } as const;
 
 /** Control word indexes. */

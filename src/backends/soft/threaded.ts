@@ -189,6 +189,16 @@ class ThreadedPort implements KernelPort {
     this.call(OP.SET_GUEST_DEBUG, 8 + 8 * hwBreakpoints.length);
   }
 
+  getMpState(): number {
+    this.call(OP.GET_MP_STATE, 0);
+    return this.box.view.getUint32(0, true);
+  }
+
+  setMpState(state: number): void {
+    this.box.view.setUint32(0, state, true);
+    this.call(OP.SET_MP_STATE, 4);
+  }
+
   close(): void {
     if (this.dead) return;
     try {

@@ -35,6 +35,10 @@ export interface KernelPort {
   setBudget(budget: RunBudget): void;
   /** KVM_SET_GUEST_DEBUG (control bits, hardware breakpoint pcs). */
   setGuestDebug(control: number, hwBreakpoints: readonly bigint[]): void;
+  /** KVM_GET_MP_STATE (`KVM_MP_STATE_*`). */
+  getMpState(): number;
+  /** KVM_SET_MP_STATE. */
+  setMpState(state: number): void;
   close(): void;
 }
 
@@ -236,6 +240,46 @@ export class SoftVcpu implements Vcpu {
         error,
         `Cannot set guest debug of vCPU ${this.index}`,
         "KVM_SET_GUEST_DEBUG",
+      );
+    }
+  }
+
+  /**
+   * KVM_GET_MP_STATE: `KVM_MP_STATE.RUNNABLE` or `STOPPED` (SBI HSM started/stopped). A hart
+   * start another vCPU posted and this one has not taken yet is applied first, so it reads
+   * RUNNABLE and its registers are the started hart's (a0 = hart id, a1 = opaque, pc = start).
+   * @throws {KvmError} EBUSY while a start is being posted (another vCPU is running).
+   */
+  getMpState(): number {
+    this.check("get the MP state");
+    try {
+      return this.port.getMpState();
+    } catch (error) {
+      throw this.kvmError(
+        error,
+        `Cannot read the MP state of vCPU ${this.index}`,
+        "KVM_GET_MP_STATE",
+      );
+    }
+  }
+
+  /**
+   * KVM_SET_MP_STATE: `RUNNABLE` powers the hart on with its registers as they are, `STOPPED`
+   * powers it off (arch/riscv/kvm/vcpu.c `kvm_arch_vcpu_ioctl_set_mpstate`).
+   * @throws {TypeError} for a non-integer; {KvmError} EINVAL for other `KVM_MP_STATE_*` values.
+   */
+  setMpState(state: number): void {
+    this.check("set the MP state");
+    if (!Number.isInteger(state) || state < 0 || state > 0xffff_ffff) {
+      throw new TypeError("setMpState: the state must be a u32 KVM_MP_STATE_* value");
+    }
+    try {
+      this.port.setMpState(state);
+    } catch (error) {
+      throw this.kvmError(
+        error,
+        `Cannot set the MP state of vCPU ${this.index} to ${state}`,
+        "KVM_SET_MP_STATE",
       );
     }
   }

@@ -132,6 +132,12 @@ function handle(kernel: VcpuKernel, op: number): boolean {
       kernel.setGuestDebug(view.getUint32(0, true), hw);
       return true;
     }
+    case OP.GET_MP_STATE:
+      view.setUint32(0, kernel.getMpState(), true);
+      return true;
+    case OP.SET_MP_STATE:
+      kernel.setMpState(view.getUint32(0, true));
+      return true;
     case OP.CLOSE:
       kernel.close();
       return false;

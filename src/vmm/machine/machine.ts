@@ -42,6 +42,7 @@ import { detachExit, formatExit } from "../runner-trace.js";
 import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
 import type { MachineBackend } from "./backend.js";
 import {
+  captureVcpuPower,
   captureVcpus,
   describeMachine,
   quiesceVcpus,
@@ -492,6 +493,9 @@ export class Machine implements MachineControl, Disposable {
       throw new ControlError(409, `Cannot capture the machine's state: it is ${this.state}`);
     }
     await quiesceVcpus(this.vcpus);
+    // Before the registers: reading a RISC-V power state applies a posted HSM hart_start,
+    // which resets that hart's registers.
+    const power = captureVcpuPower(this.vcpus);
     const description = this.describe();
     const progress = this.progress();
     return {
@@ -511,6 +515,7 @@ export class Machine implements MachineControl, Disposable {
         encodeMachineConfig({ ...description }),
         encodeRunProgress(progress, true),
         encodeConsole(this.identity.console?.bytes() ?? new Uint8Array(0)),
+        ...power,
         ...saveDevices(this.parts.devices),
       ],
     };

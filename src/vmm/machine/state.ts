@@ -23,6 +23,13 @@
  * its bytes; the machine-level sections `vmm.machine` (the description), `vmm.run` (exit
  * counters) and `vmm.console` (the console output so far, bounded) are ../snapshot/devices.ts's.
  *
+ * vCPU power state (`captureVcpuPower()` / `applyVcpuPower()`, beside `captureVcpus()` /
+ * `applyVcpuState()`): KVM_GET/SET_MP_STATE. On x86 it is the MP_STATE pseudo register, already
+ * in every vCPU's register list, so it travels there and nowhere else. RISC-V has no register
+ * for it (SBI HSM started/stopped lives in `vcpu->arch.mp_state`, arch/riscv/kvm/vcpu.c), so
+ * it travels as the section `vmm.mp-state`: u32 count, then count × u32 `KVM_MP_STATE_*` in
+ * vCPU index order (little-endian). Without it a restored secondary hart would stay stopped.
+ *
  * Disk identity: size and SHA-256 decide whether a disk is the one the state was taken with (a
  * changed byte anywhere is caught; hashing costs one read of the file, ~0.2 s per 100 MiB here);
  * mtime is recorded and named in the refusal, but a file whose mtime alone changed (copied,
@@ -31,6 +38,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { resolve } from "node:path";
+import { X86_PSEUDO } from "../../abi/arch/x86/index.js";
 import type { ArchName } from "../../abi/regid.js";
 import type { GuestMemory, Vcpu, Vm } from "../../backends/vcpu.js";
 import { RegvisorError } from "../../errors.js";
@@ -487,6 +495,68 @@ export function applyVcpuState(
   return { registers, fixups: applyArchFixups(arch, vcpus, states) };
 }
 
+/** Name of the section that carries vCPU power states the register lists lack. */
+export const MP_STATE_SECTION = "vmm.mp-state";
+
+/**
+ * The vCPUs' power states as the `vmm.mp-state` section, or no section when their register
+ * lists carry it already (x86: the MP_STATE pseudo register) or the backend has no
+ * `getMpState()` (the machine then restores with the build's power states). Call it before
+ * `captureVcpus()`: reading a power state applies a posted HSM start, which resets that hart.
+ */
+export function captureVcpuPower(vcpus: readonly Vcpu[]): SectionState[] {
+  if (vcpus.length === 0 || vcpus.some((v) => v.getMpState === undefined)) return [];
+  if (vcpus[0]?.regList().includes(X86_PSEUDO.MP_STATE.id) === true) return [];
+  const data = new Uint8Array(4 + 4 * vcpus.length);
+  const view = new DataView(data.buffer);
+  view.setUint32(0, vcpus.length, true);
+  vcpus.forEach((v, i) => {
+    view.setUint32(4 + 4 * i, v.getMpState?.() ?? 0, true);
+  });
+  return [{ name: MP_STATE_SECTION, data }];
+}
+
+/**
+ * The power states of a `vmm.mp-state` section, one per vCPU; undefined without the section.
+ * @throws RangeError when its length or count does not fit `cpus`.
+ */
+export function decodeVcpuPower(
+  sections: readonly SectionState[],
+  cpus: number,
+): number[] | undefined {
+  const section = sections.find((s) => s.name === MP_STATE_SECTION);
+  if (section === undefined) return undefined;
+  const { data } = section;
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const count = data.length >= 4 ? view.getUint32(0, true) : -1;
+  if (count !== cpus || data.length !== 4 + 4 * cpus) {
+    throw new RangeError(
+      `section "${MP_STATE_SECTION}" is ${data.length} bytes for ${count} vCPUs; the machine has ${cpus} (${4 + 4 * cpus} bytes)`,
+    );
+  }
+  return Array.from({ length: cpus }, (_, i) => view.getUint32(4 + 4 * i, true));
+}
+
+/**
+ * Sets every vCPU's power state from the `vmm.mp-state` section (after `applyVcpuState`); a
+ * state without the section leaves them as built.
+ * @throws RangeError for a malformed section; Error when the backend has no `setMpState()`;
+ *   KvmError (EINVAL) for a state the arch does not take.
+ */
+export function applyVcpuPower(vcpus: readonly Vcpu[], sections: readonly SectionState[]): void {
+  const states = decodeVcpuPower(sections, vcpus.length);
+  if (states === undefined) return;
+  const without = vcpus.find((v) => v.setMpState === undefined);
+  if (without !== undefined) {
+    throw new Error(
+      `Cannot restore the power state of vCPU ${without.index}: the backend has no setMpState()`,
+    );
+  }
+  vcpus.forEach((v, i) => {
+    v.setMpState?.(states[i] ?? 0);
+  });
+}
+
 /** Every device's state as one DEVICE section (u32 version, then its bytes). */
 export function saveDevices(devices: readonly MachineDevice[]): SectionState[] {
   return devices.map(({ device }) => {
@@ -568,6 +638,12 @@ export function decodeMachineSnapshot(snapshot: Snapshot): MachineSnapshotState 
   for (const d of description.devices) {
     if (!snapshot.devices.some((s) => s.name === d.name))
       throw bad(`device "${d.name}" has no DEVICE section`);
+  }
+  try {
+    decodeVcpuPower(snapshot.devices, description.cpus);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw bad(error.message);
   }
   return { description, progress: state.progress, console: state.output };
 }

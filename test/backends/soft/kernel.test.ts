@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { KvmError } from "../../../src/abi/kvm/errors.js";
+import { KVM_MP_STATE } from "../../../src/abi/kvm/constants.js";
 import { KVM_SYNC_RISCV } from "../../../src/backends/soft/runarea.js";
 import { SBI_EID } from "../../../src/backends/soft/sbi.js";
 import type { VcpuExit } from "../../../src/backends/vcpu.js";
@@ -349,6 +350,41 @@ function kernelSuite(mode: SoftMode): void {
       assert.equal(sbiExit(next(boot)).args[0], neg(6n)); // ALREADY_AVAILABLE
       const started = sbiExit(next(second));
       assert.equal(started.functionId, 53n);
+      assert.deepEqual(started.args.slice(0, 2), [1n, 0xabcn]);
+      vm.close();
+    });
+
+    it("getMpState() applies a posted hart_start (RUNNABLE, started registers); setMpState() powers off and on", () => {
+      const vm = makeVm(mode, { timeSliceMs: 20 });
+      const ram = allocGuestMemory(1 << 16);
+      const entry = RAM_BASE + 0x1000n;
+      place(ram, 0, [
+        ...sbi(SBI_EID.HSM, 0n, [1n, entry, 0xabcn]),
+        ...report(50),
+        ...sbi(SBI_EID.HSM, 2n, [1n]),
+        ...report(51),
+      ]);
+      place(ram, 0x1000, [...report(53)]);
+      vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: RAM_BASE, memory: ram });
+      const boot = vm.createVcpu();
+      const second = vm.createVcpu();
+      set(boot, "core.pc", RAM_BASE);
+      assert.equal(second.getMpState(), KVM_MP_STATE.STOPPED);
+      assert.equal(sbiExit(next(boot)).args[0], 0n); // hart_start posted; vCPU 1 has not run
+      assert.equal(second.getMpState(), KVM_MP_STATE.RUNNABLE);
+      assert.equal(get(second, "core.pc"), entry);
+      assert.deepEqual([get(second, "a0"), get(second, "a1")], [1n, 0xabcn]);
+      second.setMpState(KVM_MP_STATE.STOPPED);
+      assert.equal(sbiExit(next(boot)).args[1], 1n, "HSM sees vCPU 1 stopped");
+      assert.throws(
+        () => {
+          second.setMpState(KVM_MP_STATE.HALTED);
+        },
+        (e: unknown) => e instanceof KvmError && e.errnoName === "EINVAL",
+      );
+      second.setMpState(KVM_MP_STATE.RUNNABLE);
+      const started = sbiExit(next(second));
+      assert.equal(started.functionId, 53n, "runnable again, it runs from the start address");
       assert.deepEqual(started.args.slice(0, 2), [1n, 0xabcn]);
       vm.close();
     });

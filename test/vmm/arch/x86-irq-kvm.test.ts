@@ -8,6 +8,11 @@
  *
  * Measured on kvm_pvm (kernel 6.18): delivered in long mode (and the in-kernel HLT sleeps until
  * the interrupt); the real-mode case of test/conformance/capabilities.test.ts is not.
+ *
+ * The same guest snapshotted inside its interrupt handler (the master 8259 programmed in the
+ * kernel, IRQ 4 in service, no EOI yet) after its last 'I', before any input, and restored in a
+ * new process ends as an uninterrupted run does: every byte of input reaches it through the
+ * restored 8259 (the `kvm.irqchip` DEVICE section carries the PICs and the IOAPIC).
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -18,6 +23,8 @@ import { join } from "node:path";
 import { kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
 import { backendPicker } from "../../../src/cli/backends.js";
 import { runGuest } from "../../../src/vmm/runner.js";
+import { decodeSnapshot } from "../../../src/vmm/snapshot/index.js";
+import { lastLine, regvisor } from "../../cli/run-file-helpers.js";
 
 const kvmMissing = kvmUnavailableReason();
 const toolsMissing =
@@ -135,4 +142,39 @@ describe("x86 COM1 interrupts through the in-kernel irqchip", () => {
     assert.equal(output.replace(/I/g, ""), "abc", "stdin echoed in order");
     assert.equal(s.exitKinds.hlt, undefined, "HLT stays in the kernel with its LAPIC");
   });
+
+  it(
+    "snapshotted in its IRQ 4 handler before any input, it restores in a new process with the irqchip state and ends as an uninterrupted run",
+    { skip },
+    () => {
+      const elf = join(dir, "irq-snap.elf");
+      writeFileSync(elf, build());
+      const run = ["run", "--backend", "kvm", "--mem", "16M", elf];
+      const whole = regvisor(run, "abc");
+      assert.equal(whole.status, 53, whole.stderr);
+      // Exits 1-2: MCR and IER (the 8259 ports stay in the kernel); 3-10: the handler reads IIR
+      // and sends an 'I', four times; 11-12: IIR reads (the fifth THRE, then none). IRQ 4 is in
+      // service in the master PIC, no EOI yet; each input byte needs a new interrupt.
+      const snap = join(dir, "irq.snap");
+      const first = regvisor([...run, "--snapshot-at-exit", "12", "--snapshot-out", snap], "");
+      assert.equal(first.status, 0, first.stderr);
+      const chip = decodeSnapshot(new Uint8Array(readFileSync(snap))).devices.find(
+        (d) => d.name === "kvm.irqchip",
+      );
+      assert.ok(chip !== undefined, "the snapshot has the kvm.irqchip section");
+      // u32 version, then chip 0 (kvm_pic_state: irr, imr at byte 2, isr at 3, irq_base at 5).
+      const master = chip.data.subarray(4, 4 + 512);
+      assert.equal(master[2], 0xef, "IMR: only IRQ 4 open");
+      assert.equal(master[3], 0x10, "ISR: IRQ 4 in service");
+      assert.equal(master[5], 0x20, "vector base 0x20");
+      const second = regvisor(["restore", snap], "abc");
+      assert.equal(second.status, whole.status, second.stderr);
+      // Where the echoed input falls between the 'I's depends on when stdin arrives.
+      assert.equal(first.stdout, "IIII", "every 'I' before the snapshot");
+      const out = first.stdout + second.stdout;
+      assert.equal(out.replace(/[^I]/g, ""), whole.stdout.replace(/[^I]/g, ""), out);
+      assert.equal(out.replace(/I/g, ""), "abc", "stdin echoed in order");
+      assert.match(lastLine(second.stderr), /^regvisor: resumed .* at exit 12; /);
+    },
+  );
 });

@@ -54,6 +54,7 @@ import type {
   MachineLayout,
   MachineShape,
 } from "../../machine/types.js";
+import { IrqchipState } from "./irqchip.js";
 import { DEMO_INPUT_PORT, DemoInput } from "./demo-input.js";
 import { X86_PORTS, x86Devices, type X86Devices } from "./devices.js";
 
@@ -140,6 +141,10 @@ class X86Machine implements ArchMachine {
       ...(demo === undefined
         ? []
         : [{ device: demo, kind: "regvisor,demo-input", address: BigInt(DEMO_INPUT_PORT) }]),
+      // The 8259s' and IOAPIC's state (masks, vectors, pending lines) lives in the kernel.
+      ...(irqchip && vm.getIrqchip !== undefined && vm.setIrqchip !== undefined
+        ? [{ device: new IrqchipState(vm), kind: "kvm,irqchip" }]
+        : []),
     ];
     this.lastExit = vcpus.map(() => performance.now());
   }
