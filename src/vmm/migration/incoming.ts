@@ -22,7 +22,7 @@ import {
   parseDescription,
   type MachineDescription,
 } from "../machine/state.js";
-import { restoreDevices } from "../machine/state.js";
+import { applyVcpuPower, restoreDevices } from "../machine/state.js";
 import { ARCHES, runMachine, runnerIo, type RunRequest, type RunSummary } from "../runner.js";
 import { decodeMachineState } from "../snapshot/devices.js";
 import type { SnapshotMeta } from "../snapshot/model.js";
@@ -140,6 +140,8 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
             const state = decodeMachineState({ devices });
             for (const disk of parseDescription(state.config).disks) checkDisk(disk);
             applyVcpuState(parts.vcpus, origin.arch, vcpus, request.policy);
+            // RISC-V harts' SBI HSM state (section vmm.mp-state): secondaries run on here too.
+            applyVcpuPower(parts.vcpus, devices);
             restoreDevices(parts.devices, devices);
             machine.loadProgress(state.progress);
             record.add(state.output);
