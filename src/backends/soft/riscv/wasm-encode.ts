@@ -187,7 +187,7 @@ export class FnBuilder {
     const groups: [number, number][] = [];
     for (const t of this.locals) {
       const g = groups[groups.length - 1];
-      if (g !== undefined && g[1] === t) g[0]++;
+      if (g?.[1] === t) g[0]++;
       else groups.push([1, t]);
     }
     uleb(out, groups.length);

@@ -558,7 +558,7 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core): RegionFn {
       return c.codeDirty ? ST.DIRTY : ST.OK;
     },
   });
-  const run = inst.exports["run"];
+  const run = inst.exports.run;
   if (typeof run !== "function") throw new Error("wasm tier: compiled region exports no run()");
   const fn = run as (s: number, budget: number) => number; // shape fixed by TYPES[0]
   return (core: Core, s: number): number => {
