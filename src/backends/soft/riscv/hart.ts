@@ -48,7 +48,7 @@ export interface HartOptions {
 export type SoftTier = "js" | "wasm";
 
 /** The tier named by REGVISOR_SOFT_TIER (unset or empty: "js"); throws on any other value. */
-export function tierFromEnv(value = process.env.REGVISOR_SOFT_TIER): SoftTier {
+export function tierFromEnv(value: string | undefined): SoftTier {
   if (value === undefined || value === "" || value === "js") return "js";
   if (value === "wasm") return "wasm";
   throw new RangeError(
@@ -76,7 +76,7 @@ export class Hart implements HartApi {
       options?.translate ?? true,
       options?.hotThreshold ?? DEFAULT_HOT,
       options?.regionBlocks,
-      options?.tier ?? tierFromEnv(),
+      options?.tier ?? tierFromEnv(process.env.REGVISOR_SOFT_TIER),
     );
     this.core = this.engine.core;
   }
