@@ -11,6 +11,9 @@
  *   teardown), and its instruction count the same guest-side count the Hart retires (the
  *   program is deterministic; OpenSBI's few thousand console instructions are noise).
  *
+ * - soft.mips.wasm: the same with hot regions compiled to WebAssembly (HartOptions.tier "wasm",
+ *   REGVISOR_SOFT_TIER=wasm), in the same run, and its ratio to QEMU in the detail.
+ *
  * The reference interpreter's MIPS (a budget-limited slice of the same program) is reported in
  * the detail of soft.mips. Guests are built with guests/riscv/build.sh when missing.
  */
@@ -18,7 +21,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Hart } from "../src/backends/soft/riscv/hart.js";
+import { Hart, type SoftTier } from "../src/backends/soft/riscv/hart.js";
 import { median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
@@ -42,7 +45,7 @@ function has(cmd: string): boolean {
 }
 
 /** Loads an ELF's PT_LOAD segments into a fresh hart (one RAM slot at 0x80000000). */
-function load(elf: Uint8Array, translate: boolean): Hart {
+function load(elf: Uint8Array, translate: boolean, tier: SoftTier = "js"): Hart {
   const dv = new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
   const ram = new Uint8Array(RAM_SIZE);
   const phoff = Number(dv.getBigUint64(0x20, true));
@@ -53,7 +56,7 @@ function load(elf: Uint8Array, translate: boolean): Hart {
     const filesz = Number(dv.getBigUint64(p + 0x20, true));
     ram.set(elf.subarray(off, off + filesz), Number(dv.getBigUint64(p + 0x18, true)) - RAM_BASE);
   }
-  const hart = new Hart({ translate });
+  const hart = new Hart({ translate, tier });
   hart.setMemslots([{ slot: 0, gpa: RAM_BASE, bytes: ram, readonly: false }]);
   hart.setPc(dv.getBigUint64(0x18, true));
   return hart;
@@ -120,6 +123,16 @@ export const softCpuBench: BenchGroup = {
       const s = hart.stats;
       engine = `engine: ${s.compiled} regions compiled, ${s.invalidated} blocks invalidated, ${s.syncs} fence.i re-checks, ${s.flushes} whole flushes`;
     }
+    const wasmRuns = [];
+    let wasmEngine = "";
+    for (let i = 0; i < ROUNDS; i++) {
+      const hart = load(elf, true, "wasm");
+      wasmRuns.push(run(hart, Infinity));
+      const s = hart.stats;
+      wasmEngine = `${s.compiled} regions compiled, ${s.invalidated} blocks invalidated`;
+    }
+    const wasmMips = wasmRuns.map((r) => r.instret / r.seconds / 1e6);
+    const wasmOurs = median(wasmMips);
     const first = runs[0];
     if (first === undefined) return Promise.resolve({ metrics: [], skip: "no rounds" });
     const mips = runs.map((r) => r.instret / r.seconds / 1e6);
@@ -135,6 +148,14 @@ export const softCpuBench: BenchGroup = {
         detail:
           `compute.elf, ${first.instret} instructions, engine rounds ${mips.map((m) => m.toFixed(1)).join(", ")} MIPS; ` +
           `reference interpreter ${interpMips.toFixed(1)} MIPS (first ${INTERP_SLICE} instructions); ${engine}`,
+      },
+      {
+        name: "soft.mips.wasm",
+        value: wasmOurs,
+        unit: "MIPS",
+        detail:
+          `compute.elf on the wasm tier, rounds ${wasmMips.map((m) => m.toFixed(1)).join(", ")} MIPS; ` +
+          `${wasmEngine}; same checksum: ${String(wasmRuns[0]?.console === first.console)}`,
       },
     ];
     if (!has("qemu-system-riscv64")) {
@@ -167,7 +188,8 @@ export const softCpuBench: BenchGroup = {
       unit: "ratio",
       detail:
         `hart ${ours.toFixed(1)} MIPS over qemu-system-riscv64 TCG ${qemuMips.toFixed(0)} MIPS ` +
-        `(QEMU compute ${median(qc).toFixed(3)} s - boot-only ${median(qt).toFixed(3)} s; same checksum)`,
+        `(QEMU compute ${median(qc).toFixed(3)} s - boot-only ${median(qt).toFixed(3)} s; same checksum); ` +
+        `wasm tier ${wasmOurs.toFixed(1)} MIPS = ${(wasmOurs / qemuMips).toFixed(3)} of QEMU`,
     });
     return Promise.resolve({ metrics });
   },

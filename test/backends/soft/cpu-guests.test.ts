@@ -15,6 +15,7 @@ const MODES: readonly [string, RunOptions][] = [
   ["translator (compile at once)", { translate: true, hotThreshold: 1 }],
   ["translator (multi-block regions)", { translate: true, hotThreshold: 1, regionBlocks: 24 }],
   ["translator (SharedArrayBuffer RAM)", { translate: true, sharedRam: true }],
+  ["wasm tier (compile at once)", { translate: true, hotThreshold: 1, tier: "wasm" }],
 ];
 
 /** The checksum QEMU prints for the compute guest (qemu-system-riscv64 7.2, same ELF). */
@@ -37,10 +38,12 @@ describe("RISC-V test guests on the Hart", () => {
     }
   }
 
-  it("compute (~194M instructions) gives QEMU's checksum on the translator", { skip }, () => {
-    const run = runGuest(guestElf("compute"), { translate: true });
-    assert.equal(run.end, "shutdown");
-    assert.equal(run.console.trim(), COMPUTE_CHECKSUM);
-    assert.equal(run.instret, 194_076_061n);
-  });
+  for (const tier of ["js", "wasm"] as const) {
+    it(`compute (~194M instructions) gives QEMU's checksum on the ${tier} tier`, { skip }, () => {
+      const run = runGuest(guestElf("compute"), { translate: true, tier });
+      assert.equal(run.end, "shutdown");
+      assert.equal(run.console.trim(), COMPUTE_CHECKSUM);
+      assert.equal(run.instret, 194_076_061n);
+    });
+  }
 });

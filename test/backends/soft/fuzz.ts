@@ -38,6 +38,11 @@ export const TIERS: readonly Tier[] = [
     name: "translator (hot 3, 8-block regions)",
     options: { translate: true, hotThreshold: 3, regionBlocks: 8 },
   },
+  { name: "wasm tier (hot 1)", options: { translate: true, hotThreshold: 1, tier: "wasm" } },
+  {
+    name: "wasm tier (hot 3, 16-block regions)",
+    options: { translate: true, hotThreshold: 3, tier: "wasm" },
+  },
   { name: "default engine", options: {} },
 ];
 

@@ -117,6 +117,8 @@ export interface RunOptions {
   readonly hotThreshold?: number;
   /** Blocks per compiled region (translate.ts). */
   readonly regionBlocks?: number;
+  /** What hot regions compile to (HartOptions.tier). */
+  readonly tier?: "js" | "wasm";
   /** Back RAM with a SharedArrayBuffer (as threaded mode does; AMOs then use Atomics). */
   readonly sharedRam?: boolean;
   /** Also map a 4 KiB read-only slot here (MMIO tests use the gaps). */
@@ -161,6 +163,7 @@ export function loadGuest(elf: Elf, opts: RunOptions = {}): { hart: Hart; ram: U
     translate: opts.translate ?? true,
     ...(opts.hotThreshold === undefined ? {} : { hotThreshold: opts.hotThreshold }),
     ...(opts.regionBlocks === undefined ? {} : { regionBlocks: opts.regionBlocks }),
+    ...(opts.tier === undefined ? {} : { tier: opts.tier }),
   });
   const slots = [{ slot: 0, gpa: RAM_BASE, bytes: ram, readonly: false }];
   let n = 1;

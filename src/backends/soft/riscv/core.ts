@@ -13,6 +13,7 @@ import type { HartStop } from "./contract.js";
 import { PhysMemory, type Slot } from "./memory.js";
 import { TlbTable } from "./tlb.js";
 import { TWO32 } from "./i64.js";
+import { newMemory } from "./wasm-api.js";
 
 /** sstatus bits (privileged spec, "Supervisor Status Register"). */
 export const SSTATUS = {
@@ -57,6 +58,9 @@ export const C64 = {
   STIMECMP: 14,
 } as const;
 
+/** Byte offsets in `Core.regMem`: x-registers, next pc (i64), a helper's loaded value (i64). */
+export const REG_LAYOUT = { X: 0, PC: 256, VAL: 264 } as const;
+
 /** STIP in sip/sie. */
 const STIP = 1 << 5;
 
@@ -70,8 +74,16 @@ const IRQ_MASK = (1 << 9) | (1 << 1) | (1 << 5);
 /** The hart's state plus the trap machinery. */
 export class Core {
   readonly hartId: number;
-  /** x0..x31 as (lo, hi) pairs: x[2r] low word, x[2r+1] high word. */
-  readonly x = new Int32Array(64);
+  /**
+   * The register file's home: a WebAssembly.Memory (one 64 KiB page) that the wasm tier
+   * (wasm-tier.ts) loads and stores as i64 at REG_LAYOUT offsets, so the interpreter, the
+   * ONE_REG/MANY_REGS paths and compiled regions share the same bytes without copies.
+   */
+  readonly regMem = newMemory(1);
+  /** x0..x31 as (lo, hi) pairs: x[2r] low word, x[2r+1] high word (bytes 0..255 of regMem). */
+  readonly x = new Int32Array(this.regMem.buffer, REG_LAYOUT.X, 64);
+  /** Words the wasm tier exchanges with its helpers: next pc (lo, hi), a loaded value (lo, hi). */
+  readonly xfer = new Int32Array(this.regMem.buffer, REG_LAYOUT.PC, 4);
   /** f0..f31 raw bits as (lo, hi) pairs. */
   readonly f = new Int32Array(64);
   /** The same f-registers as doubles (little-endian host assumed, as everywhere in regvisor). */

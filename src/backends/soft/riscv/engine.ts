@@ -33,6 +33,7 @@ import {
   staticTargets,
 } from "./translate.js";
 import { TWO32 } from "./i64.js";
+import { compileWasmRegion, WASM_REGION_BLOCKS } from "./wasm-tier.js";
 import type { HartDebug } from "./contract.js";
 import { engineDebug, runDebug, type EngineDebug } from "./debug.js";
 
@@ -97,16 +98,22 @@ export class Engine {
   /** Statistics (for benchmarks and tests). */
   readonly stats = { compiled: 0, invalidated: 0, flushes: 0, syncs: 0 };
 
+  /** What hot regions compile to: JS functions (translate.ts) or wasm (wasm-tier.ts). */
+  readonly tier: "js" | "wasm";
+
   constructor(
     hartId: number,
     translate: boolean,
     hot = DEFAULT_HOT,
-    regionBlocks = DEFAULT_REGION_BLOCKS,
+    regionBlocks?: number,
+    tier: "js" | "wasm" = "js",
   ) {
     this.core = new Core(hartId);
     this.translate = translate;
     this.hot = hot;
-    this.regionBlocks = regionBlocks;
+    this.tier = tier;
+    this.regionBlocks =
+      regionBlocks ?? (tier === "wasm" ? WASM_REGION_BLOCKS : DEFAULT_REGION_BLOCKS);
     this.core.onFenceI = () => {
       this.syncCode();
     };
@@ -336,7 +343,10 @@ export class Engine {
         region.push(tb);
       }
     }
-    const fn = compileRegion(region, this.core);
+    const fn =
+      this.tier === "wasm"
+        ? compileWasmRegion(region, this.core)
+        : compileRegion(region, this.core);
     region.forEach((rb, i) => {
       rb.fn = fn;
       rb.entry = i;

@@ -35,8 +35,25 @@ export interface HartOptions {
   readonly translate?: boolean;
   /** Boundary visits of a pc before its region is compiled (default 4096; tests use 1). */
   readonly hotThreshold?: number;
-  /** Most blocks per compiled region (default 1: see translate.ts for the measurements). */
+  /** Most blocks per compiled region (default 1 for "js", 16 for "wasm": translate.ts, wasm-tier.ts). */
   readonly regionBlocks?: number;
+  /**
+   * What hot regions compile to: "js" (translate.ts) or "wasm" (wasm-tier.ts). Default: the
+   * REGVISOR_SOFT_TIER environment variable, else "js".
+   */
+  readonly tier?: SoftTier;
+}
+
+/** The tier hot regions compile to. */
+export type SoftTier = "js" | "wasm";
+
+/** The tier named by REGVISOR_SOFT_TIER (unset or empty: "js"); throws on any other value. */
+export function tierFromEnv(value: string | undefined): SoftTier {
+  if (value === undefined || value === "" || value === "js") return "js";
+  if (value === "wasm") return "wasm";
+  throw new RangeError(
+    `Cannot create a soft hart: REGVISOR_SOFT_TIER is ${JSON.stringify(value)}; set it to "js" or "wasm", or unset it`,
+  );
 }
 
 function checkIndex(index: number, min: number): void {
@@ -59,6 +76,7 @@ export class Hart implements HartApi {
       options?.translate ?? true,
       options?.hotThreshold ?? DEFAULT_HOT,
       options?.regionBlocks,
+      options?.tier ?? tierFromEnv(process.env.REGVISOR_SOFT_TIER),
     );
     this.core = this.engine.core;
   }

@@ -1,0 +1,574 @@
+/**
+ * The WebAssembly tier: compiles a region (the blocks engine.ts gathers, as for the JS
+ * translator) into one wasm function with the same contract as translate.ts's `RegionFn`, so
+ * the run loop treats both tiers alike.
+ *
+ * - Guest x-registers live in `Core.regMem` (the hart's own register file, no copy): the
+ *   function loads the registers the region reads into i64 locals at entry and stores the
+ *   ones it writes at every exit.
+ * - RV64I/M integer instructions, branches and jumps are native wasm; div/rem carry the
+ *   RISC-V results for a zero divisor and overflow inline (wasm would trap). Loads and stores
+ *   call a JS helper with the address as an i32 pair, which tries the soft TLB and otherwise
+ *   takes the interpreter's slow path (access.ts: page walk, MMIO exit, misalignment, code
+ *   invalidation). Every other instruction (FP, AMO, mulh*, fence.i, illegal) goes to the
+ *   interpreter's `exec` after the locals are written back, and the locals are reloaded after.
+ * - Precise exceptions: a helper that traps or stops leaves pc and the trap CSRs as the
+ *   interpreter would; the function writes back the registers retired instructions wrote and
+ *   returns the count of instructions before the trapping one (`c.exc` tells the run loop).
+ *   A store that invalidated the running code ends the region right after it.
+ * - Control inside the region (loops, if/else over blocks) is a `br_table` over the blocks;
+ *   a back edge continues only while the instruction budget allows another block, so the run
+ *   loop sees interrupts, the timer and the watched word at the same points as with the JS tier.
+ */
+import type { Block } from "./block.js";
+import { type Core, REG_LAYOUT } from "./core.js";
+import { loadSlow, storeSlow } from "./access.js";
+import { exec } from "./interp.js";
+import { bImm, iImm, jImm } from "./codegen.js";
+import { MMIO_TAG } from "./access.js";
+import type { RegionFn } from "./translate.js";
+import { FnBuilder, OP, T, encodeModule, type FnType } from "./wasm-encode.js";
+import { instantiate } from "./wasm-api.js";
+import { TWO32 } from "./i64.js";
+import { EMPTY_VIEW, TLB_SIZE } from "./tlb.js";
+
+/** Default blocks per wasm region (the prototype measured 16 best: 1438 vs 1093 MIPS at 1). */
+export const WASM_REGION_BLOCKS = 16;
+
+/** Helper results: the instruction completed, trapped/stopped, or rewrote the running code. */
+const ST = { OK: 0, EXC: 1, DIRTY: 2 } as const;
+
+const TYPES: readonly FnType[] = [
+  [[T.i32, T.i32], [T.i32]], // 0: run(s, budget) -> retired
+  [[T.i32, T.i32, T.i32], [T.i32]], // 1: ld(lo, hi, site) -> status
+  [[T.i32, T.i32, T.i32, T.i32, T.i32], [T.i32]], // 2: st(lo, hi, vlo, vhi, site) -> status
+  [[T.i32], [T.i32]], // 3: ex(site) -> status
+];
+const IMPORTS = [
+  { name: "ld", type: 1 },
+  { name: "st", type: 2 },
+  { name: "ex", type: 3 },
+] as const;
+const F = { ld: 0, st: 1, ex: 2 } as const;
+
+/** One helper call site: what the JS side needs to run the instruction there. */
+interface Site {
+  readonly insn: number;
+  readonly raw: number;
+  readonly pc: number;
+  readonly len: number;
+}
+
+/** True if the wasm tier emits `insn` natively (anything else goes to `exec`). */
+export function nativeInsn(insn: number): boolean {
+  const op = insn & 0x7f;
+  const f3 = (insn >>> 12) & 7;
+  const f7 = insn >>> 25;
+  switch (op) {
+    case 0x37:
+    case 0x17:
+    case 0x6f:
+      return true;
+    case 0x67:
+      return f3 === 0;
+    case 0x63:
+      return f3 !== 2 && f3 !== 3;
+    case 0x03:
+      return f3 !== 7;
+    case 0x23:
+      return f3 <= 3;
+    case 0x13:
+      if (f3 === 1) return insn >>> 26 === 0;
+      if (f3 === 5) return insn >>> 26 === 0 || insn >>> 26 === 0x10;
+      return true;
+    case 0x1b:
+      if (f3 === 0) return true;
+      if (f3 === 1) return f7 === 0;
+      return f3 === 5 && (f7 === 0 || f7 === 0x20);
+    case 0x33:
+      if (f7 === 0) return true;
+      if (f7 === 1) return f3 === 0 || f3 >= 4;
+      return f7 === 0x20 && (f3 === 0 || f3 === 5);
+    case 0x3b:
+      if (f7 === 1) return f3 === 0 || f3 >= 4;
+      if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5;
+      return f7 === 0x20 && (f3 === 0 || f3 === 5);
+    case 0x0f:
+      return f3 === 0;
+    default:
+      return false;
+  }
+}
+
+/** Code generator for one region. */
+class WasmGen {
+  readonly f = new FnBuilder(2);
+  readonly sites: Site[] = [];
+  private readonly index: ReadonlyMap<number, number>;
+  private readonly reg: number[] = new Array<number>(32).fill(-1);
+  private readonly done: number;
+  private readonly lim: number;
+  private readonly a: number;
+  private readonly b: number;
+  private readonly w: number;
+  private readonly v: number;
+
+  constructor(blocks: readonly Block[]) {
+    this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
+    const f = this.f;
+    this.done = f.local(T.i32);
+    this.lim = f.local(T.i32);
+    this.a = f.local(T.i64);
+    this.b = f.local(T.i64);
+    this.w = f.local(T.i32);
+    this.v = f.local(T.i32);
+  }
+
+  private local(r: number): number {
+    let l = this.reg[r] ?? -1;
+    if (l < 0) {
+      l = this.f.local(T.i64);
+      this.reg[r] = l;
+    }
+    return l;
+  }
+
+  /** Pushes x[r] (i64). */
+  get(r: number): void {
+    if (r === 0) this.f.i64(0n);
+    else this.f.idx(OP.localGet, this.local(r));
+  }
+
+  /** Pops an i64 into x[r] (x0 discards it). */
+  set(r: number): void {
+    if (r === 0) this.f.op(OP.drop);
+    else this.f.idx(OP.localSet, this.local(r));
+  }
+
+  /** The registers the code emitted so far touches. */
+  used(): number[] {
+    const out: number[] = [];
+    this.reg.forEach((l, r) => {
+      if (l >= 0) out.push(r);
+    });
+    return out;
+  }
+
+  /**
+   * Opens the function: declares the locals of `regs` (found by a first pass), loads them, sets
+   * the budget limit and opens the dispatch structure (after it, block i's code follows the
+   * i-th `end`).
+   */
+  prologue(regs: readonly number[], blocks: readonly Block[]): void {
+    const f = this.f;
+    for (const r of regs) this.local(r);
+    this.reload();
+    const maxN = Math.max(...blocks.map((b) => b.n));
+    f.idx(OP.localGet, 1).i32(maxN).op(OP.i32Sub).idx(OP.localSet, this.lim);
+    f.open(OP.block, "exit").open(OP.loop, "disp");
+    const labels = blocks.map((_, i) => `b${i}`);
+    for (let i = blocks.length - 1; i >= 0; i--) f.open(OP.block, labels[i] ?? "");
+    f.open(OP.block, "bad").idx(OP.localGet, 0).brTable(labels, "bad").end();
+    f.i32(0)
+      .i64(BigInt(blocks[0]?.pc ?? 0))
+      .mem(OP.i64Store, 3, REG_LAYOUT.PC)
+      .br("exit");
+  }
+
+  /** Closes the dispatch structure, writes the registers back and returns the count. */
+  epilogue(): void {
+    this.f.end().end();
+    this.writeBack();
+    this.f.idx(OP.localGet, this.done);
+  }
+
+  /** Loads every register local from the register file. */
+  reload(): void {
+    this.reg.forEach((l, r) => {
+      if (l >= 0)
+        this.f
+          .i32(0)
+          .mem(OP.i64Load, 3, REG_LAYOUT.X + 8 * r)
+          .idx(OP.localSet, l);
+    });
+  }
+
+  /** Stores every register local back (a local only differs from memory once written). */
+  writeBack(): void {
+    this.reg.forEach((l, r) => {
+      if (l >= 0)
+        this.f
+          .i32(0)
+          .idx(OP.localGet, l)
+          .mem(OP.i64Store, 3, REG_LAYOUT.X + 8 * r);
+    });
+  }
+
+  private addDone(k: number): void {
+    if (k !== 0)
+      this.f.idx(OP.localGet, this.done).i32(k).op(OP.i32Add).idx(OP.localSet, this.done);
+  }
+
+  /** Leaves with `done + k` retired and pc already set by a helper (trap or stop). */
+  private exitTrapped(k: number): void {
+    this.addDone(k);
+    this.f.br("exit");
+  }
+
+  /** Control goes to static `target` after k more instructions of this block retired. */
+  private goto(target: number, k: number): void {
+    const f = this.f;
+    this.addDone(k);
+    const j = this.index.get(target);
+    if (j !== undefined) {
+      f.idx(OP.localGet, this.done).idx(OP.localGet, this.lim).op(OP.i32LeS);
+      f.open(OP.if).i32(j).idx(OP.localSet, 0).br("disp").end();
+    }
+    f.i32(0).i64(BigInt(target)).mem(OP.i64Store, 3, REG_LAYOUT.PC);
+    f.br("exit");
+  }
+
+  private site(insn: number, raw: number, pc: number, len: number): number {
+    this.sites.push({ insn, raw, pc, len });
+    return this.sites.length - 1;
+  }
+
+  /** Handles a helper status on the stack: trap → exit; rewritten code → exit after it. */
+  private status(k: number, next: number): void {
+    const f = this.f;
+    f.idx(OP.localTee, this.w).open(OP.if);
+    f.idx(OP.localGet, this.w).i32(ST.EXC).op(OP.i32Eq).open(OP.if);
+    this.exitTrapped(k);
+    f.end();
+    this.addDone(k + 1);
+    f.i32(0).i64(BigInt(next)).mem(OP.i64Store, 3, REG_LAYOUT.PC).br("exit");
+    f.end();
+  }
+
+  /** Pushes rs1 + imm (i64) into local `a`. */
+  private addr(insn: number, imm: number): void {
+    this.get((insn >>> 15) & 31);
+    this.f.i64(BigInt(imm)).op(OP.i64Add).idx(OP.localSet, this.a);
+  }
+
+  private pushAddrPair(): void {
+    const f = this.f;
+    f.idx(OP.localGet, this.a).op(OP.i32WrapI64);
+    f.idx(OP.localGet, this.a).i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
+  }
+
+  private load(insn: number, raw: number, pc: number, len: number, k: number): void {
+    const f3 = (insn >>> 12) & 7;
+    this.addr(insn, iImm(insn));
+    this.pushAddrPair();
+    this.f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.ld);
+    this.status(k, pc + len);
+    const ops = [
+      OP.i64Load8S,
+      OP.i64Load16S,
+      OP.i64Load32S,
+      OP.i64Load,
+      OP.i64Load8U,
+      OP.i64Load16U,
+      OP.i64Load32U,
+    ];
+    this.f.i32(0).mem(ops[f3] ?? OP.i64Load, 0, REG_LAYOUT.VAL);
+    this.set((insn >>> 7) & 31);
+  }
+
+  private store(insn: number, raw: number, pc: number, len: number, k: number): void {
+    const imm = ((insn >> 20) & ~31) | ((insn >>> 7) & 31);
+    this.addr(insn, imm);
+    this.pushAddrPair();
+    const rs2 = (insn >>> 20) & 31;
+    this.get(rs2);
+    this.f.op(OP.i32WrapI64);
+    this.get(rs2);
+    this.f.i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
+    this.f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.st);
+    this.status(k, pc + len);
+  }
+
+  private fallback(insn: number, raw: number, pc: number, len: number, k: number): void {
+    this.writeBack();
+    this.f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.ex);
+    this.status(k, pc + len);
+    this.reload();
+  }
+
+  /** RISC-V division semantics on i64 operands in locals a, b (spec "M", division table). */
+  private div64(f3: number): void {
+    const f = this.f;
+    const a = this.a;
+    const b = this.b;
+    f.idx(OP.localGet, b).op(OP.i64Eqz).open(OP.if, null, T.i64);
+    if (f3 >= 6) f.idx(OP.localGet, a);
+    else f.i64(-1n);
+    f.op(OP.else);
+    if (f3 === 4 || f3 === 6) {
+      f.idx(OP.localGet, b).i64(-1n).op(OP.i64Eq).open(OP.if, null, T.i64);
+      if (f3 === 4) f.i64(0n).idx(OP.localGet, a).op(OP.i64Sub);
+      else f.i64(0n);
+      f.op(OP.else)
+        .idx(OP.localGet, a)
+        .idx(OP.localGet, b)
+        .op(f3 === 4 ? OP.i64DivS : OP.i64RemS);
+      f.end();
+    } else {
+      f.idx(OP.localGet, a)
+        .idx(OP.localGet, b)
+        .op(f3 === 5 ? OP.i64DivU : OP.i64RemU);
+    }
+    f.end();
+  }
+
+  /** The same on the low words (divw & co.), result sign-extended. */
+  private div32(f3: number): void {
+    const f = this.f;
+    const wa = this.w;
+    const wb = this.v;
+    f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localSet, wa);
+    f.idx(OP.localGet, this.b).op(OP.i32WrapI64).idx(OP.localSet, wb);
+    f.idx(OP.localGet, wb).op(OP.i32Eqz).open(OP.if, null, T.i32);
+    if (f3 >= 6) f.idx(OP.localGet, wa);
+    else f.i32(-1);
+    f.op(OP.else);
+    if (f3 === 4 || f3 === 6) {
+      f.idx(OP.localGet, wb).i32(-1).op(OP.i32Eq).open(OP.if, null, T.i32);
+      if (f3 === 4) f.i32(0).idx(OP.localGet, wa).op(OP.i32Sub);
+      else f.i32(0);
+      f.op(OP.else)
+        .idx(OP.localGet, wa)
+        .idx(OP.localGet, wb)
+        .op(f3 === 4 ? OP.i32DivS : OP.i32RemS);
+      f.end();
+    } else {
+      f.idx(OP.localGet, wa)
+        .idx(OP.localGet, wb)
+        .op(f3 === 5 ? OP.i32DivU : OP.i32RemU);
+    }
+    f.end();
+    f.op(OP.i64ExtendI32S);
+  }
+
+  /** OP / OP-32 register-register arithmetic (nativeInsn said yes). */
+  private alu(insn: number, word: boolean): void {
+    const f = this.f;
+    const f3 = (insn >>> 12) & 7;
+    const f7 = insn >>> 25;
+    this.get((insn >>> 15) & 31);
+    f.idx(OP.localSet, this.a);
+    this.get((insn >>> 20) & 31);
+    f.idx(OP.localSet, this.b);
+    if (f7 === 1 && f3 >= 4) {
+      if (word) this.div32(f3);
+      else this.div64(f3);
+      return;
+    }
+    if (word) {
+      f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localGet, this.b).op(OP.i32WrapI64);
+      if (f7 === 1) f.op(OP.i32Mul);
+      else if (f3 === 0) f.op(f7 === 0x20 ? OP.i32Sub : OP.i32Add);
+      else if (f3 === 1) f.op(OP.i32Shl);
+      else f.op(f7 === 0x20 ? OP.i32ShrS : OP.i32ShrU);
+      f.op(OP.i64ExtendI32S);
+      return;
+    }
+    f.idx(OP.localGet, this.a).idx(OP.localGet, this.b);
+    if (f7 === 1) {
+      f.op(OP.i64Mul);
+      return;
+    }
+    const ops = [
+      OP.i64Add,
+      OP.i64Shl,
+      OP.i64LtS,
+      OP.i64LtU,
+      OP.i64Xor,
+      OP.i64ShrU,
+      OP.i64Or,
+      OP.i64And,
+    ];
+    if (f7 === 0x20) f.op(f3 === 0 ? OP.i64Sub : OP.i64ShrS);
+    else f.op(ops[f3] ?? OP.i64Add);
+    if (f3 === 2 || f3 === 3) f.op(OP.i64ExtendI32U);
+  }
+
+  /** OP-IMM / OP-IMM-32. */
+  private aluImm(insn: number, word: boolean): void {
+    const f = this.f;
+    const f3 = (insn >>> 12) & 7;
+    const imm = iImm(insn);
+    this.get((insn >>> 15) & 31);
+    if (word) {
+      f.op(OP.i32WrapI64);
+      if (f3 === 0) f.i32(imm).op(OP.i32Add);
+      else if (f3 === 1) f.i32(imm & 31).op(OP.i32Shl);
+      else f.i32(imm & 31).op(insn >>> 30 === 1 ? OP.i32ShrS : OP.i32ShrU);
+      f.op(OP.i64ExtendI32S);
+      return;
+    }
+    if (f3 === 1) f.i64(BigInt(imm & 63)).op(OP.i64Shl);
+    else if (f3 === 5) f.i64(BigInt(imm & 63)).op(insn >>> 30 === 1 ? OP.i64ShrS : OP.i64ShrU);
+    else {
+      f.i64(BigInt(imm));
+      const ops = [OP.i64Add, 0, OP.i64LtS, OP.i64LtU, OP.i64Xor, 0, OP.i64Or, OP.i64And];
+      f.op(ops[f3] ?? OP.i64Add);
+      if (f3 === 2 || f3 === 3) f.op(OP.i64ExtendI32U);
+    }
+  }
+
+  /** Emits block `blk`; every path ends in a branch to `disp` or `exit`. */
+  block(blk: Block): void {
+    const f = this.f;
+    let pc = blk.pc;
+    for (let k = 0; k < blk.n; k++) {
+      const insn = blk.insns[k] ?? 0;
+      const raw = blk.raws[k] ?? 0;
+      const len = blk.lens[k] ?? 4;
+      const op = insn & 0x7f;
+      const rd = (insn >>> 7) & 31;
+      if (!nativeInsn(insn) || (op === 0x0f && ((insn >>> 12) & 7) !== 0)) {
+        this.fallback(insn, raw, pc, len, k);
+        if (op === 0x0f) {
+          this.goto(pc + len, k + 1); // fence.i ends its block
+          return;
+        }
+      } else if (op === 0x37) {
+        f.i64(BigInt((insn & 0xfffff000) | 0));
+        this.set(rd);
+      } else if (op === 0x17) {
+        f.i64(BigInt(pc) + BigInt((insn & 0xfffff000) | 0));
+        this.set(rd);
+      } else if (op === 0x6f) {
+        f.i64(BigInt(pc + len));
+        this.set(rd);
+        this.goto(pc + jImm(insn), k + 1);
+        return;
+      } else if (op === 0x67) {
+        this.get((insn >>> 15) & 31);
+        f.i64(BigInt(iImm(insn)))
+          .op(OP.i64Add)
+          .i64(-2n)
+          .op(OP.i64And)
+          .idx(OP.localSet, this.a);
+        f.i64(BigInt(pc + len));
+        this.set(rd);
+        f.i32(0).idx(OP.localGet, this.a).mem(OP.i64Store, 3, REG_LAYOUT.PC);
+        this.addDone(k + 1);
+        f.br("exit");
+        return;
+      } else if (op === 0x63) {
+        const f3 = (insn >>> 12) & 7;
+        this.get((insn >>> 15) & 31);
+        this.get((insn >>> 20) & 31);
+        f.op(
+          [OP.i64Eq, OP.i64Ne, 0, 0, OP.i64LtS, OP.i64GeS, OP.i64LtU, OP.i64GeU][f3] ?? OP.i64Eq,
+        );
+        f.open(OP.if);
+        this.goto(pc + bImm(insn), k + 1);
+        f.end();
+      } else if (op === 0x03) this.load(insn, raw, pc, len, k);
+      else if (op === 0x23) this.store(insn, raw, pc, len, k);
+      else if (op === 0x13 || op === 0x1b) {
+        this.aluImm(insn, op === 0x1b);
+        this.set(rd);
+      } else if (op === 0x33 || op === 0x3b) {
+        this.alu(insn, op === 0x3b);
+        this.set(rd);
+      } // else fence: nothing to do for one hart's view of memory
+      pc += len;
+    }
+    this.goto(pc, blk.n);
+  }
+}
+
+function generate(blocks: readonly Block[], regs: readonly number[]): WasmGen {
+  const g = new WasmGen(blocks);
+  g.prologue(regs, blocks);
+  for (const b of blocks) {
+    g.f.end(); // closes block b<i>: its code follows
+    g.block(b);
+  }
+  g.epilogue();
+  return g;
+}
+
+/** The wasm function for `blocks` and the helper call sites it refers to. */
+export function regionModule(blocks: readonly Block[]): { bytes: Uint8Array; sites: Site[] } {
+  // A first pass finds the registers used, so the prologue can declare and load them all.
+  const g = generate(blocks, generate(blocks, []).used());
+  return { bytes: encodeModule(TYPES, IMPORTS, 0, g.f), sites: g.sites };
+}
+
+/** Compiles a region to a wasm function bound to this hart's state. */
+export function compileWasmRegion(blocks: readonly Block[], c: Core): RegionFn {
+  const { bytes, sites } = regionModule(blocks);
+  const xfer = c.xfer;
+  const tr = c.tr;
+  const tw = c.tw;
+  const inst = instantiate(bytes, {
+    mem: c.regMem,
+    ld: (lo: number, hi: number, i: number): number => {
+      const s = sites[i];
+      if (s === undefined) return ST.EXC;
+      const f3 = (s.insn >>> 12) & 7;
+      const size = 1 << (f3 & 3);
+      const t = (lo >>> 12) & (TLB_SIZE - 1);
+      if (tr.tagLo[t] === (lo & (-4096 | (size - 1))) && tr.tagHi[t] === hi) {
+        const dv = tr.dv[t] ?? EMPTY_VIEW;
+        const o = (tr.off[t] ?? 0) + (lo & 4095);
+        if (size === 8) {
+          xfer[2] = dv.getInt32(o, true);
+          xfer[3] = dv.getInt32(o + 4, true);
+        } else
+          xfer[2] =
+            size === 4 ? dv.getInt32(o, true) : size === 2 ? dv.getUint16(o, true) : dv.getUint8(o);
+        return ST.OK;
+      }
+      const tag = ((s.insn >>> 7) & 31) | (f3 >= 4 ? MMIO_TAG.UNSIGNED : 0);
+      const v = loadSlow(c, lo, hi, size, s.pc, tag, s.len);
+      if (c.exc) return ST.EXC;
+      xfer[2] = v;
+      xfer[3] = size === 8 ? c.rhi : 0;
+      return ST.OK;
+    },
+    st: (lo: number, hi: number, vlo: number, vhi: number, i: number): number => {
+      const s = sites[i];
+      if (s === undefined) return ST.EXC;
+      const size = 1 << ((s.insn >>> 12) & 3);
+      const t = (lo >>> 12) & (TLB_SIZE - 1);
+      if (tw.tagLo[t] === (lo & (-4096 | (size - 1))) && tw.tagHi[t] === hi) {
+        const dv = tw.dv[t] ?? EMPTY_VIEW;
+        const o = (tw.off[t] ?? 0) + (lo & 4095);
+        if (size === 1) dv.setUint8(o, vlo & 255);
+        else if (size === 2) dv.setUint16(o, vlo & 65535, true);
+        else dv.setInt32(o, vlo, true);
+        if (size === 8) dv.setInt32(o + 4, vhi, true);
+        return ST.OK;
+      }
+      if (storeSlow(c, lo, hi, size, vlo, vhi, s.pc, s.len)) return ST.EXC;
+      return c.codeDirty ? ST.DIRTY : ST.OK;
+    },
+    ex: (i: number): number => {
+      const s = sites[i];
+      if (s === undefined) return ST.EXC;
+      exec(c, s.insn, s.raw, s.pc, s.len);
+      if (c.exc) return ST.EXC;
+      return c.codeDirty ? ST.DIRTY : ST.OK;
+    },
+  });
+  const run = inst.exports.run;
+  if (typeof run !== "function") throw new Error("wasm tier: compiled region exports no run()");
+  const fn = run as (s: number, budget: number) => number; // shape fixed by TYPES[0]
+  return (core: Core, s: number): number => {
+    const n = fn(s, core.budget);
+    if (!core.exc) {
+      const lo = xfer[0] ?? 0;
+      const hi = xfer[1] ?? 0;
+      if (hi >= -0x200000 && hi < 0x200000) core.pc = hi * TWO32 + (lo >>> 0);
+      else core.setPcPair(lo, hi);
+    }
+    return n;
+  };
+}

@@ -1,0 +1,155 @@
+/**
+ * The WebAssembly tier (wasm-tier.ts): hot regions compile to wasm, share the hart's register
+ * file, and every exit (MMIO, rewritten code, division edge cases, budget ends inside loops)
+ * leaves exactly the state the reference interpreter leaves. The random differential cases are
+ * in fuzz.test.ts; the test guests run on this tier in cpu-guests.test.ts.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { I, R, li, rType } from "./asm.js";
+import { RAM_BASE as BASE, hartWith } from "./harness.js";
+import type { Hart, HartOptions } from "../../../src/backends/soft/riscv/hart.js";
+import { tierFromEnv } from "../../../src/backends/soft/riscv/hart.js";
+import { regionModule } from "../../../src/backends/soft/riscv/wasm-tier.js";
+import { decodeBlock } from "../../../src/backends/soft/riscv/block.js";
+import { Slot } from "../../../src/backends/soft/riscv/memory.js";
+
+const WASM: HartOptions = { translate: true, hotThreshold: 1, tier: "wasm" };
+const REFERENCE: HartOptions = { translate: false };
+/** An address outside RAM: loads there are MMIO exits. */
+const MMIO = 0x1000_0000n;
+
+const div =
+  (f3: number, word = false) =>
+  (rd: number, a: number, b: number) =>
+    rType(word ? 0x3b : 0x33, f3, 1, rd, a, b);
+const sub = (rd: number, a: number, b: number): number => rType(0x33, 0, 0x20, rd, a, b);
+
+/** Architectural state a run leaves: stop, pc, instret, x1..x31. */
+function state(hart: Hart, budget: number): string {
+  const stop = hart.run(budget);
+  const x = Array.from({ length: 31 }, (_, i) => hart.getX(i + 1).toString(16));
+  const big = (_: string, v: unknown): unknown => (typeof v === "bigint" ? v.toString(16) : v);
+  return JSON.stringify({ stop, pc: hart.getPc().toString(16), n: String(hart.instret), x }, big);
+}
+
+/** Runs `code` on the reference interpreter and on the wasm tier; both states must agree. */
+function same(code: number[], budget = 1e5): Hart {
+  const ref = hartWith(code, REFERENCE).hart;
+  const wasm = hartWith(code, WASM).hart;
+  assert.equal(state(wasm, budget), state(ref, budget));
+  assert.ok(wasm.stats.compiled >= 1, "the wasm tier compiled the code");
+  return wasm;
+}
+
+/** `n` iterations of `body` (counter s11), then `tail`. */
+function loop(n: number, body: number[], tail: number[] = [I.ecall()]): number[] {
+  return [
+    ...li(R.s11, BigInt(n)),
+    ...body,
+    I.addi(R.s11, R.s11, -1),
+    I.bne(R.s11, R.zero, -4 * (body.length + 1)),
+    ...tail,
+  ];
+}
+
+describe("wasm tier", () => {
+  it("tierFromEnv() takes js or wasm and refuses anything else in one line", () => {
+    assert.equal(tierFromEnv(undefined), "js");
+    assert.equal(tierFromEnv(""), "js");
+    assert.equal(tierFromEnv("wasm"), "wasm");
+    assert.throws(
+      () => tierFromEnv("jit"),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        e.message ===
+          'Cannot create a soft hart: REGVISOR_SOFT_TIER is "jit"; set it to "js" or "wasm", or unset it',
+    );
+  });
+
+  it("a region's module is valid wasm, and the register file is the hart's wasm memory", () => {
+    const ram = new Uint8Array(8192);
+    const slot = new Slot({ slot: 0, gpa: BASE, bytes: ram, readonly: false });
+    const code = loop(3, [I.addi(R.a0, R.a0, 1), I.ld(R.a1, R.sp, 8)]);
+    new DataView(ram.buffer).setUint32(0, code[0] ?? 0, true);
+    const { bytes } = regionModule([decodeBlock(BASE, BASE, slot)]);
+    assert.ok(
+      (
+        globalThis as unknown as { WebAssembly: { validate(b: Uint8Array): boolean } }
+      ).WebAssembly.validate(bytes),
+    );
+    const { hart } = hartWith(loop(10, [I.addi(R.a0, R.a0, 3)]), WASM);
+    assert.equal(hart.run(1e4).kind, "ecall");
+    assert.equal(hart.getX(R.a0), 30n);
+    const core = hart.core;
+    assert.equal(core.x.buffer, core.regMem.buffer);
+    hart.setX(R.a0, 7n); // written through ONE_REG's path, read by the next compiled run
+    hart.setPc(BigInt(BASE));
+    assert.equal(hart.run(1e4).kind, "ecall");
+    assert.equal(hart.getX(R.a0), 37n);
+  });
+
+  it("an MMIO load inside a compiled loop exits with the interpreter's state", () => {
+    const wasm = same([
+      ...li(R.s0, MMIO),
+      ...loop(
+        5,
+        [I.addi(R.a0, R.a0, 1), I.addi(R.a1, R.a1, 2)],
+        [I.addi(R.a2, R.a2, 9), I.lw(R.a3, R.s0, 4), I.addi(R.a4, R.a4, 1)],
+      ),
+    ]);
+    assert.equal(wasm.getX(R.a2), 9n, "instructions before the load retired");
+    assert.equal(wasm.getX(R.a4), 0n, "the ones after it did not");
+  });
+
+  it("division by zero and INT_MIN / -1 give the RISC-V results, not wasm traps", () => {
+    const wasm = same(
+      loop(3, [
+        ...li(R.t0, -(1n << 63n)),
+        ...li(R.t1, -1n),
+        div(4)(R.a0, R.t0, R.t1),
+        div(6)(R.a1, R.t0, R.t1),
+        div(4)(R.a2, R.t0, R.zero),
+        div(7)(R.a3, R.t0, R.zero),
+        div(4, true)(R.a4, R.t1, R.zero),
+        div(5, true)(R.a5, R.t0, R.t1),
+        sub(R.a6, R.zero, R.t1),
+      ]),
+    );
+    assert.equal(wasm.getX(R.a0), 1n << 63n);
+    assert.equal(wasm.getX(R.a1), 0n);
+    assert.equal(wasm.getX(R.a2), (1n << 64n) - 1n);
+  });
+
+  it("a store that rewrites the running region ends it after the store (precise SMC)", () => {
+    const patch = I.addi(R.a0, R.a0, 5);
+    // li's length depends on the value: find the fixed point of "target after the prefix".
+    let prefixWords = 0;
+    for (let k = 0; k < 4; k++) {
+      prefixWords =
+        li(R.s0, BigInt(BASE + 4 * prefixWords)).length + li(R.s1, BigInt(patch)).length + 2;
+    }
+    const target = 4 * prefixWords; // byte offset of the instruction the loop rewrites
+    const code = [
+      ...li(R.s0, BigInt(BASE + target)),
+      ...li(R.s1, BigInt(patch)),
+      I.addi(R.s11, R.zero, 4),
+      I.sw(R.s1, R.s0, 0),
+      I.addi(R.a0, R.a0, 1), // at `target`: replaced by addi a0, a0, 5 on the first pass
+      I.addi(R.s11, R.s11, -1),
+      I.bne(R.s11, R.zero, -12),
+      I.ecall(),
+    ];
+    assert.equal(code.indexOf(I.addi(R.a0, R.a0, 1)), prefixWords);
+    const wasm = same(code);
+    assert.equal(wasm.getX(R.a0), 20n);
+  });
+
+  it("budget ends inside a compiled loop agree with the interpreter at every slice", () => {
+    const code = loop(1000, [I.addi(R.a0, R.a0, 1), I.sd(R.a0, R.sp, 0), I.ld(R.a1, R.sp, 0)]);
+    const ref = hartWith([...li(R.sp, BigInt(BASE + 0x8000)), ...code], REFERENCE).hart;
+    const wasm = hartWith([...li(R.sp, BigInt(BASE + 0x8000)), ...code], WASM).hart;
+    for (const budget of [1, 7, 100, 333, 2000])
+      assert.equal(state(wasm, budget), state(ref, budget));
+  });
+});
