@@ -10,6 +10,7 @@ import {
   linuxImage,
   type Boot,
 } from "../../linux/guest.js";
+import { apiRequest } from "../../../src/vmm/api/client.js";
 import { ctl, start, tempDir } from "./procs.js";
 
 const found = linuxImage();
@@ -53,6 +54,10 @@ describe(
         assert.equal(first.code, 0, first.stdout + first.stderr);
         assert.equal(await src.exited, 0, src.stderr);
         await dstA.waitFor(/^init: started/m, 240_000);
+        // /init runs for well under a second here: pause it at once, from this process (a ctl
+        // process takes ~100 ms to start), then move the paused guest; it runs on at dstB.
+        const paused = await apiRequest(join(dir, "a.api"), "PUT", "/pause");
+        assert.equal(paused.status, 200, JSON.stringify(paused));
         const second = await ctl([join(dir, "a.api"), "migrate", b, "--json"]);
         assert.equal(second.code, 0, second.stdout + second.stderr);
         assert.equal(await dstA.exited, 0, dstA.stderr);
