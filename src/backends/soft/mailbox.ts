@@ -37,6 +37,9 @@ export const OP = {
   SET_GUEST_DEBUG: 10,
 } as const;
 
+/** Watchpoint kinds of SET_GUEST_DEBUG, by their index on the wire. */
+export const WATCH_KINDS = ["watch", "rwatch", "awatch"] as const;
+
 /** Control word indexes. */
 export const CTRL = {
   REQ: 0,

@@ -20,6 +20,7 @@ import { RegvisorError } from "../../errors.js";
 import type { GuestMemory, Vcpu, Vm } from "../../backends/vcpu.js";
 import type {
   BreakpointType,
+  DataWatchpoint,
   DebugArch,
   DebugTarget,
   ResumeRequest,
@@ -65,6 +66,8 @@ export class MachineDebugTarget implements DebugTarget {
   readonly #vm: Vm;
   readonly #sw = new Map<bigint, SwBreakpoint>();
   readonly #hw = new Set<bigint>();
+  /** Data watchpoints by `type,address,length`. */
+  readonly #watch = new Map<string, DataWatchpoint>();
   #pending: ((stop: StopEvent) => void) | undefined;
   #ended: RunEnding | undefined;
   #stopping = false;
@@ -162,7 +165,7 @@ export class MachineDebugTarget implements DebugTarget {
       }
       // Not mapped yet (a kernel symbol before paging) or not intercepted: by virtual pc.
     } else if (type !== 1) {
-      return false; // watchpoints: not implemented by either backend here
+      return this.#insertWatch(type, address, kind);
     }
     if (this.#hw.has(address)) return true;
     if (this.#hw.size >= this.#debug.hwBreakpoints) {
@@ -172,8 +175,28 @@ export class MachineDebugTarget implements DebugTarget {
     return true;
   }
 
-  removeBreakpoint(type: BreakpointType, address: bigint): boolean {
-    if (type > 1) return false;
+  /** `Z2`–`Z4`: a data watchpoint where the backend reports them (`DebugArch.watchpoints`). */
+  #insertWatch(type: 2 | 3 | 4, address: bigint, length: number): boolean {
+    if (this.#debug.watchpoints === 0) return false;
+    if (length < 1 || length > 4096) {
+      throw new RangeError(`Cannot watch ${length} bytes: a watchpoint covers 1 to 4096 bytes`);
+    }
+    const key = `${type},${address},${length}`;
+    if (this.#watch.has(key)) return true;
+    if (this.#watch.size >= this.#debug.watchpoints) {
+      throw new RangeError(`no free watchpoint for 0x${address.toString(16)}`);
+    }
+    const kind = type === 2 ? "watch" : type === 3 ? "rwatch" : "awatch";
+    this.#watch.set(key, { kind, address, length });
+    return true;
+  }
+
+  removeBreakpoint(type: BreakpointType, address: bigint, kind = 0): boolean {
+    if (type > 1) {
+      if (this.#debug.watchpoints === 0) return false;
+      this.#watch.delete(`${type},${address},${kind}`);
+      return true;
+    }
     const bp = type === 0 ? this.#sw.get(address) : undefined;
     if (bp !== undefined) {
       this.#restore(bp);
@@ -187,10 +210,11 @@ export class MachineDebugTarget implements DebugTarget {
     const step = new Set(request.step);
     const { ENABLE, USE_SW_BP, USE_HW_BP, SINGLESTEP } = KVM_GUESTDBG;
     const hw = [...this.#hw];
+    const watch = [...this.#watch.values()];
+    const hwBit = hw.length > 0 || watch.length > 0 ? USE_HW_BP : 0;
     this.#vcpus.forEach((vcpu, i) => {
-      const control =
-        ENABLE | USE_SW_BP | (hw.length > 0 ? USE_HW_BP : 0) | (step.has(i + 1) ? SINGLESTEP : 0);
-      vcpu.setGuestDebug?.(this.#debug.guestDebug(control, hw));
+      const control = ENABLE | USE_SW_BP | hwBit | (step.has(i + 1) ? SINGLESTEP : 0);
+      vcpu.setGuestDebug?.(this.#debug.guestDebug(control, hw, watch));
     });
     const run = new Set(request.run ?? this.threads());
     this.#machine.hold(
@@ -233,6 +257,7 @@ export class MachineDebugTarget implements DebugTarget {
     for (const bp of this.#sw.values()) this.#restore(bp);
     this.#sw.clear();
     this.#hw.clear();
+    this.#watch.clear();
   }
 
   #restore(bp: SwBreakpoint): void {
@@ -242,8 +267,14 @@ export class MachineDebugTarget implements DebugTarget {
   }
 
   #onDebugExit(exit: DebugExit, vcpu: Vcpu): void {
+    const kind = exit.cause;
     const cause =
-      exit.cause === "swbreak" || exit.cause === "hwbreak" ? { kind: exit.cause } : undefined;
+      kind === "swbreak" || kind === "hwbreak"
+        ? { kind }
+        : (kind === "watch" || kind === "rwatch" || kind === "awatch") &&
+            exit.watchAddress !== undefined
+          ? { kind, address: exit.watchAddress }
+          : undefined;
     this.#stop({
       kind: "stopped",
       thread: vcpu.index + 1,

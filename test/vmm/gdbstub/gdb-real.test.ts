@@ -2,7 +2,8 @@
  * `regvisor run --gdb` against real guests on the soft backend, driven by a real
  * `gdb-multiarch` in batch mode: (a) the bare-metal `gdb.elf` with its symbols, (b) the cached
  * Linux Image with its vmlinux (a hardware breakpoint on `start_kernel` set while `satp` is
- * bare), (d) two vCPUs as two threads, and a debugger that goes away mid-session. Skips visibly
+ * bare), (d) two vCPUs as two threads, data watchpoints, and a debugger that goes away
+ * mid-session. Skips visibly
  * without gdb-multiarch, the RISC-V compiler or the Linux build.
  */
 import { describe, it } from "node:test";
@@ -106,6 +107,39 @@ describe("run --gdb with a real gdb-multiarch (soft backend)", () => {
       assert.match(out, /exited with code 025/);
       assert.equal(run.status, 21, run.stderr);
       assert.match(run.stdout, /work done/);
+    },
+  );
+
+  it(
+    "watchpoints (soft backend extension): watch stops after the store with old/new values, rwatch after the load",
+    { skip: guestSkip ?? false },
+    async () => {
+      const stub = await startStub(["--gdb-wait", ELF]);
+      const out = await gdb(ELF, stub.endpoint, [
+        "watch total",
+        "continue",
+        "p $pc > main",
+        "delete",
+        "rwatch total",
+        "continue",
+        "delete",
+        "continue",
+      ]);
+      const run = await stub.done;
+      // GDB took the Z2/Z3 (a "Hardware" watchpoint) and the stub named the hit in its T reply.
+      assert.match(
+        out,
+        /Hardware watchpoint 1: total\s*\n\s*Old value = 0\s*\nNew value = 45\s*\n/,
+        out,
+      );
+      assert.match(out, /\$1 = 1/, "stopped in main, past the store");
+      assert.match(
+        out,
+        /Hardware read watchpoint 2: total\s*\n\s*Value = 45\s*\n[^\n]*in main/,
+        out,
+      );
+      assert.match(out, /exited with code 055/, out);
+      assert.equal(run.status, 45, run.stderr);
     },
   );
 

@@ -350,6 +350,8 @@ export const x86DebugArch: DebugArch = {
   swBreakpoint: (kind) =>
     KVM_PVM_DEBUG_FEATURES.swBreakpoints && kind === 1 ? Uint8Array.from(SW_BREAKPOINT) : undefined,
   hwBreakpoints: HW_SLOTS,
+  // DR7 data breakpoints are not reported by kvm_pvm (KVM_PVM_DEBUG_FEATURES): Z2–Z4 get "".
+  watchpoints: 0,
   guestDebug: (control, hw) => {
     const slots = new X86Breakpoints(KVM_PVM_DEBUG_FEATURES);
     for (const address of hw) slots.insert(1, address, 1);
