@@ -33,6 +33,9 @@ function softBackend(mode: RunMode): MachineBackend {
     createVm: () => createSoftVm({ mode }),
     instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
     faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),
+    setTimeSlice: (vcpu, ms) => {
+      if (vcpu instanceof SoftVcpu) vcpu.setRunBudget(ms === undefined ? {} : { timeSliceMs: ms });
+    },
   };
 }
 

@@ -45,4 +45,10 @@ export interface MachineBackend {
    * time) even while the guest never exits, for vCPUs without `kick()` (KVM: SIGALRM).
    */
   armDeadline?(deadline: number): Disposable;
+  /**
+   * Soft backend, inline mode: the longest one `run()` of `vcpu` may take (undefined: the
+   * backend's default, 100 ms). A debugger shortens it while the guest runs for it, so its
+   * Ctrl-C — read on the thread `run()` holds — is served within a few milliseconds.
+   */
+  setTimeSlice?(vcpu: Vcpu, ms: number | undefined): void;
 }

@@ -42,6 +42,11 @@ import type { DebugExit, Machine } from "./machine.js";
 const SIGINT = 2;
 const SIGTRAP = 5;
 const PAGE = 4096n;
+/**
+ * The run slice of an inline vCPU while it runs for the debugger: GDB's Ctrl-C is read by the
+ * thread `run()` holds, so it waits for the slice's end (100 ms by default).
+ */
+const DEBUG_SLICE_MS = 2;
 /** Most guest bytes one `m`/`M` touches (the session bounds it by the packet size first). */
 const MAX_ACCESS = 1 << 16;
 
@@ -209,6 +214,7 @@ export class MachineDebugTarget implements DebugTarget {
     if (this.#ended !== undefined) return Promise.resolve(endingStop(this.#ended));
     const step = new Set(request.step);
     const { ENABLE, USE_SW_BP, USE_HW_BP, SINGLESTEP } = KVM_GUESTDBG;
+    this.#slices(DEBUG_SLICE_MS);
     const hw = [...this.#hw];
     const watch = [...this.#watch.values()];
     const hwBit = hw.length > 0 || watch.length > 0 ? USE_HW_BP : 0;
@@ -228,6 +234,13 @@ export class MachineDebugTarget implements DebugTarget {
     return stopped;
   }
 
+  /** Inline vCPUs: the run slice (module header of DEBUG_SLICE_MS); threaded ones need none. */
+  #slices(ms: number | undefined): void {
+    const { backend } = this.#machine;
+    if (backend.mode !== "inline") return;
+    for (const vcpu of this.#vcpus) backend.setTimeSlice?.(vcpu, ms);
+  }
+
   interrupt(): void {
     this.#stop({ kind: "stopped", thread: this.#lastThread, signal: SIGINT });
   }
@@ -240,6 +253,7 @@ export class MachineDebugTarget implements DebugTarget {
       () => {
         this.#settle({ kind: "stopped", thread: this.#lastThread, signal: SIGINT });
         for (const vcpu of this.#vcpus) vcpu.setGuestDebug?.({ control: 0 });
+        this.#slices(undefined);
         this.#machine.hold([]);
         this.#machine.resume().catch(() => undefined); // ended meanwhile: onEnding reports it
       },
