@@ -68,9 +68,12 @@ export type VcpuExit =
       readonly dr6?: bigint;
       readonly dr7?: bigint;
       /**
-       * "swbreak" (ebreak, int3), "step", "hwbreak" (a `hwBreakpoints` address; x86: DR6 B0–B3).
+       * "swbreak" (ebreak, int3), "step", "hwbreak" (a `hwBreakpoints` address; x86: DR6 B0–B3);
+       * soft backend: "watch"/"rwatch"/"awatch" after an access a `watchpoints` entry covers.
        */
-      readonly cause?: "swbreak" | "step" | "hwbreak";
+      readonly cause?: "swbreak" | "step" | "hwbreak" | "watch" | "rwatch" | "awatch";
+      /** The hit watchpoint's address (soft backend, with a watch cause). */
+      readonly watchAddress?: bigint;
     }
   | {
       readonly kind: "riscv_sbi";
@@ -161,6 +164,16 @@ export interface GuestDebug {
    * `debug`/"hwbreak" before the instruction there executes, whether or not paging is on.
    */
   readonly hwBreakpoints?: readonly bigint[];
+  /**
+   * Soft backend (regvisor extension, with `USE_HW_BP`): data watchpoints by guest-virtual
+   * address; the access completes, then the vCPU exits as `debug` with cause "watch" (a store
+   * to the range), "rwatch" (a load) or "awatch" (either), pc past the instruction.
+   */
+  readonly watchpoints?: readonly {
+    readonly kind: "watch" | "rwatch" | "awatch";
+    readonly address: bigint;
+    readonly length: number;
+  }[];
 }
 
 /** Bytes of one chip's state in `Vm.getIrqchip` (the `kvm_irqchip.chip` union, x86). */

@@ -50,6 +50,12 @@ export function encodeGuestDebug(debug: GuestDebug, out: Uint8Array): void {
       "Cannot set guest debug: hwBreakpoints is a soft-backend extension; on KVM put the addresses in debugreg[0..3] and enable them in debugreg[7] (DR7)",
     );
   }
+  // `watchpoints` likewise (soft only): on KVM x86 they are DR slots with R/W bits in DR7.
+  if (debug.watchpoints !== undefined && debug.watchpoints.length > 0) {
+    throw new TypeError(
+      "Cannot set guest debug: watchpoints is a soft-backend extension; on KVM put the addresses in debugreg[0..3] with R/W and LEN bits in debugreg[7] (DR7)",
+    );
+  }
   if (debugreg !== undefined && debugreg.length > GUEST_DEBUG_REGS) {
     throw new RangeError(
       `Cannot set guest debug: ${debugreg.length} debug registers given, kvm_guest_debug has ${GUEST_DEBUG_REGS} (DR0-DR7)`,

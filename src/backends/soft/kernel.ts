@@ -29,7 +29,7 @@ import {
 } from "../../abi/kvm/constants.js";
 import { ERRNO } from "../../abi/kvm/errno.js";
 import type { RegId } from "../../abi/regid.js";
-import type { DebugCause, HartApi, Memslot } from "./riscv/contract.js";
+import type { DebugCause, HartApi, Memslot, Watchpoint } from "./riscv/contract.js";
 import { GENERAL_CSRS, IRQ } from "./riscv/contract.js";
 import {
   HOST_IMPL_IDS,
@@ -176,8 +176,16 @@ export class VcpuKernel implements KernelState, KernelPort {
    * ENABLE, guest debug is off.
    * @throws {Errno} EINVAL for bits outside the supported set or too many breakpoints.
    */
-  setGuestDebug(control: number, hwBreakpoints: readonly bigint[]): void {
-    if ((control & ~GUESTDBG_SUPPORTED) !== 0 || hwBreakpoints.length > MAX_HW_BREAKPOINTS) {
+  setGuestDebug(
+    control: number,
+    hwBreakpoints: readonly bigint[],
+    watchpoints: readonly Watchpoint[] = [],
+  ): void {
+    if (
+      (control & ~GUESTDBG_SUPPORTED) !== 0 ||
+      hwBreakpoints.length > MAX_HW_BREAKPOINTS ||
+      watchpoints.length > MAX_HW_BREAKPOINTS
+    ) {
       throw new Errno(ERRNO.EINVAL);
     }
     const on = (control & KVM_GUESTDBG.ENABLE) !== 0;
@@ -190,6 +198,7 @@ export class VcpuKernel implements KernelState, KernelPort {
             swBreak: true,
             step: (control & KVM_GUESTDBG.SINGLESTEP) !== 0,
             hwBreakpoints: (control & KVM_GUESTDBG.USE_HW_BP) !== 0 ? hwBreakpoints : [],
+            watchpoints: (control & KVM_GUESTDBG.USE_HW_BP) !== 0 ? watchpoints : [],
           }
         : undefined,
     );
@@ -236,8 +245,8 @@ export class VcpuKernel implements KernelState, KernelPort {
   }
 
   /** Writes KVM_EXIT_DEBUG for the hart's current pc. */
-  private debugExit(cause: DebugCause): number {
-    this.page.writeDebug(this.hart.getPc(), cause);
+  private debugExit(cause: DebugCause, watchAddress?: bigint): number {
+    this.page.writeDebug(this.hart.getPc(), cause, watchAddress);
     return 0;
   }
 
@@ -387,7 +396,7 @@ export class VcpuKernel implements KernelState, KernelPort {
           this.wfiRequested = true;
           break;
         case "debug":
-          return this.debugExit(stop.cause);
+          return this.debugExit(stop.cause, stop.address);
         case "budget":
           break;
         case "fault":

@@ -39,6 +39,9 @@ export const OP = {
   SET_MP_STATE: 12,
 } as const;
 
+/** Watchpoint kinds of SET_GUEST_DEBUG, by their index on the wire. */
+export const WATCH_KINDS = ["watch", "rwatch", "awatch"] as const;
+
 /** Control word indexes. */
 export const CTRL = {
   REQ: 0,

@@ -62,7 +62,14 @@ const INTERNAL = KVM_RUN_EXIT.internal;
 const CSR_EXIT = KVM_RUN_EXIT.riscv_csr;
 const UNION_BYTES = 256;
 /** `cause` codes of the soft debug exit (module header). */
-const DEBUG_CAUSES: readonly DebugCause[] = ["swbreak", "step", "hwbreak"];
+const DEBUG_CAUSES: readonly DebugCause[] = [
+  "swbreak",
+  "step",
+  "hwbreak",
+  "watch",
+  "rwatch",
+  "awatch",
+];
 
 const SYSTEM_EVENT_NAMES = new Map<number, string>(
   Object.entries(KVM_SYSTEM_EVENT).map(([name, value]) => [value, name]),
@@ -228,10 +235,11 @@ export class RunArea {
   }
 
   /** Kernel side: KVM_EXIT_DEBUG with the regvisor payload (module header). */
-  writeDebug(pc: bigint, cause: DebugCause): void {
+  writeDebug(pc: bigint, cause: DebugCause, watchAddress = 0n): void {
     this.beginExit(KVM_EXIT.DEBUG);
     this.view.setBigUint64(H.exit.offset, BigInt.asUintN(64, pc), true);
     this.view.setUint32(H.exit.offset + 8, DEBUG_CAUSES.indexOf(cause) + 1, true);
+    this.view.setBigUint64(H.exit.offset + 16, BigInt.asUintN(64, watchAddress), true);
   }
 
   /** Kernel side: KVM_EXIT_INTR (run slice or instruction budget used up). */
@@ -286,7 +294,12 @@ export class RunArea {
       case KVM_EXIT.DEBUG: {
         const cause = DEBUG_CAUSES[this.u32(H.exit.offset + 8) - 1];
         const pc = this.view.getBigUint64(H.exit.offset, true);
-        return cause === undefined ? { kind: "debug", pc } : { kind: "debug", pc, cause };
+        if (cause === undefined) return { kind: "debug", pc };
+        if (cause !== "watch" && cause !== "rwatch" && cause !== "awatch") {
+          return { kind: "debug", pc, cause };
+        }
+        const watchAddress = this.view.getBigUint64(H.exit.offset + 16, true);
+        return { kind: "debug", pc, cause, watchAddress };
       }
       default:
         return {

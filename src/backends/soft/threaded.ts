@@ -9,7 +9,7 @@
  */
 import { MessageChannel, Worker } from "node:worker_threads";
 import { regId, type RegId } from "../../abi/regid.js";
-import type { Memslot } from "./riscv/contract.js";
+import type { Memslot, Watchpoint } from "./riscv/contract.js";
 import type { RunBudget } from "./kernel.js";
 import { Errno } from "./kstate.js";
 import {
@@ -21,6 +21,7 @@ import {
   type WireMemslot,
   type WorkerInit,
   spinWhile,
+  WATCH_KINDS,
 } from "./mailbox.js";
 import { BatchErrno } from "./regs-many.js";
 import type { RunArea } from "./runarea.js";
@@ -179,14 +180,28 @@ class ThreadedPort implements KernelPort {
     this.call(OP.SET_BUDGET, this.box.writeText(JSON.stringify(budget)));
   }
 
-  setGuestDebug(control: number, hwBreakpoints: readonly bigint[]): void {
-    this.fits(8 + 8 * hwBreakpoints.length);
-    this.box.view.setUint32(0, control, true);
-    this.box.view.setUint32(4, hwBreakpoints.length, true);
+  setGuestDebug(
+    control: number,
+    hwBreakpoints: readonly bigint[],
+    watchpoints: readonly Watchpoint[] = [],
+  ): void {
+    // control, n, n × address; then m, m × (address, length, kind index).
+    const at = 8 + 8 * hwBreakpoints.length;
+    const bytes = at + 4 + 16 * watchpoints.length;
+    this.fits(bytes);
+    const view = this.box.view;
+    view.setUint32(0, control, true);
+    view.setUint32(4, hwBreakpoints.length, true);
     hwBreakpoints.forEach((a, i) => {
-      this.box.view.setBigUint64(8 + 8 * i, a, true);
+      view.setBigUint64(8 + 8 * i, a, true);
     });
-    this.call(OP.SET_GUEST_DEBUG, 8 + 8 * hwBreakpoints.length);
+    view.setUint32(at, watchpoints.length, true);
+    watchpoints.forEach((w, i) => {
+      view.setBigUint64(at + 4 + 16 * i, w.address, true);
+      view.setUint32(at + 12 + 16 * i, w.length, true);
+      view.setUint32(at + 16 + 16 * i, WATCH_KINDS.indexOf(w.kind), true);
+    });
+    this.call(OP.SET_GUEST_DEBUG, bytes);
   }
 
   getMpState(): number {

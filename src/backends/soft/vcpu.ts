@@ -11,7 +11,7 @@ import { KvmError } from "../../abi/kvm/errors.js";
 import { regId, regSize, type RegId } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import { VcpuBusyError, type GuestDebug, type Vcpu, type VcpuExit } from "../vcpu.js";
-import type { Memslot } from "./riscv/contract.js";
+import type { Memslot, Watchpoint } from "./riscv/contract.js";
 import { encodeRegValue } from "../reg-value.js";
 import { decodeLE, encodeLE } from "../../abi/value.js";
 import type { RunBudget } from "./kernel.js";
@@ -34,7 +34,11 @@ export interface KernelPort {
   setMemslots(slots: readonly Memslot[]): void;
   setBudget(budget: RunBudget): void;
   /** KVM_SET_GUEST_DEBUG (control bits, hardware breakpoint pcs). */
-  setGuestDebug(control: number, hwBreakpoints: readonly bigint[]): void;
+  setGuestDebug(
+    control: number,
+    hwBreakpoints: readonly bigint[],
+    watchpoints?: readonly Watchpoint[],
+  ): void;
   /** KVM_GET_MP_STATE (`KVM_MP_STATE_*`). */
   getMpState(): number;
   /** KVM_SET_MP_STATE. */
@@ -214,7 +218,8 @@ export class SoftVcpu implements Vcpu {
   /**
    * KVM_SET_GUEST_DEBUG: ENABLE intercepts `ebreak`/`c.ebreak` (a `debug` exit, cause
    * "swbreak", pc on it), as RISC-V KVM does; SINGLESTEP ("step") and USE_HW_BP with
-   * `hwBreakpoints` ("hwbreak", by guest-virtual pc, paging on or off) are regvisor extensions
+   * `hwBreakpoints` ("hwbreak", by guest-virtual pc, paging on or off) and `watchpoints`
+   * ("watch"/"rwatch"/"awatch" after the access, by guest-virtual address) are regvisor extensions
    * (src/backends/soft/riscv/debug.ts has the rules). Not guest state: no register, no snapshot.
    * @throws {KvmError} EINVAL for `control` bits outside ENABLE, SINGLESTEP, USE_SW_BP,
    *   USE_HW_BP, or more than 64 breakpoints.
@@ -230,10 +235,24 @@ export class SoftVcpu implements Vcpu {
       const value: unknown = address;
       if (typeof value !== "bigint") throw new TypeError("setGuestDebug: addresses are bigints");
     }
+    const watch = (debug.watchpoints ?? []).map((w): Watchpoint => {
+      const { kind, address, length }: { kind: unknown; address: unknown; length: unknown } = w;
+      if (kind !== "watch" && kind !== "rwatch" && kind !== "awatch") {
+        throw new TypeError('setGuestDebug: a watchpoint kind is "watch", "rwatch" or "awatch"');
+      }
+      if (typeof address !== "bigint" || typeof length !== "number") {
+        throw new TypeError("setGuestDebug: a watchpoint has a bigint address and a number length");
+      }
+      if (!Number.isInteger(length) || length < 1 || length > 4096) {
+        throw new RangeError(`setGuestDebug: a watchpoint length is 1..4096 bytes, got ${length}`);
+      }
+      return { kind, address: BigInt.asUintN(64, address), length };
+    });
     try {
       this.port.setGuestDebug(
         control,
         hw.map((a) => BigInt.asUintN(64, a)),
+        watch,
       );
     } catch (error) {
       throw this.kvmError(

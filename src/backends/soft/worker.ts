@@ -18,6 +18,7 @@ import {
   spinWhile,
   type WireMemslot,
   type WorkerInit,
+  WATCH_KINDS,
 } from "./mailbox.js";
 import { BatchErrno } from "./regs-many.js";
 import { splitHalves, type IdParts } from "./regs.js";
@@ -129,7 +130,13 @@ function handle(kernel: VcpuKernel, op: number): boolean {
     case OP.SET_GUEST_DEBUG: {
       const count = view.getUint32(4, true);
       const hw = Array.from({ length: count }, (_, i) => view.getBigUint64(8 + 8 * i, true));
-      kernel.setGuestDebug(view.getUint32(0, true), hw);
+      const at = 8 + 8 * count;
+      const watch = Array.from({ length: view.getUint32(at, true) }, (_, i) => ({
+        address: view.getBigUint64(at + 4 + 16 * i, true),
+        length: view.getUint32(at + 12 + 16 * i, true),
+        kind: WATCH_KINDS[view.getUint32(at + 16 + 16 * i, true)] ?? "awatch",
+      }));
+      kernel.setGuestDebug(view.getUint32(0, true), hw, watch);
       return true;
     }
     case OP.GET_MP_STATE:

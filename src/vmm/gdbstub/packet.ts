@@ -114,8 +114,32 @@ export function framePacket(data: Uint8Array | string): Uint8Array {
   out[0] = DOLLAR;
   out.set(body, 1);
   out[body.length + 1] = HASH;
-  out.set(Buffer.from(sum.toString(16).padStart(2, "0"), "latin1"), body.length + 2);
+  out[body.length + 2] = HEX_DIGITS[sum >> 4] ?? 0;
+  out[body.length + 3] = HEX_DIGITS[sum & 15] ?? 0;
   return out;
+}
+
+/** ASCII of the lowercase hex digits, by value. */
+const HEX_DIGITS = Uint8Array.from("0123456789abcdef", (c) => c.charCodeAt(0));
+
+/**
+ * Writes `length` bytes of `bytes` from `from` as lowercase hex ASCII into `out` at `at`
+ * (GDB's memory-order register encoding); returns the index after the last digit written.
+ */
+export function hexInto(
+  out: Uint8Array,
+  at: number,
+  bytes: Uint8Array,
+  from: number,
+  length: number,
+): number {
+  let j = at;
+  for (let i = from; i < from + length; i++) {
+    const b = bytes[i] ?? 0;
+    out[j++] = HEX_DIGITS[b >> 4] ?? 0;
+    out[j++] = HEX_DIGITS[b & 15] ?? 0;
+  }
+  return j;
 }
 
 /** Escapes binary data for a packet body (`#`, `$`, `}`, `*` → `}` + byte ^ 0x20). */

@@ -14,7 +14,14 @@
  * Thread ids are vCPU index + 1; 0 means "any" and -1 "all" (Hg/Hc and vCont).
  */
 import { regSize, type RegId } from "../../abi/regid.js";
-import { RspDecoder, escapeBinary, framePacket, unescapeBinary, type RspEvent } from "./packet.js";
+import {
+  RspDecoder,
+  escapeBinary,
+  framePacket,
+  hexInto,
+  unescapeBinary,
+  type RspEvent,
+} from "./packet.js";
 import {
   extractReg,
   insertReg,
@@ -86,8 +93,13 @@ interface GPacket {
   readonly regs: readonly GdbReg[];
   readonly ids: RegId[];
   readonly offsets: Map<RegId, number>;
-  /** Hex character range of each register in the stream's hex, if it is a whole register. */
+  /**
+   * Byte range `[offset, offset + length)` of each register in the stream, where it is a whole
+   * vCPU register (copied as hex directly); undefined where the arch computes it.
+   */
   readonly slices: readonly (readonly [number, number] | undefined)[];
+  /** The reply's hex, reused by every `g` of this plan (its length never changes). */
+  readonly hex: Uint8Array;
 }
 
 /** Protocol state for one connection (module header). */
@@ -99,6 +111,11 @@ export class GdbSession {
   readonly #maxPacket: number;
   readonly #plans = new Map<number, GdbPlan>();
   readonly #gPackets = new WeakMap<GdbPlan, GPacket>();
+  /** The pc and sp of each plan, for `T` stop replies. */
+  readonly #pcSp = new WeakMap<
+    GdbPlan,
+    { regs: readonly GdbReg[]; ids: RegId[]; offsets: Map<RegId, number> }
+  >();
   #noAck = false;
   #noAckNext = false;
   #lastSent: Uint8Array | undefined;
@@ -366,12 +383,17 @@ export class GdbSession {
     let reply = `T${stop.signal.toString(16).padStart(2, "0")}thread:${stop.thread.toString(16)};`;
     try {
       const plan = this.#plan(stop.thread);
-      const regs = [plan.pcRegnum, plan.spRegnum]
-        .map((n) => plan.registers.find((r) => r.regnum === n))
-        .filter((r): r is GdbReg => r !== undefined);
-      const ids = sourceIds(regs);
+      let pcSp = this.#pcSp.get(plan);
+      if (pcSp === undefined) {
+        const regs = [plan.pcRegnum, plan.spRegnum]
+          .map((n) => plan.registers.find((r) => r.regnum === n))
+          .filter((r): r is GdbReg => r !== undefined);
+        const ids = sourceIds(regs);
+        pcSp = { regs, ids, offsets: streamOffsets(ids) };
+        this.#pcSp.set(plan, pcSp);
+      }
+      const { regs, ids, offsets } = pcSp;
       const stream = this.#target.getManyRegs(stop.thread, ids);
-      const offsets = streamOffsets(ids);
       for (const r of regs)
         reply += `${r.regnum.toString(16)}:${toHex(extractReg(r, stream, offsets))};`;
     } catch {
@@ -444,25 +466,31 @@ export class GdbSession {
           return undefined;
         }
         const at = offsets.get(src.id) ?? 0;
-        return regSize(src.id) * 8 === r.bitsize ? [2 * at, 2 * (at + r.bitsize / 8)] : undefined;
+        return regSize(src.id) * 8 === r.bitsize ? [at, r.bitsize / 8] : undefined;
       });
-      const made: GPacket = { regs, ids, offsets, slices };
+      const hex = new Uint8Array(regs.reduce((n, r) => n + r.bitsize / 4, 0));
+      const made: GPacket = { regs, ids, offsets, slices, hex };
       this.#gPackets.set(plan, made);
       return { thread, ...made };
     }
     return { thread, ...g };
   }
 
-  #readAll(): string {
-    const { thread, regs, ids, offsets, slices } = this.#gRegs();
+  /** `g`: one batch read, hex written straight into the plan's reply buffer (framed by copy). */
+  #readAll(): Uint8Array {
+    const { thread, regs, ids, offsets, slices, hex } = this.#gRegs();
     const stream = this.#target.getManyRegs(thread, ids);
-    const hex = toHex(stream);
-    let out = "";
-    regs.forEach((r, i) => {
+    let at = 0;
+    for (let i = 0; i < regs.length; i++) {
       const cut = slices[i];
-      out += cut === undefined ? toHex(extractReg(r, stream, offsets)) : hex.slice(cut[0], cut[1]);
-    });
-    return out;
+      const reg = regs[i];
+      if (cut !== undefined) at = hexInto(hex, at, stream, cut[0], cut[1]);
+      else if (reg !== undefined) {
+        const value = extractReg(reg, stream, offsets);
+        at = hexInto(hex, at, value, 0, value.length);
+      }
+    }
+    return hex;
   }
 
   #writeAll(hex: string): string {

@@ -44,6 +44,13 @@ export interface ResumeRequest {
 /** Breakpoint kinds of `Z`/`z`: 0 software, 1 hardware, 2 write, 3 read, 4 access watchpoint. */
 export type BreakpointType = 0 | 1 | 2 | 3 | 4;
 
+/** A `Z2`–`Z4` watchpoint: guest-virtual bytes `[address, address + length)`. */
+export interface DataWatchpoint {
+  readonly kind: "watch" | "rwatch" | "awatch";
+  readonly address: bigint;
+  readonly length: number;
+}
+
 /** A machine as a debugger sees it. Thread ids are vCPU index + 1 (0 and -1 mean any/all). */
 export interface DebugTarget {
   readonly arch: ArchName;
@@ -93,8 +100,13 @@ export interface DebugArch {
   swBreakpoint(kind: number): Uint8Array | undefined;
   /** Most hardware breakpoints at once (0: none). */
   readonly hwBreakpoints: number;
-  /** The `setGuestDebug` argument for these control bits and hardware breakpoint addresses. */
-  guestDebug(control: number, hw: readonly bigint[]): GuestDebug;
+  /** Most data watchpoints at once (0: the backend reports none, `Z2`–`Z4` get empty replies). */
+  readonly watchpoints: number;
+  /**
+   * The `setGuestDebug` argument for these control bits, hardware breakpoint addresses and
+   * watchpoints.
+   */
+  guestDebug(control: number, hw: readonly bigint[], watch: readonly DataWatchpoint[]): GuestDebug;
   /**
    * Guest-physical address of guest-virtual `va` as `vcpu` sees it (its page tables), or
    * undefined when unmapped; `read64` reads guest-physical memory.

@@ -40,8 +40,8 @@ export interface MachineBackend {
   instructions?(vcpu: Vcpu): bigint | undefined;
   /**
    * How long one `run()` of `vcpu` may hold its thread (undefined: the backend's default). A
-   * live migration shortens it for soft inline vCPUs, which share the main thread with the
-   * migration's socket.
+   * live migration and a debugger letting the guest run shorten it for soft inline vCPUs, which
+   * share the main thread with their sockets (a Ctrl-C is then served within milliseconds).
    */
   timeSlice?(vcpu: Vcpu, ms: number | undefined): void;
   /** Backend detail for an internal-error exit of `vcpu` (the soft hart's fault text). */

@@ -20,6 +20,7 @@ import { RegvisorError } from "../../errors.js";
 import type { GuestMemory, Vcpu, Vm } from "../../backends/vcpu.js";
 import type {
   BreakpointType,
+  DataWatchpoint,
   DebugArch,
   DebugTarget,
   ResumeRequest,
@@ -41,6 +42,11 @@ import type { DebugExit, Machine } from "./machine.js";
 const SIGINT = 2;
 const SIGTRAP = 5;
 const PAGE = 4096n;
+/**
+ * The run slice of an inline vCPU while it runs for the debugger: GDB's Ctrl-C is read by the
+ * thread `run()` holds, so it waits for the slice's end (100 ms by default).
+ */
+const DEBUG_SLICE_MS = 2;
 /** Most guest bytes one `m`/`M` touches (the session bounds it by the packet size first). */
 const MAX_ACCESS = 1 << 16;
 
@@ -65,6 +71,8 @@ export class MachineDebugTarget implements DebugTarget {
   readonly #vm: Vm;
   readonly #sw = new Map<bigint, SwBreakpoint>();
   readonly #hw = new Set<bigint>();
+  /** Data watchpoints by `type,address,length`. */
+  readonly #watch = new Map<string, DataWatchpoint>();
   #pending: ((stop: StopEvent) => void) | undefined;
   #ended: RunEnding | undefined;
   #stopping = false;
@@ -162,7 +170,7 @@ export class MachineDebugTarget implements DebugTarget {
       }
       // Not mapped yet (a kernel symbol before paging) or not intercepted: by virtual pc.
     } else if (type !== 1) {
-      return false; // watchpoints: not implemented by either backend here
+      return this.#insertWatch(type, address, kind);
     }
     if (this.#hw.has(address)) return true;
     if (this.#hw.size >= this.#debug.hwBreakpoints) {
@@ -172,8 +180,28 @@ export class MachineDebugTarget implements DebugTarget {
     return true;
   }
 
-  removeBreakpoint(type: BreakpointType, address: bigint): boolean {
-    if (type > 1) return false;
+  /** `Z2`–`Z4`: a data watchpoint where the backend reports them (`DebugArch.watchpoints`). */
+  #insertWatch(type: 2 | 3 | 4, address: bigint, length: number): boolean {
+    if (this.#debug.watchpoints === 0) return false;
+    if (length < 1 || length > 4096) {
+      throw new RangeError(`Cannot watch ${length} bytes: a watchpoint covers 1 to 4096 bytes`);
+    }
+    const key = `${type},${address},${length}`;
+    if (this.#watch.has(key)) return true;
+    if (this.#watch.size >= this.#debug.watchpoints) {
+      throw new RangeError(`no free watchpoint for 0x${address.toString(16)}`);
+    }
+    const kind = type === 2 ? "watch" : type === 3 ? "rwatch" : "awatch";
+    this.#watch.set(key, { kind, address, length });
+    return true;
+  }
+
+  removeBreakpoint(type: BreakpointType, address: bigint, kind = 0): boolean {
+    if (type > 1) {
+      if (this.#debug.watchpoints === 0) return false;
+      this.#watch.delete(`${type},${address},${kind}`);
+      return true;
+    }
     const bp = type === 0 ? this.#sw.get(address) : undefined;
     if (bp !== undefined) {
       this.#restore(bp);
@@ -186,11 +214,13 @@ export class MachineDebugTarget implements DebugTarget {
     if (this.#ended !== undefined) return Promise.resolve(endingStop(this.#ended));
     const step = new Set(request.step);
     const { ENABLE, USE_SW_BP, USE_HW_BP, SINGLESTEP } = KVM_GUESTDBG;
+    this.#slices(DEBUG_SLICE_MS);
     const hw = [...this.#hw];
+    const watch = [...this.#watch.values()];
+    const hwBit = hw.length > 0 || watch.length > 0 ? USE_HW_BP : 0;
     this.#vcpus.forEach((vcpu, i) => {
-      const control =
-        ENABLE | USE_SW_BP | (hw.length > 0 ? USE_HW_BP : 0) | (step.has(i + 1) ? SINGLESTEP : 0);
-      vcpu.setGuestDebug?.(this.#debug.guestDebug(control, hw));
+      const control = ENABLE | USE_SW_BP | hwBit | (step.has(i + 1) ? SINGLESTEP : 0);
+      vcpu.setGuestDebug?.(this.#debug.guestDebug(control, hw, watch));
     });
     const run = new Set(request.run ?? this.threads());
     this.#machine.hold(
@@ -202,6 +232,13 @@ export class MachineDebugTarget implements DebugTarget {
     this.#stopping = false;
     this.#machine.resume().catch(() => undefined); // ended meanwhile: onEnding reports it
     return stopped;
+  }
+
+  /** Inline vCPUs: the run slice (module header of DEBUG_SLICE_MS); threaded ones need none. */
+  #slices(ms: number | undefined): void {
+    const { backend } = this.#machine;
+    if (backend.mode !== "inline") return;
+    for (const vcpu of this.#vcpus) backend.timeSlice?.(vcpu, ms);
   }
 
   interrupt(): void {
@@ -216,6 +253,7 @@ export class MachineDebugTarget implements DebugTarget {
       () => {
         this.#settle({ kind: "stopped", thread: this.#lastThread, signal: SIGINT });
         for (const vcpu of this.#vcpus) vcpu.setGuestDebug?.({ control: 0 });
+        this.#slices(undefined);
         this.#machine.hold([]);
         this.#machine.resume().catch(() => undefined); // ended meanwhile: onEnding reports it
       },
@@ -233,6 +271,7 @@ export class MachineDebugTarget implements DebugTarget {
     for (const bp of this.#sw.values()) this.#restore(bp);
     this.#sw.clear();
     this.#hw.clear();
+    this.#watch.clear();
   }
 
   #restore(bp: SwBreakpoint): void {
@@ -242,8 +281,14 @@ export class MachineDebugTarget implements DebugTarget {
   }
 
   #onDebugExit(exit: DebugExit, vcpu: Vcpu): void {
+    const kind = exit.cause;
     const cause =
-      exit.cause === "swbreak" || exit.cause === "hwbreak" ? { kind: exit.cause } : undefined;
+      kind === "swbreak" || kind === "hwbreak"
+        ? { kind }
+        : (kind === "watch" || kind === "rwatch" || kind === "awatch") &&
+            exit.watchAddress !== undefined
+          ? { kind, address: exit.watchAddress }
+          : undefined;
     this.#stop({
       kind: "stopped",
       thread: vcpu.index + 1,

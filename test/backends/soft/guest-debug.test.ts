@@ -2,7 +2,8 @@
  * Soft backend guest debug beyond the conformance cases: every execution tier (a compiled loop
  * stops at a hardware breakpoint in its middle and single-steps), `c.ebreak`, breakpoints by
  * virtual address under Sv39 paging, and a step over instructions that leave KVM_RUN (MMIO,
- * a forwarded SBI call) ending when that exit completes. Both execution modes.
+ * a forwarded SBI call) ending when that exit completes, data watchpoints by virtual address.
+ * Both execution modes.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -105,6 +106,71 @@ for (const mode of MODES) {
         assert.deepEqual(debugExit(vcpu), { pc: paged, cause: "hwbreak" });
         assert.equal(get(vcpu, "a0"), 1n);
         assert.notEqual(get(vcpu, "csr.satp"), 0n);
+      } finally {
+        vm.close();
+      }
+    });
+
+    it("watchpoints match virtual data addresses after the access (store, AMO, load)", () => {
+      // Sv39 as above; at the high alias of +0x40: sd, amoadd.d, ld on high + 0x200.
+      const root = RAM_BASE + 0x1000n;
+      const high = 0xffff_ffff_8000_0000n;
+      const program = [
+        ...li(R.t0, (8n << 60n) | (root >> 12n)),
+        I.csrrw(0, 0x180, R.t0),
+        ...li(R.t1, high + 0x40n),
+        I.jalr(0, R.t1, 0),
+      ];
+      const { vm, vcpu, ram } = guest(mode, program);
+      try {
+        const view = new DataView(ram.buffer, ram.byteOffset);
+        const leaf = ((RAM_BASE >> 12n) << 10n) | 0xcfn; // V R W X A D
+        view.setBigUint64(0x1000 + 2 * 8, leaf, true);
+        view.setBigUint64(0x1000 + 0x1fe * 8, leaf, true);
+        // t1 = high + 0x40 here: t2 = t1 + 0x1c0 = high + 0x200.
+        place(ram, 0x40, [
+          I.addi(R.a0, 0, 9),
+          I.addi(R.t2, R.t1, 0x1c0),
+          I.sd(R.a0, R.t2, 0),
+          I.amoaddD(R.a1, R.t2, R.a0),
+          I.ld(R.a2, R.t2, 0),
+          I.jal(0, 0),
+        ]);
+        const data = high + 0x200n;
+        // The physical alias of the same bytes is not watched: addresses are virtual.
+        const watch = (kind: "watch" | "rwatch" | "awatch", address: bigint, length = 8) => {
+          vcpu.setGuestDebug({
+            control: ENABLE | USE_HW_BP,
+            watchpoints: [{ kind, address, length }],
+          });
+        };
+        vcpu.setGuestDebug({
+          control: ENABLE | USE_HW_BP,
+          watchpoints: [
+            { kind: "watch", address: RAM_BASE + 0x200n, length: 8 },
+            { kind: "watch", address: data + 4n, length: 1 },
+          ],
+        });
+        let exit = runTo(vcpu, "debug");
+        assert.ok(exit.kind === "debug");
+        assert.deepEqual(
+          [exit.pc, exit.cause, exit.watchAddress],
+          [high + 0x4cn, "watch", data + 4n],
+        );
+        assert.equal(view.getBigUint64(0x200, true), 9n, "the store completed");
+        watch("rwatch", data);
+        exit = runTo(vcpu, "debug");
+        assert.ok(exit.kind === "debug");
+        assert.deepEqual([exit.pc, exit.cause], [high + 0x50n, "rwatch"], "amoadd reads");
+        assert.equal(view.getBigUint64(0x200, true), 18n);
+        watch("rwatch", data);
+        exit = runTo(vcpu, "debug");
+        assert.ok(exit.kind === "debug");
+        assert.deepEqual([exit.pc, exit.cause], [high + 0x54n, "rwatch"], "ld reads");
+        assert.equal(get(vcpu, "a2"), 18n);
+        assert.throws(() => {
+          watch("watch", data, 0);
+        }, /watchpoint length is 1\.\.4096 bytes, got 0/);
       } finally {
         vm.close();
       }

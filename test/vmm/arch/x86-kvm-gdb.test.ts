@@ -102,6 +102,8 @@ describe("run --gdb with a real gdb-multiarch (KVM backend, x86-64 ELF)", { skip
   it("break add, info registers rip rax, stepi, continue to exit status 42", async () => {
     const { out, run } = await session([
       "info registers rip",
+      "info registers orig_rax fs_base gs_base cr0 efer",
+      "info registers STAR LSTAR",
       "break add",
       "continue",
       "info registers rip rax",
@@ -113,6 +115,16 @@ describe("run --gdb with a real gdb-multiarch (KVM backend, x86-64 ELF)", { skip
     ]);
     // --gdb-wait: stopped at the entry, before any instruction ran.
     assert.match(out, /rip\s+0x10000f\s+0x10000f <_start>/, out);
+    // org.gnu.gdb.i386.linux: orig_rax (no syscall in a vCPU: -1); .segments; system registers
+    // (long mode with paging: CR0.PG|PE, EFER.LMA|LME); MSRs by name in org.regvisor.x86.msr.
+    assert.match(
+      out,
+      /orig_rax\s+0xffffffffffffffff\s+-1\s*\nfs_base\s+0x0\s+0\s*\ngs_base\s+0x0/,
+      out,
+    );
+    assert.match(out, /cr0\s+0x8[0-9a-f]{6}[13579bdf]\s/, out);
+    assert.match(out, /efer\s+0x5[0-9a-f]{2}\s/, out);
+    assert.match(out, /STAR\s+0x[0-9a-f]+\s+\d+\s*\nLSTAR\s+0x[0-9a-f]+/, out);
     assert.match(out, /Breakpoint 1 at 0x100000: file .*gdb-add\.c, line 12\./, out);
     assert.match(out, /Breakpoint 1, add \(a=a@entry=40, b=b@entry=2\) at .*gdb-add\.c:12/, out);
     assert.match(out, /rip\s+0x100000\s+0x100000 <add>\s*\nrax\s+0x[0-9a-f]+/, out);

@@ -2,7 +2,8 @@
  * `regvisor run --gdb` against real guests on the soft backend, driven by a real
  * `gdb-multiarch` in batch mode: (a) the bare-metal `gdb.elf` with its symbols, (b) the cached
  * Linux Image with its vmlinux (a hardware breakpoint on `start_kernel` set while `satp` is
- * bare), (d) two vCPUs as two threads, and a debugger that goes away mid-session. Skips visibly
+ * bare), (d) two vCPUs as two threads, data watchpoints, Ctrl-C latency in inline mode, and a
+ * debugger that goes away mid-session. Skips visibly
  * without gdb-multiarch, the RISC-V compiler or the Linux build.
  */
 import { describe, it } from "node:test";
@@ -110,6 +111,39 @@ describe("run --gdb with a real gdb-multiarch (soft backend)", () => {
   );
 
   it(
+    "watchpoints (soft backend extension): watch stops after the store with old/new values, rwatch after the load",
+    { skip: guestSkip ?? false },
+    async () => {
+      const stub = await startStub(["--gdb-wait", ELF]);
+      const out = await gdb(ELF, stub.endpoint, [
+        "watch total",
+        "continue",
+        "p $pc > main",
+        "delete",
+        "rwatch total",
+        "continue",
+        "delete",
+        "continue",
+      ]);
+      const run = await stub.done;
+      // GDB took the Z2/Z3 (a "Hardware" watchpoint) and the stub named the hit in its T reply.
+      assert.match(
+        out,
+        /Hardware watchpoint 1: total\s*\n\s*Old value = 0\s*\nNew value = 45\s*\n/,
+        out,
+      );
+      assert.match(out, /\$1 = 1/, "stopped in main, past the store");
+      assert.match(
+        out,
+        /Hardware read watchpoint 2: total\s*\n\s*Value = 45\s*\n[^\n]*in main/,
+        out,
+      );
+      assert.match(out, /exited with code 055/, out);
+      assert.equal(run.status, 45, run.stderr);
+    },
+  );
+
+  it(
     "two vCPUs are two threads: info threads, thread 2, stepi on it alone",
     { skip: guestSkip ?? false },
     async () => {
@@ -132,6 +166,52 @@ describe("run --gdb with a real gdb-multiarch (soft backend)", () => {
       assert.match(out, /\* 2\s+Thread 2/, "still on thread 2 after stepi");
       assert.match(out, /\$2 = 1/);
       assert.match(run.stderr, /quit|shut down|stopped/);
+    },
+  );
+
+  it(
+    "Ctrl-C stops an inline guest within milliseconds, not at the end of a 100 ms run slice",
+    { skip: guestSkip ?? false },
+    async () => {
+      const spin = join(REPO, "guests", "riscv", "tests", "build", "spin.elf");
+      const stub = await startStub(["--gdb-wait", "--timeout", "60", spin]);
+      const [host, port] = stub.endpoint.split(":");
+      const socket = connect(Number(port), host ?? "127.0.0.1");
+      let text = "";
+      let waiter: ((reply: string) => void) | undefined;
+      socket.on("data", (c: Buffer) => {
+        text += c.toString("latin1");
+        const m = /\$([^#]*)#[0-9a-f]{2}/.exec(text);
+        if (m === null) return;
+        text = text.slice(m.index + m[0].length);
+        const w = waiter;
+        waiter = undefined;
+        w?.(m[1] ?? "");
+      });
+      await new Promise((resolve) => socket.on("connect", resolve));
+      const send = (bytes: string): Promise<string> => {
+        const reply = new Promise<string>((resolve) => (waiter = resolve));
+        socket.write(bytes);
+        return reply;
+      };
+      const waits: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        void send("+$c#63");
+        await new Promise((r) => setTimeout(r, 60 + 13 * i));
+        const t0 = performance.now();
+        const stop = await send("\x03");
+        waits.push(performance.now() - t0);
+        assert.match(stop, /^T02/, stop);
+      }
+      socket.write("+$k#6b");
+      socket.end();
+      await stub.done;
+      waits.sort((a, b) => a - b);
+      // Without the short debug slice the wait is uniform over the 100 ms slice (median ~50).
+      assert.ok(
+        (waits[4] ?? 0) < 20,
+        `Ctrl-C waits (ms): ${waits.map((w) => w.toFixed(1)).join(" ")}`,
+      );
     },
   );
 

@@ -51,12 +51,23 @@ export type HartStop =
   | { readonly kind: "fault"; readonly reason: string; readonly pc: bigint }
   /**
    * Guest debug (`HartApi.setDebug`): an intercepted `ebreak` (pc on it, not executed), the end
-   * of a single step, or a hardware breakpoint address reached (pc on it, not executed).
+   * of a single step, a hardware breakpoint address reached (pc on it, not executed), or a
+   * watched access done (pc past the instruction; `address` the watchpoint's start).
    */
-  | { readonly kind: "debug"; readonly cause: DebugCause };
+  | { readonly kind: "debug"; readonly cause: DebugCause; readonly address?: bigint };
 
 /** Why a guest-debug stop happened (the `cause` of the vCPU's `debug` exit). */
-export type DebugCause = "swbreak" | "step" | "hwbreak";
+export type DebugCause = "swbreak" | "step" | "hwbreak" | "watch" | "rwatch" | "awatch";
+
+/**
+ * A data watchpoint (regvisor extension): guest-virtual bytes `[address, address + length)`;
+ * "watch" stops after a store to any of them, "rwatch" after a load, "awatch" after either.
+ */
+export interface Watchpoint {
+  readonly kind: "watch" | "rwatch" | "awatch";
+  readonly address: bigint;
+  readonly length: number;
+}
 
 /** Guest-debug state of a hart: not guest state (no register, no snapshot carries it). */
 export interface HartDebug {
@@ -66,6 +77,8 @@ export interface HartDebug {
   readonly step: boolean;
   /** Guest-virtual pcs that stop `run()` before the instruction there executes. */
   readonly hwBreakpoints: readonly bigint[];
+  /** Data watchpoints by guest-virtual address (absent: none). */
+  readonly watchpoints?: readonly Watchpoint[];
 }
 
 /** Interrupt bits of `sip`/`sie` (privileged spec, supervisor interrupts). */

@@ -213,6 +213,9 @@ export const riscvDebugArch: DebugArch = {
   planner: planGdbRegisters,
   swBreakpoint: (kind) => (kind === 2 ? C_EBREAK : kind === 4 ? EBREAK : undefined),
   hwBreakpoints: 64,
-  guestDebug: (control, hw) => ({ control, hwBreakpoints: hw }),
+  // The soft backend's data watchpoints (src/backends/soft/riscv/debug.ts); RISC-V KVM has no
+  // guest-debug watchpoints (its kvm_guest_debug_arch is empty).
+  watchpoints: 64,
+  guestDebug: (control, hw, watch) => ({ control, hwBreakpoints: hw, watchpoints: watch }),
   translate: (vcpu, va, read64) => translateRiscv(leValue(vcpu.getOneReg(SATP)), va, read64),
 };

@@ -4,7 +4,8 @@
  *
  * Features and order follow GDB's amd64 descriptions (gdb/features/i386/64bit-core.xml,
  * 64bit-sse.xml, 64bit-segments.xml): rax…r15, rip, eflags, the six selectors, st0–st7 and the
- * x87 control registers in `org.gnu.gdb.i386.core`; xmm0–15 and mxcsr in `.sse`; fs_base and
+ * x87 control registers in `org.gnu.gdb.i386.core`; xmm0–15 and mxcsr in `.sse`; orig_rax in
+ * `.linux` (regnum 57, right after mxcsr, as GDB's amd64 GNU/Linux numbering has it); fs_base and
  * gs_base in `.segments`. GDB's sizes win where they differ from the kernel's: eflags and the
  * selectors are 32 bits (the low bits of rflags, the zero-extended 16-bit selector). x87/SSE
  * state comes from XSAVE when the vCPU lists it (it is the superset), else from FPU.
@@ -32,6 +33,25 @@ import { translateVirtual } from "./pagewalk.js";
 const CORE = "org.gnu.gdb.i386.core";
 const SSE = "org.gnu.gdb.i386.sse";
 const SEGMENTS = "org.gnu.gdb.i386.segments";
+const LINUX = "org.gnu.gdb.i386.linux";
+
+/**
+ * `orig_rax`, the one register of GDB's `org.gnu.gdb.i386.linux` feature: the syscall number a
+ * Linux *process* entered the kernel with (ptrace's `orig_ax`), which GDB's amd64 GNU/Linux
+ * support requires in the description (amd64-linux-tdep.c gives up on a description without the
+ * feature) and sets to -1 when it moves the pc, to stop a syscall restart. A virtual CPU has no
+ * such register: it always reads -1 ("not in a syscall", what GDB itself writes) and writes are
+ * ignored.
+ */
+const ORIG_RAX: GdbReg = {
+  name: "orig_rax",
+  bitsize: 64,
+  type: "int",
+  regnum: -1, // numbered where the plan places it
+  feature: LINUX,
+  group: "system",
+  source: { constant: (1n << 64n) - 1n },
+};
 const SYSTEM = "org.regvisor.x86.system";
 const MSR = "org.regvisor.x86.msr";
 const KVM = "org.regvisor.kvm";
@@ -126,6 +146,7 @@ export function planGdbRegisters(ids: readonly RegId[]): GdbPlan {
     const group =
       feature === CORE || feature === SEGMENTS ? "general" : feature === SSE ? "vector" : "system";
     regs.push({ name, bitsize, type, regnum: regnum++, feature, group, source: sourceOf(found) });
+    if (name === "mxcsr") regs.push({ ...ORIG_RAX, regnum: regnum++ });
   }
   const gCount = regs.filter((r) => G_NAMES.has(r.name)).length;
   for (const id of ids) {
@@ -329,6 +350,8 @@ export const x86DebugArch: DebugArch = {
   swBreakpoint: (kind) =>
     KVM_PVM_DEBUG_FEATURES.swBreakpoints && kind === 1 ? Uint8Array.from(SW_BREAKPOINT) : undefined,
   hwBreakpoints: HW_SLOTS,
+  // DR7 data breakpoints are not reported by kvm_pvm (KVM_PVM_DEBUG_FEATURES): Z2–Z4 get "".
+  watchpoints: 0,
   guestDebug: (control, hw) => {
     const slots = new X86Breakpoints(KVM_PVM_DEBUG_FEATURES);
     for (const address of hw) slots.insert(1, address, 1);
