@@ -29,6 +29,8 @@ command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 # Real clients the tests drive: GDB against the gdbstub, curl against the control socket.
 command -v gdb-multiarch >/dev/null 2>&1 || need_apt+=(gdb-multiarch)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# Live-migration tests put source and destination in two network namespaces joined by a veth.
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
