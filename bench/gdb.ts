@@ -223,7 +223,7 @@ export const gdbBench: BenchGroup = {
         value: our,
         unit,
         target: "<= QEMU",
-        detail: `regvisor soft ${our.toFixed(3)} ms, ${vs} (median after ${WARMUP} warm-up steps; provisional on a loaded host)`,
+        detail: `regvisor soft ${our.toFixed(3)} ms, ${vs} (median after ${WARMUP} warm-up steps)`,
       });
       if (qemu !== undefined) {
         metrics.push({

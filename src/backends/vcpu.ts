@@ -133,7 +133,9 @@ export interface Vcpu extends Disposable {
   /**
    * Optional capability: KVM_SET_GUEST_DEBUG. `control` is `KVM_GUESTDBG_*` bits
    * (src/abi/kvm/constants.ts); with `ENABLE` clear, guest debug is off. Events exit as
-   * `{ kind: "debug" }`. Throws `KvmError` (EINVAL) for bits the backend does not implement.
+   * `{ kind: "debug" }`. Bits the backend does not implement are refused before anything
+   * changes: `KvmError` EINVAL on the soft backend; a `RangeError` on KVM x86, whose kernel
+   * would accept them silently (docs/kvm-guest-debug.md).
    */
   setGuestDebug?(debug: GuestDebug): void;
   /**
