@@ -163,6 +163,11 @@ async function regvisorTimings(main: bigint): Promise<Timings> {
     [BIN, "run", "--gdb", `127.0.0.1:${port}`, "--gdb-wait", "--timeout", "300", ELF],
     { stdio: "ignore" },
   );
+  return measureStub(child, port, main);
+}
+
+/** Connects to the stub `child` serves on `port` and times it; the process ends after. */
+function measureStub(child: ChildProcess, port: number, main: bigint): Promise<Timings> {
   return withProcess(child, async () => {
     const client = await connectRetrying(port);
     try {
@@ -187,14 +192,7 @@ async function qemuTimings(main: bigint): Promise<Timings> {
     ]),
     { stdio: "ignore" },
   );
-  return withProcess(child, async () => {
-    const client = await connectRetrying(port);
-    try {
-      return await measure(client, main);
-    } finally {
-      client.close();
-    }
-  });
+  return measureStub(child, port, main);
 }
 
 /** The address of `symbol` in the ELF (`nm`). */

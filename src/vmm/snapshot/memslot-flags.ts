@@ -5,7 +5,7 @@
  * `Vm` interface's booleans to those bits and back.
  */
 import { KVM_MEM } from "../../abi/kvm/ioctls.js";
-import type { GuestMemory, MemoryRegionSpec } from "../../backends/vcpu.js";
+import type { GuestMemory, MemoryRegionSpec, Vm } from "../../backends/vcpu.js";
 
 /** The flag bits a snapshot may carry; others are refused on restore. */
 export const KNOWN_MEMSLOT_FLAGS = KVM_MEM.READONLY | KVM_MEM.LOG_DIRTY_PAGES;
@@ -32,4 +32,23 @@ export function memslotOptions(
     readOnly: (flags & KVM_MEM.READONLY) !== 0,
     logDirty: (flags & KVM_MEM.LOG_DIRTY_PAGES) !== 0,
   };
+}
+
+/** A memslot as a machine layout lists it (src/vmm/machine/types.ts `RamSlot`). */
+interface LaidOutSlot {
+  readonly slot: number;
+  readonly gpa: bigint;
+  readonly size: number;
+  readonly flags: number;
+}
+
+/**
+ * Adds every slot of a machine layout to `vm` with its flags (a restore or migration
+ * destination's RAM), in layout order.
+ * @throws {RangeError} from `memslotOptions` for an unknown flag bit; backend errors.
+ */
+export function addLayoutMemory(vm: Vm, slots: readonly LaidOutSlot[]): GuestMemory[] {
+  return slots.map((r) =>
+    vm.addMemory({ slot: r.slot, guestPhysAddr: r.gpa, size: r.size, ...memslotOptions(r.flags) }),
+  );
 }

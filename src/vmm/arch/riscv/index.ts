@@ -24,7 +24,7 @@ import { ImageError, hex } from "../../image.js";
 import { faultEnding, srstEnding } from "../../runner-status.js";
 import { SBI_CONSOLE_EID, SbiConsole, type SbiExit } from "../../sbi-console.js";
 import type { MachineBackend } from "../../machine/backend.js";
-import { memslotOptions } from "../../snapshot/memslot-flags.js";
+import { addLayoutMemory } from "../../snapshot/memslot-flags.js";
 import type {
   ArchDefinition,
   ArchMachine,
@@ -274,14 +274,7 @@ export const archMachine: ArchDefinition = {
     backend.check?.();
     const vm = backend.createVm();
     try {
-      const regions = layout.ram.map((r) =>
-        vm.addMemory({
-          slot: r.slot,
-          guestPhysAddr: r.gpa,
-          size: r.size,
-          ...memslotOptions(r.flags),
-        }),
-      );
+      const regions = addLayoutMemory(vm, layout.ram);
       const [ram] = regions;
       if (ram === undefined) throw new RangeError("a machine needs guest RAM");
       const vcpus = createVcpus(vm, layout.cpus, backend);

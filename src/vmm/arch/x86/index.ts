@@ -44,7 +44,7 @@ import { OptionValueError } from "../../size.js";
 import type { X86BootState } from "../../x86-boot.js";
 import type { IrqLine } from "../../devices/types.js";
 import type { MachineBackend } from "../../machine/backend.js";
-import { memslotOptions } from "../../snapshot/memslot-flags.js";
+import { addLayoutMemory } from "../../snapshot/memslot-flags.js";
 import type {
   ArchDefinition,
   ArchMachine,
@@ -275,14 +275,7 @@ export const archMachine: ArchDefinition = {
         vm.createIrqchip !== undefined &&
         vm.setIrqLine !== undefined;
       if (irqchip) vm.createIrqchip?.();
-      for (const r of layout.ram) {
-        vm.addMemory({
-          slot: r.slot,
-          guestPhysAddr: r.gpa,
-          size: r.size,
-          ...memslotOptions(r.flags),
-        });
-      }
+      addLayoutMemory(vm, layout.ram);
       const vcpus: Vcpu[] = [];
       for (let i = 0; i < layout.cpus; i++) {
         const vcpu = vm.createVcpu();
