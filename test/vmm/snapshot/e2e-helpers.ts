@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { decodeReg } from "../../../src/abi/catalog.js";
+import { canonicalXsave } from "../../../src/abi/kvm/xsave.js";
 import { formatRegId } from "../../../src/abi/regid.js";
 import { kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
 import { valueHex } from "../../../src/vmm/snapshot/describe.js";
@@ -69,10 +70,28 @@ export function regMap(regs: readonly RegValue[]): RegMap {
   );
 }
 
+/** Hex of a byte string as `valueHex` prints one over 16 bytes (no `0x`, memory order). */
+function bytesOfHex(hex: string): Uint8Array {
+  return Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
+}
+
+/**
+ * Whether two values of register `name` hold the same state: byte-equal, or for the XSAVE
+ * pseudo-registers equal once XSTATE_BV is canonical (the bit of a component in its initial
+ * configuration is the processor's choice, src/abi/kvm/xsave.ts).
+ */
+export function sameRegValue(name: string, a: string, b: string | undefined): boolean {
+  if (a === b) return true;
+  if (b === undefined || !/^XSAVE2?$/.test(name) || a.length !== b.length) return false;
+  return valueHex(canonicalXsave(bytesOfHex(a))) === valueHex(canonicalXsave(bytesOfHex(b)));
+}
+
 /** Names whose values differ (or exist on one side only), `skip` left out. */
 export function differingRegs(a: RegMap, b: RegMap, skip: ReadonlySet<string>): string[] {
   const out: string[] = [];
-  for (const [name, value] of a) if (!skip.has(name) && b.get(name) !== value) out.push(name);
+  for (const [name, value] of a) {
+    if (!skip.has(name) && !sameRegValue(name, value, b.get(name))) out.push(name);
+  }
   for (const name of b.keys()) if (!skip.has(name) && !a.has(name)) out.push(name);
   return out;
 }
