@@ -181,6 +181,33 @@ export interface GuestDebug {
 /** Bytes of one chip's state in `Vm.getIrqchip` (the `kvm_irqchip.chip` union, x86). */
 export const IRQCHIP_STATE_BYTES = 512;
 
+/**
+ * The VM-wide kvmclock as KVM_GET_CLOCK returns it (`struct kvm_clock_data`,
+ * include/uapi/linux/kvm.h; Documentation/virt/kvm/api.rst 4.59 "KVM_SET_CLOCK", 4.60
+ * "KVM_GET_CLOCK").
+ */
+export interface VmClock {
+  /** The kvmclock, ns (what the guest's pvclock pages count from). */
+  readonly clock: bigint;
+  /** `KVM_CLOCK_*` bits: which of the fields below hold values, and TSC_STABLE. */
+  readonly flags: number;
+  /** CLOCK_REALTIME of the host at the same instant, ns (with `KVM_CLOCK.REALTIME`). */
+  readonly realtime: bigint;
+  /** The host TSC at the same instant (with `KVM_CLOCK.HOST_TSC`). */
+  readonly hostTsc: bigint;
+}
+
+/** The argument of `Vm.setClock` (KVM_SET_CLOCK). */
+export interface VmClockSetting {
+  /** The kvmclock, ns. */
+  readonly clock: bigint;
+  /**
+   * CLOCK_REALTIME ns at which `clock` was read: the kernel then adds the real time elapsed
+   * since (never a negative amount) before setting it (needs `KVM_CLOCK.REALTIME` support).
+   */
+  readonly realtime?: bigint;
+}
+
 /** Where a guest RAM region goes in guest-physical space (KVM_SET_USER_MEMORY_REGION). */
 export interface MemoryRegionSpec {
   readonly guestPhysAddr: bigint | number;
@@ -266,6 +293,15 @@ export interface Vm extends Disposable {
   getIrqchip?(chipId: number): Uint8Array;
   /** Optional capability, x86 with an irqchip: KVM_SET_IRQCHIP (bytes as `getIrqchip` gave). */
   setIrqchip?(chipId: number, state: Uint8Array): void;
+  /**
+   * Optional capability, x86: KVM_CHECK_EXTENSION(KVM_CAP_ADJUST_CLOCK), the `KVM_CLOCK_*`
+   * flags the kernel's KVM_GET/SET_CLOCK know; 0 when it has neither ioctl.
+   */
+  clockFlags?(): number;
+  /** Optional capability, x86: KVM_GET_CLOCK, the VM's kvmclock now. */
+  getClock?(): VmClock;
+  /** Optional capability, x86: KVM_SET_CLOCK; every vCPU's pvclock page follows on its next entry. */
+  setClock?(setting: VmClockSetting): void;
   /** Closes every vCPU, then the VM; a second close is a no-op. */
   close(): void;
 }

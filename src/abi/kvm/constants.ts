@@ -171,6 +171,12 @@ export const KVM_INTERRUPT_RISCV = { SET: 0xffff_ffff, UNSET: 0xffff_fffe } as c
 /** `kvm_userspace_memory_region.flags` bits (`KVM_MEM_*`). */
 export const KVM_MEM = { LOG_DIRTY_PAGES: 0x1, READONLY: 0x2, GUEST_MEMFD: 0x4 } as const;
 
+/**
+ * `kvm_clock_data.flags` bits (`KVM_CLOCK_*`, include/uapi/linux/kvm.h; 1 is never used: old
+ * kernels answered KVM_CAP_ADJUST_CLOCK with 1 before there were flags).
+ */
+export const KVM_CLOCK = { TSC_STABLE: 0x2, REALTIME: 0x4, HOST_TSC: 0x8 } as const;
+
 /** `kvm_irqchip.chip_id` values, x86 (`KVM_IRQCHIP_*`, arch/x86/include/uapi/asm/kvm.h). */
 export const KVM_IRQCHIP_ID = {
   PIC_MASTER: 0,

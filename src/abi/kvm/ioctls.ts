@@ -140,6 +140,10 @@ const ROWS = {
   KVM_GET_IRQCHIP: st("vm", "readWrite", 0x62, "kvm_irqchip", 520, X86, "KVM_CAP_IRQCHIP"),
   KVM_SET_IRQCHIP: st("vm", "read", 0x63, "kvm_irqchip", 520, X86, "KVM_CAP_IRQCHIP"),
   KVM_CREATE_PIT2: st("vm", "write", 0x77, "kvm_pit_config", 64, X86, "KVM_CAP_PIT2"),
+  // The kvmclock; KVM_CHECK_EXTENSION(KVM_CAP_ADJUST_CLOCK) returns the KVM_CLOCK_* flags it
+  // knows (arch/x86/kvm/x86.c kvm_vm_ioctl_check_extension).
+  KVM_SET_CLOCK: st("vm", "write", 0x7b, "kvm_clock_data", 48, X86, "KVM_CAP_ADJUST_CLOCK"),
+  KVM_GET_CLOCK: st("vm", "read", 0x7c, "kvm_clock_data", 48, X86, "KVM_CAP_ADJUST_CLOCK"),
   // vCPU-level KVM_ENABLE_CAP needs KVM_CAP_ENABLE_CAP; the VM-level form KVM_CAP_ENABLE_CAP_VM.
   KVM_ENABLE_CAP: st(
     "vm+vcpu",
@@ -303,6 +307,7 @@ export function ioctlName(number: number): string {
 export {
   KVM_API_VERSION,
   KVM_CAP,
+  KVM_CLOCK,
   KVM_EXIT,
   KVM_EXIT_IO,
   KVM_GUESTDBG,

@@ -261,6 +261,20 @@ export const KVM_IRQCHIP = struct("kvm_irqchip", [
   ["chip", "bytes", 512],
 ]);
 
+/**
+ * `struct kvm_clock_data` (48 bytes): KVM_GET/SET_CLOCK, the VM's kvmclock in ns; `realtime`
+ * (CLOCK_REALTIME ns) and `host_tsc` are valid when `flags` has KVM_CLOCK_REALTIME /
+ * KVM_CLOCK_HOST_TSC (include/uapi/linux/kvm.h).
+ */
+export const KVM_CLOCK_DATA = struct("kvm_clock_data", [
+  ["clock", "u64"],
+  ["flags", "u32"],
+  ["pad0", "u32"],
+  ["realtime", "u64"],
+  ["host_tsc", "u64"],
+  ["pad", "u32", 4],
+]);
+
 /** `struct kvm_interrupt` (4 bytes). */
 export const KVM_INTERRUPT = struct("kvm_interrupt", [["irq", "u32"]]);
 

@@ -267,6 +267,7 @@ export const LAYOUTS: Readonly<Record<string, Layout>> = Object.freeze({
   kvm_irq_level: x86.KVM_IRQ_LEVEL,
   kvm_pit_config: x86.KVM_PIT_CONFIG,
   kvm_irqchip: x86.KVM_IRQCHIP,
+  kvm_clock_data: x86.KVM_CLOCK_DATA,
   kvm_interrupt: x86.KVM_INTERRUPT,
   kvm_riscv_config: riscv.KVM_RISCV_CONFIG,
   kvm_riscv_core: riscv.KVM_RISCV_CORE,

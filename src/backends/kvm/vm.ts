@@ -2,8 +2,9 @@
  * `KvmVm`: a VM fd with its guest RAM (anonymous mmap'd memory registered through
  * KVM_SET_USER_MEMORY_REGION and exposed as `Uint8Array`s) and its vCPUs.
  */
-import { IOCTLS, KVM_CAP, KVM_MEM, type KvmCapName } from "../../abi/kvm/ioctls.js";
+import { IOCTLS, KVM_CAP, KVM_CLOCK, KVM_MEM, type KvmCapName } from "../../abi/kvm/ioctls.js";
 import {
+  KVM_CLOCK_DATA,
   KVM_DIRTY_LOG,
   KVM_IRQ_LEVEL,
   KVM_IRQCHIP,
@@ -23,7 +24,14 @@ import {
 import { Scratch } from "./scratch.js";
 import type { KvmSystem } from "./system.js";
 import { KvmVcpu } from "./vcpu.js";
-import { IRQCHIP_STATE_BYTES, type GuestMemory, type MemoryRegionSpec, type Vm } from "../vcpu.js";
+import {
+  IRQCHIP_STATE_BYTES,
+  type GuestMemory,
+  type MemoryRegionSpec,
+  type Vm,
+  type VmClock,
+  type VmClockSetting,
+} from "../vcpu.js";
 
 /** Options for `KvmSystem.createVm()`. */
 export interface KvmVmOptions {
@@ -43,6 +51,8 @@ const PAGE = 4096;
 const R = KVM_USERSPACE_MEMORY_REGION.fields;
 const D = KVM_DIRTY_LOG.fields;
 const L = KVM_IRQ_LEVEL.fields;
+const C = KVM_CLOCK_DATA.fields;
+const U64_MAX = (1n << 64n) - 1n;
 /** Where the bitmap goes in the KVM_GET_DIRTY_LOG scratch, after the 16-byte struct. */
 const BITMAP_AT = 64;
 
@@ -57,6 +67,7 @@ export class KvmVm implements Vm {
   #scratch = new Scratch();
   #regions: Region[] = [];
   #vcpus = new Map<number, KvmVcpu>();
+  #clockFlags: number | undefined;
 
   /** @internal Use `KvmSystem.createVm()`. */
   constructor(system: KvmSystem, fd: number, options: KvmVmOptions, onClose: () => void) {
@@ -166,6 +177,76 @@ export class KvmVm implements Vm {
     // FFI: as getIrqchip; the kernel only reads the struct.
     const r = ioctlMem(fd, IOCTLS.KVM_SET_IRQCHIP.number, arg, 0);
     if (r < 0) throw irqchipFail("KVM_SET_IRQCHIP", r, `Cannot write irqchip ${chipId}`);
+  }
+
+  /**
+   * KVM_CHECK_EXTENSION(KVM_CAP_ADJUST_CLOCK): the `KVM_CLOCK_*` flags KVM_GET/SET_CLOCK know
+   * (arch/x86/kvm/x86.c `kvm_vm_ioctl_check_extension`: KVM_CLOCK_VALID_FLAGS, without
+   * HOST_TSC when the host clocksource is not the TSC); asked once per VM.
+   * @throws {KvmError} if the ioctl fails.
+   */
+  clockFlags(): number {
+    this.#clockFlags ??= this.checkExtension("KVM_CAP_ADJUST_CLOCK");
+    return this.#clockFlags;
+  }
+
+  /**
+   * KVM_GET_CLOCK: the kvmclock in ns with, per its flags, the host's CLOCK_REALTIME and TSC
+   * read at the same instant (arch/x86/kvm/x86.c `kvm_vm_ioctl_get_clock`).
+   * @throws {KvmError} if the kernel refuses.
+   */
+  getClock(): VmClock {
+    const fd = this.fd("read the kvmclock");
+    const arg = this.#scratch.get(KVM_CLOCK_DATA.size);
+    arg.bytes.fill(0, 0, KVM_CLOCK_DATA.size);
+    // FFI: the scratch mapping outlives the call; KVM_CLOCK_DATA.size is the ioctl's 48 bytes.
+    const r = ioctlMem(fd, IOCTLS.KVM_GET_CLOCK.number, arg, 0);
+    if (r < 0) throw kvmFail("KVM_GET_CLOCK", r, { action: "Cannot read the kvmclock" });
+    return {
+      clock: arg.view.getBigUint64(C.clock.offset, true),
+      flags: arg.view.getUint32(C.flags.offset, true),
+      realtime: arg.view.getBigUint64(C.realtime.offset, true),
+      hostTsc: arg.view.getBigUint64(C.host_tsc.offset, true),
+    };
+  }
+
+  /**
+   * KVM_SET_CLOCK: sets the kvmclock to `clock` ns; with `realtime`, KVM_CLOCK_REALTIME: the
+   * kernel first adds the CLOCK_REALTIME ns elapsed since `realtime`, when positive
+   * (arch/x86/kvm/x86.c `kvm_vm_ioctl_set_clock`). Every vCPU's pvclock page is rewritten
+   * before its next entry (KVM_REQ_CLOCK_UPDATE).
+   * @throws {TypeError} for a setting that is not bigints; {RangeError} for a value outside
+   *   u64, or a `realtime` this kernel cannot take (both before the ioctl); {KvmError} if the
+   *   kernel refuses.
+   */
+  setClock(setting: VmClockSetting): void {
+    const fd = this.fd("set the kvmclock");
+    const { clock, realtime } = setting;
+    if (typeof clock !== "bigint" || (realtime !== undefined && typeof realtime !== "bigint")) {
+      throw new TypeError("setClock: clock and realtime must be bigints");
+    }
+    for (const [name, v] of [
+      ["clock", clock],
+      ["realtime", realtime ?? 0n],
+    ] as const) {
+      if (v < 0n || v > U64_MAX)
+        throw new RangeError(`Cannot set the kvmclock: ${name} ${v} is not a u64`);
+    }
+    if (realtime !== undefined && (this.clockFlags() & KVM_CLOCK.REALTIME) === 0) {
+      throw new RangeError(
+        `Cannot set the kvmclock from a realtime: this kernel's KVM_CAP_ADJUST_CLOCK is 0x${this.clockFlags().toString(16)}, without KVM_CLOCK_REALTIME (0x4); set the clock alone`,
+      );
+    }
+    const arg = this.#scratch.get(KVM_CLOCK_DATA.size);
+    arg.bytes.fill(0, 0, KVM_CLOCK_DATA.size);
+    arg.view.setBigUint64(C.clock.offset, clock, true);
+    if (realtime !== undefined) {
+      arg.view.setUint32(C.flags.offset, KVM_CLOCK.REALTIME, true);
+      arg.view.setBigUint64(C.realtime.offset, realtime, true);
+    }
+    // FFI: as getClock; the kernel only reads the struct.
+    const r = ioctlMem(fd, IOCTLS.KVM_SET_CLOCK.number, arg, 0);
+    if (r < 0) throw kvmFail("KVM_SET_CLOCK", r, { action: "Cannot set the kvmclock" });
   }
 
   /** True once `close()` ran. */

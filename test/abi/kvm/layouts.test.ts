@@ -196,6 +196,7 @@ const GOLDEN: readonly Golden[] = [
   [L.KVM_IRQ_LEVEL, 8, { irq: 0, status: 0, level: 4 }],
   [L.KVM_PIT_CONFIG, 64, { flags: 0, pad: 4 }],
   [L.KVM_IRQCHIP, 520, { chip_id: 0, pad: 4, chip: 8 }],
+  [L.KVM_CLOCK_DATA, 48, { clock: 0, flags: 8, pad0: 12, realtime: 16, host_tsc: 24, pad: 32 }],
   [L.KVM_INTERRUPT, 4, { irq: 0 }],
   [L.KVM_XCR, 16, { xcr: 0, reserved: 4, value: 8 }],
   [
