@@ -55,6 +55,7 @@ import type {
   MachineShape,
 } from "../../machine/types.js";
 import { IrqchipState } from "./irqchip.js";
+import { KVMCLOCK_FACT, KvmClockState, hasKvmClock } from "./kvmclock.js";
 import { DEMO_INPUT_PORT, DemoInput } from "./demo-input.js";
 import { X86_PORTS, x86Devices, type X86Devices } from "./devices.js";
 
@@ -144,6 +145,10 @@ class X86Machine implements ArchMachine {
       // The 8259s' and IOAPIC's state (masks, vectors, pending lines) lives in the kernel.
       ...(irqchip && vm.getIrqchip !== undefined && vm.setIrqchip !== undefined
         ? [{ device: new IrqchipState(vm), kind: "kvm,irqchip" }]
+        : []),
+      // The VM's kvmclock lives in the kernel too; a machine whose state predates it has no fact.
+      ...(facts.kvmclock === KVMCLOCK_FACT.kvmclock && hasKvmClock(vm)
+        ? [{ device: new KvmClockState(vm), kind: "kvm,clock" }]
         : []),
     ];
     this.lastExit = vcpus.map(() => performance.now());
@@ -258,7 +263,11 @@ export const archMachine: ArchDefinition = {
         if (irqchip && i > 0) setMpState(vcpu, KVM_MP_STATE.RUNNABLE);
         vcpus.push(vcpu);
       }
-      const facts = { x86Mode: plan.x86.mode, irqchip: irqchip ? "in-kernel" : "none" };
+      const facts = {
+        x86Mode: plan.x86.mode,
+        irqchip: irqchip ? "in-kernel" : "none",
+        ...(hasKvmClock(vm) ? KVMCLOCK_FACT : {}),
+      };
       return new X86Machine(vm, vcpus, facts, io, irqchip, com1(vm, irqchip, io), shape);
     } catch (error) {
       vm.close();
