@@ -11,7 +11,7 @@
    port 0xf4 (1 for FAIL). Its last readings live in guest RAM, so a snapshot or a migration
    carries them: a clock that restarts lower on the other side is caught by the next reading. */
 #ifndef TICKS
-#define TICKS 20
+#define TICKS 30
 #endif
 #define TICK_NS 50000000UL
 #define PVCLOCK_PAGE 0x300000UL
