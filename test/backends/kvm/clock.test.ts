@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { KVM_CLOCK } from "../../../src/abi/kvm/ioctls.js";
 import { KvmClosedError, KvmSystem } from "../../../src/backends/kvm/index.js";
-import { KVM_SKIP, recordIoctls } from "./helpers.js";
+import { KVM_SKIP, exitLoop, recordIoctls, x86 } from "./helpers.js";
 
 const MS = 1_000_000n;
 const realtimeNs = (): bigint => BigInt(Date.now()) * MS;
@@ -76,5 +76,28 @@ describe("KvmVm kvmclock (KVM_GET_CLOCK / KVM_SET_CLOCK)", { skip: KVM_SKIP }, (
     assert.throws(() => {
       vm.setClock({ clock: 0n });
     }, KvmClosedError);
+  });
+
+  it("a host write of IA32_TSC: the guest TSC follows it, or (kvm_pvm) it is dropped", (t) => {
+    using g = exitLoop();
+    const tsc = x86("IA32_TSC");
+    const read = (): bigint => {
+      const v = g.vcpu.getOneReg(tsc);
+      return new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0, true);
+    };
+    const before = read();
+    const target = before / 2n;
+    g.vcpu.setOneReg(tsc, target);
+    const after = read();
+    // Either KVM set the TSC offset (arch/x86/kvm/x86.c kvm_synchronize_tsc): the value reads
+    // back as written plus the few cycles since; or it kept the host TSC, which moved on.
+    const followed = after >= target && after < target + (before - target) / 2n;
+    const dropped = after >= before;
+    t.diagnostic(
+      followed
+        ? "IA32_TSC writes set the guest TSC (TSC offsetting)"
+        : "IA32_TSC writes are dropped: the guest TSC is the host's (kvm_pvm)",
+    );
+    assert.ok(followed || dropped, `wrote ${target}, read back ${after} (was ${before})`);
   });
 });
