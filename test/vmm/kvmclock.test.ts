@@ -11,10 +11,12 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KVM_CLOCK } from "../../src/abi/kvm/constants.js";
 import { KvmSystem, kvmUnavailableReason } from "../../src/backends/kvm/index.js";
+import { decodeSnapshot, encodeSnapshot } from "../../src/vmm/snapshot/index.js";
 import { buildGuests, REPO } from "../cli/run-file-helpers.js";
 import { cli, tempDir } from "./snapshot/e2e-helpers.js";
 import { ctl, start, tempDir as socketDir } from "./migration/procs.js";
@@ -91,6 +93,32 @@ describe(
           `the clock moved on ${largest} ns across the move`,
         );
       }
+    });
+
+    it("a snapshot from before kvm.clock (no section, no fact) restores; its clock restarts", () => {
+      using dir = tempDir();
+      const file = dir.file("old.snap");
+      const first = cli(["run", "--snapshot-at-exit", "200", "--snapshot-out", file, ELF]);
+      assert.equal(first.status, 0, first.stderr);
+      const snap = decodeSnapshot(new Uint8Array(readFileSync(file)));
+      const devices = snap.devices.flatMap((d) => {
+        if (d.name === "kvm.clock") return [];
+        if (d.name !== "vmm.machine") return [d];
+        const json = JSON.parse(new TextDecoder().decode(d.data)) as {
+          facts: Record<string, string>;
+          devices: { name: string }[];
+        };
+        assert.equal(json.facts.kvmclock, "saved");
+        delete json.facts.kvmclock;
+        json.devices = json.devices.filter((x) => x.name !== "kvm.clock");
+        return [{ name: d.name, data: new TextEncoder().encode(JSON.stringify(json)) }];
+      });
+      assert.equal(devices.length, snap.devices.length - 1, "the snapshot had a kvm.clock section");
+      writeFileSync(file, encodeSnapshot({ ...snap, devices }));
+      const second = cli(["restore", file]);
+      // The new VM's kvmclock starts near 0, below the guest's last reading: the guest says so.
+      assert.equal(second.status, 1, second.stderr);
+      assert.match(second.stdout, /^FAIL kvmclock went backwards/m);
     });
 
     it("a live migration kvm → kvm: the destination's first tick follows the source's last", async (t) => {
