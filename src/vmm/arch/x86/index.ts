@@ -4,7 +4,9 @@
  * has it), each vCPU prepared by the backend (KVM: the supported CPUID) and set to the start
  * state of `--x86-mode` (../../x86-boot.ts: GDT, TSS and page tables already in the plan's
  * blobs), and the devices of ./devices.ts — COM1 on IRQ 4, the 0xe9 debug console and the exit
- * port 0xf4.
+ * port 0xf4. State the kernel keeps per VM travels as devices too: the irqchip (./irqchip.ts)
+ * and the kvmclock (./kvmclock.ts; only where the machine's facts say it was saved, so a state
+ * from before it still restores).
  *
  * Registers move through the `Vcpu` interface only: the REGS, SREGS, MP_STATE and LAPIC
  * pseudo-registers (src/abi/arch/x86/pseudo.ts) carry the kernel's structs.
