@@ -2,7 +2,7 @@
  * The e2e comparison of "same registers as an uninterrupted run" (e2e-helpers.ts) treats two
  * XSAVE values that differ only in the XSTATE_BV bit of a component in its initial
  * configuration as equal (src/abi/kvm/xsave.ts): the kvm "at exit 96" restore case failed about
- * 1 run in 9 on exactly that byte.
+ * 14 runs in 100 on exactly that byte.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
