@@ -181,7 +181,8 @@ export class VmShared {
    */
   requestFence(n: number, kinds: number): number {
     Atomics.or(this.i32, this.word(n, W.FLUSH), kinds);
-    const req = Atomics.add(this.i32, this.word(n, W.FENCE_REQ), 1) + 1;
+    // As the i32 word holds it (wraps at 2^31; awaitFence compares modulo 2^32).
+    const req = (Atomics.add(this.i32, this.word(n, W.FENCE_REQ), 1) + 1) | 0;
     this.wake(n);
     return req;
   }
@@ -215,7 +216,7 @@ export class VmShared {
     const ack = this.word(n, W.FENCE_ACK);
     for (;;) {
       const seen = Atomics.load(this.i32, ack);
-      if (seen - req >= 0 || Atomics.load(this.i32, this.word(n, W.IN_RUN)) === 0) return;
+      if (((seen - req) | 0) >= 0 || Atomics.load(this.i32, this.word(n, W.IN_RUN)) === 0) return;
       serve();
       Atomics.wait(this.i32, ack, seen, 1);
     }

@@ -360,37 +360,71 @@ async function untilReport(vcpu: SoftVcpu): Promise<bigint> {
 describe("a hart sees another hart's code write after a remote fence.i", () => {
   for (const mode of ["threaded", "inline"] as const) {
     for (const tier of TIERS) {
-      it(`${mode}, ${tier.name}: ${ROUNDS} rewrites of a function the other hart keeps calling`, async () => {
-        const s = smp(mode, tier, 2, (ram) => {
-          place(ram, CODE0, writerProgram());
-          place(ram, CODE1, readerProgram());
-        });
-        const [v0, v1] = s.vcpus;
-        assert.ok(v0 !== undefined && v1 !== undefined);
-        set(v1, "csr.satp", 0n);
-        if (mode === "threaded") {
-          const tags = await Promise.all([untilReport(v0), untilReport(v1)]);
-          assert.deepEqual(tags, [10n, 11n]);
-        } else {
-          // Round-robin in small, uneven slices so the handshake interleaves every way.
-          const done = [false, false];
-          for (let i = 0; done.includes(false) && i < 1_000_000; i++) {
-            s.vcpus.forEach((v, n) => {
-              if (done[n] === true) return;
-              v.setRunBudget({ instructions: 7 + (i % 13), timeSliceMs: 20_000 });
-              const exit = v.run();
-              if (exit.kind !== "intr") {
-                tagOf(exit);
-                done[n] = true;
-              }
-            });
+      it(
+        `${mode}, ${tier.name}: ${ROUNDS} rewrites of a function the other hart keeps calling`,
+        { timeout: 60_000 },
+        async () => {
+          const s = smp(mode, tier, 2, (ram) => {
+            place(ram, CODE0, writerProgram());
+            place(ram, CODE1, readerProgram());
+          });
+          const [v0, v1] = s.vcpus;
+          assert.ok(v0 !== undefined && v1 !== undefined);
+          set(v1, "csr.satp", 0n);
+          if (mode === "threaded") {
+            const tags = await Promise.all([untilReport(v0), untilReport(v1)]);
+            assert.deepEqual(tags, [10n, 11n]);
+          } else {
+            // Round-robin in small, uneven slices so the handshake interleaves every way.
+            const done = [false, false];
+            for (let i = 0; done.includes(false) && i < 1_000_000; i++) {
+              s.vcpus.forEach((v, n) => {
+                if (done[n] === true) return;
+                v.setRunBudget({ instructions: 7 + (i % 13), timeSliceMs: 20_000 });
+                const exit = v.run();
+                if (exit.kind !== "intr") {
+                  tagOf(exit);
+                  done[n] = true;
+                }
+              });
+            }
+            assert.deepEqual(done, [true, true]);
           }
-          assert.deepEqual(done, [true, true]);
-        }
-        assert.equal(get(v1, "s7"), BigInt(ROUNDS), "hart 1 saw every round");
-        assert.equal(get(v1, "s8"), 0n, "rounds in which hart 1 ran the old F after the fence");
-        s.vm.close();
-      });
+          assert.equal(get(v1, "s7"), BigInt(ROUNDS), "hart 1 saw every round");
+          assert.equal(get(v1, "s8"), 0n, "rounds in which hart 1 ran the old F after the fence");
+          s.vm.close();
+        },
+      );
     }
+  }
+});
+
+describe("harts fencing each other at once", () => {
+  /** Each hart: ROUNDS × remote fence.i and sfence.vma to every hart (hart_mask_base -1). */
+  const fencer = (tag: number): number[] => {
+    const loop = [
+      I.addi(R.a0, R.zero, 0),
+      I.addi(R.a1, R.zero, -1),
+      I.andi(R.a6, R.s3, 1), // fence.i, then sfence.vma, in turn
+      ...li(R.a7, SBI_EID.RFENCE),
+      I.ecall(),
+      I.addi(R.s3, R.s3, -1),
+    ];
+    return [...li(R.s3, 400n), ...loop, I.bne(R.s3, R.zero, -4 * loop.length), ...report(tag)];
+  };
+  for (const tier of TIERS) {
+    it(
+      `threaded, ${tier.name}: 3 harts each fence all 3 harts 400 times without waiting on each other forever`,
+      { timeout: 60_000 },
+      async () => {
+        const s = smp("threaded", tier, 3, (ram) => {
+          place(ram, CODE0, fencer(20));
+          place(ram, CODE1, fencer(21));
+        });
+        const tags = await Promise.all(s.vcpus.map(untilReport));
+        assert.deepEqual(tags, [20n, 21n, 21n]);
+        s.vm.close();
+      },
+    );
   }
 });

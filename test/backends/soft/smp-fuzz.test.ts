@@ -40,9 +40,13 @@ describe("SMP fuzz: atomics across vCPUs end as the interleaving-free model says
   });
 
   for (const seed of SEEDS) {
-    it(`seed 0x${seed.toString(16)} (${makeSmpCase(seed).harts} harts): inline and threaded, ${TIERS.map((t) => t.name).join(", ")}`, async () => {
-      assert.deepEqual(await smpFuzzSeed(seed, TIERS), []);
-    });
+    it(
+      `seed 0x${seed.toString(16)} (${makeSmpCase(seed).harts} harts): inline and threaded, ${TIERS.map((t) => t.name).join(", ")}`,
+      { timeout: 120_000 },
+      async () => {
+        assert.deepEqual(await smpFuzzSeed(seed, TIERS), []);
+      },
+    );
   }
 });
 
