@@ -287,7 +287,7 @@ describe("SBI RFENCE acts on exactly the harts named", () => {
 });
 
 /** Rounds of the threaded handshake: hart 0 rewrites F, fences hart 1, raises the flag. */
-const ROUNDS = 300;
+const ROUNDS = 150;
 
 /**
  * Hart 0: for seq = 1..ROUNDS, F := `li a0, seq; ret`, SBI remote fence.i to hart 1, flag := seq,
