@@ -45,7 +45,7 @@ import { regList } from "./reglist.js";
 import { getReg, setReg, splitId, type IdParts } from "./regs.js";
 import { getMany, setMany } from "./regs-many.js";
 import { KVM_SYNC_RISCV, type RunArea } from "./runarea.js";
-import { handleEcall } from "./sbi.js";
+import { handleEcall, takeRemoteFences } from "./sbi.js";
 import { MP, type VmShared } from "./shared.js";
 import { VcpuTimer } from "./timer.js";
 import type { KernelPort } from "./vcpu.js";
@@ -433,7 +433,7 @@ export class VcpuKernel implements KernelState, KernelPort {
       else hart.flushWriteTlb();
     }
     this.dropInvalidatedCode();
-    if (shared.takeFlush(hartId)) hart.flushCaches();
+    takeRemoteFences(this);
     const start = shared.takeStart(hartId);
     if (start !== undefined) this.resetTo(start.pc, start.opaque);
     this.timer.poll(hart, shared.guestTime());

@@ -23,7 +23,7 @@ import { SBI_IMPL_ID, SBI_IMPL_VERSION, SBI_SPEC_VERSION, sbiExtId } from "./hos
 import type { SbiExtName } from "./host.js";
 import type { KernelState } from "./kstate.js";
 import { readPhysU64, slotFor } from "./guestmem.js";
-import { MP } from "./shared.js";
+import { FENCE, MP } from "./shared.js";
 import { SBI_EID, SBI_ERR, SBI_LEGACY } from "../../abi/sbi.js";
 
 export { SBI_EID, SBI_ERR, SBI_LEGACY } from "../../abi/sbi.js";
@@ -165,23 +165,58 @@ function ipi(st: KernelState, fid: bigint, a: readonly bigint[]): Result {
 }
 
 /**
- * RFENCE on hart `n`: on the calling hart itself (Linux 6.1 sends remote fence.i to every
- * online hart, itself included, at each kernel text patch), fence.i re-checks translated code
- * page by page and sfence.vma drops address translations only; other harts drop every cached
- * translation.
+ * What a fence drops on one hart: fence.i re-checks translated code page by page (Linux 6.1
+ * sends remote fence.i to every online hart, itself included, at each kernel text patch: a
+ * whole flush each time re-translated the working set); sfence.vma in any form (all, a range,
+ * an ASID) drops every cached address translation, a superset of what it names.
  */
-function fence(st: KernelState, n: number, fid: bigint): void {
-  if (n !== st.hartId) st.shared.requestFlush(n);
-  else if (fid === 0n && st.hart.syncCode !== undefined) st.hart.syncCode();
-  else if (fid !== 0n && st.hart.flushTranslations !== undefined) st.hart.flushTranslations();
-  else st.hart.flushCaches();
+function fenceHart(hart: KernelState["hart"], kinds: number): void {
+  if ((kinds & FENCE.CODE) !== 0) {
+    if (hart.syncCode !== undefined) hart.syncCode();
+    else hart.flushCaches();
+  }
+  if ((kinds & FENCE.MAP) !== 0) {
+    if (hart.flushTranslations !== undefined) hart.flushTranslations();
+    else hart.flushCaches();
+  }
+}
+
+/**
+ * Honours the remote fences other vCPUs asked of this one (`kvm_riscv_fence_i_process`,
+ * `kvm_riscv_hfence_process` on entry): the kernel's poll, and a vCPU waiting for its own
+ * targets (shared.ts `awaitFence`).
+ */
+export function takeRemoteFences(st: Pick<KernelState, "hart" | "shared" | "hartId">): void {
+  const pending = st.shared.takeFence(st.hartId);
+  if (pending === undefined) return;
+  fenceHart(st.hart, pending.kinds);
+  st.shared.ackFence(st.hartId, pending.req);
+}
+
+/**
+ * RFENCE (or a legacy remote fence) on the harts `targets` selects: the calling hart fences
+ * at once; every other one is asked to, and the call returns only once each running target
+ * has done it (KVM_REQUEST_WAIT), so no named hart runs stale code or translations after the
+ * caller resumes — the caller typically publishes the new code with a plain store next.
+ */
+function fence(st: KernelState, kinds: number, targets: (fn: (n: number) => void) => void): void {
+  const asked: [number, number][] = [];
+  targets((n) => {
+    if (n === st.hartId) fenceHart(st.hart, kinds);
+    else asked.push([n, st.shared.requestFence(n, kinds)]);
+  });
+  for (const [n, req] of asked) {
+    st.shared.awaitFence(n, req, () => {
+      takeRemoteFences(st);
+    });
+  }
 }
 
 function rfence(st: KernelState, fid: bigint, a: readonly bigint[]): Result {
   if (fid <= 2n) {
-    // remote fence.i, sfence.vma, sfence.vma.asid.
-    forTargets(st, a[0] ?? 0n, a[1] ?? 0n, (n) => {
-      fence(st, n, fid);
+    // remote fence.i, sfence.vma, sfence.vma.asid (kvm_sbi_ext_rfence_handler: always success).
+    fence(st, fid === 0n ? FENCE.CODE : FENCE.MAP, (fn) => {
+      forTargets(st, a[0] ?? 0n, a[1] ?? 0n, fn);
     });
     return ok();
   }
@@ -272,10 +307,16 @@ function legacy(st: KernelState, fid: bigint, a: readonly bigint[], eid: bigint)
     default: {
       const mask = legacyMask(st, a[0] ?? 0n);
       if (mask === undefined) return err(SBI_ERR.NOT_SUPPORTED);
-      forTargets(st, mask, 0n, (n) => {
-        if (eid === SBI_LEGACY.SEND_IPI) st.shared.raiseIpi(n);
-        else fence(st, n, eid === SBI_LEGACY.REMOTE_FENCE_I ? 0n : 1n);
-      });
+      if (eid === SBI_LEGACY.SEND_IPI) {
+        forTargets(st, mask, 0n, (n) => {
+          st.shared.raiseIpi(n);
+        });
+      } else {
+        const kinds = eid === SBI_LEGACY.REMOTE_FENCE_I ? FENCE.CODE : FENCE.MAP;
+        fence(st, kinds, (fn) => {
+          forTargets(st, mask, 0n, fn);
+        });
+      }
       return ok();
     }
   }

@@ -9,12 +9,12 @@
  * ```
  * 0    i32  vcpu count
  * 8    i64  time delta (guest ticks - host ticks)
- * 64 + 64·n, per vCPU n:
+ * 64 + 128·n, per vCPU n:
  *   +0  i32 mp state (0 runnable, 1 stopped, 2 start pending)
  *   +4  i32 wake sequence
  *   +8  i32 SEIP level (KVM_INTERRUPT set/unset)
  *   +12 i32 IPI pending (SSIP to raise)
- *   +16 i32 remote fence pending
+ *   +16 i32 remote fences pending (FENCE bits: what to drop)
  *   +20 i32 start request ready
  *   +24 i64 start pc
  *   +32 i64 start opaque (a1)
@@ -24,7 +24,9 @@
  *   +52 i32 write-TLB flush acknowledged (the last request count the hart honoured)
  *   +56 i32 code-invalidation ring head (consumer: the vCPU)
  *   +60 i32 code-invalidation ring tail (producer: the VMM thread)
- * 64 + 64·MAX_VCPUS + 256·n, per vCPU n: 64 × i32 guest-physical page numbers whose translated
+ *   +64 i32 remote fence requested (a count)
+ *   +68 i32 remote fence acknowledged (the last request count the vCPU honoured)
+ * 64 + 128·MAX_VCPUS + 256·n, per vCPU n: 64 × i32 guest-physical page numbers whose translated
  *   code the vCPU must drop (Vm.markDirty); more than 64 unconsumed means "drop all".
  * ```
  *
@@ -37,7 +39,7 @@
 export const MAX_VCPUS = 64;
 
 const SLOT_BASE = 64;
-const SLOT_BYTES = 64;
+const SLOT_BYTES = 128;
 const RING_BASE = SLOT_BASE + SLOT_BYTES * MAX_VCPUS;
 /** Code invalidations queued per vCPU before it falls back to dropping all translated code. */
 export const INVALIDATE_RING = 64;
@@ -60,7 +62,21 @@ const W = {
   WTLB_ACK: 13,
   RING_HEAD: 14,
   RING_TAIL: 15,
+  FENCE_REQ: 16,
+  FENCE_ACK: 17,
 } as const;
+
+/**
+ * What a remote fence asks a vCPU to drop (SBI RFENCE): CODE for remote fence.i (translated code
+ * whose bytes changed), MAP for remote sfence.vma in any form (cached address translations).
+ */
+export const FENCE = { CODE: 1, MAP: 2 } as const;
+
+/** A remote-fence request taken by its vCPU: what to drop, and the request count to acknowledge. */
+export interface FenceRequest {
+  readonly kinds: number;
+  readonly req: number;
+}
 
 /** Ticks of the host timebase (10 MHz) since an arbitrary point: CLOCK_MONOTONIC / 100 ns. */
 export function hostTicks(): bigint {
@@ -159,15 +175,51 @@ export class VmShared {
     return Atomics.load(this.i32, this.word(n, W.SEIP)) !== 0;
   }
 
-  /** Asks vCPU `n` to drop its translation caches (SBI RFENCE on a remote hart). */
-  requestFlush(n: number): void {
-    Atomics.store(this.i32, this.word(n, W.FLUSH), 1);
+  /**
+   * Asks vCPU `n` to drop what `kinds` (FENCE bits) names (SBI RFENCE on a remote hart) and
+   * returns the request number to pass to `awaitFence`.
+   */
+  requestFence(n: number, kinds: number): number {
+    Atomics.or(this.i32, this.word(n, W.FLUSH), kinds);
+    // As the i32 word holds it (wraps at 2^31; awaitFence compares modulo 2^32).
+    const req = (Atomics.add(this.i32, this.word(n, W.FENCE_REQ), 1) + 1) | 0;
     this.wake(n);
+    return req;
   }
 
-  /** True (once) when a remote fence is waiting for vCPU `n`. */
-  takeFlush(n: number): boolean {
-    return Atomics.exchange(this.i32, this.word(n, W.FLUSH), 0) !== 0;
+  /**
+   * The remote fences waiting for vCPU `n` (undefined: none); the caller drops what they name,
+   * then calls `ackFence` with the request number.
+   */
+  takeFence(n: number): FenceRequest | undefined {
+    // The count first: a request counted here has set its kinds already (requestFence's order).
+    const req = Atomics.load(this.i32, this.word(n, W.FENCE_REQ));
+    if (Atomics.load(this.i32, this.word(n, W.FENCE_ACK)) === req) return undefined;
+    return { kinds: Atomics.exchange(this.i32, this.word(n, W.FLUSH), 0), req };
+  }
+
+  /** vCPU `n` has honoured every remote fence up to request `req`: its requesters resume. */
+  ackFence(n: number, req: number): void {
+    const ack = this.word(n, W.FENCE_ACK);
+    Atomics.store(this.i32, ack, req);
+    Atomics.notify(this.i32, ack);
+  }
+
+  /**
+   * Blocks until vCPU `n` honoured remote-fence request `req`, or is outside KVM_RUN (it then
+   * honours it before it runs guest code again: its kernel polls right after entering), as
+   * KVM's KVM_REQ_FENCE_I / KVM_REQ_HFENCE* carry KVM_REQUEST_WAIT (arch/riscv/kvm/tlb.c
+   * `make_xfence_request`). `serve` runs while waiting: the waiting vCPU honours fences asked of
+   * itself, so two vCPUs fencing each other at once cannot wait for each other forever.
+   */
+  awaitFence(n: number, req: number, serve: () => void): void {
+    const ack = this.word(n, W.FENCE_ACK);
+    for (;;) {
+      const seen = Atomics.load(this.i32, ack);
+      if (((seen - req) | 0) >= 0 || Atomics.load(this.i32, this.word(n, W.IN_RUN)) === 0) return;
+      serve();
+      Atomics.wait(this.i32, ack, seen, 1);
+    }
   }
 
   /** HSM hart_start: claims a stopped vCPU `n` and posts its start state; false if not stopped. */
@@ -208,7 +260,10 @@ export class VmShared {
   /** vCPU `n`'s kernel enters (true) or leaves (false) KVM_RUN. */
   setInRun(n: number, inRun: boolean): void {
     Atomics.store(this.i32, this.word(n, W.IN_RUN), inRun ? 1 : 0);
-    if (!inRun) Atomics.notify(this.i32, this.word(n, W.WTLB_ACK));
+    if (!inRun) {
+      Atomics.notify(this.i32, this.word(n, W.WTLB_ACK));
+      Atomics.notify(this.i32, this.word(n, W.FENCE_ACK));
+    }
   }
 
   /**

@@ -127,6 +127,7 @@ const amo = (f3: number, f5: number) => (rd: number, rs1: number, rs2: number) =
 /** Instruction encoders by mnemonic; each returns the 32-bit instruction word. */
 export const I = {
   addi: opImm(0),
+  andi: opImm(7),
   /** slli rd, rs1, shamt (RV64: 6-bit shamt, funct6 = 0). */
   slli: (rd: number, rs1: number, sh: number) => iType(0x13, 1, rd, rs1, uimm(sh, 6)),
   /** lui rd, imm20: the 20-bit field as unsigned (0..0xfffff) or signed (-0x80000..0x7ffff). */

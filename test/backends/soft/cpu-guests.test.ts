@@ -1,21 +1,32 @@
 /**
  * The RISC-V test guests (guests/riscv/src) on the bare Hart: every program must shut down
- * through SRST having printed only PASS lines, on the reference interpreter, on the translator
- * with its normal hotness threshold, and with every block compiled on first sight.
+ * through SRST having printed only PASS lines, on every tier (tiers.ts: the reference
+ * interpreter, the JS translator, the wasm tier), each at its normal hotness and with every
+ * block compiled on first sight, with multi-block regions, and over SharedArrayBuffer RAM (as
+ * threaded mode has it: AMOs then go through Atomics).
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ensureGuests, guestElf, runGuest, TEST_GUESTS, type RunOptions } from "./harness.js";
+import { eager, ENGINE_TIERS } from "./tiers.js";
 
 const skip = ensureGuests([...TEST_GUESTS, "compute"]);
 
 const MODES: readonly [string, RunOptions][] = [
-  ["interpreter", { translate: false }],
-  ["translator", { translate: true }],
-  ["translator (compile at once)", { translate: true, hotThreshold: 1 }],
-  ["translator (multi-block regions)", { translate: true, hotThreshold: 1, regionBlocks: 24 }],
-  ["translator (SharedArrayBuffer RAM)", { translate: true, sharedRam: true }],
-  ["wasm tier (compile at once)", { translate: true, hotThreshold: 1, tier: "wasm" }],
+  ...ENGINE_TIERS.flatMap((t): [string, RunOptions][] =>
+    t.options.translate === false
+      ? [[t.name, t.options]]
+      : [
+          [`${t.name} tier`, t.options],
+          [`${t.name} tier (compile at once)`, eager(t).options],
+          [`${t.name} tier (SharedArrayBuffer RAM)`, { ...eager(t).options, sharedRam: true }],
+        ],
+  ),
+  ["js tier (multi-block regions)", { translate: true, hotThreshold: 1, regionBlocks: 24 }],
+  [
+    "wasm tier (4-block regions)",
+    { translate: true, hotThreshold: 1, regionBlocks: 4, tier: "wasm" },
+  ],
 ];
 
 /** The checksum QEMU prints for the compute guest (qemu-system-riscv64 7.2, same ELF). */
