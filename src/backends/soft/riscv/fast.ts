@@ -41,7 +41,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
   let pc = c.pc;
   const lo = pc | 0;
   if (Number.isNaN(pc) || (lo & 1) !== 0) return reference(c);
-  const p = dc.pageFor(lo, Math.floor(pc / TWO32) | 0);
+  const p = dc.pageFor(lo >>> 12, Math.floor(pc / TWO32) | 0);
   if (p === null) {
     if (c.exc) {
       // The fetch trapped (delivered) or stopped: that was this attempt.
@@ -101,26 +101,40 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
           x[rd2] = ret | 0;
           x[rd2 + 1] = Math.floor(ret / TWO32) | 0;
         }
-        c.setPcPair(tlo & ~1, thi);
+        // Core.setPcPair inline: a call would box the int32 halves (see the switch).
+        if (thi >= -0x200000 && thi < 0x200000) c.pc = thi * TWO32 + ((tlo & ~1) >>> 0);
+        else c.setPcPair(tlo & ~1, thi);
         return boundary(c, n);
       }
       case K.BEQ:
-        if (alo === (x[b] ?? 0) && ahi === (x[b + 1] ?? 0)) return taken(c, pc + imm, n);
+        if (alo === (x[b] ?? 0) && ahi === (x[b + 1] ?? 0)) {
+          c.pc = pc + imm;
+          return boundary(c, n);
+        }
         break;
       case K.BNE:
-        if (alo !== (x[b] ?? 0) || ahi !== (x[b + 1] ?? 0)) return taken(c, pc + imm, n);
+        if (alo !== (x[b] ?? 0) || ahi !== (x[b + 1] ?? 0)) {
+          c.pc = pc + imm;
+          return boundary(c, n);
+        }
         break;
       case K.BLT: {
         const bhi = x[b + 1] ?? 0;
         if (ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
-          return taken(c, pc + imm, n);
+          {
+            c.pc = pc + imm;
+            return boundary(c, n);
+          }
         }
         break;
       }
       case K.BGE: {
         const bhi = x[b + 1] ?? 0;
         if (!(ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
-          return taken(c, pc + imm, n);
+          {
+            c.pc = pc + imm;
+            return boundary(c, n);
+          }
         }
         break;
       }
@@ -128,7 +142,10 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         const bhi = (x[b + 1] ?? 0) >>> 0;
         const uhi = ahi >>> 0;
         if (uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
-          return taken(c, pc + imm, n);
+          {
+            c.pc = pc + imm;
+            return boundary(c, n);
+          }
         }
         break;
       }
@@ -136,7 +153,10 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         const bhi = (x[b + 1] ?? 0) >>> 0;
         const uhi = ahi >>> 0;
         if (!(uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
-          return taken(c, pc + imm, n);
+          {
+            c.pc = pc + imm;
+            return boundary(c, n);
+          }
         }
         break;
       }
@@ -213,7 +233,10 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
           break;
         }
         if (storeSlow(c, vlo, vhi, size, x[b] ?? 0, x[b + 1] ?? 0, pc, len)) return trapped(c, n);
-        if (!p.valid) return sequential(c, pc + len, n);
+        if (!p.valid) {
+          c.pc = pc + len;
+          return sequential(c, n);
+        }
         break;
       }
       case K.ADDI: {
@@ -391,7 +414,10 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
       case K.EXEC:
         exec(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, pc, len);
         if (c.exc) return trapped(c, n);
-        if (c.stop !== null || !p.valid) return sequential(c, pc + len, n);
+        if (c.stop !== null || !p.valid) {
+          c.pc = pc + len;
+          return sequential(c, n);
+        }
         break;
       case K.EXEC_END:
         exec(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, pc, len);
@@ -410,7 +436,10 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
     }
     pc += len;
     idx += len >>> 1;
-    if (idx >= 2048 || n >= max) return sequential(c, pc, n);
+    if (idx >= 2048 || n >= max) {
+      c.pc = pc;
+      return sequential(c, n);
+    }
   }
 }
 
@@ -428,14 +457,8 @@ function boundary(c: Core, n: number): number {
   return n;
 }
 
-function taken(c: Core, target: number, n: number): number {
-  c.pc = target;
-  return boundary(c, n);
-}
-
-/** Ends the run at `next` in sequential flow (page end, slice end, code dropped, a stop). */
-function sequential(c: Core, next: number, n: number): number {
-  c.pc = next;
+/** Ends the run in sequential flow (page end, slice end, code dropped, a stop); pc set. */
+function sequential(c: Core, n: number): number {
   c.icount += n;
   fastEnd.boundary = false;
   return n;

@@ -269,8 +269,8 @@ export class DecodeCache {
   private readonly core: Core;
   /** Decoded pages by guest-physical page number. */
   private readonly pages = new Map<number, DecodedPage>();
-  /** Virtual-page lookup: tag (lo, hi), the mapGen and mode it was made under, the page. */
-  private readonly vLo = new Int32Array(VSIZE).fill(1);
+  /** Virtual-page lookup: tag (vpn, hi), the mapGen and mode it was made under, the page. */
+  private readonly vLo = new Int32Array(VSIZE).fill(-1);
   private readonly vHi = new Int32Array(VSIZE);
   private readonly vGen = new Int32Array(VSIZE);
   private readonly vMode = new Int8Array(VSIZE);
@@ -286,16 +286,18 @@ export class DecodeCache {
   }
 
   /**
-   * The decoded page holding pc (lo, hi), or null: the fetch trapped or stopped (`c.exc` set),
-   * or the page is not wholly inside one memslot (then the caller uses the reference `step`).
+   * The decoded page holding `c.pc` (`vpn` = bits 12..31 of its low word, high word
+   * `hi`: small integers, which V8 passes unboxed), or null: the fetch trapped or stopped
+   * (`c.exc` set), or the page is not wholly inside one memslot (then the caller uses the
+   * reference `step`).
    */
-  pageFor(lo: number, hi: number): DecodedPage | null {
+  pageFor(vpn: number, hi: number): DecodedPage | null {
     const c = this.core;
-    const i = (lo >>> 12) & (VSIZE - 1);
+    const i = vpn & (VSIZE - 1);
     const v = this.vPage[i];
     if (
       v != null &&
-      this.vLo[i] === (lo & -4096) &&
+      this.vLo[i] === vpn &&
       this.vHi[i] === hi &&
       this.vGen[i] === c.mapGen &&
       this.vMode[i] === c.mode &&
@@ -305,12 +307,13 @@ export class DecodeCache {
       return v;
     }
     c.ipc = c.pc;
+    const lo = c.pc | 0;
     const r = fetchPage(c, lo, hi);
     if (r === null) return null;
     const pa = r.pa - (r.pa % 4096);
     if (pa < r.slot.gpa || pa + 4096 > r.slot.end) return null;
     const p = this.page(pa, r.slot);
-    this.vLo[i] = lo & -4096;
+    this.vLo[i] = vpn;
     this.vHi[i] = hi;
     this.vGen[i] = c.mapGen;
     this.vMode[i] = c.mode;
