@@ -117,8 +117,9 @@ export class DecodedPage {
   /** Operation word per halfword (0: not decoded). */
   readonly op = new Int32Array(SLOTS);
   readonly imm = new Int32Array(SLOTS);
-  /** Halfword indices decoded so far (to re-check them after a fence.i). */
+  /** Halfword indices decoded so far, and the raw bits each was decoded from (fence.i). */
   readonly decoded = new Uint16Array(SLOTS);
+  readonly raw = new Int32Array(SLOTS);
   count = 0;
   /** The cache's fence.i epoch this page was last checked against memory in. */
   epoch: number;
@@ -147,6 +148,13 @@ function decodeFrom(p: DecodedPage, idx: number, out: { imm: number }): number {
   }
   const insn = h | (dv.getUint16(off + 2, true) << 16);
   return decodeInsn(insn, insn, true, out);
+}
+
+/** The bits op word `w` was decoded from at slot offset `off` (a straddler's first half only). */
+function rawAt(dv: DataView, off: number, w: number): number {
+  return (w & 128) !== 0 && (w & 127) !== K.STRADDLE
+    ? dv.getInt32(off, true)
+    : dv.getUint16(off, true);
 }
 
 /** The fields of an R/I/S/B type instruction as an op word of kind `kind`. */
@@ -340,12 +348,12 @@ export class DecodeCache {
     return p;
   }
 
-  /** True while memory still holds what every decoded word of `p` was decoded from. */
+  /** True while memory still holds the bits every decoded word of `p` was decoded from. */
   private unchanged(p: DecodedPage): boolean {
-    const out = this.scratch;
+    const dv = p.slot.dv;
     for (let k = 0; k < p.count; k++) {
       const idx = p.decoded[k] ?? 0;
-      if (decodeFrom(p, idx, out) !== p.op[idx] || out.imm !== p.imm[idx]) return false;
+      if (rawAt(dv, p.off + 2 * idx, p.op[idx] ?? 0) !== p.raw[idx]) return false;
     }
     return true;
   }
@@ -359,6 +367,7 @@ export class DecodeCache {
     const w = decodeFrom(p, idx, out);
     p.op[idx] = w;
     p.imm[idx] = out.imm;
+    p.raw[idx] = rawAt(p.slot.dv, p.off + 2 * idx, w);
     p.decoded[p.count++] = idx;
     this.stats.insns++;
     const slot = p.slot;
