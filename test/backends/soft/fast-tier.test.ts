@@ -103,6 +103,14 @@ describe("fast interpreter (decode cache)", () => {
       assert.equal(hart.getX(R.a0), 5n, "new memslots: nothing decoded survives");
     });
 
+    it(`${name}: instret read in the middle of a run counts every instruction before it`, () => {
+      const adds = Array.from({ length: 5 }, (_, k) => I.addi(R.t0, R.t0, k));
+      // csrrs a0, instret, zero (Zicntr: instret is CSR 0xC02).
+      const { hart } = hartWith([...adds, I.csrrs(R.a0, 0xc02, R.zero), I.ecall()], options);
+      assert.equal(hart.run(1e5).kind, "ecall");
+      assert.equal(hart.getX(R.a0), 5n);
+    });
+
     it(`${name}: a 4-byte instruction straddling a page end runs from both pages`, () => {
       const at = 0x1ffe;
       const { hart, ram } = hartWith([...li(R.t1, BigInt(BASE + at)), I.jalr(0, R.t1, 0)], options);

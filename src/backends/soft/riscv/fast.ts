@@ -58,6 +58,8 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
   const max = budget < FAST_SLICE ? budget : FAST_SLICE;
   let idx = (lo & 4095) >>> 1;
   let n = 0;
+  /** Instructions of this run already added to `c.icount` (before an `exec`, see there). */
+  let done = 0;
   for (;;) {
     let w = ops[idx] ?? 0;
     if (w === 0) w = dc.decode(p, idx);
@@ -91,7 +93,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
           x[rd2 + 1] = Math.floor(ret / TWO32) | 0;
         }
         c.pc = pc + imm;
-        return boundary(c, n);
+        return boundary(c, n, done);
       }
       case K.JALR: {
         const tlo = (alo + imm) | 0;
@@ -104,18 +106,18 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         // Core.setPcPair inline: a call would box the int32 halves (see the switch).
         if (thi >= -0x200000 && thi < 0x200000) c.pc = thi * TWO32 + ((tlo & ~1) >>> 0);
         else c.setPcPair(tlo & ~1, thi);
-        return boundary(c, n);
+        return boundary(c, n, done);
       }
       case K.BEQ:
         if (alo === (x[b] ?? 0) && ahi === (x[b + 1] ?? 0)) {
           c.pc = pc + imm;
-          return boundary(c, n);
+          return boundary(c, n, done);
         }
         break;
       case K.BNE:
         if (alo !== (x[b] ?? 0) || ahi !== (x[b + 1] ?? 0)) {
           c.pc = pc + imm;
-          return boundary(c, n);
+          return boundary(c, n, done);
         }
         break;
       case K.BLT: {
@@ -123,7 +125,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         if (ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
           {
             c.pc = pc + imm;
-            return boundary(c, n);
+            return boundary(c, n, done);
           }
         }
         break;
@@ -133,7 +135,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         if (!(ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
           {
             c.pc = pc + imm;
-            return boundary(c, n);
+            return boundary(c, n, done);
           }
         }
         break;
@@ -144,7 +146,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         if (uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
           {
             c.pc = pc + imm;
-            return boundary(c, n);
+            return boundary(c, n, done);
           }
         }
         break;
@@ -155,7 +157,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         if (!(uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
           {
             c.pc = pc + imm;
-            return boundary(c, n);
+            return boundary(c, n, done);
           }
         }
         break;
@@ -207,7 +209,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
           }
           break;
         }
-        if (loadMiss(c, rd2, f3, vlo, vhi, pc, len)) return trapped(c, n);
+        if (loadMiss(c, rd2, f3, vlo, vhi, pc, len)) return trapped(c, n, done);
         break;
       }
       case K.SB:
@@ -232,10 +234,11 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
           }
           break;
         }
-        if (storeSlow(c, vlo, vhi, size, x[b] ?? 0, x[b + 1] ?? 0, pc, len)) return trapped(c, n);
+        if (storeSlow(c, vlo, vhi, size, x[b] ?? 0, x[b + 1] ?? 0, pc, len))
+          return trapped(c, n, done);
         if (!p.valid) {
           c.pc = pc + len;
-          return sequential(c, n);
+          return sequential(c, n, done);
         }
         break;
       }
@@ -412,20 +415,26 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         break;
       }
       case K.EXEC:
+        // CSR reads of instret/cycle inside exec see every instruction retired before.
+        c.icount += n - 1 - done;
+        done = n - 1;
         exec(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, pc, len);
-        if (c.exc) return trapped(c, n);
+        if (c.exc) return trapped(c, n, done);
         if (c.stop !== null || !p.valid) {
           c.pc = pc + len;
-          return sequential(c, n);
+          return sequential(c, n, done);
         }
         break;
       case K.EXEC_END:
+        // CSR reads of instret/cycle inside exec see every instruction retired before.
+        c.icount += n - 1 - done;
+        done = n - 1;
         exec(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, pc, len);
-        if (c.exc) return trapped(c, n);
-        return boundary(c, n);
+        if (c.exc) return trapped(c, n, done);
+        return boundary(c, n, done);
       case K.STRADDLE:
         c.pc = pc;
-        c.icount += n - 1;
+        c.icount += n - 1 - done;
         step(c);
         fastEnd.boundary = true;
         return n;
@@ -438,7 +447,7 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
     idx += len >>> 1;
     if (idx >= 2048 || n >= max) {
       c.pc = pc;
-      return sequential(c, n);
+      return sequential(c, n, done);
     }
   }
 }
@@ -450,23 +459,26 @@ function reference(c: Core): number {
   return 1;
 }
 
-/** Ends the run with `n` attempts all retired, `c.pc` already set by a jump or `exec`. */
-function boundary(c: Core, n: number): number {
-  c.icount += n;
+/**
+ * Ends the run with `n` attempts all retired (`done` of them already counted), `c.pc` already
+ * set by a jump or `exec`.
+ */
+function boundary(c: Core, n: number, done: number): number {
+  c.icount += n - done;
   fastEnd.boundary = true;
   return n;
 }
 
 /** Ends the run in sequential flow (page end, slice end, code dropped, a stop); pc set. */
-function sequential(c: Core, n: number): number {
-  c.icount += n;
+function sequential(c: Core, n: number, done: number): number {
+  c.icount += n - done;
   fastEnd.boundary = false;
   return n;
 }
 
 /** The n-th attempt trapped or stopped (pc set by the trap or the stop): n - 1 retired. */
-function trapped(c: Core, n: number): number {
-  c.icount += n - 1;
+function trapped(c: Core, n: number, done: number): number {
+  c.icount += n - 1 - done;
   fastEnd.boundary = true;
   return n;
 }
