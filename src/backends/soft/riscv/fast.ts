@@ -28,6 +28,12 @@ import { EMPTY_VIEW } from "./tlb.js";
  * timer deadline and the watched word (a straight-line run longer than this is rare).
  */
 export const FAST_SLICE = 512;
+/**
+ * The same while a timer deadline is pending (`Core.timerDueAt`): the engine looks at the clock
+ * every 128 dispatches, so this bounds a due `stimecmp`'s wait to ~8 K instructions (well under
+ * a millisecond; most runs end sooner, at a taken branch).
+ */
+export const FAST_SLICE_TIMER = 64;
 
 /** What the last `runFast` call ended at: a control-flow boundary (true) or not. */
 export const fastEnd = { boundary: false };
@@ -55,7 +61,8 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
   const imms = p.imm;
   const tr = c.tr;
   const tw = c.tw;
-  const max = budget < FAST_SLICE ? budget : FAST_SLICE;
+  const slice = c.timerDueAt === Infinity ? FAST_SLICE : FAST_SLICE_TIMER;
+  const max = budget < slice ? budget : slice;
   let idx = (lo & 4095) >>> 1;
   let n = 0;
   /** Instructions of this run already added to `c.icount` (before an `exec`, see there). */
