@@ -84,6 +84,7 @@ export const linuxBootBench: BenchGroup = {
       name: "soft.linux_boot.over_qemu",
       value: median(ratios),
       unit: "ratio",
+      target: "<= 2.0 (issue 13; moonshot <= 1.0)",
       detail:
         `regvisor soft s/round ${formatRounds(soft, 2)} vs QEMU TCG -M virt -smp 1 (OpenSBI) ` +
         `s/round ${formatRounds(qemu, 2)} (CPU s ${formatRounds(qemuCpu, 2)}), ${where}; ` +

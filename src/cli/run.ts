@@ -9,10 +9,11 @@
 import { writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { RegvisorError } from "../errors.js";
-import { startApiServer, type ApiServer } from "../vmm/api/server.js";
-import { DEMO_SPECS, demoImage } from "../vmm/demo.js";
-import { parseGdbAddress, type GdbAddress } from "../vmm/gdbstub/server.js";
-import { MachineGdb } from "../vmm/machine/debug.js";
+// The API server, gdb stub, migration source and demo images are imported where they are
+// used: a plain `run FILE` does not load them (start-up time counts in every guest's boot).
+import type { ApiServer } from "../vmm/api/server.js";
+import type { GdbAddress } from "../vmm/gdbstub/server.js";
+import type { MachineGdb } from "../vmm/machine/debug.js";
 import { readInputFile } from "../vmm/input-file.js";
 import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
 import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
@@ -30,8 +31,6 @@ import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } fro
 import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
 import { listenForStopSignals } from "./signals.js";
-import { runIncoming } from "./incoming.js";
-import { machineSource } from "../vmm/migration/machine-source.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
        regvisor run [options] FILE
@@ -173,7 +172,7 @@ export async function runCommand(
   if (values.incoming !== undefined) {
     if (file !== undefined)
       throw new UsageError("run --incoming takes no FILE: the guest comes from the stream");
-    return runIncoming(values.incoming, values, out, err);
+    return (await import("./incoming.js")).runIncoming(values.incoming, values, out, err);
   }
   const snapshot = parseSnapshotFlags(values);
   if (file !== undefined) return runFile(file, values, snapshot, out, err);
@@ -294,6 +293,7 @@ async function runBundledDemo(
   if (mode !== undefined && backend !== "soft") {
     throw new UsageError("--mode applies to the soft backend only");
   }
+  const { DEMO_SPECS, demoImage } = await import("../vmm/demo.js");
   const spec = DEMO_SPECS[backend === "kvm" ? "x86" : "riscv"];
   using backends = backendPicker(mode === undefined ? {} : { mode });
   const written: SnapshotWritten = {};
@@ -446,7 +446,7 @@ async function runFile(
       ...(cpus === undefined ? {} : { cpus }),
     });
     const apiPath = values.api;
-    const gdbOptions = parseGdbOptions(values);
+    const gdbOptions = await parseGdbOptions(values);
     try {
       summary = await runGuest({
         file,
@@ -480,12 +480,15 @@ async function runFile(
           : {
               migratable: true,
               onMachine: async (machine: Machine) => {
+                const { MachineGdb } = await import("../vmm/machine/debug.js");
                 const stub = new MachineGdb(machine, (line) => {
                   err(`regvisor: ${line}\n`);
                 });
                 gdb = stub;
                 if (gdbOptions !== undefined) await startRunGdb(machine, stub, gdbOptions, err);
                 if (apiPath !== undefined) {
+                  const { machineSource } = await import("../vmm/migration/machine-source.js");
+                  const { startApiServer } = await import("../vmm/api/server.js");
                   machine.enableMigration(machineSource);
                   api = await startApiServer({
                     path: apiPath,
@@ -523,7 +526,7 @@ interface RunGdbOptions {
   readonly onDisconnect: "stay" | "continue";
 }
 
-function parseGdbOptions(values: Values): RunGdbOptions | undefined {
+async function parseGdbOptions(values: Values): Promise<RunGdbOptions | undefined> {
   const text = values.gdb;
   if (text === undefined) {
     for (const flag of ["gdb-wait", "gdb-allow-remote", "gdb-continue-on-disconnect"] as const) {
@@ -531,6 +534,7 @@ function parseGdbOptions(values: Values): RunGdbOptions | undefined {
     }
     return undefined;
   }
+  const { parseGdbAddress } = await import("../vmm/gdbstub/server.js");
   let address: GdbAddress;
   try {
     address = parseGdbAddress(text);

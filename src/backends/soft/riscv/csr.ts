@@ -82,7 +82,10 @@ export function csrRead(c: Core, num: number): number | null {
       return n | 0;
     }
     case CSR.SSTATUS:
-      return fromBig(c.readSstatus());
+      // As Core.readSstatus without BigInt (every irq save/restore reads it): UXL = 2 at
+      // bits 33:32, SD (bit 63) when FS = Dirty.
+      I64.hi = (c.sstatus & SSTATUS.FS) === SSTATUS.FS ? 2 | -0x80000000 : 2;
+      return c.sstatus;
     case CSR.SIE:
       I64.hi = 0;
       return c.sie;

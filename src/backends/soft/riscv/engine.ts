@@ -25,6 +25,8 @@ import { Block, decodeBlock } from "./block.js";
 import { Core } from "./core.js";
 import { fetchPage } from "./access.js";
 import { step } from "./interp.js";
+import { fastEnd, runFast } from "./fast.js";
+import { DecodeCache } from "./predecode.js";
 import type { Slot } from "./memory.js";
 import {
   compileRegion,
@@ -95,6 +97,8 @@ export class Engine {
   private watchIndex = 0;
   /** Guest debug forcing one-by-one interpretation (single-step, hw breakpoints): debug.ts. */
   private debug: EngineDebug | null = null;
+  /** The fast interpreter's decode cache (fast.ts): cold code when translating; null: `step`. */
+  readonly decoded: DecodeCache | null;
   /** Statistics (for benchmarks and tests). */
   readonly stats = { compiled: 0, invalidated: 0, flushes: 0, syncs: 0 };
 
@@ -114,6 +118,7 @@ export class Engine {
     this.tier = tier;
     this.regionBlocks =
       regionBlocks ?? (tier === "wasm" ? WASM_REGION_BLOCKS : DEFAULT_REGION_BLOCKS);
+    this.decoded = translate ? new DecodeCache(this.core) : null;
     this.core.onFenceI = () => {
       this.syncCode();
     };
@@ -130,6 +135,7 @@ export class Engine {
     this.byPage.clear();
     this.vcBlk.fill(null);
     for (const s of this.core.mem.slots) s.clearAllCode();
+    this.decoded?.clear();
     this.stats.flushes++;
   }
 
@@ -144,6 +150,7 @@ export class Engine {
       const slot = stale.slot;
       this.invalidatePage(slot, Math.floor((stale.pa - slot.gpa) / 4096));
     }
+    this.decoded?.sync();
     this.stats.syncs++;
   }
 
@@ -172,6 +179,7 @@ export class Engine {
       }
       this.byPage.delete(key);
     }
+    this.decoded?.drop(key);
     slot.clearCode(page);
   }
 
@@ -279,6 +287,12 @@ export class Engine {
           if (c.stopped()) break;
           continue;
         }
+      }
+      if (this.decoded !== null) {
+        left -= runFast(c, this.decoded, left);
+        if (c.stopped()) break;
+        boundary = fastEnd.boundary;
+        continue;
       }
       const pc = c.pc;
       step(c);

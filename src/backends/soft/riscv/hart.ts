@@ -14,6 +14,7 @@ import { SIE_MASK, writeSatp, writeSstatus } from "./csr.js";
 import { MMIO_TAG } from "./access.js";
 import { fromBig, I64, toBigU } from "./i64.js";
 import { DEFAULT_HOT, Engine } from "./engine.js";
+import { primeFastTier } from "./fast-warm.js";
 
 const PAIR_INDEX: Partial<Record<GeneralCsr, number>> = {
   stvec: C64.STVEC,
@@ -71,6 +72,7 @@ export class Hart implements HartApi {
   private mmioSize = 0;
 
   constructor(options?: HartOptions) {
+    if (options?.translate ?? true) primeFastTier();
     this.engine = new Engine(
       options?.hartId ?? 0,
       options?.translate ?? true,

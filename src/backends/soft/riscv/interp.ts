@@ -53,7 +53,7 @@ export function step(c: Core): void {
 }
 
 /** Load of `size` bytes through the read TLB; returns lo (1/2 bytes zero-extended). */
-function load(
+export function memLoad(
   c: Core,
   lo: number,
   hi: number,
@@ -78,7 +78,7 @@ function load(
 }
 
 /** Store through the write TLB; true if the instruction did not complete. */
-function store(
+export function memStore(
   c: Core,
   lo: number,
   hi: number,
@@ -193,7 +193,7 @@ export function exec(c: Core, insn: number, raw: number, pc: number, len: number
       const hi = (ahi + (imm >> 31) + (lo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
       const size = 1 << (f3 & 3);
       const tag = rd | (f3 >= 4 ? MMIO_TAG.UNSIGNED : 0);
-      const v = load(c, lo, hi, size, pc, tag, len);
+      const v = memLoad(c, lo, hi, size, pc, tag, len);
       if (c.exc) return;
       switch (f3) {
         case 0:
@@ -221,7 +221,7 @@ export function exec(c: Core, insn: number, raw: number, pc: number, len: number
       const imm = ((insn >> 20) & ~31) | ((insn >>> 7) & 31);
       const lo = (alo + imm) | 0;
       const hi = (ahi + (imm >> 31) + (lo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
-      store(c, lo, hi, 1 << f3, x[2 * rs2] ?? 0, x[2 * rs2 + 1] ?? 0, pc, len);
+      memStore(c, lo, hi, 1 << f3, x[2 * rs2] ?? 0, x[2 * rs2 + 1] ?? 0, pc, len);
       return;
     }
     case 0x13:
@@ -499,10 +499,10 @@ function fpMem(
   const size = f3 === 2 ? 4 : 8;
   const f = c.f;
   if (isStore) {
-    store(c, lo, hi, size, f[2 * rs2] ?? 0, f[2 * rs2 + 1] ?? 0, pc, len);
+    memStore(c, lo, hi, size, f[2 * rs2] ?? 0, f[2 * rs2 + 1] ?? 0, pc, len);
     return true;
   }
-  const v = load(c, lo, hi, size, pc, rd | MMIO_TAG.FP, len);
+  const v = memLoad(c, lo, hi, size, pc, rd | MMIO_TAG.FP, len);
   if (c.exc) return true;
   f[2 * rd] = v;
   f[2 * rd + 1] = size === 4 ? -1 : c.rhi;
@@ -511,4 +511,4 @@ function fpMem(
 }
 
 /** Re-exported for the translator's generated code. */
-export const interpHelpers = { load, store, numToPair };
+export const interpHelpers = { load: memLoad, store: memStore, numToPair };

@@ -53,12 +53,18 @@ function walk(c: Core, lo: number, hi: number, acc: number): number {
     c.raise(pf, lo, hi);
     return -1;
   }
-  const vpn = [(lo >>> 12) & 0x1ff, (lo >>> 21) & 0x1ff, ((lo >>> 30) | (hi << 2)) & 0x1ff];
   const satpLo = c.csr[C64.SATP] ?? 0;
   const satpHi = c.csr[C64.SATP + 1] ?? 0;
   let table = ((satpHi & 0xfff) * TWO32 + (satpLo >>> 0)) * 4096;
   for (let level = 2; level >= 0; level--) {
-    const pteAddr = table + (vpn[level] ?? 0) * 8;
+    // VPN[level] (no array: a walk runs at every TLB miss).
+    const vpn =
+      level === 0
+        ? (lo >>> 12) & 0x1ff
+        : level === 1
+          ? (lo >>> 21) & 0x1ff
+          : ((lo >>> 30) | (hi << 2)) & 0x1ff;
+    const pteAddr = table + vpn * 8;
     const slot = c.mem.find(pteAddr);
     if (slot === null || pteAddr + 8 > slot.end) {
       c.raise(ACCESS_FAULT[acc] ?? EXC.LOAD_ACCESS, lo, hi);

@@ -1,0 +1,570 @@
+/**
+ * The fast interpreter: the tier that runs cold code (everything not yet compiled) when the
+ * engine translates. It executes the decode cache's words (predecode.ts) in one loop, with the
+ * pc in a local, from the current pc to the next control-flow boundary:
+ *
+ * - it returns after a taken branch or jump (the engine looks for compiled code and counts heat
+ *   there), after a trap or a stop (MMIO, ecall, WFI, fault), after a SYSTEM instruction or
+ *   fence.i (they may enable an interrupt, change the mode or the map, or drop code), at the
+ *   page end, when a store dropped the running page (self-modifying code: the next instruction
+ *   is decoded afresh), and after `FAST_SLICE` instructions;
+ * - loads and stores use the interpreter's TLB fast paths and slow paths (interp.ts,
+ *   access.ts), everything not inlined here (FP, AMOs, SYSTEM, illegal encodings) runs in the
+ *   reference `exec`, and a page-straddling instruction in the reference `step`, so every trap
+ *   and exit leaves the state the reference interpreter would.
+ *
+ * The reference interpreter stays the oracle: the engine without translation runs `step` only,
+ * and the differential fuzzer (test/backends/soft/fuzz.ts) compares the two.
+ */
+import type { Core } from "./core.js";
+import { loadSlow, MMIO_TAG, storeSlow } from "./access.js";
+import { div32, div64, I64, mul64, mulh64, TWO32 } from "./i64.js";
+import { exec, step } from "./interp.js";
+import { K, type DecodeCache } from "./predecode.js";
+import { EMPTY_VIEW } from "./tlb.js";
+
+/**
+ * Most instructions one call runs: bounds how long the engine goes without looking at the
+ * timer deadline and the watched word (a straight-line run longer than this is rare).
+ */
+export const FAST_SLICE = 512;
+/**
+ * The same while a timer deadline is pending (`Core.timerDueAt`): the engine looks at the clock
+ * every 128 dispatches, so this bounds a due `stimecmp`'s wait to ~8 K instructions (well under
+ * a millisecond; most runs end sooner, at a taken branch).
+ */
+export const FAST_SLICE_TIMER = 64;
+
+/** What the last `runFast` call ended at: a control-flow boundary (true) or not. */
+export const fastEnd = { boundary: false };
+
+/**
+ * Runs instructions from `c.pc` until a boundary (see the module comment), at most
+ * `budget` (≥ 1) of them; returns the instructions attempted (retired ones are added to
+ * `c.icount`; a trapping one counts as attempted, as in the engine's budget).
+ */
+export function runFast(c: Core, dc: DecodeCache, budget: number): number {
+  let pc = c.pc;
+  const lo = pc | 0;
+  if (Number.isNaN(pc) || (lo & 1) !== 0) return reference(c);
+  const p = dc.pageFor(lo >>> 12, Math.floor(pc / TWO32) | 0);
+  if (p === null) {
+    if (c.exc) {
+      // The fetch trapped (delivered) or stopped: that was this attempt.
+      fastEnd.boundary = true;
+      return 1;
+    }
+    return reference(c);
+  }
+  const x = c.x;
+  const ops = p.op;
+  const imms = p.imm;
+  const tr = c.tr;
+  const tw = c.tw;
+  const slice = c.timerDueAt === Infinity ? FAST_SLICE : FAST_SLICE_TIMER;
+  const max = budget < slice ? budget : slice;
+  let idx = (lo & 4095) >>> 1;
+  let n = 0;
+  /** Instructions of this run already added to `c.icount` (before an `exec`, see there). */
+  let done = 0;
+  for (;;) {
+    let w = ops[idx] ?? 0;
+    if (w === 0) w = dc.decode(p, idx);
+    const imm = imms[idx] ?? 0;
+    const len = 2 + ((w >>> 6) & 2);
+    const rd2 = (w >>> 7) & 62;
+    const a = (w >>> 12) & 62;
+    const b = (w >>> 17) & 62;
+    const alo = x[a] ?? 0;
+    const ahi = x[a + 1] ?? 0;
+    n++;
+    // Every case is inline: a call with an int32 outside V8's 31-bit small-integer range
+    // boxes it (a heap allocation), and register halves and addresses mostly are outside it.
+    switch (w & 127) {
+      case K.NOP:
+        break;
+      case K.LUI:
+        x[rd2] = imm;
+        x[rd2 + 1] = imm >> 31;
+        break;
+      case K.AUIPC: {
+        const v = pc + imm;
+        x[rd2] = v | 0;
+        x[rd2 + 1] = Math.floor(v / TWO32) | 0;
+        break;
+      }
+      case K.JAL: {
+        const ret = pc + len;
+        if (rd2 !== 0) {
+          x[rd2] = ret | 0;
+          x[rd2 + 1] = Math.floor(ret / TWO32) | 0;
+        }
+        c.pc = pc + imm;
+        return boundary(c, n, done);
+      }
+      case K.JALR: {
+        const tlo = (alo + imm) | 0;
+        const thi = (ahi + (imm >> 31) + (tlo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+        const ret = pc + len;
+        if (rd2 !== 0) {
+          x[rd2] = ret | 0;
+          x[rd2 + 1] = Math.floor(ret / TWO32) | 0;
+        }
+        // Core.setPcPair inline: a call would box the int32 halves (see the switch).
+        if (thi >= -0x200000 && thi < 0x200000) c.pc = thi * TWO32 + ((tlo & ~1) >>> 0);
+        else c.setPcPair(tlo & ~1, thi);
+        return boundary(c, n, done);
+      }
+      case K.BEQ:
+        if (alo === (x[b] ?? 0) && ahi === (x[b + 1] ?? 0)) {
+          c.pc = pc + imm;
+          return boundary(c, n, done);
+        }
+        break;
+      case K.BNE:
+        if (alo !== (x[b] ?? 0) || ahi !== (x[b + 1] ?? 0)) {
+          c.pc = pc + imm;
+          return boundary(c, n, done);
+        }
+        break;
+      case K.BLT: {
+        const bhi = x[b + 1] ?? 0;
+        if (ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
+          {
+            c.pc = pc + imm;
+            return boundary(c, n, done);
+          }
+        }
+        break;
+      }
+      case K.BGE: {
+        const bhi = x[b + 1] ?? 0;
+        if (!(ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
+          {
+            c.pc = pc + imm;
+            return boundary(c, n, done);
+          }
+        }
+        break;
+      }
+      case K.BLTU: {
+        const bhi = (x[b + 1] ?? 0) >>> 0;
+        const uhi = ahi >>> 0;
+        if (uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
+          {
+            c.pc = pc + imm;
+            return boundary(c, n, done);
+          }
+        }
+        break;
+      }
+      case K.BGEU: {
+        const bhi = (x[b + 1] ?? 0) >>> 0;
+        const uhi = ahi >>> 0;
+        if (!(uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
+          {
+            c.pc = pc + imm;
+            return boundary(c, n, done);
+          }
+        }
+        break;
+      }
+      case K.LB:
+      case K.LH:
+      case K.LW:
+      case K.LD:
+      case K.LBU:
+      case K.LHU:
+      case K.LWU: {
+        const f3 = (w & 127) - K.LB;
+        const size = 1 << (f3 & 3);
+        const vlo = (alo + imm) | 0;
+        const vhi = (ahi + (imm >> 31) + (vlo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+        const ti = (vlo >>> 12) & 255;
+        if (tr.tagLo[ti] === (vlo & (-4096 | (size - 1))) && tr.tagHi[ti] === vhi) {
+          const dv = tr.dv[ti] ?? EMPTY_VIEW;
+          const off = (tr.off[ti] ?? 0) + (vlo & 4095);
+          if (rd2 === 0) break;
+          switch (f3) {
+            case 0:
+              x[rd2] = dv.getInt8(off);
+              x[rd2 + 1] = (x[rd2] ?? 0) >> 31;
+              break;
+            case 1:
+              x[rd2] = dv.getInt16(off, true);
+              x[rd2 + 1] = (x[rd2] ?? 0) >> 31;
+              break;
+            case 2:
+              x[rd2] = dv.getInt32(off, true);
+              x[rd2 + 1] = (x[rd2] ?? 0) >> 31;
+              break;
+            case 3:
+              x[rd2] = dv.getInt32(off, true);
+              x[rd2 + 1] = dv.getInt32(off + 4, true);
+              break;
+            case 4:
+              x[rd2] = dv.getUint8(off);
+              x[rd2 + 1] = 0;
+              break;
+            case 5:
+              x[rd2] = dv.getUint16(off, true);
+              x[rd2 + 1] = 0;
+              break;
+            default:
+              x[rd2] = dv.getInt32(off, true);
+              x[rd2 + 1] = 0;
+          }
+          break;
+        }
+        if (loadMiss(c, rd2, f3, vlo, vhi, pc, len)) return trapped(c, n, done);
+        break;
+      }
+      case K.SB:
+      case K.SH:
+      case K.SW:
+      case K.SD: {
+        const f3 = (w & 127) - K.SB;
+        const size = 1 << f3;
+        const vlo = (alo + imm) | 0;
+        const vhi = (ahi + (imm >> 31) + (vlo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+        const ti = (vlo >>> 12) & 255;
+        if (tw.tagLo[ti] === (vlo & (-4096 | (size - 1))) && tw.tagHi[ti] === vhi) {
+          // Write entries never map a page holding decoded or translated code (tlb.ts).
+          const dv = tw.dv[ti] ?? EMPTY_VIEW;
+          const off = (tw.off[ti] ?? 0) + (vlo & 4095);
+          const v = x[b] ?? 0;
+          if (f3 === 0) dv.setInt8(off, v);
+          else if (f3 === 1) dv.setInt16(off, v, true);
+          else {
+            dv.setInt32(off, v, true);
+            if (f3 === 3) dv.setInt32(off + 4, x[b + 1] ?? 0, true);
+          }
+          break;
+        }
+        if (storeSlow(c, vlo, vhi, size, x[b] ?? 0, x[b + 1] ?? 0, pc, len))
+          return trapped(c, n, done);
+        if (!p.valid) {
+          c.pc = pc + len;
+          return sequential(c, n, done);
+        }
+        break;
+      }
+      case K.ADDI: {
+        const r = (alo + imm) | 0;
+        x[rd2 + 1] = (ahi + (imm >> 31) + (r >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+        x[rd2] = r;
+        break;
+      }
+      case K.SLTI:
+        x[rd2] = ahi < imm >> 31 || (ahi === imm >> 31 && alo >>> 0 < imm >>> 0) ? 1 : 0;
+        x[rd2 + 1] = 0;
+        break;
+      case K.SLTIU: {
+        const ih = (imm >> 31) >>> 0;
+        x[rd2] = ahi >>> 0 < ih || (ahi >>> 0 === ih && alo >>> 0 < imm >>> 0) ? 1 : 0;
+        x[rd2 + 1] = 0;
+        break;
+      }
+      case K.XORI:
+        x[rd2] = alo ^ imm;
+        x[rd2 + 1] = ahi ^ (imm >> 31);
+        break;
+      case K.ORI:
+        x[rd2] = alo | imm;
+        x[rd2 + 1] = ahi | (imm >> 31);
+        break;
+      case K.ANDI:
+        x[rd2] = alo & imm;
+        x[rd2 + 1] = ahi & (imm >> 31);
+        break;
+      case K.SLLI:
+      case K.SLL: {
+        const sh = (w & 127) === K.SLLI ? imm : (x[b] ?? 0) & 63;
+        if (sh === 0) {
+          x[rd2] = alo;
+          x[rd2 + 1] = ahi;
+        } else if (sh < 32) {
+          x[rd2] = alo << sh;
+          x[rd2 + 1] = (ahi << sh) | (alo >>> (32 - sh));
+        } else {
+          x[rd2] = 0;
+          x[rd2 + 1] = alo << (sh - 32);
+        }
+        break;
+      }
+      case K.SRLI:
+      case K.SRL: {
+        const sh = (w & 127) === K.SRLI ? imm : (x[b] ?? 0) & 63;
+        if (sh === 0) {
+          x[rd2] = alo;
+          x[rd2 + 1] = ahi;
+        } else if (sh < 32) {
+          x[rd2] = (alo >>> sh) | (ahi << (32 - sh));
+          x[rd2 + 1] = ahi >>> sh;
+        } else {
+          x[rd2] = ahi >>> (sh - 32);
+          x[rd2 + 1] = 0;
+        }
+        break;
+      }
+      case K.SRAI:
+      case K.SRA: {
+        const sh = (w & 127) === K.SRAI ? imm : (x[b] ?? 0) & 63;
+        if (sh === 0) {
+          x[rd2] = alo;
+          x[rd2 + 1] = ahi;
+        } else if (sh < 32) {
+          x[rd2] = (alo >>> sh) | (ahi << (32 - sh));
+          x[rd2 + 1] = ahi >> sh;
+        } else {
+          x[rd2] = ahi >> (sh - 32);
+          x[rd2 + 1] = ahi >> 31;
+        }
+        break;
+      }
+      case K.ADDIW: {
+        const r = (alo + imm) | 0;
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.SLLIW: {
+        const r = alo << imm;
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.SRLIW: {
+        const r = (alo >>> imm) | 0;
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.SRAIW: {
+        const r = alo >> imm;
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.ADD: {
+        const blo = x[b] ?? 0;
+        const r = (alo + blo) | 0;
+        x[rd2 + 1] = (ahi + (x[b + 1] ?? 0) + (r >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+        x[rd2] = r;
+        break;
+      }
+      case K.SUB: {
+        const blo = x[b] ?? 0;
+        x[rd2 + 1] = (ahi - (x[b + 1] ?? 0) - (alo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+        x[rd2] = (alo - blo) | 0;
+        break;
+      }
+      case K.SLT: {
+        const blo = x[b] ?? 0;
+        const bhi = x[b + 1] ?? 0;
+        x[rd2] = ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
+        x[rd2 + 1] = 0;
+        break;
+      }
+      case K.SLTU: {
+        const blo = x[b] ?? 0;
+        const bhi = x[b + 1] ?? 0;
+        x[rd2] = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
+        x[rd2 + 1] = 0;
+        break;
+      }
+      case K.XOR:
+        x[rd2] = alo ^ (x[b] ?? 0);
+        x[rd2 + 1] = ahi ^ (x[b + 1] ?? 0);
+        break;
+      case K.OR:
+        x[rd2] = alo | (x[b] ?? 0);
+        x[rd2 + 1] = ahi | (x[b + 1] ?? 0);
+        break;
+      case K.AND:
+        x[rd2] = alo & (x[b] ?? 0);
+        x[rd2 + 1] = ahi & (x[b + 1] ?? 0);
+        break;
+      case K.ADDW: {
+        const r = (alo + (x[b] ?? 0)) | 0;
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.SUBW: {
+        const r = (alo - (x[b] ?? 0)) | 0;
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.SLLW: {
+        const r = alo << ((x[b] ?? 0) & 31);
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.SRLW: {
+        const r = (alo >>> ((x[b] ?? 0) & 31)) | 0;
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.SRAW: {
+        const r = alo >> ((x[b] ?? 0) & 31);
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.MULW: {
+        const r = Math.imul(alo, x[b] ?? 0);
+        x[rd2] = r;
+        x[rd2 + 1] = r >> 31;
+        break;
+      }
+      case K.EXEC:
+        // CSR reads of instret/cycle inside exec see every instruction retired before.
+        c.icount += n - 1 - done;
+        done = n - 1;
+        exec(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, pc, len);
+        if (c.exc) return trapped(c, n, done);
+        if (c.stop !== null || !p.valid) {
+          c.pc = pc + len;
+          return sequential(c, n, done);
+        }
+        break;
+      case K.EXEC_END:
+        // CSR reads of instret/cycle inside exec see every instruction retired before.
+        c.icount += n - 1 - done;
+        done = n - 1;
+        exec(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, pc, len);
+        if (c.exc) return trapped(c, n, done);
+        return boundary(c, n, done);
+      case K.STRADDLE:
+        c.pc = pc;
+        c.icount += n - 1 - done;
+        step(c);
+        fastEnd.boundary = true;
+        return n;
+      default:
+        // MUL, MULH*, DIV*, REM* and their W forms: helpers (i64.ts).
+        muldiv(x, w & 127, rd2, a, b);
+        break;
+    }
+    pc += len;
+    idx += len >>> 1;
+    if (idx >= 2048 || n >= max) {
+      c.pc = pc;
+      return sequential(c, n, done);
+    }
+  }
+}
+
+/** A page the cache cannot hold, or an unfetchable pc: one reference step. */
+function reference(c: Core): number {
+  step(c);
+  fastEnd.boundary = true;
+  return 1;
+}
+
+/**
+ * Ends the run with `n` attempts all retired (`done` of them already counted), `c.pc` already
+ * set by a jump or `exec`.
+ */
+function boundary(c: Core, n: number, done: number): number {
+  c.icount += n - done;
+  fastEnd.boundary = true;
+  return n;
+}
+
+/** Ends the run in sequential flow (page end, slice end, code dropped, a stop); pc set. */
+function sequential(c: Core, n: number, done: number): number {
+  c.icount += n - done;
+  fastEnd.boundary = false;
+  return n;
+}
+
+/** The n-th attempt trapped or stopped (pc set by the trap or the stop): n - 1 retired. */
+function trapped(c: Core, n: number, done: number): number {
+  c.icount += n - 1 - done;
+  fastEnd.boundary = true;
+  return n;
+}
+
+/** Writes a loaded value to x[rd] extended as load `f3` (LB, LH, LW, LD, LBU, LHU, LWU). */
+function loadResult(x: Int32Array, rd2: number, f3: number, v: number, hi: number): void {
+  switch (f3) {
+    case 0:
+      x[rd2] = (v << 24) >> 24;
+      x[rd2 + 1] = (v << 24) >> 31;
+      return;
+    case 1:
+      x[rd2] = (v << 16) >> 16;
+      x[rd2 + 1] = (v << 16) >> 31;
+      return;
+    case 2:
+      x[rd2] = v;
+      x[rd2 + 1] = v >> 31;
+      return;
+    case 3:
+      x[rd2] = v;
+      x[rd2 + 1] = hi;
+      return;
+    default:
+      x[rd2] = v;
+      x[rd2 + 1] = 0;
+  }
+}
+
+/** A load that missed the read TLB (access.ts `loadSlow`); true if it trapped or stopped. */
+function loadMiss(
+  c: Core,
+  rd2: number,
+  f3: number,
+  vlo: number,
+  vhi: number,
+  pc: number,
+  len: number,
+): boolean {
+  const tag = (rd2 >>> 1) | (f3 >= 4 ? MMIO_TAG.UNSIGNED : 0);
+  const v = loadSlow(c, vlo, vhi, 1 << (f3 & 3), pc, tag, len);
+  if (c.exc) return true;
+  if (rd2 !== 0) loadResult(c.x, rd2, f3, v, c.rhi);
+  return false;
+}
+
+/** The M-extension kinds (rd ≠ x0): semantics as interp.ts `op` and `op32`. */
+function muldiv(x: Int32Array, kind: number, rd2: number, a: number, b: number): void {
+  const alo = x[a] ?? 0;
+  const ahi = x[a + 1] ?? 0;
+  const blo = x[b] ?? 0;
+  const bhi = x[b + 1] ?? 0;
+  let lo: number;
+  switch (kind) {
+    case K.MUL:
+      lo = mul64(alo, ahi, blo, bhi);
+      break;
+    case K.MULH:
+    case K.MULHSU:
+    case K.MULHU:
+      lo = mulh64(alo, ahi, blo, bhi, kind !== K.MULHU, kind === K.MULH);
+      break;
+    case K.DIV:
+    case K.DIVU:
+    case K.REM:
+    case K.REMU:
+      lo = div64(alo, ahi, blo, bhi, kind === K.DIV || kind === K.REM, kind >= K.REM);
+      break;
+    case K.DIVW:
+    case K.DIVUW:
+    case K.REMW:
+    case K.REMUW:
+      lo = div32(alo, blo, kind === K.DIVW || kind === K.REMW, kind >= K.REMW);
+      x[rd2] = lo;
+      x[rd2 + 1] = lo >> 31;
+      return;
+    default:
+      throw new Error(`fast interpreter: unknown operation kind ${String(kind)}`);
+  }
+  x[rd2] = lo;
+  x[rd2 + 1] = I64.hi;
+}

@@ -1,0 +1,404 @@
+/**
+ * The decode cache of the fast interpreter (fast.ts): per guest-physical code page, each
+ * instruction decoded once, on its first execution, into an operation word and an immediate, so
+ * executing it again costs no fetch, no RVC expansion and no field extraction.
+ *
+ * Operation word (`op`, 0 = not decoded yet), one per halfword of the page:
+ *
+ *     bits 0..6   kind (K below)       bit 7       1 = 4-byte instruction, 0 = 2-byte (RVC)
+ *     bits 8..12  rd                   bits 13..17 rs1          bits 18..22 rs2
+ *
+ * For K.EXEC and K.EXEC_END (instructions the reference `exec` runs) the immediate is the
+ * expanded 32-bit instruction and bits 8..23 of a 2-byte one hold its raw bits (for stval).
+ *
+ * Invalidation, as for translated blocks (engine.ts): the bytes of every decoded instruction
+ * are marked in the slot's code bitmap (memory.ts), so a store into them takes the slow path and
+ * drops the page (`drop`, through `Core.onCodeWrite` → `Engine.invalidatePage`); memslot changes
+ * drop everything (`clear`); fence.i (`sync`) makes every page re-check its decoded words
+ * against memory before its next use (another vCPU may have written the bytes). Lookups are by
+ * virtual page, valid for one `Core.mapGen` and privilege mode (satp writes, sfence.vma and
+ * mode changes are the only events that change what an instruction fetch translates to).
+ */
+import { fetchPage } from "./access.js";
+import type { Core } from "./core.js";
+import type { Slot } from "./memory.js";
+import { rvcTable } from "./rvc.js";
+
+/** Operation kinds. Anything the fast loop does not inline is EXEC (continue) or EXEC_END. */
+export const K = {
+  NOP: 1,
+  LUI: 2,
+  AUIPC: 3,
+  JAL: 4,
+  JALR: 5,
+  BEQ: 6,
+  BNE: 7,
+  BLT: 8,
+  BGE: 9,
+  BLTU: 10,
+  BGEU: 11,
+  LB: 12,
+  LH: 13,
+  LW: 14,
+  LD: 15,
+  LBU: 16,
+  LHU: 17,
+  LWU: 18,
+  SB: 19,
+  SH: 20,
+  SW: 21,
+  SD: 22,
+  ADDI: 23,
+  SLTI: 24,
+  SLTIU: 25,
+  XORI: 26,
+  ORI: 27,
+  ANDI: 28,
+  SLLI: 29,
+  SRLI: 30,
+  SRAI: 31,
+  ADDIW: 32,
+  SLLIW: 33,
+  SRLIW: 34,
+  SRAIW: 35,
+  ADD: 36,
+  SUB: 37,
+  SLL: 38,
+  SLT: 39,
+  SLTU: 40,
+  XOR: 41,
+  SRL: 42,
+  SRA: 43,
+  OR: 44,
+  AND: 45,
+  MUL: 46,
+  MULH: 47,
+  MULHSU: 48,
+  MULHU: 49,
+  DIV: 50,
+  DIVU: 51,
+  REM: 52,
+  REMU: 53,
+  ADDW: 54,
+  SUBW: 55,
+  SLLW: 56,
+  SRLW: 57,
+  SRAW: 58,
+  MULW: 59,
+  DIVW: 60,
+  DIVUW: 61,
+  REMW: 62,
+  REMUW: 63,
+  /** Run by the reference `exec`, then the loop goes on (FP, AMO, illegal encodings). */
+  EXEC: 64,
+  /** Run by `exec`, then the loop returns (SYSTEM, fence.i: they change what runs next). */
+  EXEC_END: 65,
+  /** A 4-byte instruction straddling the page end: the reference `step` fetches both pages. */
+  STRADDLE: 66,
+} as const;
+
+/** Halfwords per 4 KiB page. */
+const SLOTS = 2048;
+/** Most decoded pages kept; past this all are dropped (as the block cache does when full). */
+export const MAX_PAGES = 1024;
+/** Entries of the virtual-page lookup (direct-mapped). */
+const VBITS = 8;
+const VSIZE = 1 << VBITS;
+
+const RVC = rvcTable();
+
+/** The decoded instructions of one guest-physical page. */
+export class DecodedPage {
+  /** Guest-physical address of the page. */
+  readonly pa: number;
+  readonly slot: Slot;
+  /** Offset of the page inside the slot. */
+  readonly off: number;
+  /** Operation word per halfword (0: not decoded). */
+  readonly op = new Int32Array(SLOTS);
+  readonly imm = new Int32Array(SLOTS);
+  /** Halfword indices decoded so far, and the raw bits each was decoded from (fence.i). */
+  readonly decoded = new Uint16Array(SLOTS);
+  readonly raw = new Int32Array(SLOTS);
+  count = 0;
+  /** The cache's fence.i epoch this page was last checked against memory in. */
+  epoch: number;
+  valid = true;
+
+  constructor(pa: number, slot: Slot, epoch: number) {
+    this.pa = pa;
+    this.slot = slot;
+    this.off = pa - slot.gpa;
+    this.epoch = epoch;
+  }
+}
+
+/** Decodes the instruction at halfword `idx` of `p` from memory; returns the op word. */
+function decodeFrom(p: DecodedPage, idx: number, out: { imm: number }): number {
+  const dv = p.slot.dv;
+  const off = p.off + 2 * idx;
+  const h = dv.getUint16(off, true);
+  if ((h & 3) !== 3) {
+    const insn = RVC[h] ?? 0;
+    return decodeInsn(insn, h, false, out);
+  }
+  if (idx === SLOTS - 1) {
+    out.imm = 0;
+    return K.STRADDLE | 128;
+  }
+  const insn = h | (dv.getUint16(off + 2, true) << 16);
+  return decodeInsn(insn, insn, true, out);
+}
+
+/** The bits op word `w` was decoded from at slot offset `off` (a straddler's first half only). */
+function rawAt(dv: DataView, off: number, w: number): number {
+  return (w & 128) !== 0 && (w & 127) !== K.STRADDLE
+    ? dv.getInt32(off, true)
+    : dv.getUint16(off, true);
+}
+
+/** The fields of an R/I/S/B type instruction as an op word of kind `kind`. */
+function word(kind: number, insn: number, long: boolean): number {
+  const rd = (insn >>> 7) & 31;
+  const rs1 = (insn >>> 15) & 31;
+  const rs2 = (insn >>> 20) & 31;
+  return kind | (long ? 128 : 0) | (rd << 8) | (rs1 << 13) | (rs2 << 18);
+}
+
+/** EXEC/EXEC_END word: the expanded instruction in the immediate, raw RVC bits in 8..23. */
+function execWord(kind: number, insn: number, raw: number, long: boolean, out: { imm: number }) {
+  out.imm = insn;
+  return kind | (long ? 128 : (raw & 0xffff) << 8);
+}
+
+const LOADS = [K.LB, K.LH, K.LW, K.LD, K.LBU, K.LHU, K.LWU] as const;
+const STORES = [K.SB, K.SH, K.SW, K.SD] as const;
+const BRANCHES = [K.BEQ, K.BNE, 0, 0, K.BLT, K.BGE, K.BLTU, K.BGEU] as const;
+const OP_IMM = [K.ADDI, K.SLLI, K.SLTI, K.SLTIU, K.XORI, K.SRLI, K.ORI, K.ANDI] as const;
+const OP_BASE = [K.ADD, K.SLL, K.SLT, K.SLTU, K.XOR, K.SRL, K.OR, K.AND] as const;
+const OP_MUL = [K.MUL, K.MULH, K.MULHSU, K.MULHU, K.DIV, K.DIVU, K.REM, K.REMU] as const;
+const OP32_MUL = [K.MULW, 0, 0, 0, K.DIVW, K.DIVUW, K.REMW, K.REMUW] as const;
+
+/**
+ * The op word (immediate in `out.imm`) of expanded instruction `insn`. Only encodings the
+ * reference `exec` (interp.ts) certainly executes as the inlined kind are inlined; everything
+ * else, illegal encodings included, goes to EXEC and so behaves exactly as the reference.
+ */
+export function decodeInsn(insn: number, raw: number, long: boolean, out: { imm: number }): number {
+  const f3 = (insn >>> 12) & 7;
+  const f7 = insn >>> 25;
+  const rd = (insn >>> 7) & 31;
+  let kind = 0;
+  out.imm = insn >> 20;
+  switch (insn & 0x7f) {
+    case 0x37:
+      out.imm = insn & 0xfffff000;
+      kind = K.LUI;
+      break;
+    case 0x17:
+      out.imm = insn & 0xfffff000;
+      kind = K.AUIPC;
+      break;
+    case 0x6f:
+      out.imm =
+        ((insn >> 11) & ~0xfffff) |
+        (insn & 0xff000) |
+        ((insn >>> 9) & 0x800) |
+        ((insn >>> 20) & 0x7fe);
+      return word(K.JAL, insn, long);
+    case 0x67:
+      if (f3 === 0) return word(K.JALR, insn, long);
+      break;
+    case 0x63:
+      out.imm =
+        ((insn >> 19) & ~0xfff) |
+        ((insn << 4) & 0x800) |
+        ((insn >>> 20) & 0x7e0) |
+        ((insn >>> 7) & 0x1e);
+      kind = BRANCHES[f3] ?? 0;
+      if (kind !== 0) return word(kind, insn, long);
+      break;
+    case 0x03:
+      // Loads run even with rd = x0 (they may fault or reach MMIO).
+      if (f3 !== 7) return word(LOADS[f3] ?? 0, insn, long);
+      break;
+    case 0x23:
+      out.imm = ((insn >> 20) & ~31) | ((insn >>> 7) & 31);
+      if (f3 <= 3) return word(STORES[f3] ?? 0, insn, long);
+      break;
+    case 0x13: {
+      const top = insn >>> 26;
+      if (f3 === 1 && top !== 0) break;
+      if (f3 === 5 && top !== 0 && top !== 0x10) break;
+      kind = f3 === 5 && top === 0x10 ? K.SRAI : (OP_IMM[f3] ?? 0);
+      if (f3 === 1 || f3 === 5) out.imm = (insn >>> 20) & 63;
+      break;
+    }
+    case 0x1b: {
+      const sh = (insn >>> 20) & 31;
+      if (f3 === 0) kind = K.ADDIW;
+      else if (f3 === 1 && f7 === 0) kind = K.SLLIW;
+      else if (f3 === 5 && f7 === 0) kind = K.SRLIW;
+      else if (f3 === 5 && f7 === 0x20) kind = K.SRAIW;
+      if (f3 !== 0) out.imm = sh;
+      break;
+    }
+    case 0x33:
+      if (f7 === 0) kind = OP_BASE[f3] ?? 0;
+      else if (f7 === 1) kind = OP_MUL[f3] ?? 0;
+      else if (f7 === 0x20 && f3 === 0) kind = K.SUB;
+      else if (f7 === 0x20 && f3 === 5) kind = K.SRA;
+      break;
+    case 0x3b:
+      if (f7 === 1) kind = OP32_MUL[f3] ?? 0;
+      else if (f7 === 0 && f3 === 0) kind = K.ADDW;
+      else if (f7 === 0 && f3 === 1) kind = K.SLLW;
+      else if (f7 === 0 && f3 === 5) kind = K.SRLW;
+      else if (f7 === 0x20 && f3 === 0) kind = K.SUBW;
+      else if (f7 === 0x20 && f3 === 5) kind = K.SRAW;
+      break;
+    case 0x0f:
+      if (f3 === 0) return K.NOP | (long ? 128 : 0);
+      if (f3 === 1) return execWord(K.EXEC_END, insn, raw, long, out);
+      break;
+    case 0x73:
+      return execWord(K.EXEC_END, insn, raw, long, out);
+    default:
+      break;
+  }
+  if (kind === 0) return execWord(K.EXEC, insn, raw, long, out);
+  // A register-writing instruction with rd = x0 does nothing (HINTs included).
+  if (rd === 0) return K.NOP | (long ? 128 : 0);
+  return word(kind, insn, long);
+}
+
+/** The per-hart decode cache (see the module comment). */
+export class DecodeCache {
+  private readonly core: Core;
+  /** Decoded pages by guest-physical page number. */
+  private readonly pages = new Map<number, DecodedPage>();
+  /** Virtual-page lookup: tag (vpn, hi), the mapGen and mode it was made under, the page. */
+  private readonly vLo = new Int32Array(VSIZE).fill(-1);
+  private readonly vHi = new Int32Array(VSIZE);
+  private readonly vGen = new Int32Array(VSIZE);
+  private readonly vMode = new Int8Array(VSIZE);
+  private readonly vPage: (DecodedPage | null)[] = new Array<DecodedPage | null>(VSIZE).fill(null);
+  /** Bumped by every fence.i: pages of an older epoch re-check their words before use. */
+  private epoch = 0;
+  private readonly scratch = { imm: 0 };
+  /** Statistics: pages decoded, instructions decoded, pages dropped, re-checks after fence.i. */
+  readonly stats = { pages: 0, insns: 0, dropped: 0, rechecks: 0 };
+
+  constructor(core: Core) {
+    this.core = core;
+  }
+
+  /**
+   * The decoded page holding `c.pc` (`vpn` = bits 12..31 of its low word, high word
+   * `hi`: small integers, which V8 passes unboxed), or null: the fetch trapped or stopped
+   * (`c.exc` set), or the page is not wholly inside one memslot (then the caller uses the
+   * reference `step`).
+   */
+  pageFor(vpn: number, hi: number): DecodedPage | null {
+    const c = this.core;
+    const i = vpn & (VSIZE - 1);
+    const v = this.vPage[i];
+    if (
+      v != null &&
+      this.vLo[i] === vpn &&
+      this.vHi[i] === hi &&
+      this.vGen[i] === c.mapGen &&
+      this.vMode[i] === c.mode &&
+      v.valid &&
+      v.epoch === this.epoch
+    ) {
+      return v;
+    }
+    c.ipc = c.pc;
+    const lo = c.pc | 0;
+    const r = fetchPage(c, lo, hi);
+    if (r === null) return null;
+    const pa = r.pa - (r.pa % 4096);
+    if (pa < r.slot.gpa || pa + 4096 > r.slot.end) return null;
+    const p = this.page(pa, r.slot);
+    this.vLo[i] = vpn;
+    this.vHi[i] = hi;
+    this.vGen[i] = c.mapGen;
+    this.vMode[i] = c.mode;
+    this.vPage[i] = p;
+    return p;
+  }
+
+  /** The decoded page at guest-physical `pa` (page-aligned), re-checked after a fence.i. */
+  private page(pa: number, slot: Slot): DecodedPage {
+    const key = pa / 4096;
+    let p = this.pages.get(key);
+    if (p !== undefined && p.epoch !== this.epoch) {
+      this.stats.rechecks++;
+      if (this.unchanged(p)) p.epoch = this.epoch;
+      else this.drop(key);
+      p = this.pages.get(key);
+    }
+    if (p === undefined) {
+      if (this.pages.size >= MAX_PAGES) this.clear();
+      p = new DecodedPage(pa, slot, this.epoch);
+      this.pages.set(key, p);
+      this.stats.pages++;
+    }
+    return p;
+  }
+
+  /** True while memory still holds the bits every decoded word of `p` was decoded from. */
+  private unchanged(p: DecodedPage): boolean {
+    const dv = p.slot.dv;
+    for (let k = 0; k < p.count; k++) {
+      const idx = p.decoded[k] ?? 0;
+      if (rawAt(dv, p.off + 2 * idx, p.op[idx] ?? 0) !== p.raw[idx]) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Decodes halfword `idx` of `p` (its first execution): stores the op word and immediate and
+   * marks the instruction's bytes as code, so a store into them invalidates the page.
+   */
+  decode(p: DecodedPage, idx: number): number {
+    const out = this.scratch;
+    const w = decodeFrom(p, idx, out);
+    p.op[idx] = w;
+    p.imm[idx] = out.imm;
+    p.raw[idx] = rawAt(p.slot.dv, p.off + 2 * idx, w);
+    p.decoded[p.count++] = idx;
+    this.stats.insns++;
+    const slot = p.slot;
+    const page = p.off / 4096;
+    const wasCode = slot.codePage[page] === 1;
+    // A straddling instruction's second half is fetched afresh every time: mark its first.
+    slot.markCode(p.off + 2 * idx, (w & 128) !== 0 && (w & 127) !== K.STRADDLE ? 4 : 2);
+    // Stores to a code page must take the slow path (access.ts checks the bitmap there).
+    if (!wasCode) this.core.tw.flushPhys(p.pa);
+    return w;
+  }
+
+  /** Drops the decoded page of guest-physical page number `key` (its bytes were written). */
+  drop(key: number): void {
+    const p = this.pages.get(key);
+    if (p === undefined) return;
+    p.valid = false;
+    this.pages.delete(key);
+    this.stats.dropped++;
+  }
+
+  /** Drops every decoded page (memslot changes, restores, a full cache). */
+  clear(): void {
+    for (const p of this.pages.values()) p.valid = false;
+    this.stats.dropped += this.pages.size;
+    this.pages.clear();
+    this.vPage.fill(null);
+  }
+
+  /** fence.i: every page re-checks its decoded words against memory before its next use. */
+  sync(): void {
+    this.epoch++;
+  }
+}
