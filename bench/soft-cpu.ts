@@ -22,6 +22,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hart, type SoftTier } from "../src/backends/soft/riscv/hart.js";
+import { allocGuestMemory } from "../src/backends/soft/vm.js";
 import { median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
@@ -47,7 +48,8 @@ function has(cmd: string): boolean {
 /** Loads an ELF's PT_LOAD segments into a fresh hart (one RAM slot at 0x80000000). */
 function load(elf: Uint8Array, translate: boolean, tier: SoftTier = "js"): Hart {
   const dv = new DataView(elf.buffer, elf.byteOffset, elf.byteLength);
-  const ram = new Uint8Array(RAM_SIZE);
+  // The soft VM's own RAM allocation: inside the wasm memory the wasm tier indexes directly.
+  const ram = allocGuestMemory(RAM_SIZE);
   const phoff = Number(dv.getBigUint64(0x20, true));
   for (let i = 0; i < dv.getUint16(0x38, true); i++) {
     const p = phoff + i * dv.getUint16(0x36, true);

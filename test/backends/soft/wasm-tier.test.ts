@@ -82,7 +82,7 @@ describe("wasm tier", () => {
     assert.equal(hart.run(1e4).kind, "ecall");
     assert.equal(hart.getX(R.a0), 30n);
     const core = hart.core;
-    assert.equal(core.x.buffer, core.regMem.buffer);
+    assert.equal(core.x.buffer, core.area.mem.buffer);
     hart.setX(R.a0, 7n); // written through ONE_REG's path, read by the next compiled run
     hart.setPc(BigInt(BASE));
     assert.equal(hart.run(1e4).kind, "ecall");
