@@ -134,6 +134,8 @@ class WasmGen {
   private readonly v: number;
   private readonly t: number;
   private readonly st: number;
+  /** Index of the block being emitted. */
+  private cur = 0;
 
   constructor(blocks: readonly Block[], base: number) {
     this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
@@ -259,8 +261,12 @@ class WasmGen {
     this.addDone(k);
     const j = this.index.get(target);
     if (j !== undefined) {
-      f.idx(OP.localGet, this.done).idx(OP.localGet, this.lim).op(OP.i32LeS);
-      f.open(OP.if).i32(j).idx(OP.localSet, 0).br("disp").end();
+      f.idx(OP.localGet, this.done).idx(OP.localGet, this.lim).op(OP.i32LeS).open(OP.if);
+      // A block looping on itself branches straight to its own start: through `disp` every
+      // loop would merge all the region's register values at one header (measured slower).
+      if (j === this.cur) f.br("self");
+      else f.i32(j).idx(OP.localSet, 0).br("disp");
+      f.end();
     }
     this.setPc(target);
     f.br("exit");
@@ -506,8 +512,16 @@ class WasmGen {
     }
   }
 
-  /** Emits block `blk`; every path ends in a branch to `disp` or `exit`. */
-  block(blk: Block): void {
+  /** Emits block `i` of the region inside its own `self` loop. */
+  blockAt(blk: Block, i: number): void {
+    this.cur = i;
+    this.f.open(OP.loop, "self");
+    this.block(blk);
+    this.f.end();
+  }
+
+  /** Emits block `blk`; every path ends in a branch to `self`, `disp` or `exit`. */
+  private block(blk: Block): void {
     const f = this.f;
     let pc = blk.pc;
     for (let k = 0; k < blk.n; k++) {
@@ -575,10 +589,10 @@ class WasmGen {
 function generate(blocks: readonly Block[], regs: readonly number[], base: number): WasmGen {
   const g = new WasmGen(blocks, base);
   g.prologue(regs, blocks);
-  for (const b of blocks) {
+  blocks.forEach((b, i) => {
     g.f.end(); // closes block b<i>: its code follows
-    g.block(b);
-  }
+    g.blockAt(b, i);
+  });
   g.epilogue();
   return g;
 }
