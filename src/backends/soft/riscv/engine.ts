@@ -33,7 +33,7 @@ import {
   staticTargets,
 } from "./translate.js";
 import { TWO32 } from "./i64.js";
-import { compileWasmRegion, ST, WASM_REGION_BLOCKS } from "./wasm-tier.js";
+import { compileWasmRegion, ST, WASM_REGION_BLOCKS, type WasmStats } from "./wasm-tier.js";
 import { WasmDispatch } from "./wasm-dispatch.js";
 import { AREA } from "./wasm-memory.js";
 import { MAX_BLOCK } from "./block.js";
@@ -104,8 +104,30 @@ export class Engine {
   private watchIndex = 0;
   /** Guest debug forcing one-by-one interpretation (single-step, hw breakpoints): debug.ts. */
   private debug: EngineDebug | null = null;
-  /** Statistics (for benchmarks and tests). */
-  readonly stats = { compiled: 0, invalidated: 0, flushes: 0, syncs: 0 };
+  /**
+   * Statistics (for benchmarks and tests): regions compiled and the milliseconds it took,
+   * blocks invalidated, whole flushes, fence.i re-checks; for the wasm tier, dispatcher entries
+   * from the run loop, instructions retired in wasm and helper calls from wasm (TLB misses and
+   * instructions run by the interpreter).
+   */
+  readonly stats: WasmStats & {
+    compiled: number;
+    compileMs: number;
+    invalidated: number;
+    flushes: number;
+    syncs: number;
+    wasmEntries: number;
+    wasmInsns: number;
+  } = {
+    compiled: 0,
+    compileMs: 0,
+    invalidated: 0,
+    flushes: 0,
+    syncs: 0,
+    wasmEntries: 0,
+    wasmInsns: 0,
+    wasmHelpers: 0,
+  };
   /** The wasm tier's dispatcher over the core's current area (null until first needed). */
   private wasm: WasmDispatch | null = null;
   /** `Core.mapGen` the wasm dispatch cache was filled under. */
@@ -356,6 +378,8 @@ export class Engine {
     }
     const n = give - (w[AREA.BUDGET / 4] ?? 0);
     c.icount += n;
+    this.stats.wasmEntries++;
+    this.stats.wasmInsns += n;
     if (status === ST.EXC) return left - n - 1; // pc and the trap state are set already
     c.setPcPair(w[AREA.PC / 4] ?? 0, w[AREA.PC / 4 + 1] ?? 0);
     return left - n;
@@ -392,6 +416,7 @@ export class Engine {
    * decoding the ones not seen yet, breadth first, within the region size limits.
    */
   private compileFrom(b: Block): void {
+    const t0 = performance.now();
     const page = b.pc - (b.pc % 4096);
     const region = [b];
     const seen = new Set([b.pc]);
@@ -420,7 +445,7 @@ export class Engine {
         this.wasm = new WasmDispatch(c.area);
         this.wasmGen = c.mapGen;
       }
-      const tidx = this.wasm.add(compileWasmRegion(region, c));
+      const tidx = this.wasm.add(compileWasmRegion(region, c, this.stats));
       region.forEach((rb, i) => {
         rb.tidx = tidx;
         rb.entry = i;
@@ -433,5 +458,6 @@ export class Engine {
       });
     }
     this.stats.compiled++;
+    this.stats.compileMs += performance.now() - t0;
   }
 }

@@ -610,8 +610,14 @@ export function regionModule(
 /** A compiled region: `run(entry)` returns an ST status (see the module comment). */
 export type WasmRegion = (entry: number) => number;
 
+/** Counters the compiled code updates. */
+export interface WasmStats {
+  /** Calls from wasm to a JS helper (TLB misses, instructions the interpreter runs). */
+  wasmHelpers: number;
+}
+
 /** Compiles a region to a wasm function over this hart's area (for its dispatch table). */
-export function compileWasmRegion(blocks: readonly Block[], c: Core): WasmRegion {
+export function compileWasmRegion(blocks: readonly Block[], c: Core, stats: WasmStats): WasmRegion {
   const { bytes, sites } = regionModule(blocks, c.area.base);
   const xfer = c.xfer;
   const tr = c.tr;
@@ -619,6 +625,7 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core): WasmRegion
   const inst = instantiate(bytes, {
     mem: c.area.mem,
     ld: (lo: number, hi: number, i: number): number => {
+      stats.wasmHelpers++;
       const s = sites[i];
       if (s === undefined) return ST.EXC;
       const f3 = (s.insn >>> 12) & 7;
@@ -644,6 +651,7 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core): WasmRegion
       return ST.OK;
     },
     st: (lo: number, hi: number, vlo: number, vhi: number, i: number): number => {
+      stats.wasmHelpers++;
       const s = sites[i];
       if (s === undefined) return ST.EXC;
       const size = 1 << ((s.insn >>> 12) & 3);
@@ -661,6 +669,7 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core): WasmRegion
       return c.codeDirty ? ST.DIRTY : ST.OK;
     },
     ex: (i: number): number => {
+      stats.wasmHelpers++;
       const s = sites[i];
       if (s === undefined) return ST.EXC;
       exec(c, s.insn, s.raw, s.pc, s.len);
