@@ -12,6 +12,7 @@ import { I, R, li, place } from "./asm.js";
 import { RAM_BASE, TEST_GUESTS, ensureGuests, guestElf, parseElf, runLoaded } from "./harness.js";
 import { Hart, type HartOptions } from "../../../src/backends/soft/riscv/hart.js";
 import { SoftVm, allocGuestMemory } from "../../../src/backends/soft/vm.js";
+import { createSoftVm } from "../../../src/backends/soft/create.js";
 import { SBI_EID } from "../../../src/backends/soft/sbi.js";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import {
@@ -180,6 +181,24 @@ describe("soft RAM in the wasm memory", () => {
       assert.deepEqual([...vm.getDirtyLog(data.slot)], [0b10, 0, 0, 0, 0, 0, 0, 0]);
     }
     assert.ok(hart !== undefined && counters(hart).wasmInsns > 300, "the stores ran in wasm");
+  });
+
+  it("a threaded vCPU's worker runs on the same memory: its registers are in area 0", () => {
+    using vm = createSoftVm({ mode: "threaded" });
+    const ram = vm.addMemory({ guestPhysAddr: BigInt(RAM_BASE), size: RAM_SIZE });
+    place(ram.bytes, 0, [
+      ...li(R.a7, SBI_EID.EXPERIMENTAL_START),
+      ...li(R.s2, 0x1234_5678_9abc_def0n),
+      I.ecall(),
+    ]);
+    const vcpu = vm.createVcpu();
+    vcpu.setOneReg(lookupReg("riscv", "core.pc").id, BigInt(RAM_BASE));
+    assert.equal(vcpu.run().kind, "riscv_sbi");
+    const mem = wasmMemoryOf(ram.bytes);
+    assert.ok(mem !== undefined);
+    const area = new BigInt64Array(mem.buffer, 0, HART_AREA / 8);
+    assert.notEqual(area[AREA.OWNER / 8], 0n, "the worker's hart claimed area 0");
+    assert.equal(area[AREA.X / 8 + R.s2], 0x1234_5678_9abc_def0n);
   });
 
   for (const name of TEST_GUESTS) {
