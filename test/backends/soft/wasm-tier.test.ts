@@ -54,9 +54,10 @@ function loop(n: number, body: number[], tail: number[] = [I.ecall()]): number[]
 }
 
 describe("wasm tier", () => {
-  it("tierFromEnv() takes js or wasm and refuses anything else in one line", () => {
-    assert.equal(tierFromEnv(undefined), "js");
-    assert.equal(tierFromEnv(""), "js");
+  it("tierFromEnv() defaults to wasm, takes js or wasm and refuses anything else in one line", () => {
+    assert.equal(tierFromEnv(undefined), "wasm");
+    assert.equal(tierFromEnv(""), "wasm");
+    assert.equal(tierFromEnv("js"), "js");
     assert.equal(tierFromEnv("wasm"), "wasm");
     assert.throws(
       () => tierFromEnv("jit"),
