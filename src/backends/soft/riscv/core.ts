@@ -176,8 +176,8 @@ export class Core {
   }
 
   private bindTlbs(): void {
-    this.tr.bindWasm(this.area.i32, AREA.R_TAG_LO, AREA.R_TAG_HI, AREA.R_ADD);
-    this.tw.bindWasm(this.area.i32, AREA.W_TAG_LO, AREA.W_TAG_HI, AREA.W_ADD);
+    this.tr.bindWasm(this.area.i32, AREA.R_TAG, AREA.R_ADD);
+    this.tw.bindWasm(this.area.i32, AREA.W_TAG, AREA.W_ADD);
   }
 
   /**

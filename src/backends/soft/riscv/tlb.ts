@@ -41,15 +41,16 @@ export class TlbTable {
 
   readonly dv = new Array<DataView>(TLB_SIZE).fill(EMPTY_VIEW);
 
-  /** The wasm mirror: tag low words, tag high words, addends (views into the hart's area). */
-  private wLo: Int32Array = new Int32Array(TLB_SIZE).fill(TLB_EMPTY);
-  private wHi: Int32Array = new Int32Array(TLB_SIZE);
+  /**
+   * The wasm mirror (views into the hart's area): i64 tags as (lo, hi) word pairs, so wasm
+   * compares a whole address with one i64 load; addends.
+   */
+  private wTag: Int32Array = new Int32Array(2 * TLB_SIZE).fill(TLB_EMPTY);
   private wAdd: Int32Array = new Int32Array(TLB_SIZE);
 
-  /** Moves the wasm mirror to `area` words at byte offsets `lo`, `hi`, `add`; empties it. */
-  bindWasm(area: Int32Array, lo: number, hi: number, add: number): void {
-    this.wLo = area.subarray(lo / 4, lo / 4 + TLB_SIZE);
-    this.wHi = area.subarray(hi / 4, hi / 4 + TLB_SIZE);
+  /** Moves the wasm mirror to `area` words at byte offsets `tag` and `add`; empties it. */
+  bindWasm(area: Int32Array, tag: number, add: number): void {
+    this.wTag = area.subarray(tag / 4, tag / 4 + 2 * TLB_SIZE);
     this.wAdd = area.subarray(add / 4, add / 4 + TLB_SIZE);
     this.flush();
   }
@@ -69,11 +70,11 @@ export class TlbTable {
     this.phys[i] = page;
     this.slot[i] = slot;
     if (slot.wasmBase < 0) {
-      this.wLo[i] = TLB_EMPTY;
+      this.wTag[2 * i] = TLB_EMPTY;
       return;
     }
-    this.wLo[i] = lo & -4096;
-    this.wHi[i] = hi;
+    this.wTag[2 * i] = lo & -4096;
+    this.wTag[2 * i + 1] = hi;
     // i32 wrap-around is intended: (lo + addend) mod 2^32 is the byte's wasm address.
     this.wAdd[i] = (slot.wasmBase + (page - slot.gpa) - (lo & -4096)) | 0;
   }
@@ -81,7 +82,7 @@ export class TlbTable {
   /** Empties every entry. */
   flush(): void {
     this.tagLo.fill(TLB_EMPTY);
-    this.wLo.fill(TLB_EMPTY);
+    this.wTag.fill(TLB_EMPTY); // high words too: a low word of 0x800 never matches anyway
   }
 
   /** Empties the entries that map guest-physical page `page`. */
@@ -89,7 +90,7 @@ export class TlbTable {
     for (let i = 0; i < TLB_SIZE; i++) {
       if (this.phys[i] === page) {
         this.tagLo[i] = TLB_EMPTY;
-        this.wLo[i] = TLB_EMPTY;
+        this.wTag[2 * i] = TLB_EMPTY;
       }
     }
   }

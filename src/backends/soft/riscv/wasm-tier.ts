@@ -125,6 +125,8 @@ class WasmGen {
   readonly sites: Site[] = [];
   private readonly index: ReadonlyMap<number, number>;
   private readonly reg: number[] = new Array<number>(32).fill(-1);
+  /** Registers some instruction of the region writes (from the first pass on). */
+  private readonly written: boolean[];
   private readonly base: number;
   private readonly done: number;
   private readonly lim: number;
@@ -137,7 +139,8 @@ class WasmGen {
   /** Index of the block being emitted. */
   private cur = 0;
 
-  constructor(blocks: readonly Block[], base: number) {
+  constructor(blocks: readonly Block[], base: number, written: readonly boolean[] = []) {
+    this.written = [...written];
     this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
     this.base = base;
     const f = this.f;
@@ -180,7 +183,15 @@ class WasmGen {
   /** Pops an i64 into x[r] (x0 discards it). */
   set(r: number): void {
     if (r === 0) this.f.op(OP.drop);
-    else this.f.idx(OP.localSet, this.local(r));
+    else {
+      this.f.idx(OP.localSet, this.local(r));
+      this.written[r] = true;
+    }
+  }
+
+  /** The registers the code emitted so far writes. */
+  writes(): boolean[] {
+    return this.written;
   }
 
   /** The registers the code emitted so far touches. */
@@ -238,7 +249,9 @@ class WasmGen {
   /** Stores every register local back (a local only differs from memory once written). */
   writeBack(): void {
     this.reg.forEach((l, r) => {
-      if (l < 0) return;
+      // Only written locals can differ from memory: a region returns every few hundred
+      // instructions on compute.elf, and storing all ~25 locals each time was measurable.
+      if (l < 0 || this.written[r] !== true) return;
       this.f.i32(0).idx(OP.localGet, l);
       this.at(OP.i64Store, 3, AREA.X + 8 * r);
     });
@@ -303,33 +316,26 @@ class WasmGen {
 
   /**
    * Pushes "the TLB mirror at `tags` maps address `a` for an aligned access of `size`": sets
-   * `w` = the address's low word and `t` = the entry's byte offset in each array.
+   * `w` = the address's low word and `t` = 8 × the entry's index (its tag's byte offset).
    */
-  private tlbHit(tagLo: number, tagHi: number, size: number): void {
+  private tlbHit(tags: number, size: number): void {
     const f = this.f;
     f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localTee, this.w);
-    f.i32(12)
+    f.i32(12 - 3)
       .op(OP.i32ShrU)
-      .i32(TLB_SIZE - 1)
+      .i32((TLB_SIZE - 1) << 3)
       .op(OP.i32And)
-      .i32(2)
-      .op(OP.i32Shl);
-    f.idx(OP.localTee, this.t);
-    this.at(OP.i32Load, 2, tagLo);
-    // The tag trick (tlb.ts): low bits of a misaligned address make the compare fail.
-    f.idx(OP.localGet, this.w)
-      .i32(-4096 | (size - 1))
-      .op(OP.i32And)
-      .op(OP.i32Eq);
-    f.idx(OP.localGet, this.t);
-    this.at(OP.i32Load, 2, tagHi);
-    this.pushAddrHi();
-    f.op(OP.i32Eq, OP.i32And);
+      .idx(OP.localTee, this.t);
+    this.at(OP.i64Load, 3, tags);
+    // The tag trick (tlb.ts) on the whole address: low bits of a misaligned one never match.
+    f.idx(OP.localGet, this.a)
+      .i64(BigInt(-4096 | (size - 1)))
+      .op(OP.i64And, OP.i64Eq);
   }
 
-  /** Pushes the wasm address of the access (`w` + the entry's addend at `add`). */
+  /** Pushes the wasm address of the access (`w` + the entry's addend in array `add`). */
   private hostAddr(add: number): void {
-    this.f.idx(OP.localGet, this.w).idx(OP.localGet, this.t);
+    this.f.idx(OP.localGet, this.w).idx(OP.localGet, this.t).i32(1).op(OP.i32ShrU);
     this.at(OP.i32Load, 2, add);
     this.f.op(OP.i32Add);
   }
@@ -339,7 +345,7 @@ class WasmGen {
     const f3 = (insn >>> 12) & 7;
     const ld = LOAD_OPS[f3] ?? OP.i64Load;
     this.addr(insn, iImm(insn));
-    this.tlbHit(AREA.R_TAG_LO, AREA.R_TAG_HI, 1 << (f3 & 3));
+    this.tlbHit(AREA.R_TAG, 1 << (f3 & 3));
     f.open(OP.if, null, T.i64);
     this.hostAddr(AREA.R_ADD);
     f.mem(ld, 0, 0);
@@ -360,7 +366,7 @@ class WasmGen {
     const imm = ((insn >> 20) & ~31) | ((insn >>> 7) & 31);
     const rs2 = (insn >>> 20) & 31;
     this.addr(insn, imm);
-    this.tlbHit(AREA.W_TAG_LO, AREA.W_TAG_HI, 1 << f3);
+    this.tlbHit(AREA.W_TAG, 1 << f3);
     f.open(OP.if);
     this.hostAddr(AREA.W_ADD);
     this.get(rs2);
@@ -450,17 +456,23 @@ class WasmGen {
     const f = this.f;
     const f3 = (insn >>> 12) & 7;
     const f7 = insn >>> 25;
-    this.get((insn >>> 15) & 31);
-    f.idx(OP.localSet, this.a);
-    this.get((insn >>> 20) & 31);
-    f.idx(OP.localSet, this.b);
+    const rs1 = (insn >>> 15) & 31;
+    const rs2 = (insn >>> 20) & 31;
     if (f7 === 1 && f3 >= 4) {
+      this.get(rs1);
+      f.idx(OP.localSet, this.a);
+      this.get(rs2);
+      f.idx(OP.localSet, this.b);
       if (word) this.div32(f3);
       else this.div64(f3);
       return;
     }
+    // Operands straight from their locals (fewer wasm ops: Liftoff's code follows them).
+    this.get(rs1);
+    if (word) f.op(OP.i32WrapI64);
+    this.get(rs2);
     if (word) {
-      f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localGet, this.b).op(OP.i32WrapI64);
+      f.op(OP.i32WrapI64);
       if (f7 === 1) f.op(OP.i32Mul);
       else if (f3 === 0) f.op(f7 === 0x20 ? OP.i32Sub : OP.i32Add);
       else if (f3 === 1) f.op(OP.i32Shl);
@@ -468,7 +480,6 @@ class WasmGen {
       f.op(OP.i64ExtendI32S);
       return;
     }
-    f.idx(OP.localGet, this.a).idx(OP.localGet, this.b);
     if (f7 === 1) {
       f.op(OP.i64Mul);
       return;
@@ -586,8 +597,13 @@ class WasmGen {
   }
 }
 
-function generate(blocks: readonly Block[], regs: readonly number[], base: number): WasmGen {
-  const g = new WasmGen(blocks, base);
+function generate(
+  blocks: readonly Block[],
+  regs: readonly number[],
+  base: number,
+  written?: readonly boolean[],
+): WasmGen {
+  const g = new WasmGen(blocks, base, written);
   g.prologue(regs, blocks);
   blocks.forEach((b, i) => {
     g.f.end(); // closes block b<i>: its code follows
@@ -602,8 +618,10 @@ export function regionModule(
   blocks: readonly Block[],
   base = 0,
 ): { bytes: Uint8Array; sites: Site[] } {
-  // A first pass finds the registers used, so the prologue can declare and load them all.
-  const g = generate(blocks, generate(blocks, [], base).used(), base);
+  // A first pass finds the registers used and written, so the prologue can load them all and
+  // every exit (including ones emitted before a later write) stores the written ones.
+  const first = generate(blocks, [], base);
+  const g = generate(blocks, first.used(), base, first.writes());
   return { bytes: encodeModule(TYPES, IMPORTS, 0, g.f), sites: g.sites };
 }
 
