@@ -139,6 +139,11 @@ export interface WireMemslot {
   readonly readonly: boolean;
   /** KVM_MEM_LOG_DIRTY_PAGES: the slot's shared dirty bytes (one per page). */
   readonly dirty: Uint8Array | undefined;
+  /**
+   * The shared WebAssembly.Memory `buffer` belongs to (riscv/wasm-memory.ts), if any: posted
+   * with the slot so the worker's hart finds its area and runs compiled code on the same RAM.
+   */
+  readonly memory: unknown;
 }
 
 /** Everything a vCPU worker starts from (its `workerData`). */

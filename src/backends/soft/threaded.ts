@@ -10,6 +10,7 @@
 import { MessageChannel, Worker } from "node:worker_threads";
 import { regId, type RegId } from "../../abi/regid.js";
 import type { Memslot, Watchpoint } from "./riscv/contract.js";
+import { wasmMemoryOf } from "./riscv/wasm-memory.js";
 import type { RunBudget } from "./kernel.js";
 import { Errno } from "./kstate.js";
 import {
@@ -68,6 +69,7 @@ export function toWire(slots: readonly Memslot[]): WireMemslot[] {
       length: s.bytes.length,
       readonly: s.readonly,
       dirty: s.dirty,
+      memory: wasmMemoryOf(s.bytes),
     };
   });
 }

@@ -19,6 +19,7 @@ import { RunArea } from "./runarea.js";
 import { INVALIDATE_RING, VmShared } from "./shared.js";
 import { slotFor } from "./guestmem.js";
 import { createThreadedPort } from "./threaded.js";
+import { WASM_RAM_MAX, allocWasmRam } from "./riscv/wasm-memory.js";
 import { SoftClosedError, SoftVcpu, type KernelPort, type SoftMode } from "./vcpu.js";
 import {
   MAX_GUEST_VIEW_BYTES,
@@ -79,6 +80,11 @@ export const SOFT_MAX_SLOT_BYTES = MAX_GUEST_VIEW_BYTES;
 
 /**
  * Guest RAM the soft backend can share with vCPU workers: zeroed, SharedArrayBuffer-backed.
+ * Up to `WASM_RAM_MAX` (4 GiB minus the 4 MiB of hart areas) it lives in a shared
+ * WebAssembly.Memory with the harts' registers, soft TLBs and dispatch caches, where the wasm
+ * tier's compiled code reaches it directly (riscv/wasm-memory.ts); above that, up to
+ * `SOFT_MAX_SLOT_BYTES`, in a plain SharedArrayBuffer, which every tier still runs on, the
+ * wasm tier through its JS slow path for every load and store.
  * @throws {RangeError} above `SOFT_MAX_SLOT_BYTES`, or when the host cannot allocate it.
  */
 export function allocGuestMemory(bytes: number): Uint8Array {
@@ -87,6 +93,7 @@ export function allocGuestMemory(bytes: number): Uint8Array {
       `Cannot allocate ${bytes} bytes of soft guest RAM: the soft backend holds a memory slot in one typed array, at most ${SOFT_MAX_SLOT_BYTES} bytes (4 GiB) in Node 20`,
     );
   }
+  if (bytes <= WASM_RAM_MAX) return allocWasmRam(bytes);
   return new Uint8Array(new SharedArrayBuffer(bytes));
 }
 

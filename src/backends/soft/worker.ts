@@ -24,19 +24,24 @@ import { BatchErrno } from "./regs-many.js";
 import { splitHalves, type IdParts } from "./regs.js";
 import { RunArea } from "./runarea.js";
 import { VmShared } from "./shared.js";
+import { registerWasmMemory } from "./riscv/wasm-memory.js";
 
 // Struct codec boundary: workerData is exactly the WorkerInit that threaded.ts built.
 const init = workerData as WorkerInit;
 const box = new Mailbox(init.mailbox);
 
 function fromWire(slots: readonly WireMemslot[]): Memslot[] {
-  return slots.map((s) => ({
-    slot: s.slot,
-    gpa: s.gpa,
-    bytes: new Uint8Array(s.buffer, s.byteOffset, s.length),
-    readonly: s.readonly,
-    ...(s.dirty === undefined ? {} : { dirty: s.dirty }),
-  }));
+  return slots.map((s) => {
+    // The bytes must view the posted memory's own buffer object, by which the hart finds it.
+    const mem = registerWasmMemory(s.memory);
+    return {
+      slot: s.slot,
+      gpa: s.gpa,
+      bytes: new Uint8Array(mem?.buffer ?? s.buffer, s.byteOffset, s.length),
+      readonly: s.readonly,
+      ...(s.dirty === undefined ? {} : { dirty: s.dirty }),
+    };
+  });
 }
 
 interface HartModule {

@@ -54,9 +54,10 @@ function loop(n: number, body: number[], tail: number[] = [I.ecall()]): number[]
 }
 
 describe("wasm tier", () => {
-  it("tierFromEnv() takes js or wasm and refuses anything else in one line", () => {
-    assert.equal(tierFromEnv(undefined), "js");
-    assert.equal(tierFromEnv(""), "js");
+  it("tierFromEnv() defaults to wasm, takes js or wasm and refuses anything else in one line", () => {
+    assert.equal(tierFromEnv(undefined), "wasm");
+    assert.equal(tierFromEnv(""), "wasm");
+    assert.equal(tierFromEnv("js"), "js");
     assert.equal(tierFromEnv("wasm"), "wasm");
     assert.throws(
       () => tierFromEnv("jit"),
@@ -82,7 +83,7 @@ describe("wasm tier", () => {
     assert.equal(hart.run(1e4).kind, "ecall");
     assert.equal(hart.getX(R.a0), 30n);
     const core = hart.core;
-    assert.equal(core.x.buffer, core.regMem.buffer);
+    assert.equal(core.x.buffer, core.area.mem.buffer);
     hart.setX(R.a0, 7n); // written through ONE_REG's path, read by the next compiled run
     hart.setPc(BigInt(BASE));
     assert.equal(hart.run(1e4).kind, "ecall");

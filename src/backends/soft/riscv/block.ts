@@ -40,6 +40,8 @@ export class Block {
   /** The compiled region holding this block, and the block's index in it. */
   fn: RegionFn | null = null;
   entry = 0;
+  /** The wasm tier's region: its index in the hart's dispatch table (-1: none). */
+  tidx = -1;
   hits = 0;
   valid = true;
 

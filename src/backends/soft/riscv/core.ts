@@ -13,7 +13,7 @@ import type { HartStop } from "./contract.js";
 import { PhysMemory, type Slot } from "./memory.js";
 import { TlbTable } from "./tlb.js";
 import { TWO32 } from "./i64.js";
-import { newMemory } from "./wasm-api.js";
+import { AREA, HartArea, wasmMemoryOf } from "./wasm-memory.js";
 
 /** sstatus bits (privileged spec, "Supervisor Status Register"). */
 export const SSTATUS = {
@@ -58,9 +58,6 @@ export const C64 = {
   STIMECMP: 14,
 } as const;
 
-/** Byte offsets in `Core.regMem`: x-registers, next pc (i64), a helper's loaded value (i64). */
-export const REG_LAYOUT = { X: 0, PC: 256, VAL: 264 } as const;
-
 /** STIP in sip/sie. */
 const STIP = 1 << 5;
 
@@ -75,15 +72,15 @@ const IRQ_MASK = (1 << 9) | (1 << 1) | (1 << 5);
 export class Core {
   readonly hartId: number;
   /**
-   * The register file's home: a WebAssembly.Memory (one 64 KiB page) that the wasm tier
-   * (wasm-tier.ts) loads and stores as i64 at REG_LAYOUT offsets, so the interpreter, the
+   * The register file's home: this hart's area in the guest's wasm memory (wasm-memory.ts),
+   * or a private one until memslots in such a memory arrive. The interpreter, the
    * ONE_REG/MANY_REGS paths and compiled regions share the same bytes without copies.
    */
-  readonly regMem = newMemory(1);
-  /** x0..x31 as (lo, hi) pairs: x[2r] low word, x[2r+1] high word (bytes 0..255 of regMem). */
-  readonly x = new Int32Array(this.regMem.buffer, REG_LAYOUT.X, 64);
+  area = HartArea.private();
+  /** x0..x31 as (lo, hi) pairs: x[2r] low word, x[2r+1] high word (a view into `area`). */
+  x = this.area.x;
   /** Words the wasm tier exchanges with its helpers: next pc (lo, hi), a loaded value (lo, hi). */
-  readonly xfer = new Int32Array(this.regMem.buffer, REG_LAYOUT.PC, 4);
+  xfer = this.area.xfer;
   /** f0..f31 raw bits as (lo, hi) pairs. */
   readonly f = new Int32Array(64);
   /** The same f-registers as doubles (little-endian host assumed, as everywhere in regvisor). */
@@ -172,6 +169,44 @@ export class Core {
 
   constructor(hartId: number) {
     this.hartId = hartId;
+    this.bindTlbs();
+    this.mem.onSet = (slots) => {
+      this.place(slots);
+    };
+  }
+
+  private bindTlbs(): void {
+    this.tr.bindWasm(this.area.i32, AREA.R_TAG, AREA.R_ADD);
+    this.tw.bindWasm(this.area.i32, AREA.W_TAG, AREA.W_ADD);
+  }
+
+  /**
+   * New memslots: moves the register file into this hart's area of the first slot's wasm
+   * memory that has one (or back to a private area when none does), and records where each
+   * slot's bytes sit in it. The caller drops every translation and compiled region after.
+   */
+  private place(slots: readonly Slot[]): void {
+    let mem = this.area.shared ? this.area.mem : undefined;
+    if (!slots.some((s) => s.dv.buffer === mem?.buffer)) {
+      mem = undefined;
+      for (const s of slots) mem ??= wasmMemoryOf(s.dv);
+    }
+    if (mem !== this.area.mem) {
+      const next =
+        (mem === undefined ? null : HartArea.claim(mem, this.hartId)) ??
+        (this.area.shared ? HartArea.private() : null);
+      if (next !== null) {
+        next.x.set(this.x);
+        next.xfer.set(this.xfer);
+        this.area.release();
+        this.area = next;
+        this.x = next.x;
+        this.xfer = next.xfer;
+        this.bindTlbs();
+      }
+    }
+    const buf = this.area.mem.buffer;
+    for (const s of slots) s.wasmBase = s.dv.buffer === buf ? s.dv.byteOffset : -1;
   }
 
   /** True if the current instruction did not complete (read through a call: see `exc`). */

@@ -35,7 +35,10 @@ import {
   staticTargets,
 } from "./translate.js";
 import { TWO32 } from "./i64.js";
-import { compileWasmRegion, WASM_REGION_BLOCKS } from "./wasm-tier.js";
+import { compileWasmRegion, ST, WASM_REGION_BLOCKS, type WasmStats } from "./wasm-tier.js";
+import { WasmDispatch } from "./wasm-dispatch.js";
+import { AREA } from "./wasm-memory.js";
+import { MAX_BLOCK } from "./block.js";
 import type { HartDebug } from "./contract.js";
 import { engineDebug, runDebug, type EngineDebug } from "./debug.js";
 
@@ -59,6 +62,12 @@ export const MAX_BLOCKS = 16384;
  * dispatcher per 256 instructions.
  */
 export const WATCH_SLICE = 256;
+/**
+ * Most instructions the wasm dispatcher runs before it returns to the run loop while a word is
+ * watched or a timer deadline is pending (WATCH_BLOCKS × WATCH_SLICE: the same latency as the
+ * JS tier's); without either it may spend the whole budget in wasm.
+ */
+export const WASM_SLICE = 4096;
 /** Block dispatches between two reads of the watched word. */
 const WATCH_BLOCKS = 16;
 /**
@@ -99,8 +108,36 @@ export class Engine {
   private debug: EngineDebug | null = null;
   /** The fast interpreter's decode cache (fast.ts): cold code when translating; null: `step`. */
   readonly decoded: DecodeCache | null;
-  /** Statistics (for benchmarks and tests). */
-  readonly stats = { compiled: 0, invalidated: 0, flushes: 0, syncs: 0 };
+  /**
+   * Statistics (for benchmarks and tests): regions compiled and the milliseconds it took,
+   * blocks invalidated, whole flushes, fence.i re-checks; for the wasm tier, dispatcher entries
+   * from the run loop, instructions retired in wasm and helper calls from wasm (TLB misses and
+   * instructions run by the interpreter).
+   */
+  readonly stats: WasmStats & {
+    compiled: number;
+    compileMs: number;
+    invalidated: number;
+    flushes: number;
+    syncs: number;
+    wasmEntries: number;
+    wasmInsns: number;
+  } = {
+    compiled: 0,
+    compileMs: 0,
+    invalidated: 0,
+    flushes: 0,
+    syncs: 0,
+    wasmEntries: 0,
+    wasmInsns: 0,
+    wasmHelpers: 0,
+  };
+  /** The wasm tier's dispatcher over the core's current area (null until first needed). */
+  private wasm: WasmDispatch | null = null;
+  /** `Core.mapGen` the wasm dispatch cache was filled under. */
+  private wasmGen = 0;
+  /** True while the wasm dispatcher runs (an invalidation then ends the running region). */
+  private inWasm = false;
 
   /** What hot regions compile to: JS functions (translate.ts) or wasm (wasm-tier.ts). */
   readonly tier: "js" | "wasm";
@@ -130,7 +167,10 @@ export class Engine {
   /** Drops every block (fence.i, flushCaches, memslot changes). */
   flushCode(): void {
     for (const b of this.byPhys.values()) b.valid = false;
-    if (this.current !== null) this.core.codeDirty = true;
+    if (this.current !== null || this.inWasm) this.core.codeDirty = true;
+    // A new area (memslots moved the registers) gets its own dispatcher on first use.
+    if (this.wasm?.area === this.core.area) this.wasm.reset();
+    else this.wasm = null;
     this.byPhys.clear();
     this.byPage.clear();
     this.vcBlk.fill(null);
@@ -171,8 +211,10 @@ export class Engine {
     const key = Math.floor((slot.gpa + page * 4096) / 4096);
     const list = this.byPage.get(key);
     if (list !== undefined) {
+      if (this.inWasm) this.core.codeDirty = true;
       for (const b of list) {
         if (b === this.current) this.core.codeDirty = true;
+        if (b.tidx >= 0) this.wasm?.drop(b.pc);
         b.valid = false;
         this.byPhys.delete(b.pa);
         this.stats.invalidated++;
@@ -229,9 +271,9 @@ export class Engine {
    * Runs at most `budget` instruction attempts; with a watched word and `expect`, stops early
    * (as "budget") at the first block boundary where the word differs from `expect`.
    *
-   * Tiering: cold code runs in the reference interpreter (`step`), which measured faster than
-   * interpreting decoded blocks on a Linux boot (1.9 vs 3.2 s CPU) because most boot code runs
-   * a handful of times. Only at a control-flow boundary (a taken branch or jump, a trap, an
+   * Tiering: cold code runs in the fast interpreter (fast.ts: decoded once per physical page,
+   * run inline up to the next boundary; the reference `step` when not translating, the oracle).
+   * Only at a control-flow boundary (a taken branch or jump, a trap, an
    * interrupt, a compiled region's exit) does the engine look for compiled code at the new pc,
    * and count that pc's heat; a pc that reaches `hot` boundary visits is decoded and its region
    * compiled (translate.ts).
@@ -274,7 +316,16 @@ export class Engine {
           if (c.stopped()) break;
           continue;
         }
-        if (b !== null && b.n <= left) {
+        if (b !== null && b.tidx >= 0) {
+          if (left >= MAX_BLOCK) {
+            left = this.runWasm(b, left, watched !== null || c.timerDueAt !== Infinity);
+            if (c.stopped()) break;
+            // Look at the watched word and the timer right away: the dispatcher ran a slice.
+            countdown = 1;
+            timerCountdown = 1;
+            continue;
+          }
+        } else if (b !== null && b.n <= left) {
           c.budget =
             watched === null && c.timerDueAt === Infinity ? left : Math.min(left, WATCH_SLICE);
           c.codeDirty = false;
@@ -305,6 +356,50 @@ export class Engine {
   }
 
   /**
+   * Runs the wasm dispatcher from compiled block `b` at c.pc with at most `left` instructions
+   * (a WASM_SLICE while `sliced`); returns what is left of the budget, a trapping instruction
+   * counted as attempted.
+   */
+  private runWasm(b: Block, left: number, sliced: boolean): number {
+    const c = this.core;
+    const area = c.area;
+    let wd = this.wasm;
+    if (wd?.area !== area) {
+      wd = new WasmDispatch(area);
+      this.wasm = wd;
+      this.wasmGen = c.mapGen;
+    }
+    if (this.wasmGen !== c.mapGen) {
+      wd.clear();
+      this.wasmGen = c.mapGen;
+    }
+    const pc = c.pc;
+    wd.set(c.mode, pc, b.tidx, b.entry);
+    // The budget word is an i32; 2^30 keeps every region's `budget - maxN` positive.
+    const give = Math.min(sliced ? WASM_SLICE : left, left, 0x40000000);
+    const w = area.i32;
+    w[AREA.BUDGET / 4] = give;
+    w[AREA.MODE / 4] = c.mode;
+    w[AREA.PC / 4] = pc | 0;
+    w[AREA.PC / 4 + 1] = Math.floor(pc / TWO32) | 0;
+    c.codeDirty = false;
+    this.inWasm = true;
+    let status: number;
+    try {
+      status = wd.run();
+    } finally {
+      this.inWasm = false;
+    }
+    const n = give - (w[AREA.BUDGET / 4] ?? 0);
+    c.icount += n;
+    this.stats.wasmEntries++;
+    this.stats.wasmInsns += n;
+    if (status === ST.EXC) return left - n - 1; // pc and the trap state are set already
+    c.setPcPair(w[AREA.PC / 4] ?? 0, w[AREA.PC / 4 + 1] ?? 0);
+    return left - n;
+  }
+
+  /**
    * The compiled block at `pc` (null: none yet, or not compilable), promoting `pc` once its
    * heat reaches `hot`. May raise a fetch fault while decoding (then `c.trapped()`).
    */
@@ -313,7 +408,7 @@ export class Engine {
     const i = (c.mode << VC_BITS) | (((pc | 0) >>> 1) & (VC_SIZE - 1));
     const hit = this.vcBlk[i];
     if (hit != null && this.vcPc[i] === pc && this.vcGen[i] === c.mapGen && hit.valid) {
-      return hit.fn === null ? null : hit;
+      return hit.fn === null && hit.tidx < 0 ? null : hit;
     }
     // Heat saturates at `hot`: a pc that was promoted goes straight back to its compiled
     // block after the virtual-pc cache forgot it (every satp write or sfence.vma).
@@ -325,7 +420,7 @@ export class Engine {
     }
     const b = this.lookup();
     if (b === null || b.interpOnly || b.straddles) return null;
-    if (b.fn === null) this.compileFrom(b);
+    if (b.fn === null && b.tidx < 0) this.compileFrom(b);
     return b;
   }
 
@@ -335,6 +430,7 @@ export class Engine {
    * decoding the ones not seen yet, breadth first, within the region size limits.
    */
   private compileFrom(b: Block): void {
+    const t0 = performance.now();
     const page = b.pc - (b.pc % 4096);
     const region = [b];
     const seen = new Set([b.pc]);
@@ -357,14 +453,25 @@ export class Engine {
         region.push(tb);
       }
     }
-    const fn =
-      this.tier === "wasm"
-        ? compileWasmRegion(region, this.core)
-        : compileRegion(region, this.core);
-    region.forEach((rb, i) => {
-      rb.fn = fn;
-      rb.entry = i;
-    });
+    if (this.tier === "wasm") {
+      const c = this.core;
+      if (this.wasm?.area !== c.area) {
+        this.wasm = new WasmDispatch(c.area);
+        this.wasmGen = c.mapGen;
+      }
+      const tidx = this.wasm.add(compileWasmRegion(region, c, this.stats));
+      region.forEach((rb, i) => {
+        rb.tidx = tidx;
+        rb.entry = i;
+      });
+    } else {
+      const fn = compileRegion(region, this.core);
+      region.forEach((rb, i) => {
+        rb.fn = fn;
+        rb.entry = i;
+      });
+    }
     this.stats.compiled++;
+    this.stats.compileMs += performance.now() - t0;
   }
 }

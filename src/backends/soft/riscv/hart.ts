@@ -40,7 +40,7 @@ export interface HartOptions {
   readonly regionBlocks?: number;
   /**
    * What hot regions compile to: "js" (translate.ts) or "wasm" (wasm-tier.ts). Default: the
-   * REGVISOR_SOFT_TIER environment variable, else "js".
+   * REGVISOR_SOFT_TIER environment variable, else "wasm".
    */
   readonly tier?: SoftTier;
 }
@@ -48,10 +48,10 @@ export interface HartOptions {
 /** The tier hot regions compile to. */
 export type SoftTier = "js" | "wasm";
 
-/** The tier named by REGVISOR_SOFT_TIER (unset or empty: "js"); throws on any other value. */
+/** The tier named by REGVISOR_SOFT_TIER (unset or empty: "wasm"); throws on any other value. */
 export function tierFromEnv(value: string | undefined): SoftTier {
-  if (value === undefined || value === "" || value === "js") return "js";
-  if (value === "wasm") return "wasm";
+  if (value === undefined || value === "" || value === "wasm") return "wasm";
+  if (value === "js") return "js";
   throw new RangeError(
     `Cannot create a soft hart: REGVISOR_SOFT_TIER is ${JSON.stringify(value)}; set it to "js" or "wasm", or unset it`,
   );

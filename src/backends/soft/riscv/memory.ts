@@ -25,6 +25,8 @@ export class Slot {
   readonly codePage: Uint8Array;
   /** KVM_MEM_LOG_DIRTY_PAGES: one byte per page, shared with the VM (null: not logged). */
   readonly dirty: Uint8Array | null;
+  /** Offset of the slot's bytes in its hart's wasm memory, or -1 (not in it: slow path only). */
+  wasmBase = -1;
 
   constructor(m: Memslot) {
     this.gpa = m.gpa;
@@ -97,11 +99,14 @@ export class Slot {
 export class PhysMemory {
   slots: Slot[] = [];
   private last: Slot | null = null;
+  /** Called with the new slots on every `set` (the Core places its wasm area: core.ts). */
+  onSet: (slots: readonly Slot[]) => void = () => undefined;
 
   /** Replaces the slots. */
   set(slots: readonly Memslot[]): void {
     this.slots = slots.map((m) => new Slot(m));
     this.last = null;
+    this.onSet(this.slots);
   }
 
   /** The slot holding guest-physical address pa (a double), or null. */

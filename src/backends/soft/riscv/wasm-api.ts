@@ -4,9 +4,16 @@
  * global (WebAssembly JS Interface spec, §5 "The WebAssembly namespace").
  */
 
-/** A linear memory. */
+/** A linear memory (always created shared here: its buffer is a SharedArrayBuffer). */
 export interface WasmMemory {
-  readonly buffer: ArrayBuffer;
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+}
+
+/** A funcref table. */
+export interface WasmTable {
+  readonly length: number;
+  grow(delta: number): number;
+  set(index: number, value: unknown): void;
 }
 
 /** An instantiated module's exports. */
@@ -15,7 +22,8 @@ export interface WasmInstance {
 }
 
 interface WasmNamespace {
-  Memory: new (desc: { initial: number; maximum?: number }) => WasmMemory;
+  Memory: new (desc: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
+  Table: new (desc: { initial: number; element: "anyfunc" }) => WasmTable;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => WasmInstance;
 }
@@ -23,9 +31,25 @@ interface WasmNamespace {
 // The global exists in every Node release regvisor supports; the cast only gives it a type.
 const wasm = (globalThis as unknown as { WebAssembly: WasmNamespace }).WebAssembly;
 
-/** A new memory of `pages` 64 KiB pages that cannot grow (its buffer never detaches). */
+/** The most 64 KiB pages a wasm32 memory holds in Node 20 (4 GiB; memory64 is behind a flag). */
+export const WASM_MAX_PAGES = 65536;
+
+/**
+ * A new shared memory of `pages` 64 KiB pages that cannot grow (its buffer never changes), so
+ * it can be posted to vCPU workers and every module imports it with the same limits.
+ */
 export function newMemory(pages: number): WasmMemory {
-  return new wasm.Memory({ initial: pages, maximum: pages });
+  return new wasm.Memory({ initial: pages, maximum: pages, shared: true });
+}
+
+/** A new funcref table of `size` empty entries. */
+export function newTable(size: number): WasmTable {
+  return new wasm.Table({ initial: size, element: "anyfunc" });
+}
+
+/** True if `value` is a WebAssembly.Memory (a posted one arrives as an object of that class). */
+export function isMemory(value: unknown): value is WasmMemory {
+  return value instanceof (wasm.Memory as unknown as new () => object);
 }
 
 /** Compiles and instantiates `bytes` synchronously with `imports` under module name "env". */

@@ -1,7 +1,8 @@
 /**
  * A minimal WebAssembly binary encoder for the wasm tier (wasm-tier.ts): one function body
- * builder with named structured-control labels, and a module writer for the one shape the tier
- * emits (imported memory and functions, one exported function). Encodings follow the
+ * builder with named structured-control labels, and a module writer for the shapes the tier
+ * emits (imported functions, shared memory and optionally a funcref table; one exported
+ * function). Encodings follow the
  * WebAssembly core specification 1.0, §5 "Binary Format".
  */
 
@@ -20,10 +21,12 @@ export const OP = {
   brTable: 0x0e,
   ret: 0x0f,
   call: 0x10,
+  callIndirect: 0x11,
   drop: 0x1a,
   localGet: 0x20,
   localSet: 0x21,
   localTee: 0x22,
+  i32Load: 0x28,
   i64Load: 0x29,
   i64Load8S: 0x30,
   i64Load8U: 0x31,
@@ -31,11 +34,17 @@ export const OP = {
   i64Load16U: 0x33,
   i64Load32S: 0x34,
   i64Load32U: 0x35,
+  i32Store: 0x36,
   i64Store: 0x37,
+  i64Store8: 0x3c,
+  i64Store16: 0x3d,
+  i64Store32: 0x3e,
   i32Const: 0x41,
   i64Const: 0x42,
   i32Eqz: 0x45,
   i32Eq: 0x46,
+  i32Ne: 0x47,
+  i32LtS: 0x48,
   i32LeS: 0x4c,
   i64Eqz: 0x50,
   i64Eq: 0x51,
@@ -51,6 +60,8 @@ export const OP = {
   i32DivU: 0x6e,
   i32RemS: 0x6f,
   i32RemU: 0x70,
+  i32And: 0x71,
+  i32Or: 0x72,
   i32Shl: 0x74,
   i32ShrS: 0x75,
   i32ShrU: 0x76,
@@ -161,6 +172,13 @@ export class FnBuilder {
     return this;
   }
 
+  /** `call_indirect` of type `type` through table 0 (index on the stack). */
+  callIndirect(type: number): this {
+    this.op(OP.callIndirect);
+    uleb(this.code, type);
+    return this.op(0x00);
+  }
+
   i32(v: number): this {
     this.op(OP.i32Const);
     sleb(this.code, BigInt(v | 0));
@@ -216,14 +234,16 @@ function section(out: number[], id: number, body: number[]): void {
 export type FnType = readonly [readonly number[], readonly number[]];
 
 /**
- * A module importing memory `env.mem` (1 page minimum) and functions `env.<name>`, defining one
- * function of type `types[fnType]` exported as `run`.
+ * A module importing functions `env.<name>`, the shared memory `env.mem` (any size up to 4 GiB)
+ * and, with `table`, the funcref table `env.tbl`, defining one function of type
+ * `types[fnType]` exported as `run`.
  */
 export function encodeModule(
   types: readonly FnType[],
   imports: readonly { name: string; type: number }[],
   fnType: number,
   body: FnBuilder,
+  table = false,
 ): Uint8Array {
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   let b: number[] = [];
@@ -237,7 +257,7 @@ export function encodeModule(
   }
   section(out, 1, b);
   b = [];
-  uleb(b, imports.length + 1);
+  uleb(b, imports.length + (table ? 2 : 1));
   for (const im of imports) {
     name(b, "env");
     name(b, im.name);
@@ -246,7 +266,14 @@ export function encodeModule(
   }
   name(b, "env");
   name(b, "mem");
-  b.push(0x02, 0x00, 0x01);
+  // Limits flag 3 = shared with a maximum (threads proposal, merged in wasm 2.0 §5.3.4).
+  b.push(0x02, 0x03, 0x01);
+  uleb(b, 65536);
+  if (table) {
+    name(b, "env");
+    name(b, "tbl");
+    b.push(0x01, 0x70, 0x00, 0x01);
+  }
   section(out, 2, b);
   b = [];
   uleb(b, 1);

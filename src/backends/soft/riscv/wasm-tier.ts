@@ -1,45 +1,51 @@
 /**
  * The WebAssembly tier: compiles a region (the blocks engine.ts gathers, as for the JS
- * translator) into one wasm function with the same contract as translate.ts's `RegionFn`, so
- * the run loop treats both tiers alike.
+ * translator) into one wasm function `run(entry) -> status` that the hart's wasm dispatcher
+ * (wasm-dispatch.ts) calls through its table, so region-to-region control stays in wasm.
  *
- * - Guest x-registers live in `Core.regMem` (the hart's own register file, no copy): the
- *   function loads the registers the region reads into i64 locals at entry and stores the
- *   ones it writes at every exit.
+ * - All state is in the hart's wasm memory (wasm-memory.ts) at constant addresses: the region
+ *   loads the x-registers it uses into i64 locals at entry and stores them at its one exit.
  * - RV64I/M integer instructions, branches and jumps are native wasm; div/rem carry the
- *   RISC-V results for a zero divisor and overflow inline (wasm would trap). Loads and stores
- *   call a JS helper with the address as an i32 pair, which tries the soft TLB and otherwise
- *   takes the interpreter's slow path (access.ts: page walk, MMIO exit, misalignment, code
- *   invalidation). Every other instruction (FP, AMO, mulh*, fence.i, illegal) goes to the
- *   interpreter's `exec` after the locals are written back, and the locals are reloaded after.
+ *   RISC-V results for a zero divisor and overflow inline (wasm would trap).
+ * - Loads and stores: the soft TLB's wasm mirror inline (tag compare, then a wasm load or
+ *   store at address + addend); a miss calls one JS import that runs the interpreter's slow
+ *   path (access.ts: page walk and refill, MMIO exit, misalignment, code invalidation). Write
+ *   entries never exist for code pages or unlogged dirty-tracked pages (tlb.ts, access.ts), so
+ *   a hit needs no other check. Every other instruction (FP, AMO, mulh*, fence.i) goes to
+ *   the interpreter's `exec` after the locals are written back, and they are reloaded after.
  * - Precise exceptions: a helper that traps or stops leaves pc and the trap CSRs as the
- *   interpreter would; the function writes back the registers retired instructions wrote and
- *   returns the count of instructions before the trapping one (`c.exc` tells the run loop).
- *   A store that invalidated the running code ends the region right after it.
- * - Control inside the region (loops, if/else over blocks) is a `br_table` over the blocks;
- *   a back edge continues only while the instruction budget allows another block, so the run
- *   loop sees interrupts, the timer and the watched word at the same points as with the JS tier.
+ *   interpreter would; the region writes back what retired instructions wrote, charges them to
+ *   the budget word and returns EXC. A store (or fence.i) that invalidated code ends the
+ *   region right after it with DIRTY and the next pc in the PC word.
+ * - Control inside the region is a `br_table` over its blocks; a back edge continues only
+ *   while the budget word allows another block, so the run loop sees interrupts, the timer
+ *   and the watched word at the same points as with the JS tier.
  */
 import type { Block } from "./block.js";
-import { type Core, REG_LAYOUT } from "./core.js";
+import type { Core } from "./core.js";
 import { loadSlow, storeSlow } from "./access.js";
 import { exec } from "./interp.js";
 import { bImm, iImm, jImm } from "./codegen.js";
 import { MMIO_TAG } from "./access.js";
-import type { RegionFn } from "./translate.js";
 import { FnBuilder, OP, T, encodeModule, type FnType } from "./wasm-encode.js";
 import { instantiate } from "./wasm-api.js";
-import { TWO32 } from "./i64.js";
 import { EMPTY_VIEW, TLB_SIZE } from "./tlb.js";
+import { AREA } from "./wasm-memory.js";
 
 /** Default blocks per wasm region (the prototype measured 16 best: 1438 vs 1093 MIPS at 1). */
 export const WASM_REGION_BLOCKS = 16;
 
-/** Helper results: the instruction completed, trapped/stopped, or rewrote the running code. */
-const ST = { OK: 0, EXC: 1, DIRTY: 2 } as const;
+/**
+ * Helper and region results: the instruction completed (region: left with the next pc in the
+ * PC word), trapped/stopped (pc set by the JS side), or rewrote code (next pc in the PC word).
+ */
+export const ST = { OK: 0, EXC: 1, DIRTY: 2 } as const;
+
+/** The region function's type (index 0 in every module of the tier). */
+export const REGION_TYPE: FnType = [[T.i32], [T.i32]];
 
 const TYPES: readonly FnType[] = [
-  [[T.i32, T.i32], [T.i32]], // 0: run(s, budget) -> retired
+  REGION_TYPE, // 0: run(entry) -> status
   [[T.i32, T.i32, T.i32], [T.i32]], // 1: ld(lo, hi, site) -> status
   [[T.i32, T.i32, T.i32, T.i32, T.i32], [T.i32]], // 2: st(lo, hi, vlo, vhi, site) -> status
   [[T.i32], [T.i32]], // 3: ex(site) -> status
@@ -100,21 +106,43 @@ export function nativeInsn(insn: number): boolean {
   }
 }
 
-/** Code generator for one region. */
+/** Loads by funct3 (LB, LH, LW, LD, LBU, LHU, LWU). */
+const LOAD_OPS = [
+  OP.i64Load8S,
+  OP.i64Load16S,
+  OP.i64Load32S,
+  OP.i64Load,
+  OP.i64Load8U,
+  OP.i64Load16U,
+  OP.i64Load32U,
+];
+/** Stores by funct3 (SB, SH, SW, SD). */
+const STORE_OPS = [OP.i64Store8, OP.i64Store16, OP.i64Store32, OP.i64Store];
+
+/** Code generator for one region of the hart whose area starts at `base`. */
 class WasmGen {
-  readonly f = new FnBuilder(2);
+  readonly f = new FnBuilder(1);
   readonly sites: Site[] = [];
   private readonly index: ReadonlyMap<number, number>;
   private readonly reg: number[] = new Array<number>(32).fill(-1);
+  /** Registers some instruction of the region writes (from the first pass on). */
+  private readonly written: boolean[];
+  private readonly base: number;
   private readonly done: number;
   private readonly lim: number;
   private readonly a: number;
   private readonly b: number;
   private readonly w: number;
   private readonly v: number;
+  private readonly t: number;
+  private readonly st: number;
+  /** Index of the block being emitted. */
+  private cur = 0;
 
-  constructor(blocks: readonly Block[]) {
+  constructor(blocks: readonly Block[], base: number, written: readonly boolean[] = []) {
+    this.written = [...written];
     this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
+    this.base = base;
     const f = this.f;
     this.done = f.local(T.i32);
     this.lim = f.local(T.i32);
@@ -122,6 +150,19 @@ class WasmGen {
     this.b = f.local(T.i64);
     this.w = f.local(T.i32);
     this.v = f.local(T.i32);
+    this.t = f.local(T.i32);
+    this.st = f.local(T.i32);
+  }
+
+  /** Memory access `opcode` at constant area offset `off` (address operand 0 pushed here). */
+  private at(opcode: number, align: number, off: number): void {
+    this.f.mem(opcode, align, this.base + off);
+  }
+
+  /** Stores the i64 constant `pc` into the PC word. */
+  private setPc(pc: number): void {
+    this.f.i32(0).i64(BigInt(pc));
+    this.at(OP.i64Store, 3, AREA.PC);
   }
 
   private local(r: number): number {
@@ -142,7 +183,15 @@ class WasmGen {
   /** Pops an i64 into x[r] (x0 discards it). */
   set(r: number): void {
     if (r === 0) this.f.op(OP.drop);
-    else this.f.idx(OP.localSet, this.local(r));
+    else {
+      this.f.idx(OP.localSet, this.local(r));
+      this.written[r] = true;
+    }
+  }
+
+  /** The registers the code emitted so far writes. */
+  writes(): boolean[] {
+    return this.written;
   }
 
   /** The registers the code emitted so far touches. */
@@ -164,43 +213,47 @@ class WasmGen {
     for (const r of regs) this.local(r);
     this.reload();
     const maxN = Math.max(...blocks.map((b) => b.n));
-    f.idx(OP.localGet, 1).i32(maxN).op(OP.i32Sub).idx(OP.localSet, this.lim);
+    f.i32(0);
+    this.at(OP.i32Load, 2, AREA.BUDGET);
+    f.i32(maxN).op(OP.i32Sub).idx(OP.localSet, this.lim);
     f.open(OP.block, "exit").open(OP.loop, "disp");
     const labels = blocks.map((_, i) => `b${i}`);
     for (let i = blocks.length - 1; i >= 0; i--) f.open(OP.block, labels[i] ?? "");
     f.open(OP.block, "bad").idx(OP.localGet, 0).brTable(labels, "bad").end();
-    f.i32(0)
-      .i64(BigInt(blocks[0]?.pc ?? 0))
-      .mem(OP.i64Store, 3, REG_LAYOUT.PC)
-      .br("exit");
+    this.setPc(blocks[0]?.pc ?? 0);
+    f.br("exit");
   }
 
-  /** Closes the dispatch structure, writes the registers back and returns the count. */
+  /** Closes the dispatch structure, writes the registers back, charges the budget, returns. */
   epilogue(): void {
-    this.f.end().end();
+    const f = this.f;
+    f.end().end();
     this.writeBack();
-    this.f.idx(OP.localGet, this.done);
+    f.i32(0).i32(0);
+    this.at(OP.i32Load, 2, AREA.BUDGET);
+    f.idx(OP.localGet, this.done).op(OP.i32Sub);
+    this.at(OP.i32Store, 2, AREA.BUDGET);
+    f.idx(OP.localGet, this.st);
   }
 
   /** Loads every register local from the register file. */
   reload(): void {
     this.reg.forEach((l, r) => {
-      if (l >= 0)
-        this.f
-          .i32(0)
-          .mem(OP.i64Load, 3, REG_LAYOUT.X + 8 * r)
-          .idx(OP.localSet, l);
+      if (l < 0) return;
+      this.f.i32(0);
+      this.at(OP.i64Load, 3, AREA.X + 8 * r);
+      this.f.idx(OP.localSet, l);
     });
   }
 
   /** Stores every register local back (a local only differs from memory once written). */
   writeBack(): void {
     this.reg.forEach((l, r) => {
-      if (l >= 0)
-        this.f
-          .i32(0)
-          .idx(OP.localGet, l)
-          .mem(OP.i64Store, 3, REG_LAYOUT.X + 8 * r);
+      // Only written locals can differ from memory: a region returns every few hundred
+      // instructions on compute.elf, and storing all ~25 locals each time was measurable.
+      if (l < 0 || this.written[r] !== true) return;
+      this.f.i32(0).idx(OP.localGet, l);
+      this.at(OP.i64Store, 3, AREA.X + 8 * r);
     });
   }
 
@@ -212,7 +265,7 @@ class WasmGen {
   /** Leaves with `done + k` retired and pc already set by a helper (trap or stop). */
   private exitTrapped(k: number): void {
     this.addDone(k);
-    this.f.br("exit");
+    this.f.i32(ST.EXC).idx(OP.localSet, this.st).br("exit");
   }
 
   /** Control goes to static `target` after k more instructions of this block retired. */
@@ -221,10 +274,14 @@ class WasmGen {
     this.addDone(k);
     const j = this.index.get(target);
     if (j !== undefined) {
-      f.idx(OP.localGet, this.done).idx(OP.localGet, this.lim).op(OP.i32LeS);
-      f.open(OP.if).i32(j).idx(OP.localSet, 0).br("disp").end();
+      f.idx(OP.localGet, this.done).idx(OP.localGet, this.lim).op(OP.i32LeS).open(OP.if);
+      // A block looping on itself branches straight to its own start: through `disp` every
+      // loop would merge all the region's register values at one header (measured slower).
+      if (j === this.cur) f.br("self");
+      else f.i32(j).idx(OP.localSet, 0).br("disp");
+      f.end();
     }
-    f.i32(0).i64(BigInt(target)).mem(OP.i64Store, 3, REG_LAYOUT.PC);
+    this.setPc(target);
     f.br("exit");
   }
 
@@ -236,12 +293,13 @@ class WasmGen {
   /** Handles a helper status on the stack: trap → exit; rewritten code → exit after it. */
   private status(k: number, next: number): void {
     const f = this.f;
-    f.idx(OP.localTee, this.w).open(OP.if);
-    f.idx(OP.localGet, this.w).i32(ST.EXC).op(OP.i32Eq).open(OP.if);
+    f.idx(OP.localTee, this.st).open(OP.if);
+    f.idx(OP.localGet, this.st).i32(ST.EXC).op(OP.i32Eq).open(OP.if);
     this.exitTrapped(k);
     f.end();
     this.addDone(k + 1);
-    f.i32(0).i64(BigInt(next)).mem(OP.i64Store, 3, REG_LAYOUT.PC).br("exit");
+    this.setPc(next);
+    f.br("exit");
     f.end();
   }
 
@@ -251,49 +309,91 @@ class WasmGen {
     this.f.i64(BigInt(imm)).op(OP.i64Add).idx(OP.localSet, this.a);
   }
 
-  private pushAddrPair(): void {
+  /** Pushes the high word of address local `a`. */
+  private pushAddrHi(): void {
+    this.f.idx(OP.localGet, this.a).i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
+  }
+
+  /**
+   * Pushes "the TLB mirror at `tags` maps address `a` for an aligned access of `size`": sets
+   * `w` = the address's low word and `t` = 8 × the entry's index (its tag's byte offset).
+   */
+  private tlbHit(tags: number, size: number): void {
     const f = this.f;
-    f.idx(OP.localGet, this.a).op(OP.i32WrapI64);
-    f.idx(OP.localGet, this.a).i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
+    f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localTee, this.w);
+    f.i32(12 - 3)
+      .op(OP.i32ShrU)
+      .i32((TLB_SIZE - 1) << 3)
+      .op(OP.i32And)
+      .idx(OP.localTee, this.t);
+    this.at(OP.i64Load, 3, tags);
+    // The tag trick (tlb.ts) on the whole address: low bits of a misaligned one never match.
+    f.idx(OP.localGet, this.a)
+      .i64(BigInt(-4096 | (size - 1)))
+      .op(OP.i64And, OP.i64Eq);
+  }
+
+  /** Pushes the wasm address of the access (`w` + the entry's addend in array `add`). */
+  private hostAddr(add: number): void {
+    this.f.idx(OP.localGet, this.w).idx(OP.localGet, this.t).i32(1).op(OP.i32ShrU);
+    this.at(OP.i32Load, 2, add);
+    this.f.op(OP.i32Add);
   }
 
   private load(insn: number, raw: number, pc: number, len: number, k: number): void {
+    const f = this.f;
     const f3 = (insn >>> 12) & 7;
+    const ld = LOAD_OPS[f3] ?? OP.i64Load;
     this.addr(insn, iImm(insn));
-    this.pushAddrPair();
-    this.f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.ld);
+    this.tlbHit(AREA.R_TAG, 1 << (f3 & 3));
+    f.open(OP.if, null, T.i64);
+    this.hostAddr(AREA.R_ADD);
+    f.mem(ld, 0, 0);
+    f.op(OP.else);
+    f.idx(OP.localGet, this.w);
+    this.pushAddrHi();
+    f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.ld);
     this.status(k, pc + len);
-    const ops = [
-      OP.i64Load8S,
-      OP.i64Load16S,
-      OP.i64Load32S,
-      OP.i64Load,
-      OP.i64Load8U,
-      OP.i64Load16U,
-      OP.i64Load32U,
-    ];
-    this.f.i32(0).mem(ops[f3] ?? OP.i64Load, 0, REG_LAYOUT.VAL);
+    f.i32(0);
+    this.at(ld, 0, AREA.VAL);
+    f.end();
     this.set((insn >>> 7) & 31);
   }
 
   private store(insn: number, raw: number, pc: number, len: number, k: number): void {
+    const f = this.f;
+    const f3 = (insn >>> 12) & 7;
     const imm = ((insn >> 20) & ~31) | ((insn >>> 7) & 31);
-    this.addr(insn, imm);
-    this.pushAddrPair();
     const rs2 = (insn >>> 20) & 31;
+    this.addr(insn, imm);
+    this.tlbHit(AREA.W_TAG, 1 << f3);
+    f.open(OP.if);
+    this.hostAddr(AREA.W_ADD);
     this.get(rs2);
-    this.f.op(OP.i32WrapI64);
+    f.mem(STORE_OPS[f3] ?? OP.i64Store, 0, 0);
+    f.op(OP.else);
+    f.idx(OP.localGet, this.w);
+    this.pushAddrHi();
     this.get(rs2);
-    this.f.i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
-    this.f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.st);
+    f.op(OP.i32WrapI64);
+    this.get(rs2);
+    f.i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
+    f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.st);
     this.status(k, pc + len);
+    f.end();
   }
 
   private fallback(insn: number, raw: number, pc: number, len: number, k: number): void {
+    const f = this.f;
     this.writeBack();
-    this.f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.ex);
-    this.status(k, pc + len);
+    f.i32(this.site(insn, raw, pc, len))
+      .idx(OP.call, F.ex)
+      .idx(OP.localSet, this.v);
+    // Reload first: on a DIRTY exit the epilogue stores the locals, which must hold what the
+    // interpreter wrote (an AMO's rd), not the values from before the call.
     this.reload();
+    f.idx(OP.localGet, this.v);
+    this.status(k, pc + len);
   }
 
   /** RISC-V division semantics on i64 operands in locals a, b (spec "M", division table). */
@@ -356,17 +456,23 @@ class WasmGen {
     const f = this.f;
     const f3 = (insn >>> 12) & 7;
     const f7 = insn >>> 25;
-    this.get((insn >>> 15) & 31);
-    f.idx(OP.localSet, this.a);
-    this.get((insn >>> 20) & 31);
-    f.idx(OP.localSet, this.b);
+    const rs1 = (insn >>> 15) & 31;
+    const rs2 = (insn >>> 20) & 31;
     if (f7 === 1 && f3 >= 4) {
+      this.get(rs1);
+      f.idx(OP.localSet, this.a);
+      this.get(rs2);
+      f.idx(OP.localSet, this.b);
       if (word) this.div32(f3);
       else this.div64(f3);
       return;
     }
+    // Operands straight from their locals (fewer wasm ops: Liftoff's code follows them).
+    this.get(rs1);
+    if (word) f.op(OP.i32WrapI64);
+    this.get(rs2);
     if (word) {
-      f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localGet, this.b).op(OP.i32WrapI64);
+      f.op(OP.i32WrapI64);
       if (f7 === 1) f.op(OP.i32Mul);
       else if (f3 === 0) f.op(f7 === 0x20 ? OP.i32Sub : OP.i32Add);
       else if (f3 === 1) f.op(OP.i32Shl);
@@ -374,7 +480,6 @@ class WasmGen {
       f.op(OP.i64ExtendI32S);
       return;
     }
-    f.idx(OP.localGet, this.a).idx(OP.localGet, this.b);
     if (f7 === 1) {
       f.op(OP.i64Mul);
       return;
@@ -418,8 +523,16 @@ class WasmGen {
     }
   }
 
-  /** Emits block `blk`; every path ends in a branch to `disp` or `exit`. */
-  block(blk: Block): void {
+  /** Emits block `i` of the region inside its own `self` loop. */
+  blockAt(blk: Block, i: number): void {
+    this.cur = i;
+    this.f.open(OP.loop, "self");
+    this.block(blk);
+    this.f.end();
+  }
+
+  /** Emits block `blk`; every path ends in a branch to `self`, `disp` or `exit`. */
+  private block(blk: Block): void {
     const f = this.f;
     let pc = blk.pc;
     for (let k = 0; k < blk.n; k++) {
@@ -454,7 +567,8 @@ class WasmGen {
           .idx(OP.localSet, this.a);
         f.i64(BigInt(pc + len));
         this.set(rd);
-        f.i32(0).idx(OP.localGet, this.a).mem(OP.i64Store, 3, REG_LAYOUT.PC);
+        f.i32(0).idx(OP.localGet, this.a);
+        this.at(OP.i64Store, 3, AREA.PC);
         this.addDone(k + 1);
         f.br("exit");
         return;
@@ -483,37 +597,58 @@ class WasmGen {
   }
 }
 
-function generate(blocks: readonly Block[], regs: readonly number[]): WasmGen {
-  const g = new WasmGen(blocks);
+function generate(
+  blocks: readonly Block[],
+  regs: readonly number[],
+  base: number,
+  written?: readonly boolean[],
+): WasmGen {
+  const g = new WasmGen(blocks, base, written);
   g.prologue(regs, blocks);
-  for (const b of blocks) {
+  blocks.forEach((b, i) => {
     g.f.end(); // closes block b<i>: its code follows
-    g.block(b);
-  }
+    g.blockAt(b, i);
+  });
   g.epilogue();
   return g;
 }
 
-/** The wasm function for `blocks` and the helper call sites it refers to. */
-export function regionModule(blocks: readonly Block[]): { bytes: Uint8Array; sites: Site[] } {
-  // A first pass finds the registers used, so the prologue can declare and load them all.
-  const g = generate(blocks, generate(blocks, []).used());
+/** The wasm module of `blocks` for the hart area at `base`, and its helper call sites. */
+export function regionModule(
+  blocks: readonly Block[],
+  base = 0,
+): { bytes: Uint8Array; sites: Site[] } {
+  // A first pass finds the registers used and written, so the prologue can load them all and
+  // every exit (including ones emitted before a later write) stores the written ones.
+  const first = generate(blocks, [], base);
+  const g = generate(blocks, first.used(), base, first.writes());
   return { bytes: encodeModule(TYPES, IMPORTS, 0, g.f), sites: g.sites };
 }
 
-/** Compiles a region to a wasm function bound to this hart's state. */
-export function compileWasmRegion(blocks: readonly Block[], c: Core): RegionFn {
-  const { bytes, sites } = regionModule(blocks);
+/** A compiled region: `run(entry)` returns an ST status (see the module comment). */
+export type WasmRegion = (entry: number) => number;
+
+/** Counters the compiled code updates. */
+export interface WasmStats {
+  /** Calls from wasm to a JS helper (TLB misses, instructions the interpreter runs). */
+  wasmHelpers: number;
+}
+
+/** Compiles a region to a wasm function over this hart's area (for its dispatch table). */
+export function compileWasmRegion(blocks: readonly Block[], c: Core, stats: WasmStats): WasmRegion {
+  const { bytes, sites } = regionModule(blocks, c.area.base);
   const xfer = c.xfer;
   const tr = c.tr;
   const tw = c.tw;
   const inst = instantiate(bytes, {
-    mem: c.regMem,
+    mem: c.area.mem,
     ld: (lo: number, hi: number, i: number): number => {
+      stats.wasmHelpers++;
       const s = sites[i];
       if (s === undefined) return ST.EXC;
       const f3 = (s.insn >>> 12) & 7;
       const size = 1 << (f3 & 3);
+      // Entries of slots outside the wasm memory are only in the JS table.
       const t = (lo >>> 12) & (TLB_SIZE - 1);
       if (tr.tagLo[t] === (lo & (-4096 | (size - 1))) && tr.tagHi[t] === hi) {
         const dv = tr.dv[t] ?? EMPTY_VIEW;
@@ -534,6 +669,7 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core): RegionFn {
       return ST.OK;
     },
     st: (lo: number, hi: number, vlo: number, vhi: number, i: number): number => {
+      stats.wasmHelpers++;
       const s = sites[i];
       if (s === undefined) return ST.EXC;
       const size = 1 << ((s.insn >>> 12) & 3);
@@ -551,6 +687,7 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core): RegionFn {
       return c.codeDirty ? ST.DIRTY : ST.OK;
     },
     ex: (i: number): number => {
+      stats.wasmHelpers++;
       const s = sites[i];
       if (s === undefined) return ST.EXC;
       exec(c, s.insn, s.raw, s.pc, s.len);
@@ -560,15 +697,5 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core): RegionFn {
   });
   const run = inst.exports.run;
   if (typeof run !== "function") throw new Error("wasm tier: compiled region exports no run()");
-  const fn = run as (s: number, budget: number) => number; // shape fixed by TYPES[0]
-  return (core: Core, s: number): number => {
-    const n = fn(s, core.budget);
-    if (!core.exc) {
-      const lo = xfer[0] ?? 0;
-      const hi = xfer[1] ?? 0;
-      if (hi >= -0x200000 && hi < 0x200000) core.pc = hi * TWO32 + (lo >>> 0);
-      else core.setPcPair(lo, hi);
-    }
-    return n;
-  };
+  return run as WasmRegion; // shape fixed by REGION_TYPE
 }
