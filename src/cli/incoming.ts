@@ -10,7 +10,7 @@ import type { RunMode } from "../vmm/machine/backend.js";
 import type { Machine } from "../vmm/machine/machine.js";
 import { receiveGuest, type IncomingExpectation } from "../vmm/migration/incoming.js";
 import { machineSource } from "../vmm/migration/machine-source.js";
-import { parseMigrationUri } from "../vmm/migration/transport.js";
+import { MigrationError, parseMigrationUri } from "../vmm/migration/transport.js";
 import { stdinInput } from "../vmm/runner-input.js";
 import { OptionValueError, parseMemSize } from "../vmm/size.js";
 import { parseBackend, parseMode } from "./backend.js";
@@ -64,7 +64,7 @@ export async function runIncoming(
   try {
     using input = stdinInput();
     using stop = listenForStopSignals();
-    const summary = await receiveGuest({
+    const received = receiveGuest({
       uri,
       expect,
       ...(mode === undefined ? {} : { mode }),
@@ -98,6 +98,16 @@ export async function runIncoming(
         if (apiPath !== undefined) api = await startApiServer({ path: apiPath, control: machine });
       },
     });
+    let summary;
+    try {
+      summary = await received;
+    } catch (error) {
+      // SIGINT/SIGTERM before the guest arrived: one line, and the signal's status.
+      const ending = stop.requested();
+      if (ending === undefined || !(error instanceof MigrationError)) throw error;
+      err(`regvisor: ${error.message}\n`);
+      return ending.status;
+    }
     sink.flush();
     report(summary, values, out, err, []);
     return summary.ending.status;

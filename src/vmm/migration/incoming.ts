@@ -24,6 +24,7 @@ import {
 } from "../machine/state.js";
 import { applyVcpuPower, restoreDevices } from "../machine/state.js";
 import { ARCHES, runMachine, runnerIo, type RunRequest, type RunSummary } from "../runner.js";
+import type { StopSource } from "../runner-types.js";
 import { decodeMachineState } from "../snapshot/devices.js";
 import type { SnapshotMeta } from "../snapshot/model.js";
 import type { RestoreSnapshotOptions } from "../snapshot/restore.js";
@@ -105,7 +106,7 @@ function checkExpectation(d: MachineDescription, want: IncomingExpectation): voi
 export async function receiveGuest(request: IncomingRequest): Promise<IncomingSummary> {
   await using listener = await listenOnce(request.uri, request.timeouts ?? DEFAULT_TIMEOUTS);
   request.onListening?.(formatUri(listener.uri));
-  const channel = await listener.accept();
+  const channel = await untilStopped(listener.accept(), request.stop, () => undefined);
   let built: { machine: Machine; description: MachineDescription } | undefined;
   const disks: ReturnType<typeof openDisks> = [];
   const { io, record, unclaimed } = runnerIo(request, new ConsoleRecord());
@@ -152,9 +153,15 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
         };
       },
     };
-    const received = await receiveMigration(channel, factory, {
-      ...(request.idleMs === undefined ? {} : { idleMs: request.idleMs }),
-    });
+    const received = await untilStopped(
+      receiveMigration(channel, factory, {
+        ...(request.idleMs === undefined ? {} : { idleMs: request.idleMs }),
+      }),
+      request.stop,
+      () => {
+        channel.destroy();
+      },
+    );
     channel.destroy();
     request.onReceived?.({ bytes: received.bytes, rounds: received.rounds });
     const b = built as { machine: Machine; description: MachineDescription } | undefined;
@@ -168,6 +175,41 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
     return { ...summary, description: b.description };
   } finally {
     for (const disk of disks) disk.close();
+  }
+}
+
+/** How often a wait for the source looks for a stop request (SIGINT/SIGTERM), ms. */
+const STOP_POLL_MS = 50;
+
+/**
+ * Waits for `work` unless `stop` asks to end first: then `abandon()` (drop the connection) and
+ * reject with a one-line MigrationError, so a destination still waiting for its guest ends on
+ * SIGINT/SIGTERM (the guest never ran here; the source keeps it).
+ */
+async function untilStopped<T>(
+  work: Promise<T>,
+  stop: StopSource | undefined,
+  abandon: () => void,
+): Promise<T> {
+  if (stop === undefined) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      const ending = stop.requested();
+      if (ending === undefined) return;
+      abandon();
+      reject(
+        new MigrationError(
+          "stopped",
+          `Stopped waiting for the migration: ${ending.message}; nothing runs here, the source keeps the guest`,
+        ),
+      );
+    }, STOP_POLL_MS);
+  });
+  try {
+    return await Promise.race([work, stopped]);
+  } finally {
+    clearInterval(timer);
   }
 }
 
