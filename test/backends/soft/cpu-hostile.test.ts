@@ -177,7 +177,7 @@ describe("hostile guests", () => {
 
   it("a memslot that is not a page multiple is bounds-checked, never overrun", () => {
     const ram = new Uint8Array(4096 + 6);
-    const v = new DataView(ram.buffer);
+    const v = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
     // At the very end: a 32-bit load that would cross the slot end, then code running off it.
     v.setUint32(4096, I.ld(R.a0, R.a1, 0), true);
     v.setUint16(4100, 0x0001, true); // c.nop, then the slot ends

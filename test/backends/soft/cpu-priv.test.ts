@@ -103,7 +103,7 @@ describe("Hart reset state and register API", () => {
 describe("two harts on shared RAM", () => {
   it("SC fails when another hart changed the reserved word, succeeds otherwise", () => {
     const ram = new Uint8Array(new SharedArrayBuffer(1 << 16));
-    const view = new DataView(ram.buffer);
+    const view = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
     const make = (): Hart => {
       const h = new Hart({ hotThreshold: 1 });
       h.setMemslots([{ slot: 0, gpa: BASE, bytes: ram, readonly: false }]);

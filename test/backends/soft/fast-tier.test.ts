@@ -114,7 +114,7 @@ describe("fast interpreter (decode cache)", () => {
     it(`${name}: a 4-byte instruction straddling a page end runs from both pages`, () => {
       const at = 0x1ffe;
       const { hart, ram } = hartWith([...li(R.t1, BigInt(BASE + at)), I.jalr(0, R.t1, 0)], options);
-      const view = new DataView(ram.buffer);
+      const view = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
       const insn = I.addi(R.a0, R.zero, 9);
       view.setUint16(at, insn & 0xffff, true);
       view.setUint16(at + 2, insn >>> 16, true);

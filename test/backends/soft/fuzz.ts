@@ -320,7 +320,11 @@ export function makeCase(seed: number, slots = 96, paging?: boolean): FuzzCase {
   for (let k = 0; k < 4096; k++) ram[DATA + k] = rng.int(256);
   // Some data words are valid code, for stores that rewrite code ahead (self-modifying code).
   for (let k = 0; k < 16; k++) {
-    new DataView(ram.buffer).setUint32(DATA + 4 * k, slot(rng, 0, slots, withPaging), true);
+    new DataView(ram.buffer, ram.byteOffset, ram.byteLength).setUint32(
+      DATA + 4 * k,
+      slot(rng, 0, slots, withPaging),
+      true,
+    );
   }
   const satp = withPaging ? pageTables(rng, ram) : 0n;
   const x = Array.from({ length: 32 }, () => rng.u64());

@@ -188,7 +188,7 @@ export function hartWith(
   const hart = new Hart(opts);
   hart.setMemslots([{ slot: 0, gpa: RAM_BASE, bytes: ram, readonly: false }]);
   hart.setPc(BigInt(RAM_BASE));
-  return { hart, ram, view: new DataView(ram.buffer) };
+  return { hart, ram, view: new DataView(ram.buffer, ram.byteOffset, ram.byteLength) };
 }
 
 /** Runs a guest ELF file to SRST (or budget exhaustion) and returns its console output. */

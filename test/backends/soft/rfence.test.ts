@@ -102,7 +102,7 @@ function smp(
     budget: { timeSliceMs: 20_000 },
   });
   const ram = allocGuestMemory(RAM_SIZE);
-  const view = new DataView(ram.buffer);
+  const view = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
   place(ram, CODE0, [...HART0, I.jal(0, -4 * HART0.length)]);
   place(ram, CODE1, [...OTHERS, I.jal(0, -4 * OTHERS.length)]);
   view.setBigUint64(F, fWord(1), true);
@@ -249,7 +249,7 @@ describe("SBI RFENCE acts on exactly the harts named", () => {
     for (const f of SFENCES) {
       it(`${tier.name}: remote ${f.name} to hart 2: it sees the new mapping, harts 1 and 3 are left alone`, () => {
         const s = smp("inline", tier, 4, (ram) => {
-          new DataView(ram.buffer).setBigUint64(MASK, 0b100n, true);
+          new DataView(ram.buffer, ram.byteOffset, ram.byteLength).setBigUint64(MASK, 0b100n, true);
         });
         for (let n = 1; n < 4; n++) assert.equal(step(s, n).va, VALUE_A, "VA → page A, cached");
         const before = marks(s);
@@ -268,7 +268,7 @@ describe("SBI RFENCE acts on exactly the harts named", () => {
 
     it(`${tier.name}: legacy remote_fence_i reads the mask from memory (harts 1 and 3)`, () => {
       const s = smp("inline", tier, 4, (ram) => {
-        new DataView(ram.buffer).setBigUint64(MASK, 0b1010n, true);
+        new DataView(ram.buffer, ram.byteOffset, ram.byteLength).setBigUint64(MASK, 0b1010n, true);
       });
       for (let n = 1; n < 4; n++) step(s, n);
       const before = marks(s);

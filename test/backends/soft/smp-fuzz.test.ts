@@ -99,7 +99,7 @@ describe("SC after another hart wrote the reserved word", () => {
       it(`${tier.name}: hart 1 does ${what} between hart 0's LR and SC`, () => {
         const vm = tierVm("inline", tier, { timeSliceMs: 20_000 });
         const ram = allocGuestMemory(1 << 20);
-        const view = new DataView(ram.buffer);
+        const view = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
         view.setBigUint64(Number(WORD), OLD, true);
         place(ram, 0, hart0);
         place(ram, 0x1000, [...li(R.t1, RAM_BASE + WORD), ...li(R.t0, NEW), ...code, ...report(3)]);

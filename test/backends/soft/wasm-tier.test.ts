@@ -72,7 +72,7 @@ describe("wasm tier", () => {
     const ram = new Uint8Array(8192);
     const slot = new Slot({ slot: 0, gpa: BASE, bytes: ram, readonly: false });
     const code = loop(3, [I.addi(R.a0, R.a0, 1), I.ld(R.a1, R.sp, 8)]);
-    new DataView(ram.buffer).setUint32(0, code[0] ?? 0, true);
+    new DataView(ram.buffer, ram.byteOffset, ram.byteLength).setUint32(0, code[0] ?? 0, true);
     const { bytes } = regionModule([decodeBlock(BASE, BASE, slot)]);
     assert.ok(
       (
