@@ -92,6 +92,11 @@ export interface MigrationStatus {
   readonly downtimeMs?: number;
   /** The pages sent while paused. */
   readonly finalPages?: number;
+  /**
+   * Milliseconds each stage took, in order (connect, header, round1…, pause, final, capture,
+   * state, ready, go): where the total went.
+   */
+  readonly phases?: Readonly<Record<string, number>>;
   readonly error?: string;
 }
 
@@ -108,6 +113,15 @@ export class Migration {
   #status: MigrationStatus;
   #progress: PrecopyProgress | undefined;
   readonly #started = performance.now();
+  readonly #phases: Record<string, number> = {};
+  #mark = this.#started;
+
+  /** Ends the stage `name` now (its duration into `phases`). */
+  #phase(name: string): void {
+    const now = performance.now();
+    this.#phases[name] = Math.round((now - this.#mark) * 10) / 10;
+    this.#mark = now;
+  }
 
   constructor(
     private readonly source: MigrationSource,
@@ -157,6 +171,7 @@ export class Migration {
     let replies: ReplyWatch | undefined;
     try {
       channel = await connectChannel(this.uri, this.options.timeouts ?? DEFAULT_TIMEOUTS);
+      this.#phase("connect");
       const ch = channel;
       replies = this.#watch(ch, (why) => {
         rejected = why;
@@ -166,6 +181,7 @@ export class Migration {
       const { arch, backend } = this.source;
       await write([encodeStreamHeader(arch, backend), ...encodeMetaFrame(this.source.describe())]);
       await write(encodeLayoutFrame(this.#layout()));
+      this.#phase("header");
       this.#status = { ...this.#status, stage: "precopy" };
       precopy = new Precopy(this.source.ram, write, {
         downtimeLimitMs: this.options.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs,
@@ -173,22 +189,33 @@ export class Migration {
         ...(this.options.maxBandwidth === undefined
           ? {}
           : { maxBandwidth: this.options.maxBandwidth }),
-        onRound: (p) => (this.#progress = p),
+        onRound: (p) => {
+          this.#progress = p;
+          this.#phase(`round${p.round}`);
+        },
       });
       await precopy.iterate();
+      // The rounds' bytes leave before the pause, so the downtime carries only the last pages.
+      await ch.flushed();
+      this.#phase("flush");
       this.#status = { ...this.#status, stage: "switchover" };
       const pausedAt = performance.now();
       await this.source.pause();
       paused = true;
+      this.#phase("pause");
       const finalPages = await precopy.finish();
+      this.#phase("final");
       const state = await this.source.capture();
+      this.#phase("capture");
       for (const vcpu of state.vcpus) await write(encodeVcpuFrame(vcpu, arch));
       for (const device of state.devices) await write(encodeDeviceFrame(device));
       await write(encodeEndFrame());
+      this.#phase("state");
       this.#status = { ...this.#status, stage: "commit" };
       const reply = await replies.next(
         this.options.readyTimeoutMs ?? MIGRATE_DEFAULTS.readyTimeoutMs,
       );
+      this.#phase("ready");
       if (reply === undefined)
         throw new MigrationError(
           "commit",
@@ -200,6 +227,7 @@ export class Migration {
       await ch.write([GO]);
       await ch.end();
       committed = true;
+      this.#phase("go");
       const p = precopy.progress;
       this.#status = {
         status: "completed",
@@ -214,6 +242,7 @@ export class Migration {
         bandwidth: p.bandwidth,
         totalMs: Math.round(performance.now() - this.#started),
         downtimeMs: Math.round(performance.now() - pausedAt),
+        phases: { ...this.#phases },
       };
       return this.#status;
     } catch (error) {

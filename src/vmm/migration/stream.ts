@@ -158,25 +158,98 @@ export function encodeLayoutFrame(slots: readonly LayoutSlot[]): Uint8Array[] {
   return frame(FRAME_TYPES.LAYOUT, w.parts());
 }
 
+/** Data pages of a `PagesFrame` are copied into buffers of this many pages. */
+const COPY_CHUNK_PAGES = 64;
+
 /**
- * PAGES frame of at most `MAX_PAGES_PER_FRAME` pages; data pages are passed by reference (no
- * copy), zero pages cost 8 bytes.
+ * One PAGES frame built page by page: the entry table is written in place and data pages are
+ * copied into the frame's own buffers, so a round costs no object per page and the frame never
+ * aliases guest RAM (a guest write after the CRC was computed would corrupt it). A frame holds
+ * at most `MAX_PAGES_PER_FRAME` pages.
+ */
+export class PagesFrame {
+  readonly #table = new Uint8Array(8 + 8 * MAX_PAGES_PER_FRAME);
+  readonly #entries = new DataView(this.#table.buffer);
+  readonly #chunks: Uint8Array[] = [];
+  #chunk = new Uint8Array(0);
+  #used = 0;
+  #count = 0;
+
+  constructor(readonly slot: number) {}
+
+  /** Pages in the frame so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Bytes of page data in the frame so far. */
+  get dataBytes(): number {
+    const full = Math.max(0, this.#chunks.length - 1);
+    return full * COPY_CHUNK_PAGES * PAGE_BYTES + this.#used;
+  }
+
+  /** Pages that still fit. */
+  get room(): number {
+    return MAX_PAGES_PER_FRAME - this.#count;
+  }
+
+  /**
+   * Adds page `index` as a zero page (8 bytes in the stream).
+   * @throws RangeError when the frame is full.
+   */
+  zero(index: number): void {
+    this.#entry(index, 0);
+  }
+
+  /**
+   * Adds page `index` with a copy of its 4 KiB `data`.
+   * @throws RangeError when the frame is full or `data` is not 4 KiB.
+   */
+  data(index: number, data: Uint8Array): void {
+    if (data.length !== PAGE_BYTES) throw new RangeError("a data page must be 4096 bytes");
+    this.#entry(index, 1);
+    if (this.#used + PAGE_BYTES > this.#chunk.length) {
+      this.#chunk = new Uint8Array(COPY_CHUNK_PAGES * PAGE_BYTES);
+      this.#chunks.push(this.#chunk);
+      this.#used = 0;
+    }
+    this.#chunk.set(data, this.#used);
+    this.#used += PAGE_BYTES;
+  }
+
+  #entry(index: number, kind: number): void {
+    if (this.#count >= MAX_PAGES_PER_FRAME) {
+      throw new RangeError(`a PAGES frame holds at most ${MAX_PAGES_PER_FRAME} pages`);
+    }
+    this.#entries.setUint32(8 + 8 * this.#count, index, true);
+    this.#entries.setUint32(12 + 8 * this.#count, kind, true);
+    this.#count++;
+  }
+
+  /** The frame's bytes (header, payload parts, CRC). */
+  encode(): Uint8Array[] {
+    this.#entries.setUint32(0, this.slot, true);
+    this.#entries.setUint32(4, this.#count, true);
+    const data = this.#chunks.map((c) => (c === this.#chunk ? c.subarray(0, this.#used) : c));
+    return frame(FRAME_TYPES.PAGES, [this.#table.subarray(0, 8 + 8 * this.#count), ...data]);
+  }
+}
+
+/**
+ * PAGES frame of at most `MAX_PAGES_PER_FRAME` pages (copies the data pages; zero pages cost 8
+ * bytes).
  * @throws RangeError on too many pages or a data page that is not 4 KiB.
  */
 export function encodePagesFrame(slot: number, pages: readonly PageOut[]): Uint8Array[] {
   if (pages.length > MAX_PAGES_PER_FRAME) {
     throw new RangeError(`a PAGES frame holds at most ${MAX_PAGES_PER_FRAME} pages`);
   }
-  const w = new Writer().u32(slot).u32(pages.length);
-  const data: Uint8Array[] = [];
+  const out = new PagesFrame(slot);
   for (const p of pages) {
-    w.u32(p.index).u32(p.data === undefined ? 0 : 1);
-    if (p.data !== undefined) {
-      if (p.data.length !== PAGE_BYTES) throw new RangeError("a data page must be 4096 bytes");
-      data.push(p.data);
-    }
+    if (p.data === undefined) out.zero(p.index);
+    else out.data(p.index, p.data);
   }
-  return frame(FRAME_TYPES.PAGES, [...w.parts(), ...data]);
+  return out.encode();
 }
 
 /** ROUND frame (progress). */
@@ -431,24 +504,26 @@ export class StreamDecoder {
     // A DataView over the entries: a Reader call per field costs more than the copy of a page.
     const raw = r.view8(count * 8, "page entries");
     const table = new DataView(raw.buffer, raw.byteOffset, raw.length);
-    const entries: { index: number; data: boolean }[] = [];
+    let dataPages = 0;
     for (let i = 0; i < count; i++) {
-      const index = table.getUint32(8 * i, true);
       const kind = table.getUint32(8 * i + 4, true);
       if (kind > 1) throw this.#fail(`page kind ${kind} is not 0 (zero) or 1 (data)`);
-      entries.push({ index, data: kind === 1 });
+      dataPages += kind;
     }
-    const dataPages = entries.filter((e) => e.data).length;
     if (r.remaining !== dataPages * PAGE_BYTES) {
       throw this.#fail(`PAGES frame carries ${r.remaining} data bytes for ${dataPages} data pages`);
     }
+    // One object per page, views into the payload (no copy of the data).
     let at = r.pos;
-    const pages = entries.map((e) => {
-      if (!e.data) return { index: e.index, data: undefined };
-      const data = payload.subarray(at, at + PAGE_BYTES);
-      at += PAGE_BYTES;
-      return { index: e.index, data };
-    });
+    const pages: { index: number; data: Uint8Array | undefined }[] = [];
+    for (let i = 0; i < count; i++) {
+      const index = table.getUint32(8 * i, true);
+      if (table.getUint32(8 * i + 4, true) === 0) pages.push({ index, data: undefined });
+      else {
+        pages.push({ index, data: payload.subarray(at, at + PAGE_BYTES) });
+        at += PAGE_BYTES;
+      }
+    }
     return { kind: "pages", slot, pages };
   }
 
