@@ -42,6 +42,12 @@ export interface MigrationSource {
   /** Called when the migration starts and when it ends (either way). */
   start?(): void;
   end?(): void;
+  /**
+   * Turns the RAM's dirty logging on (the pre-copy is about to start: a fresh, clear log) or
+   * off (the migration failed and the guest runs on here); vCPUs may be running or paused.
+   * Without it, the RAM must log already.
+   */
+  setDirtyLogging?(enabled: boolean): Promise<void>;
   /** Parks every vCPU between exits (devices quiesced: in-flight disk requests drained). */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -166,6 +172,7 @@ export class Migration {
     let channel: Channel | undefined;
     let paused = false;
     let committed = false;
+    let logging = false;
     let rejected: string | undefined;
     let precopy: Precopy | undefined;
     let replies: ReplyWatch | undefined;
@@ -183,6 +190,11 @@ export class Migration {
       await write(encodeLayoutFrame(this.#layout()));
       this.#phase("header");
       this.#status = { ...this.#status, stage: "precopy" };
+      if (this.source.setDirtyLogging !== undefined) {
+        logging = true;
+        await this.source.setDirtyLogging(true);
+        this.#phase("logging");
+      }
       precopy = new Precopy(this.source.ram, write, {
         downtimeLimitMs: this.options.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs,
         maxRounds: this.options.maxRounds ?? MIGRATE_DEFAULTS.maxRounds,
@@ -258,6 +270,8 @@ export class Migration {
           : error instanceof RegvisorError
             ? error.message
             : String(error);
+      // Logging off while still paused (a soft memslot change needs the vCPUs parked anyway).
+      const stuck = logging && !committed ? await this.#stopLogging() : undefined;
       if (paused && !committed) await this.source.resume();
       const p = precopy?.progress;
       this.#status = {
@@ -267,16 +281,29 @@ export class Migration {
         rounds: p?.round ?? 0,
         transferredBytes: channel?.bytesWritten ?? 0,
         totalMs: Math.round(performance.now() - this.#started),
-        error: message.split("\n")[0] ?? "",
+        error:
+          (message.split("\n")[0] ?? "") +
+          (stuck === undefined ? "" : `; dirty logging stays on: ${stuck}`),
       };
       return this.#status;
+    }
+  }
+
+  /** Turns logging off after a failure; returns why it stays on, if it does. */
+  async #stopLogging(): Promise<string | undefined> {
+    try {
+      await this.source.setDirtyLogging?.(false);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
     }
   }
 
   #layout(): LayoutSlot[] {
     return this.source.ram.memory.map((m) => ({
       slot: m.slot,
-      flags: memslotFlags(m),
+      // Logging is this migration's, not the machine's: the destination starts without it.
+      flags: memslotFlags({ readOnly: m.readOnly, logDirty: false }),
       guestPhysAddr: m.guestPhysAddr,
       length: m.size,
     }));
