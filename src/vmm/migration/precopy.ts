@@ -33,6 +33,11 @@ export interface PrecopyOptions {
    * guest that dirties faster than the link carries would never converge).
    */
   readonly maxRounds: number;
+  /**
+   * Waits at the end of round `round` (its ROUND frame written) until the round has really
+   * been delivered; the round's time, and so the bandwidth, includes the wait.
+   */
+  readonly settle?: (round: number) => Promise<void>;
   /** Called after every round. */
   readonly onRound?: (progress: PrecopyProgress) => void;
 }
@@ -141,15 +146,15 @@ export class Precopy {
     for (;;) {
       const t0 = performance.now();
       const before = this.#bytes;
+      const sending = this.#round === 0 ? this.progress.totalPages : this.#lastDirty;
       await this.#sendSet(dirty);
       this.#round++;
+      await this.#emit(encodeRoundFrame(this.#round, BigInt(this.#pagesSent), BigInt(sending)));
+      await this.options.settle?.(this.#round);
       const seconds = Math.max(performance.now() - t0, 0.05) / 1000;
       this.#bandwidth = (this.#bytes - before) / seconds;
       dirty = this.#readLogs();
       this.#lastDirty = popcount(dirty);
-      await this.#emit(
-        encodeRoundFrame(this.#round, BigInt(this.#pagesSent), BigInt(this.#lastDirty)),
-      );
       this.options.onRound?.(this.progress);
       const estimateMs = ((this.#lastDirty * (PAGE_BYTES + 8)) / this.#effectiveBandwidth()) * 1000;
       if (estimateMs <= this.options.downtimeLimitMs || this.#round >= this.options.maxRounds) {

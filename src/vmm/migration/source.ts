@@ -19,6 +19,7 @@ import {
   encodeMetaFrame,
   encodeStreamHeader,
   encodeVcpuFrame,
+  HEADER_FLAG_ROUND_ACKS,
   type LayoutSlot,
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
@@ -78,6 +79,13 @@ export const MIGRATE_DEFAULTS = {
   readyTimeoutMs: 30_000,
 } as const;
 
+/**
+ * How long the source waits for a round's acknowledgement before it takes the destination for
+ * one that never sends them (stream 1.0): a round of a backlogged destination on a loaded host
+ * is stored well within it.
+ */
+const ACK_WAIT_MS = 5000;
+
 /** Where a migration is (`GET /migrate`). */
 export interface MigrationStatus {
   readonly status: "none" | "active" | "completed" | "failed";
@@ -108,8 +116,13 @@ export interface MigrationStatus {
 
 /** The destination's replies, read in the background. */
 interface ReplyWatch {
-  /** The next reply; undefined when the connection ended. */
+  /** The next reply other than a round acknowledgement; undefined when the connection ended. */
   next(timeoutMs: number): Promise<Reply | undefined>;
+  /**
+   * Resolves true once the destination acknowledged round `round`, false when it did not
+   * within `timeoutMs` (a 1.0 destination never does).
+   */
+  acked(round: number, timeoutMs: number): Promise<boolean>;
   /** Settles when the connection ended. */
   readonly done: Promise<void>;
 }
@@ -120,6 +133,8 @@ export class Migration {
   #progress: PrecopyProgress | undefined;
   readonly #started = performance.now();
   readonly #phases: Record<string, number> = {};
+  /** The destination acknowledges rounds (until one acknowledgement does not come). */
+  #acks = true;
   #mark = this.#started;
 
   /** Ends the stage `name` now (its duration into `phases`). */
@@ -180,13 +195,17 @@ export class Migration {
       channel = await connectChannel(this.uri, this.options.timeouts ?? DEFAULT_TIMEOUTS);
       this.#phase("connect");
       const ch = channel;
-      replies = this.#watch(ch, (why) => {
+      const watch = this.#watch(ch, (why) => {
         rejected = why;
         ch.destroy();
       });
+      replies = watch;
       const write = (chunks: readonly Uint8Array[]): Promise<void> => ch.write(chunks);
       const { arch, backend } = this.source;
-      await write([encodeStreamHeader(arch, backend), ...encodeMetaFrame(this.source.describe())]);
+      await write([
+        encodeStreamHeader(arch, backend, HEADER_FLAG_ROUND_ACKS),
+        ...encodeMetaFrame(this.source.describe()),
+      ]);
       await write(encodeLayoutFrame(this.#layout()));
       this.#phase("header");
       this.#status = { ...this.#status, stage: "precopy" };
@@ -201,15 +220,13 @@ export class Migration {
         ...(this.options.maxBandwidth === undefined
           ? {}
           : { maxBandwidth: this.options.maxBandwidth }),
+        settle: (round) => this.#settle(ch, watch, round),
         onRound: (p) => {
           this.#progress = p;
           this.#phase(`round${p.round}`);
         },
       });
       await precopy.iterate();
-      // The rounds' bytes leave before the pause, so the downtime carries only the last pages.
-      await ch.flushed();
-      this.#phase("flush");
       this.#status = { ...this.#status, stage: "switchover" };
       const pausedAt = performance.now();
       await this.source.pause();
@@ -281,12 +298,24 @@ export class Migration {
         rounds: p?.round ?? 0,
         transferredBytes: channel?.bytesWritten ?? 0,
         totalMs: Math.round(performance.now() - this.#started),
+        phases: { ...this.#phases },
         error:
           (message.split("\n")[0] ?? "") +
           (stuck === undefined ? "" : `; dirty logging stays on: ${stuck}`),
       };
       return this.#status;
     }
+  }
+
+  /**
+   * The end of a pre-copy round: its bytes have left and the destination stored them (its
+   * `round` acknowledgement), so the round's time is the real transfer rate and a pause after
+   * the last round carries no backlog. A destination that does not acknowledge (stream 1.0)
+   * is waited for once, `ACK_WAIT_MS`, then never again.
+   */
+  async #settle(channel: Channel, replies: ReplyWatch, round: number): Promise<void> {
+    await channel.flushed();
+    if (this.#acks && !(await replies.acked(round, ACK_WAIT_MS))) this.#acks = false;
   }
 
   /** Turns logging off after a failure; returns why it stays on, if it does. */
@@ -316,6 +345,7 @@ export class Migration {
   #watch(channel: Channel, abort: (why: string) => void): ReplyWatch {
     const decoder = new ReplyDecoder();
     const queue: Reply[] = [];
+    let acked = 0;
     let waiter: (() => void) | undefined;
     let ended = false;
     let failure: Error | undefined;
@@ -326,7 +356,8 @@ export class Migration {
           if (bytes === undefined) break;
           for (const reply of decoder.push(bytes)) {
             if (reply.reply === "error") abort(reply.error);
-            queue.push(reply);
+            if (reply.reply === "round") acked = Math.max(acked, reply.round);
+            else queue.push(reply);
           }
           waiter?.();
         }
@@ -336,8 +367,29 @@ export class Migration {
       ended = true;
       waiter?.();
     })();
+    const wait = (ms: number): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        waiter = () => {
+          clearTimeout(timer);
+          waiter = undefined;
+          resolve();
+        };
+      });
     return {
       done,
+      acked: async (round, timeoutMs) => {
+        const deadline = performance.now() + timeoutMs;
+        for (;;) {
+          if (acked >= round) return true;
+          if (failure !== undefined) throw failure;
+          if (ended)
+            throw new MigrationError("connection", "the destination closed the connection");
+          const left = deadline - performance.now();
+          if (left <= 0) return false;
+          await wait(left);
+        }
+      },
       next: async (timeoutMs) => {
         const deadline = performance.now() + timeoutMs;
         for (;;) {
@@ -352,14 +404,7 @@ export class Migration {
               `the destination did not say ready within ${timeoutMs} ms`,
             );
           }
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, left);
-            waiter = () => {
-              clearTimeout(timer);
-              waiter = undefined;
-              resolve();
-            };
-          });
+          await wait(left);
         }
       },
     };

@@ -1,5 +1,5 @@
 /**
- * The live-migration stream, version 1.0: the snapshot format's CRC-framed, length-bounded
+ * The live-migration stream, version 1.1: the snapshot format's CRC-framed, length-bounded
  * sections (src/vmm/snapshot/format.ts), written one frame at a time as the migration goes, so
  * no side ever holds the whole guest RAM in one buffer. All integers little-endian.
  *
@@ -9,11 +9,11 @@
  * | --- | --- | --- |
  * | 0 | 8 | magic `"RGVMIGR\0"` (52 47 56 4d 49 47 52 00) |
  * | 8 | 2 | major (1): another major is refused |
- * | 10 | 2 | minor (0) |
+ * | 10 | 2 | minor (1) |
  * | 12 | 1 | arch: the KVM register-id arch byte (0x20 x86, 0x80 riscv, ...) |
  * | 13 | 1 | source backend (the snapshot format's codes: 1 kvm, 2 soft-inline, 3 soft-threaded) |
  * | 14 | 2 | reserved, 0 |
- * | 16 | 4 | flags: bits 0..15 must be understood (none defined in 1.0), 16..31 advisory |
+ * | 16 | 4 | flags: bits 0..15 must be understood (none defined), 16..31 advisory (below) |
  * | 20 | 4 | reserved, 0 |
  * | 24 | 4 | CRC32C of bytes 0..23 |
  *
@@ -29,8 +29,14 @@
  * | 4 | DEVICE | as in a snapshot: u16 name length, name, the device's state |
  * | 16 | LAYOUT | u32 count, count × (u32 slot, u32 memslot flags, u64 gpa, u64 length) |
  * | 17 | PAGES | u32 slot, u32 count, count × (u32 page index, u32 kind: 0 zero page, 1 data), then the 4 KiB of every data page in entry order |
- * | 18 | ROUND | u32 round number, u64 pages sent in it, u64 dirty pages left (progress only) |
+ * | 18 | ROUND | u32 round number, u64 pages sent so far, u64 pages of the dirty set it sent (progress only) |
  * | 19 | END | empty |
+ *
+ * Advisory header flag bit 16 (1.1), `HEADER_FLAG_ROUND_ACKS`: the source asks the destination to
+ * answer each ROUND frame, once every page before it is stored, with a `round` reply
+ * (./handshake.ts); it pauses the guest only when the destination has caught up, so the downtime
+ * does not include the backlog of the pre-copy. A 1.0 destination ignores the bit (the source
+ * then stops waiting for acknowledgements after the first one does not come).
  *
  * The decoder is incremental (`push` whatever arrives), never buffers more than one frame,
  * bounds every length before allocating, and lets only `MigrationStreamError` escape.
@@ -62,7 +68,9 @@ import {
 /** "RGVMIGR\0". */
 export const STREAM_MAGIC = new Uint8Array([0x52, 0x47, 0x56, 0x4d, 0x49, 0x47, 0x52, 0x00]);
 export const STREAM_MAJOR = 1;
-export const STREAM_MINOR = 0;
+export const STREAM_MINOR = 1;
+/** Header flag (advisory): answer every ROUND frame with a `round` reply (module header). */
+export const HEADER_FLAG_ROUND_ACKS = 1 << 16;
 export const STREAM_HEADER_BYTES = 28;
 /** Guest page size the stream counts in. */
 export const PAGE_BYTES = 4096;
@@ -112,6 +120,7 @@ export type StreamItem =
       readonly arch: ArchName;
       readonly backend: SnapshotBackend;
       readonly minor: number;
+      readonly flags: number;
     }
   | { readonly kind: "meta"; readonly meta: SnapshotMeta }
   | { readonly kind: "layout"; readonly slots: readonly LayoutSlot[] }
@@ -128,8 +137,12 @@ export type StreamItem =
 
 // ---------------------------------------------------------------- writing
 
-/** The stream header for a source of `arch` on `backend`. */
-export function encodeStreamHeader(arch: ArchName, backend: SnapshotBackend): Uint8Array {
+/** The stream header for a source of `arch` on `backend` (header `flags`: advisory bits). */
+export function encodeStreamHeader(
+  arch: ArchName,
+  backend: SnapshotBackend,
+  flags = 0,
+): Uint8Array {
   const w = new Writer()
     .bytes(STREAM_MAGIC)
     .u16(STREAM_MAJOR)
@@ -137,7 +150,7 @@ export function encodeStreamHeader(arch: ArchName, backend: SnapshotBackend): Ui
     .u8(ARCH_CODES[arch])
     .u8(BACKEND_CODES[backend])
     .u16(0)
-    .u32(0)
+    .u32(flags)
     .u32(0);
   const head = concatBytes(w.parts());
   return concatBytes([head, concatBytes(new Writer().u32(crc32c(head)).parts())]);
@@ -442,9 +455,17 @@ export class StreamDecoder {
     if (backend === undefined) throw this.#fail(`unknown backend code ${code}`, 13);
     if ((view.getUint32(16, true) & 0xffff) !== 0)
       throw this.#fail("required header flags this reader does not know", 16);
+    // Read before consuming: `view` is over the buffer that #consume shifts.
+    const item = {
+      kind: "header",
+      arch,
+      backend,
+      minor: view.getUint16(10, true),
+      flags: view.getUint32(16, true),
+    } as const;
     this.#arch = arch;
     this.#consume(STREAM_HEADER_BYTES);
-    return { kind: "header", arch, backend, minor: view.getUint16(10, true) };
+    return item;
   }
 
   #frame(type: number, payload: Uint8Array): StreamItem {
