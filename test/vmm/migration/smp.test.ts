@@ -38,10 +38,9 @@ describe("live migration of a guest with two harts", { skip: skip ?? false }, ()
       assert.equal(await src.exited, 0, src.stderr);
       assert.equal(await dst.exited, 0, dst.stderr);
       assertContinued(src.stdout, dst.stdout);
-      const before = hart1Ticks(src.stdout);
-      const after = hart1Ticks(dst.stdout);
-      assert.ok(after.length > 0, `hart 1 printed nothing at the destination: ${dst.stdout}`);
-      const all = [...before, ...after];
+      assert.ok(hart1Ticks(dst.stdout).length > 0, `hart 1 printed nothing here: ${dst.stdout}`);
+      // One console: a line may be cut where the guest moved, so the two outputs are joined.
+      const all = hart1Ticks(src.stdout + dst.stdout);
       assert.deepEqual(
         all,
         all.map((_, i) => i + 1),
