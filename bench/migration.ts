@@ -176,6 +176,13 @@ async function qemuOnce(
   }
 }
 
+/** Where the total went (`MigrationStatus.phases`): "connect 1.6, header 1.3, round1 …". */
+function phases(status: MigrationStatus): string {
+  return Object.entries(status.phases ?? {})
+    .map(([name, ms]) => `${name} ${ms}`)
+    .join(", ");
+}
+
 export const migrationBench: BenchGroup = {
   name: "migration",
   async run() {
@@ -211,7 +218,7 @@ export const migrationBench: BenchGroup = {
             value: ours.totalMs ?? NaN,
             unit: "ms",
             target: "<= 2x QEMU",
-            detail: `regvisor ${ours.totalMs ?? "?"} ms, ${ours.rounds ?? "?"} rounds, ${mib} MiB sent vs ${vs(qemu?.total)}; provisional`,
+            detail: `regvisor ${ours.totalMs ?? "?"} ms, ${ours.rounds ?? "?"} rounds, ${mib} MiB sent vs ${vs(qemu?.total)}; phases ms ${phases(ours)}; provisional`,
           },
         );
       }

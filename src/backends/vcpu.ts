@@ -273,6 +273,14 @@ export interface Vm extends Disposable {
    */
   getDirtyLog?(slot: number): Uint8Array;
   /**
+   * Optional capability: turns `KVM_MEM_LOG_DIRTY_PAGES` of an existing slot on (a fresh, clear
+   * log) or off, changing nothing else (KVM_SET_USER_MEMORY_REGION again on the same slot with
+   * only that flag changed: Documentation/virt/kvm/api.rst 4.35). The soft backend, like any
+   * memslot change there, refuses while a vCPU runs (`VcpuBusyError`): park them first.
+   * Throws `KvmError` EINVAL for a slot that does not exist.
+   */
+  setDirtyLogging?(slot: number, enabled: boolean): void;
+  /**
    * Optional capability: the VMM wrote guest RAM (device DMA): log the pages and drop
    * translated code in them. Call it from the thread that owns the VM; `RangeError` if the
    * range is not inside one slot.

@@ -71,7 +71,8 @@ Linux Image is recognised by its header and loaded 2 MiB above the RAM base.
   --timeout SECONDS   stop the guest after this long (exit status 124)
   --api PATH          serve the control socket on the Unix socket PATH while the guest runs
                       (GET /status; PUT /pause, /resume, /quit, /migrate; see 'regvisor ctl
-                      --help'); its RAM then logs dirty pages so the guest can live-migrate
+                      --help'); the guest can live-migrate (its RAM logs dirty pages only
+                      while a migration runs)
   --incoming URI      instead of FILE: wait on tcp:HOST:PORT or unix:PATH for one live
                       migration ('regvisor ctl PATH migrate URI' on the source) and run the
                       guest it brings; --mem, --cpus, --disk, --cmdline, --backend, if given,
@@ -478,7 +479,6 @@ async function runFile(
         ...(apiPath === undefined && gdbOptions === undefined
           ? {}
           : {
-              migratable: true,
               onMachine: async (machine: Machine) => {
                 const { MachineGdb } = await import("../vmm/machine/debug.js");
                 const stub = new MachineGdb(machine, (line) => {

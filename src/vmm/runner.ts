@@ -69,8 +69,6 @@ export interface RunRequest {
   readonly demoInput?: number;
   /** x86: the in-kernel irqchip (default true; `MachineShape.irqchip`). */
   readonly irqchip?: boolean;
-  /** Guest RAM logs dirty pages, so the machine can live-migrate (`--api`). */
-  readonly migratable?: boolean;
   /** `--snapshot-at-exit N`: end the run after N exits (reason "snapshot"). */
   readonly stopAtExit?: number;
   /** Called with the machine after its run, before it is disposed (write a snapshot). */
@@ -308,7 +306,6 @@ async function startAndRun(
   const shape = {
     cpus,
     disks,
-    ...(request.migratable === true ? { logDirty: true } : {}),
     ...(request.cmdline === undefined ? {} : { cmdline: request.cmdline }),
     ...(request.virtioConsole === true ? { virtioConsole: true } : {}),
     ...(request.demoInput === undefined ? {} : { demoInput: request.demoInput }),

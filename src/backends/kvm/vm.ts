@@ -43,8 +43,10 @@ export type { GuestMemory, MemoryRegionSpec } from "../vcpu.js";
 
 interface Region extends GuestMemory {
   readonly mem: NativeMemory;
+  /** KVM_MEM_LOG_DIRTY_PAGES as set now (`setDirtyLogging` changes it). */
+  logDirty: boolean;
   /** logDirty slots: pages the VMM wrote (`markDirty`), one byte per page; KVM cannot see them. */
-  readonly vmmDirty: Uint8Array | undefined;
+  vmmDirty: Uint8Array | undefined;
 }
 
 const PAGE = 4096;
@@ -295,18 +297,10 @@ export class KvmVm implements Vm {
     // Guest RAM is mapped MAP_NORESERVE: only the pages the guest touches cost host memory.
     const mem = mapAnonymous(spec.size, { noReserve: true });
     if (typeof mem === "number") throw kvmFail("mmap", mem, { action: "Cannot map guest memory" });
-    const arg = this.#scratch.get(KVM_USERSPACE_MEMORY_REGION.size);
-    arg.view.setUint32(R.slot.offset, slot, true);
     const flags =
       (spec.readOnly === true ? KVM_MEM.READONLY : 0) |
       (spec.logDirty === true ? KVM_MEM.LOG_DIRTY_PAGES : 0);
-    arg.view.setUint32(R.flags.offset, flags, true);
-    arg.view.setBigUint64(R.guest_phys_addr.offset, gpa, true);
-    arg.view.setBigUint64(R.memory_size.offset, BigInt(spec.size), true);
-    // FFI: `mem` is registered with the kernel until the VM closes; `close()` closes the VM fd
-    // before releasing it (the kernel's mmu notifier copes with an unmap either way).
-    arg.view.setBigUint64(R.userspace_addr.offset, mem.addressOf(0), true);
-    const r = ioctlMem(fd, IOCTLS.KVM_SET_USER_MEMORY_REGION.number, arg, 0);
+    const r = this.#setRegion(fd, slot, flags, gpa, spec.size, mem);
     if (r < 0) {
       mem.release();
       throw kvmFail("KVM_SET_USER_MEMORY_REGION", r, { action: `Cannot add memory slot ${slot}` });
@@ -330,6 +324,54 @@ export class KvmVm implements Vm {
     };
     this.#regions.push(region);
     return region;
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION; returns the ioctl's result. */
+  #setRegion(
+    fd: number,
+    slot: number,
+    flags: number,
+    gpa: bigint,
+    size: number,
+    mem: NativeMemory,
+  ): number {
+    const arg = this.#scratch.get(KVM_USERSPACE_MEMORY_REGION.size);
+    arg.view.setUint32(R.slot.offset, slot, true);
+    arg.view.setUint32(R.flags.offset, flags, true);
+    arg.view.setBigUint64(R.guest_phys_addr.offset, gpa, true);
+    arg.view.setBigUint64(R.memory_size.offset, BigInt(size), true);
+    // FFI: `mem` is registered with the kernel until the VM closes; `close()` closes the VM fd
+    // before releasing it (the kernel's mmu notifier copes with an unmap either way).
+    arg.view.setBigUint64(R.userspace_addr.offset, mem.addressOf(0), true);
+    return ioctlMem(fd, IOCTLS.KVM_SET_USER_MEMORY_REGION.number, arg, 0);
+  }
+
+  /**
+   * Turns dirty logging of `slot` on (a fresh, clear log) or off: KVM_SET_USER_MEMORY_REGION on
+   * the same slot, address, size and memory with only KVM_MEM_LOG_DIRTY_PAGES changed
+   * (virt/kvm/kvm_main.c `__kvm_set_memory_region`: a flags-only change, KVM_MR_FLAGS_ONLY,
+   * allowed while vCPUs run; the kernel allocates or frees the slot's bitmap).
+   * @throws {KvmError} EINVAL if the slot does not exist; the kernel's errno if it refuses.
+   */
+  setDirtyLogging(slot: number, enabled: boolean): void {
+    const fd = this.fd(`${enabled ? "start" : "stop"} dirty logging`);
+    const region = this.#regions.find((r) => r.slot === slot);
+    const action = `Cannot ${enabled ? "start" : "stop"} dirty logging of memory slot ${slot}`;
+    if (region === undefined) {
+      throw new KvmError({
+        action,
+        ioctl: "KVM_SET_USER_MEMORY_REGION",
+        errno: ERRNO.EINVAL,
+        hint: "no such slot",
+      });
+    }
+    if (region.logDirty === enabled) return;
+    const flags =
+      (region.readOnly ? KVM_MEM.READONLY : 0) | (enabled ? KVM_MEM.LOG_DIRTY_PAGES : 0);
+    const r = this.#setRegion(fd, slot, flags, region.guestPhysAddr, region.size, region.mem);
+    if (r < 0) throw kvmFail("KVM_SET_USER_MEMORY_REGION", r, { action });
+    region.logDirty = enabled;
+    region.vmmDirty = enabled ? new Uint8Array(region.size / PAGE) : undefined;
   }
 
   /**

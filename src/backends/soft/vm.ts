@@ -235,6 +235,34 @@ export class SoftVm implements Vm {
   }
 
   /**
+   * Turns dirty logging of `slot` on (a fresh, clear log) or off: KVM_SET_USER_MEMORY_REGION on
+   * the same slot with only KVM_MEM_LOG_DIRTY_PAGES changed (the kernel's KVM_MR_FLAGS_ONLY).
+   * The harts drop their write-TLB entries with the new slot set, so every later first store to
+   * a page is logged.
+   * @throws {KvmError} EINVAL if the slot does not exist.
+   * @throws {VcpuBusyError} while a vCPU runs (a soft memslot change needs them parked).
+   */
+  setDirtyLogging(slot: number, enabled: boolean): void {
+    const old = this.slots.find((s) => s.slot === slot);
+    if (old === undefined) {
+      throw new KvmError({
+        action: `Cannot ${enabled ? "start" : "stop"} dirty logging of memory slot ${slot}`,
+        ioctl: SET_MEM,
+        errno: ERRNO.EINVAL,
+        hint: "no such slot",
+      });
+    }
+    if ((old.dirty !== undefined) === enabled) return;
+    this.setUserMemoryRegion({
+      slot,
+      guestPhysAddr: BigInt(old.gpa),
+      memory: old.bytes,
+      readonly: old.readonly,
+      logDirty: enabled,
+    });
+  }
+
+  /**
    * KVM_GET_DIRTY_LOG (virt/kvm/kvm_main.c `kvm_get_dirty_log_protect`): the pages of `slot`
    * written since the last call, one bit per 4 KiB page (bit i of byte i/8 = page i), read and
    * cleared. As in the kernel, the log is taken first and the vCPUs' write mappings are dropped

@@ -11,7 +11,13 @@ import type { GuestMemory } from "../../backends/vcpu.js";
 import { RegvisorError } from "../../errors.js";
 import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
 import { encodeReply, GO } from "./handshake.js";
-import { PAGE_BYTES, StreamDecoder, type LayoutSlot, type StreamItem } from "./stream.js";
+import {
+  HEADER_FLAG_ROUND_ACKS,
+  PAGE_BYTES,
+  StreamDecoder,
+  type LayoutSlot,
+  type StreamItem,
+} from "./stream.js";
 import { MigrationError, type Channel } from "./transport.js";
 
 /** The machine being filled from the stream; not running. */
@@ -30,6 +36,8 @@ export interface StreamOrigin {
   readonly arch: ArchName;
   readonly backend: SnapshotBackend;
   readonly minor: number;
+  /** The header's flags (advisory bits). */
+  readonly flags: number;
 }
 
 /** Builds the destination machine from the stream's description. */
@@ -230,7 +238,16 @@ export async function receiveMigration(
           "the source closed the connection before the end of the stream",
         );
       }
-      for (const item of decoder.push(bytes)) incoming.take(item);
+      for (const item of decoder.push(bytes)) {
+        incoming.take(item);
+        // Every page before this ROUND frame is stored: tell a source that asked.
+        if (
+          item.kind === "round" &&
+          ((incoming.origin?.flags ?? 0) & HEADER_FLAG_ROUND_ACKS) !== 0
+        ) {
+          await channel.write([encodeReply({ reply: "round", round: item.round })]);
+        }
+      }
     }
     const { target, origin, meta } = incoming;
     if (target === undefined || origin === undefined || meta === undefined) throw order("END");

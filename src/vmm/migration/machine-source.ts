@@ -18,15 +18,16 @@ const INLINE_SLICE_MS = 2;
 
 /**
  * A source over `machine` as it is now.
- * @throws ControlError 409 when its RAM does not log dirty pages (not started migratable).
+ * @throws ControlError 409 when its backend cannot log dirty pages.
  */
 export function machineSource(machine: Machine): MigrationSource {
   const { vm } = machine.parts;
   const getDirtyLog = vm.getDirtyLog?.bind(vm);
-  if (getDirtyLog === undefined || vm.memory.some((m) => !m.logDirty)) {
+  const setLogging = vm.setDirtyLogging?.bind(vm);
+  if (getDirtyLog === undefined || setLogging === undefined) {
     throw new ControlError(
       409,
-      "Cannot migrate the machine: its RAM does not log dirty pages (start it with --api)",
+      `Cannot migrate the machine: the ${machine.backend.name} backend cannot log dirty pages`,
     );
   }
   // A machine the user paused stays paused when a migration fails.
@@ -51,6 +52,17 @@ export function machineSource(machine: Machine): MigrationSource {
     describe: () => {
       const description = machine.describe({ hashDisks: false });
       return { creator: "regvisor", guest: description.kind, machine: { ...description } };
+    },
+    // Logging only while migrating: on at the start of the pre-copy, off again when it fails.
+    // A soft memslot change needs the vCPUs parked (KVM takes it while they run; one path).
+    setDirtyLogging: async (enabled) => {
+      const running = machine.status().state === "running";
+      if (running) await machine.pause();
+      try {
+        for (const m of vm.memory) setLogging(m.slot, enabled);
+      } finally {
+        if (running) await machine.resume();
+      }
     },
     start: () => {
       slice(INLINE_SLICE_MS);

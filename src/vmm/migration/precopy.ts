@@ -14,13 +14,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { GuestMemory } from "../../backends/vcpu.js";
-import {
-  encodePagesFrame,
-  encodeRoundFrame,
-  MAX_PAGES_PER_FRAME,
-  PAGE_BYTES,
-  type PageOut,
-} from "./stream.js";
+import { encodeRoundFrame, PAGE_BYTES, PagesFrame } from "./stream.js";
 
 /** The part of a VM pre-copy reads: RAM regions and their dirty logs. */
 export interface DirtyRam {
@@ -39,6 +33,11 @@ export interface PrecopyOptions {
    * guest that dirties faster than the link carries would never converge).
    */
   readonly maxRounds: number;
+  /**
+   * Waits at the end of round `round` (its ROUND frame written) until the round has really
+   * been delivered; the round's time, and so the bandwidth, includes the wait.
+   */
+  readonly settle?: (round: number) => Promise<void>;
   /** Called after every round. */
   readonly onRound?: (progress: PrecopyProgress) => void;
 }
@@ -63,13 +62,26 @@ export interface PrecopyProgress {
 type DirtySet = Uint8Array[];
 
 const ZERO_PAGE = Buffer.alloc(PAGE_BYTES);
-/** Zero pages are first looked for 16 at a time (two bitmap bytes). */
-const GROUP_PAGES = 16;
+/**
+ * Zero pages are first looked for 256 at a time (1 MiB, 32 bitmap bytes): one memcmp per MiB
+ * scans an untouched 256 MiB in ~6 ms here, against ~9 ms page by page and ~38 ms for a JS
+ * loop over 64-bit words (measured on this host, Node 20).
+ */
+const GROUP_PAGES = 256;
 const ZERO_GROUP = Buffer.alloc(GROUP_PAGES * PAGE_BYTES);
+/**
+ * A frame goes out once it carries this much page data: the destination checks and stores one
+ * while the next is built, instead of waiting for a 16 MiB frame to arrive whole.
+ */
+const FRAME_DATA_BYTES = 1024 * 1024;
 /** Guest RAM is scanned through windows of this size (a view is at most 2 GiB anywhere). */
 const WINDOW_BYTES = 256 * 1024 * 1024;
-/** Data pages are copied into buffers of this size (64 pages). */
-const COPY_CHUNK_BYTES = 64 * PAGE_BYTES;
+
+/** True when the `n` bitmap bytes from `first` are all 0xff. */
+function allSet(bitmap: Uint8Array, first: number, n: number): boolean {
+  for (let i = first; i < first + n; i++) if (bitmap[i] !== 0xff) return false;
+  return true;
+}
 
 function popcount(bitmaps: DirtySet): number {
   let n = 0;
@@ -134,15 +146,15 @@ export class Precopy {
     for (;;) {
       const t0 = performance.now();
       const before = this.#bytes;
+      const sending = this.#round === 0 ? this.progress.totalPages : this.#lastDirty;
       await this.#sendSet(dirty);
       this.#round++;
+      await this.#emit(encodeRoundFrame(this.#round, BigInt(this.#pagesSent), BigInt(sending)));
+      await this.options.settle?.(this.#round);
       const seconds = Math.max(performance.now() - t0, 0.05) / 1000;
       this.#bandwidth = (this.#bytes - before) / seconds;
       dirty = this.#readLogs();
       this.#lastDirty = popcount(dirty);
-      await this.#emit(
-        encodeRoundFrame(this.#round, BigInt(this.#pagesSent), BigInt(this.#lastDirty)),
-      );
       this.options.onRound?.(this.progress);
       const estimateMs = ((this.#lastDirty * (PAGE_BYTES + 8)) / this.#effectiveBandwidth()) * 1000;
       if (estimateMs <= this.options.downtimeLimitMs || this.#round >= this.options.maxRounds) {
@@ -195,14 +207,12 @@ export class Precopy {
   async #sendRegion(region: GuestMemory, bitmap: Uint8Array): Promise<void> {
     const pages = region.size / PAGE_BYTES;
     const perWindow = WINDOW_BYTES / PAGE_BYTES;
-    let batch: PageOut[] = [];
-    let copy = new Uint8Array(0);
-    let used = 0;
+    let frame = new PagesFrame(region.slot);
     const flush = async (): Promise<void> => {
-      if (batch.length === 0) return;
-      const frame = encodePagesFrame(region.slot, batch);
-      batch = [];
-      await this.#emit(frame);
+      if (frame.count === 0) return;
+      const bytes = frame.encode();
+      frame = new PagesFrame(region.slot);
+      await this.#emit(bytes);
     };
     for (let w = 0; w < pages; w += perWindow) {
       const count = Math.min(perWindow, pages - w);
@@ -218,34 +228,28 @@ export class Precopy {
         if (
           (page & (GROUP_PAGES - 1)) === 0 &&
           p + GROUP_PAGES <= count &&
-          byte === 0xff &&
-          bitmap[(page >> 3) + 1] === 0xff &&
+          allSet(bitmap, page >> 3, GROUP_PAGES >> 3) &&
           ZERO_GROUP.compare(buf, p * PAGE_BYTES, (p + GROUP_PAGES) * PAGE_BYTES) === 0
         ) {
-          // 16 dirty pages, all zero (most of a fresh guest's RAM in round 1): one compare.
-          if (batch.length + GROUP_PAGES > MAX_PAGES_PER_FRAME) await flush();
-          for (let g = 0; g < GROUP_PAGES; g++) batch.push({ index: page + g, data: undefined });
+          // A whole group dirty and all zero (most of a fresh guest's RAM in round 1): one
+          // memcmp instead of one per page.
+          for (let g = 0; g < GROUP_PAGES; g++) {
+            if (frame.room === 0) await flush();
+            frame.zero(page + g);
+          }
           this.#zeroPages += GROUP_PAGES;
           this.#pagesSent += GROUP_PAGES;
           p += GROUP_PAGES - 1;
           continue;
         }
         if (((byte >> (page & 7)) & 1) === 0) continue;
-        if (batch.length >= MAX_PAGES_PER_FRAME) await flush();
+        if (frame.room === 0 || frame.dataBytes >= FRAME_DATA_BYTES) await flush();
         const at = p * PAGE_BYTES;
         if (ZERO_PAGE.compare(buf, at, at + PAGE_BYTES) === 0) {
-          batch.push({ index: page, data: undefined });
+          frame.zero(page);
           this.#zeroPages++;
         } else {
-          if (used + PAGE_BYTES > copy.length) {
-            // Frames keep references to their pages until written: a fresh buffer, never reuse.
-            copy = new Uint8Array(COPY_CHUNK_BYTES);
-            used = 0;
-          }
-          const data = copy.subarray(used, used + PAGE_BYTES);
-          data.set(view.subarray(at, at + PAGE_BYTES));
-          used += PAGE_BYTES;
-          batch.push({ index: page, data });
+          frame.data(page, view.subarray(at, at + PAGE_BYTES));
         }
         this.#pagesSent++;
       }

@@ -19,6 +19,7 @@ import {
   encodeMetaFrame,
   encodeStreamHeader,
   encodeVcpuFrame,
+  HEADER_FLAG_ROUND_ACKS,
   type LayoutSlot,
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
@@ -42,6 +43,12 @@ export interface MigrationSource {
   /** Called when the migration starts and when it ends (either way). */
   start?(): void;
   end?(): void;
+  /**
+   * Turns the RAM's dirty logging on (the pre-copy is about to start: a fresh, clear log) or
+   * off (the migration failed and the guest runs on here); vCPUs may be running or paused.
+   * Without it, the RAM must log already.
+   */
+  setDirtyLogging?(enabled: boolean): Promise<void>;
   /** Parks every vCPU between exits (devices quiesced: in-flight disk requests drained). */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -72,6 +79,13 @@ export const MIGRATE_DEFAULTS = {
   readyTimeoutMs: 30_000,
 } as const;
 
+/**
+ * How long the source waits for a round's acknowledgement before it takes the destination for
+ * one that never sends them (stream 1.0): a round of a backlogged destination on a loaded host
+ * is stored well within it.
+ */
+const ACK_WAIT_MS = 5000;
+
 /** Where a migration is (`GET /migrate`). */
 export interface MigrationStatus {
   readonly status: "none" | "active" | "completed" | "failed";
@@ -92,13 +106,23 @@ export interface MigrationStatus {
   readonly downtimeMs?: number;
   /** The pages sent while paused. */
   readonly finalPages?: number;
+  /**
+   * Milliseconds each stage took, in order (connect, header, round1…, pause, final, capture,
+   * state, ready, go): where the total went.
+   */
+  readonly phases?: Readonly<Record<string, number>>;
   readonly error?: string;
 }
 
 /** The destination's replies, read in the background. */
 interface ReplyWatch {
-  /** The next reply; undefined when the connection ended. */
+  /** The next reply other than a round acknowledgement; undefined when the connection ended. */
   next(timeoutMs: number): Promise<Reply | undefined>;
+  /**
+   * Resolves true once the destination acknowledged round `round`, false when it did not
+   * within `timeoutMs` (a 1.0 destination never does).
+   */
+  acked(round: number, timeoutMs: number): Promise<boolean>;
   /** Settles when the connection ended. */
   readonly done: Promise<void>;
 }
@@ -108,6 +132,17 @@ export class Migration {
   #status: MigrationStatus;
   #progress: PrecopyProgress | undefined;
   readonly #started = performance.now();
+  readonly #phases: Record<string, number> = {};
+  /** The destination acknowledges rounds (until one acknowledgement does not come). */
+  #acks = true;
+  #mark = this.#started;
+
+  /** Ends the stage `name` now (its duration into `phases`). */
+  #phase(name: string): void {
+    const now = performance.now();
+    this.#phases[name] = Math.round((now - this.#mark) * 10) / 10;
+    this.#mark = now;
+  }
 
   constructor(
     private readonly source: MigrationSource,
@@ -152,43 +187,64 @@ export class Migration {
     let channel: Channel | undefined;
     let paused = false;
     let committed = false;
+    let logging = false;
     let rejected: string | undefined;
     let precopy: Precopy | undefined;
     let replies: ReplyWatch | undefined;
     try {
       channel = await connectChannel(this.uri, this.options.timeouts ?? DEFAULT_TIMEOUTS);
+      this.#phase("connect");
       const ch = channel;
-      replies = this.#watch(ch, (why) => {
+      const watch = this.#watch(ch, (why) => {
         rejected = why;
         ch.destroy();
       });
+      replies = watch;
       const write = (chunks: readonly Uint8Array[]): Promise<void> => ch.write(chunks);
       const { arch, backend } = this.source;
-      await write([encodeStreamHeader(arch, backend), ...encodeMetaFrame(this.source.describe())]);
+      await write([
+        encodeStreamHeader(arch, backend, HEADER_FLAG_ROUND_ACKS),
+        ...encodeMetaFrame(this.source.describe()),
+      ]);
       await write(encodeLayoutFrame(this.#layout()));
+      this.#phase("header");
       this.#status = { ...this.#status, stage: "precopy" };
+      if (this.source.setDirtyLogging !== undefined) {
+        logging = true;
+        await this.source.setDirtyLogging(true);
+        this.#phase("logging");
+      }
       precopy = new Precopy(this.source.ram, write, {
         downtimeLimitMs: this.options.downtimeLimitMs ?? MIGRATE_DEFAULTS.downtimeLimitMs,
         maxRounds: this.options.maxRounds ?? MIGRATE_DEFAULTS.maxRounds,
         ...(this.options.maxBandwidth === undefined
           ? {}
           : { maxBandwidth: this.options.maxBandwidth }),
-        onRound: (p) => (this.#progress = p),
+        settle: (round) => this.#settle(ch, watch, round),
+        onRound: (p) => {
+          this.#progress = p;
+          this.#phase(`round${p.round}`);
+        },
       });
       await precopy.iterate();
       this.#status = { ...this.#status, stage: "switchover" };
       const pausedAt = performance.now();
       await this.source.pause();
       paused = true;
+      this.#phase("pause");
       const finalPages = await precopy.finish();
+      this.#phase("final");
       const state = await this.source.capture();
+      this.#phase("capture");
       for (const vcpu of state.vcpus) await write(encodeVcpuFrame(vcpu, arch));
       for (const device of state.devices) await write(encodeDeviceFrame(device));
       await write(encodeEndFrame());
+      this.#phase("state");
       this.#status = { ...this.#status, stage: "commit" };
       const reply = await replies.next(
         this.options.readyTimeoutMs ?? MIGRATE_DEFAULTS.readyTimeoutMs,
       );
+      this.#phase("ready");
       if (reply === undefined)
         throw new MigrationError(
           "commit",
@@ -200,6 +256,7 @@ export class Migration {
       await ch.write([GO]);
       await ch.end();
       committed = true;
+      this.#phase("go");
       const p = precopy.progress;
       this.#status = {
         status: "completed",
@@ -214,6 +271,7 @@ export class Migration {
         bandwidth: p.bandwidth,
         totalMs: Math.round(performance.now() - this.#started),
         downtimeMs: Math.round(performance.now() - pausedAt),
+        phases: { ...this.#phases },
       };
       return this.#status;
     } catch (error) {
@@ -229,6 +287,8 @@ export class Migration {
           : error instanceof RegvisorError
             ? error.message
             : String(error);
+      // Logging off while still paused (a soft memslot change needs the vCPUs parked anyway).
+      const stuck = logging && !committed ? await this.#stopLogging() : undefined;
       if (paused && !committed) await this.source.resume();
       const p = precopy?.progress;
       this.#status = {
@@ -238,16 +298,41 @@ export class Migration {
         rounds: p?.round ?? 0,
         transferredBytes: channel?.bytesWritten ?? 0,
         totalMs: Math.round(performance.now() - this.#started),
-        error: message.split("\n")[0] ?? "",
+        phases: { ...this.#phases },
+        error:
+          (message.split("\n")[0] ?? "") +
+          (stuck === undefined ? "" : `; dirty logging stays on: ${stuck}`),
       };
       return this.#status;
+    }
+  }
+
+  /**
+   * The end of a pre-copy round: its bytes have left and the destination stored them (its
+   * `round` acknowledgement), so the round's time is the real transfer rate and a pause after
+   * the last round carries no backlog. A destination that does not acknowledge (stream 1.0)
+   * is waited for once, `ACK_WAIT_MS`, then never again.
+   */
+  async #settle(channel: Channel, replies: ReplyWatch, round: number): Promise<void> {
+    await channel.flushed();
+    if (this.#acks && !(await replies.acked(round, ACK_WAIT_MS))) this.#acks = false;
+  }
+
+  /** Turns logging off after a failure; returns why it stays on, if it does. */
+  async #stopLogging(): Promise<string | undefined> {
+    try {
+      await this.source.setDirtyLogging?.(false);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
     }
   }
 
   #layout(): LayoutSlot[] {
     return this.source.ram.memory.map((m) => ({
       slot: m.slot,
-      flags: memslotFlags(m),
+      // Logging is this migration's, not the machine's: the destination starts without it.
+      flags: memslotFlags({ readOnly: m.readOnly, logDirty: false }),
       guestPhysAddr: m.guestPhysAddr,
       length: m.size,
     }));
@@ -260,6 +345,7 @@ export class Migration {
   #watch(channel: Channel, abort: (why: string) => void): ReplyWatch {
     const decoder = new ReplyDecoder();
     const queue: Reply[] = [];
+    let acked = 0;
     let waiter: (() => void) | undefined;
     let ended = false;
     let failure: Error | undefined;
@@ -270,7 +356,8 @@ export class Migration {
           if (bytes === undefined) break;
           for (const reply of decoder.push(bytes)) {
             if (reply.reply === "error") abort(reply.error);
-            queue.push(reply);
+            if (reply.reply === "round") acked = Math.max(acked, reply.round);
+            else queue.push(reply);
           }
           waiter?.();
         }
@@ -280,8 +367,29 @@ export class Migration {
       ended = true;
       waiter?.();
     })();
+    const wait = (ms: number): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        waiter = () => {
+          clearTimeout(timer);
+          waiter = undefined;
+          resolve();
+        };
+      });
     return {
       done,
+      acked: async (round, timeoutMs) => {
+        const deadline = performance.now() + timeoutMs;
+        for (;;) {
+          if (acked >= round) return true;
+          if (failure !== undefined) throw failure;
+          if (ended)
+            throw new MigrationError("connection", "the destination closed the connection");
+          const left = deadline - performance.now();
+          if (left <= 0) return false;
+          await wait(left);
+        }
+      },
       next: async (timeoutMs) => {
         const deadline = performance.now() + timeoutMs;
         for (;;) {
@@ -296,14 +404,7 @@ export class Migration {
               `the destination did not say ready within ${timeoutMs} ms`,
             );
           }
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, left);
-            waiter = () => {
-              clearTimeout(timer);
-              waiter = undefined;
-              resolve();
-            };
-          });
+          await wait(left);
         }
       },
     };

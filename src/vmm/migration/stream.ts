@@ -1,5 +1,5 @@
 /**
- * The live-migration stream, version 1.0: the snapshot format's CRC-framed, length-bounded
+ * The live-migration stream, version 1.1: the snapshot format's CRC-framed, length-bounded
  * sections (src/vmm/snapshot/format.ts), written one frame at a time as the migration goes, so
  * no side ever holds the whole guest RAM in one buffer. All integers little-endian.
  *
@@ -9,11 +9,11 @@
  * | --- | --- | --- |
  * | 0 | 8 | magic `"RGVMIGR\0"` (52 47 56 4d 49 47 52 00) |
  * | 8 | 2 | major (1): another major is refused |
- * | 10 | 2 | minor (0) |
+ * | 10 | 2 | minor (1) |
  * | 12 | 1 | arch: the KVM register-id arch byte (0x20 x86, 0x80 riscv, ...) |
  * | 13 | 1 | source backend (the snapshot format's codes: 1 kvm, 2 soft-inline, 3 soft-threaded) |
  * | 14 | 2 | reserved, 0 |
- * | 16 | 4 | flags: bits 0..15 must be understood (none defined in 1.0), 16..31 advisory |
+ * | 16 | 4 | flags: bits 0..15 must be understood (none defined), 16..31 advisory (below) |
  * | 20 | 4 | reserved, 0 |
  * | 24 | 4 | CRC32C of bytes 0..23 |
  *
@@ -29,8 +29,14 @@
  * | 4 | DEVICE | as in a snapshot: u16 name length, name, the device's state |
  * | 16 | LAYOUT | u32 count, count × (u32 slot, u32 memslot flags, u64 gpa, u64 length) |
  * | 17 | PAGES | u32 slot, u32 count, count × (u32 page index, u32 kind: 0 zero page, 1 data), then the 4 KiB of every data page in entry order |
- * | 18 | ROUND | u32 round number, u64 pages sent in it, u64 dirty pages left (progress only) |
+ * | 18 | ROUND | u32 round number, u64 pages sent so far, u64 pages of the dirty set it sent (progress only) |
  * | 19 | END | empty |
+ *
+ * Advisory header flag bit 16 (1.1), `HEADER_FLAG_ROUND_ACKS`: the source asks the destination to
+ * answer each ROUND frame, once every page before it is stored, with a `round` reply
+ * (./handshake.ts); it pauses the guest only when the destination has caught up, so the downtime
+ * does not include the backlog of the pre-copy. A 1.0 destination ignores the bit (the source
+ * then stops waiting for acknowledgements after the first one does not come).
  *
  * The decoder is incremental (`push` whatever arrives), never buffers more than one frame,
  * bounds every length before allocating, and lets only `MigrationStreamError` escape.
@@ -62,7 +68,9 @@ import {
 /** "RGVMIGR\0". */
 export const STREAM_MAGIC = new Uint8Array([0x52, 0x47, 0x56, 0x4d, 0x49, 0x47, 0x52, 0x00]);
 export const STREAM_MAJOR = 1;
-export const STREAM_MINOR = 0;
+export const STREAM_MINOR = 1;
+/** Header flag (advisory): answer every ROUND frame with a `round` reply (module header). */
+export const HEADER_FLAG_ROUND_ACKS = 1 << 16;
 export const STREAM_HEADER_BYTES = 28;
 /** Guest page size the stream counts in. */
 export const PAGE_BYTES = 4096;
@@ -112,6 +120,7 @@ export type StreamItem =
       readonly arch: ArchName;
       readonly backend: SnapshotBackend;
       readonly minor: number;
+      readonly flags: number;
     }
   | { readonly kind: "meta"; readonly meta: SnapshotMeta }
   | { readonly kind: "layout"; readonly slots: readonly LayoutSlot[] }
@@ -128,8 +137,12 @@ export type StreamItem =
 
 // ---------------------------------------------------------------- writing
 
-/** The stream header for a source of `arch` on `backend`. */
-export function encodeStreamHeader(arch: ArchName, backend: SnapshotBackend): Uint8Array {
+/** The stream header for a source of `arch` on `backend` (header `flags`: advisory bits). */
+export function encodeStreamHeader(
+  arch: ArchName,
+  backend: SnapshotBackend,
+  flags = 0,
+): Uint8Array {
   const w = new Writer()
     .bytes(STREAM_MAGIC)
     .u16(STREAM_MAJOR)
@@ -137,7 +150,7 @@ export function encodeStreamHeader(arch: ArchName, backend: SnapshotBackend): Ui
     .u8(ARCH_CODES[arch])
     .u8(BACKEND_CODES[backend])
     .u16(0)
-    .u32(0)
+    .u32(flags)
     .u32(0);
   const head = concatBytes(w.parts());
   return concatBytes([head, concatBytes(new Writer().u32(crc32c(head)).parts())]);
@@ -158,25 +171,98 @@ export function encodeLayoutFrame(slots: readonly LayoutSlot[]): Uint8Array[] {
   return frame(FRAME_TYPES.LAYOUT, w.parts());
 }
 
+/** Data pages of a `PagesFrame` are copied into buffers of this many pages. */
+const COPY_CHUNK_PAGES = 64;
+
 /**
- * PAGES frame of at most `MAX_PAGES_PER_FRAME` pages; data pages are passed by reference (no
- * copy), zero pages cost 8 bytes.
+ * One PAGES frame built page by page: the entry table is written in place and data pages are
+ * copied into the frame's own buffers, so a round costs no object per page and the frame never
+ * aliases guest RAM (a guest write after the CRC was computed would corrupt it). A frame holds
+ * at most `MAX_PAGES_PER_FRAME` pages.
+ */
+export class PagesFrame {
+  readonly #table = new Uint8Array(8 + 8 * MAX_PAGES_PER_FRAME);
+  readonly #entries = new DataView(this.#table.buffer);
+  readonly #chunks: Uint8Array[] = [];
+  #chunk = new Uint8Array(0);
+  #used = 0;
+  #count = 0;
+
+  constructor(readonly slot: number) {}
+
+  /** Pages in the frame so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Bytes of page data in the frame so far. */
+  get dataBytes(): number {
+    const full = Math.max(0, this.#chunks.length - 1);
+    return full * COPY_CHUNK_PAGES * PAGE_BYTES + this.#used;
+  }
+
+  /** Pages that still fit. */
+  get room(): number {
+    return MAX_PAGES_PER_FRAME - this.#count;
+  }
+
+  /**
+   * Adds page `index` as a zero page (8 bytes in the stream).
+   * @throws RangeError when the frame is full.
+   */
+  zero(index: number): void {
+    this.#entry(index, 0);
+  }
+
+  /**
+   * Adds page `index` with a copy of its 4 KiB `data`.
+   * @throws RangeError when the frame is full or `data` is not 4 KiB.
+   */
+  data(index: number, data: Uint8Array): void {
+    if (data.length !== PAGE_BYTES) throw new RangeError("a data page must be 4096 bytes");
+    this.#entry(index, 1);
+    if (this.#used + PAGE_BYTES > this.#chunk.length) {
+      this.#chunk = new Uint8Array(COPY_CHUNK_PAGES * PAGE_BYTES);
+      this.#chunks.push(this.#chunk);
+      this.#used = 0;
+    }
+    this.#chunk.set(data, this.#used);
+    this.#used += PAGE_BYTES;
+  }
+
+  #entry(index: number, kind: number): void {
+    if (this.#count >= MAX_PAGES_PER_FRAME) {
+      throw new RangeError(`a PAGES frame holds at most ${MAX_PAGES_PER_FRAME} pages`);
+    }
+    this.#entries.setUint32(8 + 8 * this.#count, index, true);
+    this.#entries.setUint32(12 + 8 * this.#count, kind, true);
+    this.#count++;
+  }
+
+  /** The frame's bytes (header, payload parts, CRC). */
+  encode(): Uint8Array[] {
+    this.#entries.setUint32(0, this.slot, true);
+    this.#entries.setUint32(4, this.#count, true);
+    const data = this.#chunks.map((c) => (c === this.#chunk ? c.subarray(0, this.#used) : c));
+    return frame(FRAME_TYPES.PAGES, [this.#table.subarray(0, 8 + 8 * this.#count), ...data]);
+  }
+}
+
+/**
+ * PAGES frame of at most `MAX_PAGES_PER_FRAME` pages (copies the data pages; zero pages cost 8
+ * bytes).
  * @throws RangeError on too many pages or a data page that is not 4 KiB.
  */
 export function encodePagesFrame(slot: number, pages: readonly PageOut[]): Uint8Array[] {
   if (pages.length > MAX_PAGES_PER_FRAME) {
     throw new RangeError(`a PAGES frame holds at most ${MAX_PAGES_PER_FRAME} pages`);
   }
-  const w = new Writer().u32(slot).u32(pages.length);
-  const data: Uint8Array[] = [];
+  const out = new PagesFrame(slot);
   for (const p of pages) {
-    w.u32(p.index).u32(p.data === undefined ? 0 : 1);
-    if (p.data !== undefined) {
-      if (p.data.length !== PAGE_BYTES) throw new RangeError("a data page must be 4096 bytes");
-      data.push(p.data);
-    }
+    if (p.data === undefined) out.zero(p.index);
+    else out.data(p.index, p.data);
   }
-  return frame(FRAME_TYPES.PAGES, [...w.parts(), ...data]);
+  return out.encode();
 }
 
 /** ROUND frame (progress). */
@@ -369,9 +455,17 @@ export class StreamDecoder {
     if (backend === undefined) throw this.#fail(`unknown backend code ${code}`, 13);
     if ((view.getUint32(16, true) & 0xffff) !== 0)
       throw this.#fail("required header flags this reader does not know", 16);
+    // Read before consuming: `view` is over the buffer that #consume shifts.
+    const item = {
+      kind: "header",
+      arch,
+      backend,
+      minor: view.getUint16(10, true),
+      flags: view.getUint32(16, true),
+    } as const;
     this.#arch = arch;
     this.#consume(STREAM_HEADER_BYTES);
-    return { kind: "header", arch, backend, minor: view.getUint16(10, true) };
+    return item;
   }
 
   #frame(type: number, payload: Uint8Array): StreamItem {
@@ -431,24 +525,26 @@ export class StreamDecoder {
     // A DataView over the entries: a Reader call per field costs more than the copy of a page.
     const raw = r.view8(count * 8, "page entries");
     const table = new DataView(raw.buffer, raw.byteOffset, raw.length);
-    const entries: { index: number; data: boolean }[] = [];
+    let dataPages = 0;
     for (let i = 0; i < count; i++) {
-      const index = table.getUint32(8 * i, true);
       const kind = table.getUint32(8 * i + 4, true);
       if (kind > 1) throw this.#fail(`page kind ${kind} is not 0 (zero) or 1 (data)`);
-      entries.push({ index, data: kind === 1 });
+      dataPages += kind;
     }
-    const dataPages = entries.filter((e) => e.data).length;
     if (r.remaining !== dataPages * PAGE_BYTES) {
       throw this.#fail(`PAGES frame carries ${r.remaining} data bytes for ${dataPages} data pages`);
     }
+    // One object per page, views into the payload (no copy of the data).
     let at = r.pos;
-    const pages = entries.map((e) => {
-      if (!e.data) return { index: e.index, data: undefined };
-      const data = payload.subarray(at, at + PAGE_BYTES);
-      at += PAGE_BYTES;
-      return { index: e.index, data };
-    });
+    const pages: { index: number; data: Uint8Array | undefined }[] = [];
+    for (let i = 0; i < count; i++) {
+      const index = table.getUint32(8 * i, true);
+      if (table.getUint32(8 * i + 4, true) === 0) pages.push({ index, data: undefined });
+      else {
+        pages.push({ index, data: payload.subarray(at, at + PAGE_BYTES) });
+        at += PAGE_BYTES;
+      }
+    }
     return { kind: "pages", slot, pages };
   }
 

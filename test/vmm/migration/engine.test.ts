@@ -8,14 +8,22 @@ import type { Vm } from "../../../src/backends/vcpu.js";
 import { receiveMigration, type MigrationTarget } from "../../../src/vmm/migration/destination.js";
 import { Migration, type MigrationSource } from "../../../src/vmm/migration/source.js";
 import { Precopy } from "../../../src/vmm/migration/precopy.js";
+import { GO, ReplyDecoder, type Reply } from "../../../src/vmm/migration/handshake.js";
 import {
+  encodeEndFrame,
+  encodeLayoutFrame,
+  encodeMetaFrame,
+  encodePagesFrame,
+  encodeRoundFrame,
   encodeStreamHeader,
+  HEADER_FLAG_ROUND_ACKS,
   MAX_PAGES_PER_FRAME,
   PAGE_BYTES,
   StreamDecoder,
 } from "../../../src/vmm/migration/stream.js";
 import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
 import {
+  connectChannel,
   listenOnce,
   parseMigrationUri,
   type MigrationUri,
@@ -145,6 +153,45 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
     await migrateOnce(parseMigrationUri(`unix:${join(dir, "m.sock")}`));
   });
 
+  it("the destination acknowledges each ROUND once its pages are stored, only when asked", async () => {
+    for (const flags of [HEADER_FLAG_ROUND_ACKS, 0]) {
+      const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
+      const received = listener
+        .accept()
+        .then((ch) => receiveMigration(ch, targetFactory({ devices: 0 })));
+      const ch = await connectChannel(listener.uri);
+      try {
+        const data = new Uint8Array(PAGE_BYTES).fill(7);
+        await ch.write([
+          encodeStreamHeader("riscv", "soft-inline", flags),
+          ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
+          ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+          ...encodePagesFrame(0, [{ index: 3, data }]),
+          ...encodeRoundFrame(1, 1n, 1n),
+          ...encodeEndFrame(),
+        ]);
+        const decoder = new ReplyDecoder();
+        const replies: Reply[] = [];
+        while (!replies.some((r) => r.reply === "ready")) {
+          const bytes = await ch.read(5000);
+          assert.ok(bytes !== undefined, "the destination hung up");
+          replies.push(...decoder.push(bytes));
+        }
+        await ch.write([GO]);
+        const got = await received;
+        using target = got.target;
+        assert.deepEqual(
+          replies,
+          flags === 0 ? [{ reply: "ready" }] : [{ reply: "round", round: 1 }, { reply: "ready" }],
+        );
+        assert.equal(target.memory[0]?.bytes[3 * PAGE_BYTES], 7);
+      } finally {
+        ch.destroy();
+        await listener.close();
+      }
+    }
+  });
+
   it("fails with one line and resumes nothing when nobody listens", async () => {
     using vm = newVm();
     const { source, pauses, stop } = dirtySource(vm);
@@ -179,12 +226,12 @@ describe("parseMigrationUri()", () => {
 
 describe("Precopy", () => {
   it("keeps every PAGES frame within 4096 entries when a zero group fills a frame exactly", async () => {
-    // Regression: 4080 data pages, then a 16-page zero group (the frame is full at 4096), then
-    // more data: the 4097th entry used to go into the same frame (RangeError).
+    // Regression: 3840 data pages, then a 256-page zero group (the frame is full at 4096), then
+    // more data: the 4097th entry must not go into the same frame (RangeError).
     using vm = createSoftVm({ mode: "inline" });
     const mem = vm.addMemory({ guestPhysAddr: BASE, size: 8192 * PAGE_BYTES, logDirty: true });
     for (let p = 0; p < 8192; p++) {
-      if (p < 4080 || p >= 4096) mem.view(p * PAGE_BYTES, 1).fill(1 + (p % 200));
+      if (p < 3840 || p >= 4096) mem.view(p * PAGE_BYTES, 1).fill(1 + (p % 200));
     }
     const decoder = new StreamDecoder();
     decoder.push(encodeStreamHeader("riscv", "soft-inline"));
@@ -204,7 +251,7 @@ describe("Precopy", () => {
     await precopy.iterate();
     await precopy.finish();
     assert.equal(seen.size, 8192);
-    assert.equal(seen.get(4085), false, "a zero page travels as a flag");
+    assert.equal(seen.get(3845), false, "a zero page travels as a flag");
     assert.equal(seen.get(4096), true);
   });
 });

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
 import { encodeFrame } from "../../../src/vmm/snapshot/container.js";
+import { encodeReply, ReplyDecoder } from "../../../src/vmm/migration/handshake.js";
 import {
   DEFAULT_STREAM_LIMITS,
   encodeDeviceFrame,
@@ -11,6 +12,7 @@ import {
   encodeLayoutFrame,
   encodeMetaFrame,
   encodePagesFrame,
+  HEADER_FLAG_ROUND_ACKS,
   encodeRoundFrame,
   encodeStreamHeader,
   encodeVcpuFrame,
@@ -98,8 +100,30 @@ describe("migration stream", () => {
       kind: "header",
       arch: "riscv",
       backend: "soft-threaded",
-      minor: 0,
+      minor: 1,
+      flags: 0,
     });
+  });
+
+  it("carries the advisory round-acknowledgement flag; required flag bits are refused", () => {
+    const [item] = new StreamDecoder().push(
+      encodeStreamHeader("riscv", "kvm", HEADER_FLAG_ROUND_ACKS),
+    );
+    assert.equal(item?.kind === "header" ? item.flags : undefined, HEADER_FLAG_ROUND_ACKS);
+    assert.throws(
+      () => new StreamDecoder().push(encodeStreamHeader("riscv", "kvm", 1)),
+      /required header flags this reader does not know/,
+    );
+  });
+
+  it("round replies: parsed with their number; a round that is not a count is refused", () => {
+    const d = new ReplyDecoder();
+    assert.deepEqual(d.push(encodeReply({ reply: "round", round: 3 })), [
+      { reply: "round", round: 3 },
+    ]);
+    for (const bad of ['{"reply":"round"}\n', '{"reply":"round","round":-1}\n']) {
+      assert.throws(() => new ReplyDecoder().push(new TextEncoder().encode(bad)), /unknown reply/);
+    }
   });
 
   it("a zero page costs 8 bytes, not 4 KiB", () => {
