@@ -109,3 +109,46 @@ export function assertContinued(
   if (ended) assert.match(destination, /^PASS dirty \d+ pages/m);
   assert.doesNotMatch(source + destination, /FAIL/);
 }
+
+/** Attempts a test makes when the race it depends on is lost (`RaceLost`), before it fails. */
+export const RACE_ATTEMPTS = 3;
+
+/** Thrown by an attempt that lost a timing race the test cannot close (not a product failure). */
+export class RaceLost extends Error {}
+
+/**
+ * Pauses the guest behind `api` the moment /init started, or throws RaceLost when /init had
+ * already finished its report ("init: power off" on `proc`'s console): /init runs for well
+ * under a second on a fast engine, and nothing in it waits for the host.
+ */
+export async function pauseAfterInitStarted(api: string, proc: Proc): Promise<void> {
+  const { apiRequest } = await import("../../../src/vmm/api/client.js");
+  let status: number | undefined;
+  try {
+    status = (await apiRequest(api, "PUT", "/pause")).status;
+  } catch (error) {
+    if (/^init: power off/m.test(proc.stdout)) throw new RaceLost("the guest powered off first");
+    throw error;
+  }
+  if (/^init: power off/m.test(proc.stdout)) throw new RaceLost("the guest powered off first");
+  assert.equal(status, 200, `PUT /pause answered ${String(status)}`);
+}
+
+/**
+ * Runs `attempt` until it does not lose its race, at most RACE_ATTEMPTS times; each lost race is
+ * reported through `note` (the test's diagnostic), so a retry is visible in the test output.
+ */
+export async function withRaceRetries(
+  note: (line: string) => void,
+  attempt: () => Promise<void>,
+): Promise<void> {
+  for (let n = 1; ; n++) {
+    try {
+      await attempt();
+      return;
+    } catch (error) {
+      if (!(error instanceof RaceLost) || n >= RACE_ATTEMPTS) throw error;
+      note(`attempt ${n} lost its race (${error.message}); trying again`);
+    }
+  }
+}

@@ -11,10 +11,16 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { apiRequest } from "../../../src/vmm/api/client.js";
 import { buildGuests, REPO } from "../../cli/run-file-helpers.js";
 import { initLines, linuxImage } from "../../linux/guest.js";
-import { assertContinued, ctl, start, tempDir } from "./procs.js";
+import {
+  assertContinued,
+  ctl,
+  pauseAfterInitStarted,
+  start,
+  tempDir,
+  withRaceRetries,
+} from "./procs.js";
 
 const skip = buildGuests("guests/riscv/migrate", ["riscv64-unknown-elf-gcc"]);
 const ELF = join(REPO, "guests/riscv/migrate/build/dirty-smp.elf");
@@ -64,45 +70,51 @@ describe(
         : false,
   },
   () => {
-    it("moves after /init started; /init's report goes on at the destination to its power-off", async () => {
-      assert.ok("image" in found);
-      const dir = tempDir();
-      const where = `unix:${join(dir, "m.sock")}`;
-      const dst = start(["run", "--incoming", where]);
-      const api = join(dir, "src.api");
-      const src = start([
-        "run",
-        "--backend",
-        "soft",
-        "--cpus",
-        "2",
-        "--mem",
-        "128M",
-        "--cmdline",
-        "console=ttyS0",
-        "--api",
-        api,
-        found.image,
-      ]);
-      try {
-        await src.waitFor(/^init: started/m, 240_000);
-        // /init runs for well under a second: pause it at once (a ctl process takes ~100 ms to
-        // start), then move the paused guest; it runs on at the destination.
-        const paused = await apiRequest(api, "PUT", "/pause");
-        assert.equal(paused.status, 200, JSON.stringify(paused));
-        const r = await ctl([api, "migrate", where, "--json"]);
-        assert.equal(r.code, 0, r.stdout + r.stderr);
-        assert.equal(await src.exited, 0, src.stderr);
-        assert.equal(await dst.exited, 0, dst.stderr);
-        const lines = initLines(src.stdout + dst.stdout);
-        assert.ok(lines.includes("cpus online 0-1 count 2"), lines.join("\n"));
-        assert.equal(lines.at(-1), "power off");
-        assert.ok(initLines(dst.stdout).length > 0, `nothing of /init at the destination`);
-        assert.equal(lines.filter((l) => l === "started").length, 1, "/init ran once");
-      } finally {
-        src.child.kill();
-        dst.child.kill();
-      }
+    it("moves after /init started; /init's report goes on at the destination to its power-off", async (t) => {
+      await withRaceRetries(
+        (line) => {
+          t.diagnostic(line);
+        },
+        async () => {
+          assert.ok("image" in found);
+          const dir = tempDir();
+          const where = `unix:${join(dir, "m.sock")}`;
+          const dst = start(["run", "--incoming", where]);
+          const api = join(dir, "src.api");
+          const src = start([
+            "run",
+            "--backend",
+            "soft",
+            "--cpus",
+            "2",
+            "--mem",
+            "128M",
+            "--cmdline",
+            "console=ttyS0",
+            "--api",
+            api,
+            found.image,
+          ]);
+          try {
+            await src.waitFor(/^init: started/m, 240_000);
+            // /init runs for well under a second: pause it at once (a ctl process takes ~100 ms to
+            // start), then move the paused guest; it runs on at the destination.
+            await pauseAfterInitStarted(api, src);
+            const r = await ctl([api, "migrate", where, "--json"]);
+            assert.equal(r.code, 0, r.stdout + r.stderr);
+            assert.equal(await src.exited, 0, src.stderr);
+            assert.equal(await dst.exited, 0, dst.stderr);
+            const lines = initLines(src.stdout + dst.stdout);
+            assert.ok(lines.includes("cpus online 0-1 count 2"), lines.join("\n"));
+            assert.equal(lines.at(-1), "power off");
+            assert.ok(initLines(dst.stdout).length > 0, `nothing of /init at the destination`);
+            assert.equal(lines.filter((l) => l === "started").length, 1, "/init ran once");
+          } finally {
+            src.child.kill();
+            dst.child.kill();
+          }
+        },
+      );
     });
   },
 );
