@@ -11,7 +11,14 @@ import {
   type Boot,
 } from "../../linux/guest.js";
 import { apiRequest } from "../../../src/vmm/api/client.js";
-import { ctl, pauseAfterInitStarted, start, tempDir, withRaceRetries } from "./procs.js";
+import {
+  ctl,
+  joinedConsoleMatches,
+  pauseAfterInitStarted,
+  start,
+  tempDir,
+  withRaceRetries,
+} from "./procs.js";
 
 const found = linuxImage();
 const CMDLINE = "console=ttyS0";
@@ -70,7 +77,9 @@ describe(
               JSON.stringify(first.body),
             );
             assert.equal(await src.exited, 0, src.stderr);
-            await dstA.waitFor(/^init: started/m, 240_000);
+            // The first move may land while /init prints its first line: look at the console as
+            // a whole (source then destination), as the guest wrote it.
+            await joinedConsoleMatches([src, dstA], /^init: started/m, 240_000);
             // /init runs for well under a second here: pause it at once, from this process (a ctl
             // process takes ~100 ms to start), then move the paused guest; it runs on at dstB.
             await pauseAfterInitStarted(join(dir, "a.api"), dstA);

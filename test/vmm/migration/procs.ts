@@ -152,3 +152,22 @@ export async function withRaceRetries(
     }
   }
 }
+
+/** Resolves once the processes' stdout, joined in order, matches `pattern` (a guest that moved). */
+export async function joinedConsoleMatches(
+  procs: readonly Proc[],
+  pattern: RegExp,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const joined = procs.map((p) => p.stdout).join("");
+    if (pattern.test(joined)) return;
+    if (Date.now() > end) {
+      throw new Error(
+        `no ${String(pattern)} within ${timeoutMs} ms\nconsole: ${joined.slice(-400)}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
