@@ -13,6 +13,7 @@ import { tierFromEnv } from "../../../src/backends/soft/riscv/hart.js";
 import { regionModule } from "../../../src/backends/soft/riscv/wasm-tier.js";
 import { decodeBlock } from "../../../src/backends/soft/riscv/block.js";
 import { Slot } from "../../../src/backends/soft/riscv/memory.js";
+import { FnBuilder, sleb } from "../../../src/backends/soft/riscv/wasm-encode.js";
 
 const WASM: HartOptions = { translate: true, hotThreshold: 1, tier: "wasm" };
 const REFERENCE: HartOptions = { translate: false };
@@ -152,5 +153,28 @@ describe("wasm tier", () => {
     const wasm = hartWith([...li(R.sp, BigInt(BASE + 0x8000)), ...code], WASM).hart;
     for (const budget of [1, 7, 100, 333, 2000])
       assert.equal(state(wasm, budget), state(ref, budget));
+  });
+
+  it("number constants encode to the same LEB128 bytes as the BigInt path, inexact sums too", () => {
+    const edges = [0, 1, -1, 63, 64, -64, -65, 127, 128, 2 ** 31 - 1, -(2 ** 31), 2 ** 32];
+    const values = [...edges, 0x7fff_ffff_f000, -0x8000_0000_0000, 2 ** 53 - 1, -(2 ** 53 - 1)];
+    let seed = 12345;
+    for (let i = 0; i < 2000; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; // fixed LCG: the same values every run
+      values.push(Math.floor((seed / 2 ** 32 - 0.5) * 2 ** (i % 54)));
+    }
+    for (const v of values) {
+      const byNumber = new FnBuilder(0).i64n(v).code;
+      const byBigInt: number[] = [0x42];
+      sleb(byBigInt, BigInt(v));
+      assert.deepEqual(byNumber, byBigInt, `i64.const ${String(v)}`);
+      if (Math.abs(v) < 2 ** 31) {
+        assert.deepEqual(new FnBuilder(0).i32(v).code.slice(1), byBigInt.slice(1), `i32 ${v}`);
+      }
+    }
+    // pc + 4 beyond 2^53 is not exact as a double: the encoder adds as BigInt then.
+    const big: number[] = [0x42];
+    sleb(big, BigInt(2 ** 53) + 4n);
+    assert.deepEqual(new FnBuilder(0).i64n(2 ** 53, 4).code, big);
   });
 });
