@@ -10,7 +10,7 @@ import { I, R, li, rType } from "./asm.js";
 import { RAM_BASE as BASE, hartWith } from "./harness.js";
 import type { Hart, HartOptions } from "../../../src/backends/soft/riscv/hart.js";
 import { tierFromEnv } from "../../../src/backends/soft/riscv/hart.js";
-import { regionModule } from "../../../src/backends/soft/riscv/wasm-tier.js";
+import { regionModule, WASM_REGION_MAX_INSNS } from "../../../src/backends/soft/riscv/wasm-tier.js";
 import { decodeBlock } from "../../../src/backends/soft/riscv/block.js";
 import { Slot } from "../../../src/backends/soft/riscv/memory.js";
 import { FnBuilder, sleb } from "../../../src/backends/soft/riscv/wasm-encode.js";
@@ -176,5 +176,20 @@ describe("wasm tier", () => {
     const big: number[] = [0x42];
     sleb(big, BigInt(2 ** 53) + 4n);
     assert.deepEqual(new FnBuilder(0).i64n(2 ** 53, 4).code, big);
+  });
+
+  it("a region stops gathering blocks at WASM_REGION_MAX_INSNS (TurboFan's compile time)", () => {
+    // A loop of 8 blocks of 40 instructions each, chained by jumps inside one page: 320
+    // instructions, one region under the JS tier's 600 cap, at least three under this one.
+    const blocks = 8;
+    const body: number[] = [];
+    for (let b = 0; b < blocks; b++) {
+      for (let i = 0; i < 39; i++) body.push(I.addi(R.a0 + (i % 4), R.a0 + (i % 4), b + 1));
+      body.push(I.jal(R.zero, 4));
+    }
+    const wasm = same(loop(20, body));
+    assert.ok(WASM_REGION_MAX_INSNS < blocks * 40);
+    const least = Math.ceil((blocks * 40) / WASM_REGION_MAX_INSNS);
+    assert.ok(wasm.stats.compiled >= least, `${wasm.stats.compiled} regions, want >= ${least}`);
   });
 });

@@ -36,6 +36,16 @@ import { AREA } from "./wasm-memory.js";
 export const WASM_REGION_BLOCKS = 16;
 
 /**
+ * Most instructions per wasm region (the JS tier's REGION_MAX_INSNS is 600). V8 tiers a hot
+ * region up to TurboFan on a background thread, and that compile grows faster than the region:
+ * 14-22 KB bodies took 100-170 ms each, 500 ms over a Linux boot (--trace-wasm-compilation-times)
+ * on a 2-core host the boot shares with it. Measured at 150 (loaded host, alternating runs):
+ * TurboFan 137 ms per boot, boot to /init 2.27 s against 2.99 s at 600 (medians of 5), compute.elf
+ * no slower (1030-1160 against 750-1000 CPU MIPS); 80 was slower on compute.elf.
+ */
+export const WASM_REGION_MAX_INSNS = 150;
+
+/**
  * Helper and region results: the instruction completed (region: left with the next pc in the
  * PC word), trapped/stopped (pc set by the JS side), or rewrote code (next pc in the PC word).
  */
