@@ -10,9 +10,10 @@ import { I, R, li, rType } from "./asm.js";
 import { RAM_BASE as BASE, hartWith } from "./harness.js";
 import type { Hart, HartOptions } from "../../../src/backends/soft/riscv/hart.js";
 import { tierFromEnv } from "../../../src/backends/soft/riscv/hart.js";
-import { regionModule } from "../../../src/backends/soft/riscv/wasm-tier.js";
+import { regionModule, WASM_REGION_MAX_INSNS } from "../../../src/backends/soft/riscv/wasm-tier.js";
 import { decodeBlock } from "../../../src/backends/soft/riscv/block.js";
 import { Slot } from "../../../src/backends/soft/riscv/memory.js";
+import { FnBuilder, sleb } from "../../../src/backends/soft/riscv/wasm-encode.js";
 
 const WASM: HartOptions = { translate: true, hotThreshold: 1, tier: "wasm" };
 const REFERENCE: HartOptions = { translate: false };
@@ -152,5 +153,43 @@ describe("wasm tier", () => {
     const wasm = hartWith([...li(R.sp, BigInt(BASE + 0x8000)), ...code], WASM).hart;
     for (const budget of [1, 7, 100, 333, 2000])
       assert.equal(state(wasm, budget), state(ref, budget));
+  });
+
+  it("number constants encode to the same LEB128 bytes as the BigInt path, inexact sums too", () => {
+    const edges = [0, 1, -1, 63, 64, -64, -65, 127, 128, 2 ** 31 - 1, -(2 ** 31), 2 ** 32];
+    const values = [...edges, 0x7fff_ffff_f000, -0x8000_0000_0000, 2 ** 53 - 1, -(2 ** 53 - 1)];
+    let seed = 12345;
+    for (let i = 0; i < 2000; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; // fixed LCG: the same values every run
+      values.push(Math.floor((seed / 2 ** 32 - 0.5) * 2 ** (i % 54)));
+    }
+    for (const v of values) {
+      const byNumber = new FnBuilder(0).i64n(v).code;
+      const byBigInt: number[] = [0x42];
+      sleb(byBigInt, BigInt(v));
+      assert.deepEqual(byNumber, byBigInt, `i64.const ${String(v)}`);
+      if (Math.abs(v) < 2 ** 31) {
+        assert.deepEqual(new FnBuilder(0).i32(v).code.slice(1), byBigInt.slice(1), `i32 ${v}`);
+      }
+    }
+    // pc + 4 beyond 2^53 is not exact as a double: the encoder adds as BigInt then.
+    const big: number[] = [0x42];
+    sleb(big, BigInt(2 ** 53) + 4n);
+    assert.deepEqual(new FnBuilder(0).i64n(2 ** 53, 4).code, big);
+  });
+
+  it("a region stops gathering blocks at WASM_REGION_MAX_INSNS (TurboFan's compile time)", () => {
+    // A loop of 8 blocks of 40 instructions each, chained by jumps inside one page: 320
+    // instructions, one region under the JS tier's 600 cap, at least three under this one.
+    const blocks = 8;
+    const body: number[] = [];
+    for (let b = 0; b < blocks; b++) {
+      for (let i = 0; i < 39; i++) body.push(I.addi(R.a0 + (i % 4), R.a0 + (i % 4), b + 1));
+      body.push(I.jal(R.zero, 4));
+    }
+    const wasm = same(loop(20, body));
+    assert.ok(WASM_REGION_MAX_INSNS < blocks * 40);
+    const least = Math.ceil((blocks * 40) / WASM_REGION_MAX_INSNS);
+    assert.ok(wasm.stats.compiled >= least, `${wasm.stats.compiled} regions, want >= ${least}`);
   });
 });

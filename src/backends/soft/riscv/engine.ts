@@ -35,7 +35,13 @@ import {
   staticTargets,
 } from "./translate.js";
 import { TWO32 } from "./i64.js";
-import { compileWasmRegion, ST, WASM_REGION_BLOCKS, type WasmStats } from "./wasm-tier.js";
+import {
+  compileWasmRegion,
+  ST,
+  WASM_REGION_BLOCKS,
+  WASM_REGION_MAX_INSNS,
+  type WasmStats,
+} from "./wasm-tier.js";
 import { WasmDispatch } from "./wasm-dispatch.js";
 import { AREA } from "./wasm-memory.js";
 import { MAX_BLOCK } from "./block.js";
@@ -90,6 +96,8 @@ export class Engine {
   readonly hot: number;
   /** Most blocks compiled into one region function. */
   readonly regionBlocks: number;
+  /** Most instructions in one region (the first block may exceed it alone). */
+  readonly regionInsns: number;
   /** Blocks by guest-physical address of their first byte. */
   private readonly byPhys = new Map<number, Block>();
   /** Blocks by guest-physical page number (for invalidation). */
@@ -155,6 +163,7 @@ export class Engine {
     this.tier = tier;
     this.regionBlocks =
       regionBlocks ?? (tier === "wasm" ? WASM_REGION_BLOCKS : DEFAULT_REGION_BLOCKS);
+    this.regionInsns = tier === "wasm" ? WASM_REGION_MAX_INSNS : REGION_MAX_INSNS;
     this.decoded = translate ? new DecodeCache(this.core) : null;
     this.core.onFenceI = () => {
       this.syncCode();
@@ -448,7 +457,7 @@ export class Engine {
           tb = decodeBlock(t, pa, b.slot);
           this.register(tb);
         }
-        if (tb.interpOnly || insns + tb.n > REGION_MAX_INSNS) continue;
+        if (tb.interpOnly || insns + tb.n > this.regionInsns) continue;
         insns += tb.n;
         region.push(tb);
       }

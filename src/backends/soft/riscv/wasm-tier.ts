@@ -36,6 +36,16 @@ import { AREA } from "./wasm-memory.js";
 export const WASM_REGION_BLOCKS = 16;
 
 /**
+ * Most instructions per wasm region (the JS tier's REGION_MAX_INSNS is 600). V8 tiers a hot
+ * region up to TurboFan on a background thread, and that compile grows faster than the region:
+ * 14-22 KB bodies took 100-170 ms each, 500 ms over a Linux boot (--trace-wasm-compilation-times)
+ * on a 2-core host the boot shares with it. Measured at 150 (loaded host, alternating runs):
+ * TurboFan 137 ms per boot, boot to /init 2.27 s against 2.99 s at 600 (medians of 5), compute.elf
+ * no slower (1030-1160 against 750-1000 CPU MIPS); 80 was slower on compute.elf.
+ */
+export const WASM_REGION_MAX_INSNS = 150;
+
+/**
  * Helper and region results: the instruction completed (region: left with the next pc in the
  * PC word), trapped/stopped (pc set by the JS side), or rewrote code (next pc in the PC word).
  */
@@ -161,7 +171,7 @@ class WasmGen {
 
   /** Stores the i64 constant `pc` into the PC word. */
   private setPc(pc: number): void {
-    this.f.i32(0).i64(BigInt(pc));
+    this.f.i32(0).i64n(pc);
     this.at(OP.i64Store, 3, AREA.PC);
   }
 
@@ -176,7 +186,7 @@ class WasmGen {
 
   /** Pushes x[r] (i64). */
   get(r: number): void {
-    if (r === 0) this.f.i64(0n);
+    if (r === 0) this.f.i64n(0);
     else this.f.idx(OP.localGet, this.local(r));
   }
 
@@ -306,12 +316,12 @@ class WasmGen {
   /** Pushes rs1 + imm (i64) into local `a`. */
   private addr(insn: number, imm: number): void {
     this.get((insn >>> 15) & 31);
-    this.f.i64(BigInt(imm)).op(OP.i64Add).idx(OP.localSet, this.a);
+    this.f.i64n(imm).op(OP.i64Add).idx(OP.localSet, this.a);
   }
 
   /** Pushes the high word of address local `a`. */
   private pushAddrHi(): void {
-    this.f.idx(OP.localGet, this.a).i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
+    this.f.idx(OP.localGet, this.a).i64n(32).op(OP.i64ShrU, OP.i32WrapI64);
   }
 
   /**
@@ -329,7 +339,7 @@ class WasmGen {
     this.at(OP.i64Load, 3, tags);
     // The tag trick (tlb.ts) on the whole address: low bits of a misaligned one never match.
     f.idx(OP.localGet, this.a)
-      .i64(BigInt(-4096 | (size - 1)))
+      .i64n(-4096 | (size - 1))
       .op(OP.i64And, OP.i64Eq);
   }
 
@@ -377,7 +387,7 @@ class WasmGen {
     this.get(rs2);
     f.op(OP.i32WrapI64);
     this.get(rs2);
-    f.i64(32n).op(OP.i64ShrU, OP.i32WrapI64);
+    f.i64n(32).op(OP.i64ShrU, OP.i32WrapI64);
     f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.st);
     this.status(k, pc + len);
     f.end();
@@ -403,12 +413,12 @@ class WasmGen {
     const b = this.b;
     f.idx(OP.localGet, b).op(OP.i64Eqz).open(OP.if, null, T.i64);
     if (f3 >= 6) f.idx(OP.localGet, a);
-    else f.i64(-1n);
+    else f.i64n(-1);
     f.op(OP.else);
     if (f3 === 4 || f3 === 6) {
-      f.idx(OP.localGet, b).i64(-1n).op(OP.i64Eq).open(OP.if, null, T.i64);
-      if (f3 === 4) f.i64(0n).idx(OP.localGet, a).op(OP.i64Sub);
-      else f.i64(0n);
+      f.idx(OP.localGet, b).i64n(-1).op(OP.i64Eq).open(OP.if, null, T.i64);
+      if (f3 === 4) f.i64n(0).idx(OP.localGet, a).op(OP.i64Sub);
+      else f.i64n(0);
       f.op(OP.else)
         .idx(OP.localGet, a)
         .idx(OP.localGet, b)
@@ -513,10 +523,10 @@ class WasmGen {
       f.op(OP.i64ExtendI32S);
       return;
     }
-    if (f3 === 1) f.i64(BigInt(imm & 63)).op(OP.i64Shl);
-    else if (f3 === 5) f.i64(BigInt(imm & 63)).op(insn >>> 30 === 1 ? OP.i64ShrS : OP.i64ShrU);
+    if (f3 === 1) f.i64n(imm & 63).op(OP.i64Shl);
+    else if (f3 === 5) f.i64n(imm & 63).op(insn >>> 30 === 1 ? OP.i64ShrS : OP.i64ShrU);
     else {
-      f.i64(BigInt(imm));
+      f.i64n(imm);
       const ops = [OP.i64Add, 0, OP.i64LtS, OP.i64LtU, OP.i64Xor, 0, OP.i64Or, OP.i64And];
       f.op(ops[f3] ?? OP.i64Add);
       if (f3 === 2 || f3 === 3) f.op(OP.i64ExtendI32U);
@@ -548,24 +558,20 @@ class WasmGen {
           return;
         }
       } else if (op === 0x37) {
-        f.i64(BigInt((insn & 0xfffff000) | 0));
+        f.i64n((insn & 0xfffff000) | 0);
         this.set(rd);
       } else if (op === 0x17) {
-        f.i64(BigInt(pc) + BigInt((insn & 0xfffff000) | 0));
+        f.i64n(pc, (insn & 0xfffff000) | 0);
         this.set(rd);
       } else if (op === 0x6f) {
-        f.i64(BigInt(pc + len));
+        f.i64n(pc, len);
         this.set(rd);
         this.goto(pc + jImm(insn), k + 1);
         return;
       } else if (op === 0x67) {
         this.get((insn >>> 15) & 31);
-        f.i64(BigInt(iImm(insn)))
-          .op(OP.i64Add)
-          .i64(-2n)
-          .op(OP.i64And)
-          .idx(OP.localSet, this.a);
-        f.i64(BigInt(pc + len));
+        f.i64n(iImm(insn)).op(OP.i64Add).i64n(-2).op(OP.i64And).idx(OP.localSet, this.a);
+        f.i64n(pc, len);
         this.set(rd);
         f.i32(0).idx(OP.localGet, this.a);
         this.at(OP.i64Store, 3, AREA.PC);
