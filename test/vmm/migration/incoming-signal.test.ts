@@ -3,26 +3,13 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { start, tempDir } from "./procs.js";
-
-/** Resolves once the process's stderr matches `pattern` (the "waiting" line goes to stderr). */
-async function stderrMatches(
-  proc: ReturnType<typeof start>,
-  pattern: RegExp,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pattern.test(proc.stderr)) {
-    if (Date.now() > end) throw new Error(`no ${String(pattern)} on stderr: ${proc.stderr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { listening, start, tempDir } from "./procs.js";
 
 describe("run --incoming ends on SIGINT/SIGTERM while no guest has arrived", () => {
   it("SIGTERM while listening: one line, status 143, the socket path is gone", async () => {
     const sock = join(tempDir(), "in.sock");
     const dest = start(["run", "--incoming", `unix:${sock}`]);
-    await stderrMatches(dest, /waiting for a migration/);
+    await listening(dest);
     dest.child.kill("SIGTERM");
     const code = await Promise.race([
       dest.exited,
@@ -43,7 +30,7 @@ describe("run --incoming ends on SIGINT/SIGTERM while no guest has arrived", () 
   it("SIGINT with a source connected but silent: the connection is dropped, status 130", async () => {
     const sock = join(tempDir(), "in.sock");
     const dest = start(["run", "--incoming", `unix:${sock}`]);
-    await stderrMatches(dest, /waiting for a migration/);
+    await listening(dest);
     const peer = connect(sock);
     const closed = new Promise<void>((r) =>
       peer.on("close", () => {

@@ -15,7 +15,7 @@ import { machineSource } from "../../../src/vmm/migration/machine-source.js";
 import type { MigrationStatus } from "../../../src/vmm/migration/source.js";
 import { runGuest } from "../../../src/vmm/runner.js";
 import { buildGuests, REPO } from "../../cli/run-file-helpers.js";
-import { assertContinued, start, tempDir, ticks } from "./procs.js";
+import { assertContinued, listening, start, tempDir, ticks } from "./procs.js";
 
 const skip = buildGuests("guests/riscv/migrate", ["riscv64-unknown-elf-gcc"]);
 const ELF = join(REPO, "guests/riscv/migrate/build/dirty.elf");
@@ -83,6 +83,7 @@ describe(
               assert.equal(m.status().state, "running");
               const before = ticks(out).at(-1) ?? 0;
               await tickAbove(() => out, before + 1); // the guest runs on here
+              await listening(dst); // a loaded host can start it later than this point
               const done = await m.migrate({ uri: where });
               return [failed, done];
             })();

@@ -171,3 +171,12 @@ export async function joinedConsoleMatches(
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** Resolves once a `run --incoming` process says it listens (its stderr line). */
+export async function listening(proc: Proc, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!proc.stderr.includes("waiting for a migration")) {
+    if (Date.now() > end) throw new Error(`the destination never listened: ${proc.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
