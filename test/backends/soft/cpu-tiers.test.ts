@@ -5,28 +5,13 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { I, R, li, place } from "./asm.js";
+import { R, place } from "./asm.js";
 import { RAM_BASE as BASE, hartWith } from "./harness.js";
+import { F, body, caller } from "./call-loop.js";
 
-const F = 0x2000;
 /** Regions compiled so far (a call, so that assertions do not narrow the property). */
 const compiledBy = (hart: { readonly stats: { readonly compiled: number } }): number =>
   hart.stats.compiled;
-const body = (value: number): number[] => [I.addi(R.a0, R.zero, value), I.jalr(0, R.ra, 0)];
-
-/** fence.i, then `calls` calls of the function at F, then ecall. */
-function caller(calls: number): number[] {
-  return [
-    I.fenceI(),
-    ...li(R.s1, BigInt(calls)),
-    ...li(R.s2, BigInt(BASE + F)),
-    I.jalr(R.ra, R.s2, 0),
-    I.addi(R.s1, R.s1, -1),
-    I.bne(R.s1, R.zero, -8),
-    I.ecall(),
-  ];
-}
-
 describe("engine tiers", () => {
   it("compiles nothing before a pc is hot, then compiles its region once", () => {
     const { hart, ram } = hartWith(caller(30), { hotThreshold: 50 });

@@ -10,6 +10,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { I, R, li, place } from "./asm.js";
 import { RAM_BASE as BASE, hartWith } from "./harness.js";
+import { F, body, caller } from "./call-loop.js";
 import type { HartOptions } from "../../../src/backends/soft/riscv/hart.js";
 
 /** The fast tier alone (nothing is ever hot enough to compile) and the reference. */
@@ -17,22 +18,6 @@ const TIERS: readonly (readonly [string, HartOptions])[] = [
   ["fast interpreter", { translate: true, hotThreshold: 1e9 }],
   ["reference interpreter", { translate: false }],
 ];
-
-const F = 0x2000;
-const body = (value: number): number[] => [I.addi(R.a0, R.zero, value), I.jalr(0, R.ra, 0)];
-
-/** fence.i, then `calls` calls of the function at F, then ecall. */
-function caller(calls: number, fenceI = true): number[] {
-  return [
-    ...(fenceI ? [I.fenceI()] : []),
-    ...li(R.s1, BigInt(calls)),
-    ...li(R.s2, BigInt(BASE + F)),
-    I.jalr(R.ra, R.s2, 0),
-    I.addi(R.s1, R.s1, -1),
-    I.bne(R.s1, R.zero, -8),
-    I.ecall(),
-  ];
-}
 
 const PATCH = 0xc0;
 const TARGET = 0x100;

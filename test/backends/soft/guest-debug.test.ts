@@ -30,6 +30,30 @@ function debugExit(vcpu: SoftVcpu): { pc: bigint; cause: string | undefined } {
   return { pc: exit.pc, cause: exit.cause };
 }
 
+/** The high (kernel-style) alias of guest RAM under `pagedGuest`'s Sv39 tables. */
+const HIGH = 0xffff_ffff_8000_0000n;
+
+/**
+ * A guest that turns Sv39 on and jumps to the high alias of RAM offset 0x40, where the test
+ * places its code. Root table at +0x1000 with two gigapages, VPN2 = 2 (identity 0x8000_0000)
+ * and 0x1fe (HIGH → 0x8000_0000). t1 holds HIGH + 0x40 when that code starts.
+ */
+function pagedGuest(mode: (typeof MODES)[number]): ReturnType<typeof guest> {
+  const root = RAM_BASE + 0x1000n;
+  const program = [
+    ...li(R.t0, (8n << 60n) | (root >> 12n)),
+    I.csrrw(0, 0x180, R.t0),
+    ...li(R.t1, HIGH + 0x40n),
+    I.jalr(0, R.t1, 0),
+  ];
+  const made = guest(mode, program);
+  const view = new DataView(made.ram.buffer, made.ram.byteOffset);
+  const leaf = ((RAM_BASE >> 12n) << 10n) | 0xcfn; // V R W X A D
+  view.setBigUint64(0x1000 + 2 * 8, leaf, true);
+  view.setBigUint64(0x1000 + 0x1fe * 8, leaf, true);
+  return made;
+}
+
 for (const mode of MODES) {
   describe(`soft guest debug (${mode})`, () => {
     it("a compiled loop stops at a hardware breakpoint in its middle and single-steps there", () => {
@@ -81,22 +105,9 @@ for (const mode of MODES) {
     });
 
     it("hardware breakpoints match virtual pcs, with satp bare and under Sv39", () => {
-      // Root table at +0x1000: gigapages VPN2 = 2 (identity 0x8000_0000) and 0x1fe
-      // (0xffff_ffff_8000_0000 → 0x8000_0000); turn Sv39 on, jump to the high alias of +0x40.
-      const root = RAM_BASE + 0x1000n;
-      const high = 0xffff_ffff_8000_0000n;
-      const program = [
-        ...li(R.t0, (8n << 60n) | (root >> 12n)),
-        I.csrrw(0, 0x180, R.t0),
-        ...li(R.t1, high + 0x40n),
-        I.jalr(0, R.t1, 0),
-      ];
-      const { vm, vcpu, ram } = guest(mode, program);
+      const high = HIGH;
+      const { vm, vcpu, ram } = pagedGuest(mode);
       try {
-        const view = new DataView(ram.buffer, ram.byteOffset);
-        const leaf = ((RAM_BASE >> 12n) << 10n) | 0xcfn; // V R W X A D
-        view.setBigUint64(0x1000 + 2 * 8, leaf, true);
-        view.setBigUint64(0x1000 + 0x1fe * 8, leaf, true);
         place(ram, 0x40, [I.addi(R.a0, 0, 1), I.addi(R.a0, R.a0, 1), I.jal(0, 0)]);
         const bare = RAM_BASE + 4n;
         const paged = high + 0x44n;
@@ -112,21 +123,11 @@ for (const mode of MODES) {
     });
 
     it("watchpoints match virtual data addresses after the access (store, AMO, load)", () => {
-      // Sv39 as above; at the high alias of +0x40: sd, amoadd.d, ld on high + 0x200.
-      const root = RAM_BASE + 0x1000n;
-      const high = 0xffff_ffff_8000_0000n;
-      const program = [
-        ...li(R.t0, (8n << 60n) | (root >> 12n)),
-        I.csrrw(0, 0x180, R.t0),
-        ...li(R.t1, high + 0x40n),
-        I.jalr(0, R.t1, 0),
-      ];
-      const { vm, vcpu, ram } = guest(mode, program);
+      // At the high alias of +0x40: sd, amoadd.d, ld on high + 0x200.
+      const high = HIGH;
+      const { vm, vcpu, ram } = pagedGuest(mode);
       try {
         const view = new DataView(ram.buffer, ram.byteOffset);
-        const leaf = ((RAM_BASE >> 12n) << 10n) | 0xcfn; // V R W X A D
-        view.setBigUint64(0x1000 + 2 * 8, leaf, true);
-        view.setBigUint64(0x1000 + 0x1fe * 8, leaf, true);
         // t1 = high + 0x40 here: t2 = t1 + 0x1c0 = high + 0x200.
         place(ram, 0x40, [
           I.addi(R.a0, 0, 9),
