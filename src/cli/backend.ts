@@ -3,7 +3,7 @@
  * backend with a one-line notice naming the device that failed (`/dev/kvm` or the path in
  * `REGVISOR_KVM_DEVICE`). Shared by `run` and `run --snapshot-at-exit`.
  */
-import { kvmDevicePath, kvmUnavailableReason } from "../backends/kvm/index.js";
+import { kvmBackendCode } from "./backends.js";
 import { UsageError } from "./errors.js";
 
 /** The backends a demo runs on. */
@@ -28,9 +28,10 @@ export function chooseBackend(
 ): DemoBackend {
   const backend = parseBackend(requested);
   if (backend !== undefined) return backend;
-  const reason = kvmUnavailableReason();
+  const kvm = kvmBackendCode();
+  const reason = kvm.kvmUnavailableReason();
   if (reason === undefined) return "kvm";
-  err(`regvisor: ${kvmDevicePath()} is not usable (${reason}); running on the soft backend\n`);
+  err(`regvisor: ${kvm.kvmDevicePath()} is not usable (${reason}); running on the soft backend\n`);
   return "soft";
 }
 

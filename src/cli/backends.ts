@@ -3,7 +3,9 @@
  * KVM backend for x86 guests, the soft backend for RISC-V guests, each adapted to the
  * machine's `MachineBackend` hooks.
  */
-import { KvmSystem, KvmVcpu, kvmUnavailableReason } from "../backends/kvm/index.js";
+import { createRequire } from "node:module";
+import type * as KvmBackend from "../backends/kvm/index.js";
+import type { KvmSystem } from "../backends/kvm/index.js";
 import {
   DEFAULT_TIME_SLICE_MS,
   SOFT_MAX_SLOT_BYTES,
@@ -16,6 +18,26 @@ import type { ImageArch } from "../vmm/image.js";
 import type { MachineBackend, RunMode } from "../vmm/machine/backend.js";
 import { MAX_CPUS } from "../vmm/runner.js";
 import { startKicker } from "../vmm/runner-kick.js";
+
+const require = createRequire(import.meta.url);
+let kvmModule: typeof KvmBackend | undefined;
+
+function isKvmBackend(module: unknown): module is typeof KvmBackend {
+  return typeof module === "object" && module !== null && "KvmSystem" in module;
+}
+
+/**
+ * The KVM backend's code, loaded on first use: it brings koffi (a native library) and the whole
+ * ioctl layer, ~50 ms of a soft Linux boot that never uses them. `backendFor()` is synchronous
+ * (the machine asks for its backend while it builds), so this is Node's synchronous
+ * `require()` of an ES module (enabled by default since Node 20.19, package.json "engines").
+ */
+export function kvmBackendCode(): typeof KvmBackend {
+  if (kvmModule !== undefined) return kvmModule;
+  const module: unknown = require("../backends/kvm/index.js");
+  if (!isKvmBackend(module)) throw new Error("Cannot load the KVM backend: unexpected module");
+  return (kvmModule = module);
+}
 
 /** /dev/kvm cannot be used for an x86 guest. */
 export class KvmUnavailableError extends RegvisorError {
@@ -50,15 +72,15 @@ function kvmBackend(owned: { system?: KvmSystem }): MachineBackend {
     arch: "x86",
     maxVcpus: MAX_CPUS,
     check() {
-      const unusable = kvmUnavailableReason();
+      const unusable = kvmBackendCode().kvmUnavailableReason();
       if (unusable !== undefined) throw new KvmUnavailableError(unusable);
     },
     createVm() {
-      owned.system ??= KvmSystem.open();
+      owned.system ??= kvmBackendCode().KvmSystem.open();
       return owned.system.createVm();
     },
     prepareVcpu(vcpu) {
-      if (vcpu instanceof KvmVcpu) vcpu.setCpuidFromSupported();
+      if (vcpu instanceof kvmBackendCode().KvmVcpu) vcpu.setCpuidFromSupported();
     },
     // A KVM_RUN that never exits keeps the main thread in the ioctl: SIGALRM gets it out.
     armDeadline: (deadline) => startKicker(Math.max(0, deadline - performance.now())),

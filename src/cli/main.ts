@@ -11,7 +11,6 @@ import { errorToJson } from "../errors.js";
 import { UsageError } from "./errors.js";
 import { version } from "./options.js";
 import { OutputError } from "./output.js";
-import { regsCommand } from "./regs.js";
 import type { RunOut } from "./run.js";
 
 const HELP = `regvisor — the KVM generic vCPU register interface, from both sides
@@ -60,7 +59,7 @@ async function dispatch(command: string, rest: string[], out: RunOut): Promise<n
   const err = (text: string): void => void process.stderr.write(text);
   switch (command) {
     case "regs":
-      regsCommand(rest, out);
+      (await import("./regs.js")).regsCommand(rest, out);
       return 0;
     case "run":
       return (await import("./run.js")).runCommand(rest, out, err);
@@ -78,8 +77,9 @@ async function dispatch(command: string, rest: string[], out: RunOut): Promise<n
 }
 
 /**
- * Runs the CLI with `argv` (without node and script); resolves to the exit status. Commands that
- * need a backend are imported on demand, so `regvisor regs` never loads native code (koffi).
+ * Runs the CLI with `argv` (without node and script); resolves to the exit status. Every command
+ * is imported on demand: `regvisor regs` never loads native code (koffi), and `run` never loads
+ * the register catalogs' name tables it does not print.
  */
 export async function main(argv: string[], out: RunOut): Promise<number> {
   const [command, ...rest] = argv;

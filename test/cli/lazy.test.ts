@@ -19,6 +19,12 @@ describe("the CLI loads backends on demand", () => {
     assert.equal(r.status, 0, r.stderr);
   });
 
+  it("a soft run never loads the KVM backend (koffi): a RISC-V boot does not pay for it", () => {
+    const r = spawn(["run", "--backend", "soft"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /soft guest ended/);
+  });
+
   it("the guard really blocks koffi: a KVM run fails with its error", () => {
     const r = spawn(["run", "--backend", "kvm"]);
     assert.notEqual(r.status, 0);

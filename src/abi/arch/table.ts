@@ -42,7 +42,8 @@ export interface CatalogSpec {
   readonly arch: ArchName;
   readonly title: string;
   readonly classes: readonly string[];
-  readonly rows: readonly RowSpec[];
+  /** The table rows, built on first use (a process that needs one arch builds no other). */
+  readonly rows: () => readonly RowSpec[];
   /**
    * Structural decoder for ids with no row: returns a generic row (named: false is applied by
    * the caller) or `undefined` when the id fits no namespace of this arch.
@@ -57,10 +58,45 @@ export interface CatalogSpec {
 
 /**
  * Builds a catalog from rows and a structural decoder.
- * @throws {Error} if two rows share an id or a name/alias (a bug in the table, caught at load).
+ * @throws {Error} (on first use) if two rows share an id or a name/alias: a bug in the table,
+ *   caught by the catalog tests, which build every catalog.
  */
 export function makeCatalog(spec: CatalogSpec): ArchCatalog {
-  const entries = spec.rows.map((row) => regInfo(spec.arch, row, true));
+  const index = lazy(() => indexRows(spec));
+  const decode = (id: RegId): RegInfo | undefined => {
+    const row = index().byId.get(id);
+    if (row !== undefined) return row;
+    const generic = spec.decodeGeneric(id);
+    return generic === undefined ? undefined : regInfo(spec.arch, generic, false);
+  };
+  return {
+    arch: spec.arch,
+    title: spec.title,
+    classes: spec.classes,
+    get entries() {
+      return index().entries;
+    },
+    decode,
+    lookup(name: string): RegInfo | undefined {
+      const row = index().byName.get(name.trim().toLowerCase());
+      if (row !== undefined) return row;
+      const raw = spec.parseGenericName(name.trim());
+      if (raw === undefined || raw < 0n || raw >= 1n << 64n) return undefined;
+      return decode(regId(raw));
+    },
+  };
+}
+
+/** A catalog's rows with their id and name indexes. */
+interface RowIndex {
+  readonly entries: readonly RegInfo[];
+  readonly byId: ReadonlyMap<bigint, RegInfo>;
+  readonly byName: ReadonlyMap<string, RegInfo>;
+}
+
+/** @throws {Error} if two rows share an id or a name/alias. */
+function indexRows(spec: CatalogSpec): RowIndex {
+  const entries = spec.rows().map((row) => regInfo(spec.arch, row, true));
   const byId = new Map<bigint, RegInfo>();
   const byName = new Map<string, RegInfo>();
   for (const entry of entries) {
@@ -77,24 +113,14 @@ export function makeCatalog(spec: CatalogSpec): ArchCatalog {
       byName.set(key, entry);
     }
   }
-  const decode = (id: RegId): RegInfo | undefined => {
-    const row = byId.get(id);
-    if (row !== undefined) return row;
-    const generic = spec.decodeGeneric(id);
-    return generic === undefined ? undefined : regInfo(spec.arch, generic, false);
-  };
-  return {
-    arch: spec.arch,
-    title: spec.title,
-    classes: spec.classes,
-    entries,
-    decode,
-    lookup(name: string): RegInfo | undefined {
-      const row = byName.get(name.trim().toLowerCase());
-      if (row !== undefined) return row;
-      const raw = spec.parseGenericName(name.trim());
-      if (raw === undefined || raw < 0n || raw >= 1n << 64n) return undefined;
-      return decode(regId(raw));
-    },
-  };
+  return { entries, byId, byName };
+}
+
+/**
+ * `make()` run once, on the first call: tables every process does not need (seven of the
+ * eight arch catalogs on a soft run) cost nothing until something reads them.
+ */
+export function lazy<T>(make: () => T): () => T {
+  let made: { readonly value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
 }

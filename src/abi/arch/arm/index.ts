@@ -58,21 +58,24 @@ function cp15Rows(timers: readonly RowSpec[]): RowSpec[] {
   return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-const timers = armTimerRows();
-
-/** The 32-bit ARM catalog. */
-export const catalog = makeCatalog({
-  arch: "arm",
-  title: "32-bit ARM (legacy, host removed in Linux 5.7)",
-  classes: ARM_CLASSES,
-  rows: [
+function rows(): RowSpec[] {
+  const timers = armTimerRows();
+  return [
     ...armCoreRows(),
     ...armFwRows(),
     ...timers,
     ...cp15Rows(timers),
     ...armVfpRows(),
     ...armDemuxRows(),
-  ],
+  ];
+}
+
+/** The 32-bit ARM catalog. */
+export const catalog = makeCatalog({
+  arch: "arm",
+  title: "32-bit ARM (legacy, host removed in Linux 5.7)",
+  classes: ARM_CLASSES,
+  rows,
   decodeGeneric: decodeArmGeneric,
   parseGenericName: parseArmGenericName,
 });

@@ -91,7 +91,7 @@ export const catalog = makeCatalog({
   arch: "arm64",
   title: "arm64 (AArch64)",
   classes: ARM64_CLASSES,
-  rows: [
+  rows: () => [
     ...arm64CoreRows(),
     ...arm64SveRows(),
     ...arm64FwRows(),

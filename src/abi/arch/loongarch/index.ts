@@ -132,7 +132,7 @@ export const catalog = makeCatalog({
   arch: "loongarch",
   title: "LoongArch",
   classes: ["csr", "cpucfg", "kvm", "lbt"],
-  rows: rows(),
+  rows,
   decodeGeneric,
   parseGenericName,
 });

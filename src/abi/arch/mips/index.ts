@@ -155,7 +155,7 @@ export const catalog = makeCatalog({
   arch: "mips",
   title: "mips",
   classes: ["gp", "cp0", "maar", "kvm", "fpu", "fcr", "msa"],
-  rows: rows(),
+  rows,
   decodeGeneric,
   parseGenericName,
 });

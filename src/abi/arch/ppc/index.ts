@@ -102,7 +102,7 @@ export const catalog = makeCatalog({
   arch: "ppc",
   title: "powerpc",
   classes: CLASSES.map(([cls]) => cls),
-  rows,
+  rows: () => rows,
   decodeGeneric: () => undefined,
   parseGenericName: () => undefined,
 });

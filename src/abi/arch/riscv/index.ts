@@ -6,7 +6,7 @@
  * `fields` is `{ type, typeName, subtype, subtypeName, index }` (subtype 0 and subtypeName ""
  * for classes without subtypes); vector data registers add `{ vreg, vlenb }`.
  */
-import { makeCatalog } from "../table.js";
+import { lazy, makeCatalog } from "../table.js";
 import { makeRiscvDecoder } from "./decode.js";
 import { riscvRows } from "./names.js";
 
@@ -28,8 +28,9 @@ export type { RiscvRegParts, RiscvRegType } from "./constants.js";
 export { RISCV_CLASSES } from "./names.js";
 export type { RiscvClassInfo } from "./names.js";
 
-const rows = riscvRows();
-const decoder = makeRiscvDecoder(rows);
+const rows = lazy(riscvRows);
+// The structural decoder needs the rows (the sizes of the ids it must not shadow).
+const decoder = lazy(() => makeRiscvDecoder(rows()));
 
 /** The riscv catalog. */
 export const catalog = makeCatalog({
@@ -48,6 +49,6 @@ export const catalog = makeCatalog({
     "sbi_state",
   ],
   rows,
-  decodeGeneric: decoder.decodeGeneric,
-  parseGenericName: decoder.parseGenericName,
+  decodeGeneric: (id) => decoder().decodeGeneric(id),
+  parseGenericName: (name) => decoder().parseGenericName(name),
 });

@@ -36,7 +36,7 @@ export const catalog = makeCatalog({
   arch: "s390",
   title: "s390",
   classes: ["timer", "pfault", "misc"],
-  rows,
+  rows: () => rows,
   decodeGeneric: () => undefined,
   parseGenericName: () => undefined,
 });

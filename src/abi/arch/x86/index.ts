@@ -40,21 +40,23 @@ const KVM_ROWS: readonly RowSpec[] = [
   },
 ];
 
-const MSR_ROWS: readonly RowSpec[] = MSR_NAMES.map((msr) => ({
-  id: msrRegId(msr.index),
-  name: msr.name,
-  class: "msr",
-  fields: { type: X86_REG_TYPE.MSR, msr: msr.index },
-  ...(msr.aliases === undefined ? {} : { aliases: msr.aliases }),
-}));
+const msrRows = (): RowSpec[] =>
+  MSR_NAMES.map((msr) => ({
+    id: msrRegId(msr.index),
+    name: msr.name,
+    class: "msr",
+    fields: { type: X86_REG_TYPE.MSR, msr: msr.index },
+    ...(msr.aliases === undefined ? {} : { aliases: msr.aliases }),
+  }));
 
-const PSEUDO_ROWS: readonly RowSpec[] = X86_PSEUDO_LIST.map((reg) => ({
-  id: reg.id,
-  name: reg.name,
-  class: "pseudo",
-  fields: { type: X86_REG_TYPE.PSEUDO, index: reg.index, structSize: reg.structSize },
-  pseudo: true,
-}));
+const pseudoRows = (): RowSpec[] =>
+  X86_PSEUDO_LIST.map((reg) => ({
+    id: reg.id,
+    name: reg.name,
+    class: "pseudo",
+    fields: { type: X86_REG_TYPE.PSEUDO, index: reg.index, structSize: reg.structSize },
+    pseudo: true,
+  }));
 
 function decodeGeneric(id: RegId): RowSpec | undefined {
   if (!isKernelX86Id(id)) return undefined;
@@ -70,7 +72,7 @@ export const catalog = makeCatalog({
   arch: "x86",
   title: "x86-64 (MSRs, KVM registers, regvisor pseudo-registers)",
   classes: ["kvm", "msr", "pseudo"],
-  rows: [...KVM_ROWS, ...MSR_ROWS, ...PSEUDO_ROWS],
+  rows: () => [...KVM_ROWS, ...msrRows(), ...pseudoRows()],
   decodeGeneric,
   parseGenericName: (name) => parseGenericX86Name(name),
 });

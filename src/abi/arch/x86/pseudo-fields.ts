@@ -29,6 +29,7 @@ import {
   XSAVE_LEGACY_AREA,
 } from "../../kvm/layouts-x86.js";
 import { decodeLE } from "../../value.js";
+import { lazy } from "../table.js";
 import { PSEUDO_CPUID_CAPACITY, X86_PSEUDO_LIST, type X86PseudoReg } from "./pseudo.js";
 
 /** How a field's bytes read: an unsigned little-endian integer, an x87 80-bit real, or raw bytes. */
@@ -273,8 +274,12 @@ function fillGaps(specs: Spec[], size: number): Spec[] {
   return out;
 }
 
-const SPECS: ReadonlyMap<bigint, readonly Spec[]> = new Map(
-  X86_PSEUDO_LIST.map((reg) => [reg.id, Object.freeze(fillGaps(structSpecs(reg), reg.size))]),
+// Built on first use: only a process that shows x86 state by field needs them.
+const pseudoSpecs = lazy(
+  (): ReadonlyMap<bigint, readonly Spec[]> =>
+    new Map(
+      X86_PSEUDO_LIST.map((reg) => [reg.id, Object.freeze(fillGaps(structSpecs(reg), reg.size))]),
+    ),
 );
 
 /**
@@ -282,7 +287,7 @@ const SPECS: ReadonlyMap<bigint, readonly Spec[]> = new Map(
  * CPUID/XCRS entries are valid depends on the value), or undefined for any other id.
  */
 export function x86PseudoFieldSpecs(id: bigint): readonly X86FieldSpec[] | undefined {
-  return SPECS.get(id);
+  return pseudoSpecs().get(id);
 }
 
 function fieldValue(spec: Spec, bytes: Uint8Array): bigint | Uint8Array {
@@ -320,7 +325,7 @@ function refine(reg: X86PseudoReg, spec: Spec, bytes: Uint8Array): Spec {
  */
 export function decodeX86PseudoFields(id: bigint, value: Uint8Array): X86Field[] | undefined {
   const reg = X86_PSEUDO_LIST.find((r) => r.id === id);
-  const specs = SPECS.get(id);
+  const specs = pseudoSpecs().get(id);
   if (reg === undefined || specs === undefined) return undefined;
   if (value.length !== reg.size && value.length !== reg.structSize) {
     throw new RangeError(
