@@ -53,7 +53,7 @@ describe("makeCatalog()", () => {
 describe("lazy()", () => {
   it("calls make once and hands back the same value, undefined included", () => {
     let calls = 0;
-    const get = lazy(() => {
+    const get = lazy((): number | undefined => {
       calls++;
       return undefined;
     });
