@@ -112,6 +112,7 @@ export async function runIncoming(
     report(summary, values, out, err, []);
     return summary.ending.status;
   } finally {
+    sink.flush();
     await api?.close();
     for (const p of pickers) p[Symbol.dispose]();
   }

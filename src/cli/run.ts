@@ -15,7 +15,7 @@ import type { ApiServer } from "../vmm/api/server.js";
 import type { GdbAddress } from "../vmm/gdbstub/server.js";
 import type { MachineGdb } from "../vmm/machine/debug.js";
 import { readInputFile } from "../vmm/input-file.js";
-import { streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
+import { bufferedSink, streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
 import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
 import type { Machine, MachineRunResult } from "../vmm/machine/machine.js";
 import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner.js";
@@ -367,7 +367,20 @@ export function outputSink(out: RunOut): {
   flush: () => void;
 } {
   if (out.stdoutStream !== undefined) {
-    return { write: streamSink(out.stdoutStream), flush: () => undefined };
+    // One write(2) per line, not per SBI putchar (console-sink.ts). A second Ctrl-C ends the
+    // process at once (signals.ts): the 'exit' listener still writes what is held back.
+    const sink = bufferedSink(streamSink(out.stdoutStream));
+    const atExit = (): void => {
+      sink.flush();
+    };
+    process.once("exit", atExit);
+    return {
+      write: sink,
+      flush: () => {
+        process.off("exit", atExit);
+        sink.flush();
+      },
+    };
   }
   const raw = out.stdoutBytes;
   if (raw !== undefined) return { write: raw, flush: () => undefined };
@@ -504,11 +517,12 @@ async function runFile(
       await api?.close();
       await gdb?.close();
     }
-    sink.flush();
   } catch (error) {
     // A value the command line got wrong is a usage error (status 2), like a bad flag.
     if (error instanceof OptionValueError) throw new UsageError(error.message);
     throw error;
+  } finally {
+    sink.flush();
   }
   if (snapshot !== undefined) {
     const output = json ? new TextDecoder().decode(Buffer.concat(captured)) : undefined;

@@ -192,6 +192,7 @@ export async function restoreCommand(
     if (error instanceof OptionValueError) throw new UsageError(error.message);
     throw error;
   } finally {
+    sink.flush();
     await api?.close();
     owned.picker?.[Symbol.dispose]();
   }

@@ -225,6 +225,9 @@ export function runnerIo(
     onClosed: (listener) => {
       sink.onClosed(listener);
     },
+    flush: () => {
+      sink.flush?.();
+    },
   };
   const io: MachineIo = {
     console,

@@ -218,6 +218,8 @@ export class Machine implements MachineControl, Disposable {
       // Stop the KVM kicker before anything else (registers, dispose) touches a vCPU.
       armed?.[Symbol.dispose]();
       this.state = "stopped";
+      // Every vCPU has stopped: what they printed goes out before the run's ending is told.
+      this.io.console.flush?.();
     }
     if (this.failure !== undefined) throw this.failure.error;
     const ending = this.ending ?? faultEnding("every vCPU stopped without an ending");
@@ -263,9 +265,13 @@ export class Machine implements MachineControl, Disposable {
         this.exits++;
         if (exit.kind === "intr") this.intrs++;
         else this.kinds[exit.kind] = (this.kinds[exit.kind] ?? 0) + 1;
-        options.trace?.(
-          `exit ${this.vcpus.length > 1 ? `vcpu${vcpu.index} ` : ""}${formatExit(exit)}`,
-        );
+        if (options.trace !== undefined) {
+          // The trace goes to stderr: the console output before this exit goes out first.
+          this.io.console.flush?.();
+          options.trace(
+            `exit ${this.vcpus.length > 1 ? `vcpu${vcpu.index} ` : ""}${formatExit(exit)}`,
+          );
+        }
         const action =
           this.toDebugger(exit, vcpu) ??
           this.parts.handle(exit, vcpu) ??
@@ -439,7 +445,10 @@ export class Machine implements MachineControl, Disposable {
       this.released = new Promise((resolve) => (this.release = resolve));
       for (const vcpu of this.vcpus) vcpu.kick?.();
     }
-    if (this.parked >= this.live) return;
+    if (this.parked >= this.live) {
+      this.io.console.flush?.();
+      return;
+    }
     // vCPUs without kick(): a KVM run that never exits needs the signal kicker to come back.
     const kicker = this.vcpus.some((v) => v.kick === undefined)
       ? this.backend.armDeadline?.(performance.now())
@@ -448,6 +457,8 @@ export class Machine implements MachineControl, Disposable {
       await new Promise<void>((resolve) => this.parkWaiters.push(resolve));
     } finally {
       kicker?.[Symbol.dispose]();
+      // A paused guest prints nothing more: show what it printed up to the pause.
+      this.io.console.flush?.();
     }
   }
 
@@ -493,6 +504,7 @@ export class Machine implements MachineControl, Disposable {
       throw new ControlError(409, `Cannot capture the machine's state: it is ${this.state}`);
     }
     await quiesceVcpus(this.vcpus);
+    this.io.console.flush?.();
     // Before the registers: reading a RISC-V power state applies a posted HSM hart_start,
     // which resets that hart's registers.
     const power = captureVcpuPower(this.vcpus);

@@ -117,6 +117,8 @@ class RiscvMachine implements ArchMachine {
     const getchar = exit.extensionId === SBI_CONSOLE_EID.GETCHAR;
     const read =
       getchar || (exit.extensionId === SBI_CONSOLE_EID.DBCN && exit.functionId === SBI_DBCN.READ);
+    // A guest reading the console may be waiting for an answer to what it just printed.
+    if (read) this.io.console.flush?.();
     if (read && this.queued === 0) {
       const bytes = this.io.input.read(INPUT_CHUNK);
       if (bytes !== null && bytes.length > 0) {
