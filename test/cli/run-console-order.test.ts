@@ -60,7 +60,7 @@ function runFlat(words: readonly number[]): ReturnType<typeof regvisor> {
 describe("regvisor run: console output order and completeness", () => {
   it("a guest that prints a partial line and powers off: every byte, once, in order", () => {
     const line = "line one\nno newline at the end";
-    const r = runFlat([...[...line].flatMap(sbiPutchar), ...powerOff()]);
+    const r = runFlat([...line.split("").flatMap(sbiPutchar), ...powerOff()]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, line);
   });
