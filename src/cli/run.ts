@@ -20,7 +20,6 @@ import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
 import type { Machine, MachineRunResult } from "../vmm/machine/machine.js";
 import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner.js";
 import { noInput, stdinInput } from "../vmm/runner-input.js";
-import { encodeSnapshot } from "../vmm/snapshot/format.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
 import { backendPicker } from "./backends.js";
@@ -233,6 +232,7 @@ function snapshotHooks(
         written.failure = `Cannot snapshot at exit ${flags.atExit}: the guest stopped at exit ${exits}, ${clean ? "finished" : result.ending.reason}${kind}; nothing is left to resume`;
         return;
       }
+      const { encodeSnapshot } = await import("../vmm/snapshot/format.js");
       const bytes = encodeSnapshot(await machine.captureState());
       writeFileSync(flags.file, bytes);
       written.bytes = bytes.length;
