@@ -22,7 +22,7 @@ import {
   type MigrateRequest,
   type SnapshotResult,
 } from "../api/control.js";
-import { MigrationController } from "../migration/controller.js";
+import type { MigrationController } from "../migration/controller.js";
 import type { MigrationSource, MigrationStatus } from "../migration/source.js";
 import { writeFileSync } from "node:fs";
 import { hex } from "../image.js";
@@ -35,7 +35,6 @@ import {
   timeoutEnding,
 } from "../runner-status.js";
 import { encodeConsole, encodeMachineConfig, encodeRunProgress } from "../snapshot/devices.js";
-import { encodeSnapshot } from "../snapshot/format.js";
 import type { RunProgress } from "../snapshot/machine.js";
 import type { Snapshot } from "../snapshot/model.js";
 import { detachExit, formatExit } from "../runner-trace.js";
@@ -136,6 +135,13 @@ export class ConsoleRecord {
 const POLL_MS = 10;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * Most milliseconds of back-to-back exits an inline vCPU serves before the event loop gets a
+ * turn (timers, sockets, signals, the console's flush timer). A Linux boot's ~5000 one-byte SBI
+ * console exits come tens of microseconds apart: one loop turn each cost more than the exit.
+ * Far below the soft backend's 100 ms time slice, which already bounds how long a turn waits.
+ */
+const YIELD_EVERY_MS = 1;
 
 /** A booted machine; `run()` once, then dispose. */
 export class Machine implements MachineControl, Disposable {
@@ -152,9 +158,14 @@ export class Machine implements MachineControl, Disposable {
   private release: (() => void) | undefined;
   private released: Promise<void> = Promise.resolve();
   private parkWaiters: (() => void)[] = [];
-  private migrations: MigrationController | undefined;
+  /** Set by `enableMigration()`; the controller is loaded on the first migration. */
+  private migrationSource: ((machine: Machine) => MigrationSource) | undefined;
+  private migrations: Promise<MigrationController> | undefined;
+  private migrationsLoaded: MigrationController | undefined;
   /** `intr` returns among `exits`: not exits to the VMM, not counted for `--snapshot-at-exit`. */
   private intrs = 0;
+  /** When an inline vCPU last let the event loop run (`performance.now()`). */
+  private lastYield = 0;
   /** The gdbstub's hook for `debug` exits (./debug.ts); unset, they end the run as faults. */
   private debugHook: ((exit: DebugExit, vcpu: Vcpu) => void) | undefined;
   private endingListeners: ((ending: RunEnding) => void)[] = [];
@@ -310,7 +321,10 @@ export class Machine implements MachineControl, Disposable {
   /** One trip into the guest, off the main thread where the backend can. */
   private async enter(vcpu: Vcpu): Promise<VcpuExit> {
     if (vcpu.runAsync !== undefined) return vcpu.runAsync();
-    await yieldToEventLoop();
+    if (performance.now() - this.lastYield >= YIELD_EVERY_MS) {
+      await yieldToEventLoop();
+      this.lastYield = performance.now();
+    }
     if (this.ending !== undefined) return { kind: "intr" };
     return vcpu.run();
   }
@@ -544,6 +558,8 @@ export class Machine implements MachineControl, Disposable {
     const wasPaused = this.paused;
     if (this.state === "running") await this.pause();
     try {
+      // Imported here: only a run that takes a snapshot needs the encoder.
+      const { encodeSnapshot } = await import("../snapshot/format.js");
       const bytes = encodeSnapshot(await this.captureState());
       writeFileSync(path, bytes);
       return { path, bytes: bytes.length };
@@ -561,18 +577,13 @@ export class Machine implements MachineControl, Disposable {
    * logging), pause/resume and state capture to one migration at a time.
    */
   enableMigration(source: (machine: Machine) => MigrationSource): void {
-    this.migrations = new MigrationController({
-      state: () => this.status().state,
-      source: () => source(this),
-      migrated: (where) => {
-        this.finish(migratedEnding(where), undefined);
-      },
-    });
+    this.migrationSource = source;
   }
 
   /** Live-migrates the guest (control socket `PUT /migrate`). */
   migrate(request: MigrateRequest): Promise<MigrationStatus> {
-    if (this.migrations === undefined) {
+    const source = this.migrationSource;
+    if (source === undefined) {
       return Promise.reject(
         new ControlError(
           409,
@@ -580,12 +591,31 @@ export class Machine implements MachineControl, Disposable {
         ),
       );
     }
-    return this.migrations.migrate(request);
+    this.migrations ??= this.loadMigrations(source);
+    return this.migrations.then((controller) => controller.migrate(request));
+  }
+
+  /**
+   * The migration controller, imported on the first migration: a run that never migrates (a
+   * Linux boot) does not load src/vmm/migration at start.
+   */
+  private async loadMigrations(
+    source: (machine: Machine) => MigrationSource,
+  ): Promise<MigrationController> {
+    const { MigrationController } = await import("../migration/controller.js");
+    this.migrationsLoaded = new MigrationController({
+      state: () => this.status().state,
+      source: () => source(this),
+      migrated: (where) => {
+        this.finish(migratedEnding(where), undefined);
+      },
+    });
+    return this.migrationsLoaded;
   }
 
   /** The current or last migration (control socket `GET /migrate`). */
   migrationStatus(): MigrationStatus {
-    return this.migrations?.status() ?? { status: "none" };
+    return this.migrationsLoaded?.status() ?? { status: "none" };
   }
 
   /** Ends the run with reason "quit". */
