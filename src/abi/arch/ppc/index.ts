@@ -84,25 +84,26 @@ const CLASSES: readonly (readonly [string, readonly Def[]])[] = [
   ],
 ];
 
-const rows: RowSpec[] = CLASSES.flatMap(([cls, defs]) =>
-  defs.map(([index, name, size]): RowSpec => {
-    const tm = index >= TM_BIT ? 1 : 0;
-    return {
-      id: makeRegId("ppc", size, BigInt(index)),
-      name,
-      class: cls,
-      fields: { index: index - tm * TM_BIT, tm },
-      aliases: [`KVM_REG_PPC_${name}`],
-    };
-  }),
-);
+const rows = (): RowSpec[] =>
+  CLASSES.flatMap(([cls, defs]) =>
+    defs.map(([index, name, size]): RowSpec => {
+      const tm = index >= TM_BIT ? 1 : 0;
+      return {
+        id: makeRegId("ppc", size, BigInt(index)),
+        name,
+        class: cls,
+        fields: { index: index - tm * TM_BIT, tm },
+        aliases: [`KVM_REG_PPC_${name}`],
+      };
+    }),
+  );
 
 /** The powerpc catalog. */
 export const catalog = makeCatalog({
   arch: "ppc",
   title: "powerpc",
   classes: CLASSES.map(([cls]) => cls),
-  rows: () => rows,
+  rows,
   decodeGeneric: () => undefined,
   parseGenericName: () => undefined,
 });

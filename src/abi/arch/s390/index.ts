@@ -23,20 +23,21 @@ const S390_REGS = [
   ["GBEA", 9, 8, "misc"],
 ] as const;
 
-const rows: RowSpec[] = S390_REGS.map(([name, index, size, cls]) => ({
-  id: makeRegId("s390", size, BigInt(index)),
-  name,
-  class: cls,
-  fields: { index },
-  aliases: [`KVM_REG_S390_${name}`],
-}));
+const rows = (): RowSpec[] =>
+  S390_REGS.map(([name, index, size, cls]) => ({
+    id: makeRegId("s390", size, BigInt(index)),
+    name,
+    class: cls,
+    fields: { index },
+    aliases: [`KVM_REG_S390_${name}`],
+  }));
 
 /** The s390 catalog. */
 export const catalog = makeCatalog({
   arch: "s390",
   title: "s390",
   classes: ["timer", "pfault", "misc"],
-  rows: () => rows,
+  rows,
   decodeGeneric: () => undefined,
   parseGenericName: () => undefined,
 });
