@@ -288,6 +288,9 @@ class WasmGen {
       // A block looping on itself branches straight to its own start: through `disp` every
       // loop would merge all the region's register values at one header (measured slower).
       if (j === this.cur) f.br("self");
+      // A later block's label is still open around this one: its code follows that label's
+      // `end`, so a forward branch goes straight there (no trip through the br_table).
+      else if (j > this.cur) f.br(`b${j}`);
       else f.i32(j).idx(OP.localSet, 0).br("disp");
       f.end();
     }
