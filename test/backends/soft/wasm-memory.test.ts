@@ -136,6 +136,42 @@ describe("soft RAM in the wasm memory", () => {
     assert.ok(s.wasmHelpers <= 4, `only TLB refills left wasm (${s.wasmHelpers} helper calls)`);
   });
 
+  it("a load or store missing the TLB mirror leaves the region, the interpreter runs it, the loop goes on in wasm", () => {
+    // 64 iterations striding 512 bytes: every 8th one reaches a new page, where the load (the
+    // first instruction of the compiled loop: entering it again would miss again) and the
+    // store miss once each. The memory and registers must end as on the reference interpreter.
+    const code = [
+      ...li(R.s0, BigInt(RAM_BASE + 0x10000)),
+      ...loop(64, [
+        I.ld(R.a1, R.s0, 0),
+        I.addi(R.a2, R.a2, 3),
+        I.add(R.a2, R.a2, R.a1),
+        I.sd(R.a2, R.s0, 8),
+        I.addi(R.s0, R.s0, 512),
+      ]),
+    ];
+    const run = (hart: Hart, ram: Uint8Array): string => {
+      for (let i = 0; i < 64; i++) ram[0x10000 + 512 * i] = i;
+      const stop = hart.run(1e6).kind;
+      const x = Array.from({ length: 32 }, (_, i) => hart.getX(i).toString(16));
+      const mem = Buffer.from(ram.subarray(0x10000, 0x18000)).toString("hex");
+      return JSON.stringify({ stop, pc: String(hart.getPc()), n: String(hart.instret), x, mem });
+    };
+    const refRam = new Uint8Array(RAM_SIZE);
+    place(refRam, 0, code);
+    const ref = new Hart({ translate: false });
+    ref.setMemslots([{ slot: 0, gpa: RAM_BASE, bytes: refRam, readonly: false }]);
+    ref.setPc(BigInt(RAM_BASE));
+    const ram = allocGuestMemory(RAM_SIZE);
+    const hart = wasmHart(code, 0, ram);
+    assert.equal(run(hart, ram), run(ref, refRam));
+    assert.equal(hart.getX(R.a2), 64n * 3n + (63n * 64n) / 2n);
+    const s = counters(hart);
+    assert.ok(s.wasmHelpers >= 16 && s.wasmHelpers <= 24, `${s.wasmHelpers} misses left wasm`);
+    const all = Number(hart.instret);
+    assert.ok(s.wasmInsns >= all / 2, `the loop kept running in wasm (${s.wasmInsns} of ${all})`);
+  });
+
   it("region-to-region control stays in the wasm dispatcher", () => {
     // A loop calling a function on another page 500 times: two regions, one run loop entry
     // per cache fill rather than one per call and return.

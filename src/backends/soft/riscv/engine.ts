@@ -405,6 +405,13 @@ export class Engine {
     this.stats.wasmInsns += n;
     if (status === ST.EXC) return left - n - 1; // pc and the trap state are set already
     c.setPcPair(w[AREA.PC / 4] ?? 0, w[AREA.PC / 4 + 1] ?? 0);
+    if (status === ST.SLOW) {
+      // A load or store missed the TLB mirror: the interpreter runs it (refill, MMIO, trap,
+      // code invalidation); entering wasm again at this pc would miss again.
+      this.stats.wasmHelpers++;
+      step(c);
+      return left - n - 1;
+    }
     return left - n;
   }
 

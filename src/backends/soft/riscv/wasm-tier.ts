@@ -8,10 +8,15 @@
  * - RV64I/M integer instructions, branches and jumps are native wasm; div/rem carry the
  *   RISC-V results for a zero divisor and overflow inline (wasm would trap).
  * - Loads and stores: the soft TLB's wasm mirror inline (tag compare, then a wasm load or
- *   store at address + addend); a miss calls one JS import that runs the interpreter's slow
- *   path (access.ts: page walk and refill, MMIO exit, misalignment, code invalidation). Write
- *   entries never exist for code pages or unlogged dirty-tracked pages (tlb.ts, access.ts), so
- *   a hit needs no other check. Every other instruction (FP, AMO, mulh*, fence.i) goes to
+ *   store at address + addend). On a miss the region leaves with SLOW and the pc of the access
+ *   (nothing of it done), and the engine runs that one instruction in the interpreter (access.ts:
+ *   page walk and refill, MMIO exit, misalignment, code invalidation). The miss path thus never
+ *   joins the hit path again: with a call to JS there and a merge after it, TurboFan kept guest
+ *   registers in stack slots across every loop that loads or stores (its register allocator spills
+ *   values live across a call, also on the hot path), about half the moves of a loop body. A hart
+ *   whose RAM is outside the wasm memory misses on every access, so its regions call one JS
+ *   import instead (`inlineMiss`) and continue. Write entries never exist for code pages or
+ *   unlogged dirty-tracked pages (tlb.ts, access.ts), so a hit needs no other check. Every other instruction (FP, AMO, mulh*, fence.i) goes to
  *   the interpreter's `exec` after the locals are written back, and they are reloaded after.
  * - Precise exceptions: a helper that traps or stops leaves pc and the trap CSRs as the
  *   interpreter would; the region writes back what retired instructions wrote, charges them to
@@ -47,9 +52,11 @@ export const WASM_REGION_MAX_INSNS = 150;
 
 /**
  * Helper and region results: the instruction completed (region: left with the next pc in the
- * PC word), trapped/stopped (pc set by the JS side), or rewrote code (next pc in the PC word).
+ * PC word), trapped/stopped (pc set by the JS side), rewrote code (next pc in the PC word), or
+ * (region only) a load or store missed the TLB mirror: the PC word holds its pc, the engine
+ * runs it.
  */
-export const ST = { OK: 0, EXC: 1, DIRTY: 2 } as const;
+export const ST = { OK: 0, EXC: 1, DIRTY: 2, SLOW: 3 } as const;
 
 /** The region function's type (index 0 in every module of the tier). */
 export const REGION_TYPE: FnType = [[T.i32], [T.i32]];
@@ -148,8 +155,16 @@ class WasmGen {
   private readonly st: number;
   /** Index of the block being emitted. */
   private cur = 0;
+  /** A TLB miss calls the JS slow path and continues (RAM outside the wasm memory). */
+  private readonly inlineMiss: boolean;
 
-  constructor(blocks: readonly Block[], base: number, written: readonly boolean[] = []) {
+  constructor(
+    blocks: readonly Block[],
+    base: number,
+    inlineMiss: boolean,
+    written: readonly boolean[] = [],
+  ) {
+    this.inlineMiss = inlineMiss;
     this.written = [...written];
     this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
     this.base = base;
@@ -316,6 +331,13 @@ class WasmGen {
     f.end();
   }
 
+  /** Leaves with SLOW before the access at `pc`, k instructions of this block retired. */
+  private exitSlow(pc: number, k: number): void {
+    this.addDone(k);
+    this.setPc(pc);
+    this.f.i32(ST.SLOW).idx(OP.localSet, this.st).br("exit");
+  }
+
   /** Pushes rs1 + imm (i64) into local `a`. */
   private addr(insn: number, imm: number): void {
     this.get((insn >>> 15) & 31);
@@ -363,6 +385,12 @@ class WasmGen {
     this.hostAddr(AREA.R_ADD);
     f.mem(ld, 0, 0);
     f.op(OP.else);
+    if (!this.inlineMiss) {
+      this.exitSlow(pc, k);
+      f.end();
+      this.set((insn >>> 7) & 31);
+      return;
+    }
     f.idx(OP.localGet, this.w);
     this.pushAddrHi();
     f.i32(this.site(insn, raw, pc, len)).idx(OP.call, F.ld);
@@ -385,6 +413,11 @@ class WasmGen {
     this.get(rs2);
     f.mem(STORE_OPS[f3] ?? OP.i64Store, 0, 0);
     f.op(OP.else);
+    if (!this.inlineMiss) {
+      this.exitSlow(pc, k);
+      f.end();
+      return;
+    }
     f.idx(OP.localGet, this.w);
     this.pushAddrHi();
     this.get(rs2);
@@ -610,9 +643,10 @@ function generate(
   blocks: readonly Block[],
   regs: readonly number[],
   base: number,
+  inlineMiss: boolean,
   written?: readonly boolean[],
 ): WasmGen {
-  const g = new WasmGen(blocks, base, written);
+  const g = new WasmGen(blocks, base, inlineMiss, written);
   g.prologue(regs, blocks);
   blocks.forEach((b, i) => {
     g.f.end(); // closes block b<i>: its code follows
@@ -622,15 +656,19 @@ function generate(
   return g;
 }
 
-/** The wasm module of `blocks` for the hart area at `base`, and its helper call sites. */
+/**
+ * The wasm module of `blocks` for the hart area at `base`, and its helper call sites;
+ * `inlineMiss`: a TLB miss calls the JS slow path in place (else the region leaves with SLOW).
+ */
 export function regionModule(
   blocks: readonly Block[],
   base = 0,
+  inlineMiss = false,
 ): { bytes: Uint8Array; sites: Site[] } {
   // A first pass finds the registers used and written, so the prologue can load them all and
   // every exit (including ones emitted before a later write) stores the written ones.
-  const first = generate(blocks, [], base);
-  const g = generate(blocks, first.used(), base, first.writes());
+  const first = generate(blocks, [], base, inlineMiss);
+  const g = generate(blocks, first.used(), base, inlineMiss, first.writes());
   return { bytes: encodeModule(TYPES, IMPORTS, 0, g.f), sites: g.sites };
 }
 
@@ -645,7 +683,8 @@ export interface WasmStats {
 
 /** Compiles a region to a wasm function over this hart's area (for its dispatch table). */
 export function compileWasmRegion(blocks: readonly Block[], c: Core, stats: WasmStats): WasmRegion {
-  const { bytes, sites } = regionModule(blocks, c.area.base);
+  // A private area has no guest RAM in it: every access misses, so misses stay in the region.
+  const { bytes, sites } = regionModule(blocks, c.area.base, !c.area.shared);
   const xfer = c.xfer;
   const tr = c.tr;
   const tw = c.tw;
