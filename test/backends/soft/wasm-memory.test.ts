@@ -172,6 +172,62 @@ describe("soft RAM in the wasm memory", () => {
     assert.ok(s.wasmInsns >= all / 2, `the loop kept running in wasm (${s.wasmInsns} of ${all})`);
   });
 
+  it("a same-base access reuses the previous probe only inside its page, aligned, with write rights", () => {
+    // A loop warms the TLB with `warm`; the code after it (the loop block's not-taken path, so
+    // in wasm) runs `pair`, whose second access must not reuse the first one's TLB hit: it
+    // crosses into the page after RAM's end (an MMIO exit there), is misaligned across it (the
+    // interpreter traps it, to stvec 0 here: then a fetch fault), or stores into a read-only
+    // slot after a load from it (an MMIO exit: no write right).
+    const end = BigInt(RAM_BASE + RAM_SIZE);
+    const rom = BigInt(RAM_BASE + 2 * RAM_SIZE);
+    const ld = (rd: number, off: number): number => I.ld(rd, R.s0, off);
+    const cases: [string, bigint, number[], number[], string][] = [
+      ["page crossing", end - 8n, [ld(R.a1, 0)], [ld(R.a1, 0), ld(R.a2, 8)], "mmio"],
+      [
+        "moved base",
+        end - 16n,
+        [ld(R.a1, 8)],
+        [ld(R.a1, 8), I.addi(R.s0, R.s0, 16), ld(R.a2, 0)],
+        "mmio",
+      ],
+      ["misaligned", end - 8n, [ld(R.a1, 0)], [ld(R.a1, 0), ld(R.a2, 4)], "fault"],
+      ["write right", rom, [ld(R.a1, 0)], [ld(R.a2, 16), I.sd(R.a2, R.s0, 8)], "mmio"],
+    ];
+    for (const [name, base, warm, pair, kind] of cases) {
+      const code = [
+        ...li(R.s0, base),
+        ...li(R.s11, 20n),
+        ...warm,
+        I.addi(R.s11, R.s11, -1),
+        I.bne(R.s11, R.zero, -4 * (warm.length + 1)),
+        ...pair,
+        I.ecall(),
+      ];
+      const states = [false, true].map((wasm) => {
+        // Both slots in one wasm memory: the read-only one's pages get read TLB entries too.
+        const mem = wasm ? allocGuestMemory(RAM_SIZE + 4096) : new Uint8Array(RAM_SIZE + 4096);
+        const ram = mem.subarray(0, RAM_SIZE);
+        const ro = mem.subarray(RAM_SIZE);
+        for (let i = 0; i < RAM_SIZE; i += 8) ram[i] = i & 0xff;
+        ro.fill(0x5a);
+        place(ram, 0, code);
+        const hart = new Hart(wasm ? WASM : { translate: false });
+        hart.setMemslots([
+          { slot: 0, gpa: RAM_BASE, bytes: ram, readonly: false },
+          { slot: 1, gpa: Number(rom), bytes: ro, readonly: true },
+        ]);
+        hart.setPc(BigInt(RAM_BASE));
+        const stop = hart.run(1e5);
+        const x = Array.from({ length: 32 }, (_, i) => hart.getX(i).toString(16));
+        const big = (_: string, v: unknown): unknown =>
+          typeof v === "bigint" ? v.toString(16) : v;
+        return JSON.stringify({ stop, pc: hart.getPc(), n: hart.instret, x, ro: ro.join("") }, big);
+      });
+      assert.equal(states[1], states[0], name);
+      assert.ok(states[0]?.startsWith(`{"stop":{"kind":"${kind}"`), `${name}: ${states[0]}`);
+    }
+  });
+
   it("region-to-region control stays in the wasm dispatcher", () => {
     // A loop calling a function on another page 500 times: two regions, one run loop entry
     // per cache fill rather than one per call and return.
