@@ -83,7 +83,8 @@ function counters(hart: Hart, instret: number): string {
   const wasm =
     n("wasmInsns") > 0
       ? `, ${((100 * n("wasmInsns")) / instret).toFixed(1)}% of instructions in wasm, ` +
-        `${n("wasmEntries")} dispatcher entries, ${n("wasmHelpers")} calls from wasm to JS`
+        `${n("wasmEntries")} dispatcher entries from JS, ${n("wasmCalls")} region calls in the dispatcher, ` +
+        `${n("wasmHelpers")} instructions left to the interpreter (TLB misses, helpers)`
       : "";
   return (
     `${n("compiled")} regions compiled in ${n("compileMs").toFixed(0)} ms, ${n("invalidated")} blocks invalidated, ` +

@@ -37,13 +37,19 @@ function wasmHart(code: readonly number[], hartId = 0, ram = allocGuestMemory(RA
 }
 
 /** The engine counters (Hart.stats carries the wasm tier's beyond its declared four). */
-function counters(hart: Hart): { wasmEntries: number; wasmInsns: number; wasmHelpers: number } {
+function counters(hart: Hart): {
+  wasmEntries: number;
+  wasmInsns: number;
+  wasmHelpers: number;
+  wasmCalls: number;
+} {
   const s: Record<string, unknown> = { ...hart.stats };
   const n = (k: string): number => (typeof s[k] === "number" ? s[k] : NaN);
   return {
     wasmEntries: n("wasmEntries"),
     wasmInsns: n("wasmInsns"),
     wasmHelpers: n("wasmHelpers"),
+    wasmCalls: n("wasmCalls"),
   };
 }
 
@@ -240,6 +246,22 @@ describe("soft RAM in the wasm memory", () => {
     assert.equal(hart.getX(R.a0), 1500n);
     const s = counters(hart);
     assert.ok(s.wasmEntries <= 10, `${s.wasmEntries} entries from the run loop for 1000 jumps`);
+    assert.ok(s.wasmCalls >= 1000, `${s.wasmCalls} region calls for 1000 jumps between pages`);
+  });
+
+  it("a return to a call site of the same region stays in the region", () => {
+    // The same loop with the function on its own page: one region holds the loop, the call's
+    // return site and the function, so its `ret` goes back without the dispatcher.
+    const fn = 0x100;
+    const code = loop(500, [I.jal(R.ra, fn - 4 * li(R.s11, 500n).length)]);
+    const ram = allocGuestMemory(RAM_SIZE);
+    place(ram, fn, [I.addi(R.a0, R.a0, 3), I.jalr(R.zero, R.ra, 0)]);
+    const hart = wasmHart(code, 0, ram);
+    assert.equal(hart.run(1e6).kind, "ecall");
+    assert.equal(hart.getX(R.a0), 1500n);
+    const s = counters(hart);
+    assert.ok(s.wasmInsns >= 1900, `the loop ran in wasm (${s.wasmInsns})`);
+    assert.ok(s.wasmCalls <= 10, `${s.wasmCalls} region calls for 500 calls and returns`);
   });
 
   it("dirty logging sees fast-path stores after every getDirtyLog()", () => {
