@@ -93,9 +93,13 @@ function counters(hart: Hart, instret: number): string {
 }
 
 /** Runs a hart until SRST (or `limit` instructions); answers console putchar. */
-function run(hart: Hart, limit: number): { console: string; seconds: number; instret: number } {
+function run(
+  hart: Hart,
+  limit: number,
+): { console: string; seconds: number; cpu: number; instret: number } {
   let out = "";
   const start = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (;;) {
     const left = limit - Number(hart.instret);
     if (left <= 0) break;
@@ -110,20 +114,43 @@ function run(hart: Hart, limit: number): { console: string; seconds: number; ins
     hart.setPc(hart.getPc() + 4n);
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { console: out, seconds, instret: Number(hart.instret) };
+  const cpu1 = process.cpuUsage(cpu0);
+  return {
+    console: out,
+    seconds,
+    cpu: (cpu1.user + cpu1.system) / 1e6,
+    instret: Number(hart.instret),
+  };
 }
 
-/** Wall seconds of one qemu-system-riscv64 run, and its console output. */
-function qemu(elf: string): { seconds: number; out: string } {
+/**
+ * CPU seconds (user + system, all threads) of this process's waited-for children: cutime and
+ * cstime of /proc/self/stat, in USER_HZ ticks of 1/100 s (proc(5)); NaN without /proc.
+ */
+function childCpuSeconds(): number {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    // Fields after the command name's closing parenthesis start at field 3 (state).
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[13]) + Number(f[14])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Wall and CPU seconds of one qemu-system-riscv64 run, and its console output. */
+function qemu(elf: string): { seconds: number; cpu: number; out: string } {
   const start = process.hrtime.bigint();
+  const cpu0 = childCpuSeconds();
   const r = spawnSync(
     "qemu-system-riscv64",
     ["-M", "virt", "-bios", "default", "-nographic", "-monitor", "none", "-kernel", elf],
     { encoding: "utf8", timeout: 120_000 },
   );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = childCpuSeconds() - cpu0;
   if (r.status !== 0) throw new Error(`qemu-system-riscv64 failed: ${r.stderr}`);
-  return { seconds, out: r.stdout.replace(/\r/g, "") };
+  return { seconds, cpu, out: r.stdout.replace(/\r/g, "") };
 }
 
 /**
@@ -212,9 +239,11 @@ function measure(
 ): { metrics: Metric[]; skip?: string } {
   const withQemu = has("qemu-system-riscv64");
   const tiny = join(dir, "build", "rv64a.elf");
-  const runs: { console: string; seconds: number; instret: number }[] = [];
+  const runs: ReturnType<typeof run>[] = [];
   const qc: number[] = [];
   const qt: number[] = [];
+  const qcCpu: number[] = [];
+  const qtCpu: number[] = [];
   let qemuOut = "";
   let engine = "";
   for (let i = 0; i < ROUNDS; i++) {
@@ -226,7 +255,10 @@ function measure(
     const c = qemu(elfPath);
     qemuOut = c.out;
     qc.push(c.seconds);
-    qt.push(qemu(tiny).seconds);
+    qcCpu.push(c.cpu);
+    const t = qemu(tiny);
+    qt.push(t.seconds);
+    qtCpu.push(t.cpu);
   }
   const first = runs[0];
   if (first === undefined) return { metrics: [], skip: "no rounds" };
@@ -279,6 +311,9 @@ function measure(
   const qemuSeconds = Math.max(median(qc) - median(qt), 1e-3);
   const qemuMips = first.instret / qemuSeconds / 1e6;
   const perRound = qc.map((c, i) => first.instret / Math.max(c - (qt[i] ?? 0), 1e-3) / 1e6);
+  // The same from CPU time (all threads, both sides): steadier than wall time on a loaded host.
+  const oursCpu = median(runs.map((r) => r.instret / r.cpu / 1e6));
+  const qemuCpu = first.instret / Math.max(median(qcCpu) - median(qtCpu), 1e-3) / 1e6;
   metrics.push({
     name: "soft.mips_over_qemu",
     value: ours / qemuMips,
@@ -289,8 +324,14 @@ function measure(
       `(median compute ${median(qc).toFixed(3)} s - median boot-only ${median(qt).toFixed(3)} s; ` +
       `same checksum ${line.slice("compute checksum=".length)}); ${ROUNDS} alternating rounds: ` +
       `QEMU compute ${formatRounds(qc, 3)} s, boot-only ${formatRounds(qt, 3)} s ` +
-      `(per round ${formatRounds(perRound)} MIPS); JS translator tier ${jsOurs.toFixed(1)} MIPS = ` +
-      `${(jsOurs / qemuMips).toFixed(3)} of QEMU`,
+      `(per round ${formatRounds(perRound)} MIPS); by CPU time (all threads) instead: hart ` +
+      `${oursCpu.toFixed(0)} MIPS (rounds ${formatRounds(
+        runs.map((r) => r.cpu),
+        3,
+      )} s), QEMU ` +
+      `${qemuCpu.toFixed(0)} MIPS (compute ${formatRounds(qcCpu, 2)} s - boot-only ` +
+      `${formatRounds(qtCpu, 2)} s, 10 ms ticks) = ${(oursCpu / qemuCpu).toFixed(3)}; ` +
+      `JS translator tier ${jsOurs.toFixed(1)} MIPS = ${(jsOurs / qemuMips).toFixed(3)} of QEMU`,
   });
   return { metrics };
 }
