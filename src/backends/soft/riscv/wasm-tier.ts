@@ -145,8 +145,15 @@ class WasmGen {
   /** Registers some instruction of the region writes (from the first pass on). */
   private readonly written: boolean[];
   private readonly base: number;
-  private readonly done: number;
-  private readonly lim: number;
+  /**
+   * Budget left (i32): the budget word minus the longest block, minus the instructions retired
+   * so far; a block may start while it is >= 0. Counting down against 0 rather than comparing
+   * a count with a limit saves a register (the limit was kept in a stack slot) and an
+   * instruction per back edge.
+   */
+  private readonly rem: number;
+  /** Instructions in the region's longest block. */
+  private maxN = 0;
   private readonly a: number;
   private readonly b: number;
   private readonly w: number;
@@ -182,8 +189,7 @@ class WasmGen {
     this.returnSites = returnSites(blocks, this.index);
     this.base = base;
     const f = this.f;
-    this.done = f.local(T.i32);
-    this.lim = f.local(T.i32);
+    this.rem = f.local(T.i32);
     this.a = f.local(T.i64);
     this.b = f.local(T.i64);
     this.w = f.local(T.i32);
@@ -252,10 +258,10 @@ class WasmGen {
     const f = this.f;
     for (const r of regs) this.local(r);
     this.reload();
-    const maxN = Math.max(...blocks.map((b) => b.n));
+    this.maxN = Math.max(...blocks.map((b) => b.n));
     f.i32(0);
     this.at(OP.i32Load, 2, AREA.BUDGET);
-    f.i32(maxN).op(OP.i32Sub).idx(OP.localSet, this.lim);
+    f.i32(this.maxN).op(OP.i32Sub).idx(OP.localSet, this.rem);
     f.open(OP.block, "exit").open(OP.loop, "disp");
     const labels = blocks.map((_, i) => `b${i}`);
     for (let i = blocks.length - 1; i >= 0; i--) f.open(OP.block, labels[i] ?? "");
@@ -269,9 +275,7 @@ class WasmGen {
     const f = this.f;
     f.end().end();
     this.writeBack();
-    f.i32(0).i32(0);
-    this.at(OP.i32Load, 2, AREA.BUDGET);
-    f.idx(OP.localGet, this.done).op(OP.i32Sub);
+    f.i32(0).idx(OP.localGet, this.rem).i32(this.maxN).op(OP.i32Add);
     this.at(OP.i32Store, 2, AREA.BUDGET);
     f.idx(OP.localGet, this.st);
   }
@@ -298,11 +302,10 @@ class WasmGen {
   }
 
   private addDone(k: number): void {
-    if (k !== 0)
-      this.f.idx(OP.localGet, this.done).i32(k).op(OP.i32Add).idx(OP.localSet, this.done);
+    if (k !== 0) this.f.idx(OP.localGet, this.rem).i32(k).op(OP.i32Sub).idx(OP.localSet, this.rem);
   }
 
-  /** Leaves with `done + k` retired and pc already set by a helper (trap or stop). */
+  /** Leaves with k more instructions retired and pc already set by a helper (trap or stop). */
   private exitTrapped(k: number): void {
     this.addDone(k);
     this.f.i32(ST.EXC).idx(OP.localSet, this.st).br("exit");
@@ -314,7 +317,7 @@ class WasmGen {
     this.addDone(k);
     const j = this.index.get(target);
     if (j !== undefined) {
-      f.idx(OP.localGet, this.done).idx(OP.localGet, this.lim).op(OP.i32LeS).open(OP.if);
+      f.idx(OP.localGet, this.rem).i32(0).op(OP.i32GeS).open(OP.if);
       // A block looping on itself branches straight to its own start: through `disp` every
       // loop would merge all the region's register values at one header (measured slower).
       if (j === this.cur) f.br("self");
