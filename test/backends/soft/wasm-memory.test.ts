@@ -37,13 +37,19 @@ function wasmHart(code: readonly number[], hartId = 0, ram = allocGuestMemory(RA
 }
 
 /** The engine counters (Hart.stats carries the wasm tier's beyond its declared four). */
-function counters(hart: Hart): { wasmEntries: number; wasmInsns: number; wasmHelpers: number } {
+function counters(hart: Hart): {
+  wasmEntries: number;
+  wasmInsns: number;
+  wasmHelpers: number;
+  wasmCalls: number;
+} {
   const s: Record<string, unknown> = { ...hart.stats };
   const n = (k: string): number => (typeof s[k] === "number" ? s[k] : NaN);
   return {
     wasmEntries: n("wasmEntries"),
     wasmInsns: n("wasmInsns"),
     wasmHelpers: n("wasmHelpers"),
+    wasmCalls: n("wasmCalls"),
   };
 }
 
@@ -136,6 +142,98 @@ describe("soft RAM in the wasm memory", () => {
     assert.ok(s.wasmHelpers <= 4, `only TLB refills left wasm (${s.wasmHelpers} helper calls)`);
   });
 
+  it("a load or store missing the TLB mirror leaves the region, the interpreter runs it, the loop goes on in wasm", () => {
+    // 64 iterations striding 512 bytes: every 8th one reaches a new page, where the load (the
+    // first instruction of the compiled loop: entering it again would miss again) and the
+    // store miss once each. The memory and registers must end as on the reference interpreter.
+    const code = [
+      ...li(R.s0, BigInt(RAM_BASE + 0x10000)),
+      ...loop(64, [
+        I.ld(R.a1, R.s0, 0),
+        I.addi(R.a2, R.a2, 3),
+        I.add(R.a2, R.a2, R.a1),
+        I.sd(R.a2, R.s0, 8),
+        I.addi(R.s0, R.s0, 512),
+      ]),
+    ];
+    const run = (hart: Hart, ram: Uint8Array): string => {
+      for (let i = 0; i < 64; i++) ram[0x10000 + 512 * i] = i;
+      const stop = hart.run(1e6).kind;
+      const x = Array.from({ length: 32 }, (_, i) => hart.getX(i).toString(16));
+      const mem = Buffer.from(ram.subarray(0x10000, 0x18000)).toString("hex");
+      return JSON.stringify({ stop, pc: String(hart.getPc()), n: String(hart.instret), x, mem });
+    };
+    const refRam = new Uint8Array(RAM_SIZE);
+    place(refRam, 0, code);
+    const ref = new Hart({ translate: false });
+    ref.setMemslots([{ slot: 0, gpa: RAM_BASE, bytes: refRam, readonly: false }]);
+    ref.setPc(BigInt(RAM_BASE));
+    const ram = allocGuestMemory(RAM_SIZE);
+    const hart = wasmHart(code, 0, ram);
+    assert.equal(run(hart, ram), run(ref, refRam));
+    assert.equal(hart.getX(R.a2), 64n * 3n + (63n * 64n) / 2n);
+    const s = counters(hart);
+    assert.ok(s.wasmHelpers >= 16 && s.wasmHelpers <= 24, `${s.wasmHelpers} misses left wasm`);
+    const all = Number(hart.instret);
+    assert.ok(s.wasmInsns >= all / 2, `the loop kept running in wasm (${s.wasmInsns} of ${all})`);
+  });
+
+  it("a same-base access reuses the previous probe only inside its page, aligned, with write rights", () => {
+    // A loop warms the TLB with `warm`; the code after it (the loop block's not-taken path, so
+    // in wasm) runs `pair`, whose second access must not reuse the first one's TLB hit: it
+    // crosses into the page after RAM's end (an MMIO exit there), is misaligned across it (the
+    // interpreter traps it, to stvec 0 here: then a fetch fault), or stores into a read-only
+    // slot after a load from it (an MMIO exit: no write right).
+    const end = BigInt(RAM_BASE + RAM_SIZE);
+    const rom = BigInt(RAM_BASE + 2 * RAM_SIZE);
+    const ld = (rd: number, off: number): number => I.ld(rd, R.s0, off);
+    const cases: [string, bigint, number[], number[], string][] = [
+      ["page crossing", end - 8n, [ld(R.a1, 0)], [ld(R.a1, 0), ld(R.a2, 8)], "mmio"],
+      [
+        "moved base",
+        end - 16n,
+        [ld(R.a1, 8)],
+        [ld(R.a1, 8), I.addi(R.s0, R.s0, 16), ld(R.a2, 0)],
+        "mmio",
+      ],
+      ["misaligned", end - 8n, [ld(R.a1, 0)], [ld(R.a1, 0), ld(R.a2, 4)], "fault"],
+      ["write right", rom, [ld(R.a1, 0)], [ld(R.a2, 16), I.sd(R.a2, R.s0, 8)], "mmio"],
+    ];
+    for (const [name, base, warm, pair, kind] of cases) {
+      const code = [
+        ...li(R.s0, base),
+        ...li(R.s11, 20n),
+        ...warm,
+        I.addi(R.s11, R.s11, -1),
+        I.bne(R.s11, R.zero, -4 * (warm.length + 1)),
+        ...pair,
+        I.ecall(),
+      ];
+      const states = [false, true].map((wasm) => {
+        // Both slots in one wasm memory: the read-only one's pages get read TLB entries too.
+        const mem = wasm ? allocGuestMemory(RAM_SIZE + 4096) : new Uint8Array(RAM_SIZE + 4096);
+        const ram = mem.subarray(0, RAM_SIZE);
+        const ro = mem.subarray(RAM_SIZE);
+        for (let i = 0; i < RAM_SIZE; i += 8) ram[i] = i & 0xff;
+        ro.fill(0x5a);
+        place(ram, 0, code);
+        const hart = new Hart(wasm ? WASM : { translate: false });
+        hart.setMemslots([
+          { slot: 0, gpa: RAM_BASE, bytes: ram, readonly: false },
+          { slot: 1, gpa: Number(rom), bytes: ro, readonly: true },
+        ]);
+        hart.setPc(BigInt(RAM_BASE));
+        const stop = hart.run(1e5);
+        const x = Array.from({ length: 32 }, (_, i) => hart.getX(i).toString(16));
+        const big = (_: string, v: unknown): unknown =>
+          typeof v === "bigint" ? v.toString(16) : v;
+        return JSON.stringify({ stop, pc: hart.getPc(), n: hart.instret, x, ro: ro.join("") }, big);
+      });
+      assert.equal(states[1], states[0], name);
+      assert.ok(states[0]?.startsWith(`{"stop":{"kind":"${kind}"`), `${name}: ${states[0]}`);
+    }
+  });
+
   it("region-to-region control stays in the wasm dispatcher", () => {
     // A loop calling a function on another page 500 times: two regions, one run loop entry
     // per cache fill rather than one per call and return.
@@ -148,6 +246,22 @@ describe("soft RAM in the wasm memory", () => {
     assert.equal(hart.getX(R.a0), 1500n);
     const s = counters(hart);
     assert.ok(s.wasmEntries <= 10, `${s.wasmEntries} entries from the run loop for 1000 jumps`);
+    assert.ok(s.wasmCalls >= 1000, `${s.wasmCalls} region calls for 1000 jumps between pages`);
+  });
+
+  it("a return to a call site of the same region stays in the region", () => {
+    // The same loop with the function on its own page: one region holds the loop, the call's
+    // return site and the function, so its `ret` goes back without the dispatcher.
+    const fn = 0x100;
+    const code = loop(500, [I.jal(R.ra, fn - 4 * li(R.s11, 500n).length)]);
+    const ram = allocGuestMemory(RAM_SIZE);
+    place(ram, fn, [I.addi(R.a0, R.a0, 3), I.jalr(R.zero, R.ra, 0)]);
+    const hart = wasmHart(code, 0, ram);
+    assert.equal(hart.run(1e6).kind, "ecall");
+    assert.equal(hart.getX(R.a0), 1500n);
+    const s = counters(hart);
+    assert.ok(s.wasmInsns >= 1900, `the loop ran in wasm (${s.wasmInsns})`);
+    assert.ok(s.wasmCalls <= 10, `${s.wasmCalls} region calls for 500 calls and returns`);
   });
 
   it("dirty logging sees fast-path stores after every getDirtyLog()", () => {

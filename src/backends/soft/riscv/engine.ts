@@ -119,8 +119,8 @@ export class Engine {
   /**
    * Statistics (for benchmarks and tests): regions compiled and the milliseconds it took,
    * blocks invalidated, whole flushes, fence.i re-checks; for the wasm tier, dispatcher entries
-   * from the run loop, instructions retired in wasm and helper calls from wasm (TLB misses and
-   * instructions run by the interpreter).
+   * from the run loop, instructions retired in wasm, helper calls from wasm (TLB misses and
+   * instructions run by the interpreter) and region calls from the wasm dispatcher.
    */
   readonly stats: WasmStats & {
     compiled: number;
@@ -130,6 +130,7 @@ export class Engine {
     syncs: number;
     wasmEntries: number;
     wasmInsns: number;
+    wasmCalls: number;
   } = {
     compiled: 0,
     compileMs: 0,
@@ -139,6 +140,7 @@ export class Engine {
     wasmEntries: 0,
     wasmInsns: 0,
     wasmHelpers: 0,
+    wasmCalls: 0,
   };
   /** The wasm tier's dispatcher over the core's current area (null until first needed). */
   private wasm: WasmDispatch | null = null;
@@ -403,8 +405,17 @@ export class Engine {
     c.icount += n;
     this.stats.wasmEntries++;
     this.stats.wasmInsns += n;
+    this.stats.wasmCalls += w[AREA.CALLS / 4] ?? 0;
+    w[AREA.CALLS / 4] = 0;
     if (status === ST.EXC) return left - n - 1; // pc and the trap state are set already
     c.setPcPair(w[AREA.PC / 4] ?? 0, w[AREA.PC / 4 + 1] ?? 0);
+    if (status === ST.SLOW) {
+      // A load or store missed the TLB mirror: the interpreter runs it (refill, MMIO, trap,
+      // code invalidation); entering wasm again at this pc would miss again.
+      this.stats.wasmHelpers++;
+      step(c);
+      return left - n - 1;
+    }
     return left - n;
   }
 

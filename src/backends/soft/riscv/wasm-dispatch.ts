@@ -56,6 +56,12 @@ function dispatcherModule(base: number): Uint8Array {
   f.i32(0);
   at(OP.i32Load, AREA.PC + 4);
   f.op(OP.i32Ne).open(OP.if).i32(0).op(OP.ret).end();
+  // Region calls, for the engine's statistics (a region's own loops and in-region returns
+  // never come back here).
+  f.i32(0).i32(0);
+  at(OP.i32Load, AREA.CALLS);
+  f.i32(1).op(OP.i32Add);
+  at(OP.i32Store, AREA.CALLS);
   f.idx(OP.localGet, h);
   at(OP.i32Load, AREA.DC_ENTRY);
   f.idx(OP.localGet, h);

@@ -46,6 +46,7 @@ export const OP = {
   i32Ne: 0x47,
   i32LtS: 0x48,
   i32LeS: 0x4c,
+  i32GeS: 0x4e,
   i64Eqz: 0x50,
   i64Eq: 0x51,
   i64Ne: 0x52,

@@ -9,7 +9,8 @@
  *
  * Layout of one hart area (64 KiB, `AREA`): x0..x31 as i64 (the same bytes as `Core.x`'s
  * lo/hi pairs), the next pc and a helper's loaded value (i64), the instruction budget the
- * dispatcher may spend, the privilege mode, the area's owner word; then the read and write
+ * dispatcher may spend, the privilege mode, the area's owner word, the dispatcher's count of
+ * region calls (the engine takes and zeroes it after each run); then the read and write
  * TLB mirrors (tag lo, tag hi, i32 addend: wasm address = guest address low word + addend)
  * and the dispatch cache (per mode, pc lo, pc hi, table index, entry block).
  *
@@ -27,6 +28,7 @@ export const AREA = {
   BUDGET: 272,
   MODE: 276,
   OWNER: 280,
+  CALLS: 284,
   R_TAG: 0x1000,
   R_ADD: 0x1800,
   W_TAG: 0x2000,

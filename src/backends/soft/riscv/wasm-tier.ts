@@ -8,10 +8,15 @@
  * - RV64I/M integer instructions, branches and jumps are native wasm; div/rem carry the
  *   RISC-V results for a zero divisor and overflow inline (wasm would trap).
  * - Loads and stores: the soft TLB's wasm mirror inline (tag compare, then a wasm load or
- *   store at address + addend); a miss calls one JS import that runs the interpreter's slow
- *   path (access.ts: page walk and refill, MMIO exit, misalignment, code invalidation). Write
- *   entries never exist for code pages or unlogged dirty-tracked pages (tlb.ts, access.ts), so
- *   a hit needs no other check. Every other instruction (FP, AMO, mulh*, fence.i) goes to
+ *   store at address + addend). On a miss the region leaves with SLOW and the pc of the access
+ *   (nothing of it done), and the engine runs that one instruction in the interpreter (access.ts:
+ *   page walk and refill, MMIO exit, misalignment, code invalidation). The miss path thus never
+ *   joins the hit path again: with a call to JS there and a merge after it, TurboFan kept guest
+ *   registers in stack slots across every loop that loads or stores (its register allocator spills
+ *   values live across a call, also on the hot path), about half the moves of a loop body. A hart
+ *   whose RAM is outside the wasm memory misses on every access, so its regions call one JS
+ *   import instead (`inlineMiss`) and continue. Write entries never exist for code pages or
+ *   unlogged dirty-tracked pages (tlb.ts, access.ts), so a hit needs no other check. Every other instruction (FP, AMO, mulh*, fence.i) goes to
  *   the interpreter's `exec` after the locals are written back, and they are reloaded after.
  * - Precise exceptions: a helper that traps or stops leaves pc and the trap CSRs as the
  *   interpreter would; the region writes back what retired instructions wrote, charges them to
@@ -47,9 +52,11 @@ export const WASM_REGION_MAX_INSNS = 150;
 
 /**
  * Helper and region results: the instruction completed (region: left with the next pc in the
- * PC word), trapped/stopped (pc set by the JS side), or rewrote code (next pc in the PC word).
+ * PC word), trapped/stopped (pc set by the JS side), rewrote code (next pc in the PC word), or
+ * (region only) a load or store missed the TLB mirror: the PC word holds its pc, the engine
+ * runs it.
  */
-export const ST = { OK: 0, EXC: 1, DIRTY: 2 } as const;
+export const ST = { OK: 0, EXC: 1, DIRTY: 2, SLOW: 3 } as const;
 
 /** The region function's type (index 0 in every module of the tier). */
 export const REGION_TYPE: FnType = [[T.i32], [T.i32]];
@@ -138,8 +145,15 @@ class WasmGen {
   /** Registers some instruction of the region writes (from the first pass on). */
   private readonly written: boolean[];
   private readonly base: number;
-  private readonly done: number;
-  private readonly lim: number;
+  /**
+   * Budget left (i32): the budget word minus the longest block, minus the instructions retired
+   * so far; a block may start while it is >= 0. Counting down against 0 rather than comparing
+   * a count with a limit saves a register (the limit was kept in a stack slot) and an
+   * instruction per back edge.
+   */
+  private readonly rem: number;
+  /** Instructions in the region's longest block. */
+  private maxN = 0;
   private readonly a: number;
   private readonly b: number;
   private readonly w: number;
@@ -148,20 +162,42 @@ class WasmGen {
   private readonly st: number;
   /** Index of the block being emitted. */
   private cur = 0;
+  /** pcs of the region's blocks that follow one of its calls (in-region `jalr` targets). */
+  private readonly returnSites: readonly number[];
+  /** A TLB miss calls the JS slow path and continues (RAM outside the wasm memory). */
+  private readonly inlineMiss: boolean;
+  /**
+   * The last access on the block's straight-line path (see `access`): its base register (-1:
+   * none), rs1 + `recOff` was its address, `recWrite` if it hit the write TLB; its address's low
+   * word and its wasm address are in locals `recW` and `recH`.
+   */
+  private recReg = -1;
+  private recOff = 0;
+  private recWrite = false;
+  private readonly recW: number;
+  private readonly recH: number;
 
-  constructor(blocks: readonly Block[], base: number, written: readonly boolean[] = []) {
+  constructor(
+    blocks: readonly Block[],
+    base: number,
+    inlineMiss: boolean,
+    written: readonly boolean[] = [],
+  ) {
+    this.inlineMiss = inlineMiss;
     this.written = [...written];
     this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
+    this.returnSites = returnSites(blocks, this.index);
     this.base = base;
     const f = this.f;
-    this.done = f.local(T.i32);
-    this.lim = f.local(T.i32);
+    this.rem = f.local(T.i32);
     this.a = f.local(T.i64);
     this.b = f.local(T.i64);
     this.w = f.local(T.i32);
     this.v = f.local(T.i32);
     this.t = f.local(T.i32);
     this.st = f.local(T.i32);
+    this.recW = f.local(T.i32);
+    this.recH = f.local(T.i32);
   }
 
   /** Memory access `opcode` at constant area offset `off` (address operand 0 pushed here). */
@@ -222,10 +258,10 @@ class WasmGen {
     const f = this.f;
     for (const r of regs) this.local(r);
     this.reload();
-    const maxN = Math.max(...blocks.map((b) => b.n));
+    this.maxN = Math.max(...blocks.map((b) => b.n));
     f.i32(0);
     this.at(OP.i32Load, 2, AREA.BUDGET);
-    f.i32(maxN).op(OP.i32Sub).idx(OP.localSet, this.lim);
+    f.i32(this.maxN).op(OP.i32Sub).idx(OP.localSet, this.rem);
     f.open(OP.block, "exit").open(OP.loop, "disp");
     const labels = blocks.map((_, i) => `b${i}`);
     for (let i = blocks.length - 1; i >= 0; i--) f.open(OP.block, labels[i] ?? "");
@@ -239,9 +275,7 @@ class WasmGen {
     const f = this.f;
     f.end().end();
     this.writeBack();
-    f.i32(0).i32(0);
-    this.at(OP.i32Load, 2, AREA.BUDGET);
-    f.idx(OP.localGet, this.done).op(OP.i32Sub);
+    f.i32(0).idx(OP.localGet, this.rem).i32(this.maxN).op(OP.i32Add);
     this.at(OP.i32Store, 2, AREA.BUDGET);
     f.idx(OP.localGet, this.st);
   }
@@ -268,11 +302,10 @@ class WasmGen {
   }
 
   private addDone(k: number): void {
-    if (k !== 0)
-      this.f.idx(OP.localGet, this.done).i32(k).op(OP.i32Add).idx(OP.localSet, this.done);
+    if (k !== 0) this.f.idx(OP.localGet, this.rem).i32(k).op(OP.i32Sub).idx(OP.localSet, this.rem);
   }
 
-  /** Leaves with `done + k` retired and pc already set by a helper (trap or stop). */
+  /** Leaves with k more instructions retired and pc already set by a helper (trap or stop). */
   private exitTrapped(k: number): void {
     this.addDone(k);
     this.f.i32(ST.EXC).idx(OP.localSet, this.st).br("exit");
@@ -284,10 +317,13 @@ class WasmGen {
     this.addDone(k);
     const j = this.index.get(target);
     if (j !== undefined) {
-      f.idx(OP.localGet, this.done).idx(OP.localGet, this.lim).op(OP.i32LeS).open(OP.if);
+      f.idx(OP.localGet, this.rem).i32(0).op(OP.i32GeS).open(OP.if);
       // A block looping on itself branches straight to its own start: through `disp` every
       // loop would merge all the region's register values at one header (measured slower).
       if (j === this.cur) f.br("self");
+      // A later block's label is still open around this one: its code follows that label's
+      // `end`, so a forward branch goes straight there (no trip through the br_table).
+      else if (j > this.cur) f.br(`b${j}`);
       else f.i32(j).idx(OP.localSet, 0).br("disp");
       f.end();
     }
@@ -311,6 +347,13 @@ class WasmGen {
     this.setPc(next);
     f.br("exit");
     f.end();
+  }
+
+  /** Leaves with SLOW before the access at `pc`, k instructions of this block retired. */
+  private exitSlow(pc: number, k: number): void {
+    this.addDone(k);
+    this.setPc(pc);
+    this.f.i32(ST.SLOW).idx(OP.localSet, this.st).br("exit");
   }
 
   /** Pushes rs1 + imm (i64) into local `a`. */
@@ -350,10 +393,66 @@ class WasmGen {
     this.f.op(OP.i32Add);
   }
 
+  /**
+   * Sets `recH` to the wasm address of the `size`-byte access at rs1 + `imm` (and `recW` to the
+   * guest address's low word), or leaves the region with SLOW at `pc` (k instructions retired).
+   *
+   * The TLB probe is ~10 x86 instructions per access, about a third of compute.elf's time. When
+   * the block's previous access used the same base register, unchanged since (or moved by an
+   * `addi` on itself), the new address is the old one plus a constant `d`: if the old page offset
+   * plus `d` stays in the page and keeps the access aligned, it is the same page, and the old
+   * wasm address plus `d` is the new one. A write hit also proves the page readable (no TLB
+   * entry ever exists for a W-without-R mapping, which is reserved: privileged spec §4.3.1);
+   * a read hit proves nothing for a write, so a store after a load probes. Nothing between
+   * the two accesses can change the TLB: any instruction that could (or any helper call)
+   * forgets the record, and the region runs no JS in between.
+   */
+  private access(
+    insn: number,
+    imm: number,
+    size: number,
+    write: boolean,
+    pc: number,
+    k: number,
+  ): void {
+    const f = this.f;
+    const rs1 = (insn >>> 15) & 31;
+    const reuse = rs1 !== 0 && rs1 === this.recReg && (this.recWrite || !write);
+    if (reuse) {
+      const d = imm - this.recOff;
+      f.idx(OP.localGet, this.recW).i32(4095).op(OP.i32And).i32(d).op(OP.i32Add);
+      f.i32(-4096 | (size - 1))
+        .op(OP.i32And, OP.i32Eqz)
+        .open(OP.if);
+      f.idx(OP.localGet, this.recW).i32(d).op(OP.i32Add).idx(OP.localSet, this.recW);
+      f.idx(OP.localGet, this.recH).i32(d).op(OP.i32Add).idx(OP.localSet, this.recH);
+      f.op(OP.else);
+    }
+    this.addr(insn, imm);
+    this.tlbHit(write ? AREA.W_TAG : AREA.R_TAG, size);
+    f.open(OP.if);
+    f.idx(OP.localGet, this.w).idx(OP.localSet, this.recW);
+    this.hostAddr(write ? AREA.W_ADD : AREA.R_ADD);
+    f.idx(OP.localSet, this.recH);
+    f.op(OP.else);
+    this.exitSlow(pc, k);
+    f.end();
+    if (reuse) f.end();
+    this.recReg = rs1;
+    this.recOff = imm;
+    this.recWrite = write;
+  }
+
   private load(insn: number, raw: number, pc: number, len: number, k: number): void {
     const f = this.f;
     const f3 = (insn >>> 12) & 7;
     const ld = LOAD_OPS[f3] ?? OP.i64Load;
+    if (!this.inlineMiss) {
+      this.access(insn, iImm(insn), 1 << (f3 & 3), false, pc, k);
+      f.idx(OP.localGet, this.recH).mem(ld, 0, 0);
+      this.set((insn >>> 7) & 31);
+      return;
+    }
     this.addr(insn, iImm(insn));
     this.tlbHit(AREA.R_TAG, 1 << (f3 & 3));
     f.open(OP.if, null, T.i64);
@@ -375,6 +474,13 @@ class WasmGen {
     const f3 = (insn >>> 12) & 7;
     const imm = ((insn >> 20) & ~31) | ((insn >>> 7) & 31);
     const rs2 = (insn >>> 20) & 31;
+    if (!this.inlineMiss) {
+      this.access(insn, imm, 1 << f3, true, pc, k);
+      f.idx(OP.localGet, this.recH);
+      this.get(rs2);
+      f.mem(STORE_OPS[f3] ?? OP.i64Store, 0, 0);
+      return;
+    }
     this.addr(insn, imm);
     this.tlbHit(AREA.W_TAG, 1 << f3);
     f.open(OP.if);
@@ -395,6 +501,7 @@ class WasmGen {
 
   private fallback(insn: number, raw: number, pc: number, len: number, k: number): void {
     const f = this.f;
+    this.recReg = -1; // the interpreter may change the TLB (sfence.vma, satp, SUM)
     this.writeBack();
     f.i32(this.site(insn, raw, pc, len))
       .idx(OP.call, F.ex)
@@ -533,6 +640,18 @@ class WasmGen {
     }
   }
 
+  /** Keeps the access record (`access`) true after `insn`, which may write its base register. */
+  private track(insn: number): void {
+    const rd = (insn >>> 7) & 31;
+    if (rd === 0 || rd !== this.recReg) return;
+    const op = insn & 0x7f;
+    if (op === 0x23 || op === 0x63 || op === 0x0f) return; // no rd
+    // addi rd, rd, c moves the base: the recorded address is now rd + (recOff - c).
+    if (op === 0x13 && ((insn >>> 12) & 7) === 0 && ((insn >>> 15) & 31) === rd)
+      this.recOff -= iImm(insn);
+    else this.recReg = -1;
+  }
+
   /** Emits block `i` of the region inside its own `self` loop. */
   blockAt(blk: Block, i: number): void {
     this.cur = i;
@@ -545,6 +664,7 @@ class WasmGen {
   private block(blk: Block): void {
     const f = this.f;
     let pc = blk.pc;
+    this.recReg = -1; // a block starts at a join: no access of this path is known
     for (let k = 0; k < blk.n; k++) {
       const insn = blk.insns[k] ?? 0;
       const raw = blk.raws[k] ?? 0;
@@ -573,6 +693,13 @@ class WasmGen {
         f.i64n(iImm(insn)).op(OP.i64Add).i64n(-2).op(OP.i64And).idx(OP.localSet, this.a);
         f.i64n(pc, len);
         this.set(rd);
+        // A return to a call site of this region stays in it: through the dispatcher it cost a
+        // region exit and entry per call (heap sort's sift on compute.elf: ~20% of them).
+        for (const site of this.returnSites) {
+          f.idx(OP.localGet, this.a).i64n(site).op(OP.i64Eq).open(OP.if);
+          this.goto(site, k + 1);
+          f.end();
+        }
         f.i32(0).idx(OP.localGet, this.a);
         this.at(OP.i64Store, 3, AREA.PC);
         this.addDone(k + 1);
@@ -597,19 +724,43 @@ class WasmGen {
         this.alu(insn, op === 0x3b);
         this.set(rd);
       } // else fence: nothing to do for one hart's view of memory
+      this.track(insn);
       pc += len;
     }
     this.goto(pc, blk.n);
   }
 }
 
+/** Most return sites a `jalr` compares its target with (each is a compare on its path). */
+const MAX_RETURN_SITES = 4;
+
+/** pcs of blocks in `index` that follow a call (`jal`/`jalr` with a link register) in `blocks`. */
+function returnSites(blocks: readonly Block[], index: ReadonlyMap<number, number>): number[] {
+  const out: number[] = [];
+  for (const blk of blocks) {
+    let pc = blk.pc;
+    for (let k = 0; k < blk.n; k++) {
+      const insn = blk.insns[k] ?? 0;
+      const len = blk.lens[k] ?? 4;
+      const op = insn & 0x7f;
+      const next = pc + len;
+      const call = (op === 0x6f || op === 0x67) && ((insn >>> 7) & 31) !== 0;
+      if (call && index.has(next) && !out.includes(next) && out.length < MAX_RETURN_SITES)
+        out.push(next);
+      pc = next;
+    }
+  }
+  return out;
+}
+
 function generate(
   blocks: readonly Block[],
   regs: readonly number[],
   base: number,
+  inlineMiss: boolean,
   written?: readonly boolean[],
 ): WasmGen {
-  const g = new WasmGen(blocks, base, written);
+  const g = new WasmGen(blocks, base, inlineMiss, written);
   g.prologue(regs, blocks);
   blocks.forEach((b, i) => {
     g.f.end(); // closes block b<i>: its code follows
@@ -619,15 +770,19 @@ function generate(
   return g;
 }
 
-/** The wasm module of `blocks` for the hart area at `base`, and its helper call sites. */
+/**
+ * The wasm module of `blocks` for the hart area at `base`, and its helper call sites;
+ * `inlineMiss`: a TLB miss calls the JS slow path in place (else the region leaves with SLOW).
+ */
 export function regionModule(
   blocks: readonly Block[],
   base = 0,
+  inlineMiss = false,
 ): { bytes: Uint8Array; sites: Site[] } {
   // A first pass finds the registers used and written, so the prologue can load them all and
   // every exit (including ones emitted before a later write) stores the written ones.
-  const first = generate(blocks, [], base);
-  const g = generate(blocks, first.used(), base, first.writes());
+  const first = generate(blocks, [], base, inlineMiss);
+  const g = generate(blocks, first.used(), base, inlineMiss, first.writes());
   return { bytes: encodeModule(TYPES, IMPORTS, 0, g.f), sites: g.sites };
 }
 
@@ -642,7 +797,8 @@ export interface WasmStats {
 
 /** Compiles a region to a wasm function over this hart's area (for its dispatch table). */
 export function compileWasmRegion(blocks: readonly Block[], c: Core, stats: WasmStats): WasmRegion {
-  const { bytes, sites } = regionModule(blocks, c.area.base);
+  // A private area has no guest RAM in it: every access misses, so misses stay in the region.
+  const { bytes, sites } = regionModule(blocks, c.area.base, !c.area.shared);
   const xfer = c.xfer;
   const tr = c.tr;
   const tw = c.tw;
