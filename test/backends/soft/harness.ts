@@ -6,7 +6,7 @@
  * SRST (stop). Time is derived from the retired-instruction count, so runs are deterministic;
  * WFI fast-forwards time to the next timer event.
  */
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync, readdirSync, statSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -55,13 +55,23 @@ export function hasCommand(cmd: string): boolean {
   }
 }
 
+/** Newest modification time (ms) of the guest sources and build script. */
+function newestSource(): number {
+  const src = join(GUEST_DIR, "src");
+  const times = readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs);
+  return Math.max(statSync(join(GUEST_DIR, "build.sh")).mtimeMs, ...times);
+}
+
 /**
  * Makes sure the named guests are built (running guests/riscv/build.sh once if the cross
  * compiler is installed). Returns a skip reason, or undefined when the ELFs exist.
  */
 export function ensureGuests(names: readonly string[]): string | undefined {
   const missing = (): string[] => names.filter((n) => !existsSync(guestElf(n)));
-  if (missing().length > 0 && hasCommand("riscv64-unknown-elf-gcc")) {
+  // An ELF older than any guest source is rebuilt too: a checkout that changed a guest (say
+  // compute.c) would otherwise test the old binary against the new expectations.
+  const stale = (): boolean => names.some((n) => statSync(guestElf(n)).mtimeMs < newestSource());
+  if ((missing().length > 0 || stale()) && hasCommand("riscv64-unknown-elf-gcc")) {
     try {
       execFileSync("bash", [join(GUEST_DIR, "build.sh")], { stdio: "ignore" });
     } catch {
