@@ -349,7 +349,7 @@ export class Engine {
         }
       }
       if (this.decoded !== null) {
-        left -= runFast(c, this.decoded, left);
+        left -= runFast(c, this.decoded, left, this.heat, this.hot);
         if (c.stopped()) break;
         boundary = fastEnd.boundary;
         continue;

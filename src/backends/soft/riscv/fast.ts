@@ -43,11 +43,17 @@ export const fastEnd = { boundary: false };
  * `budget` (≥ 1) of them; returns the instructions attempted (retired ones are added to
  * `c.icount`; a trapping one counts as attempted, as in the engine's budget).
  */
-export function runFast(c: Core, dc: DecodeCache, budget: number): number {
+export function runFast(
+  c: Core,
+  dc: DecodeCache,
+  budget: number,
+  heat: Uint16Array,
+  hot: number,
+): number {
   let pc = c.pc;
   const lo = pc | 0;
   if (Number.isNaN(pc) || (lo & 1) !== 0) return reference(c);
-  const p = dc.pageFor(lo >>> 12, Math.floor(pc / TWO32) | 0);
+  let p = dc.pageFor(lo >>> 12, Math.floor(pc / TWO32) | 0);
   if (p === null) {
     if (c.exc) {
       // The fetch trapped (delivered) or stopped: that was this attempt.
@@ -57,8 +63,12 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
     return reference(c);
   }
   const x = c.x;
-  const ops = p.op;
-  const imms = p.imm;
+  let ops = p.op;
+  let imms = p.imm;
+  /** Virtual address of the page's first byte (for same-page jumps). */
+  let base = pc - (lo & 4095);
+  /** Set by a taken branch or jump, which leaves its target minus its length in `pc`. */
+  let jumped = false;
   const tr = c.tr;
   const tw = c.tw;
   const slice = c.timerDueAt === Infinity ? FAST_SLICE : FAST_SLICE_TIMER;
@@ -99,8 +109,9 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
           x[rd2] = ret | 0;
           x[rd2 + 1] = Math.floor(ret / TWO32) | 0;
         }
-        c.pc = pc + imm;
-        return boundary(c, n, done);
+        pc += imm - len;
+        jumped = true;
+        break;
       }
       case K.JALR: {
         const tlo = (alo + imm) | 0;
@@ -111,39 +122,39 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
           x[rd2 + 1] = Math.floor(ret / TWO32) | 0;
         }
         // Core.setPcPair inline: a call would box the int32 halves (see the switch).
-        if (thi >= -0x200000 && thi < 0x200000) c.pc = thi * TWO32 + ((tlo & ~1) >>> 0);
-        else c.setPcPair(tlo & ~1, thi);
-        return boundary(c, n, done);
+        if (thi < -0x200000 || thi >= 0x200000) {
+          c.setPcPair(tlo & ~1, thi);
+          return boundary(c, n, done);
+        }
+        pc = thi * TWO32 + ((tlo & ~1) >>> 0) - len;
+        jumped = true;
+        break;
       }
       case K.BEQ:
         if (alo === (x[b] ?? 0) && ahi === (x[b + 1] ?? 0)) {
-          c.pc = pc + imm;
-          return boundary(c, n, done);
+          pc += imm - len;
+          jumped = true;
         }
         break;
       case K.BNE:
         if (alo !== (x[b] ?? 0) || ahi !== (x[b + 1] ?? 0)) {
-          c.pc = pc + imm;
-          return boundary(c, n, done);
+          pc += imm - len;
+          jumped = true;
         }
         break;
       case K.BLT: {
         const bhi = x[b + 1] ?? 0;
         if (ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
-          {
-            c.pc = pc + imm;
-            return boundary(c, n, done);
-          }
+          pc += imm - len;
+          jumped = true;
         }
         break;
       }
       case K.BGE: {
         const bhi = x[b + 1] ?? 0;
         if (!(ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
-          {
-            c.pc = pc + imm;
-            return boundary(c, n, done);
-          }
+          pc += imm - len;
+          jumped = true;
         }
         break;
       }
@@ -151,10 +162,8 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         const bhi = (x[b + 1] ?? 0) >>> 0;
         const uhi = ahi >>> 0;
         if (uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
-          {
-            c.pc = pc + imm;
-            return boundary(c, n, done);
-          }
+          pc += imm - len;
+          jumped = true;
         }
         break;
       }
@@ -162,10 +171,8 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         const bhi = (x[b + 1] ?? 0) >>> 0;
         const uhi = ahi >>> 0;
         if (!(uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
-          {
-            c.pc = pc + imm;
-            return boundary(c, n, done);
-          }
+          pc += imm - len;
+          jumped = true;
         }
         break;
       }
@@ -451,6 +458,37 @@ export function runFast(c: Core, dc: DecodeCache, budget: number): number {
         break;
     }
     pc += len;
+    if (jumped) {
+      // A taken branch or jump: go on at the target without returning to the engine while it
+      // is cold (its heat stays below `hot` after counting this visit, exactly as the engine
+      // would count it) and its page is this one or an already looked-up one.
+      jumped = false;
+      if (n >= max) {
+        c.pc = pc;
+        return boundary(c, n, done);
+      }
+      const h = ((pc | 0) >>> 1) & (heat.length - 1);
+      const visits = (heat[h] ?? 0) + 1;
+      if (visits >= hot) {
+        c.pc = pc;
+        return boundary(c, n, done);
+      }
+      const d = pc - base;
+      if (d < 0 || d >= 4096) {
+        const q = dc.cachedPage((pc | 0) >>> 12, Math.floor(pc / TWO32) | 0);
+        if (q === null) {
+          c.pc = pc;
+          return boundary(c, n, done);
+        }
+        p = q;
+        ops = q.op;
+        imms = q.imm;
+        base = pc - ((pc | 0) & 4095);
+      }
+      heat[h] = visits;
+      idx = ((pc | 0) & 4095) >>> 1;
+      continue;
+    }
     idx += len >>> 1;
     if (idx >= 2048 || n >= max) {
       c.pc = pc;
