@@ -77,12 +77,12 @@ export const WASM_SLICE = 4096;
 /** Block dispatches between two reads of the watched word. */
 const WATCH_BLOCKS = 16;
 /**
- * Dispatches (interpreted instructions or compiled-region runs) between two looks at the Sstc
- * deadline (one `performance.now()`, ~40 ns): a due `stimecmp` raises STIP within 128
- * instructions or regions (compiled loops return every WATCH_SLICE instructions while a
- * deadline is pending), i.e. microseconds, not a whole run chunk.
+ * Dispatches (fast-interpreter runs of at most FAST_SLICE_TIMER instructions, or compiled-region
+ * runs) between two looks at the Sstc deadline (one `performance.now()`, ~40 ns): a due
+ * `stimecmp` raises STIP within 32 dispatches (compiled loops return every WATCH_SLICE
+ * instructions while a deadline is pending), i.e. microseconds, not a whole run chunk.
  */
-const TIMER_DISPATCHES = 128;
+const TIMER_DISPATCHES = 32;
 /** Heat counters (pc-hashed, collisions share a counter: only promotion comes earlier). */
 const HEAT_SIZE = 1 << 14;
 const VC_BITS = 12;
