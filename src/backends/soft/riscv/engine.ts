@@ -281,11 +281,11 @@ export class Engine {
    * (as "budget") at the first block boundary where the word differs from `expect`.
    *
    * Tiering: cold code runs in the fast interpreter (fast.ts: decoded once per physical page,
-   * run inline up to the next boundary; the reference `step` when not translating, the oracle).
-   * Only at a control-flow boundary (a taken branch or jump, a trap, an
-   * interrupt, a compiled region's exit) does the engine look for compiled code at the new pc,
-   * and count that pc's heat; a pc that reaches `hot` boundary visits is decoded and its region
-   * compiled (translate.ts).
+   * run inline across cold jump targets; the reference `step` when not translating, the
+   * oracle). Only at a control-flow boundary (a taken branch or jump, a trap, an interrupt, a
+   * compiled region's exit) is compiled code looked for at the new pc and that pc's heat
+   * counted (by `runFast` itself while the target stays cold, else here); a pc that reaches
+   * `hot` boundary visits is decoded and its region compiled (translate.ts, wasm-tier.ts).
    */
   run(budget: number, expect?: number): HartStop {
     const c = this.core;

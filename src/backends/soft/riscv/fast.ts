@@ -1,10 +1,13 @@
 /**
  * The fast interpreter: the tier that runs cold code (everything not yet compiled) when the
  * engine translates. It executes the decode cache's words (predecode.ts) in one loop, with the
- * pc in a local, from the current pc to the next control-flow boundary:
+ * page and the offset in it in locals:
  *
- * - it returns after a taken branch or jump (the engine looks for compiled code and counts heat
- *   there), after a trap or a stop (MMIO, ecall, WFI, fault), after a SYSTEM instruction or
+ * - at a taken branch or jump it counts the target's heat, as the engine does at a boundary, and
+ *   goes on there while the target stays below `hot` and its page is this one or one the decode
+ *   cache has looked up for the current map and mode (a Linux boot: 1.1 M calls became 0.32 M);
+ *   otherwise it returns there (the engine counts that visit, finds or compiles the region);
+ * - it returns after a trap or a stop (MMIO, ecall, WFI, fault), after a SYSTEM instruction or
  *   fence.i (they may enable an interrupt, change the mode or the map, or drop code), at the
  *   page end, when a store dropped the running page (self-modifying code: the next instruction
  *   is decoded afresh), and after `FAST_SLICE` instructions;
@@ -19,12 +22,12 @@
 import type { Core } from "./core.js";
 import { loadSlow, MMIO_TAG, storeSlow } from "./access.js";
 import { div32, div64, I64, mul64, mulh64, TWO32 } from "./i64.js";
-
-/** 2^53: offsets below it in magnitude are exact doubles. */
-const TWO53 = 2 ** 53;
 import { exec, step } from "./interp.js";
 import { K, type DecodeCache } from "./predecode.js";
 import { EMPTY_VIEW } from "./tlb.js";
+
+/** 2^53: offsets below it in magnitude are exact doubles. */
+const TWO53 = 2 ** 53;
 
 /**
  * Most instructions one call runs: bounds how long the engine goes without looking at the
@@ -46,7 +49,8 @@ export const fastEnd = { boundary: false };
 /**
  * Runs instructions from `c.pc` until a boundary (see the module comment), at most
  * `budget` (≥ 1) of them; returns the instructions attempted (retired ones are added to
- * `c.icount`; a trapping one counts as attempted, as in the engine's budget).
+ * `c.icount`; a trapping one counts as attempted, as in the engine's budget). `heat` and `hot`
+ * are the engine's boundary-visit counters (indexed by pc bits 1..) and promotion threshold.
  */
 export function runFast(
   c: Core,
