@@ -10,13 +10,25 @@
  * The two alternate round by round; the seconds are the median over rounds, the ratio the
  * median of the per-round ratios. Skips visibly when the kernel for the current inputs has not
  * been built (no build here: it takes minutes) or when QEMU is missing.
+ *
+ * - soft.linux_boot.wasm_share: one more boot, in this process on the machine `regvisor run`
+ *   builds, for the engine's per-tier counters at /init's first line (so regressions show):
+ *   the share of instructions retired in wasm regions (the rest ran in the fast interpreter),
+ *   regions compiled and the milliseconds compiling took, blocks invalidated, fence.i re-checks.
  */
+import { readFileSync } from "node:fs";
+import { Hart } from "../src/backends/soft/riscv/hart.js";
+import { createSoftVm, SoftVcpu } from "../src/backends/soft/index.js";
+import { MAX_VCPUS } from "../src/backends/soft/shared.js";
+import type { MachineBackend } from "../src/vmm/machine/backend.js";
+import { runGuest } from "../src/vmm/runner.js";
 import {
   type Boot,
   type BootOptions,
   bootLinux,
   bootQemu,
   hasCommand,
+  LINUX_LOAD_ADDR,
   linuxImage,
 } from "../test/linux/guest.js";
 import { formatRounds, median } from "./stats.js";
@@ -53,6 +65,71 @@ async function measure(image: string, withQemu: boolean): Promise<Rounds> {
   return r;
 }
 
+/** The engine's counters of an in-process boot at /init's first line, and its seconds. */
+interface TierCounts {
+  readonly seconds: number;
+  readonly instret: number;
+  readonly stats: Readonly<Record<string, unknown>>;
+}
+
+/** Boots `image` in this process (the inline soft machine of `regvisor run`) past /init. */
+async function tierCounts(image: string): Promise<TierCounts | undefined> {
+  let hart: Hart | undefined;
+  const backend: MachineBackend = {
+    name: "soft",
+    arch: "riscv",
+    mode: "inline",
+    maxVcpus: MAX_VCPUS,
+    createVm: () =>
+      createSoftVm({
+        mode: "inline",
+        hartFactory: (id) => (hart = new Hart({ hartId: id })),
+      }),
+    instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
+    faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),
+  };
+  let text = "";
+  let at: TierCounts | undefined;
+  const decoder = new TextDecoder();
+  const start = performance.now();
+  await runGuest({
+    file: readFileSync(image),
+    backendFor: () => backend,
+    backend: "soft",
+    memSize: 256n << 20n,
+    loadAddr: BigInt(LINUX_LOAD_ADDR),
+    cmdline: BOOT.cmdline,
+    timeoutMs: 120_000,
+    collectRegisters: false,
+    output: (bytes) => {
+      if (at !== undefined || hart === undefined) return;
+      text = (text + decoder.decode(bytes, { stream: true })).slice(-64);
+      if (!text.includes("init: started")) return;
+      const seconds = (performance.now() - start) / 1000;
+      at = { seconds, instret: Number(hart.instret), stats: { ...hart.stats } };
+    },
+  });
+  return at;
+}
+
+/** The per-tier metric of `t` (see the module comment). */
+function tierMetric(t: TierCounts): Metric {
+  const n = (k: string): number => (typeof t.stats[k] === "number" ? t.stats[k] : 0);
+  const share = (100 * n("wasmInsns")) / t.instret;
+  const m = (v: number): string => (v / 1e6).toFixed(1);
+  return {
+    name: "soft.linux_boot.wasm_share",
+    value: share,
+    unit: "%",
+    detail:
+      `in-process boot to /init (${t.seconds.toFixed(2)} s): ${m(t.instret)} M instructions, ` +
+      `${m(n("wasmInsns"))} M in wasm regions, ${m(t.instret - n("wasmInsns"))} M in the fast ` +
+      `interpreter; ${String(n("compiled"))} regions compiled in ${n("compileMs").toFixed(0)} ms, ` +
+      `${String(n("invalidated"))} blocks invalidated, ${String(n("syncs"))} fence.i re-checks, ` +
+      `${String(n("flushes"))} whole flushes`,
+  };
+}
+
 /** The Linux boot benchmark group. */
 export const linuxBootBench: BenchGroup = {
   name: "soft-linux-boot",
@@ -78,6 +155,9 @@ export const linuxBootBench: BenchGroup = {
           `${formatRounds(softCpu, 2)}); median of ${ROUNDS}`,
       },
     ];
+    const tiers = await tierCounts(found.image);
+    if (tiers === undefined) throw new Error("the in-process soft boot never reached /init");
+    metrics.push(tierMetric(tiers));
     if (!withQemu) return { metrics, skip: "QEMU: qemu-system-riscv64 not installed" };
     const ratios = soft.map((s, i) => s / (qemu[i] ?? NaN));
     metrics.push({

@@ -77,12 +77,12 @@ export const WASM_SLICE = 4096;
 /** Block dispatches between two reads of the watched word. */
 const WATCH_BLOCKS = 16;
 /**
- * Dispatches (interpreted instructions or compiled-region runs) between two looks at the Sstc
- * deadline (one `performance.now()`, ~40 ns): a due `stimecmp` raises STIP within 128
- * instructions or regions (compiled loops return every WATCH_SLICE instructions while a
- * deadline is pending), i.e. microseconds, not a whole run chunk.
+ * Dispatches (fast-interpreter runs of at most FAST_SLICE_TIMER instructions, or compiled-region
+ * runs) between two looks at the Sstc deadline (one `performance.now()`, ~40 ns): a due
+ * `stimecmp` raises STIP within 32 dispatches (compiled loops return every WATCH_SLICE
+ * instructions while a deadline is pending), i.e. microseconds, not a whole run chunk.
  */
-const TIMER_DISPATCHES = 128;
+const TIMER_DISPATCHES = 32;
 /** Heat counters (pc-hashed, collisions share a counter: only promotion comes earlier). */
 const HEAT_SIZE = 1 << 14;
 const VC_BITS = 12;
@@ -283,11 +283,11 @@ export class Engine {
    * (as "budget") at the first block boundary where the word differs from `expect`.
    *
    * Tiering: cold code runs in the fast interpreter (fast.ts: decoded once per physical page,
-   * run inline up to the next boundary; the reference `step` when not translating, the oracle).
-   * Only at a control-flow boundary (a taken branch or jump, a trap, an
-   * interrupt, a compiled region's exit) does the engine look for compiled code at the new pc,
-   * and count that pc's heat; a pc that reaches `hot` boundary visits is decoded and its region
-   * compiled (translate.ts).
+   * run inline across cold jump targets; the reference `step` when not translating, the
+   * oracle). Only at a control-flow boundary (a taken branch or jump, a trap, an interrupt, a
+   * compiled region's exit) is compiled code looked for at the new pc and that pc's heat
+   * counted (by `runFast` itself while the target stays cold, else here); a pc that reaches
+   * `hot` boundary visits is decoded and its region compiled (translate.ts, wasm-tier.ts).
    */
   run(budget: number, expect?: number): HartStop {
     const c = this.core;
@@ -351,7 +351,7 @@ export class Engine {
         }
       }
       if (this.decoded !== null) {
-        left -= runFast(c, this.decoded, left);
+        left -= runFast(c, this.decoded, left, this.heat, this.hot);
         if (c.stopped()) break;
         boundary = fastEnd.boundary;
         continue;

@@ -300,6 +300,30 @@ export class DecodeCache {
    * reference `step`).
    */
   pageFor(vpn: number, hi: number): DecodedPage | null {
+    const v = this.cachedPage(vpn, hi);
+    if (v !== null) return v;
+    const c = this.core;
+    const i = vpn & (VSIZE - 1);
+    c.ipc = c.pc;
+    const lo = c.pc | 0;
+    const r = fetchPage(c, lo, hi);
+    if (r === null) return null;
+    const pa = r.pa - (r.pa % 4096);
+    if (pa < r.slot.gpa || pa + 4096 > r.slot.end) return null;
+    const p = this.page(pa, r.slot);
+    this.vLo[i] = vpn;
+    this.vHi[i] = hi;
+    this.vGen[i] = c.mapGen;
+    this.vMode[i] = c.mode;
+    this.vPage[i] = p;
+    return p;
+  }
+
+  /**
+   * The decoded page of virtual page (`vpn`, `hi`) if the virtual-page lookup holds it for the
+   * current map and mode (no fetch, no side effect: null otherwise).
+   */
+  cachedPage(vpn: number, hi: number): DecodedPage | null {
     const c = this.core;
     const i = vpn & (VSIZE - 1);
     const v = this.vPage[i];
@@ -314,19 +338,7 @@ export class DecodeCache {
     ) {
       return v;
     }
-    c.ipc = c.pc;
-    const lo = c.pc | 0;
-    const r = fetchPage(c, lo, hi);
-    if (r === null) return null;
-    const pa = r.pa - (r.pa % 4096);
-    if (pa < r.slot.gpa || pa + 4096 > r.slot.end) return null;
-    const p = this.page(pa, r.slot);
-    this.vLo[i] = vpn;
-    this.vHi[i] = hi;
-    this.vGen[i] = c.mapGen;
-    this.vMode[i] = c.mode;
-    this.vPage[i] = p;
-    return p;
+    return null;
   }
 
   /** The decoded page at guest-physical `pa` (page-aligned), re-checked after a fence.i. */
