@@ -8,13 +8,14 @@
  * cleared, so a write racing with the copy marks the page again for the next round.
  *
  * All-zero pages travel as an 8-byte entry with the zero flag (the destination's RAM starts
- * zeroed, and a page the guest cleared must become zero there too). Data pages are copied into
- * the frame (never sent by reference): a guest write after the CRC was computed would otherwise
- * corrupt the frame.
+ * zeroed, and a page the guest cleared must become zero there too). While the guest runs, data
+ * pages are copied into the frame: a guest write after the CRC was computed would otherwise
+ * corrupt the frame. The last pages, sent with every vCPU paused, are not copied at all
+ * (`finish`).
  */
 import { Buffer } from "node:buffer";
 import type { GuestMemory } from "../../backends/vcpu.js";
-import { encodeRoundFrame, PAGE_BYTES, PagesFrame } from "./stream.js";
+import { encodeRoundFrame, MAX_PAGES_PER_FRAME, PAGE_BYTES, PagesFrame } from "./stream.js";
 
 /** The part of a VM pre-copy reads: RAM regions and their dirty logs. */
 export interface DirtyRam {
@@ -109,10 +110,15 @@ export class Precopy {
   #lastDirty = 0;
   #started = 0;
   #pending: DirtySet | undefined;
+  /**
+   * Frame data buffers the socket is done with, for the next frames: a round then allocates no
+   * memory outside the JS heap, whose growth made V8 collect garbage every 64 MiB or so.
+   */
+  readonly #pool: Uint8Array[] = [];
 
   constructor(
     private readonly ram: DirtyRam,
-    private readonly write: (chunks: readonly Uint8Array[]) => Promise<void>,
+    private readonly write: (chunks: readonly Uint8Array[], sent?: () => void) => Promise<void>,
     private readonly options: PrecopyOptions,
   ) {}
 
@@ -180,7 +186,13 @@ export class Precopy {
     }
     this.#pending = undefined;
     const count = popcount(last);
-    await this.#sendSet(last);
+    // No copies: the frames' data are views of guest RAM, checksummed and written out in place
+    // (runs of consecutive dirty pages as one piece of the writev). Safe only because the
+    // vCPUs stay paused until those bytes are gone: on success the guest never runs here again,
+    // and on failure the caller destroys the connection (dropping whatever is still queued)
+    // before it resumes them. The device side writes no RAM while paused either (in-flight
+    // disk requests were drained by the pause).
+    await this.#sendSet(last, true);
     return count;
   }
 
@@ -197,27 +209,53 @@ export class Precopy {
     });
   }
 
-  async #sendSet(set: DirtySet): Promise<void> {
+  async #sendSet(set: DirtySet, byReference = false): Promise<void> {
     for (const [i, region] of this.ram.memory.entries()) {
       const bitmap = set[i];
-      if (bitmap !== undefined) await this.#sendRegion(region, bitmap);
+      if (bitmap !== undefined) await this.#sendRegion(region, bitmap, byReference);
     }
   }
 
-  async #sendRegion(region: GuestMemory, bitmap: Uint8Array): Promise<void> {
+  /** A frame's data buffer: a free one of the pool, else a new one. */
+  #takeStore(): Uint8Array {
+    return this.#pool.pop() ?? new Uint8Array(FRAME_DATA_BYTES);
+  }
+
+  async #sendRegion(region: GuestMemory, bitmap: Uint8Array, byReference: boolean): Promise<void> {
     const pages = region.size / PAGE_BYTES;
     const perWindow = WINDOW_BYTES / PAGE_BYTES;
-    let frame = new PagesFrame(region.slot);
+    const maxDataPages = FRAME_DATA_BYTES / PAGE_BYTES;
+    const open = (store: Uint8Array | undefined): PagesFrame =>
+      new PagesFrame(region.slot, store === undefined ? { byReference } : { store });
+    let store = byReference ? undefined : this.#takeStore();
+    let frame = open(store);
+    /** Data pages in `frame`, the pending run included. */
+    let dataPages = 0;
     const flush = async (): Promise<void> => {
       if (frame.count === 0) return;
       const bytes = frame.encode();
-      frame = new PagesFrame(region.slot);
-      await this.#emit(bytes);
+      const used = store;
+      store = byReference ? undefined : this.#takeStore();
+      frame = open(store);
+      dataPages = 0;
+      // The buffer goes back to the pool once the socket took its bytes.
+      await this.#emit(bytes, used === undefined ? undefined : () => this.#pool.push(used));
     };
     for (let w = 0; w < pages; w += perWindow) {
       const count = Math.min(perWindow, pages - w);
       const view = region.view(w * PAGE_BYTES, count * PAGE_BYTES);
       const buf = Buffer.from(view.buffer, view.byteOffset, view.length);
+      // A run of consecutive dirty data pages goes into the frame with one copy (or one view).
+      let runFirst = 0;
+      let runPages = 0;
+      const addRun = (): void => {
+        if (runPages === 0) return;
+        frame.dataRun(
+          w + runFirst,
+          view.subarray(runFirst * PAGE_BYTES, (runFirst + runPages) * PAGE_BYTES),
+        );
+        runPages = 0;
+      };
       for (let p = 0; p < count; p++) {
         const page = w + p;
         const byte = bitmap[page >> 3] ?? 0;
@@ -233,6 +271,7 @@ export class Precopy {
         ) {
           // A whole group dirty and all zero (most of a fresh guest's RAM in round 1): one
           // memcmp instead of one per page.
+          addRun();
           for (let g = 0; g < GROUP_PAGES; g++) {
             if (frame.room === 0) await flush();
             frame.zero(page + g);
@@ -243,23 +282,38 @@ export class Precopy {
           continue;
         }
         if (((byte >> (page & 7)) & 1) === 0) continue;
-        if (frame.room === 0 || frame.dataBytes >= FRAME_DATA_BYTES) await flush();
+        if (frame.count + runPages >= MAX_PAGES_PER_FRAME || dataPages >= maxDataPages) {
+          addRun();
+          await flush();
+        }
         const at = p * PAGE_BYTES;
-        if (ZERO_PAGE.compare(buf, at, at + PAGE_BYTES) === 0) {
+        // First and last byte first: a data page nearly always fails here, without a memcmp.
+        if (
+          buf[at] === 0 &&
+          buf[at + PAGE_BYTES - 1] === 0 &&
+          ZERO_PAGE.compare(buf, at, at + PAGE_BYTES) === 0
+        ) {
+          addRun();
           frame.zero(page);
           this.#zeroPages++;
         } else {
-          frame.data(page, view.subarray(at, at + PAGE_BYTES));
+          if (runPages === 0 || p !== runFirst + runPages) {
+            addRun();
+            runFirst = p;
+          }
+          runPages++;
+          dataPages++;
         }
         this.#pagesSent++;
       }
+      addRun();
     }
     await flush();
   }
 
-  async #emit(chunks: readonly Uint8Array[]): Promise<void> {
+  async #emit(chunks: readonly Uint8Array[], sent?: () => void): Promise<void> {
     for (const c of chunks) this.#bytes += c.length;
-    await this.write(chunks);
+    await this.write(chunks, sent);
     const cap = this.options.maxBandwidth;
     if (cap !== undefined) {
       // --max-bandwidth: hold the average at the cap (sleep what the bytes so far are ahead).

@@ -200,7 +200,8 @@ export class Migration {
         ch.destroy();
       });
       replies = watch;
-      const write = (chunks: readonly Uint8Array[]): Promise<void> => ch.write(chunks);
+      const write = (chunks: readonly Uint8Array[], sent?: () => void): Promise<void> =>
+        ch.write(chunks, sent);
       const { arch, backend } = this.source;
       await write([
         encodeStreamHeader(arch, backend, HEADER_FLAG_ROUND_ACKS),
