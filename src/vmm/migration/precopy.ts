@@ -57,6 +57,18 @@ export interface PrecopyProgress {
   readonly dirtyPages: number;
   /** Measured bytes per second of the last round. */
   readonly bandwidth: number;
+  /**
+   * Pages the guest dirtied during each round so far, in order: whether more rounds shrink
+   * the set (a guest that rewrites its whole working set within one round never converges).
+   */
+  readonly dirtyByRound: readonly number[];
+  /** What sending the dirty set would take at the measured bandwidth, ms (QEMU's "expected downtime"). */
+  readonly expectedDowntimeMs: number;
+  /**
+   * Why the pre-copy stopped: "fits" (the dirty set fits the downtime limit at the measured
+   * bandwidth) or "max-rounds" (it did not converge; the switchover takes longer than the limit).
+   */
+  readonly switchover?: "fits" | "max-rounds";
 }
 
 /** One bitmap per region, in `memory` order. */
@@ -108,6 +120,9 @@ export class Precopy {
   #bytes = 0;
   #bandwidth = 0;
   #lastDirty = 0;
+  readonly #dirtyByRound: number[] = [];
+  #expectedMs = 0;
+  #switchover: "fits" | "max-rounds" | undefined;
   #started = 0;
   #pending: DirtySet | undefined;
   /**
@@ -132,6 +147,9 @@ export class Precopy {
       totalPages: this.ram.memory.reduce((n, m) => n + m.size / PAGE_BYTES, 0),
       dirtyPages: this.#lastDirty,
       bandwidth: Math.round(this.#bandwidth),
+      dirtyByRound: [...this.#dirtyByRound],
+      expectedDowntimeMs: Math.round(this.#expectedMs * 10) / 10,
+      ...(this.#switchover === undefined ? {} : { switchover: this.#switchover }),
     };
   }
 
@@ -161,9 +179,16 @@ export class Precopy {
       this.#bandwidth = (this.#bytes - before) / seconds;
       dirty = this.#readLogs();
       this.#lastDirty = popcount(dirty);
+      this.#dirtyByRound.push(this.#lastDirty);
+      // QEMU's rule (migration.c, threshold = bandwidth × downtime-limit): switch over once the
+      // dirty set can be sent within the limit at the bandwidth of the last round.
+      this.#expectedMs = ((this.#lastDirty * (PAGE_BYTES + 8)) / this.#effectiveBandwidth()) * 1000;
+      const fits = this.#expectedMs <= this.options.downtimeLimitMs;
+      if (fits || this.#round >= this.options.maxRounds) {
+        this.#switchover = fits ? "fits" : "max-rounds";
+      }
       this.options.onRound?.(this.progress);
-      const estimateMs = ((this.#lastDirty * (PAGE_BYTES + 8)) / this.#effectiveBandwidth()) * 1000;
-      if (estimateMs <= this.options.downtimeLimitMs || this.#round >= this.options.maxRounds) {
+      if (this.#switchover !== undefined) {
         this.#pending = dirty;
         return;
       }

@@ -309,4 +309,39 @@ describe("Precopy", () => {
     assert.ok(finalParts > 0 && finalParts < pages / 2, `${finalParts} parts`);
     for (const frame of held) frame.sent?.();
   });
+
+  it("reports the dirty set of every round and why it switched over: fits, or max-rounds for a guest that redirties everything", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 64;
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
+    const run = async (redirty: boolean) => {
+      const precopy = new Precopy(
+        { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
+        () => Promise.resolve(),
+        {
+          // A round takes 20 ms or more (settle), so 64 pages need more than 1 ms.
+          downtimeLimitMs: 1,
+          maxRounds: 3,
+          // The "guest" rewrites every page during each round, as the 64 MiB payload does.
+          settle: async () => {
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            if (redirty) {
+              mem.view(0, pages * PAGE_BYTES).fill(7);
+              vm.markDirty(BASE, pages * PAGE_BYTES);
+            }
+          },
+        },
+      );
+      await precopy.iterate();
+      return precopy.progress;
+    };
+    const quiet = await run(false);
+    assert.deepEqual(
+      [quiet.dirtyByRound, quiet.switchover, quiet.expectedDowntimeMs],
+      [[0], "fits", 0],
+    );
+    const busy = await run(true);
+    assert.deepEqual([busy.dirtyByRound, busy.switchover], [[pages, pages, pages], "max-rounds"]);
+    assert.ok(busy.expectedDowntimeMs > 1, `${busy.expectedDowntimeMs} ms expected`);
+  });
 });
