@@ -66,9 +66,10 @@ export interface PrecopyProgress {
   readonly expectedDowntimeMs: number;
   /**
    * Why the pre-copy stopped: "fits" (the dirty set fits the downtime limit at the measured
-   * bandwidth) or "max-rounds" (it did not converge; the switchover takes longer than the limit).
+   * bandwidth), "no-progress" (rounds stopped shrinking it; the switchover is expected to take
+   * up to twice the limit) or "max-rounds" (it did not converge within `maxRounds`).
    */
-  readonly switchover?: "fits" | "max-rounds";
+  readonly switchover?: "fits" | "no-progress" | "max-rounds";
 }
 
 /** One bitmap per region, in `memory` order. */
@@ -87,6 +88,10 @@ const ZERO_GROUP = Buffer.alloc(GROUP_PAGES * PAGE_BYTES);
  * while the next is built, instead of waiting for a 16 MiB frame to arrive whole.
  */
 const FRAME_DATA_BYTES = 1024 * 1024;
+/** A round whose dirty set is at least this share of the previous one made no progress. */
+const STALLED_RATIO = 0.9;
+/** "no-progress" switches over only while the expected switchover is within this × the limit. */
+const STALLED_LIMIT_FACTOR = 2;
 /** Guest RAM is scanned through windows of this size (a view is at most 2 GiB anywhere). */
 const WINDOW_BYTES = 256 * 1024 * 1024;
 
@@ -122,7 +127,7 @@ export class Precopy {
   #lastDirty = 0;
   readonly #dirtyByRound: number[] = [];
   #expectedMs = 0;
-  #switchover: "fits" | "max-rounds" | undefined;
+  #switchover: PrecopyProgress["switchover"];
   #started = 0;
   #pending: DirtySet | undefined;
   /**
@@ -184,9 +189,9 @@ export class Precopy {
       // dirty set can be sent within the limit at the bandwidth of the last round.
       this.#expectedMs = ((this.#lastDirty * (PAGE_BYTES + 8)) / this.#effectiveBandwidth()) * 1000;
       const fits = this.#expectedMs <= this.options.downtimeLimitMs;
-      if (fits || this.#round >= this.options.maxRounds) {
-        this.#switchover = fits ? "fits" : "max-rounds";
-      }
+      if (fits) this.#switchover = "fits";
+      else if (this.#stalled()) this.#switchover = "no-progress";
+      else if (this.#round >= this.options.maxRounds) this.#switchover = "max-rounds";
       this.options.onRound?.(this.progress);
       if (this.#switchover !== undefined) {
         this.#pending = dirty;
@@ -219,6 +224,25 @@ export class Precopy {
     // disk requests were drained by the pause).
     await this.#sendSet(last, true);
     return count;
+  }
+
+  /**
+   * The last round re-sent the previous dirty set and the guest dirtied as many pages again
+   * (90 % or more) meanwhile: it rewrites its working set faster than a round moves it, so
+   * more rounds add time and traffic but not a smaller switchover (the rule of Xen's pre-copy,
+   * which stops when an iteration dirties as much as it sent). Taken only while the expected
+   * switchover stays within twice the downtime limit; beyond that the rounds go on to
+   * `maxRounds`, in case the guest slows down.
+   */
+  #stalled(): boolean {
+    const d = this.#dirtyByRound;
+    const [before, last] = [d[d.length - 2], d[d.length - 1]];
+    return (
+      before !== undefined &&
+      last !== undefined &&
+      last >= STALLED_RATIO * before &&
+      this.#expectedMs <= STALLED_LIMIT_FACTOR * this.options.downtimeLimitMs
+    );
   }
 
   #effectiveBandwidth(): number {

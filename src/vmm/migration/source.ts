@@ -110,8 +110,8 @@ export interface MigrationStatus {
   readonly dirtyByRound?: readonly number[];
   /** The switchover's expected length at the last round's bandwidth, ms. */
   readonly expectedDowntimeMs?: number;
-  /** Why the pre-copy stopped: "fits" (within the downtime limit) or "max-rounds". */
-  readonly switchover?: "fits" | "max-rounds";
+  /** Why the pre-copy stopped: "fits" (within the downtime limit), "no-progress" or "max-rounds". */
+  readonly switchover?: "fits" | "no-progress" | "max-rounds";
   /**
    * Milliseconds each stage took, in order (connect, header, round1…, pause, final, capture,
    * state, ready, go): where the total went.

@@ -310,38 +310,43 @@ describe("Precopy", () => {
     for (const frame of held) frame.sent?.();
   });
 
-  it("reports the dirty set of every round and why it switched over: fits, or max-rounds for a guest that redirties everything", async () => {
+  it("reports the dirty set of every round and why it switched over: fits, no-progress, max-rounds", async () => {
     using vm = createSoftVm({ mode: "inline" });
     const pages = 64;
     const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
-    const run = async (redirty: boolean) => {
+    const run = async (redirty: boolean, downtimeLimitMs: number) => {
       const precopy = new Precopy(
         { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
         () => Promise.resolve(),
         {
-          // A round takes 20 ms or more (settle), so 64 pages need more than 1 ms.
-          downtimeLimitMs: 1,
+          downtimeLimitMs,
           maxRounds: 3,
+          // 2 MB/s: 64 data pages (263 KB) take ~131 ms, so the expected switchover is ~131 ms.
+          maxBandwidth: 2_000_000,
           // The "guest" rewrites every page during each round, as the 64 MiB payload does.
-          settle: async () => {
-            await new Promise((resolve) => setTimeout(resolve, 20));
+          settle: () => {
             if (redirty) {
               mem.view(0, pages * PAGE_BYTES).fill(7);
               vm.markDirty(BASE, pages * PAGE_BYTES);
             }
+            return Promise.resolve();
           },
         },
       );
       await precopy.iterate();
       return precopy.progress;
     };
-    const quiet = await run(false);
+    const quiet = await run(false, 50);
     assert.deepEqual(
       [quiet.dirtyByRound, quiet.switchover, quiet.expectedDowntimeMs],
       [[0], "fits", 0],
     );
-    const busy = await run(true);
+    // Within twice the limit: round 2 re-sent all 64 pages and all 64 were dirtied again.
+    const stalled = await run(true, 100);
+    assert.deepEqual([stalled.dirtyByRound, stalled.switchover], [[pages, pages], "no-progress"]);
+    // Beyond twice the limit the rounds go on to maxRounds.
+    const busy = await run(true, 50);
     assert.deepEqual([busy.dirtyByRound, busy.switchover], [[pages, pages, pages], "max-rounds"]);
-    assert.ok(busy.expectedDowntimeMs > 1, `${busy.expectedDowntimeMs} ms expected`);
+    assert.ok(busy.expectedDowntimeMs > 100, `${busy.expectedDowntimeMs} ms expected`);
   });
 });
