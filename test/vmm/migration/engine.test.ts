@@ -349,4 +349,32 @@ describe("Precopy", () => {
     assert.deepEqual([busy.dirtyByRound, busy.switchover], [[pages, pages, pages], "max-rounds"]);
     assert.ok(busy.expectedDowntimeMs > 100, `${busy.expectedDowntimeMs} ms expected`);
   });
+
+  it("sends a page as zero only when every byte is zero (one byte anywhere makes it data)", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 512;
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
+    const marked = [0, 1, 255, 256, 300, 511];
+    const offsets = [0, 1, 2047, PAGE_BYTES - 2, PAGE_BYTES - 1, 4000];
+    marked.forEach((page, i) => mem.view(page * PAGE_BYTES + (offsets[i] ?? 0), 1).fill(9));
+    const decoder = new StreamDecoder();
+    decoder.push(encodeStreamHeader("riscv", "soft-inline"));
+    const data = new Set<number>();
+    const precopy = new Precopy(
+      { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
+      (chunks) => {
+        for (const item of decoder.push(concatBytes([...chunks]))) {
+          if (item.kind === "pages") for (const p of item.pages) if (p.data) data.add(p.index);
+        }
+        return Promise.resolve();
+      },
+      { downtimeLimitMs: 1000, maxRounds: 1 },
+    );
+    await precopy.iterate();
+    assert.deepEqual(
+      [...data].sort((a, b) => a - b),
+      marked,
+    );
+    assert.equal(precopy.progress.zeroPages, pages - marked.length);
+  });
 });
