@@ -99,9 +99,15 @@ void Detach(const v8::FunctionCallbackInfo<v8::Value> &args) {
 
 }  // namespace
 
+namespace regvisor {
+// native/crc32c.cc: the SSE4.2 CRC32C of src/vmm/snapshot/crc32c.ts.
+void RegisterCrc32c(v8::Local<v8::Object> exports);
+}  // namespace regvisor
+
 // Context-aware, so worker threads (the soft backend's threaded mode, user Workers) can load it.
 NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "ioctl", Ioctl);
   NODE_SET_METHOD(exports, "address", Address);
   NODE_SET_METHOD(exports, "detach", Detach);
+  regvisor::RegisterCrc32c(exports);
 }

@@ -16,6 +16,7 @@ import {
   PAGE_BYTES,
   StreamDecoder,
   type LayoutSlot,
+  type PagesItem,
   type StreamItem,
 } from "./stream.js";
 import { MigrationError, type Channel } from "./transport.js";
@@ -132,7 +133,7 @@ class Incoming {
         this.layout = this.#checkLayout(item.slots);
         return;
       case "pages":
-        this.#pages(item.slot, item.pages);
+        this.#pages(item);
         return;
       case "round":
         this.rounds = item.round;
@@ -173,7 +174,8 @@ class Incoming {
     return map;
   }
 
-  #pages(slot: number, pages: readonly { index: number; data: Uint8Array | undefined }[]): void {
+  #pages(item: PagesItem): void {
+    const { slot, entries, data } = item;
     if (this.layout === undefined || this.vcpus.length > 0) throw order("PAGES");
     const entry = this.layout.get(slot);
     if (entry === undefined) {
@@ -183,26 +185,65 @@ class Incoming {
       );
     }
     const count = entry.slot.length / PAGE_BYTES;
-    for (const page of pages) {
-      if (page.index >= count) {
+    for (let i = 0; i < entries.length; i += 2) {
+      const index = entries[i] ?? 0;
+      if (index >= count) {
         throw new MigrationError(
           "rejected",
-          `the stream sends page ${page.index} of slot ${slot}, which has ${count} pages`,
+          `the stream sends page ${index} of slot ${slot}, which has ${count} pages`,
         );
       }
     }
-    for (const page of pages) {
-      const at = page.index * PAGE_BYTES;
-      const window = entry.window(at);
-      const offset = at % WINDOW_BYTES;
-      if (page.data !== undefined) {
-        window.set(page.data, offset);
-        entry.written[page.index] = 1;
-      } else if (entry.written[page.index] === 1) {
-        // A page never written here is still the backend's zero page: nothing to clear.
-        window.fill(0, offset, offset + PAGE_BYTES);
+    // A run of data pages with consecutive indices that arrived back to back in one piece goes
+    // into RAM with one copy (the sender sends runs of dirty pages in order).
+    let piece = 0;
+    let at = 0;
+    let runFirst = -1;
+    let runFrom = 0;
+    let runPages = 0;
+    const flush = (): void => {
+      const bytes = data[piece];
+      if (runPages === 0 || bytes === undefined) return;
+      const where = runFirst * PAGE_BYTES;
+      entry
+        .window(where)
+        .set(bytes.subarray(runFrom, runFrom + runPages * PAGE_BYTES), where % WINDOW_BYTES);
+      runPages = 0;
+    };
+    for (let i = 0; i < entries.length; i += 2) {
+      const index = entries[i] ?? 0;
+      if (entries[i + 1] === 0) {
+        flush();
+        if (entry.written[index] === 1) {
+          // A page never written here is still the backend's zero page: nothing to clear.
+          const where = index * PAGE_BYTES;
+          const offset = where % WINDOW_BYTES;
+          entry.window(where).fill(0, offset, offset + PAGE_BYTES);
+          entry.written[index] = 0;
+        }
+        continue;
       }
+      entry.written[index] = 1;
+      if (at >= (data[piece]?.length ?? 0)) {
+        flush();
+        piece++;
+        at = 0;
+      }
+      if (
+        runPages > 0 &&
+        index === runFirst + runPages &&
+        (index * PAGE_BYTES) % WINDOW_BYTES !== 0
+      ) {
+        runPages++;
+      } else {
+        flush();
+        runFirst = index;
+        runFrom = at;
+        runPages = 1;
+      }
+      at += PAGE_BYTES;
     }
+    flush();
   }
 }
 

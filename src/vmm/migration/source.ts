@@ -106,6 +106,12 @@ export interface MigrationStatus {
   readonly downtimeMs?: number;
   /** The pages sent while paused. */
   readonly finalPages?: number;
+  /** Pages the guest dirtied during each pre-copy round (convergence, `PrecopyProgress`). */
+  readonly dirtyByRound?: readonly number[];
+  /** The switchover's expected length at the last round's bandwidth, ms. */
+  readonly expectedDowntimeMs?: number;
+  /** Why the pre-copy stopped: "fits" (within the downtime limit), "no-progress" or "max-rounds". */
+  readonly switchover?: "fits" | "no-progress" | "max-rounds";
   /**
    * Milliseconds each stage took, in order (connect, header, round1…, pause, final, capture,
    * state, ready, go): where the total went.
@@ -200,7 +206,8 @@ export class Migration {
         ch.destroy();
       });
       replies = watch;
-      const write = (chunks: readonly Uint8Array[]): Promise<void> => ch.write(chunks);
+      const write = (chunks: readonly Uint8Array[], sent?: () => void): Promise<void> =>
+        ch.write(chunks, sent);
       const { arch, backend } = this.source;
       await write([
         encodeStreamHeader(arch, backend, HEADER_FLAG_ROUND_ACKS),
@@ -269,6 +276,9 @@ export class Migration {
         zeroPages: p.zeroPages,
         finalPages,
         bandwidth: p.bandwidth,
+        dirtyByRound: p.dirtyByRound,
+        expectedDowntimeMs: p.expectedDowntimeMs,
+        ...(p.switchover === undefined ? {} : { switchover: p.switchover }),
         totalMs: Math.round(performance.now() - this.#started),
         downtimeMs: Math.round(performance.now() - pausedAt),
         phases: { ...this.#phases },

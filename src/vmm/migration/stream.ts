@@ -44,6 +44,7 @@
 import { ARCH_CODES, ARCH_NAMES, type ArchName } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import { Reader, Writer, concatBytes } from "../snapshot/bytes.js";
+import { ChunkQueue } from "./chunk-queue.js";
 import { encodeFrame, FRAME_BYTES } from "../snapshot/container.js";
 import { crc32c } from "../snapshot/crc32c.js";
 import { SnapshotFormatError } from "../snapshot/errors.js";
@@ -113,6 +114,23 @@ export interface PageOut {
   readonly data: Uint8Array | undefined;
 }
 
+/**
+ * A decoded PAGES frame. Its data pages come as `data`, pieces of whole pages in entry order
+ * that are views of the received bytes (a piece per stretch of pages one received chunk holds;
+ * a page a chunk boundary cut is a copy of its own), so a consumer can store a run of pages
+ * with one copy and the decoder makes no object per page.
+ */
+export interface PagesItem {
+  readonly kind: "pages";
+  readonly slot: number;
+  /** Entry i: page index `entries[2i]`, kind `entries[2i + 1]` (0 zero page, 1 data). */
+  readonly entries: Uint32Array;
+  /** The data pages' bytes in entry order, each piece a whole number of pages. */
+  readonly data: readonly Uint8Array[];
+  /** The same page by page (built on each access; for tests and small consumers). */
+  readonly pages: readonly { readonly index: number; readonly data: Uint8Array | undefined }[];
+}
+
 /** What the decoder yields, in stream order. */
 export type StreamItem =
   | {
@@ -124,12 +142,7 @@ export type StreamItem =
     }
   | { readonly kind: "meta"; readonly meta: SnapshotMeta }
   | { readonly kind: "layout"; readonly slots: readonly LayoutSlot[] }
-  | {
-      readonly kind: "pages";
-      readonly slot: number;
-      /** Page indices and their data (a view valid until the next `push`); undefined = zero. */
-      readonly pages: readonly { readonly index: number; readonly data: Uint8Array | undefined }[];
-    }
+  | PagesItem
   | { readonly kind: "round"; readonly round: number; readonly sent: bigint; readonly left: bigint }
   | { readonly kind: "vcpu"; readonly state: VcpuState }
   | { readonly kind: "device"; readonly state: DeviceState }
@@ -171,24 +184,50 @@ export function encodeLayoutFrame(slots: readonly LayoutSlot[]): Uint8Array[] {
   return frame(FRAME_TYPES.LAYOUT, w.parts());
 }
 
-/** Data pages of a `PagesFrame` are copied into buffers of this many pages. */
+/** Data pages of a copying `PagesFrame` are copied into buffers of this many pages. */
 const COPY_CHUNK_PAGES = 64;
 
+/** How a `PagesFrame` holds its data pages. */
+export interface PagesFrameOptions {
+  /**
+   * Do not copy data pages: the frame's parts are views of the caller's bytes (pages adjacent
+   * in memory and in the frame share one view, so a run of dirty pages leaves in one piece of
+   * the writev). Only for bytes that cannot change until the frame has been written out or
+   * thrown away (RAM of paused vCPUs: see `Precopy.finish`).
+   */
+  readonly byReference?: boolean;
+  /** Copy data pages into this buffer first (a whole number of pages; reused by the caller). */
+  readonly store?: Uint8Array;
+}
+
 /**
- * One PAGES frame built page by page: the entry table is written in place and data pages are
- * copied into the frame's own buffers, so a round costs no object per page and the frame never
- * aliases guest RAM (a guest write after the CRC was computed would corrupt it). A frame holds
- * at most `MAX_PAGES_PER_FRAME` pages.
+ * One PAGES frame built page by page: the entry table is written in place and, by default, data
+ * pages are copied into the frame's own buffers (`store`, then chunks of `COPY_CHUNK_PAGES`),
+ * so a round costs no object per page and the frame never aliases guest RAM (a guest write after
+ * the CRC was computed would corrupt it). A frame holds at most `MAX_PAGES_PER_FRAME` pages.
  */
 export class PagesFrame {
-  readonly #table = new Uint8Array(8 + 8 * MAX_PAGES_PER_FRAME);
-  readonly #entries = new DataView(this.#table.buffer);
+  /** The entry table, grown as pages come (a full one is 32 KiB, most frames need far less). */
+  #table = new Uint8Array(8 + 8 * 256);
+  #entries = new DataView(this.#table.buffer);
   readonly #chunks: Uint8Array[] = [];
-  #chunk = new Uint8Array(0);
+  readonly #byReference: boolean;
+  #chunk: Uint8Array = new Uint8Array(0);
   #used = 0;
   #count = 0;
+  #dataBytes = 0;
 
-  constructor(readonly slot: number) {}
+  constructor(
+    readonly slot: number,
+    options: PagesFrameOptions = {},
+  ) {
+    this.#byReference = options.byReference === true;
+    const store = options.store;
+    if (store !== undefined && !this.#byReference && store.length >= PAGE_BYTES) {
+      this.#chunk = store.subarray(0, store.length - (store.length % PAGE_BYTES));
+      this.#chunks.push(this.#chunk);
+    }
+  }
 
   /** Pages in the frame so far. */
   get count(): number {
@@ -197,8 +236,7 @@ export class PagesFrame {
 
   /** Bytes of page data in the frame so far. */
   get dataBytes(): number {
-    const full = Math.max(0, this.#chunks.length - 1);
-    return full * COPY_CHUNK_PAGES * PAGE_BYTES + this.#used;
+    return this.#dataBytes;
   }
 
   /** Pages that still fit. */
@@ -211,28 +249,66 @@ export class PagesFrame {
    * @throws RangeError when the frame is full.
    */
   zero(index: number): void {
+    if (this.#count >= MAX_PAGES_PER_FRAME) throw this.#full();
     this.#entry(index, 0);
   }
 
   /**
-   * Adds page `index` with a copy of its 4 KiB `data`.
+   * Adds page `index` with its 4 KiB `data` (a copy, or the view itself `byReference`).
    * @throws RangeError when the frame is full or `data` is not 4 KiB.
    */
   data(index: number, data: Uint8Array): void {
     if (data.length !== PAGE_BYTES) throw new RangeError("a data page must be 4096 bytes");
-    this.#entry(index, 1);
-    if (this.#used + PAGE_BYTES > this.#chunk.length) {
-      this.#chunk = new Uint8Array(COPY_CHUNK_PAGES * PAGE_BYTES);
-      this.#chunks.push(this.#chunk);
-      this.#used = 0;
+    this.dataRun(index, data);
+  }
+
+  /**
+   * Adds the pages `first`, `first + 1`, … whose bytes follow one another in `data` (a whole
+   * number of pages): one copy, or one view `byReference`, for the whole run.
+   * @throws RangeError when they do not fit or `data` is not a whole number of pages.
+   */
+  dataRun(first: number, data: Uint8Array): void {
+    const pages = data.length / PAGE_BYTES;
+    if (!Number.isInteger(pages) || pages === 0) {
+      throw new RangeError("a run of data pages must be a whole number of 4096-byte pages");
     }
-    this.#chunk.set(data, this.#used);
-    this.#used += PAGE_BYTES;
+    if (this.#count + pages > MAX_PAGES_PER_FRAME) throw this.#full();
+    for (let i = 0; i < pages; i++) this.#entry(first + i, 1);
+    this.#dataBytes += data.length;
+    if (this.#byReference) {
+      const last = this.#chunks[this.#chunks.length - 1];
+      if (last?.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset) {
+        this.#chunks[this.#chunks.length - 1] = new Uint8Array(
+          last.buffer,
+          last.byteOffset,
+          last.length + data.length,
+        );
+      } else this.#chunks.push(data);
+      return;
+    }
+    for (let done = 0; done < data.length;) {
+      if (this.#used === this.#chunk.length) {
+        this.#chunk = new Uint8Array(COPY_CHUNK_PAGES * PAGE_BYTES);
+        this.#chunks.push(this.#chunk);
+        this.#used = 0;
+      }
+      const take = Math.min(this.#chunk.length - this.#used, data.length - done);
+      this.#chunk.set(data.subarray(done, done + take), this.#used);
+      this.#used += take;
+      done += take;
+    }
+  }
+
+  #full(): RangeError {
+    return new RangeError(`a PAGES frame holds at most ${MAX_PAGES_PER_FRAME} pages`);
   }
 
   #entry(index: number, kind: number): void {
-    if (this.#count >= MAX_PAGES_PER_FRAME) {
-      throw new RangeError(`a PAGES frame holds at most ${MAX_PAGES_PER_FRAME} pages`);
+    if (16 + 8 * this.#count > this.#table.length) {
+      const grown = new Uint8Array(8 + 8 * Math.min(MAX_PAGES_PER_FRAME, 2 * this.#count));
+      grown.set(this.#table);
+      this.#table = grown;
+      this.#entries = new DataView(grown.buffer);
     }
     this.#entries.setUint32(8 + 8 * this.#count, index, true);
     this.#entries.setUint32(12 + 8 * this.#count, kind, true);
@@ -243,7 +319,11 @@ export class PagesFrame {
   encode(): Uint8Array[] {
     this.#entries.setUint32(0, this.slot, true);
     this.#entries.setUint32(4, this.#count, true);
-    const data = this.#chunks.map((c) => (c === this.#chunk ? c.subarray(0, this.#used) : c));
+    const data = this.#byReference
+      ? this.#chunks
+      : this.#chunks
+          .map((c) => (c === this.#chunk ? c.subarray(0, this.#used) : c))
+          .filter((c) => c.length > 0);
     return frame(FRAME_TYPES.PAGES, [this.#table.subarray(0, 8 + 8 * this.#count), ...data]);
   }
 }
@@ -287,6 +367,32 @@ export function encodeEndFrame(): Uint8Array[] {
 
 // ---------------------------------------------------------------- reading
 
+/** A PAGES item's pages one by one: index and data view (undefined for a zero page). */
+function pageList(
+  entries: Uint32Array,
+  data: readonly Uint8Array[],
+): { index: number; data: Uint8Array | undefined }[] {
+  const out: { index: number; data: Uint8Array | undefined }[] = [];
+  let piece = 0;
+  let at = 0;
+  for (let i = 0; i < entries.length; i += 2) {
+    const index = entries[i] ?? 0;
+    if (entries[i + 1] === 0) {
+      out.push({ index, data: undefined });
+      continue;
+    }
+    let bytes = data[piece];
+    if (bytes !== undefined && at >= bytes.length) {
+      piece++;
+      at = 0;
+      bytes = data[piece];
+    }
+    out.push({ index, data: bytes?.subarray(at, at + PAGE_BYTES) });
+    at += PAGE_BYTES;
+  }
+  return out;
+}
+
 /** Bounds of the decoder; the defaults follow the snapshot's. */
 export interface StreamLimits {
   /** Largest frame payload (a full PAGES frame is ~16.8 MiB). */
@@ -304,9 +410,11 @@ export const DEFAULT_STREAM_LIMITS: StreamLimits = {
 /** Incremental decoder of a migration stream (module header). */
 export class StreamDecoder {
   readonly #limits: StreamLimits;
-  #buf = new Uint8Array(0);
-  #len = 0;
-  /** Stream offset of `#buf[0]`. */
+  /** Received, not yet decoded: the chunks as pushed (./chunk-queue.ts). */
+  readonly #q = new ChunkQueue();
+  readonly #scratch = new DataView(new ArrayBuffer(16));
+  readonly #scratchBytes = new Uint8Array(this.#scratch.buffer);
+  /** Stream offset of the queue's first byte. */
   #base = 0;
   #arch: ArchName | undefined;
   #ended = false;
@@ -327,13 +435,17 @@ export class StreamDecoder {
   }
 
   /**
-   * Consumes `bytes`; returns every item they complete.
+   * Consumes `bytes`; returns every item they complete. The decoder keeps a reference to
+   * `bytes` until the frame they carry is decoded (no copy): do not change them after the call.
    * @throws MigrationStreamError on any violation; the decoder then stays failed.
    */
   push(bytes: Uint8Array): StreamItem[] {
     if (this.#failed !== undefined) throw this.#failed;
     try {
-      this.#append(bytes);
+      if (this.#ended && bytes.length > 0) {
+        throw new MigrationStreamError("bytes follow the END frame", this.#base + this.#q.length);
+      }
+      this.#q.push(bytes);
       const items: StreamItem[] = [];
       for (;;) {
         const item = this.#next();
@@ -362,28 +474,13 @@ export class StreamDecoder {
     if (!this.#ended) {
       throw new MigrationStreamError(
         "the stream ended before its END frame",
-        this.#base + this.#len,
+        this.#base + this.#q.length,
       );
     }
   }
 
-  #append(bytes: Uint8Array): void {
-    if (this.#ended && bytes.length > 0) {
-      throw new MigrationStreamError("bytes follow the END frame", this.#base + this.#len);
-    }
-    const need = this.#len + bytes.length;
-    if (need > this.#buf.length) {
-      const grown = new Uint8Array(Math.max(need, this.#buf.length * 2, 64 * 1024));
-      grown.set(this.#buf.subarray(0, this.#len));
-      this.#buf = grown;
-    }
-    this.#buf.set(bytes, this.#len);
-    this.#len = need;
-  }
-
   #consume(n: number): void {
-    this.#buf.copyWithin(0, n, this.#len);
-    this.#len -= n;
+    this.#q.consume(n);
     this.#base += n;
   }
 
@@ -393,48 +490,56 @@ export class StreamDecoder {
 
   #next(): StreamItem | undefined {
     if (this.#ended) {
-      if (this.#len > 0) throw this.#fail("bytes follow the END frame");
+      if (this.#q.length > 0) throw this.#fail("bytes follow the END frame");
       return undefined;
     }
     if (this.#arch === undefined) return this.#header();
-    if (this.#len < 16) return undefined;
-    const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#len);
-    const type = view.getUint32(0, true);
-    const flags = view.getUint32(4, true);
-    const length = view.getBigUint64(8, true);
+    if (this.#q.length < 16) return undefined;
+    // Into a scratch buffer made once: `.buffer` of a fresh small typed array moves it off the
+    // heap, which cost more than the rest of the decoder when done per received chunk.
+    const head = this.#scratch;
+    this.#q.copy(0, 16, this.#scratchBytes);
+    const type = head.getUint32(0, true);
+    const flags = head.getUint32(4, true);
+    const length = head.getBigUint64(8, true);
     if (length > BigInt(this.#limits.maxFrameBytes)) {
       throw this.#fail(
         `frame length ${length} exceeds the limit of ${this.#limits.maxFrameBytes}`,
         8,
       );
     }
-    const total = FRAME_BYTES + Number(length);
-    if (this.#len < total) return undefined;
-    const stored = view.getUint32(16 + Number(length), true);
-    const computed = crc32c(this.#buf.subarray(0, 16 + Number(length)));
-    if (stored !== computed) throw this.#fail(`frame CRC32C mismatch`, 16 + Number(length));
+    const n = Number(length);
+    const total = FRAME_BYTES + n;
+    if (this.#q.length < total) return undefined;
+    this.#q.copy(16 + n, 4, this.#scratchBytes);
+    const stored = head.getUint32(0, true);
+    // Checked over the received chunks in place (no copy of the frame first).
+    if (stored !== this.#q.crc32c(0, 16 + n)) throw this.#fail(`frame CRC32C mismatch`, 16 + n);
     if (flags !== 0) throw this.#fail(`frame flags 0x${flags.toString(16)} are not defined`, 4);
-    // Decode from a copy so the item's views stay valid after the buffer is reused.
-    const payload = this.#buf.slice(16, 16 + Number(length));
-    const item = this.#frame(type, payload);
+    // PAGES: data pages are views of the received chunks; other frames decode from a copy.
+    // Either way the item stays valid after `#consume` (the chunks are not reused).
+    const item =
+      type === FRAME_TYPES.PAGES ? this.#pages(n) : this.#frame(type, this.#q.copy(16, n));
     this.#consume(total);
     if (item.kind === "end") this.#ended = true;
     return item;
   }
 
   #header(): StreamItem | undefined {
-    const have = Math.min(this.#len, STREAM_MAGIC.length);
+    const have = Math.min(this.#q.length, STREAM_MAGIC.length);
+    const magic = this.#q.copy(0, have);
     for (let i = 0; i < have; i++) {
-      if (this.#buf[i] !== STREAM_MAGIC[i]) {
+      if (magic[i] !== STREAM_MAGIC[i]) {
         throw this.#fail(
           'the stream does not start with "RGVMIGR\\0" (not a regvisor migration)',
           i,
         );
       }
     }
-    if (this.#len < STREAM_HEADER_BYTES) return undefined;
-    const view = new DataView(this.#buf.buffer, this.#buf.byteOffset, STREAM_HEADER_BYTES);
-    if (view.getUint32(24, true) !== crc32c(this.#buf.subarray(0, 24))) {
+    if (this.#q.length < STREAM_HEADER_BYTES) return undefined;
+    const bytes = this.#q.copy(0, STREAM_HEADER_BYTES);
+    const view = new DataView(bytes.buffer);
+    if (view.getUint32(24, true) !== crc32c(bytes.subarray(0, 24))) {
       throw this.#fail("stream header CRC32C mismatch", 24);
     }
     const major = view.getUint16(8, true);
@@ -455,7 +560,6 @@ export class StreamDecoder {
     if (backend === undefined) throw this.#fail(`unknown backend code ${code}`, 13);
     if ((view.getUint32(16, true) & 0xffff) !== 0)
       throw this.#fail("required header flags this reader does not know", 16);
-    // Read before consuming: `view` is over the buffer that #consume shifts.
     const item = {
       kind: "header",
       arch,
@@ -480,8 +584,6 @@ export class StreamDecoder {
         return { kind: "device", state: decodeDevice(r, limits) };
       case FRAME_TYPES.LAYOUT:
         return this.#layout(r);
-      case FRAME_TYPES.PAGES:
-        return this.#pages(r, payload);
       case FRAME_TYPES.ROUND:
         return this.#round(r);
       case FRAME_TYPES.END:
@@ -517,13 +619,30 @@ export class StreamDecoder {
     return { kind: "layout", slots };
   }
 
-  #pages(r: Reader, payload: Uint8Array): StreamItem {
-    const slot = r.u32("slot");
-    const count = r.u32("page count");
+  /**
+   * The PAGES frame of payload length `n` at the head of the queue (CRC already checked): the
+   * entry table is copied out (8 bytes a page), every data page is a view of the chunk it
+   * arrived in, or a copy when a chunk boundary cuts it.
+   */
+  #pages(n: number): StreamItem {
+    const PAYLOAD = 16;
+    const fixed = new Reader(
+      this.#q.copy(PAYLOAD, Math.min(n, 8), this.#scratchBytes),
+      0,
+      Math.min(n, 8),
+      "SNAPSHOT_MALFORMED",
+    );
+    const slot = fixed.u32("slot");
+    const count = fixed.u32("page count");
     if (count > MAX_PAGES_PER_FRAME)
       throw this.#fail(`${count} pages exceed the limit of ${MAX_PAGES_PER_FRAME}`);
-    // A DataView over the entries: a Reader call per field costs more than the copy of a page.
-    const raw = r.view8(count * 8, "page entries");
+    const tableBytes = Math.min(count * 8, n - 8);
+    const raw = new Reader(
+      this.#q.copy(PAYLOAD + 8, tableBytes),
+      0,
+      tableBytes,
+      "SNAPSHOT_MALFORMED",
+    ).view8(count * 8, "page entries");
     const table = new DataView(raw.buffer, raw.byteOffset, raw.length);
     let dataPages = 0;
     for (let i = 0; i < count; i++) {
@@ -531,21 +650,54 @@ export class StreamDecoder {
       if (kind > 1) throw this.#fail(`page kind ${kind} is not 0 (zero) or 1 (data)`);
       dataPages += kind;
     }
-    if (r.remaining !== dataPages * PAGE_BYTES) {
-      throw this.#fail(`PAGES frame carries ${r.remaining} data bytes for ${dataPages} data pages`);
+    const dataBytes = n - 8 - count * 8;
+    if (dataBytes !== dataPages * PAGE_BYTES) {
+      throw this.#fail(`PAGES frame carries ${dataBytes} data bytes for ${dataPages} data pages`);
     }
-    // One object per page, views into the payload (no copy of the data).
-    let at = r.pos;
-    const pages: { index: number; data: Uint8Array | undefined }[] = [];
-    for (let i = 0; i < count; i++) {
-      const index = table.getUint32(8 * i, true);
-      if (table.getUint32(8 * i + 4, true) === 0) pages.push({ index, data: undefined });
-      else {
-        pages.push({ index, data: payload.subarray(at, at + PAGE_BYTES) });
-        at += PAGE_BYTES;
+    const entries = new Uint32Array(2 * count);
+    for (let i = 0; i < 2 * count; i++) entries[i] = table.getUint32(4 * i, true);
+    const data = this.#pageData(PAYLOAD + 8 + count * 8, dataPages);
+    return {
+      kind: "pages",
+      slot,
+      entries,
+      data,
+      get pages() {
+        return pageList(entries, data);
+      },
+    };
+  }
+
+  /**
+   * `count` 4 KiB pages from queue offset `at` as pieces: a view of every stretch of whole
+   * pages one chunk holds, a copy of a page two chunks share.
+   */
+  #pageData(at: number, count: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let partial: Uint8Array | undefined;
+    let filled = 0;
+    this.#q.forEach(at, count * PAGE_BYTES, (piece) => {
+      let p = 0;
+      if (partial !== undefined) {
+        const take = Math.min(PAGE_BYTES - filled, piece.length);
+        partial.set(piece.subarray(0, take), filled);
+        filled += take;
+        p = take;
+        if (filled === PAGE_BYTES) {
+          out.push(partial);
+          partial = undefined;
+        }
       }
-    }
-    return { kind: "pages", slot, pages };
+      const whole = Math.floor((piece.length - p) / PAGE_BYTES) * PAGE_BYTES;
+      if (whole > 0) out.push(piece.subarray(p, p + whole));
+      p += whole;
+      if (p < piece.length) {
+        partial = new Uint8Array(PAGE_BYTES);
+        partial.set(piece.subarray(p));
+        filled = piece.length - p;
+      }
+    });
+    return out;
   }
 
   #round(r: Reader): StreamItem {

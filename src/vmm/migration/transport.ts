@@ -134,10 +134,12 @@ export class Channel {
   }
 
   /**
-   * Writes `chunks` in order; resolves once the socket can take more (backpressure).
+   * Writes `chunks` in order; resolves once the socket can take more (backpressure). `sent` is
+   * called once the socket is done with them (handed to the kernel, or dropped on a failure):
+   * from then on the caller may reuse their buffers.
    * @throws MigrationError when the connection is gone or the peer stalls longer than `stallMs`.
    */
-  async write(chunks: readonly Uint8Array[]): Promise<void> {
+  async write(chunks: readonly Uint8Array[], sent?: () => void): Promise<void> {
     const dead = this.#dead();
     if (dead !== undefined) throw dead;
     // Corked: a frame's parts leave in one writev (no copy into one buffer, no syscall each).
@@ -148,6 +150,7 @@ export class Channel {
       else {
         this.#lastWrite = new Promise((resolve) => {
           this.socket.write(c, () => {
+            sent?.();
             resolve();
           });
         });

@@ -254,4 +254,127 @@ describe("Precopy", () => {
     assert.equal(seen.get(3845), false, "a zero page travels as a flag");
     assert.equal(seen.get(4096), true);
   });
+
+  it("copies pages while the guest runs, sends the last ones by reference, and reuses a frame buffer only after the socket is done with it", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 2048;
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
+    const ram = mem.view(0, pages * PAGE_BYTES);
+    const fill = (pass: number): void => {
+      // Runs of dirty pages with gaps and zero pages between them.
+      for (let p = 0; p < pages; p++) {
+        if (p % 7 !== 3) ram.fill((p + pass) % 251 || 1, p * PAGE_BYTES, (p + 1) * PAGE_BYTES);
+      }
+      vm.markDirty(BASE, pages * PAGE_BYTES);
+    };
+    fill(1);
+    const held: { chunks: Uint8Array[]; sent?: () => void }[] = [];
+    let finishing = false;
+    const precopy = new Precopy(
+      { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
+      (chunks, sent) => {
+        for (const c of chunks) {
+          // While the guest runs no frame may alias guest RAM; paused, every data page does.
+          if (c.length >= PAGE_BYTES) assert.equal(c.buffer === ram.buffer, finishing);
+        }
+        // Hold every frame (and its buffer) unsent until the end: a buffer handed out again
+        // before `sent` would overwrite a held frame and fail its CRC below.
+        held.push({ chunks: [...chunks], ...(sent === undefined ? {} : { sent }) });
+        return Promise.resolve();
+      },
+      { downtimeLimitMs: 0, maxRounds: 2 },
+    );
+    await precopy.iterate();
+    fill(2);
+    finishing = true;
+    const last = await precopy.finish();
+    assert.equal(last, pages, "every page was marked dirty");
+    const decoder = new StreamDecoder();
+    decoder.push(encodeStreamHeader("riscv", "soft-inline"));
+    const got = new Uint8Array(pages * PAGE_BYTES);
+    let finalParts = 0;
+    for (const frame of held) {
+      for (const item of decoder.push(concatBytes(frame.chunks))) {
+        if (item.kind !== "pages") continue;
+        for (const page of item.pages) {
+          if (page.data === undefined)
+            got.fill(0, page.index * PAGE_BYTES, (page.index + 1) * PAGE_BYTES);
+          else got.set(page.data, page.index * PAGE_BYTES);
+        }
+      }
+      if (frame.chunks.some((c) => c.buffer === ram.buffer)) finalParts += frame.chunks.length;
+    }
+    assert.deepEqual(got, ram.slice(), "the destination's copy equals the RAM at the pause");
+    // By reference, a run of consecutive data pages (six here) is one part of the writev.
+    assert.ok(finalParts > 0 && finalParts < pages / 2, `${finalParts} parts`);
+    for (const frame of held) frame.sent?.();
+  });
+
+  it("reports the dirty set of every round and why it switched over: fits, no-progress, max-rounds", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 64;
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
+    const run = async (redirty: boolean, downtimeLimitMs: number) => {
+      const precopy = new Precopy(
+        { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
+        () => Promise.resolve(),
+        {
+          downtimeLimitMs,
+          maxRounds: 3,
+          // 2 MB/s: 64 data pages (263 KB) take ~131 ms, so the expected switchover is ~131 ms.
+          maxBandwidth: 2_000_000,
+          // The "guest" rewrites every page during each round, as the 64 MiB payload does.
+          settle: () => {
+            if (redirty) {
+              mem.view(0, pages * PAGE_BYTES).fill(7);
+              vm.markDirty(BASE, pages * PAGE_BYTES);
+            }
+            return Promise.resolve();
+          },
+        },
+      );
+      await precopy.iterate();
+      return precopy.progress;
+    };
+    const quiet = await run(false, 50);
+    assert.deepEqual(
+      [quiet.dirtyByRound, quiet.switchover, quiet.expectedDowntimeMs],
+      [[0], "fits", 0],
+    );
+    // Within twice the limit: round 2 re-sent all 64 pages and all 64 were dirtied again.
+    const stalled = await run(true, 100);
+    assert.deepEqual([stalled.dirtyByRound, stalled.switchover], [[pages, pages], "no-progress"]);
+    // Beyond twice the limit the rounds go on to maxRounds.
+    const busy = await run(true, 50);
+    assert.deepEqual([busy.dirtyByRound, busy.switchover], [[pages, pages, pages], "max-rounds"]);
+    assert.ok(busy.expectedDowntimeMs > 100, `${busy.expectedDowntimeMs} ms expected`);
+  });
+
+  it("sends a page as zero only when every byte is zero (one byte anywhere makes it data)", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 512;
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
+    const marked = [0, 1, 255, 256, 300, 511];
+    const offsets = [0, 1, 2047, PAGE_BYTES - 2, PAGE_BYTES - 1, 4000];
+    marked.forEach((page, i) => mem.view(page * PAGE_BYTES + (offsets[i] ?? 0), 1).fill(9));
+    const decoder = new StreamDecoder();
+    decoder.push(encodeStreamHeader("riscv", "soft-inline"));
+    const data = new Set<number>();
+    const precopy = new Precopy(
+      { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
+      (chunks) => {
+        for (const item of decoder.push(concatBytes([...chunks]))) {
+          if (item.kind === "pages") for (const p of item.pages) if (p.data) data.add(p.index);
+        }
+        return Promise.resolve();
+      },
+      { downtimeLimitMs: 1000, maxRounds: 1 },
+    );
+    await precopy.iterate();
+    assert.deepEqual(
+      [...data].sort((a, b) => a - b),
+      marked,
+    );
+    assert.equal(precopy.progress.zeroPages, pages - marked.length);
+  });
 });

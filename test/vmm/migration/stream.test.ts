@@ -20,6 +20,7 @@ import {
   MAX_PAGES_PER_FRAME,
   MigrationStreamError,
   PAGE_BYTES,
+  PagesFrame,
   StreamDecoder,
   type StreamItem,
 } from "../../../src/vmm/migration/stream.js";
@@ -158,6 +159,44 @@ describe("migration stream", () => {
     );
   });
 
+  it("hands out data pages as views of the pushed chunks: one piece per stretch a chunk holds, a copy of a page a cut splits", () => {
+    const run = Array.from({ length: 8 }, (_, i) => ({ index: 10 + i, data: page(0x10 + i) }));
+    const frame = concatBytes(encodePagesFrame(0, run));
+    const header = encodeStreamHeader("riscv", "kvm");
+    const whole = new StreamDecoder();
+    whole.push(header);
+    const [one] = whole.push(frame);
+    assert.ok(one?.kind === "pages");
+    assert.deepEqual(
+      one.data.map((p) => [p.length / PAGE_BYTES, p.buffer === frame.buffer]),
+      [[8, true]],
+    );
+    const split = new StreamDecoder();
+    split.push(header);
+    const cut = 16 + 8 + 8 * 8 + 3 * PAGE_BYTES + 100;
+    const a = frame.slice(0, cut);
+    const b = frame.slice(cut);
+    assert.deepEqual(split.push(a), []);
+    const [two] = split.push(b);
+    assert.ok(two?.kind === "pages");
+    const where = (p: Uint8Array): string =>
+      p.buffer === a.buffer ? "a" : p.buffer === b.buffer ? "b" : "copy";
+    assert.deepEqual(
+      two.data.map((p) => [p.length / PAGE_BYTES, where(p)]),
+      [
+        [3, "a"],
+        [1, "copy"],
+        [4, "b"],
+      ],
+    );
+    // The views stay valid after more bytes are pushed (the decoder does not reuse chunks).
+    split.push(concatBytes(encodeRoundFrame(1, 8n, 0n)));
+    assert.deepEqual(
+      two.pages.map((p) => [p.index, p.data?.[0], p.data?.[PAGE_BYTES - 1]]),
+      run.map((r, i) => [r.index, 0x10 + i, 0x10 + i]),
+    );
+  });
+
   it("a stream cut anywhere before END fails finish() with a MigrationStreamError", () => {
     for (let cut = 0; cut < stream.length; cut += 97) {
       const d = new StreamDecoder();
@@ -219,6 +258,42 @@ describe("migration stream", () => {
       /pages exceed the limit/,
     );
     assert.ok(DEFAULT_STREAM_LIMITS.maxFrameBytes < 32 * 1024 * 1024);
+  });
+
+  it("PagesFrame by reference: its parts are the caller's bytes, adjacent pages one part", () => {
+    const ram = new Uint8Array(6 * PAGE_BYTES).map((_, i) => (i >> 12) + 1);
+    const out = new PagesFrame(0, { byReference: true });
+    out.data(0, ram.subarray(0, PAGE_BYTES));
+    out.dataRun(1, ram.subarray(PAGE_BYTES, 3 * PAGE_BYTES));
+    out.zero(3);
+    out.data(5, ram.subarray(5 * PAGE_BYTES));
+    const parts = out.encode();
+    // Header, entry table, pages 0-2 as one view, page 5, CRC.
+    assert.deepEqual(
+      parts.map((p) =>
+        p.buffer === ram.buffer
+          ? `ram ${p.byteOffset / PAGE_BYTES}+${p.length / PAGE_BYTES}`
+          : p.length,
+      ),
+      [16, 8 + 5 * 8, "ram 0+3", "ram 5+1", 4],
+    );
+    const d = new StreamDecoder();
+    d.push(encodeStreamHeader("riscv", "kvm"));
+    const [item] = d.push(concatBytes(parts));
+    assert.ok(item?.kind === "pages");
+    assert.deepEqual(
+      item.pages.map((p) => [p.index, p.data?.[0] ?? "zero"]),
+      [
+        [0, 1],
+        [1, 2],
+        [2, 3],
+        [3, "zero"],
+        [5, 6],
+      ],
+    );
+    assert.throws(() => {
+      out.dataRun(6, new Uint8Array(100));
+    }, RangeError);
   });
 
   it("the writer refuses pages it cannot frame", () => {
