@@ -234,32 +234,29 @@ describe("soft RAM in the wasm memory", () => {
     }
   });
 
-  it("region-to-region control stays in the wasm dispatcher", () => {
-    // A loop calling a function on another page 500 times: two regions, one run loop entry
-    // per cache fill rather than one per call and return.
-    const fn = 0x2000;
+  /** A loop calling `a0 += 3; ret` at RAM offset `fn` 500 times, run to its ecall. */
+  function callLoop(fn: number): ReturnType<typeof counters> {
     const code = loop(500, [I.jal(R.ra, fn - 4 * li(R.s11, 500n).length)]);
     const ram = allocGuestMemory(RAM_SIZE);
     place(ram, fn, [I.addi(R.a0, R.a0, 3), I.jalr(R.zero, R.ra, 0)]);
     const hart = wasmHart(code, 0, ram);
     assert.equal(hart.run(1e6).kind, "ecall");
     assert.equal(hart.getX(R.a0), 1500n);
-    const s = counters(hart);
+    return counters(hart);
+  }
+
+  it("region-to-region control stays in the wasm dispatcher", () => {
+    // The function on another page: two regions, one run loop entry per cache fill rather
+    // than one per call and return.
+    const s = callLoop(0x2000);
     assert.ok(s.wasmEntries <= 10, `${s.wasmEntries} entries from the run loop for 1000 jumps`);
     assert.ok(s.wasmCalls >= 1000, `${s.wasmCalls} region calls for 1000 jumps between pages`);
   });
 
   it("a return to a call site of the same region stays in the region", () => {
-    // The same loop with the function on its own page: one region holds the loop, the call's
-    // return site and the function, so its `ret` goes back without the dispatcher.
-    const fn = 0x100;
-    const code = loop(500, [I.jal(R.ra, fn - 4 * li(R.s11, 500n).length)]);
-    const ram = allocGuestMemory(RAM_SIZE);
-    place(ram, fn, [I.addi(R.a0, R.a0, 3), I.jalr(R.zero, R.ra, 0)]);
-    const hart = wasmHart(code, 0, ram);
-    assert.equal(hart.run(1e6).kind, "ecall");
-    assert.equal(hart.getX(R.a0), 1500n);
-    const s = counters(hart);
+    // The function on the loop's own page: one region holds the loop, the call's return site
+    // and the function, so its `ret` goes back without the dispatcher.
+    const s = callLoop(0x100);
     assert.ok(s.wasmInsns >= 1900, `the loop ran in wasm (${s.wasmInsns})`);
     assert.ok(s.wasmCalls <= 10, `${s.wasmCalls} region calls for 500 calls and returns`);
   });
