@@ -96,7 +96,7 @@ export function loadSlow(
       mmioStop(c, pa, size, false);
       return 0;
     }
-    if (aligned) c.tr.fill(lo, hi, pa, slot);
+    if (aligned) c.tr.fill(lo, hi, pa, slot, c.leafBits, c.leafUser);
     return readRam(slot, pa - slot.gpa, size, c);
   }
   // Crosses a page: translate the second page too (its fault reports its own address).
@@ -180,7 +180,7 @@ export function storeSlow(
     checkCode(c, slot, pa, size);
     slot.markDirty(pa - slot.gpa);
     const page = Math.floor((pa - slot.gpa) / 4096);
-    if (aligned && slot.codePage[page] === 0) c.tw.fill(lo, hi, pa, slot);
+    if (aligned && slot.codePage[page] === 0) c.tw.fill(lo, hi, pa, slot, c.leafBits, c.leafUser);
     writeRam(slot, pa - slot.gpa, size, vlo, vhi);
     return false;
   }
@@ -215,7 +215,7 @@ export function fetchPage(c: Core, lo: number, hi: number): { slot: Slot; pa: nu
     c.fault(`instruction fetch from guest-physical 0x${pa.toString(16)}, outside every memslot`);
     return null;
   }
-  c.tx.fill(lo, hi, pa, slot);
+  c.tx.fill(lo, hi, pa, slot, c.leafBits, c.leafUser);
   return { slot, pa };
 }
 
