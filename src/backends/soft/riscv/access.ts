@@ -206,8 +206,20 @@ export function storeSlow(
   return false;
 }
 
-/** Translates pc for execution and finds its slot; null after a trap or fault stop. */
+/**
+ * Translates pc for execution and finds its slot; null after a trap or fault stop. The leaf
+ * that mapped it is left in `c.leafBits`/`c.leafUser` (the virtual-pc look-ups record it).
+ */
 export function fetchPage(c: Core, lo: number, hi: number): { slot: Slot; pa: number } | null {
+  const tx = c.tx;
+  const i = (lo >>> 12) & (tx.tagLo.length - 1);
+  const hit = tx.slot[i];
+  if (tx.tagLo[i] === (lo & -4096) && tx.tagHi[i] === hi && hit != null) {
+    // An entry is a translation the current mode may execute (Core.setMode keeps that true).
+    c.leafBits = tx.bits[i] ?? 12;
+    c.leafUser = tx.user[i] === 1;
+    return { slot: hit, pa: (tx.phys[i] ?? 0) + (lo & 4095) };
+  }
   const pa = translate(c, lo, hi, ACC.X);
   if (pa < 0) return null;
   const slot = ramFor(c, pa, 2);
