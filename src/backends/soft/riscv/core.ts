@@ -315,7 +315,9 @@ export class Core {
    * Changes privilege mode, dropping the TLB entries the new mode may not use (privileged spec
    * "Memory Privilege in sstatus Register"): U-mode uses only U pages; S-mode never executes U
    * pages and reads or writes them only with SUM = 1. Every other entry stays (its permission
-   * check gives the same answer in both modes), so a system call keeps both working sets.
+   * check gives the same answer in both modes): U-page data entries across S ↔ U while SUM = 1.
+   * Keeping the S entries across a U excursion would need the mode in the tag compare of every
+   * fast path and of the wasm mirror; a Linux 6.1 boot to /init changes mode only ~64 times.
    */
   setMode(m: 0 | 1): void {
     if (m !== this.mode) {
