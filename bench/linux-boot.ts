@@ -126,7 +126,7 @@ function tierMetric(t: TierCounts): Metric {
       `${m(n("wasmInsns"))} M in wasm regions, ${m(t.instret - n("wasmInsns"))} M in the fast ` +
       `interpreter; ${String(n("compiled"))} regions compiled in ${n("compileMs").toFixed(0)} ms, ` +
       `${String(n("invalidated"))} blocks invalidated, ${String(n("syncs"))} fence.i re-checks, ` +
-      `${String(n("flushes"))} whole flushes`,
+      `${String(n("flushes"))} whole flushes, ${String(n("walks"))} page-table walks`,
   };
 }
 

@@ -96,7 +96,7 @@ export function loadSlow(
       mmioStop(c, pa, size, false);
       return 0;
     }
-    if (aligned) c.tr.fill(lo, hi, pa, slot);
+    if (aligned) c.tr.fill(lo, hi, pa, slot, c.leafBits, c.leafUser);
     return readRam(slot, pa - slot.gpa, size, c);
   }
   // Crosses a page: translate the second page too (its fault reports its own address).
@@ -180,7 +180,7 @@ export function storeSlow(
     checkCode(c, slot, pa, size);
     slot.markDirty(pa - slot.gpa);
     const page = Math.floor((pa - slot.gpa) / 4096);
-    if (aligned && slot.codePage[page] === 0) c.tw.fill(lo, hi, pa, slot);
+    if (aligned && slot.codePage[page] === 0) c.tw.fill(lo, hi, pa, slot, c.leafBits, c.leafUser);
     writeRam(slot, pa - slot.gpa, size, vlo, vhi);
     return false;
   }
@@ -206,8 +206,20 @@ export function storeSlow(
   return false;
 }
 
-/** Translates pc for execution and finds its slot; null after a trap or fault stop. */
+/**
+ * Translates pc for execution and finds its slot; null after a trap or fault stop. The leaf
+ * that mapped it is left in `c.leafBits`/`c.leafUser` (the virtual-pc look-ups record it).
+ */
 export function fetchPage(c: Core, lo: number, hi: number): { slot: Slot; pa: number } | null {
+  const tx = c.tx;
+  const i = (lo >>> 12) & (tx.tagLo.length - 1);
+  const hit = tx.slot[i];
+  if (tx.tagLo[i] === (lo & -4096) && tx.tagHi[i] === hi && hit != null) {
+    // An entry is a translation the current mode may execute (Core.setMode keeps that true).
+    c.leafBits = tx.bits[i] ?? 12;
+    c.leafUser = tx.user[i] === 1;
+    return { slot: hit, pa: (tx.phys[i] ?? 0) + (lo & 4095) };
+  }
   const pa = translate(c, lo, hi, ACC.X);
   if (pa < 0) return null;
   const slot = ramFor(c, pa, 2);
@@ -215,7 +227,7 @@ export function fetchPage(c: Core, lo: number, hi: number): { slot: Slot; pa: nu
     c.fault(`instruction fetch from guest-physical 0x${pa.toString(16)}, outside every memslot`);
     return null;
   }
-  c.tx.fill(lo, hi, pa, slot);
+  c.tx.fill(lo, hi, pa, slot, c.leafBits, c.leafUser);
   return { slot, pa };
 }
 

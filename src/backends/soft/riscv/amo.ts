@@ -12,6 +12,7 @@
 import { ACC, EXC, type Core } from "./core.js";
 import { translate } from "./mmu.js";
 import type { Slot } from "./memory.js";
+import { TLB_SIZE } from "./tlb.js";
 
 const F5 = {
   ADD: 0x00,
@@ -145,10 +146,25 @@ export function execAmo(c: Core, insn: number, pc: number): boolean {
     c.raise(isLr ? EXC.LOAD_MISALIGNED : EXC.STORE_MISALIGNED, lo, hi);
     return true;
   }
-  const pa = translate(c, lo, hi, isLr ? ACC.R : ACC.W);
-  if (pa < 0) return true;
-  const found = c.mem.find(pa);
-  const slot = found !== null && pa + size <= found.end ? found : null;
+  // The TLB first (Linux's locks and atomics walked the page tables ~40 K times per boot): a
+  // read entry is a permitted RAM page, a write entry also a dirty, writable, non-code one.
+  const t = isLr ? c.tr : c.tw;
+  const ti = (lo >>> 12) & (TLB_SIZE - 1);
+  let pa: number;
+  let slot: Slot | null;
+  if (t.tagLo[ti] === (lo & -4096) && t.tagHi[ti] === hi) {
+    pa = (t.phys[ti] ?? 0) + (lo & 4095);
+    slot = t.slot[ti] ?? null;
+  } else {
+    pa = translate(c, lo, hi, isLr ? ACC.R : ACC.W);
+    if (pa < 0) return true;
+    const found = c.mem.find(pa);
+    slot = found !== null && pa + size <= found.end ? found : null;
+    const page = slot === null ? 0 : Math.floor((pa - slot.gpa) / 4096);
+    if (slot !== null && (isLr || (!slot.readonly && slot.codePage[page] === 0))) {
+      t.fill(lo, hi, pa, slot, c.leafBits, c.leafUser);
+    }
+  }
   if (slot === null || (!isLr && slot.readonly)) {
     c.raise(isLr ? EXC.LOAD_ACCESS : EXC.STORE_ACCESS, lo, hi);
     return true;

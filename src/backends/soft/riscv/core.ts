@@ -113,6 +113,11 @@ export class Core {
 
   /** Generation of the virtual→physical map; bumped by mapChanged(). */
   mapGen = 0;
+  /** The last successful translation's leaf: log2 of its size (12/21/30) and its U bit (mmu.ts). */
+  leafBits = 12;
+  leafUser = false;
+  /** Page-table walks (TLB misses and fetch-page look-ups under Sv39), for statistics. */
+  walks = 0;
 
   /** Instructions a compiled block may retire in this call (self-looping blocks honour it). */
   budget = 0;
@@ -166,6 +171,11 @@ export class Core {
   onFenceI: () => void = () => undefined;
   /** A store hit translated code in page `page` of `slot` (wired by the block cache). */
   onCodeWrite: (slot: Slot, page: number) => void = () => undefined;
+  /**
+   * `sfence.vma` of one virtual address, a signed double (wired by the block cache: it drops
+   * its virtual-pc look-ups inside the leaf that mapped each of them).
+   */
+  onFenceVa: (va: number) => void = () => undefined;
 
   constructor(hartId: number) {
     this.hartId = hartId;
@@ -231,7 +241,7 @@ export class Core {
     return (this.csr[C64.SATP + 1] ?? 0) >>> 28 === 8;
   }
 
-  /** Empties the three TLBs (SUM/MXR change, mode change). */
+  /** Empties the three TLBs (MXR 1 → 0). */
   flushTlb(): void {
     this.tr.flush();
     this.tw.flush();
@@ -245,6 +255,34 @@ export class Core {
   mapChanged(): void {
     this.flushTlb();
     this.mapGen = (this.mapGen + 1) | 0;
+  }
+
+  /**
+   * `sfence.vma rs1, rs2` with rs1 ≠ x0 (privileged spec "Supervisor Memory-Management Fence
+   * Instruction"): only the translations of the leaf that maps virtual address (lo, hi) go (TLB
+   * entries and virtual-pc look-ups, each dropped over the size of the leaf it was made from);
+   * page-table walks read no cached non-leaf entry, so nothing else can be stale.
+   */
+  fenceVa(lo: number, hi: number): void {
+    this.tr.flushVa(lo, hi);
+    this.tw.flushVa(lo, hi);
+    this.tx.flushVa(lo, hi);
+    this.onFenceVa(hi * TWO32 + (lo >>> 0));
+  }
+
+  /** The current address space's ASID (satp bits 59:44; ASIDLEN = 16, csr.ts writeSatp). */
+  asid(): number {
+    return ((this.csr[C64.SATP + 1] ?? 0) >>> 12) & 0xffff;
+  }
+
+  /**
+   * SUM went 1 → 0: the data entries of U pages were only permitted to S-mode by SUM (in
+   * U-mode they stay valid; entering S-mode drops them then, `setMode`).
+   */
+  sumCleared(): void {
+    if (this.mode !== 1) return;
+    this.tr.flushUser();
+    this.tw.flushUser();
   }
 
   /** Reads a 64-bit CSR pair as a double (exact when it fits in 53 bits). */
@@ -273,11 +311,29 @@ export class Core {
     return Number.isNaN(this.pc) ? this.pcBig : BigInt.asUintN(64, BigInt(this.pc));
   }
 
-  /** Changes privilege mode; the TLB holds one mode's permissions, so it is emptied. */
+  /**
+   * Changes privilege mode, dropping the TLB entries the new mode may not use (privileged spec
+   * "Memory Privilege in sstatus Register"): U-mode uses only U pages; S-mode never executes U
+   * pages and reads or writes them only with SUM = 1. Every other entry stays (its permission
+   * check gives the same answer in both modes): U-page data entries across S ↔ U while SUM = 1.
+   * Keeping the S entries across a U excursion would need the mode in the tag compare of every
+   * fast path and of the wasm mirror; a Linux 6.1 boot to /init changes mode only ~64 times.
+   */
   setMode(m: 0 | 1): void {
     if (m !== this.mode) {
       this.mode = m;
-      if (this.paging()) this.flushTlb();
+      if (!this.paging()) return;
+      if (m === 0) {
+        this.tr.flushSupervisor();
+        this.tw.flushSupervisor();
+        this.tx.flushSupervisor();
+      } else {
+        this.tx.flushUser();
+        if ((this.sstatus & SSTATUS.SUM) === 0) {
+          this.tr.flushUser();
+          this.tw.flushUser();
+        }
+      }
     }
   }
 

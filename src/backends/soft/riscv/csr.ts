@@ -170,13 +170,19 @@ export function csrWrite(c: Core, num: number, lo: number, hi: number): void {
   c.sstatus |= SSTATUS.FS;
 }
 
-/** sstatus write: WARL fields, FS only when F or D exists, TLB flush when SUM/MXR change. */
+/**
+ * sstatus write: WARL fields, FS only when F or D exists. Clearing SUM drops the TLB entries of
+ * U pages made under it, clearing MXR empties the TLBs (entries read through X-only pages are not
+ * flagged: Linux 6.1 never sets MXR); setting either only permits more, so nothing is stale.
+ */
 export function writeSstatus(c: Core, lo: number): void {
   let mask = SSTATUS_WRITABLE;
   if (!c.fEnabled && !c.dEnabled) mask &= ~SSTATUS.FS;
   const old = c.sstatus;
   c.sstatus = (old & ~mask) | (lo & mask);
-  if (((old ^ c.sstatus) & (SSTATUS.SUM | SSTATUS.MXR)) !== 0) c.flushTlb();
+  const cleared = old & ~c.sstatus;
+  if ((cleared & SSTATUS.MXR) !== 0) c.flushTlb();
+  else if ((cleared & SSTATUS.SUM) !== 0) c.sumCleared();
   c.updateIrq();
 }
 

@@ -3,7 +3,8 @@
  *
  * - Blocks are keyed by guest-physical address and virtual pc, and found through a
  *   direct-mapped virtual-pc cache per privilege mode whose entries carry the `mapGen` they
- *   were made under (satp writes and sfence.vma retire them all at once).
+ *   were made under (satp writes and `sfence.vma x0` retire them all at once) and the size of
+ *   the leaf PTE that mapped them (`sfence.vma addr` drops the entries inside that leaf).
  * - Two tiers (see `run`): cold code runs in the reference interpreter one instruction at a
  *   time; a pc reached `hot` times at a control-flow boundary is decoded and its region
  *   compiled (translate.ts). At most MAX_BLOCKS blocks are kept.
@@ -104,6 +105,8 @@ export class Engine {
   private readonly byPage = new Map<number, Block[]>();
   private readonly vcPc = new Float64Array(2 * VC_SIZE).fill(NaN);
   private readonly vcGen = new Int32Array(2 * VC_SIZE);
+  /** log2 of the size of the leaf each entry's pc was translated through (Core.leafBits). */
+  private readonly vcBits = new Uint8Array(2 * VC_SIZE);
   private readonly vcBlk: (Block | null)[] = new Array<Block | null>(2 * VC_SIZE).fill(null);
   /** Boundary visits per hashed pc, saturating at `hot` (wraps harmlessly above 65535). */
   private readonly heat = new Uint16Array(HEAT_SIZE);
@@ -128,6 +131,7 @@ export class Engine {
     invalidated: number;
     flushes: number;
     syncs: number;
+    walks: number;
     wasmEntries: number;
     wasmInsns: number;
     wasmCalls: number;
@@ -137,6 +141,7 @@ export class Engine {
     invalidated: 0,
     flushes: 0,
     syncs: 0,
+    walks: 0,
     wasmEntries: 0,
     wasmInsns: 0,
     wasmHelpers: 0,
@@ -173,6 +178,24 @@ export class Engine {
     this.core.onCodeWrite = (slot, page) => {
       this.invalidatePage(slot, page);
     };
+    this.core.onFenceVa = (va) => {
+      this.fenceVa(va);
+    };
+  }
+
+  /**
+   * `sfence.vma` of virtual address `va`: forgets the virtual-pc look-ups (this cache, the wasm
+   * dispatch cache, the decode cache's page look-up) made through the leaf that mapped it; the
+   * blocks stay (they are keyed by physical address and found again through a new walk).
+   */
+  private fenceVa(va: number): void {
+    for (let i = 0; i < 2 * VC_SIZE; i++) {
+      if (this.vcBlk[i] == null) continue;
+      const size = 2 ** (this.vcBits[i] ?? 12);
+      if (Math.floor((this.vcPc[i] ?? 0) / size) === Math.floor(va / size)) this.vcBlk[i] = null;
+    }
+    this.wasm?.fenceVa(va);
+    this.decoded?.fenceVa(va);
   }
 
   /** Drops every block (fence.i, flushCaches, memslot changes). */
@@ -257,6 +280,7 @@ export class Engine {
     }
     this.vcPc[i] = pc;
     this.vcGen[i] = c.mapGen;
+    this.vcBits[i] = c.leafBits;
     this.vcBlk[i] = blk;
     return blk;
   }
@@ -363,6 +387,7 @@ export class Engine {
       // Sequential flow stays in the interpreter; anything else is a boundary.
       boundary = c.pc !== pc + 4 && c.pc !== pc + 2;
     }
+    this.stats.walks = c.walks;
     return c.takeStop();
   }
 
@@ -385,7 +410,9 @@ export class Engine {
       this.wasmGen = c.mapGen;
     }
     const pc = c.pc;
-    wd.set(c.mode, pc, b.tidx, b.entry);
+    // compiledAt just found or made b's virtual-pc entry: it holds the leaf size of pc.
+    const vi = (c.mode << VC_BITS) | (((pc | 0) >>> 1) & (VC_SIZE - 1));
+    wd.set(c.mode, pc, b.tidx, b.entry, this.vcBits[vi] ?? 12);
     // The budget word is an i32; 2^30 keeps every region's `budget - maxN` positive.
     const give = Math.min(sliced ? WASM_SLICE : left, left, 0x40000000);
     const w = area.i32;
@@ -431,7 +458,7 @@ export class Engine {
       return hit.fn === null && hit.tidx < 0 ? null : hit;
     }
     // Heat saturates at `hot`: a pc that was promoted goes straight back to its compiled
-    // block after the virtual-pc cache forgot it (every satp write or sfence.vma).
+    // block after the virtual-pc cache forgot it (a satp write or sfence.vma).
     const h = ((pc | 0) >>> 1) & (HEAT_SIZE - 1);
     const heat = this.heat[h] ?? 0;
     if (heat < this.hot) {

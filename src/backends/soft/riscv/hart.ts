@@ -95,13 +95,14 @@ export class Hart implements HartApi {
 
   /**
    * Engine statistics: regions compiled, blocks invalidated (stores, fence.i), whole-cache
-   * flushes, fence.i re-checks.
+   * flushes, fence.i re-checks, page-table walks (as of the last `run` return).
    */
   get stats(): {
     readonly compiled: number;
     readonly invalidated: number;
     readonly flushes: number;
     readonly syncs: number;
+    readonly walks: number;
   } {
     return this.engine.stats;
   }

@@ -398,6 +398,20 @@ function op32(c: Core, insn: number, rd: number, f3: number, a: number, b: numbe
   return true;
 }
 
+/**
+ * sfence.vma (privileged spec "Supervisor Memory-Management Fence Instruction"). The TLBs and
+ * virtual-pc look-ups only ever hold translations made under the current satp (a satp write
+ * empties them all), i.e. of the current ASID (ASIDLEN = 16, csr.ts): a fence for another ASID
+ * (rs2 ≠ x0) concerns none of them, since it never orders global mappings; one for the current
+ * ASID is taken as if rs2 = x0 (dropping global entries too: more than needed, never less).
+ * rs1 ≠ x0 drops only the translations of the leaf mapping that address, rs1 = x0 everything.
+ */
+function sfenceVma(c: Core, rs1: number, rs2: number): void {
+  if (rs2 !== 0 && ((c.x[2 * rs2] ?? 0) & 0xffff) !== c.asid()) return;
+  if (rs1 === 0) c.mapChanged();
+  else c.fenceVa(c.x[2 * rs1] ?? 0, c.x[2 * rs1 + 1] ?? 0);
+}
+
 /** SYSTEM opcode: ecall, ebreak, sret, wfi, sfence.vma, CSR instructions. */
 function system(
   c: Core,
@@ -442,7 +456,7 @@ function system(
       return true;
     }
     if (insn >>> 25 === 0x09 && rd === 0 && c.mode === 1) {
-      c.mapChanged();
+      sfenceVma(c, rs1, (insn >>> 20) & 31);
       return true;
     }
     c.illegal(raw);

@@ -27,11 +27,14 @@ const PTE_D = 128;
 /**
  * Translates virtual address (lo, hi) for access `acc` (ACC.R/W/X) in the current mode.
  * Returns the guest-physical address (a double ≥ 0), or -1 after raising the exception
- * (at `c.ipc`) with stval = the virtual address.
+ * (at `c.ipc`) with stval = the virtual address. On success `c.leafBits` and `c.leafUser` say
+ * which leaf mapped it (its size, its U bit), for the TLB entry made from it.
  */
 export function translate(c: Core, lo: number, hi: number, acc: number): number {
   if (!c.paging()) {
     // Bare: the address is physical; RV64 physical addresses have 56 bits.
+    c.leafBits = 12;
+    c.leafUser = false;
     if (hi >= 0 && hi < 0x1000000) return hi * TWO32 + (lo >>> 0);
     c.raise(ACCESS_FAULT[acc] ?? EXC.LOAD_ACCESS, lo, hi);
     return -1;
@@ -47,6 +50,7 @@ export function translate(c: Core, lo: number, hi: number, acc: number): number 
 /** One walk; -1 = exception raised, -2 = a concurrent PTE change, retry. */
 function walk(c: Core, lo: number, hi: number, acc: number): number {
   const pf = PAGE_FAULT[acc] ?? EXC.LOAD_PAGE;
+  c.walks++;
   // VA bits 63:39 must equal bit 38 (hi bits 31:7 equal hi bit 6).
   const top = hi >> 6;
   if (top !== 0 && top !== -1) {
@@ -100,6 +104,8 @@ function walk(c: Core, lo: number, hi: number, acc: number): number {
       }
       slot.markDirty(off);
     }
+    c.leafBits = 12 + 9 * level;
+    c.leafUser = (pteLo & PTE_U) !== 0;
     const inPage = level === 0 ? lo & 0xfff : level === 1 ? lo & 0x1fffff : lo & 0x3fffffff;
     return ppn * 4096 + inPage;
   }

@@ -17,7 +17,8 @@
  * drop everything (`clear`); fence.i (`sync`) makes every page re-check its decoded words
  * against memory before its next use (another vCPU may have written the bytes). Lookups are by
  * virtual page, valid for one `Core.mapGen` and privilege mode (satp writes, sfence.vma and
- * mode changes are the only events that change what an instruction fetch translates to).
+ * mode changes are the only events that change what an instruction fetch translates to;
+ * `sfence.vma addr` drops only the look-ups inside the fenced leaf: `fenceVa`).
  */
 import { fetchPage } from "./access.js";
 import type { Core } from "./core.js";
@@ -282,6 +283,8 @@ export class DecodeCache {
   private readonly vHi = new Int32Array(VSIZE);
   private readonly vGen = new Int32Array(VSIZE);
   private readonly vMode = new Int8Array(VSIZE);
+  /** log2 of the size of the leaf each look-up's page was translated through. */
+  private readonly vBits = new Uint8Array(VSIZE);
   private readonly vPage: (DecodedPage | null)[] = new Array<DecodedPage | null>(VSIZE).fill(null);
   /** Bumped by every fence.i: pages of an older epoch re-check their words before use. */
   private epoch = 0;
@@ -315,6 +318,7 @@ export class DecodeCache {
     this.vHi[i] = hi;
     this.vGen[i] = c.mapGen;
     this.vMode[i] = c.mode;
+    this.vBits[i] = c.leafBits;
     this.vPage[i] = p;
     return p;
   }
@@ -339,6 +343,16 @@ export class DecodeCache {
       return v;
     }
     return null;
+  }
+
+  /** Forgets the virtual-page look-ups inside the leaf that mapped virtual address `va`. */
+  fenceVa(va: number): void {
+    for (let i = 0; i < VSIZE; i++) {
+      if (this.vPage[i] == null) continue;
+      const size = 2 ** (this.vBits[i] ?? 12);
+      const page = (this.vHi[i] ?? 0) * 4294967296 + (this.vLo[i] ?? 0) * 4096;
+      if (Math.floor(page / size) === Math.floor(va / size)) this.vPage[i] = null;
+    }
   }
 
   /** The decoded page at guest-physical `pa` (page-aligned), re-checked after a fence.i. */

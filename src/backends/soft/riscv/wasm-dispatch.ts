@@ -7,7 +7,8 @@
  * the budget's end, or with a region's EXC/DIRTY status.
  *
  * The cache holds virtual pcs; the engine fills an entry when it finds a compiled block at a
- * pc, drops the entries of invalidated blocks, and empties it when the address map changes
+ * pc, drops the entries of invalidated blocks and those inside a leaf fenced by `sfence.vma addr`
+ * (each entry records its leaf's size), and empties it when the address map changes
  * (`Core.mapGen`) or the code is flushed. The privilege mode picks the half, so a region is
  * never entered in a mode it was not looked up (and fetch-checked) in.
  */
@@ -85,6 +86,8 @@ export class WasmDispatch {
   private readonly hi: Int32Array;
   private readonly tidx: Int32Array;
   private readonly entry: Int32Array;
+  /** log2 of the size of the leaf each entry's pc was translated through (JS side only). */
+  private readonly bits = new Uint8Array(2 * DC_ENTRIES);
 
   constructor(area: HartArea) {
     this.area = area;
@@ -113,10 +116,14 @@ export class WasmDispatch {
     return this.used++;
   }
 
-  /** Sends pc (a signed double) in `mode` to entry block `entry` of region `tidx`. */
-  set(mode: number, pc: number, tidx: number, entry: number): void {
+  /**
+   * Sends pc (a signed double) in `mode` to entry block `entry` of region `tidx`; pc was
+   * translated through a leaf of 2^`bits` bytes.
+   */
+  set(mode: number, pc: number, tidx: number, entry: number, bits: number): void {
     const lo = pc | 0;
     const i = (mode << DC_BITS) | ((lo >>> 1) & (DC_ENTRIES - 1));
+    this.bits[i] = bits;
     this.lo[i] = lo;
     this.hi[i] = Math.floor(pc / TWO32) | 0;
     this.tidx[i] = tidx;
@@ -130,6 +137,17 @@ export class WasmDispatch {
     for (const mode of [0, 1]) {
       const i = (mode << DC_BITS) | ((lo >>> 1) & (DC_ENTRIES - 1));
       if (this.lo[i] === lo && this.hi[i] === hi) this.lo[i] = DC_EMPTY;
+    }
+  }
+
+  /** Forgets the pcs inside the leaf that mapped virtual address `va` (sfence.vma addr). */
+  fenceVa(va: number): void {
+    for (let i = 0; i < 2 * DC_ENTRIES; i++) {
+      const lo = this.lo[i] ?? DC_EMPTY;
+      if (lo === DC_EMPTY) continue;
+      const size = 2 ** (this.bits[i] ?? 12);
+      const pc = (this.hi[i] ?? 0) * TWO32 + (lo >>> 0);
+      if (Math.floor(pc / size) === Math.floor(va / size)) this.lo[i] = DC_EMPTY;
     }
   }
 
