@@ -115,17 +115,17 @@ export interface PageOut {
 }
 
 /**
- * A decoded PAGES frame. Its data pages come as `data`, pieces of whole pages in entry order
- * that are views of the received bytes (a piece per stretch of pages one received chunk holds;
- * a page a chunk boundary cut is a copy of its own), so a consumer can store a run of pages
- * with one copy and the decoder makes no object per page.
+ * A decoded PAGES frame. Its data pages come as `data`: the bytes of every data page in entry
+ * order, as views of the received chunks that hold them (a piece per chunk, cut wherever the
+ * chunks were cut, a page boundary or not), so a consumer stores a run of pages with one copy
+ * per piece and the decoder copies no page and makes no object per page.
  */
 export interface PagesItem {
   readonly kind: "pages";
   readonly slot: number;
   /** Entry i: page index `entries[2i]`, kind `entries[2i + 1]` (0 zero page, 1 data). */
   readonly entries: Uint32Array;
-  /** The data pages' bytes in entry order, each piece a whole number of pages. */
+  /** The data pages' bytes in entry order, in pieces of any length (views of the chunks). */
   readonly data: readonly Uint8Array[];
   /** The same page by page (built on each access; for tests and small consumers). */
   readonly pages: readonly { readonly index: number; readonly data: Uint8Array | undefined }[];
@@ -367,7 +367,10 @@ export function encodeEndFrame(): Uint8Array[] {
 
 // ---------------------------------------------------------------- reading
 
-/** A PAGES item's pages one by one: index and data view (undefined for a zero page). */
+/**
+ * A PAGES item's pages one by one: index and data (undefined for a zero page), a view of the
+ * piece that holds the page, or a copy of a page two pieces share.
+ */
 function pageList(
   entries: Uint32Array,
   data: readonly Uint8Array[],
@@ -381,14 +384,30 @@ function pageList(
       out.push({ index, data: undefined });
       continue;
     }
-    let bytes = data[piece];
-    if (bytes !== undefined && at >= bytes.length) {
+    const bytes = data[piece];
+    if (bytes !== undefined && at + PAGE_BYTES <= bytes.length) {
+      out.push({ index, data: bytes.subarray(at, at + PAGE_BYTES) });
+      at += PAGE_BYTES;
+    } else {
+      const page = new Uint8Array(PAGE_BYTES);
+      for (let filled = 0; filled < PAGE_BYTES;) {
+        const from = data[piece];
+        if (from === undefined) break;
+        const take = Math.min(from.length - at, PAGE_BYTES - filled);
+        page.set(from.subarray(at, at + take), filled);
+        filled += take;
+        at += take;
+        if (at === from.length) {
+          piece++;
+          at = 0;
+        }
+      }
+      out.push({ index, data: page });
+    }
+    if (at === data[piece]?.length) {
       piece++;
       at = 0;
-      bytes = data[piece];
     }
-    out.push({ index, data: bytes?.subarray(at, at + PAGE_BYTES) });
-    at += PAGE_BYTES;
   }
   return out;
 }
@@ -416,6 +435,8 @@ export class StreamDecoder {
   readonly #scratchBytes = new Uint8Array(this.#scratch.buffer);
   /** Stream offset of the queue's first byte. */
   #base = 0;
+  /** Bytes the next frame needs queued before decoding is worth a try (its header, then all). */
+  #need = 16;
   #arch: ArchName | undefined;
   #ended = false;
   #failed: MigrationStreamError | undefined;
@@ -494,7 +515,9 @@ export class StreamDecoder {
       return undefined;
     }
     if (this.#arch === undefined) return this.#header();
-    if (this.#q.length < 16) return undefined;
+    // A frame whose header was read and bounded waits for its last bytes: one comparison per
+    // received chunk (a 1 MiB frame arrives in ~16), not a header copy each.
+    if (this.#q.length < this.#need) return undefined;
     // Into a scratch buffer made once: `.buffer` of a fresh small typed array moves it off the
     // heap, which cost more than the rest of the decoder when done per received chunk.
     const head = this.#scratch;
@@ -510,7 +533,11 @@ export class StreamDecoder {
     }
     const n = Number(length);
     const total = FRAME_BYTES + n;
-    if (this.#q.length < total) return undefined;
+    if (this.#q.length < total) {
+      this.#need = total;
+      return undefined;
+    }
+    this.#need = 16;
     this.#q.copy(16 + n, 4, this.#scratchBytes);
     const stored = head.getUint32(0, true);
     // Checked over the received chunks in place (no copy of the frame first).
@@ -669,34 +696,13 @@ export class StreamDecoder {
   }
 
   /**
-   * `count` 4 KiB pages from queue offset `at` as pieces: a view of every stretch of whole
-   * pages one chunk holds, a copy of a page two chunks share.
+   * `count` 4 KiB pages from queue offset `at` as views of the chunks that hold them, cut
+   * wherever the chunks are (no copy, not even of a page a chunk boundary splits: a consumer
+   * copies the bytes into place from both pieces).
    */
   #pageData(at: number, count: number): Uint8Array[] {
     const out: Uint8Array[] = [];
-    let partial: Uint8Array | undefined;
-    let filled = 0;
-    this.#q.forEach(at, count * PAGE_BYTES, (piece) => {
-      let p = 0;
-      if (partial !== undefined) {
-        const take = Math.min(PAGE_BYTES - filled, piece.length);
-        partial.set(piece.subarray(0, take), filled);
-        filled += take;
-        p = take;
-        if (filled === PAGE_BYTES) {
-          out.push(partial);
-          partial = undefined;
-        }
-      }
-      const whole = Math.floor((piece.length - p) / PAGE_BYTES) * PAGE_BYTES;
-      if (whole > 0) out.push(piece.subarray(p, p + whole));
-      p += whole;
-      if (p < piece.length) {
-        partial = new Uint8Array(PAGE_BYTES);
-        partial.set(piece.subarray(p));
-        filled = piece.length - p;
-      }
-    });
+    this.#q.forEach(at, count * PAGE_BYTES, (piece) => out.push(piece));
     return out;
   }
 

@@ -97,7 +97,8 @@ export class Channel {
   ) {
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => {
-      this.#incoming.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      // A Buffer is a Uint8Array: no wrapper object per received chunk.
+      this.#incoming.push(chunk);
       this.#notify();
     });
     socket.on("error", (error: NodeJS.ErrnoException) => {
@@ -214,6 +215,11 @@ export class Channel {
       this.socket.on("drain", onDrain);
       this.socket.on("close", onClose);
     });
+  }
+
+  /** The next bytes the peer sent if some are queued already (no wait, no promise). */
+  poll(): Uint8Array | undefined {
+    return this.#incoming.shift();
   }
 
   /**

@@ -192,6 +192,53 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
     }
   });
 
+  it("stores a page that arrives cut across two reads (one copy from each chunk) and the run around it", async () => {
+    const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
+    const received = listener
+      .accept()
+      .then((ch) => receiveMigration(ch, targetFactory({ devices: 0 })));
+    const ch = await connectChannel(listener.uri);
+    try {
+      // Pages 20..23, each byte distinct within its page, so a misplaced byte shows.
+      const pages = [20, 21, 22, 23].map((index) => ({
+        index,
+        data: Uint8Array.from({ length: PAGE_BYTES }, (_, i) => (index * 7 + i * 13) & 0xff),
+      }));
+      const frame = concatBytes(encodePagesFrame(0, pages));
+      // Cut inside page 21: the destination gets the frame in two reads.
+      const cut = 16 + 8 + 8 * pages.length + PAGE_BYTES + 1234;
+      await ch.write([
+        encodeStreamHeader("riscv", "soft-inline"),
+        ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
+        ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+        frame.subarray(0, cut),
+      ]);
+      await ch.flushed();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await ch.write([frame.subarray(cut), ...encodeEndFrame()]);
+      const decoder = new ReplyDecoder();
+      const replies: Reply[] = [];
+      while (!replies.some((r) => r.reply === "ready")) {
+        const bytes = await ch.read(5000);
+        assert.ok(bytes !== undefined, "the destination hung up");
+        replies.push(...decoder.push(bytes));
+      }
+      await ch.write([GO]);
+      using target = (await received).target;
+      const ram = target.memory[0]?.bytes;
+      assert.ok(ram !== undefined);
+      for (const p of pages) {
+        const got = ram.subarray(p.index * PAGE_BYTES, (p.index + 1) * PAGE_BYTES);
+        assert.ok(Buffer.from(got).equals(p.data), `page ${p.index} differs`);
+      }
+      assert.ok(ram.subarray(19 * PAGE_BYTES, 20 * PAGE_BYTES).every((b) => b === 0));
+      assert.ok(ram.subarray(24 * PAGE_BYTES, 25 * PAGE_BYTES).every((b) => b === 0));
+    } finally {
+      ch.destroy();
+      await listener.close();
+    }
+  });
+
   it("fails with one line and resumes nothing when nobody listens", async () => {
     using vm = newVm();
     const { source, pauses, stop } = dirtySource(vm);
