@@ -5,6 +5,8 @@ import { fileURLToPath } from "node:url";
 
 const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
 const NO_KOFFI = fileURLToPath(new URL("../../../test/data/no-koffi.mjs", import.meta.url));
+const REPORT = fileURLToPath(new URL("../../../test/data/report-loads.mjs", import.meta.url));
+const DEMO = fileURLToPath(new URL("../../../guests/riscv/demo/demo.bin", import.meta.url));
 
 function spawn(argv: string[]): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, ["--import", NO_KOFFI, BIN, ...argv], {
@@ -29,5 +31,23 @@ describe("the CLI loads backends on demand", () => {
     const r = spawn(["run", "--backend", "kvm"]);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /koffi was loaded/);
+  });
+
+  it("a soft run loads neither the snapshot format and restore code nor node:crypto", () => {
+    const argv = ["run", "--backend", "soft", "--load-addr", "0x80200000", DEMO];
+    const r = spawnSync(process.execPath, ["--import", REPORT, BIN, ...argv], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const loaded = r.stderr.split("\n").filter((l) => l.startsWith("loaded "));
+    // The report works: the machine itself was loaded.
+    assert.ok(loaded.includes("loaded src/vmm/machine/machine.js"), r.stderr);
+    for (const absent of [
+      "loaded node:crypto",
+      "loaded src/vmm/machine/state.js",
+      "loaded src/vmm/snapshot/restore.js",
+      "loaded src/vmm/snapshot/format.js",
+      "loaded src/vmm/snapshot/crc32c.js",
+    ]) {
+      assert.ok(!loaded.includes(absent), `${absent}:\n${loaded.join("\n")}`);
+    }
   });
 });

@@ -40,16 +40,7 @@ import type { Snapshot } from "../snapshot/model.js";
 import { detachExit, formatExit } from "../runner-trace.js";
 import { POLL_INTERVAL_MS, type RunEnding, type StopSource } from "../runner-types.js";
 import type { MachineBackend } from "./backend.js";
-import {
-  captureVcpuPower,
-  captureVcpus,
-  describeMachine,
-  quiesceVcpus,
-  ramRegions,
-  saveDevices,
-  snapshotBackend,
-  type MachineDescription,
-} from "./state.js";
+import { describeMachine, type MachineDescription } from "./description.js";
 import type { ArchMachine, MachineIo } from "./types.js";
 
 /** A guest-debug exit. */
@@ -517,6 +508,16 @@ export class Machine implements MachineControl, Disposable {
     if (!(parked || this.state === "stopped" || this.state === "starting")) {
       throw new ControlError(409, `Cannot capture the machine's state: it is ${this.state}`);
     }
+    // The capture code (and the snapshot planner and x86 catalogs behind it) loads on the
+    // first capture, not at every start.
+    const {
+      captureVcpuPower,
+      captureVcpus,
+      quiesceVcpus,
+      ramRegions,
+      saveDevices,
+      snapshotBackend,
+    } = await import("./state.js");
     await quiesceVcpus(this.vcpus);
     this.io.console.flush?.();
     // Before the registers: reading a RISC-V power state applies a posted HSM hart_start,

@@ -2,7 +2,7 @@
  * The machine's state, piece by piece (issue 11 point 7; issue 15 builds on it): what a snapshot
  * file and a migration stream carry and how a destination is rebuilt from them.
  *
- *   describe       `describeMachine()` — a JSON-able `MachineDescription`: arch, backend and
+ *   describe       `describeMachine()` (./description.ts) — a JSON-able `MachineDescription`: arch, backend and
  *                  mode, guest kind, vCPUs, cmdline, RAM slots with their KVM_MEM_* flags,
  *                  devices (kind, state version, address, irq), disks by path with an identity
  *                  (size, mtime, SHA-256 of the whole file) and their read-only flag;
@@ -35,13 +35,9 @@
  * mtime is recorded and named in the refusal, but a file whose mtime alone changed (copied,
  * touched) is accepted.
  */
-import { createHash } from "node:crypto";
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { resolve } from "node:path";
 import { X86_PSEUDO } from "../../abi/arch/x86/index.js";
 import type { ArchName } from "../../abi/regid.js";
 import type { GuestMemory, Vcpu, Vm } from "../../backends/vcpu.js";
-import { RegvisorError } from "../../errors.js";
 import type { Device } from "../devices/types.js";
 import { applyArchFixups } from "../snapshot/arch-fixups.js";
 import { decodeMachineState } from "../snapshot/devices.js";
@@ -61,183 +57,20 @@ import {
   type RestoreReport,
   type RestoreSnapshotOptions,
 } from "../snapshot/restore.js";
-import type { ImageArch } from "../image.js";
-import type { BackendName, MachineBackend, RunMode } from "./backend.js";
+import type { MachineBackend } from "./backend.js";
 import type { ArchDefinition, ArchMachine, MachineDevice, MachineIo, RamSlot } from "./types.js";
 import type { BlockBackend } from "../devices/virtio/disk.js";
+import {
+  DESCRIPTION_VERSION,
+  type DeviceDescription,
+  type DiskDescription,
+  type MachineDescription,
+  type RamDescription,
+} from "./description.js";
 
-/** Version of the `MachineDescription` JSON. */
-export const DESCRIPTION_VERSION = 1;
-
-/** One RAM slot as JSON (`gpa` in hex: JSON has no 64-bit integers). */
-export interface RamDescription {
-  readonly slot: number;
-  readonly gpa: string;
-  readonly size: number;
-  readonly flags: number;
-}
-
-/** One device as JSON. */
-export interface DeviceDescription {
-  readonly name: string;
-  readonly kind: string;
-  /** Version of its saved state. */
-  readonly version: number;
-  readonly address?: string;
-  readonly irq?: number;
-}
-
-/** What identifies a disk file's contents. */
-export interface DiskIdentity {
-  readonly size: number;
-  readonly mtimeMs: number;
-  /** SHA-256 of the whole file, hex. */
-  readonly sha256: string;
-}
-
-/** One disk as JSON: reattached by path, checked by identity. */
-export interface DiskDescription extends DiskIdentity {
-  readonly path: string;
-  readonly readOnly: boolean;
-}
-
-/** A machine, without its state: everything a destination needs to build an empty one. */
-export interface MachineDescription {
-  /** `vmm.machine`'s kind: `<arch>-<guest>`, e.g. "riscv-linux", "x86-demo". */
-  readonly kind: string;
-  readonly version: number;
-  readonly arch: ImageArch;
-  readonly backend: BackendName;
-  readonly mode?: RunMode;
-  /** "linux", "elf", "flat", "demo". */
-  readonly guest: string;
-  readonly cpus: number;
-  readonly cmdline?: string;
-  readonly ram: readonly RamDescription[];
-  readonly devices: readonly DeviceDescription[];
-  readonly disks: readonly DiskDescription[];
-  /** Arch facts of the boot (DTB address, ISA, x86 mode). */
-  readonly facts: Readonly<Record<string, string>>;
-}
-
-/** What `describeMachine()` needs beyond the arch part. */
-export interface DescribeInput {
-  readonly parts: ArchMachine;
-  readonly backend: Pick<MachineBackend, "name" | "arch" | "mode">;
-  readonly guest: string;
-  readonly cmdline?: string;
-  /** The disks by path, in virtio-blk order. */
-  readonly disks: readonly { readonly path: string; readonly readOnly: boolean }[];
-  /** Skip hashing the disks (a migration to shared storage checks them at switch-over). */
-  readonly hashDisks?: boolean;
-}
+export * from "./description.js";
 
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
-
-/** A disk file changed (or vanished) since the state was taken. */
-export class DiskChangedError extends RegvisorError {
-  constructor(path: string, detail: string) {
-    super(
-      "DISK_CHANGED",
-      `Cannot reattach disk "${path}": ${detail}; restore the image the snapshot was taken with, or pass --allow-disk-change to use it as it is`,
-    );
-  }
-}
-
-/**
- * Size, mtime and SHA-256 of a disk file.
- * @throws DiskChangedError when it cannot be read.
- */
-export function diskIdentity(path: string, hash = true): DiskIdentity {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    throw new DiskChangedError(path, `it cannot be opened (${String(code ?? error)})`);
-  }
-  try {
-    const stat = fstatSync(fd);
-    const sha = createHash("sha256");
-    if (hash) {
-      const chunk = new Uint8Array(1 << 20);
-      for (let at = 0; ;) {
-        const n = readSync(fd, chunk, 0, chunk.length, at);
-        if (n === 0) break;
-        sha.update(chunk.subarray(0, n));
-        at += n;
-      }
-    }
-    return { size: stat.size, mtimeMs: stat.mtimeMs, sha256: hash ? sha.digest("hex") : "" };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Refuses a disk whose size or contents differ from `want` (a disk described without a hash
- * is checked by size only).
- * @throws DiskChangedError naming the disk and what changed.
- */
-export function checkDisk(want: DiskDescription): void {
-  const have = diskIdentity(want.path, want.sha256 !== "");
-  const when = new Date(want.mtimeMs).toISOString();
-  if (have.size !== want.size) {
-    throw new DiskChangedError(
-      want.path,
-      `it is ${have.size} bytes, the snapshot's was ${want.size} (modified ${when})`,
-    );
-  }
-  if (want.sha256 !== "" && have.sha256 !== want.sha256) {
-    throw new DiskChangedError(
-      want.path,
-      `its contents changed since the snapshot (SHA-256 ${have.sha256.slice(0, 12)}…, was ${want.sha256.slice(0, 12)}…; modified ${new Date(have.mtimeMs).toISOString()}, was ${when})`,
-    );
-  }
-}
-
-/** The RAM slots of a VM. */
-export function ramSlots(vm: Vm): RamSlot[] {
-  return vm.memory.map((m) => ({
-    slot: m.slot,
-    gpa: m.guestPhysAddr,
-    size: m.size,
-    flags: memslotFlags(m),
-  }));
-}
-
-function describeDevice(d: MachineDevice): DeviceDescription {
-  return {
-    name: d.device.name,
-    kind: d.kind,
-    version: d.device.save().version,
-    ...(d.address === undefined ? {} : { address: hex(d.address) }),
-    ...(d.irq === undefined ? {} : { irq: d.irq }),
-  };
-}
-
-/** Describes a machine (see the module header); reads each disk whole unless `hashDisks` is false. */
-export function describeMachine(input: DescribeInput): MachineDescription {
-  const { parts, backend } = input;
-  return {
-    kind: `${backend.arch}-${input.guest}`,
-    version: DESCRIPTION_VERSION,
-    arch: backend.arch,
-    backend: backend.name,
-    ...(backend.mode === undefined ? {} : { mode: backend.mode }),
-    guest: input.guest,
-    cpus: parts.vcpus.length,
-    ...(input.cmdline === undefined ? {} : { cmdline: input.cmdline }),
-    ram: ramSlots(parts.vm).map((r) => ({ ...r, gpa: hex(r.gpa) })),
-    devices: parts.devices.map(describeDevice),
-    disks: input.disks.map((d) => ({
-      path: resolve(d.path),
-      readOnly: d.readOnly,
-      ...diskIdentity(d.path, input.hashDisks ?? true),
-    })),
-    facts: parts.facts,
-  };
-}
 
 function bad(detail: string): SnapshotFormatError {
   return new SnapshotFormatError("SNAPSHOT_MALFORMED", `device "vmm.machine": ${detail}`);
