@@ -13,12 +13,10 @@
  */
 import type { Slot } from "./memory.js";
 import type { RegionFn } from "./translate.js";
-import { rvcTable } from "./rvc.js";
+import { expandRvc } from "./rvc.js";
 
 /** Longest block, in instructions. */
 export const MAX_BLOCK = 64;
-
-const RVC = rvcTable();
 
 /** One decoded block. */
 export class Block {
@@ -121,7 +119,7 @@ export function decodeBlock(pc: number, pa: number, slot: Slot): Block {
       len = 4;
     } else {
       raw = h;
-      insn = RVC[h] ?? 0;
+      insn = expandRvc(h);
       len = 2;
     }
     const kind = classify(insn);

@@ -31,7 +31,7 @@ import type { HartDebug, HartStop, Watchpoint } from "./contract.js";
 import type { Core } from "./core.js";
 import { TWO32 } from "./i64.js";
 import { step } from "./interp.js";
-import { rvcTable } from "./rvc.js";
+import { expandRvc } from "./rvc.js";
 import { TLB_SIZE } from "./tlb.js";
 
 /** A watchpoint as the debug loop compares it (unsigned 64-bit bounds). */
@@ -67,7 +67,6 @@ export function engineDebug(debug: HartDebug | undefined): EngineDebug | null {
   return { step: debug.step, hw, watch };
 }
 
-let rvc: Int32Array | undefined;
 const EMPTY_REGS = new Int32Array(0);
 
 /** The raw bits of the instruction at `pc` from the fetch TLB (just filled by its fetch). */
@@ -92,8 +91,7 @@ function memoryAccess(
 ): { address: bigint; size: number; read: boolean; write: boolean } | undefined {
   let insn = raw;
   if ((raw & 3) !== 3) {
-    rvc ??= rvcTable();
-    insn = rvc[raw & 0xffff] ?? 0;
+    insn = expandRvc(raw & 0xffff);
   }
   const opcode = insn & 0x7f;
   const f3 = (insn >>> 12) & 7;

@@ -25,9 +25,7 @@ import {
   shr64,
   TWO32,
 } from "./i64.js";
-import { rvcTable } from "./rvc.js";
-
-const RVC = rvcTable();
+import { expandRvc } from "./rvc.js";
 
 function wr(c: Core, rd: number, lo: number, hi: number): void {
   if (rd !== 0) {
@@ -45,7 +43,7 @@ export function step(c: Core): void {
   if ((raw & 3) === 3) {
     exec(c, raw, raw, pc, 4);
   } else {
-    const insn = RVC[raw] ?? 0;
+    const insn = expandRvc(raw);
     if (insn === 0) c.illegal(raw);
     else exec(c, insn, raw, pc, 2);
   }

@@ -23,7 +23,7 @@
 import { fetchPage } from "./access.js";
 import type { Core } from "./core.js";
 import type { Slot } from "./memory.js";
-import { rvcTable } from "./rvc.js";
+import { expandRvc } from "./rvc.js";
 
 /** Operation kinds. Anything the fast loop does not inline is EXEC (continue) or EXEC_END. */
 export const K = {
@@ -106,8 +106,6 @@ export const MAX_PAGES = 1024;
 const VBITS = 8;
 const VSIZE = 1 << VBITS;
 
-const RVC = rvcTable();
-
 /** The decoded instructions of one guest-physical page. */
 export class DecodedPage {
   /** Guest-physical address of the page. */
@@ -140,7 +138,7 @@ function decodeFrom(p: DecodedPage, idx: number, out: { imm: number }): number {
   const off = p.off + 2 * idx;
   const h = dv.getUint16(off, true);
   if ((h & 3) !== 3) {
-    const insn = RVC[h] ?? 0;
+    const insn = expandRvc(h);
     return decodeInsn(insn, h, false, out);
   }
   if (idx === SLOTS - 1) {
