@@ -18,9 +18,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Hart } from "../src/backends/soft/riscv/hart.js";
-import { createSoftVm, SoftVcpu } from "../src/backends/soft/index.js";
-import { MAX_VCPUS } from "../src/backends/soft/shared.js";
-import type { MachineBackend } from "../src/vmm/machine/backend.js";
+import { softBackend } from "../src/cli/backends.js";
 import { runGuest } from "../src/vmm/runner.js";
 import {
   type Boot,
@@ -75,19 +73,7 @@ interface TierCounts {
 /** Boots `image` in this process (the inline soft machine of `regvisor run`) past /init. */
 async function tierCounts(image: string): Promise<TierCounts | undefined> {
   let hart: Hart | undefined;
-  const backend: MachineBackend = {
-    name: "soft",
-    arch: "riscv",
-    mode: "inline",
-    maxVcpus: MAX_VCPUS,
-    createVm: () =>
-      createSoftVm({
-        mode: "inline",
-        hartFactory: (id) => (hart = new Hart({ hartId: id })),
-      }),
-    instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
-    faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),
-  };
+  const backend = softBackend("inline", (id) => (hart = new Hart({ hartId: id })));
   let text = "";
   let at: TierCounts | undefined;
   const decoder = new TextDecoder();

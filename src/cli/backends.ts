@@ -11,6 +11,7 @@ import {
   SOFT_MAX_SLOT_BYTES,
   SoftVcpu,
   createSoftVm,
+  type HartFactory,
 } from "../backends/soft/index.js";
 import { MAX_VCPUS as SOFT_MAX_VCPUS } from "../backends/soft/shared.js";
 import { RegvisorError } from "../errors.js";
@@ -49,7 +50,11 @@ export class KvmUnavailableError extends RegvisorError {
   }
 }
 
-function softBackend(mode: RunMode): MachineBackend {
+/**
+ * The soft backend as `regvisor run` uses it; `hartFactory` (tests, benchmarks) picks the harts'
+ * options, e.g. an engine tier.
+ */
+export function softBackend(mode: RunMode, hartFactory?: HartFactory): MachineBackend {
   return {
     name: "soft",
     arch: "riscv",
@@ -57,7 +62,7 @@ function softBackend(mode: RunMode): MachineBackend {
     maxVcpus: SOFT_MAX_VCPUS,
     // One memslot is one typed array (src/backends/soft/vm.ts).
     maxMemBytes: SOFT_MAX_SLOT_BYTES,
-    createVm: () => createSoftVm({ mode }),
+    createVm: () => createSoftVm(hartFactory === undefined ? { mode } : { mode, hartFactory }),
     instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
     faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),
     timeSlice: (vcpu, ms) => {

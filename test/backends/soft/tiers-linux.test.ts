@@ -9,8 +9,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Hart } from "../../../src/backends/soft/riscv/hart.js";
-import { createSoftVm, SoftVcpu } from "../../../src/backends/soft/index.js";
-import { MAX_VCPUS } from "../../../src/backends/soft/shared.js";
+import { softBackend } from "../../../src/cli/backends.js";
 import type { MachineBackend } from "../../../src/vmm/machine/backend.js";
 import { runGuest } from "../../../src/vmm/runner.js";
 import { assertInitRan, initLines, LINUX_LOAD_ADDR, linuxImage } from "../../linux/guest.js";
@@ -20,21 +19,9 @@ const found = linuxImage();
 const imageSkip = "skip" in found ? found.skip : undefined;
 const CMDLINE = "console=hvc0 earlycon=sbi";
 
-/** The soft backend of `regvisor run` (src/cli/backends.ts), its harts on `tier`. */
+/** The soft backend of `regvisor run`, its harts on `tier`. */
 function softOn(tier: EngineTier): MachineBackend {
-  return {
-    name: "soft",
-    arch: "riscv",
-    mode: "inline",
-    maxVcpus: MAX_VCPUS,
-    createVm: () =>
-      createSoftVm({
-        mode: "inline",
-        hartFactory: (id) => new Hart({ ...tier.options, hartId: id }),
-      }),
-    instructions: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.instructionsRetired() : undefined),
-    faultDetail: (vcpu) => (vcpu instanceof SoftVcpu ? vcpu.faultReason() : undefined),
-  };
+  return softBackend("inline", (id) => new Hart({ ...tier.options, hartId: id }));
 }
 
 describe("Linux boots to /init on every soft tier", { skip: imageSkip ?? false }, () => {
