@@ -25,6 +25,7 @@ import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
 import {
   connectChannel,
   listenOnce,
+  type Channel,
   parseMigrationUri,
   type MigrationUri,
 } from "../../../src/vmm/migration/transport.js";
@@ -115,6 +116,18 @@ function targetFactory(applied: { devices: number }) {
   };
 }
 
+/** The destination's replies on `ch` up to and including `ready`. */
+async function repliesUntilReady(ch: Channel): Promise<Reply[]> {
+  const decoder = new ReplyDecoder();
+  const replies: Reply[] = [];
+  while (!replies.some((r) => r.reply === "ready")) {
+    const bytes = await ch.read(5000);
+    assert.ok(bytes !== undefined, "the destination hung up");
+    replies.push(...decoder.push(bytes));
+  }
+  return replies;
+}
+
 async function migrateOnce(uri: MigrationUri) {
   using vm = newVm();
   const { source, pauses, stop } = dirtySource(vm);
@@ -170,13 +183,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
           ...encodeRoundFrame(1, 1n, 1n),
           ...encodeEndFrame(),
         ]);
-        const decoder = new ReplyDecoder();
-        const replies: Reply[] = [];
-        while (!replies.some((r) => r.reply === "ready")) {
-          const bytes = await ch.read(5000);
-          assert.ok(bytes !== undefined, "the destination hung up");
-          replies.push(...decoder.push(bytes));
-        }
+        const replies = await repliesUntilReady(ch);
         await ch.write([GO]);
         const got = await received;
         using target = got.target;
@@ -216,13 +223,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
       await ch.flushed();
       await new Promise((resolve) => setTimeout(resolve, 50));
       await ch.write([frame.subarray(cut), ...encodeEndFrame()]);
-      const decoder = new ReplyDecoder();
-      const replies: Reply[] = [];
-      while (!replies.some((r) => r.reply === "ready")) {
-        const bytes = await ch.read(5000);
-        assert.ok(bytes !== undefined, "the destination hung up");
-        replies.push(...decoder.push(bytes));
-      }
+      await repliesUntilReady(ch);
       await ch.write([GO]);
       using target = (await received).target;
       const ram = target.memory[0]?.bytes;
