@@ -17,6 +17,7 @@ import {
   pauseAfterInitStarted,
   start,
   tempDir,
+  linuxSkip,
   withRaceRetries,
 } from "./procs.js";
 
@@ -26,87 +27,79 @@ const CMDLINE = "console=ttyS0";
 describe(
   "live migration of a Linux guest with a virtio-blk disk on shared storage",
   {
-    skip:
-      "skip" in found
-        ? `Linux guest not built (bash scripts/build-linux.sh): ${found.skip}`
-        : false,
+    skip: linuxSkip(found),
   },
   () => {
     it("moves during boot, then again after /init started; /init's disk write lands in the file", async (t) => {
-      await withRaceRetries(
-        (line) => {
-          t.diagnostic(line);
-        },
-        async () => {
-          assert.ok("image" in found);
-          const dir = tempDir();
-          const disk = { path: join(dir, "rw.img"), bytes: diskImage(DISK_SIZE, 5) };
-          writeFileSync(disk.path, disk.bytes);
-          const a = `unix:${join(dir, "a.sock")}`;
-          const b = `unix:${join(dir, "b.sock")}`;
-          const dstA = start(["run", "--incoming", a, "--api", join(dir, "a.api")]);
-          const dstB = start(["run", "--incoming", b, "--disk", disk.path]);
-          const src = start([
-            "run",
-            "--backend",
-            "soft",
-            "--mem",
-            "256M",
-            "--cmdline",
-            CMDLINE,
-            "--disk",
-            disk.path,
-            "--api",
+      await withRaceRetries(t, async () => {
+        assert.ok("image" in found);
+        const dir = tempDir();
+        const disk = { path: join(dir, "rw.img"), bytes: diskImage(DISK_SIZE, 5) };
+        writeFileSync(disk.path, disk.bytes);
+        const a = `unix:${join(dir, "a.sock")}`;
+        const b = `unix:${join(dir, "b.sock")}`;
+        const dstA = start(["run", "--incoming", a, "--api", join(dir, "a.api")]);
+        const dstB = start(["run", "--incoming", b, "--disk", disk.path]);
+        const src = start([
+          "run",
+          "--backend",
+          "soft",
+          "--mem",
+          "256M",
+          "--cmdline",
+          CMDLINE,
+          "--disk",
+          disk.path,
+          "--api",
+          join(dir, "src.api"),
+          found.image,
+        ]);
+        try {
+          await src.waitFor(/Linux version/, 120_000);
+          // From this process at once: the boot has ~1 s of guest time left, and a ctl process
+          // takes ~100-200 ms to start, so the guest could power off before its move ended.
+          const first = await apiRequest(
             join(dir, "src.api"),
-            found.image,
-          ]);
-          try {
-            await src.waitFor(/Linux version/, 120_000);
-            // From this process at once: the boot has ~1 s of guest time left, and a ctl process
-            // takes ~100-200 ms to start, so the guest could power off before its move ended.
-            const first = await apiRequest(
-              join(dir, "src.api"),
-              "PUT",
-              "/migrate",
-              { uri: a },
-              60_000,
-            );
-            assert.equal(
-              (first.body as { status?: string }).status,
-              "completed",
-              JSON.stringify(first.body),
-            );
-            assert.equal(await src.exited, 0, src.stderr);
-            // The first move may land while /init prints its first line: look at the console as
-            // a whole (source then destination), as the guest wrote it.
-            await joinedConsoleMatches([src, dstA], /^init: started/m, 240_000);
-            // /init runs for well under a second here: pause it at once, from this process (a ctl
-            // process takes ~100 ms to start), then move the paused guest; it runs on at dstB.
-            await pauseAfterInitStarted(join(dir, "a.api"), dstA);
-            const second = await ctl([join(dir, "a.api"), "migrate", b, "--json"]);
-            assert.equal(second.code, 0, second.stdout + second.stderr);
-            assert.equal(await dstA.exited, 0, dstA.stderr);
-            assert.equal(await dstB.exited, 0, dstB.stderr);
-            const console = src.stdout + dstA.stdout + dstB.stdout;
-            const boot: Boot = {
-              status: 0,
-              signal: null,
-              stdout: console,
-              stderr: "",
-              init: initLines(console),
-              firstInitMs: undefined,
-              firstInitCpuS: undefined,
-              timedOut: false,
-            };
-            assert.ok(boot.init.includes("started") && boot.init.includes("power off"), console);
-            assert.ok(boot.init.includes(`cmdline ${CMDLINE}`));
-            assert.match(dstB.stdout, /init: /, "the console continued on the last destination");
-            assertDiskWritten(boot, "vda", disk);
-          } finally {
-            for (const p of [src, dstA, dstB]) p.child.kill();
-          }
-        },
-      );
+            "PUT",
+            "/migrate",
+            { uri: a },
+            60_000,
+          );
+          assert.equal(
+            (first.body as { status?: string }).status,
+            "completed",
+            JSON.stringify(first.body),
+          );
+          assert.equal(await src.exited, 0, src.stderr);
+          // The first move may land while /init prints its first line: look at the console as
+          // a whole (source then destination), as the guest wrote it.
+          await joinedConsoleMatches([src, dstA], /^init: started/m, 240_000);
+          // /init runs for well under a second here: pause it at once, from this process (a ctl
+          // process takes ~100 ms to start), then move the paused guest; it runs on at dstB.
+          await pauseAfterInitStarted(join(dir, "a.api"), dstA);
+          const second = await ctl([join(dir, "a.api"), "migrate", b, "--json"]);
+          assert.equal(second.code, 0, second.stdout + second.stderr);
+          assert.equal(await dstA.exited, 0, dstA.stderr);
+          assert.equal(await dstB.exited, 0, dstB.stderr);
+          const console = src.stdout + dstA.stdout + dstB.stdout;
+          const boot: Boot = {
+            status: 0,
+            signal: null,
+            stdout: console,
+            stderr: "",
+            init: initLines(console),
+            firstInitMs: undefined,
+            firstInitCpuS: undefined,
+            timedOut: false,
+          };
+          assert.ok(boot.init.includes("started") && boot.init.includes("power off"), console);
+          assert.ok(boot.init.includes(`cmdline ${CMDLINE}`));
+          assert.match(dstB.stdout, /init: /, "the console continued on the last destination");
+          assertDiskWritten(boot, "vda", disk);
+        } finally {
+          for (const p of [src, dstA, dstB]) p.child.kill();
+        }
+      });
     });
   },
 );

@@ -134,12 +134,21 @@ export async function pauseAfterInitStarted(api: string, proc: Proc): Promise<vo
   assert.equal(status, 200, `PUT /pause answered ${String(status)}`);
 }
 
+/** The skip option of a Linux migration test: the reason when the Image is not built. */
+export function linuxSkip(
+  found: { readonly image: string } | { readonly skip: string },
+): string | false {
+  return "skip" in found
+    ? `Linux guest not built (bash scripts/build-linux.sh): ${found.skip}`
+    : false;
+}
+
 /**
  * Runs `attempt` until it does not lose its race, at most RACE_ATTEMPTS times; each lost race is
- * reported through `note` (the test's diagnostic), so a retry is visible in the test output.
+ * reported as a diagnostic of test `t`, so a retry is visible in the test output.
  */
 export async function withRaceRetries(
-  note: (line: string) => void,
+  t: { diagnostic(line: string): void },
   attempt: () => Promise<void>,
 ): Promise<void> {
   for (let n = 1; ; n++) {
@@ -148,7 +157,7 @@ export async function withRaceRetries(
       return;
     } catch (error) {
       if (!(error instanceof RaceLost) || n >= RACE_ATTEMPTS) throw error;
-      note(`attempt ${n} lost its race (${error.message}); trying again`);
+      t.diagnostic(`attempt ${n} lost its race (${error.message}); trying again`);
     }
   }
 }

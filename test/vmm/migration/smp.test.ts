@@ -19,6 +19,7 @@ import {
   pauseAfterInitStarted,
   start,
   tempDir,
+  linuxSkip,
   withRaceRetries,
 } from "./procs.js";
 
@@ -64,57 +65,49 @@ const found = linuxImage();
 describe(
   "live migration of a Linux guest with --cpus 2",
   {
-    skip:
-      "skip" in found
-        ? `Linux guest not built (bash scripts/build-linux.sh): ${found.skip}`
-        : false,
+    skip: linuxSkip(found),
   },
   () => {
     it("moves after /init started; /init's report goes on at the destination to its power-off", async (t) => {
-      await withRaceRetries(
-        (line) => {
-          t.diagnostic(line);
-        },
-        async () => {
-          assert.ok("image" in found);
-          const dir = tempDir();
-          const where = `unix:${join(dir, "m.sock")}`;
-          const dst = start(["run", "--incoming", where]);
-          const api = join(dir, "src.api");
-          const src = start([
-            "run",
-            "--backend",
-            "soft",
-            "--cpus",
-            "2",
-            "--mem",
-            "128M",
-            "--cmdline",
-            "console=ttyS0",
-            "--api",
-            api,
-            found.image,
-          ]);
-          try {
-            await src.waitFor(/^init: started/m, 240_000);
-            // /init runs for well under a second: pause it at once (a ctl process takes ~100 ms to
-            // start), then move the paused guest; it runs on at the destination.
-            await pauseAfterInitStarted(api, src);
-            const r = await ctl([api, "migrate", where, "--json"]);
-            assert.equal(r.code, 0, r.stdout + r.stderr);
-            assert.equal(await src.exited, 0, src.stderr);
-            assert.equal(await dst.exited, 0, dst.stderr);
-            const lines = initLines(src.stdout + dst.stdout);
-            assert.ok(lines.includes("cpus online 0-1 count 2"), lines.join("\n"));
-            assert.equal(lines.at(-1), "power off");
-            assert.ok(initLines(dst.stdout).length > 0, `nothing of /init at the destination`);
-            assert.equal(lines.filter((l) => l === "started").length, 1, "/init ran once");
-          } finally {
-            src.child.kill();
-            dst.child.kill();
-          }
-        },
-      );
+      await withRaceRetries(t, async () => {
+        assert.ok("image" in found);
+        const dir = tempDir();
+        const where = `unix:${join(dir, "m.sock")}`;
+        const dst = start(["run", "--incoming", where]);
+        const api = join(dir, "src.api");
+        const src = start([
+          "run",
+          "--backend",
+          "soft",
+          "--cpus",
+          "2",
+          "--mem",
+          "128M",
+          "--cmdline",
+          "console=ttyS0",
+          "--api",
+          api,
+          found.image,
+        ]);
+        try {
+          await src.waitFor(/^init: started/m, 240_000);
+          // /init runs for well under a second: pause it at once (a ctl process takes ~100 ms to
+          // start), then move the paused guest; it runs on at the destination.
+          await pauseAfterInitStarted(api, src);
+          const r = await ctl([api, "migrate", where, "--json"]);
+          assert.equal(r.code, 0, r.stdout + r.stderr);
+          assert.equal(await src.exited, 0, src.stderr);
+          assert.equal(await dst.exited, 0, dst.stderr);
+          const lines = initLines(src.stdout + dst.stdout);
+          assert.ok(lines.includes("cpus online 0-1 count 2"), lines.join("\n"));
+          assert.equal(lines.at(-1), "power off");
+          assert.ok(initLines(dst.stdout).length > 0, `nothing of /init at the destination`);
+          assert.equal(lines.filter((l) => l === "started").length, 1, "/init ran once");
+        } finally {
+          src.child.kill();
+          dst.child.kill();
+        }
+      });
     });
   },
 );
