@@ -21,6 +21,7 @@ import {
   type MpStateGuest,
   type WriterGuest,
 } from "./suite.js";
+import { startRealMode } from "../backends/kvm/helpers.js";
 
 const kvmReason = kvmUnavailableReason();
 const KVM_SKIP: string | false = kvmReason === undefined ? false : `needs /dev/kvm: ${kvmReason}`;
@@ -41,14 +42,7 @@ function x86(code: readonly number[], irqchip = false): { guest: CapabilityGuest
   const mem = vm.addMemory({ guestPhysAddr: 0, size: 0x8000 });
   mem.bytes.set(code, X86_CODE);
   const vcpu = vm.createVcpu();
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  vcpu.setSregs(sregs);
-  const regs = vcpu.getRegs();
-  regs.rip = BigInt(X86_CODE);
-  regs.rflags = 2n; // bit 1 is reserved and always 1
-  vcpu.setRegs(regs);
+  startRealMode(vcpu, X86_CODE);
   return { guest: { vm, vcpu }, vcpu };
 }
 

@@ -9,6 +9,7 @@ import { setIoctlHook } from "../../../src/backends/kvm/ffi.js";
 import {
   KvmSystem,
   kvmUnavailableReason,
+  type KvmVcpu,
   type KvmVmOptions,
 } from "../../../src/backends/kvm/index.js";
 import {
@@ -52,4 +53,16 @@ export function recordIoctls(fn: () => void): string[] {
     setIoctlHook(undefined);
   }
   return seen;
+}
+
+/**
+ * Points `vcpu` at 16-bit real-mode code at guest-physical `rip`: CS base and selector 0, RFLAGS
+ * with only bit 1 (reserved, always 1) set.
+ */
+export function startRealMode(vcpu: KvmVcpu, rip: number | bigint): void {
+  const sregs = vcpu.getSregs();
+  sregs.cs.base = 0n;
+  sregs.cs.selector = 0;
+  vcpu.setSregs(sregs);
+  vcpu.setRegs({ ...vcpu.getRegs(), rip: BigInt(rip), rflags: 2n });
 }

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { KvmSystem, kvmUnavailableReason, type KvmVcpu } from "../../../src/backends/kvm/index.js";
 import type { KvmVm } from "../../../src/backends/kvm/vm.js";
 import { VcpuBusyError } from "../../../src/backends/vcpu.js";
+import { startRealMode } from "./helpers.js";
 
 const skip = kvmUnavailableReason() ?? false;
 
@@ -15,14 +16,7 @@ function spinner(system: KvmSystem): { vm: KvmVm; vcpu: KvmVcpu } {
   const vm = system.createVm();
   vm.addMemory({ guestPhysAddr: 0, size: 0x10000 }).bytes.set([0xeb, 0xfe], 0x1000);
   const vcpu = vm.createVcpu();
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  vcpu.setSregs(sregs);
-  const regs = vcpu.getRegs();
-  regs.rip = 0x1000n;
-  regs.rflags = 2n;
-  vcpu.setRegs(regs);
+  startRealMode(vcpu, 0x1000n);
   return { vm, vcpu };
 }
 

@@ -6,7 +6,7 @@ import { KvmSystem, type KvmVcpu } from "../../../src/backends/kvm/index.js";
 import { FLAT_LOAD_ADDRESS } from "../../../src/backends/kvm/flat-guest.js";
 import { runDemo } from "../../vmm/snapshot/demo-run.js";
 import type { VcpuExit } from "../../../src/backends/vcpu.js";
-import { KVM_SKIP, exitLoop, x86 } from "./helpers.js";
+import { KVM_SKIP, exitLoop, x86, startRealMode } from "./helpers.js";
 
 // guests/x86/exit-loop.S loops on `outb %al, $0x10`.
 const LOOP_PORT = 0x10;
@@ -116,14 +116,7 @@ describe("KVM run loop", { skip: KVM_SKIP }, () => {
     // 16-bit real-mode code: mov $0x42,%al; mov %al,0x2000; mov 0x2000,%al; out %al,$0x10; hlt
     ram.bytes.set([0xb0, 0x42, 0xa2, 0x00, 0x20, 0xa0, 0x00, 0x20, 0xe6, 0x10, 0xf4]);
     using vcpu = vm.createVcpu();
-    const sregs = vcpu.getSregs();
-    sregs.cs.base = 0n;
-    sregs.cs.selector = 0;
-    vcpu.setSregs(sregs);
-    const regs = vcpu.getRegs();
-    regs.rip = BigInt(FLAT_LOAD_ADDRESS);
-    regs.rflags = 2n;
-    vcpu.setRegs(regs);
+    startRealMode(vcpu, FLAT_LOAD_ADDRESS);
     const write = vcpu.run();
     assert.ok(write.kind === "mmio" && write.isWrite);
     assert.equal(write.address, 0x2000n);

@@ -8,6 +8,7 @@ import {
   SW_BREAKPOINT,
   X86Breakpoints,
 } from "../../../src/vmm/arch/x86/gdb.js";
+import { startRealMode } from "../../backends/kvm/helpers.js";
 
 const VMX_LIKE = { swBreakpoints: true, watchpoints: true };
 
@@ -126,11 +127,7 @@ describe(
         0x1000,
       );
       const vcpu = vm.createVcpu();
-      const sregs = vcpu.getSregs();
-      sregs.cs.base = 0n;
-      sregs.cs.selector = 0;
-      vcpu.setSregs(sregs);
-      vcpu.setRegs({ ...vcpu.getRegs(), rip: 0x1000n, rflags: 2n });
+      startRealMode(vcpu, 0x1000n);
       const b = new X86Breakpoints(KVM_PVM_DEBUG_FEATURES);
       b.insert(0, 0x1001n, 1);
       b.insert(1, 0x1003n, 1);

@@ -15,6 +15,7 @@ import { SBI_EID } from "../../../src/backends/soft/sbi.js";
 import type { Vcpu, VcpuExit, Vm } from "../../../src/backends/vcpu.js";
 import { I, R, li, place } from "../../backends/soft/asm.js";
 import { reg } from "../../backends/soft/helpers.js";
+import { startRealMode } from "../../backends/kvm/helpers.js";
 
 /** A VM whose vCPU stores to pages 2 and 5 of slot `slot` (8 pages at `base`), then exits. */
 interface Writer {
@@ -38,14 +39,7 @@ function kvmWriter(): Writer {
   const back = -(stores.length + 1 + 2);
   code.bytes.set([...stores, 0xf4, 0xeb, back & 0xff], 0x1000);
   const vcpu = vm.createVcpu();
-  const sregs = vcpu.getSregs();
-  sregs.cs.base = 0n;
-  sregs.cs.selector = 0;
-  vcpu.setSregs(sregs);
-  const regs = vcpu.getRegs();
-  regs.rip = 0x1000n;
-  regs.rflags = 2n; // bit 1 is reserved and always 1
-  vcpu.setRegs(regs);
+  startRealMode(vcpu, 0x1000n);
   const log = vm.addMemory({ guestPhysAddr: 0x8000, size: 0x8000 });
   return { vm, vcpu, slot: log.slot, base: 0x8000n };
 }
