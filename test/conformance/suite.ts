@@ -459,7 +459,7 @@ const sleep = (ms: number): Promise<void> =>
   });
 
 /** Runs until an exit that is not `intr` (synchronously). */
-function runToExit(vcpu: Vcpu): VcpuExit {
+export function runToExit(vcpu: Vcpu): VcpuExit {
   for (let i = 0; i < 1000; i++) {
     const exit = vcpu.run();
     if (exit.kind !== "intr") return exit;
@@ -468,7 +468,7 @@ function runToExit(vcpu: Vcpu): VcpuExit {
 }
 
 /** A KVM dirty bitmap of an 8-page slot: one u64 (bitmaps are aligned to 64 bits). */
-function bitmapOf(pages: readonly number[]): number[] {
+export function bitmapOf(pages: readonly number[]): number[] {
   const out = [0, 0, 0, 0, 0, 0, 0, 0];
   for (const p of pages) out[p >> 3] = (out[p >> 3] ?? 0) | (1 << (p & 7));
   return out;

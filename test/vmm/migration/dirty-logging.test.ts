@@ -12,10 +12,11 @@ import { KvmError } from "../../../src/abi/kvm/errors.js";
 import { KvmSystem, kvmUnavailableReason } from "../../../src/backends/kvm/index.js";
 import { createSoftVm, type SoftMode } from "../../../src/backends/soft/index.js";
 import { SBI_EID } from "../../../src/backends/soft/sbi.js";
-import type { Vcpu, VcpuExit, Vm } from "../../../src/backends/vcpu.js";
+import type { Vcpu, Vm } from "../../../src/backends/vcpu.js";
 import { I, R, li, place } from "../../backends/soft/asm.js";
 import { reg } from "../../backends/soft/helpers.js";
 import { startRealMode } from "../../backends/kvm/helpers.js";
+import { bitmapOf, runToExit } from "../../conformance/suite.js";
 
 /** A VM whose vCPU stores to pages 2 and 5 of slot `slot` (8 pages at `base`), then exits. */
 interface Writer {
@@ -60,21 +61,6 @@ function softWriter(mode: SoftMode): Writer {
   vcpu.setOneReg(reg("core.pc"), ram);
   const log = vm.addMemory({ guestPhysAddr: base, size: 0x8000 });
   return { vm, vcpu, slot: log.slot, base };
-}
-
-function runToExit(vcpu: Vcpu): VcpuExit {
-  for (let i = 0; i < 1000; i++) {
-    const exit = vcpu.run();
-    if (exit.kind !== "intr") return exit;
-  }
-  assert.fail("no exit after 1000 runs");
-}
-
-/** The bitmap of an 8-page slot (one u64, as the kernel aligns it). */
-function bitmapOf(pages: readonly number[]): number[] {
-  const out = [0, 0, 0, 0, 0, 0, 0, 0];
-  for (const p of pages) out[p >> 3] = (out[p >> 3] ?? 0) | (1 << (p & 7));
-  return out;
 }
 
 const errno =
