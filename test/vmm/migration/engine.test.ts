@@ -116,6 +116,16 @@ function targetFactory(applied: { devices: number }) {
   };
 }
 
+/** An in-process destination listening on loopback, and a channel connected to it. */
+async function loopbackDestination() {
+  const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
+  const received = listener
+    .accept()
+    .then((ch) => receiveMigration(ch, targetFactory({ devices: 0 })));
+  const ch = await connectChannel(listener.uri);
+  return { listener, received, ch };
+}
+
 /** The destination's replies on `ch` up to and including `ready`. */
 async function repliesUntilReady(ch: Channel): Promise<Reply[]> {
   const decoder = new ReplyDecoder();
@@ -168,11 +178,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
 
   it("the destination acknowledges each ROUND once its pages are stored, only when asked", async () => {
     for (const flags of [HEADER_FLAG_ROUND_ACKS, 0]) {
-      const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
-      const received = listener
-        .accept()
-        .then((ch) => receiveMigration(ch, targetFactory({ devices: 0 })));
-      const ch = await connectChannel(listener.uri);
+      const { listener, received, ch } = await loopbackDestination();
       try {
         const data = new Uint8Array(PAGE_BYTES).fill(7);
         await ch.write([
@@ -200,11 +206,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
   });
 
   it("stores a page that arrives cut across two reads (one copy from each chunk) and the run around it", async () => {
-    const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
-    const received = listener
-      .accept()
-      .then((ch) => receiveMigration(ch, targetFactory({ devices: 0 })));
-    const ch = await connectChannel(listener.uri);
+    const { listener, received, ch } = await loopbackDestination();
     try {
       // Pages 20..23, each byte distinct within its page, so a misplaced byte shows.
       const pages = [20, 21, 22, 23].map((index) => ({
