@@ -1,7 +1,8 @@
 /**
  * The A extension (unprivileged spec "A" chapter): LR/SC and AMOs, atomic across harts through
  * Atomics on the slot's views (guest RAM may be a SharedArrayBuffer shared by vCPU Workers,
- * docs/soft-riscv-notes.md §2.3 item 7).
+ * docs/soft-riscv-notes.md §2.3 item 7). `execAmo` is the reference; `amoFast` is the fast
+ * interpreter's path for the common case (a TLB hit), on int32 halves without BigInt.
  *
  * - Misaligned LR/SC/AMO raise address-misaligned (no Zam): LR → load (4), SC/AMO → store (6).
  * - SC succeeds if this hart holds a reservation on the address and memory still holds the
@@ -9,6 +10,7 @@
  *   or sret clears the reservation.
  * - An LR/SC/AMO outside RAM raises an access fault (KVM cannot emulate atomics on MMIO).
  */
+import { isMainThread } from "node:worker_threads";
 import { ACC, EXC, type Core } from "./core.js";
 import { translate } from "./mmu.js";
 import type { Slot } from "./memory.js";
@@ -74,10 +76,13 @@ function op64(f5: number, old: bigint, v: bigint): bigint {
   }
 }
 
-/** True if f5/rs2 form a valid AMO encoding. */
-function validF5(f5: number, rs2: number): boolean {
+/** Bit f5 set for every defined funct5 (a constant: validF5 runs on every AMO, unallocated). */
+const VALID_F5 = Object.values(F5).reduce<number>((m, f5) => m | (1 << f5), 0);
+
+/** True if f5/rs2 form a valid AMO encoding (LR needs rs2 = 0). */
+export function validF5(f5: number, rs2: number): boolean {
   if (f5 === F5.LR) return rs2 === 0;
-  return (Object.values(F5) as number[]).includes(f5);
+  return ((VALID_F5 >>> f5) & 1) !== 0;
 }
 
 function atomic32(slot: Slot, off: number, f5: number, v: number): number {
@@ -204,4 +209,140 @@ export function execAmo(c: Core, insn: number, pc: number): boolean {
 
 function toBig(lo: number, hi: number): bigint {
   return (BigInt(hi) << 32n) | BigInt(lo >>> 0);
+}
+
+/**
+ * Whether guest RAM in a SharedArrayBuffer may be written by another thread while this hart
+ * runs: true in a vCPU Worker (threaded mode, soft/threaded.ts). On the main thread every vCPU
+ * runs inline, one at a time (soft/vm.ts allocates RAM shared either way), so plain int32
+ * accesses there are atomic with respect to every other hart. A field, so tests can run the
+ * concurrent path on the main thread.
+ */
+export const ramThreads = { concurrent: !isMainThread };
+
+/**
+ * The fast interpreter's AMO path (fast.ts): an aligned LR/SC/AMO whose page the TLB holds, on
+ * int32 halves (no BigInt, no allocation). `op` is funct5, plus 32 for a doubleword; `rd2`, `a`,
+ * `b` are 2 × rd, rs1, rs2. Returns false, having changed nothing, when it cannot run it here
+ * (a TLB miss, which also catches every misaligned address; a slot without an Int32Array view;
+ * a doubleword read-modify-write on RAM other threads write, which needs a 64-bit
+ * compare-exchange): the caller then runs `execAmo`.
+ *
+ * A write-TLB hit needs none of execAmo's checks: write entries exist only for writable RAM
+ * pages holding no decoded or translated code, and only after the page was marked dirty
+ * (tlb.ts, access.ts `storeSlow`); a read entry is a RAM page the hart may read.
+ */
+export function amoFast(c: Core, op: number, rd2: number, a: number, b: number): boolean {
+  const x = c.x;
+  const f5 = op & 31;
+  const size = op >= 32 ? 8 : 4;
+  const lo = x[a] ?? 0;
+  const hi = x[a + 1] ?? 0;
+  const isLr = f5 === F5.LR;
+  const t = isLr ? c.tr : c.tw;
+  const ti = (lo >>> 12) & (TLB_SIZE - 1);
+  if (t.tagLo[ti] !== (lo & (-4096 | (size - 1))) || t.tagHi[ti] !== hi) return false;
+  const m = t.slot[ti]?.i32;
+  if (m == null) return false;
+  // RAM other threads write while this one runs needs Atomics, and a doubleword
+  // read-modify-write on it a BigInt64Array compare-exchange (execAmo).
+  const shared = ramThreads.concurrent && m.buffer instanceof SharedArrayBuffer;
+  if (shared && size === 8 && !isLr) return false;
+  const i = ((t.off[ti] ?? 0) + (lo & 4095)) / 4;
+  const vlo = x[b] ?? 0;
+  const vhi = x[b + 1] ?? 0;
+  let rlo: number;
+  let rhi: number;
+  if (isLr) {
+    rlo = m[i] ?? 0;
+    rhi = size === 8 ? (m[i + 1] ?? 0) : rlo >> 31;
+    c.resAddr = (t.phys[ti] ?? 0) + (lo & 4095);
+    c.resLo = rlo;
+    c.resHi = rhi;
+  } else if (f5 === F5.SC) {
+    let ok = c.resAddr === (t.phys[ti] ?? 0) + (lo & 4095);
+    if (ok) {
+      if (size === 4 && shared) ok = Atomics.compareExchange(m, i, c.resLo, vlo) === c.resLo;
+      else if (size === 4) ok = m[i] === c.resLo;
+      else ok = m[i] === c.resLo && m[i + 1] === c.resHi;
+      if (ok && !shared) {
+        m[i] = vlo;
+        if (size === 8) m[i + 1] = vhi;
+      }
+    }
+    c.resAddr = -1;
+    rlo = ok ? 0 : 1;
+    rhi = 0;
+  } else if (size === 4) {
+    if (shared) {
+      for (;;) {
+        rlo = Atomics.load(m, i);
+        if (Atomics.compareExchange(m, i, rlo, op32(f5, rlo, vlo)) === rlo) break;
+      }
+    } else {
+      rlo = m[i] ?? 0;
+      m[i] = op32(f5, rlo, vlo);
+    }
+    rhi = rlo >> 31;
+  } else {
+    rlo = m[i] ?? 0;
+    rhi = m[i + 1] ?? 0;
+    op64Halves(m, i, f5, rlo, rhi, vlo, vhi);
+  }
+  if (rd2 !== 0) {
+    x[rd2] = rlo;
+    x[rd2 + 1] = rhi;
+  }
+  return true;
+}
+
+/** Writes `op64(f5, old, v)` to m[i], m[i + 1] with each 64-bit value as (lo, hi) int32 halves. */
+function op64Halves(
+  m: Int32Array,
+  i: number,
+  f5: number,
+  olo: number,
+  ohi: number,
+  vlo: number,
+  vhi: number,
+): void {
+  let lo = vlo;
+  let hi = vhi;
+  switch (f5) {
+    case F5.ADD:
+      lo = (olo + vlo) | 0;
+      hi = (ohi + vhi + (lo >>> 0 < olo >>> 0 ? 1 : 0)) | 0;
+      break;
+    case F5.XOR:
+      lo = olo ^ vlo;
+      hi = ohi ^ vhi;
+      break;
+    case F5.OR:
+      lo = olo | vlo;
+      hi = ohi | vhi;
+      break;
+    case F5.AND:
+      lo = olo & vlo;
+      hi = ohi & vhi;
+      break;
+    case F5.MIN:
+    case F5.MAX:
+    case F5.MINU:
+    case F5.MAXU: {
+      // old < v, signed (MIN, MAX) or unsigned (MINU, MAXU); equal values give either.
+      const less =
+        f5 === F5.MIN || f5 === F5.MAX
+          ? ohi < vhi || (ohi === vhi && olo >>> 0 < vlo >>> 0)
+          : ohi >>> 0 < vhi >>> 0 || (ohi === vhi && olo >>> 0 < vlo >>> 0);
+      if (less === (f5 === F5.MIN || f5 === F5.MINU)) {
+        lo = olo;
+        hi = ohi;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  m[i] = lo;
+  m[i + 1] = hi;
 }

@@ -118,6 +118,9 @@ function program(): number[] {
   // lr.w a0, (t0); sc.w a0, t1, (t0): the reservation address becomes a guest-physical one
   // (above 2^31, a double), as the first LR of a boot makes it.
   p.push(r(0x08, 0, T0, 2, A0, 0x2f), r(0x0c, T1, T0, 2, A0, 0x2f));
+  // The doubleword forms: lr.d, sc.d, amoadd.d, amomaxu.d (amo.ts on int32 halves).
+  p.push(r(0x08, 0, T0, 3, A0, 0x2f), r(0x0c, T1, T0, 3, A0, 0x2f));
+  p.push(r(0, T1, T0, 3, A0, 0x2f), r(0x70, T1, T0, 3, A0, 0x2f));
   p.push(0x0ff0000f); // fence
   for (const f3 of [0, 1, 4, 5, 6, 7]) {
     p.push(br(8, T2, T1, f3), br(8, T1, T2, f3), 0x00000013);

@@ -12,8 +12,8 @@
  *   page end, when a store dropped the running page (self-modifying code: the next instruction
  *   is decoded afresh), and after `FAST_SLICE` instructions;
  * - loads and stores use the interpreter's TLB fast paths and slow paths (interp.ts,
- *   access.ts), everything not inlined here (FP, AMOs, SYSTEM, illegal encodings) runs in the
- *   reference `exec`, and a page-straddling instruction in the reference `step`, so every trap
+ *   access.ts), AMOs and LR/SC amo.ts's `amoFast` on a TLB hit, everything not inlined here
+ *   (FP, SYSTEM, illegal encodings, AMOs `amoFast` declines) runs in the reference `exec`, and a page-straddling instruction in the reference `step`, so every trap
  *   and exit leaves the state the reference interpreter would.
  *
  * The reference interpreter stays the oracle: the engine without translation runs `step` only,
@@ -21,6 +21,7 @@
  */
 import type { Core } from "./core.js";
 import { loadSlow, MMIO_TAG, storeSlow } from "./access.js";
+import { amoFast } from "./amo.js";
 import { div32, div64, I64, mul64, mulh64, TWO32 } from "./i64.js";
 import { exec, step } from "./interp.js";
 import { K, type DecodeCache } from "./predecode.js";
@@ -450,7 +451,10 @@ export function runFast(
         x[rd2 + 1] = r >> 31;
         break;
       }
+      case K.AMO:
       case K.EXEC:
+        // An AMO amoFast declines (TLB miss, misaligned, shared doubleword) runs in exec.
+        if ((w & 127) === K.AMO && amoFast(c, (w >>> 23) & 63, rd2, a, b)) break;
         // CSR reads of instret/cycle inside exec see every instruction retired before.
         c.icount += n - 1 - done;
         done = n - 1;

@@ -21,6 +21,7 @@
  * `sfence.vma addr` drops only the look-ups inside the fenced leaf: `fenceVa`).
  */
 import { fetchPage } from "./access.js";
+import { validF5 } from "./amo.js";
 import type { Core } from "./core.js";
 import type { Slot } from "./memory.js";
 import { expandRvc } from "./rvc.js";
@@ -96,6 +97,11 @@ export const K = {
   EXEC_END: 65,
   /** A 4-byte instruction straddling the page end: the reference `step` fetches both pages. */
   STRADDLE: 66,
+  /**
+   * A valid LR/SC/AMO: bits 23..27 funct5, bit 28 set for a doubleword, the instruction in the
+   * immediate (amo.ts `amoFast` runs it; what it cannot, `exec` runs as for EXEC).
+   */
+  AMO: 67,
 } as const;
 
 /** Halfwords per 4 KiB page. */
@@ -262,6 +268,13 @@ export function decodeInsn(insn: number, raw: number, long: boolean, out: { imm:
       break;
     case 0x73:
       return execWord(K.EXEC_END, insn, raw, long, out);
+    case 0x2f:
+      // Always 4 bytes (no RVC form); invalid encodings go to EXEC (illegal instruction).
+      if ((f3 === 2 || f3 === 3) && validF5(insn >>> 27, (insn >>> 20) & 31)) {
+        out.imm = insn;
+        return word(K.AMO, insn, long) | ((insn >>> 27) << 23) | ((f3 & 1) << 28);
+      }
+      break;
     default:
       break;
   }
