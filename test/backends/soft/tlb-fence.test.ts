@@ -33,6 +33,9 @@ const VA_U = 0x4000_2000n;
 const VA_UCODE = 0x4000_3000n;
 const VA_FN = 0x4000_4000n;
 const VA_BIG = 0x4020_0000n;
+/** A 2 MiB code superpage at L1 index 2 and the two RAM ranges it is mapped to in turn. */
+const VA_SUPER = 0x4040_0000n;
+const SUPER_CODE = { A: 0x600000, B: 0x400000 };
 /** PTE flags (privileged spec "Sv39"): V R W X U A D. */
 const KERNEL_RWX = 0xcfn;
 const KERNEL_RW = 0xc7n;
@@ -53,6 +56,7 @@ const marker = (page: number): bigint => 0x5eed_0000_0000n + BigInt(page);
 interface Guest {
   readonly hart: Hart;
   readonly view: DataView;
+  readonly ram: Uint8Array;
   /** Places `words` as the next program (a page of its own) and runs it to an S-mode ecall. */
   run(words: readonly number[], regs?: Record<number, bigint>): void;
   setPte(table: number, index: number, value: bigint): void;
@@ -97,7 +101,7 @@ function guest(options: (typeof ENGINE_TIERS)[number]["options"]): Guest {
     assert.equal(hart.getMode(), 1);
   };
   const walks = (): number => hart.stats.walks;
-  return { hart, view, run, setPte, walks };
+  return { hart, view, ram, run, setPte, walks };
 }
 
 for (const tier of ENGINE_TIERS.map(eager)) {
@@ -230,6 +234,25 @@ for (const tier of [
       assert.equal(g.hart.getX(R.s5), 1n);
       g.setPte(L0, 4, pte(FN_B, KERNEL_RX));
       g.run([sfence(R.s4, 0), ...call, I.ecall()], { [R.s4]: VA_FN });
+      assert.equal(g.hart.getX(R.s5), 2n);
+    });
+
+    it(`code in a remapped superpage runs as the new code after a fence elsewhere in it (${tier.name}${hot})`, () => {
+      const g = guest(tier.options);
+      // Two 2 MiB code superpages with the function 0x3000 into each; the fence names another
+      // 4 KiB page of the superpage, which must still drop every look-up made through it.
+      place(g.ram, SUPER_CODE.A + 0x3000, [I.addi(R.a0, R.zero, 1), I.jalr(0, R.ra, 0)]);
+      place(g.ram, SUPER_CODE.B + 0x3000, [I.addi(R.a0, R.zero, 2), I.jalr(0, R.ra, 0)]);
+      g.setPte(L1, 2, pte(SUPER_CODE.A, KERNEL_RX));
+      const fn = VA_SUPER + 0x3000n;
+      const call = [I.jalr(R.ra, R.s4, 0), I.addi(R.s5, R.a0, 0)];
+      g.run(
+        [...li(R.s6, 8n), ...call, I.addi(R.s6, R.s6, -1), I.bne(R.s6, R.zero, -12), I.ecall()],
+        { [R.s4]: fn },
+      );
+      assert.equal(g.hart.getX(R.s5), 1n);
+      g.setPte(L1, 2, pte(SUPER_CODE.B, KERNEL_RX));
+      g.run([sfence(R.s3, 0), ...call, I.ecall()], { [R.s4]: fn, [R.s3]: VA_SUPER + 0x5000n });
       assert.equal(g.hart.getX(R.s5), 2n);
     });
   });

@@ -189,10 +189,21 @@ export class Engine {
    * blocks stay (they are keyed by physical address and found again through a new walk).
    */
   private fenceVa(va: number): void {
+    // Linux fences single pages hundreds of times per boot: the scan is int32 work only. An
+    // entry of an older map generation can never hit again (compiledAt), so it is skipped; a
+    // leaf is at most 1 GiB (bits ≤ 30), so "same leaf" is equal high words and low words
+    // equal above bit `bits`.
+    const gen = this.core.mapGen;
+    const vaLo = va | 0;
+    const vaHi = Math.floor(va / TWO32) | 0;
+    const gens = this.vcGen;
+    const pcs = this.vcPc;
+    const bits = this.vcBits;
     for (let i = 0; i < 2 * VC_SIZE; i++) {
-      if (this.vcBlk[i] == null) continue;
-      const size = 2 ** (this.vcBits[i] ?? 12);
-      if (Math.floor((this.vcPc[i] ?? 0) / size) === Math.floor(va / size)) this.vcBlk[i] = null;
+      if (gens[i] !== gen) continue;
+      const pc = pcs[i] ?? NaN;
+      if (((pc | 0) ^ vaLo) >>> (bits[i] ?? 12) !== 0) continue;
+      if ((Math.floor(pc / TWO32) | 0) === vaHi) this.vcBlk[i] = null;
     }
     this.wasm?.fenceVa(va);
     this.decoded?.fenceVa(va);

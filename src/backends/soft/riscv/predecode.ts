@@ -358,11 +358,15 @@ export class DecodeCache {
 
   /** Forgets the virtual-page look-ups inside the leaf that mapped virtual address `va`. */
   fenceVa(va: number): void {
+    // int32 work only (Linux fences single pages hundreds of times per boot); a look-up of an
+    // older map generation never hits again (cachedPage) and is skipped. Same leaf (bits ≤ 30):
+    // equal high words, page numbers equal above bit `bits` - 12.
+    const gen = this.core.mapGen;
+    const vpn = (va | 0) >>> 12;
+    const hi = Math.floor(va / 4294967296) | 0;
     for (let i = 0; i < VSIZE; i++) {
-      if (this.vPage[i] == null) continue;
-      const size = 2 ** (this.vBits[i] ?? 12);
-      const page = (this.vHi[i] ?? 0) * 4294967296 + (this.vLo[i] ?? 0) * 4096;
-      if (Math.floor(page / size) === Math.floor(va / size)) this.vPage[i] = null;
+      if (this.vGen[i] !== gen || this.vHi[i] !== hi) continue;
+      if (((this.vLo[i] ?? 0) ^ vpn) >>> ((this.vBits[i] ?? 12) - 12) === 0) this.vPage[i] = null;
     }
   }
 
