@@ -89,6 +89,36 @@ const HEAT_SIZE = 1 << 14;
 const VC_BITS = 12;
 const VC_SIZE = 1 << VC_BITS;
 
+/**
+ * Engine.fenceVa's scan of the virtual-pc cache: drops the entries of map generation `gen`
+ * whose pc lies in the leaf that maps `va`, by moving them to the previous generation, which
+ * never hits again (compiledAt compares the current one). Linux fences single pages hundreds of
+ * times per boot, so this is int32 work in a function of its own, with a store on every live
+ * entry rather than only at a match: a path V8 had no type feedback for (the store at the
+ * first match, the code after the loop in an on-stack-replaced loop) deoptimized the scan on
+ * every fence (~400 per boot). Same leaf (at most 1 GiB, bits <= 30): equal high words, low
+ * words equal above bit `bits`.
+ */
+function dropLeafLookups(
+  gens: Int32Array,
+  pcs: Float64Array,
+  bits: Uint8Array,
+  gen: number,
+  va: number,
+): void {
+  const dead = (gen - 1) | 0;
+  const vaLo = va | 0;
+  const vaHi = Math.floor(va / TWO32) | 0;
+  for (let i = 0; i < gens.length; i++) {
+    // Older entries first: most are, and an empty one's pc is NaN, whose int32 conversion
+    // takes V8's slow path.
+    if (gens[i] !== gen) continue;
+    const pc = pcs[i] ?? 0;
+    const other = (((pc | 0) ^ vaLo) >>> (bits[i] ?? 12)) | ((Math.floor(pc / TWO32) | 0) ^ vaHi);
+    gens[i] = other === 0 ? dead : gen;
+  }
+}
+
 /** Runs a Core: dispatcher, block cache, translator. */
 export class Engine {
   readonly core: Core;
@@ -189,22 +219,7 @@ export class Engine {
    * blocks stay (they are keyed by physical address and found again through a new walk).
    */
   private fenceVa(va: number): void {
-    // Linux fences single pages hundreds of times per boot: the scan is int32 work only. An
-    // entry of an older map generation can never hit again (compiledAt), so it is skipped; a
-    // leaf is at most 1 GiB (bits ≤ 30), so "same leaf" is equal high words and low words
-    // equal above bit `bits`.
-    const gen = this.core.mapGen;
-    const vaLo = va | 0;
-    const vaHi = Math.floor(va / TWO32) | 0;
-    const gens = this.vcGen;
-    const pcs = this.vcPc;
-    const bits = this.vcBits;
-    for (let i = 0; i < 2 * VC_SIZE; i++) {
-      if (gens[i] !== gen) continue;
-      const pc = pcs[i] ?? NaN;
-      if (((pc | 0) ^ vaLo) >>> (bits[i] ?? 12) !== 0) continue;
-      if ((Math.floor(pc / TWO32) | 0) === vaHi) this.vcBlk[i] = null;
-    }
+    dropLeafLookups(this.vcGen, this.vcPc, this.vcBits, this.core.mapGen, va);
     this.wasm?.fenceVa(va);
     this.decoded?.fenceVa(va);
   }

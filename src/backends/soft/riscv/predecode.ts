@@ -358,15 +358,22 @@ export class DecodeCache {
 
   /** Forgets the virtual-page look-ups inside the leaf that mapped virtual address `va`. */
   fenceVa(va: number): void {
-    // int32 work only (Linux fences single pages hundreds of times per boot); a look-up of an
-    // older map generation never hits again (cachedPage) and is skipped. Same leaf (bits ≤ 30):
+    // As Engine.fenceVa: int32 work with no rarely taken path (V8 deoptimizes a loop at the
+    // first run of a path it has no type feedback for); a look-up is dropped by moving it to
+    // the previous map generation, which cachedPage never accepts. Same leaf (bits <= 30):
     // equal high words, page numbers equal above bit `bits` - 12.
     const gen = this.core.mapGen;
+    const dead = (gen - 1) | 0;
     const vpn = (va | 0) >>> 12;
-    const hi = Math.floor(va / 4294967296) | 0;
+    const vaHi = Math.floor(va / 4294967296) | 0;
+    const gens = this.vGen;
+    const los = this.vLo;
+    const his = this.vHi;
+    const bits = this.vBits;
     for (let i = 0; i < VSIZE; i++) {
-      if (this.vGen[i] !== gen || this.vHi[i] !== hi) continue;
-      if (((this.vLo[i] ?? 0) ^ vpn) >>> ((this.vBits[i] ?? 12) - 12) === 0) this.vPage[i] = null;
+      const g = gens[i] ?? 0;
+      const other = (((los[i] ?? 0) ^ vpn) >>> ((bits[i] ?? 12) - 12)) | ((his[i] ?? 0) ^ vaHi);
+      gens[i] = ((g ^ gen) | other) === 0 ? dead : g;
     }
   }
 
