@@ -83,6 +83,10 @@ export class RunArea {
   readonly buffer: SharedArrayBuffer;
   readonly bytes: Uint8Array;
   readonly view: DataView;
+  /** `mmio.data` views of 0..8 bytes, `riscv_sbi.ret` and `riscv_csr.ret_value` (live). */
+  private readonly mmioData: readonly Uint8Array[];
+  private readonly sbiRetView: BigInt64Array;
+  private readonly csrRetView: BigUint64Array;
 
   constructor(buffer?: SharedArrayBuffer) {
     this.buffer = buffer ?? new SharedArrayBuffer(RUN_PAGE_BYTES);
@@ -91,6 +95,11 @@ export class RunArea {
     }
     this.bytes = new Uint8Array(this.buffer);
     this.view = new DataView(this.buffer);
+    // The exits' payload views, made once: a typed array over a SharedArrayBuffer costs more
+    // than the rest of decodeExit (a Linux boot decodes ~5 K SBI console exits).
+    this.mmioData = Array.from({ length: 9 }, (_, n) => new Uint8Array(this.buffer, MMIO.data, n));
+    this.sbiRetView = new BigInt64Array(this.buffer, SBI.ret, 2);
+    this.csrRetView = new BigUint64Array(this.buffer, CSR_EXIT.ret_value, 1);
   }
 
   /** `immediate_exit`: non-zero makes `run()` return `intr` without entering the guest. */
@@ -256,15 +265,15 @@ export class RunArea {
           kind: "mmio",
           address: this.view.getBigUint64(MMIO.phys_addr, true),
           isWrite: this.bytes[MMIO.is_write] !== 0,
-          data: new Uint8Array(this.buffer, MMIO.data, Math.min(8, this.u32(MMIO.len))),
+          data: this.mmioData[Math.min(8, this.u32(MMIO.len))] ?? new Uint8Array(0),
         };
       case KVM_EXIT.RISCV_SBI:
         return {
           kind: "riscv_sbi",
           extensionId: this.view.getBigUint64(SBI.extension_id, true),
           functionId: this.view.getBigUint64(SBI.function_id, true),
-          args: Array.from({ length: 6 }, (_, i) => this.view.getBigUint64(SBI.args + 8 * i, true)),
-          ret: new BigInt64Array(this.buffer, SBI.ret, 2),
+          args: this.u64s(SBI.args, 6),
+          ret: this.sbiRetView,
         };
       case KVM_EXIT.SYSTEM_EVENT: {
         const type = this.u32(SYS.type);
@@ -287,7 +296,7 @@ export class RunArea {
           csrNum: Number(this.view.getBigUint64(CSR_EXIT.csr_num, true)),
           newValue: this.view.getBigUint64(CSR_EXIT.new_value, true),
           writeMask: this.view.getBigUint64(CSR_EXIT.write_mask, true),
-          ret: new BigUint64Array(this.buffer, CSR_EXIT.ret_value, 1),
+          ret: this.csrRetView,
         };
       case KVM_EXIT.INTR:
         return { kind: "intr" };
@@ -315,6 +324,8 @@ export class RunArea {
   }
 
   private u64s(offset: number, count: number): bigint[] {
-    return Array.from({ length: count }, (_, i) => this.view.getBigUint64(offset + 8 * i, true));
+    const out: bigint[] = [];
+    for (let i = 0; i < count; i++) out.push(this.view.getBigUint64(offset + 8 * i, true));
+    return out;
   }
 }

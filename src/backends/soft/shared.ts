@@ -260,9 +260,19 @@ export class VmShared {
   /** vCPU `n`'s kernel enters (true) or leaves (false) KVM_RUN. */
   setInRun(n: number, inRun: boolean): void {
     Atomics.store(this.i32, this.word(n, W.IN_RUN), inRun ? 1 : 0);
-    if (!inRun) {
-      Atomics.notify(this.i32, this.word(n, W.WTLB_ACK));
-      Atomics.notify(this.i32, this.word(n, W.FENCE_ACK));
+    if (inRun) return;
+    // Only a request not yet acknowledged can have a waiter (an Atomics.notify is a lock and a
+    // list walk; this runs on every exit): a waiter bumps the request count before it reads
+    // IN_RUN, so if it read 1 the count read below, after the store of 0, includes its request
+    // (sequentially consistent Atomics); an acknowledgement notifies by itself.
+    const i32 = this.i32;
+    const wtlb = Atomics.load(i32, this.word(n, W.WTLB_REQ));
+    if (wtlb !== Atomics.load(i32, this.word(n, W.WTLB_ACK))) {
+      Atomics.notify(i32, this.word(n, W.WTLB_ACK));
+    }
+    const fence = Atomics.load(i32, this.word(n, W.FENCE_REQ));
+    if (fence !== Atomics.load(i32, this.word(n, W.FENCE_ACK))) {
+      Atomics.notify(i32, this.word(n, W.FENCE_ACK));
     }
   }
 
