@@ -102,6 +102,8 @@ void Detach(const v8::FunctionCallbackInfo<v8::Value> &args) {
 namespace regvisor {
 // native/crc32c.cc: the SSE4.2 CRC32C of src/vmm/snapshot/crc32c.ts.
 void RegisterCrc32c(v8::Local<v8::Object> exports);
+// native/sockio.cc: the migration switchover's socket reads and writes.
+void RegisterSockio(v8::Local<v8::Object> exports);
 }  // namespace regvisor
 
 // Context-aware, so worker threads (the soft backend's threaded mode, user Workers) can load it.
@@ -110,4 +112,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "address", Address);
   NODE_SET_METHOD(exports, "detach", Detach);
   regvisor::RegisterCrc32c(exports);
+  regvisor::RegisterSockio(exports);
 }

@@ -11,8 +11,12 @@ import type { GuestMemory } from "../../backends/vcpu.js";
 import { RegvisorError } from "../../errors.js";
 import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
 import { encodeReply, GO } from "./handshake.js";
+import { IO_CODES, nativeIo, type NativeIo, type NativeSlot } from "./native-io.js";
 import {
+  DEFAULT_STREAM_LIMITS,
   HEADER_FLAG_ROUND_ACKS,
+  MAX_PAGES_PER_FRAME,
+  MigrationStreamError,
   PAGE_BYTES,
   StreamDecoder,
   type LayoutSlot,
@@ -57,6 +61,12 @@ export interface TargetFactory {
 export interface ReceiveOptions {
   /** Longest silence of the source before the destination gives up, ms (default 30 s). */
   readonly idleMs?: number;
+  /**
+   * Read the switchover's pages natively when the addon has them (./native-io.ts), which
+   * blocks this thread until they are in (default false): only for a destination whose source
+   * runs in another process or thread, never one that shares this event loop.
+   */
+  readonly native?: boolean;
 }
 
 /** What arrived. */
@@ -108,6 +118,8 @@ class Incoming {
   target: MigrationTarget | undefined;
   layout: ReadonlyMap<number, SlotSink> | undefined;
   rounds = 0;
+  /** The SWITCHOVER frame came: the source paused the guest, the last pages follow. */
+  switchover = false;
   readonly vcpus: VcpuState[] = [];
   readonly devices: DeviceState[] = [];
 
@@ -137,6 +149,12 @@ class Incoming {
         return;
       case "round":
         this.rounds = item.round;
+        return;
+      case "switchover":
+        if (this.layout === undefined || this.switchover || this.vcpus.length > 0) {
+          throw order("SWITCHOVER");
+        }
+        this.switchover = true;
         return;
       case "vcpu":
         if (this.layout === undefined) throw order("VCPU_STATE");
@@ -172,6 +190,20 @@ class Incoming {
       if (memory !== undefined) map.set(slot.slot, slotSink(slot, memory));
     });
     return map;
+  }
+
+  /** Every slot's RAM and `written` map, for native/sockio.cc. */
+  nativeSlots(): NativeSlot[] {
+    return [...(this.layout ?? new Map<number, SlotSink>()).values()].map((sink) => {
+      const windows: Uint8Array[] = [];
+      for (let at = 0; at < sink.slot.length; at += WINDOW_BYTES) windows.push(sink.window(at));
+      return {
+        slot: sink.slot.slot,
+        pages: sink.slot.length / PAGE_BYTES,
+        written: sink.written,
+        windows,
+      };
+    });
   }
 
   #pages(item: PagesItem): void {
@@ -253,6 +285,49 @@ class Incoming {
   }
 }
 
+/**
+ * Reads the switchover's PAGES frames natively (./native-io.ts) from where `decoder` stopped,
+ * then hands the decoder the start of the next frame; returns the items that completes.
+ * Blocks the event loop until a frame of another type starts (the guest is paused at the
+ * source; each wait is at most `idleMs`).
+ * @throws MigrationStreamError or MigrationError as the JS path would.
+ */
+function receiveSwitchover(
+  io: NativeIo,
+  fd: number,
+  channel: Channel,
+  decoder: StreamDecoder,
+  incoming: Incoming,
+  idleMs: number,
+): StreamItem[] {
+  const start = decoder.offset;
+  const pre = [...decoder.takeQueued(), ...channel.takeReceived()];
+  const r = io.recvPages(
+    fd,
+    pre,
+    incoming.nativeSlots(),
+    WINDOW_BYTES,
+    DEFAULT_STREAM_LIMITS.maxFrameBytes,
+    MAX_PAGES_PER_FRAME,
+    Math.min(idleMs, 2 ** 31 - 1),
+  );
+  switch (r.code) {
+    case IO_CODES.ok:
+      decoder.skip(r.consumed);
+      return decoder.push(r.rest);
+    case IO_CODES.format:
+      throw new MigrationStreamError(r.message, start + r.offset);
+    case IO_CODES.rejected:
+      throw new MigrationError("rejected", r.message);
+    case IO_CODES.timeout:
+      throw new MigrationError("timeout", `the source sent nothing for ${idleMs} ms`);
+    case IO_CODES.closed:
+      throw new MigrationError("connection", r.message);
+    default:
+      throw new MigrationError("connection", r.message);
+  }
+}
+
 function order(what: string): MigrationError {
   return new MigrationError("rejected", `the stream has a ${what} frame out of order`);
 }
@@ -276,6 +351,8 @@ export async function receiveMigration(
   const idleMs = options.idleMs ?? IDLE_MS;
   const decoder = new StreamDecoder();
   const incoming = new Incoming(factory);
+  const io = options.native === true ? nativeIo() : undefined;
+  let native = false;
   try {
     while (!decoder.ended) {
       // What is queued already is taken without an await: a 1 MiB frame arrives as ~16
@@ -287,14 +364,39 @@ export async function receiveMigration(
           "the source closed the connection before the end of the stream",
         );
       }
-      for (const item of decoder.push(bytes)) {
+      const items = decoder.push(bytes);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        if (item === undefined) break;
         incoming.take(item);
-        // Every page before this ROUND frame is stored: tell a source that asked.
+        // Every page before this ROUND frame is stored: tell a source that asked (and, when it
+        // reads the switchover natively, to mark the switchover with SWITCHOVER, stream 1.2).
         if (
           item.kind === "round" &&
           ((incoming.origin?.flags ?? 0) & HEADER_FLAG_ROUND_ACKS) !== 0
         ) {
-          await channel.write([encodeReply({ reply: "round", round: item.round })]);
+          await channel.write([
+            encodeReply(
+              io === undefined
+                ? { reply: "round", round: item.round }
+                : { reply: "round", round: item.round, switchover: true },
+            ),
+          ]);
+        }
+        // The switchover has begun and this is the last frame `push` completed (SWITCHOVER or
+        // one of the last pages): the rest of the final pages go straight into RAM.
+        if (
+          incoming.switchover &&
+          !native &&
+          io !== undefined &&
+          i === items.length - 1 &&
+          (item.kind === "switchover" || item.kind === "pages")
+        ) {
+          const fd = channel.fd;
+          if (fd !== undefined) {
+            native = true;
+            items.push(...receiveSwitchover(io, fd, channel, decoder, incoming, idleMs));
+          }
         }
       }
     }

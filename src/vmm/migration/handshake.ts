@@ -7,7 +7,8 @@
  *    (it rejected the stream; the source resumes the guest);
  * 1a. destination → source, when the stream header asks for it (stream.ts
  *    `HEADER_FLAG_ROUND_ACKS`), after each ROUND frame once every page before it is stored:
- *    `{"reply":"round","round":N}\n` (the source pauses the guest only once it has caught up);
+ *    `{"reply":"round","round":N,"switchover":true}\n` (the source pauses the guest only once it
+ *    has caught up; `switchover`, from stream 1.2: send the SWITCHOVER frame, stream.ts);
  * 2. destination → source, after END was decoded, every check passed and the whole state is
  *    loaded into the (not yet running) destination machine: `{"reply":"ready"}\n`;
  * 3. source → destination, after `ready`: the 3 bytes `GO\n`. The source stops for good once they
@@ -21,7 +22,7 @@ import { MigrationError } from "./transport.js";
 /** What the destination says. */
 export type Reply =
   | { readonly reply: "ready" }
-  | { readonly reply: "round"; readonly round: number }
+  | { readonly reply: "round"; readonly round: number; readonly switchover?: boolean }
   | { readonly reply: "error"; readonly error: string };
 
 /** Longest reply line accepted. */
@@ -73,10 +74,13 @@ function parseReply(line: string): Reply {
     throw new MigrationError("protocol", "the destination sent a reply that is not JSON");
   }
   if (typeof value === "object" && value !== null) {
-    const v = value as { reply?: unknown; error?: unknown; round?: unknown };
+    const v = value as { reply?: unknown; error?: unknown; round?: unknown; switchover?: unknown };
     if (v.reply === "ready") return { reply: "ready" };
     if (v.reply === "round" && Number.isSafeInteger(v.round) && (v.round as number) >= 0) {
-      return { reply: "round", round: v.round as number };
+      const round = v.round as number;
+      return v.switchover === true
+        ? { reply: "round", round, switchover: true }
+        : { reply: "round", round };
     }
     if (v.reply === "error" && typeof v.error === "string") {
       return { reply: "error", error: v.error.split("\n")[0] ?? "" };

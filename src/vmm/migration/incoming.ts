@@ -163,7 +163,9 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
       },
     };
     const received = await untilStopped(
+      // native: this process's only stream comes from another process (the source).
       receiveMigration(channel, factory, {
+        native: true,
         ...(request.idleMs === undefined ? {} : { idleMs: request.idleMs }),
       }),
       request.stop,

@@ -72,6 +72,19 @@ export interface PrecopyProgress {
   readonly switchover?: "fits" | "no-progress" | "max-rounds";
 }
 
+/** Writes a frame's chunks; `sent` once the buffers may be reused (`Channel.write`). */
+export type WriteChunks = (chunks: readonly Uint8Array[], sent?: () => void) => Promise<void>;
+
+/** Where `finish()` sends its frames. */
+export interface FrameSink {
+  readonly write: WriteChunks;
+  /**
+   * The sink appends each frame's CRC32C trailer itself, checksumming as it sends: it gets
+   * `PagesFrame.unchecked()` instead of `encode()` (./native-io.ts).
+   */
+  readonly unchecked?: boolean;
+}
+
 /** One bitmap per region, in `memory` order. */
 type DirtySet = Uint8Array[];
 
@@ -145,7 +158,7 @@ export class Precopy {
 
   constructor(
     private readonly ram: DirtyRam,
-    private readonly write: (chunks: readonly Uint8Array[], sent?: () => void) => Promise<void>,
+    private readonly write: WriteChunks,
     private readonly options: PrecopyOptions,
   ) {}
 
@@ -208,10 +221,11 @@ export class Precopy {
   }
 
   /**
-   * With every vCPU paused: sends the pages dirtied since the last round. Returns their count.
-   * @throws whatever `write` throws.
+   * With every vCPU paused: sends the pages dirtied since the last round, to `sink` (the
+   * constructor's `write` by default). Returns their count.
+   * @throws whatever the sink's `write` throws.
    */
-  async finish(): Promise<number> {
+  async finish(sink: FrameSink = { write: this.write }): Promise<number> {
     const last = this.#readLogs();
     const pending = this.#pending;
     if (pending !== undefined) {
@@ -229,7 +243,7 @@ export class Precopy {
     // and on failure the caller destroys the connection (dropping whatever is still queued)
     // before it resumes them. The device side writes no RAM while paused either (in-flight
     // disk requests were drained by the pause).
-    await this.#sendSet(last, true);
+    await this.#sendSet(last, true, sink);
     return count;
   }
 
@@ -265,10 +279,14 @@ export class Precopy {
     });
   }
 
-  async #sendSet(set: DirtySet, byReference = false): Promise<void> {
+  async #sendSet(
+    set: DirtySet,
+    byReference = false,
+    sink: FrameSink = { write: this.write },
+  ): Promise<void> {
     for (const [i, region] of this.ram.memory.entries()) {
       const bitmap = set[i];
-      if (bitmap !== undefined) await this.#sendRegion(region, bitmap, byReference);
+      if (bitmap !== undefined) await this.#sendRegion(region, bitmap, byReference, sink);
     }
   }
 
@@ -277,7 +295,12 @@ export class Precopy {
     return this.#pool.pop() ?? new Uint8Array(FRAME_DATA_BYTES);
   }
 
-  async #sendRegion(region: GuestMemory, bitmap: Uint8Array, byReference: boolean): Promise<void> {
+  async #sendRegion(
+    region: GuestMemory,
+    bitmap: Uint8Array,
+    byReference: boolean,
+    sink: FrameSink,
+  ): Promise<void> {
     const pages = region.size / PAGE_BYTES;
     const perWindow = WINDOW_BYTES / PAGE_BYTES;
     const maxDataPages = FRAME_DATA_BYTES / PAGE_BYTES;
@@ -289,13 +312,18 @@ export class Precopy {
     let dataPages = 0;
     const flush = async (): Promise<void> => {
       if (frame.count === 0) return;
-      const bytes = frame.encode();
+      const bytes = sink.unchecked === true ? frame.unchecked() : frame.encode();
       const used = store;
       store = byReference ? undefined : this.#takeStore();
       frame = open(store);
       dataPages = 0;
       // The buffer goes back to the pool once the socket took its bytes.
-      await this.#emit(bytes, used === undefined ? undefined : () => this.#pool.push(used));
+      await this.#emit(
+        bytes,
+        used === undefined ? undefined : () => this.#pool.push(used),
+        sink.write,
+        sink.unchecked === true ? 4 : 0,
+      );
     };
     for (let w = 0; w < pages; w += perWindow) {
       const count = Math.min(perWindow, pages - w);
@@ -363,9 +391,16 @@ export class Precopy {
     await flush();
   }
 
-  async #emit(chunks: readonly Uint8Array[], sent?: () => void): Promise<void> {
+  /** Writes `chunks` (and counts `trailer` more bytes the writer appends). */
+  async #emit(
+    chunks: readonly Uint8Array[],
+    sent?: () => void,
+    write = this.write,
+    trailer = 0,
+  ): Promise<void> {
+    this.#bytes += trailer;
     for (const c of chunks) this.#bytes += c.length;
-    await this.write(chunks, sent);
+    await write(chunks, sent);
     const cap = this.options.maxBandwidth;
     if (cap !== undefined) {
       // --max-bandwidth: hold the average at the cap (sleep what the bytes so far are ahead).

@@ -18,11 +18,13 @@ import {
   encodeLayoutFrame,
   encodeMetaFrame,
   encodeStreamHeader,
+  encodeSwitchoverFrame,
   encodeVcpuFrame,
   HEADER_FLAG_ROUND_ACKS,
   type LayoutSlot,
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
+import { nativeIo } from "./native-io.js";
 import {
   connectChannel,
   DEFAULT_TIMEOUTS,
@@ -129,6 +131,8 @@ interface ReplyWatch {
    * within `timeoutMs` (a 1.0 destination never does).
    */
   acked(round: number, timeoutMs: number): Promise<boolean>;
+  /** The destination's acknowledgements asked for the SWITCHOVER frame (stream 1.2). */
+  readonly marks: boolean;
   /** Settles when the connection ended. */
   readonly done: Promise<void>;
 }
@@ -239,7 +243,23 @@ export class Migration {
       await this.source.pause();
       paused = true;
       this.#phase("pause");
-      const finalPages = await precopy.finish();
+      // A destination that asked for SWITCHOVER reads the last pages natively, in a process of
+      // its own (./native-io.ts); this side then writes them natively too, gathered from RAM,
+      // while the guest is paused (the event loop waits meanwhile; every wait is bounded by
+      // the stall timeout).
+      const io = watch.marks ? nativeIo() : undefined;
+      if (watch.marks) {
+        if (io === undefined) await write(encodeSwitchoverFrame());
+        else await ch.writeBlocking(io, encodeSwitchoverFrame());
+      }
+      const finalPages = await precopy.finish(
+        io === undefined
+          ? { write }
+          : {
+              write: (chunks, sent) => ch.writeBlocking(io, chunks, true).finally(sent),
+              unchecked: true,
+            },
+      );
       this.#phase("final");
       const state = await this.source.capture();
       this.#phase("capture");
@@ -356,6 +376,7 @@ export class Migration {
     const decoder = new ReplyDecoder();
     const queue: Reply[] = [];
     let acked = 0;
+    let marks = false;
     let waiter: (() => void) | undefined;
     let ended = false;
     let failure: Error | undefined;
@@ -366,8 +387,10 @@ export class Migration {
           if (bytes === undefined) break;
           for (const reply of decoder.push(bytes)) {
             if (reply.reply === "error") abort(reply.error);
-            if (reply.reply === "round") acked = Math.max(acked, reply.round);
-            else queue.push(reply);
+            if (reply.reply === "round") {
+              acked = Math.max(acked, reply.round);
+              marks = reply.switchover === true;
+            } else queue.push(reply);
           }
           waiter?.();
         }
@@ -388,6 +411,9 @@ export class Migration {
       });
     return {
       done,
+      get marks() {
+        return marks;
+      },
       acked: async (round, timeoutMs) => {
         const deadline = performance.now() + timeoutMs;
         for (;;) {

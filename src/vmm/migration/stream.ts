@@ -1,5 +1,5 @@
 /**
- * The live-migration stream, version 1.1: the snapshot format's CRC-framed, length-bounded
+ * The live-migration stream, version 1.2: the snapshot format's CRC-framed, length-bounded
  * sections (src/vmm/snapshot/format.ts), written one frame at a time as the migration goes, so
  * no side ever holds the whole guest RAM in one buffer. All integers little-endian.
  *
@@ -9,7 +9,7 @@
  * | --- | --- | --- |
  * | 0 | 8 | magic `"RGVMIGR\0"` (52 47 56 4d 49 47 52 00) |
  * | 8 | 2 | major (1): another major is refused |
- * | 10 | 2 | minor (1) |
+ * | 10 | 2 | minor (2) |
  * | 12 | 1 | arch: the KVM register-id arch byte (0x20 x86, 0x80 riscv, ...) |
  * | 13 | 1 | source backend (the snapshot format's codes: 1 kvm, 2 soft-inline, 3 soft-threaded) |
  * | 14 | 2 | reserved, 0 |
@@ -19,8 +19,9 @@
  *
  * Then frames exactly as in a snapshot (u32 type, u32 flags, u64 length L, L payload bytes,
  * CRC32C of the frame's first 16 + L bytes), in this order: META, LAYOUT, PAGES/ROUND repeated
- * (pre-copy rounds), then the switchover: the last PAGES, one VCPU_STATE per vCPU, one DEVICE
- * per device, and END. Nothing follows END.
+ * (pre-copy rounds), then the switchover: SWITCHOVER (1.2, only to a destination that asked for
+ * it), the last PAGES, one VCPU_STATE per vCPU, one DEVICE per device, and END. Nothing follows
+ * END.
  *
  * | type | name | payload |
  * | --- | --- | --- |
@@ -31,12 +32,20 @@
  * | 17 | PAGES | u32 slot, u32 count, count × (u32 page index, u32 kind: 0 zero page, 1 data), then the 4 KiB of every data page in entry order |
  * | 18 | ROUND | u32 round number, u64 pages sent so far, u64 pages of the dirty set it sent (progress only) |
  * | 19 | END | empty |
+ * | 20 | SWITCHOVER | empty: the source paused the guest, the last PAGES follow (1.2) |
  *
  * Advisory header flag bit 16 (1.1), `HEADER_FLAG_ROUND_ACKS`: the source asks the destination to
  * answer each ROUND frame, once every page before it is stored, with a `round` reply
  * (./handshake.ts); it pauses the guest only when the destination has caught up, so the downtime
  * does not include the backlog of the pre-copy. A 1.0 destination ignores the bit (the source
  * then stops waiting for acknowledgements after the first one does not come).
+ *
+ * SWITCHOVER (1.2) tells the destination that the guest is paused and the next PAGES frames are
+ * the last ones: it may then read them without Node's socket machinery (./native-io.ts), which
+ * it could not do during the pre-copy without holding up its event loop for as long as the
+ * source's rounds take. A 1.2 destination says it understands the frame in its round
+ * acknowledgements (./handshake.ts); the source sends it to no other (a 1.1 reader refuses
+ * unknown frame types).
  *
  * The decoder is incremental (`push` whatever arrives), never buffers more than one frame,
  * bounds every length before allocating, and lets only `MigrationStreamError` escape.
@@ -69,7 +78,7 @@ import {
 /** "RGVMIGR\0". */
 export const STREAM_MAGIC = new Uint8Array([0x52, 0x47, 0x56, 0x4d, 0x49, 0x47, 0x52, 0x00]);
 export const STREAM_MAJOR = 1;
-export const STREAM_MINOR = 1;
+export const STREAM_MINOR = 2;
 /** Header flag (advisory): answer every ROUND frame with a `round` reply (module header). */
 export const HEADER_FLAG_ROUND_ACKS = 1 << 16;
 export const STREAM_HEADER_BYTES = 28;
@@ -85,6 +94,7 @@ export const FRAME_TYPES = {
   PAGES: 17,
   ROUND: 18,
   END: 19,
+  SWITCHOVER: 20,
 } as const;
 
 /** Largest PAGES frame a writer makes and a reader accepts (entries). */
@@ -146,6 +156,7 @@ export type StreamItem =
   | { readonly kind: "round"; readonly round: number; readonly sent: bigint; readonly left: bigint }
   | { readonly kind: "vcpu"; readonly state: VcpuState }
   | { readonly kind: "device"; readonly state: DeviceState }
+  | { readonly kind: "switchover" }
   | { readonly kind: "end" };
 
 // ---------------------------------------------------------------- writing
@@ -317,6 +328,24 @@ export class PagesFrame {
 
   /** The frame's bytes (header, payload parts, CRC). */
   encode(): Uint8Array[] {
+    return frame(FRAME_TYPES.PAGES, this.#payload());
+  }
+
+  /**
+   * The frame's bytes without the CRC trailer (header, payload parts), for a writer that
+   * checksums the parts as it sends them and appends the CRC itself (./native-io.ts).
+   */
+  unchecked(): Uint8Array[] {
+    const payload = this.#payload();
+    const head = new Uint8Array(16);
+    const view = new DataView(head.buffer);
+    view.setUint32(0, FRAME_TYPES.PAGES, true);
+    view.setUint32(4, 0, true);
+    view.setBigUint64(8, BigInt(payload.reduce((n, p) => n + p.length, 0)), true);
+    return [head, ...payload];
+  }
+
+  #payload(): Uint8Array[] {
     this.#entries.setUint32(0, this.slot, true);
     this.#entries.setUint32(4, this.#count, true);
     const data = this.#byReference
@@ -324,7 +353,7 @@ export class PagesFrame {
       : this.#chunks
           .map((c) => (c === this.#chunk ? c.subarray(0, this.#used) : c))
           .filter((c) => c.length > 0);
-    return frame(FRAME_TYPES.PAGES, [this.#table.subarray(0, 8 + 8 * this.#count), ...data]);
+    return [this.#table.subarray(0, 8 + 8 * this.#count), ...data];
   }
 }
 
@@ -363,6 +392,11 @@ export function encodeDeviceFrame(state: DeviceState): Uint8Array[] {
 /** END frame. */
 export function encodeEndFrame(): Uint8Array[] {
   return frame(FRAME_TYPES.END, []);
+}
+
+/** SWITCHOVER frame (module header). */
+export function encodeSwitchoverFrame(): Uint8Array[] {
+  return frame(FRAME_TYPES.SWITCHOVER, []);
 }
 
 // ---------------------------------------------------------------- reading
@@ -487,6 +521,32 @@ export class StreamDecoder {
             );
       throw this.#failed;
     }
+  }
+
+  /**
+   * Takes the bytes received and not decoded yet out of the decoder (the start of the next
+   * frame: `push` decodes every complete one), for a reader that continues the stream from
+   * there; `skip` then says how far that reader got.
+   * @throws MigrationStreamError when the decoder failed, ended or has not read the header.
+   */
+  takeQueued(): Uint8Array[] {
+    if (this.#failed !== undefined) throw this.#failed;
+    if (this.#ended || this.#arch === undefined) {
+      throw new MigrationStreamError("the stream cannot be handed over here", this.#base);
+    }
+    const out: Uint8Array[] = [];
+    this.#q.forEach(0, this.#q.length, (piece) => out.push(piece));
+    this.#q.consume(this.#q.length);
+    this.#need = 16;
+    return out;
+  }
+
+  /** Counts `n` bytes another reader decoded after `takeQueued()` (frames it checked whole). */
+  skip(n: number): void {
+    if (this.#q.length !== 0 || !Number.isSafeInteger(n) || n < 0) {
+      throw new RangeError(`StreamDecoder.skip(${n}): only right after takeQueued()`);
+    }
+    this.#base += n;
   }
 
   /** Call when the connection ends: throws unless the stream ended with END. */
@@ -616,6 +676,9 @@ export class StreamDecoder {
       case FRAME_TYPES.END:
         if (payload.length !== 0) throw this.#fail("the END frame has a payload");
         return { kind: "end" };
+      case FRAME_TYPES.SWITCHOVER:
+        if (payload.length !== 0) throw this.#fail("the SWITCHOVER frame has a payload");
+        return { kind: "switchover" };
       default:
         throw this.#fail(`unknown frame type ${type}`);
     }

@@ -8,6 +8,7 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { RegvisorError } from "../../errors.js";
 import { clearSocketPath, listenPrivate } from "../unix-socket.js";
+import { IO_CODES, type NativeIo, socketFd } from "./native-io.js";
 
 /** A migration failed or was refused; `stage` says where (for the one-line report). */
 export class MigrationError extends RegvisorError {
@@ -215,6 +216,49 @@ export class Channel {
       this.socket.on("drain", onDrain);
       this.socket.on("close", onClose);
     });
+  }
+
+  /**
+   * The socket's descriptor, for a native reader or writer that takes over the connection for
+   * a while (./native-io.ts); undefined when there is none to use.
+   */
+  get fd(): number | undefined {
+    return this.#dead() === undefined ? socketFd(this.socket) : undefined;
+  }
+
+  /**
+   * Everything received and not read yet, in order, taken out of the channel: what a native
+   * reader must consume before the socket's own bytes. Node reads the socket only while the
+   * event loop runs, so a synchronous reader that starts right after this sees the rest.
+   */
+  takeReceived(): Uint8Array[] {
+    // Bytes Node buffered without emitting them: read() emits each as "data", into #incoming.
+    while (this.socket.readableLength > 0 && this.socket.read() !== null);
+    return this.#incoming.splice(0);
+  }
+
+  /**
+   * Writes `chunks` at once through `io` (gathered sends, blocking; every wait at most
+   * `stallMs`), after everything written before has left: for the switchover only. With
+   * `appendCrc` the chunks are a frame without its trailer, which `io` computes and appends.
+   * @throws MigrationError when the connection is gone or the peer stalls.
+   */
+  async writeBlocking(
+    io: NativeIo,
+    chunks: readonly Uint8Array[],
+    appendCrc = false,
+  ): Promise<void> {
+    if (this.socket.writableLength > 0) await this.flushed();
+    const fd = this.fd;
+    const dead = this.#dead();
+    if (dead !== undefined) throw dead;
+    if (fd === undefined)
+      throw new MigrationError("connection", `the connection to ${this.peer} has no descriptor`);
+    const r = io.sendAll(fd, chunks, this.timeouts.stallMs, appendCrc);
+    this.#written += r.written;
+    if (r.code === IO_CODES.ok) return;
+    if (r.code === IO_CODES.timeout) throw this.#stall();
+    throw new MigrationError("connection", `the connection to ${this.peer} failed: ${r.message}`);
   }
 
   /** The next bytes the peer sent if some are queued already (no wait, no promise). */

@@ -101,7 +101,7 @@ describe("migration stream", () => {
       kind: "header",
       arch: "riscv",
       backend: "soft-threaded",
-      minor: 1,
+      minor: 2,
       flags: 0,
     });
   });

@@ -1,0 +1,166 @@
+/**
+ * The switchover's bulk socket I/O through regvisor's native addon (native/sockio.cc): the
+ * destination receives the last PAGES frames straight into guest RAM (each frame's entry table
+ * checked first, its CRC32C checked over the bytes where they landed), and the source writes
+ * them with gathered sends from RAM. Both calls block the event loop, bounded by a timeout on
+ * every wait: they run only between the source's pause and the commit, when the guest runs
+ * nowhere and the event loop has nothing else to do that could not wait those milliseconds.
+ *
+ * Without the addon (not built, `REGVISOR_NATIVE=0`, no SSE4.2 for its CRC32C) `nativeIo()` is
+ * undefined and the stream goes through Node's socket as it does for the pre-copy: same bytes,
+ * same checks, slower.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import type { Socket } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Result codes of native/sockio.cc. */
+export const IO_CODES = {
+  ok: 0,
+  /** The stream breaks its format (a `MigrationStreamError`). */
+  format: 1,
+  /** Well-formed but not for this machine (a page outside its RAM). */
+  rejected: 2,
+  timeout: 3,
+  closed: 4,
+  io: 5,
+} as const;
+
+/** One destination RAM slot as native/sockio.cc takes it. */
+export interface NativeSlot {
+  readonly slot: number;
+  readonly pages: number;
+  /** destination.ts's map of pages holding data (1) or still zero (0). */
+  readonly written: Uint8Array;
+  /** The slot's RAM: views of `windowBytes` each, the last one shorter. */
+  readonly windows: readonly Uint8Array[];
+}
+
+/** What `recvPages` did. */
+export interface RecvResult {
+  readonly code: number;
+  /** Stream bytes of the PAGES frames stored (from the first byte of `pre`). */
+  readonly consumed: number;
+  readonly frames: number;
+  readonly pages: number;
+  /** On success: the bytes read past the last PAGES frame (the next frame's start). */
+  readonly rest: Uint8Array;
+  /** On failure: one line, and where in the stream (from the first byte of `pre`). */
+  readonly message: string;
+  readonly offset: number;
+}
+
+/** The addon's switchover I/O. */
+export interface NativeIo {
+  /**
+   * Reads PAGES frames from `fd` (`pre` first) into the slots' RAM until a frame of another
+   * type starts; every wait at most `timeoutMs`.
+   */
+  recvPages(
+    fd: number,
+    pre: readonly Uint8Array[],
+    slots: readonly NativeSlot[],
+    windowBytes: number,
+    maxFrameBytes: number,
+    maxPages: number,
+    timeoutMs: number,
+  ): RecvResult;
+  /**
+   * Writes every chunk to `fd`, then with `appendCrc` their CRC32C (checksummed as they go:
+   * the trailer of a frame from `PagesFrame.unchecked()`); every wait at most `timeoutMs`.
+   */
+  sendAll(
+    fd: number,
+    chunks: readonly Uint8Array[],
+    timeoutMs: number,
+    appendCrc: boolean,
+  ): { code: number; written: number; message: string };
+}
+
+/** The addon's raw functions (native/sockio.cc's header). */
+interface Addon {
+  recvPages?: (...args: unknown[]) => unknown;
+  sendAll?: (...args: unknown[]) => unknown;
+}
+
+const ADDON_FILE = "build/Release/regvisor_kvm.node";
+
+/** The addon beside the package root, searched upward from this module (dist or src). */
+function loadAddon(): Addon | undefined {
+  if (process.env.REGVISOR_NATIVE === "0") return undefined;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const file = join(dir, ADDON_FILE);
+    if (existsSync(file)) {
+      try {
+        return createRequire(import.meta.url)(file) as Addon;
+      } catch {
+        return undefined;
+      }
+    }
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+function wrap(addon: Addon | undefined): NativeIo | undefined {
+  const recv = addon?.recvPages;
+  const send = addon?.sendAll;
+  if (recv === undefined || send === undefined) return undefined;
+  // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used.
+  if (recv(-1, [], [], 4096, 0, 0, 0) === undefined) return undefined;
+  return {
+    recvPages(fd, pre, slots, windowBytes, maxFrameBytes, maxPages, timeoutMs) {
+      const list = slots.map((s) => [s.slot, s.pages, s.written, ...s.windows]);
+      // Cast: native/sockio.cc returns [code, consumed, frames, pages, rest | message, offset].
+      const r = recv(fd, pre, list, windowBytes, maxFrameBytes, maxPages, timeoutMs) as [
+        number,
+        number,
+        number,
+        number,
+        Uint8Array | string,
+        number,
+      ];
+      const [code, consumed, frames, pages, last, offset] = r;
+      return {
+        code,
+        consumed,
+        frames,
+        pages,
+        rest: typeof last === "string" ? new Uint8Array(0) : last,
+        message: typeof last === "string" ? last : "",
+        offset,
+      };
+    },
+    sendAll(fd, chunks, timeoutMs, appendCrc) {
+      // Cast: native/sockio.cc returns [code, written, message].
+      const [code, written, message] = send(fd, chunks, timeoutMs, appendCrc) as [
+        number,
+        number,
+        string,
+      ];
+      return { code, written, message };
+    },
+  };
+}
+
+const NATIVE = wrap(loadAddon());
+
+/** The native switchover I/O, or undefined (module header). */
+export function nativeIo(): NativeIo | undefined {
+  return NATIVE;
+}
+
+/**
+ * The file descriptor under a connected TCP or Unix socket on Linux, or undefined (another
+ * platform, a closed socket).
+ */
+export function socketFd(socket: Socket): number | undefined {
+  // Cast: Node keeps the libuv handle (TCPWrap / PipeWrap) in the undocumented `_handle`,
+  // whose `fd` is the socket's descriptor on Unix (-1 when closed).
+  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  const fd = handle?.fd;
+  return typeof fd === "number" && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+}

@@ -1,0 +1,283 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createServer, type Socket } from "node:net";
+import { Worker } from "node:worker_threads";
+import { createSoftVm } from "../../../src/backends/soft/index.js";
+import { receiveMigration } from "../../../src/vmm/migration/destination.js";
+import { IO_CODES, nativeIo, socketFd } from "../../../src/vmm/migration/native-io.js";
+import {
+  encodeEndFrame,
+  encodeLayoutFrame,
+  encodeMetaFrame,
+  encodePagesFrame,
+  encodeStreamHeader,
+  encodeSwitchoverFrame,
+  MigrationStreamError,
+  PAGE_BYTES,
+  PagesFrame,
+  type PageOut,
+} from "../../../src/vmm/migration/stream.js";
+import { listenOnce, MigrationError } from "../../../src/vmm/migration/transport.js";
+import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
+
+const BASE = 0x8000_0000n;
+const SIZE = 4 * 1024 * 1024;
+const io = nativeIo();
+const skip = io === undefined ? "the native addon (or its SSE4.2 CRC32C) is not available" : false;
+
+/**
+ * The other end of the connection in a worker thread, so it keeps sending or reading while
+ * this thread blocks in the native call: "feed" writes `bytes` and answers `ready` with GO,
+ * "feed-end" writes them and hangs up, "feed-hold" writes them and then goes silent (each
+ * hangs up on an `error` reply, as a source does), "sink" collects everything until the
+ * connection ends and posts it back.
+ */
+const PEER = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { connect } = require("node:net");
+const { port, bytes, mode } = workerData;
+const s = connect(port, "127.0.0.1");
+s.on("error", () => {});
+if (mode === "sink") {
+  const got = [];
+  s.on("data", (b) => got.push(b));
+  s.on("close", () => parentPort.postMessage(Buffer.concat(got)));
+} else {
+  s.write(bytes);
+  if (mode === "feed-end") s.end();
+  let text = "";
+  s.on("data", (b) => {
+    text += b.toString();
+    if (mode === "feed" && text.includes('"reply":"ready"')) s.end("GO\\n");
+    if (text.includes('"reply":"error"')) s.end();
+  });
+}
+`;
+
+function peer(port: number, mode: string, bytes: Uint8Array = new Uint8Array(0)): Worker {
+  return new Worker(PEER, { eval: true, workerData: { port, bytes, mode } });
+}
+
+const head = (): Uint8Array =>
+  concatBytes([
+    encodeStreamHeader("riscv", "soft-inline"),
+    ...encodeMetaFrame({ guest: "native-io-test" }),
+    ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+  ]);
+
+const page = (index: number, fill: number): PageOut => ({
+  index,
+  data: new Uint8Array(PAGE_BYTES).fill(fill).map((v, i) => (i % 97 === 0 ? i & 0xff : v)),
+});
+
+/**
+ * A stream whose switchover has runs of adjacent pages, scattered pages, a page cleared after
+ * the pre-copy wrote it, and one page both written and cleared within one frame (either order),
+ * in frames from 2 pages to 1 MiB.
+ */
+function stream(): Uint8Array {
+  const precopy = Array.from({ length: 64 }, (_, i) => page(i * 3, 1 + i));
+  const big = Array.from({ length: 256 }, (_, i) => page(512 + i, 200 + (i % 50)));
+  return concatBytes([
+    head(),
+    ...encodePagesFrame(0, precopy),
+    ...encodeSwitchoverFrame(),
+    ...encodePagesFrame(0, [page(0, 9), { index: 3, data: undefined }, page(7, 10), page(8, 11)]),
+    ...encodePagesFrame(0, big),
+    ...encodePagesFrame(0, [
+      page(20, 12),
+      { index: 20, data: undefined },
+      { index: 21, data: undefined },
+      page(21, 13),
+      page(1023, 14),
+    ]),
+    ...encodeEndFrame(),
+  ]);
+}
+
+/** Runs a destination (native or JS) against `bytes` fed by a worker in `mode`. */
+async function receive(bytes: Uint8Array, native: boolean, mode = "feed", idleMs = 5000) {
+  const listener = await listenOnce({ kind: "tcp", host: "127.0.0.1", port: 0 });
+  let disposed = 0;
+  let ram: Uint8Array | undefined;
+  const factory = {
+    arches: ["riscv"] as const,
+    build: () => {
+      const vm = createSoftVm({ mode: "inline" });
+      vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
+      return {
+        memory: vm.memory,
+        apply: () => undefined,
+        [Symbol.dispose]: () => {
+          ram = vm.memory[0]?.view(0, SIZE).slice();
+          disposed++;
+          vm.close();
+        },
+      };
+    },
+  };
+  const uri = listener.uri;
+  assert.ok(uri.kind === "tcp");
+  const worker = peer(uri.port, mode, bytes);
+  const started = performance.now();
+  try {
+    const channel = await listener.accept();
+    const received = await receiveMigration(channel, factory, { idleMs, native });
+    channel.destroy();
+    received.target[Symbol.dispose]();
+    return { ram, bytes: received.bytes, error: undefined, disposed, ms: 0 };
+  } catch (error) {
+    return { ram, bytes: 0, error, disposed, ms: performance.now() - started };
+  } finally {
+    await worker.terminate();
+    await listener.close();
+  }
+}
+
+describe("native switchover I/O (native/sockio.cc)", { skip }, () => {
+  it("stores the same RAM as the JS path, every entry kind and order included", async () => {
+    const bytes = stream();
+    const js = await receive(bytes, false);
+    const native = await receive(bytes, true);
+    assert.equal(js.error, undefined);
+    assert.equal(native.error, undefined);
+    assert.equal(native.bytes, bytes.length);
+    assert.ok(js.ram !== undefined && native.ram !== undefined);
+    assert.ok(Buffer.from(native.ram).equals(Buffer.from(js.ram)));
+    // Spot checks against what the stream says, not only against the JS path.
+    const at = (index: number, offset = 1): number | undefined =>
+      native.ram?.[index * PAGE_BYTES + offset];
+    assert.equal(at(0), 9);
+    assert.equal(at(3), 0); // cleared after the pre-copy wrote it
+    assert.equal(at(6), 3); // pre-copy only
+    assert.equal(at(20), 0); // data then zero in one frame
+    assert.equal(at(21), 13); // zero then data in one frame
+    assert.equal(at(512 + 255), 200 + (255 % 50));
+    assert.equal(at(1023), 14);
+  });
+
+  it("a corrupted byte in a final page: the CRC32C mismatch the JS path reports, at its offset", async () => {
+    const bytes = stream();
+    const at = bytes.length - 3 * PAGE_BYTES;
+    bytes[at] = (bytes[at] ?? 0) ^ 0x10;
+    const js = await receive(bytes, false);
+    const native = await receive(bytes, true);
+    assert.ok(native.error instanceof MigrationStreamError);
+    assert.ok(js.error instanceof MigrationStreamError);
+    assert.match(native.error.message, /frame CRC32C mismatch/);
+    assert.equal(native.error.message, js.error.message);
+    assert.equal(native.disposed, 1);
+  });
+
+  it("a final page outside the layout is rejected with the JS path's message", async () => {
+    const bytes = concatBytes([
+      head(),
+      ...encodeSwitchoverFrame(),
+      ...encodePagesFrame(0, [page(SIZE / PAGE_BYTES, 1)]),
+      ...encodeEndFrame(),
+    ]);
+    const js = await receive(bytes, false);
+    const native = await receive(bytes, true);
+    assert.ok(native.error instanceof MigrationError);
+    assert.match(native.error.message, /sends page 1024 of slot 0, which has 1024 pages/);
+    assert.equal(native.error.message, (js.error as Error).message);
+  });
+
+  it("an over-long frame length is refused before anything is read", async () => {
+    const frame = concatBytes(encodePagesFrame(0, [page(1, 1)]));
+    new DataView(frame.buffer).setBigUint64(8, 1n << 40n, true);
+    const r = await receive(concatBytes([head(), ...encodeSwitchoverFrame(), frame]), true);
+    assert.ok(r.error instanceof MigrationStreamError);
+    assert.match(r.error.message, /frame length 1099511627776 exceeds the limit/);
+  });
+
+  it("a source that hangs up mid-frame: one line, disposed", async () => {
+    const bytes = stream();
+    const r = await receive(bytes.subarray(0, bytes.length - 5000), true, "feed-end");
+    assert.ok(r.error instanceof MigrationError);
+    assert.match(r.error.message, /closed the connection in the middle of the switchover/);
+    assert.equal(r.disposed, 1);
+  });
+
+  it("a source that goes silent mid-frame: a timeout after idleMs, not a hang", async () => {
+    const bytes = stream();
+    const r = await receive(bytes.subarray(0, bytes.length - 5000), true, "feed-hold", 300);
+    assert.ok(r.error instanceof MigrationError);
+    assert.match(r.error.message, /sent nothing for 300 ms/);
+    assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+    assert.equal(r.disposed, 1);
+  });
+});
+
+describe("native sendAll()", { skip }, () => {
+  /** A connected pair: `server` is this thread's end, the worker (`mode`) the other. */
+  async function pair(
+    mode: string,
+  ): Promise<{ socket: Socket; worker: Worker; close: () => void }> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    const worker = peer(address.port, mode);
+    const socket = await accepted;
+    socket.on("error", () => undefined);
+    return { socket, worker, close: () => server.close() };
+  }
+
+  it("with appendCrc sends the bytes of PagesFrame.encode(), checksummed as it goes", async () => {
+    assert.ok(io !== undefined);
+    const ram = new Uint8Array(2 * 1024 * 1024);
+    for (let i = 0; i < ram.length; i += 61) ram[i] = (i >> 6) & 0xff;
+    const frame = new PagesFrame(0, { byReference: true });
+    // Runs of 1..7 pages with gaps: many iovecs, checksum pieces across run boundaries.
+    for (let p = 0, n = 1; p + n < 500; p += n + 1, n = (n % 7) + 1) {
+      frame.dataRun(p, ram.subarray(p * PAGE_BYTES, (p + n) * PAGE_BYTES));
+    }
+    const { socket, worker, close } = await pair("sink");
+    const got = new Promise<Uint8Array>((resolve) => {
+      worker.once("message", (bytes: Uint8Array) => {
+        resolve(new Uint8Array(bytes));
+      });
+    });
+    const fd = socketFd(socket);
+    assert.ok(fd !== undefined);
+    const r = io.sendAll(fd, frame.unchecked(), 5000, true);
+    socket.end();
+    const want = concatBytes(frame.encode());
+    assert.deepEqual(r, { code: IO_CODES.ok, written: want.length, message: "" });
+    assert.ok(Buffer.from(await got).equals(Buffer.from(want)));
+    await worker.terminate();
+    close();
+  });
+
+  it("a peer that stops reading: code timeout after timeoutMs, not a hang", async () => {
+    assert.ok(io !== undefined);
+    // A process of its own that connects and never reads (a worker thread's idle socket was
+    // reset under a blocked main thread here, which would test something else).
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    const child = spawn(process.execPath, [
+      "-e",
+      `require("node:net").connect(${address.port}, "127.0.0.1").pause(); setTimeout(() => {}, 20000)`,
+    ]);
+    const socket = await accepted;
+    socket.on("error", () => undefined);
+    const fd = socketFd(socket);
+    assert.ok(fd !== undefined);
+    const started = performance.now();
+    const r = io.sendAll(fd, [new Uint8Array(64 * 1024 * 1024)], 200, true);
+    const ms = performance.now() - started;
+    assert.equal(r.code, IO_CODES.timeout, r.message);
+    assert.ok(r.written < 64 * 1024 * 1024);
+    assert.match(r.message, /moved no bytes for 200 ms/);
+    assert.ok(ms >= 190 && ms < 5000, `took ${ms} ms`);
+    socket.destroy();
+    child.kill();
+    server.close();
+  });
+});
