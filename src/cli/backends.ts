@@ -17,7 +17,7 @@ import { MAX_VCPUS as SOFT_MAX_VCPUS } from "../backends/soft/shared.js";
 import { RegvisorError } from "../errors.js";
 import type { ImageArch } from "../vmm/image.js";
 import type { MachineBackend, RunMode } from "../vmm/machine/backend.js";
-import { MAX_CPUS } from "../vmm/runner.js";
+import { MAX_CPUS } from "../vmm/runner-core.js";
 import { startKicker } from "../vmm/runner-kick.js";
 
 const require = createRequire(import.meta.url);

@@ -41,7 +41,7 @@ export async function runIncoming(
   const backend = parseBackend(values.backend);
   const mode = parseMode(values.mode);
   const cpus = parseCpus(values.cpus);
-  const disks = values.disk === undefined ? undefined : parseDisks(values.disk);
+  const disks = values.disk === undefined ? undefined : await parseDisks(values.disk);
   const timeoutMs = parseTimeout(values.timeout);
   let memSize: bigint | undefined;
   try {
@@ -109,7 +109,7 @@ export async function runIncoming(
       return ending.status;
     }
     sink.flush();
-    report(summary, values, out, err, []);
+    await report(summary, values, out, err, []);
     return summary.ending.status;
   } finally {
     sink.flush();

@@ -9,16 +9,17 @@
 import { writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { RegvisorError } from "../errors.js";
-// The API server, gdb stub, migration source and demo images are imported where they are
-// used: a plain `run FILE` does not load them (start-up time counts in every guest's boot).
+// The API server, gdb stub, migration source, demo images, disks and the register dump are
+// imported where they are used: a plain `run FILE` does not load them (start-up time counts in
+// every guest's boot).
 import type { ApiServer } from "../vmm/api/server.js";
 import type { GdbAddress } from "../vmm/gdbstub/server.js";
 import type { MachineGdb } from "../vmm/machine/debug.js";
 import { readInputFile } from "../vmm/input-file.js";
 import { bufferedSink, streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
-import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
+import type { DiskSpec } from "../vmm/machine/disks.js";
 import type { Machine, MachineRunResult } from "../vmm/machine/machine.js";
-import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner.js";
+import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner-core.js";
 import { noInput, stdinInput } from "../vmm/runner-input.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
@@ -27,7 +28,6 @@ import { chooseBackend, parseBackend, parseMode } from "./backend.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
 import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } from "./options.js";
-import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
 import { listenForStopSignals } from "./signals.js";
 
@@ -323,6 +323,8 @@ async function runBundledDemo(
   }
   // Exits to the VMM, as the demo has always counted them: `intr` returns are not exits.
   const counted = summary.exits - (summary.exitKinds.intr ?? 0);
+  const dumpRegs = values["dump-regs"] === true;
+  const registers = values.json === true || dumpRegs ? await import("./registers.js") : undefined;
   if (values.json === true) {
     const json = {
       backend,
@@ -337,12 +339,12 @@ async function runBundledDemo(
       exits: counted,
       exitKinds: withoutIntr(summary.exitKinds),
       lastExit: summary.lastExit === undefined ? null : exitToJson(summary.lastExit),
-      ...(values["dump-regs"] === true ? { registers: registersJson(summary.registers) } : {}),
+      ...(dumpRegs ? { registers: registers?.registersJson(summary.registers) } : {}),
     };
     out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else {
     out.stdout(output);
-    if (values["dump-regs"] === true) out.stdout(registersTable(summary.registers));
+    if (registers !== undefined) out.stdout(registers.registersTable(summary.registers));
     const kind = summary.lastExit?.kind ?? summary.ending.reason;
     err(`regvisor: ${backend} guest ended with ${kind} after ${counted} exits\n`);
   }
@@ -409,10 +411,12 @@ export function parseCpus(text: string | undefined): number | undefined {
   return n;
 }
 
-/** `--disk`s, checked. */
-export function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
+/** `--disk`s, checked (the disk code is loaded only when there are some). */
+export async function parseDisks(texts: readonly string[] | undefined): Promise<DiskSpec[]> {
+  if (texts === undefined || texts.length === 0) return [];
+  const { parseDiskSpec } = await import("../vmm/machine/disks.js");
   try {
-    return (texts ?? []).map(parseDiskSpec);
+    return texts.map(parseDiskSpec);
   } catch (error) {
     if (error instanceof RangeError) throw new UsageError(error.message);
     throw error;
@@ -431,7 +435,7 @@ async function runFile(
   const timeoutMs = parseTimeout(values.timeout);
   const x86Mode = parseX86Mode(values["x86-mode"]);
   const cpus = parseCpus(values.cpus);
-  const disks = parseDisks(values.disk);
+  const disks = await parseDisks(values.disk);
   const json = values.json === true;
   let summary: RunSummary;
   let api: ApiServer | undefined;
@@ -528,7 +532,7 @@ async function runFile(
     const output = json ? new TextDecoder().decode(Buffer.concat(captured)) : undefined;
     return reportSnapshot(summary, snapshot, written, output, values, out, err);
   }
-  report(summary, values, out, err, captured);
+  await report(summary, values, out, err, captured);
   return summary.ending.status;
 }
 
@@ -584,17 +588,19 @@ function optionalAddress(text: string | undefined, option: string): bigint | und
 }
 
 /** The end-of-run lines (`--json`, `--dump-regs`, `--stats`, the one-line ending). */
-export function report(
+export async function report(
   s: RunSummary,
   values: Values,
   out: Out,
   err: (t: string) => void,
   captured: readonly Uint8Array[],
-): void {
+): Promise<void> {
   if (values.json === true) {
-    out.stdout(JSON.stringify(summaryJson(s, captured), null, 2) + "\n");
+    const { registersJson } = await import("./registers.js");
+    const json = { ...summaryJson(s, captured), registers: registersJson(s.registers) };
+    out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else if (values["dump-regs"] === true) {
-    out.stdout(registersTable(s.registers));
+    out.stdout((await import("./registers.js")).registersTable(s.registers));
   }
   if (s.registersError !== undefined) {
     err(`regvisor: cannot read the final registers: ${s.registersError}\n`);
@@ -637,6 +643,5 @@ function summaryJson(s: RunSummary, captured: readonly Uint8Array[]): Record<str
     ...(s.instructions === undefined ? {} : { instructionsRetired: Number(s.instructions) }),
     wallSeconds: Number((s.wallMs / 1000).toFixed(6)),
     lastExit: s.lastExit === undefined ? null : exitToJson(s.lastExit),
-    registers: registersJson(s.registers),
   };
 }
