@@ -15,7 +15,7 @@ import { RegvisorError } from "../errors.js";
 import type { ApiServer } from "../vmm/api/server.js";
 import type { GdbAddress } from "../vmm/gdbstub/server.js";
 import type { MachineGdb } from "../vmm/machine/debug.js";
-import { readInputFile } from "../vmm/input-file.js";
+import { OpenInputFile, readInputFile } from "../vmm/input-file.js";
 import { bufferedSink, streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
 import type { DiskSpec } from "../vmm/machine/disks.js";
 import type { Machine, MachineRunResult } from "../vmm/machine/machine.js";
@@ -452,7 +452,8 @@ async function runFile(
     // An image larger than guest RAM cannot load; an ELF may carry symbols beyond its
     // segments, so the limit is RAM or 1 GiB, whichever is larger. An initrd lies in RAM whole.
     const maxBytes = Math.max(Number(memSize ?? 0n), GUEST_IMAGE_MIN_LIMIT);
-    const file = readInputFile(path, { what: "guest image", maxBytes });
+    // Held open and read where its bytes go: a flat binary or Linux Image straight into RAM.
+    using file = new OpenInputFile(path, { what: "guest image", maxBytes });
     const initrd =
       values.initrd === undefined
         ? undefined

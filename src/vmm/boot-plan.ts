@@ -16,7 +16,14 @@ import {
   type GuestRam,
   type RamViews,
 } from "./guest-memory.js";
-import { ImageError, loadFlat, type GuestImage, type ImageArch } from "./image.js";
+import {
+  ImageError,
+  headOf,
+  loadFlat,
+  type GuestFile,
+  type GuestImage,
+  type ImageArch,
+} from "./image.js";
 import { isLinuxImage, loadLinuxImage } from "./arch/riscv/linux-image.js";
 import { riscvBootRegs, type NamedRegValue } from "./arch/riscv/boot.js";
 import { planRiscvBlobs, type RiscvBlobPlan } from "./arch/riscv/placement.js";
@@ -25,8 +32,8 @@ import { defaultX86Mode, x86BootState, type X86BootState, type X86Mode } from ".
 
 /** What the command line asked for. */
 export interface BootRequest {
-  /** The guest file's bytes. */
-  readonly file: Uint8Array;
+  /** The guest file's bytes, or the file itself, read as far as the plan needs (./image.ts). */
+  readonly file: Uint8Array | GuestFile;
   /** The architecture the selected backend runs; required for flat binaries. */
   readonly arch?: ImageArch;
   /** Guest RAM size (see `parseMemSize`). */
@@ -140,12 +147,13 @@ function loadImage(request: BootRequest): GuestImage {
     }
     return loadLinuxImage(request.file, ramBaseFor("riscv"));
   }
-  if (isElf(request.file)) {
+  if (isElf(headOf(request.file))) {
     if (request.loadAddr !== undefined)
       throw new OptionValueError("--load-addr", "applies to flat binaries, not ELF files");
     if (request.entry !== undefined)
       throw new OptionValueError("--entry", "applies to flat binaries; an ELF names its entry");
-    return loadElf(request.file);
+    const { file } = request;
+    return loadElf(file instanceof Uint8Array ? file : file.readAll());
   }
   if (request.loadAddr === undefined) {
     throw new OptionValueError(

@@ -12,7 +12,7 @@
 import type { VcpuExit } from "../backends/vcpu.js";
 import type { NamedRegister } from "../backends/register-view.js";
 import { planBoot, type BootPlan } from "./boot-plan.js";
-import { ImageError, hex, type ImageArch } from "./image.js";
+import { ImageError, hex, type GuestFile, type ImageArch } from "./image.js";
 import { OnceLog } from "./io.js";
 import type { BackendName, MachineBackend, RunMode } from "./machine/backend.js";
 import { callbackSink, type ConsoleSink } from "./machine/console-sink.js";
@@ -30,8 +30,8 @@ export const MAX_CPUS = 64;
 
 /** What to run and how (the parsed command line). */
 export interface RunRequest {
-  /** The guest file's bytes. */
-  readonly file: Uint8Array;
+  /** The guest file's bytes, or the opened file, read straight into guest RAM (./image.ts). */
+  readonly file: Uint8Array | GuestFile;
   /** Gives the backend for the guest's architecture (only src/cli picks concrete ones). */
   readonly backendFor: (arch: ImageArch) => MachineBackend;
   /** `--backend`, when given: refuses an image for the other architecture. */
