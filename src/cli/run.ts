@@ -23,8 +23,7 @@ import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/run
 import { noInput, stdinInput } from "../vmm/runner-input.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
 import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
-import { backendPicker } from "./backends.js";
-import { chooseBackend, parseBackend, parseMode } from "./backend.js";
+import { backendPicker, chooseBackend, parseBackend, parseMode } from "./backends.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
 import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } from "./options.js";

@@ -50,9 +50,9 @@ import {
   UART0_BASE,
   UART0_IRQ,
   VIRTIO_MMIO_FIRST_IRQ,
+  riscvMachineDeviceTree,
   virtioMmioBase,
 } from "./devicetree.js";
-import { riscvMachineDeviceTree } from "./machine-dt.js";
 
 /** Bytes of stdin pulled into the SBI console at a time (its queue holds 4096). */
 const INPUT_CHUNK = 4096;
