@@ -51,7 +51,7 @@ describe("the CLI loads backends on demand", () => {
     }
   });
 
-  it("a soft run FILE loads no x86 machine, register dump or disk code before it is asked for", () => {
+  it("a soft run FILE loads no x86 machine, foreign catalog, register dump or disk code unasked", () => {
     const argv = ["run", "--backend", "soft", "--load-addr", "0x80200000", DEMO];
     const r = spawnSync(process.execPath, ["--import", REPORT, BIN, ...argv], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
@@ -64,6 +64,10 @@ describe("the CLI loads backends on demand", () => {
       "loaded src/cli/registers.js",
       "loaded src/backends/register-view.js",
       "loaded src/vmm/machine/disks.js",
+      // Foreign register catalogs (src/abi/catalog.ts loads each on first use).
+      "loaded src/abi/arch/x86/index.js",
+      "loaded src/abi/arch/arm64/index.js",
+      "loaded src/abi/arch/arm/index.js",
     ]) {
       assert.ok(!loaded.includes(absent), `${absent}:\n${loaded.join("\n")}`);
     }
