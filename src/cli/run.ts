@@ -2,7 +2,7 @@
  * `regvisor run`: without FILE, runs the bundled demo guest of the backend's architecture
  * (src/vmm/demo.ts: x86-64 long mode on KVM printing through port 0xE9, or RISC-V S-mode on the
  * soft backend printing through the SBI console); with FILE, runs the user's own ELF, Linux
- * Image or flat binary. Both go through the one runner (src/vmm/runner.ts) and exit with the
+ * Image or flat binary. Both go through the one runner (src/vmm/runner-core.ts) and exit with the
  * guest's status; `--snapshot-at-exit N --snapshot-out F` stops either after its N-th exit and
  * writes a snapshot of the whole machine (src/vmm/machine/state.ts) for `regvisor restore`.
  */
