@@ -121,7 +121,7 @@ const ARCH_LOADERS: Readonly<Record<ImageArch, () => Promise<ArchDefinition>>> =
 };
 
 /** The arch part of `arch`, loaded on first use. */
-export function loadArch(arch: ImageArch): Promise<ArchDefinition> {
+function loadArch(arch: ImageArch): Promise<ArchDefinition> {
   return ARCH_LOADERS[arch]();
 }
 
