@@ -22,7 +22,7 @@ import type { Machine, MachineRunResult } from "../vmm/machine/machine.js";
 import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner-core.js";
 import { noInput, stdinInput } from "../vmm/runner-input.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
-import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
+import type { X86Mode } from "../vmm/x86-boot.js";
 import { backendPicker, chooseBackend, parseBackend, parseMode } from "./backends.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
@@ -353,8 +353,10 @@ async function runBundledDemo(
 /** The smallest size limit of a guest image file (see runFile). */
 const GUEST_IMAGE_MIN_LIMIT = 1 << 30;
 
-function parseX86Mode(text: string | undefined): X86Mode | undefined {
+/** `--x86-mode`, checked (the x86 boot code is loaded only when it is given). */
+async function parseX86Mode(text: string | undefined): Promise<X86Mode | undefined> {
   if (text === undefined) return undefined;
+  const { X86_MODES } = await import("../vmm/x86-boot.js");
   const mode = X86_MODES.find((m) => m === text);
   if (mode === undefined) {
     throw new UsageError(`--x86-mode: unknown mode "${text}"; ${X86_MODES.join(", ")}`);
@@ -432,7 +434,7 @@ async function runFile(
   const mode = parseMode(values.mode);
   const backend = parseBackend(values.backend);
   const timeoutMs = parseTimeout(values.timeout);
-  const x86Mode = parseX86Mode(values["x86-mode"]);
+  const x86Mode = await parseX86Mode(values["x86-mode"]);
   const cpus = parseCpus(values.cpus);
   const disks = await parseDisks(values.disk);
   const json = values.json === true;

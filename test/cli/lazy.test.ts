@@ -60,6 +60,8 @@ describe("the CLI loads backends on demand", () => {
     for (const absent of [
       "loaded src/vmm/arch/x86/index.js",
       "loaded src/abi/kvm/x86-structs.js",
+      "loaded src/vmm/x86-boot.js",
+      "loaded src/vmm/x86-tables.js",
       "loaded src/vmm/runner.js",
       "loaded src/cli/registers.js",
       "loaded src/backends/register-view.js",
