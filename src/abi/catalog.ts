@@ -1,31 +1,53 @@
 /**
- * Every architecture catalog, loaded on every host: a snapshot or a gdb session may concern a
- * foreign arch. This is the one place that maps an id's arch byte to its catalog.
+ * Every architecture catalog, on every host: a snapshot or a gdb session may concern a foreign
+ * arch. This is the one place that maps an id's arch byte to its catalog.
+ *
+ * Each catalog's module is loaded on first use, not with this one: a RISC-V boot names no x86
+ * or arm64 register, and the eight catalogs are ~20 modules (~12 ms of `regvisor run`'s start,
+ * issue 13). Lookups are synchronous, so this is Node's synchronous `require()` of an ES module
+ * (enabled by default since Node 20.19, package.json "engines"), as src/cli/backends.ts loads
+ * the KVM backend.
  */
+import { createRequire } from "node:module";
 import type { ArchCatalog, RegInfo } from "./arch/types.js";
 import type { ArchName, RegId } from "./regid.js";
 import { archCode, archOf, formatRegId, regId, regSize } from "./regid.js";
 import { UnknownRegisterError } from "../errors.js";
-import { catalog as arm } from "./arch/arm/index.js";
-import { catalog as arm64 } from "./arch/arm64/index.js";
-import { catalog as loongarch } from "./arch/loongarch/index.js";
-import { catalog as mips } from "./arch/mips/index.js";
-import { catalog as ppc } from "./arch/ppc/index.js";
-import { catalog as riscv } from "./arch/riscv/index.js";
-import { catalog as s390 } from "./arch/s390/index.js";
-import { catalog as x86 } from "./arch/x86/index.js";
+
+const require = createRequire(import.meta.url);
+
+/** The module of each arch's catalog, in CATALOG_ARCHES order. */
+const CATALOG_MODULES: Readonly<Partial<Record<ArchName, string>>> = {
+  x86: "./arch/x86/index.js",
+  arm64: "./arch/arm64/index.js",
+  arm: "./arch/arm/index.js",
+  riscv: "./arch/riscv/index.js",
+  s390: "./arch/s390/index.js",
+  ppc: "./arch/ppc/index.js",
+  mips: "./arch/mips/index.js",
+  loongarch: "./arch/loongarch/index.js",
+};
+
+function isCatalogModule(module: unknown): module is { readonly catalog: ArchCatalog } {
+  return typeof module === "object" && module !== null && "catalog" in module;
+}
 
 /** Catalogs by arch name; `generic` and `ia64` have none (no registers are defined there). */
-export const CATALOGS: Readonly<Partial<Record<ArchName, ArchCatalog>>> = {
-  x86,
-  arm64,
-  arm,
-  riscv,
-  s390,
-  ppc,
-  mips,
-  loongarch,
-};
+export const CATALOGS: Readonly<Partial<Record<ArchName, ArchCatalog>>> = Object.defineProperties(
+  {},
+  Object.fromEntries(
+    Object.entries(CATALOG_MODULES).map(([arch, path]): [string, PropertyDescriptor] => {
+      let loaded: ArchCatalog | undefined;
+      const get = (): ArchCatalog => {
+        if (loaded !== undefined) return loaded;
+        const module: unknown = require(path);
+        if (!isCatalogModule(module)) throw new Error(`Cannot load the ${arch} register catalog`);
+        return (loaded = module.catalog);
+      };
+      return [arch, { enumerable: true, get }];
+    }),
+  ),
+);
 
 /** Arch names that have a catalog, in a stable order. */
 export const CATALOG_ARCHES: readonly ArchName[] = Object.keys(CATALOGS) as ArchName[];

@@ -1,7 +1,9 @@
 /**
  * The one place that picks a concrete backend for a machine (src/vmm never imports one): the
  * KVM backend for x86 guests, the soft backend for RISC-V guests, each adapted to the
- * machine's `MachineBackend` hooks.
+ * machine's `MachineBackend` hooks; and `--backend`/`--mode` as the commands parse them. A demo
+ * run without `--backend` takes KVM when its device opens, else the soft backend with a
+ * one-line notice naming the device that failed (`/dev/kvm` or `REGVISOR_KVM_DEVICE`).
  */
 import { createRequire } from "node:module";
 import type * as KvmBackend from "../backends/kvm/index.js";
@@ -17,8 +19,9 @@ import { MAX_VCPUS as SOFT_MAX_VCPUS } from "../backends/soft/shared.js";
 import { RegvisorError } from "../errors.js";
 import type { ImageArch } from "../vmm/image.js";
 import type { MachineBackend, RunMode } from "../vmm/machine/backend.js";
-import { MAX_CPUS } from "../vmm/runner.js";
+import { MAX_CPUS } from "../vmm/runner-core.js";
 import { startKicker } from "../vmm/runner-kick.js";
+import { UsageError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
 let kvmModule: typeof KvmBackend | undefined;
@@ -111,4 +114,42 @@ export function backendPicker(options: { readonly mode?: RunMode; readonly cpus?
       owned.system?.close();
     },
   };
+}
+
+/** The backends a demo runs on. */
+export type DemoBackend = "kvm" | "soft";
+
+/**
+ * `--backend` checked (undefined when not given).
+ * @throws {UsageError} for a name that is not a backend.
+ */
+export function parseBackend(requested: string | undefined): DemoBackend | undefined {
+  if (requested === undefined || requested === "kvm" || requested === "soft") return requested;
+  throw new UsageError(`unknown backend "${requested}"; kvm or soft`);
+}
+
+/**
+ * `--backend`, or the fallback choice; the notice goes to `err`.
+ * @throws {UsageError} for a name that is not a backend.
+ */
+export function chooseBackend(
+  requested: string | undefined,
+  err: (t: string) => void,
+): DemoBackend {
+  const backend = parseBackend(requested);
+  if (backend !== undefined) return backend;
+  const kvm = kvmBackendCode();
+  const reason = kvm.kvmUnavailableReason();
+  if (reason === undefined) return "kvm";
+  err(`regvisor: ${kvm.kvmDevicePath()} is not usable (${reason}); running on the soft backend\n`);
+  return "soft";
+}
+
+/**
+ * `--mode` checked (undefined when not given).
+ * @throws {UsageError} for a name that is not a mode.
+ */
+export function parseMode(mode: string | undefined): "inline" | "threaded" | undefined {
+  if (mode === undefined || mode === "inline" || mode === "threaded") return mode;
+  throw new UsageError(`unknown mode "${mode}"; inline or threaded`);
 }

@@ -13,8 +13,7 @@ import { machineSource } from "../vmm/migration/machine-source.js";
 import { MigrationError, parseMigrationUri } from "../vmm/migration/transport.js";
 import { stdinInput } from "../vmm/runner-input.js";
 import { OptionValueError, parseMemSize } from "../vmm/size.js";
-import { parseBackend, parseMode } from "./backend.js";
-import { backendPicker } from "./backends.js";
+import { backendPicker, parseBackend, parseMode } from "./backends.js";
 import { UsageError } from "./errors.js";
 import { parseTimeout } from "./options.js";
 import { outputSink, parseCpus, parseDisks, report, type RunOut, type Values } from "./run.js";
@@ -41,7 +40,7 @@ export async function runIncoming(
   const backend = parseBackend(values.backend);
   const mode = parseMode(values.mode);
   const cpus = parseCpus(values.cpus);
-  const disks = values.disk === undefined ? undefined : parseDisks(values.disk);
+  const disks = values.disk === undefined ? undefined : await parseDisks(values.disk);
   const timeoutMs = parseTimeout(values.timeout);
   let memSize: bigint | undefined;
   try {
@@ -109,7 +108,7 @@ export async function runIncoming(
       return ending.status;
     }
     sink.flush();
-    report(summary, values, out, err, []);
+    await report(summary, values, out, err, []);
     return summary.ending.status;
   } finally {
     sink.flush();

@@ -2,32 +2,31 @@
  * `regvisor run`: without FILE, runs the bundled demo guest of the backend's architecture
  * (src/vmm/demo.ts: x86-64 long mode on KVM printing through port 0xE9, or RISC-V S-mode on the
  * soft backend printing through the SBI console); with FILE, runs the user's own ELF, Linux
- * Image or flat binary. Both go through the one runner (src/vmm/runner.ts) and exit with the
+ * Image or flat binary. Both go through the one runner (src/vmm/runner-core.ts) and exit with the
  * guest's status; `--snapshot-at-exit N --snapshot-out F` stops either after its N-th exit and
  * writes a snapshot of the whole machine (src/vmm/machine/state.ts) for `regvisor restore`.
  */
 import { writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { RegvisorError } from "../errors.js";
-// The API server, gdb stub, migration source and demo images are imported where they are
-// used: a plain `run FILE` does not load them (start-up time counts in every guest's boot).
+// The API server, gdb stub, migration source, demo images, disks and the register dump are
+// imported where they are used: a plain `run FILE` does not load them (start-up time counts in
+// every guest's boot).
 import type { ApiServer } from "../vmm/api/server.js";
 import type { GdbAddress } from "../vmm/gdbstub/server.js";
 import type { MachineGdb } from "../vmm/machine/debug.js";
-import { readInputFile } from "../vmm/input-file.js";
+import { OpenInputFile, readInputFile } from "../vmm/input-file.js";
 import { bufferedSink, streamSink, type ConsoleSink } from "../vmm/machine/console-sink.js";
-import { parseDiskSpec, type DiskSpec } from "../vmm/machine/disks.js";
+import type { DiskSpec } from "../vmm/machine/disks.js";
 import type { Machine, MachineRunResult } from "../vmm/machine/machine.js";
-import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner.js";
+import { MAX_CPUS, runGuest, type RunRequest, type RunSummary } from "../vmm/runner-core.js";
 import { noInput, stdinInput } from "../vmm/runner-input.js";
 import { OptionValueError, parseAddress, parseMemSize } from "../vmm/size.js";
-import { X86_MODES, type X86Mode } from "../vmm/x86-boot.js";
-import { backendPicker } from "./backends.js";
-import { chooseBackend, parseBackend, parseMode } from "./backend.js";
+import type { X86Mode } from "../vmm/x86-boot.js";
+import { backendPicker, chooseBackend, parseBackend, parseMode } from "./backends.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
 import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } from "./options.js";
-import { registersJson, registersTable } from "./registers.js";
 import type { Out } from "./regs.js";
 import { listenForStopSignals } from "./signals.js";
 
@@ -323,6 +322,8 @@ async function runBundledDemo(
   }
   // Exits to the VMM, as the demo has always counted them: `intr` returns are not exits.
   const counted = summary.exits - (summary.exitKinds.intr ?? 0);
+  const dumpRegs = values["dump-regs"] === true;
+  const registers = values.json === true || dumpRegs ? await import("./registers.js") : undefined;
   if (values.json === true) {
     const json = {
       backend,
@@ -337,12 +338,12 @@ async function runBundledDemo(
       exits: counted,
       exitKinds: withoutIntr(summary.exitKinds),
       lastExit: summary.lastExit === undefined ? null : exitToJson(summary.lastExit),
-      ...(values["dump-regs"] === true ? { registers: registersJson(summary.registers) } : {}),
+      ...(dumpRegs ? { registers: registers?.registersJson(summary.registers) } : {}),
     };
     out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else {
     out.stdout(output);
-    if (values["dump-regs"] === true) out.stdout(registersTable(summary.registers));
+    if (registers !== undefined) out.stdout(registers.registersTable(summary.registers));
     const kind = summary.lastExit?.kind ?? summary.ending.reason;
     err(`regvisor: ${backend} guest ended with ${kind} after ${counted} exits\n`);
   }
@@ -352,8 +353,10 @@ async function runBundledDemo(
 /** The smallest size limit of a guest image file (see runFile). */
 const GUEST_IMAGE_MIN_LIMIT = 1 << 30;
 
-function parseX86Mode(text: string | undefined): X86Mode | undefined {
+/** `--x86-mode`, checked (the x86 boot code is loaded only when it is given). */
+async function parseX86Mode(text: string | undefined): Promise<X86Mode | undefined> {
   if (text === undefined) return undefined;
+  const { X86_MODES } = await import("../vmm/x86-boot.js");
   const mode = X86_MODES.find((m) => m === text);
   if (mode === undefined) {
     throw new UsageError(`--x86-mode: unknown mode "${text}"; ${X86_MODES.join(", ")}`);
@@ -409,10 +412,12 @@ export function parseCpus(text: string | undefined): number | undefined {
   return n;
 }
 
-/** `--disk`s, checked. */
-export function parseDisks(texts: readonly string[] | undefined): DiskSpec[] {
+/** `--disk`s, checked (the disk code is loaded only when there are some). */
+export async function parseDisks(texts: readonly string[] | undefined): Promise<DiskSpec[]> {
+  if (texts === undefined || texts.length === 0) return [];
+  const { parseDiskSpec } = await import("../vmm/machine/disks.js");
   try {
-    return (texts ?? []).map(parseDiskSpec);
+    return texts.map(parseDiskSpec);
   } catch (error) {
     if (error instanceof RangeError) throw new UsageError(error.message);
     throw error;
@@ -429,9 +434,9 @@ async function runFile(
   const mode = parseMode(values.mode);
   const backend = parseBackend(values.backend);
   const timeoutMs = parseTimeout(values.timeout);
-  const x86Mode = parseX86Mode(values["x86-mode"]);
+  const x86Mode = await parseX86Mode(values["x86-mode"]);
   const cpus = parseCpus(values.cpus);
-  const disks = parseDisks(values.disk);
+  const disks = await parseDisks(values.disk);
   const json = values.json === true;
   let summary: RunSummary;
   let api: ApiServer | undefined;
@@ -448,7 +453,8 @@ async function runFile(
     // An image larger than guest RAM cannot load; an ELF may carry symbols beyond its
     // segments, so the limit is RAM or 1 GiB, whichever is larger. An initrd lies in RAM whole.
     const maxBytes = Math.max(Number(memSize ?? 0n), GUEST_IMAGE_MIN_LIMIT);
-    const file = readInputFile(path, { what: "guest image", maxBytes });
+    // Held open and read where its bytes go: a flat binary or Linux Image straight into RAM.
+    using file = new OpenInputFile(path, { what: "guest image", maxBytes });
     const initrd =
       values.initrd === undefined
         ? undefined
@@ -528,7 +534,7 @@ async function runFile(
     const output = json ? new TextDecoder().decode(Buffer.concat(captured)) : undefined;
     return reportSnapshot(summary, snapshot, written, output, values, out, err);
   }
-  report(summary, values, out, err, captured);
+  await report(summary, values, out, err, captured);
   return summary.ending.status;
 }
 
@@ -584,17 +590,19 @@ function optionalAddress(text: string | undefined, option: string): bigint | und
 }
 
 /** The end-of-run lines (`--json`, `--dump-regs`, `--stats`, the one-line ending). */
-export function report(
+export async function report(
   s: RunSummary,
   values: Values,
   out: Out,
   err: (t: string) => void,
   captured: readonly Uint8Array[],
-): void {
+): Promise<void> {
   if (values.json === true) {
-    out.stdout(JSON.stringify(summaryJson(s, captured), null, 2) + "\n");
+    const { registersJson } = await import("./registers.js");
+    const json = { ...summaryJson(s, captured), registers: registersJson(s.registers) };
+    out.stdout(JSON.stringify(json, null, 2) + "\n");
   } else if (values["dump-regs"] === true) {
-    out.stdout(registersTable(s.registers));
+    out.stdout((await import("./registers.js")).registersTable(s.registers));
   }
   if (s.registersError !== undefined) {
     err(`regvisor: cannot read the final registers: ${s.registersError}\n`);
@@ -637,6 +645,5 @@ function summaryJson(s: RunSummary, captured: readonly Uint8Array[]): Record<str
     ...(s.instructions === undefined ? {} : { instructionsRetired: Number(s.instructions) }),
     wallSeconds: Number((s.wallMs / 1000).toFixed(6)),
     lastExit: s.lastExit === undefined ? null : exitToJson(s.lastExit),
-    registers: registersJson(s.registers),
   };
 }

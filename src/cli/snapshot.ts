@@ -30,8 +30,7 @@ import {
 } from "../vmm/snapshot/index.js";
 import { readInputFile } from "../vmm/input-file.js";
 import { OptionValueError } from "../vmm/size.js";
-import { backendPicker } from "./backends.js";
-import { parseMode } from "./backend.js";
+import { backendPicker, parseMode } from "./backends.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
 import { ENDING_OPTIONS, parseCommandLine, parseTimeout } from "./options.js";

@@ -5,6 +5,7 @@
  * starts"). `writeBootPlan()` then fills the backend's RAM; the registers are applied by the
  * caller (RISC-V: ONE_REG by catalog name; x86: KVM_SET_REGS / KVM_SET_SREGS fields).
  */
+import { createRequire } from "node:module";
 import { isElf, loadElf } from "./elf.js";
 import {
   checkEntry,
@@ -16,17 +17,43 @@ import {
   type GuestRam,
   type RamViews,
 } from "./guest-memory.js";
-import { ImageError, loadFlat, type GuestImage, type ImageArch } from "./image.js";
+import {
+  ImageError,
+  headOf,
+  loadFlat,
+  type GuestFile,
+  type GuestImage,
+  type ImageArch,
+} from "./image.js";
 import { isLinuxImage, loadLinuxImage } from "./arch/riscv/linux-image.js";
 import { riscvBootRegs, type NamedRegValue } from "./arch/riscv/boot.js";
 import { planRiscvBlobs, type RiscvBlobPlan } from "./arch/riscv/placement.js";
 import { OptionValueError } from "./size.js";
-import { defaultX86Mode, x86BootState, type X86BootState, type X86Mode } from "./x86-boot.js";
+import type * as X86Boot from "./x86-boot.js";
+import type { X86BootState, X86Mode } from "./x86-boot.js";
+
+const require = createRequire(import.meta.url);
+
+function isX86Boot(module: unknown): module is typeof X86Boot {
+  return typeof module === "object" && module !== null && "x86BootState" in module;
+}
+
+/**
+ * x86's boot structures (GDT, TSS, page tables: ./x86-boot.ts), loaded by the first x86 plan: a
+ * RISC-V boot never builds them (start-up time counts in every boot, issue 13). `planBoot` is
+ * synchronous, so this is Node's synchronous `require()` of an ES module, as
+ * src/abi/catalog.ts loads the register catalogs.
+ */
+function x86Boot(): typeof X86Boot {
+  const module: unknown = require("./x86-boot.js");
+  if (!isX86Boot(module)) throw new Error("Cannot load the x86 boot structures: unexpected module");
+  return module;
+}
 
 /** What the command line asked for. */
 export interface BootRequest {
-  /** The guest file's bytes. */
-  readonly file: Uint8Array;
+  /** The guest file's bytes, or the file itself, read as far as the plan needs (./image.ts). */
+  readonly file: Uint8Array | GuestFile;
   /** The architecture the selected backend runs; required for flat binaries. */
   readonly arch?: ImageArch;
   /** Guest RAM size (see `parseMemSize`). */
@@ -105,6 +132,7 @@ export function planBoot(request: BootRequest): BootPlan {
   }
   if (request.initrd !== undefined)
     throw new OptionValueError("--initrd", "applies to RISC-V Linux guests only");
+  const { defaultX86Mode, x86BootState } = x86Boot();
   const x86 = x86BootState({
     mode: request.x86Mode ?? defaultX86Mode(image),
     entry: image.entry,
@@ -140,12 +168,13 @@ function loadImage(request: BootRequest): GuestImage {
     }
     return loadLinuxImage(request.file, ramBaseFor("riscv"));
   }
-  if (isElf(request.file)) {
+  if (isElf(headOf(request.file))) {
     if (request.loadAddr !== undefined)
       throw new OptionValueError("--load-addr", "applies to flat binaries, not ELF files");
     if (request.entry !== undefined)
       throw new OptionValueError("--entry", "applies to flat binaries; an ELF names its entry");
-    return loadElf(request.file);
+    const { file } = request;
+    return loadElf(file instanceof Uint8Array ? file : file.readAll());
   }
   if (request.loadAddr === undefined) {
     throw new OptionValueError(

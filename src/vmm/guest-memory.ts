@@ -5,10 +5,11 @@
  * 0x8000_0000 on RISC-V (QEMU `virt` and kvmtool; Linux `Image` is loaded 2 MiB above it, at
  * 0x8020_0000, leaving the first 2 MiB where firmware would live). `writeImage()` validates
  * *everything* first — every segment, boot structure and blob inside RAM, no two overlapping,
- * the entry inside RAM — and only then copies, so a refused image leaves RAM untouched.
+ * the entry inside RAM — and only then copies, so a refused image leaves RAM untouched. A segment
+ * that is an unread `GuestFile` is read from the file straight into the RAM view.
  */
 import { MAX_GUEST_WINDOW_BYTES } from "../backends/vcpu.js";
-import { ImageError, hex, type GuestImage, type ImageArch } from "./image.js";
+import { ImageError, hex, type GuestFile, type GuestImage, type ImageArch } from "./image.js";
 import { formatSize } from "./size.js";
 
 /** Guest RAM as one guest-physical range. */
@@ -87,11 +88,13 @@ export function checkRegions(ram: GuestRam, regions: readonly Region[]): void {
 
 /**
  * Validates an image, extra reserved regions and VMM blobs against RAM, then writes them:
- * segment bytes copied, the rest of each segment zeroed, blobs copied. `memory` is the RAM
- * backing store: byte `i` is guest-physical `ram.base + i` (a `GuestMemory` for RAM above 4 GiB).
+ * segment bytes copied (or read from an unread file), the rest of each segment zeroed, blobs
+ * copied. `memory` is the RAM backing store: byte `i` is guest-physical `ram.base + i` (a
+ * `GuestMemory` for RAM above 4 GiB).
  * @throws ImageError (before writing anything) when a region is outside RAM, too big or
  *   overlaps another, or the entry point is outside RAM.
  * @throws RangeError when `memory` is not exactly `ram.size` bytes.
+ * @throws the file's error (InputFileError) when an unread file can no longer be read whole.
  */
 export function writeImage(
   ram: GuestRam,
@@ -132,11 +135,13 @@ function viewsOf(bytes: Uint8Array): RamViews {
   return { size: bytes.length, view: (offset, length) => bytes.subarray(offset, offset + length) };
 }
 
-/** Copies `data` to RAM offset `at`, one window at a time. */
-function copyInto(ram: RamViews, at: number, data: Uint8Array): void {
+/** Copies `data` (or reads the file) to RAM offset `at`, one window at a time. */
+function copyInto(ram: RamViews, at: number, data: Uint8Array | GuestFile): void {
   for (let done = 0; done < data.length; done += MAX_GUEST_WINDOW_BYTES) {
-    const part = data.subarray(done, done + MAX_GUEST_WINDOW_BYTES);
-    ram.view(at + done, part.length).set(part);
+    const length = Math.min(MAX_GUEST_WINDOW_BYTES, data.length - done);
+    const target = ram.view(at + done, length);
+    if (data instanceof Uint8Array) target.set(data.subarray(done, done + length));
+    else data.readInto(target, done);
   }
 }
 

@@ -5,7 +5,8 @@
  * memory — the tail beyond the file bytes is zero-filled, like ELF `.bss`) and an entry point.
  * The ELF loader (./elf.ts) and `loadFlat()` build images; ./guest-memory.ts validates and
  * places them. Images hold views into the caller's file bytes (no copies): keep the buffer
- * unchanged until the image is written.
+ * unchanged until the image is written. A flat binary or a Linux Image may also come as a
+ * `GuestFile` not read yet: its segment is then read from the file straight into guest RAM.
  *
  * Every refusal is an `ImageError` whose `code` is stable, so the CLI and `--json` can report
  * it without a stack trace (issue 6: "every bad input gives a clear error").
@@ -55,14 +56,44 @@ export class ImageError extends RegvisorError {
 /** Architectures an image can be for (the ones a backend of regvisor runs). */
 export type ImageArch = "x86" | "riscv";
 
+/** The bytes of `GuestFile.head`: every header a loader reads before it needs the whole file. */
+export const GUEST_FILE_HEAD_BYTES = 64 * 1024;
+
+/**
+ * A guest file opened and checked but not read: its size, its first bytes, and reads at an
+ * offset. The plan needs only headers, so a flat binary or Linux Image is read once, by the
+ * kernel, into guest RAM — no file-sized buffer and copy before the boot (src/vmm/input-file.ts).
+ */
+export interface GuestFile {
+  /** Bytes in the file. */
+  readonly length: number;
+  /** The first `min(length, GUEST_FILE_HEAD_BYTES)` bytes. */
+  readonly head: Uint8Array;
+  /**
+   * Fills `target` with the file's bytes from `offset`.
+   * @throws a RegvisorError naming the file when it cannot (it shrank, an I/O error).
+   */
+  readInto(target: Uint8Array, offset: number): void;
+  /** The whole file (an ELF's headers and segments may lie anywhere in it). */
+  readAll(): Uint8Array;
+}
+
+/** The bytes a loader may look at without reading the rest of `file`. */
+export function headOf(file: Uint8Array | GuestFile): Uint8Array {
+  return file instanceof Uint8Array ? file : file.head;
+}
+
 /** One piece of an image destined for guest-physical memory. */
 export interface ImageSegment {
   /** Human-readable name for error messages, e.g. `"ELF segment 1"`. */
   readonly label: string;
   /** Guest-physical load address. */
   readonly addr: bigint;
-  /** Bytes to copy (a view into the file); may be shorter than `memSize`. */
-  readonly data: Uint8Array;
+  /**
+   * Bytes to copy (a view into the file, or the whole unread file); may be shorter than
+   * `memSize`.
+   */
+  readonly data: Uint8Array | GuestFile;
   /** Bytes the segment occupies in memory; `[data.length, memSize)` is zero-filled. */
   readonly memSize: bigint;
 }
@@ -89,7 +120,7 @@ const U64_LIMIT = 1n << 64n;
  * @throws RangeError when an address is negative or wider than 64 bits.
  */
 export function loadFlat(
-  bytes: Uint8Array,
+  bytes: Uint8Array | GuestFile,
   loadAddr: bigint,
   entry: bigint = loadAddr,
 ): GuestImage {

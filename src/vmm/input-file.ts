@@ -2,11 +2,13 @@
  * Every file regvisor reads (snapshots, guest images, and later initrds and disks) goes
  * through here: it must be a regular file of at most `maxBytes`, checked on the open file
  * descriptor before a byte is read (so `/dev/zero`, a FIFO or a directory is refused at once,
- * and a file swapped between the check and the read cannot slip through), then read whole.
+ * and a file swapped between the check and the read cannot slip through), then read whole —
+ * or, for a guest image, held open (`openInputFile`) and read where its bytes go.
  * Failures are one `InputFileError` line naming the file, the state and the limit.
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { RegvisorError } from "../errors.js";
+import { GUEST_FILE_HEAD_BYTES, type GuestFile } from "./image.js";
 
 /** What is being read and how large it may be. */
 export interface InputFileOptions {
@@ -123,5 +125,75 @@ export function readInputFile(path: string, options: InputFileOptions): Uint8Arr
     throw new InputFileError(path, options.what, systemWhy(error), { cause: error });
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * A checked file held open: its size and first bytes at once, the rest read at offsets where
+ * they go (a guest image, straight into guest RAM). Reads are positioned (pread), so they see the
+ * file as checked however often they run; a file that shrank since is refused.
+ */
+export class OpenInputFile implements GuestFile, Disposable {
+  readonly length: number;
+  readonly head: Uint8Array;
+  readonly #path: string;
+  readonly #what: string;
+  #fd: number | undefined;
+
+  /** @throws {InputFileError} naming the file and why (nothing stays open). */
+  constructor(path: string, options: InputFileOptions) {
+    const { fd, size } = openChecked(path, options);
+    this.#fd = fd;
+    this.#path = path;
+    this.#what = options.what;
+    this.length = size;
+    try {
+      this.head = new Uint8Array(Math.min(size, GUEST_FILE_HEAD_BYTES));
+      this.readInto(this.head, 0);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Fills `target` with the file's bytes from `offset`.
+   * @throws {InputFileError} when the file ends first, cannot be read, or is closed.
+   */
+  readInto(target: Uint8Array, offset: number): void {
+    const fd = this.#fd;
+    if (fd === undefined) throw new InputFileError(this.#path, this.#what, "it is closed");
+    let at = 0;
+    try {
+      while (at < target.length) {
+        const n = readSync(fd, target, at, target.length - at, offset + at);
+        if (n === 0) break;
+        at += n;
+      }
+    } catch (error) {
+      throw new InputFileError(this.#path, this.#what, systemWhy(error), { cause: error });
+    }
+    if (at < target.length) {
+      const now = fstatSync(fd).size;
+      const why = `it shrank to ${now} bytes while in use (it was ${this.length})`;
+      throw new InputFileError(this.#path, this.#what, why);
+    }
+  }
+
+  /** The whole file. @throws {InputFileError} as `readInto`. */
+  readAll(): Uint8Array {
+    const bytes = new Uint8Array(this.length);
+    this.readInto(bytes, 0);
+    return bytes;
+  }
+
+  /** Closes the descriptor (idempotent). */
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -50,4 +50,32 @@ describe("the CLI loads backends on demand", () => {
       assert.ok(!loaded.includes(absent), `${absent}:\n${loaded.join("\n")}`);
     }
   });
+
+  it("a soft run FILE loads no x86 machine, foreign catalog, register dump or disk code unasked", () => {
+    const argv = ["run", "--backend", "soft", "--load-addr", "0x80200000", DEMO];
+    const r = spawnSync(process.execPath, ["--import", REPORT, BIN, ...argv], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const loaded = r.stderr.split("\n").filter((l) => l.startsWith("loaded "));
+    assert.ok(loaded.includes("loaded src/vmm/arch/riscv/index.js"), r.stderr);
+    for (const absent of [
+      "loaded src/vmm/arch/x86/index.js",
+      "loaded src/abi/kvm/x86-structs.js",
+      "loaded src/vmm/x86-boot.js",
+      "loaded src/vmm/x86-tables.js",
+      "loaded src/vmm/runner.js",
+      "loaded src/cli/registers.js",
+      "loaded src/backends/register-view.js",
+      "loaded src/vmm/machine/disks.js",
+      // Foreign register catalogs (src/abi/catalog.ts loads each on first use).
+      "loaded src/abi/arch/x86/index.js",
+      "loaded src/abi/arch/arm64/index.js",
+      "loaded src/abi/arch/arm/index.js",
+    ]) {
+      assert.ok(!loaded.includes(absent), `${absent}:\n${loaded.join("\n")}`);
+    }
+    // --dump-regs still loads the dump and prints it.
+    const dump = spawnSync(process.execPath, [BIN, ...argv, "--dump-regs"], { encoding: "utf8" });
+    assert.equal(dump.status, 0, dump.stderr);
+    assert.match(dump.stdout, /^core\.pc +0x[0-9a-f]{16} +8 +0x[0-9a-f]{16}$/m);
+  });
 });

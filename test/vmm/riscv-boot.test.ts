@@ -4,7 +4,9 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { lookupReg } from "../../src/abi/catalog.js";
+import { decodeReg, lookupReg } from "../../src/abi/catalog.js";
+import { createSoftVm } from "../../src/backends/soft/index.js";
+import { leValue } from "../../src/abi/value.js";
 import { findNode, propCells, propStrings, propValue, readFdt } from "../../src/vmm/fdt-read.js";
 import { fdtNode, fdtValue, type FdtNode } from "../../src/vmm/fdt.js";
 import { RISCV_KERNEL_ADDR, RISCV_RAM_BASE, checkRegions } from "../../src/vmm/guest-memory.js";
@@ -17,6 +19,7 @@ import {
   riscvDeviceTree,
   riscvIsaString,
 } from "../../src/vmm/arch/riscv/boot.js";
+import { RISCV_START_REGS, enabledIsaExtensions } from "../../src/vmm/arch/riscv/index.js";
 
 const dtcMissing =
   spawnSync("dtc", ["--version"]).status === 0
@@ -258,5 +261,35 @@ describe("RISC-V boot placement and registers", () => {
       ],
     );
     assert.throws(() => riscvBootRegs(0x8020_0001n, 0n), /2-byte aligned/);
+  });
+});
+
+describe("RISC-V start registers without the catalog's name index", () => {
+  it("RISCV_START_REGS mints, for every name, the catalog's id", () => {
+    for (const [name, id] of Object.entries(RISCV_START_REGS)) {
+      assert.equal(id, lookupReg("riscv", name).id, name);
+    }
+  });
+
+  it("enabledIsaExtensions() names the single ISA_EXT registers that read 1, as the catalog does", () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const vcpu = vm.createVcpu();
+    const byCatalog = (): string[] =>
+      vcpu
+        .regList()
+        .map((id) => decodeReg(id))
+        .filter((d) => d.known && d.class === "isa_ext" && /^isa_ext\.[a-z][a-z0-9]*$/.test(d.name))
+        .filter((d) => leValue(vcpu.getOneReg(d.id)) === 1n)
+        .map((d) => (d.known ? d.name.slice("isa_ext.".length) : ""));
+    const before = enabledIsaExtensions(vcpu);
+    assert.ok(before.includes("c") && before.includes("m"), before.join(","));
+    assert.deepEqual(before, byCatalog());
+    // Before the first run the VMM may turn one off (KVM_SET_ONE_REG of 0): it leaves the list.
+    vcpu.setOneReg(lookupReg("riscv", "isa_ext.d").id, 0n);
+    assert.deepEqual(enabledIsaExtensions(vcpu), byCatalog());
+    assert.deepEqual(
+      enabledIsaExtensions(vcpu),
+      before.filter((e) => e !== "d"),
+    );
   });
 });

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { findNode, propCells, propStrings, propValue, readFdt } from "../../../src/vmm/fdt-read.js";
 import { isLinuxImage, loadLinuxImage } from "../../../src/vmm/arch/riscv/linux-image.js";
-import { riscvMachineDeviceTree } from "../../../src/vmm/arch/riscv/machine-dt.js";
+import { riscvMachineDeviceTree } from "../../../src/vmm/arch/riscv/devicetree.js";
 import { ImageError } from "../../../src/vmm/image.js";
 import { prepareRun } from "../../../src/vmm/runner.js";
 import { OptionValueError } from "../../../src/vmm/size.js";

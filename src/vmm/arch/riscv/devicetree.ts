@@ -4,9 +4,12 @@
  * each hart's `riscv,cpu-intc`) per hart, a 16550A UART at 0x10000000 on PLIC source 10, and
  * virtio-mmio transports at 0x10001000 + n·0x1000 on sources 1 + n, all under a `simple-bus`.
  * Bindings: Documentation/devicetree/bindings/interrupt-controller/sifive,plic-1.0.0.yaml,
- * serial/8250.yaml, virtio/mmio.yaml.
+ * serial/8250.yaml, virtio/mmio.yaml. `riscvMachineDeviceTree` is the whole tree: harts,
+ * memory, `/chosen` (bootargs, stdout-path to the UART, the initrd) and these devices.
  */
 import { fdtNode, fdtValue, type FdtNode } from "../../fdt.js";
+import type { GuestRam } from "../../guest-memory.js";
+import { riscvDeviceTree } from "./boot.js";
 
 /** PLIC base and size (QEMU virt `VIRT_PLIC`). */
 export const PLIC_BASE = 0x0c00_0000n;
@@ -102,4 +105,32 @@ export function riscvSocNode(layout: RiscvDeviceLayout): FdtNode {
     },
     children,
   );
+}
+
+/** The vCPU's facts the tree carries (kvmtool riscv/fdt.c reads them from the vCPU). */
+export interface RiscvCpuFacts {
+  readonly isa?: string;
+  readonly timebaseFrequency?: number;
+  readonly initrd: { readonly start: bigint; readonly end: bigint } | undefined;
+}
+
+/** The machine's DTB for `ram` and the request's harts, devices and command line. */
+export function riscvMachineDeviceTree(
+  ram: GuestRam,
+  shape: { readonly hartCount: number; readonly virtio: number; readonly cmdline?: string },
+  facts: RiscvCpuFacts,
+): Uint8Array {
+  return riscvDeviceTree({
+    memBase: ram.base,
+    memSize: ram.size,
+    hartCount: shape.hartCount,
+    stdoutPath: UART0_PATH,
+    extraNodes: [riscvSocNode({ hartCount: shape.hartCount, uart: true, virtio: shape.virtio })],
+    ...(facts.isa === undefined ? {} : { isa: facts.isa }),
+    ...(facts.timebaseFrequency === undefined
+      ? {}
+      : { timebaseFrequency: facts.timebaseFrequency }),
+    ...(shape.cmdline === undefined ? {} : { bootargs: shape.cmdline }),
+    ...(facts.initrd === undefined ? {} : { initrd: facts.initrd }),
+  });
 }

@@ -14,7 +14,7 @@
  * first byte in S-mode with a0 = hart id and a1 = the device tree. arm64 Images share the layout
  * with magic "ARM\x64" at 0x38 and are refused by name.
  */
-import { ImageError, hex, type GuestImage } from "../../image.js";
+import { ImageError, headOf, hex, type GuestFile, type GuestImage } from "../../image.js";
 
 /** Offset and value of `magic2` ("RSC\x05", little-endian). */
 const MAGIC2_OFFSET = 0x38;
@@ -36,9 +36,10 @@ function u64(bytes: Uint8Array, at: number): bigint {
 }
 
 /** Whether `file` carries a Linux Image header (RISC-V or another arch's). */
-export function isLinuxImage(file: Uint8Array): boolean {
-  if (file.length < MAGIC2_OFFSET + 4) return false;
-  const magic = u32(file, MAGIC2_OFFSET);
+export function isLinuxImage(file: Uint8Array | GuestFile): boolean {
+  const head = headOf(file);
+  if (head.length < MAGIC2_OFFSET + 4) return false;
+  const magic = u32(head, MAGIC2_OFFSET);
   return magic === RISCV_MAGIC2 || magic === ARM64_MAGIC;
 }
 
@@ -59,36 +60,51 @@ function peFileEnd(file: Uint8Array): number | undefined {
   return end;
 }
 
+/** Where the PE section table ends (0 without "MZ"): the header bytes `peFileEnd` reads. */
+function peHeadersEnd(head: Uint8Array): number {
+  if (head[0] !== 0x4d || head[1] !== 0x5a || head.length < HEADER_BYTES) return 0;
+  const pe = u32(head, 0x3c);
+  if (pe + 24 > head.length) return pe + 24;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  return pe + 24 + view.getUint16(pe + 20, true) + view.getUint16(pe + 6, true) * PE_SECTION_BYTES;
+}
+
 /**
- * A RISC-V Linux `Image` placed 2 MiB above `ramBase`.
+ * A RISC-V Linux `Image` placed 2 MiB above `ramBase`; from a `GuestFile`, only its head is
+ * read (unless its PE headers lie beyond it) and the segment is the file, read into RAM later.
  * @throws ImageError IMAGE_WRONG_ARCH for another arch's Image, IMAGE_TRUNCATED when the file
  *   ends before its header or its EFI sections, IMAGE_BAD_HEADER for an impossible image_size.
  */
-export function loadLinuxImage(file: Uint8Array, ramBase: bigint): GuestImage {
+export function loadLinuxImage(source: Uint8Array | GuestFile, ramBase: bigint): GuestImage {
+  const size = source.length;
+  // The PE headers follow the 64-byte header; in the rare file where they pass the head, read it all.
+  const head = headOf(source);
+  const file =
+    source instanceof Uint8Array || peHeadersEnd(head) <= head.length ? head : source.readAll();
   if (file.length >= MAGIC2_OFFSET + 4 && u32(file, MAGIC2_OFFSET) === ARM64_MAGIC) {
     throw new ImageError(
       "IMAGE_WRONG_ARCH",
       "Cannot boot this Linux Image: it is an arm64 kernel (magic ARM\\x64), regvisor boots RISC-V Images",
     );
   }
-  if (file.length < HEADER_BYTES) {
+  if (size < HEADER_BYTES) {
     throw new ImageError(
       "IMAGE_TRUNCATED",
-      `Cannot boot this Linux Image: the file ends at ${file.length} bytes, inside the ${HEADER_BYTES}-byte header`,
+      `Cannot boot this Linux Image: the file ends at ${size} bytes, inside the ${HEADER_BYTES}-byte header`,
     );
   }
   const imageSize = u64(file, 0x10);
-  if (imageSize < BigInt(file.length) || imageSize >= 1n << 40n) {
+  if (imageSize < BigInt(size) || imageSize >= 1n << 40n) {
     throw new ImageError(
       "IMAGE_BAD_HEADER",
-      `Cannot boot this Linux Image: its header's image_size ${hex(imageSize)} is smaller than the file (${file.length} bytes) or absurd`,
+      `Cannot boot this Linux Image: its header's image_size ${hex(imageSize)} is smaller than the file (${size} bytes) or absurd`,
     );
   }
   const peEnd = peFileEnd(file);
-  if (peEnd !== undefined && peEnd > file.length) {
+  if (peEnd !== undefined && peEnd > size) {
     throw new ImageError(
       "IMAGE_TRUNCATED",
-      `Cannot boot this Linux Image: it is truncated (its EFI sections end at ${peEnd} bytes, the file at ${file.length})`,
+      `Cannot boot this Linux Image: it is truncated (its EFI sections end at ${peEnd} bytes, the file at ${size})`,
     );
   }
   const addr = ramBase + RISCV_IMAGE_OFFSET;
@@ -97,6 +113,6 @@ export function loadLinuxImage(file: Uint8Array, ramBase: bigint): GuestImage {
     arch: "riscv",
     bits: 64,
     entry: addr,
-    segments: [{ label: "the Linux Image", addr, data: file, memSize: imageSize }],
+    segments: [{ label: "the Linux Image", addr, data: source, memSize: imageSize }],
   };
 }

@@ -12,7 +12,7 @@
 import { imageRegions, placeAtTop, type GuestRam } from "../../guest-memory.js";
 import type { GuestImage } from "../../image.js";
 import { placeDeviceTree } from "./boot.js";
-import { riscvMachineDeviceTree } from "./machine-dt.js";
+import { riscvMachineDeviceTree } from "./devicetree.js";
 
 /** What shapes the device tree besides the vCPU's own registers. */
 export interface RiscvBlobRequest {
