@@ -10,7 +10,12 @@ import { I, R, li, rType } from "./asm.js";
 import { RAM_BASE as BASE, hartWith } from "./harness.js";
 import type { Hart, HartOptions } from "../../../src/backends/soft/riscv/hart.js";
 import { tierFromEnv } from "../../../src/backends/soft/riscv/hart.js";
-import { regionModule, WASM_REGION_MAX_INSNS } from "../../../src/backends/soft/riscv/wasm-tier.js";
+import {
+  generatedRegs,
+  regionModule,
+  regionRegs,
+  WASM_REGION_MAX_INSNS,
+} from "../../../src/backends/soft/riscv/wasm-tier.js";
 import { decodeBlock } from "../../../src/backends/soft/riscv/block.js";
 import { Slot } from "../../../src/backends/soft/riscv/memory.js";
 import { FnBuilder, sleb } from "../../../src/backends/soft/riscv/wasm-encode.js";
@@ -191,5 +196,35 @@ describe("wasm tier", () => {
     assert.ok(WASM_REGION_MAX_INSNS < blocks * 40);
     const least = Math.ceil((blocks * 40) / WASM_REGION_MAX_INSNS);
     assert.ok(wasm.stats.compiled >= least, `${wasm.stats.compiled} regions, want >= ${least}`);
+  });
+
+  it("regionRegs() finds the registers a generation pass touches and writes, on random code", () => {
+    // The single-pass encoder trusts the scan: a register it missed would be neither loaded
+    // nor stored (wrong results), one too many only costs a load. Random words hit every
+    // opcode, including ones the tier hands to the interpreter.
+    const ram = new Uint8Array(4096);
+    const dv = new DataView(ram.buffer);
+    const slot = new Slot({ slot: 0, gpa: BASE, bytes: ram, readonly: false });
+    let seed = 0x2545f491;
+    const next = (): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) | 0;
+      return seed;
+    };
+    const opcodes = [0x37, 0x17, 0x6f, 0x67, 0x63, 0x03, 0x23, 0x13, 0x1b, 0x33, 0x3b, 0x0f, 0x73];
+    for (let round = 0; round < 200; round++) {
+      for (let i = 0; i < 1024; i++) {
+        const op = opcodes[(next() >>> 8) % opcodes.length] ?? 0x13;
+        dv.setUint32(4 * i, ((next() & ~0x7f) | op) >>> 0, true);
+      }
+      const blocks = [0, 256, 512].map((off) => decodeBlock(BASE + off, BASE + off, slot));
+      for (const inlineMiss of [false, true]) {
+        const want = generatedRegs(blocks, inlineMiss);
+        const got = regionRegs(blocks);
+        assert.deepEqual(got.used, want.used, `round ${round}: used`);
+        for (let r = 0; r < 32; r++) {
+          assert.equal(got.written[r] === true, want.written[r] === true, `round ${round}: x${r}`);
+        }
+      }
+    }
   });
 });

@@ -771,6 +771,42 @@ function generate(
 }
 
 /**
+ * The x-registers the code of `blocks` reads or writes in wasm locals (`used`, ascending) and
+ * those it writes (`written[r]`), as generating it would find: natively emitted instructions
+ * only (the interpreter's `exec` works on the register file), x0 never.
+ */
+export function regionRegs(blocks: readonly Block[]): { used: number[]; written: boolean[] } {
+  const touched: boolean[] = new Array<boolean>(32).fill(false);
+  const written: boolean[] = [];
+  for (const blk of blocks) {
+    for (let k = 0; k < blk.n; k++) {
+      const insn = blk.insns[k] ?? 0;
+      const op = insn & 0x7f;
+      if (op === 0x0f && ((insn >>> 12) & 7) !== 0) break; // ends the block's code (`block`)
+      if (!nativeInsn(insn)) continue;
+      const rd = (insn >>> 7) & 31;
+      const rs1 = (insn >>> 15) & 31;
+      const rs2 = (insn >>> 20) & 31;
+      // Formats (unprivileged spec §2.3): U/J write rd; I reads rs1, writes rd; S/B read both.
+      const reads1 = op !== 0x37 && op !== 0x17 && op !== 0x6f && op !== 0x0f;
+      const reads2 = op === 0x23 || op === 0x63 || op === 0x33 || op === 0x3b;
+      const writes = op !== 0x23 && op !== 0x63 && op !== 0x0f;
+      if (reads1 && rs1 !== 0) touched[rs1] = true;
+      if (reads2 && rs2 !== 0) touched[rs2] = true;
+      if (writes && rd !== 0) {
+        touched[rd] = true;
+        written[rd] = true;
+      }
+    }
+  }
+  const used: number[] = [];
+  touched.forEach((t, r) => {
+    if (t) used.push(r);
+  });
+  return { used, written };
+}
+
+/**
  * The wasm module of `blocks` for the hart area at `base`, and its helper call sites;
  * `inlineMiss`: a TLB miss calls the JS slow path in place (else the region leaves with SLOW).
  */
@@ -779,11 +815,21 @@ export function regionModule(
   base = 0,
   inlineMiss = false,
 ): { bytes: Uint8Array; sites: Site[] } {
-  // A first pass finds the registers used and written, so the prologue can load them all and
-  // every exit (including ones emitted before a later write) stores the written ones.
-  const first = generate(blocks, [], base, inlineMiss);
-  const g = generate(blocks, first.used(), base, inlineMiss, first.writes());
+  // The registers used and written are known before generating (a scan, not a second
+  // generation pass), so the prologue loads them all and every exit (including ones emitted
+  // before a later write) stores the written ones.
+  const { used, written } = regionRegs(blocks);
+  const g = generate(blocks, used, base, inlineMiss, written);
   return { bytes: encodeModule(TYPES, IMPORTS, 0, g.f), sites: g.sites };
+}
+
+/** What generating `blocks` without a register scan finds (regionRegs' oracle, for tests). */
+export function generatedRegs(
+  blocks: readonly Block[],
+  inlineMiss = false,
+): { used: number[]; written: boolean[] } {
+  const g = generate(blocks, [], 0, inlineMiss);
+  return { used: g.used(), written: g.writes() };
 }
 
 /** A compiled region: `run(entry)` returns an ST status (see the module comment). */
