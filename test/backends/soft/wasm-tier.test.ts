@@ -17,10 +17,13 @@ import {
   WASM_REGION_MAX_INSNS,
 } from "../../../src/backends/soft/riscv/wasm-tier.js";
 import { decodeBlock } from "../../../src/backends/soft/riscv/block.js";
+import { DEFAULT_HOT, WARM } from "../../../src/backends/soft/riscv/engine.js";
 import { Slot } from "../../../src/backends/soft/riscv/memory.js";
 import { FnBuilder, sleb } from "../../../src/backends/soft/riscv/wasm-encode.js";
 
 const WASM: HartOptions = { translate: true, hotThreshold: 1, tier: "wasm" };
+/** The wasm tier with the default promotion (DEFAULT_HOT visits, weighed every WARM). */
+const WASM_DEFAULT_HOT: HartOptions = { translate: true, tier: "wasm" };
 const REFERENCE: HartOptions = { translate: false };
 /** An address outside RAM: loads there are MMIO exits. */
 const MMIO = 0x1000_0000n;
@@ -226,5 +229,41 @@ describe("wasm tier", () => {
         }
       }
     }
+  });
+
+  it("a long straight loop body is compiled after WARM visits, region after region across the page end", () => {
+    // blake2s_compress_generic in a Linux boot: ~2350 straight instructions per iteration,
+    // ~3000 iterations, never DEFAULT_HOT visits of any pc. Here 1100 instructions (4400 bytes:
+    // the body crosses the page end) run 600 times.
+    const body: number[] = [];
+    for (let i = 0; i < 1100; i++) body.push(I.addi(R.a0 + (i % 5), R.a0 + ((i + 1) % 5), i));
+    const iterations = 600;
+    // The back branch cannot reach: a beq over a jal.
+    const code = [
+      ...li(R.s11, BigInt(iterations)),
+      ...body,
+      I.addi(R.s11, R.s11, -1),
+      I.beq(R.s11, R.zero, 8),
+      I.jal(R.zero, -4 * (body.length + 2)),
+      I.ecall(),
+    ];
+    const ref = hartWith(code, REFERENCE).hart;
+    const wasm = hartWith(code, WASM_DEFAULT_HOT).hart;
+    assert.equal(state(wasm, 1e7), state(ref, 1e7));
+    const s = wasm.stats;
+    // Promoted at WARM visits of the loop head; each region's cut-off continuation at its
+    // first visit (8 regions per iteration at most 150 instructions each, over two pages).
+    assert.ok(s.compiled >= Math.ceil(1100 / WASM_REGION_MAX_INSNS), `${s.compiled} regions`);
+    const share = s.wasmInsns / Number(wasm.instret);
+    assert.ok(share > (iterations - WARM - 2) / iterations - 0.02, `wasm share ${share}`);
+  });
+
+  it("a short loop is still compiled only after DEFAULT_HOT visits", () => {
+    const short = hartWith(loop(DEFAULT_HOT - 100, [I.addi(R.a0, R.a0, 1)]), WASM_DEFAULT_HOT);
+    assert.equal(short.hart.run(1e6).kind, "ecall");
+    assert.equal(short.hart.stats.compiled, 0);
+    const hot = hartWith(loop(DEFAULT_HOT + 100, [I.addi(R.a0, R.a0, 1)]), WASM_DEFAULT_HOT);
+    assert.equal(hot.hart.run(1e6).kind, "ecall");
+    assert.equal(hot.hart.stats.compiled, 1);
   });
 });
