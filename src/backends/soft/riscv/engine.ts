@@ -6,8 +6,9 @@
  *   were made under (satp writes and `sfence.vma x0` retire them all at once) and the size of
  *   the leaf PTE that mapped them (`sfence.vma addr` drops the entries inside that leaf).
  * - Two tiers (see `run`): cold code runs in the reference interpreter one instruction at a
- *   time; a pc reached `hot` times at a control-flow boundary is decoded and its region
- *   compiled (translate.ts). At most MAX_BLOCKS blocks are kept.
+ *   time; a pc reached `hot` times at a control-flow boundary (fewer when a long straight-line
+ *   path starts there: `promote`) is decoded and its region compiled (translate.ts,
+ *   wasm-tier.ts). At most MAX_BLOCKS blocks are kept.
  * - Self-modifying code: a block's bytes are marked in its slot's code bitmap; a store that
  *   hits marked bytes (access.ts) invalidates every block of that page, and if it rewrote the
  *   running block, that block ends right after the store (`Core.codeDirty`). fence.i (local,
@@ -109,7 +110,7 @@ const VC_SIZE = 1 << VC_BITS;
 export class Engine {
   readonly core: Core;
   readonly translate: boolean;
-  /** Interpreted executions before compiling a block. */
+  /** Boundary visits that promote any pc (a long straight-line path needs fewer: `promote`). */
   readonly hot: number;
   /** Most blocks compiled into one region function. */
   readonly regionBlocks: number;
@@ -127,6 +128,8 @@ export class Engine {
   /**
    * Boundary visits per hashed pc since its last weighing, up to `warm` (the fast interpreter
    * counts them too and returns to the engine at `warm`); `rounds` counts the weighings.
+   * Collisions share all three, and none is reset (not on a flush either): as before, only
+   * when a pc is promoted depends on them, never what runs.
    */
   private readonly heat = new Uint16Array(HEAT_SIZE);
   private readonly rounds = new Uint16Array(HEAT_SIZE);
@@ -335,8 +338,9 @@ export class Engine {
    * run inline across cold jump targets; the reference `step` when not translating, the
    * oracle). Only at a control-flow boundary (a taken branch or jump, a trap, an interrupt, a
    * compiled region's exit) is compiled code looked for at the new pc and that pc's heat
-   * counted (by `runFast` itself while the target stays cold, else here); a pc that reaches
-   * `hot` boundary visits is decoded and its region compiled (translate.ts, wasm-tier.ts).
+   * counted (by `runFast` itself while the target stays cold, else here); every `warm` visits
+   * a pc is weighed (`promote`), and once promoted it is decoded and its region compiled
+   * (translate.ts, wasm-tier.ts).
    */
   run(budget: number, expect?: number): HartStop {
     const c = this.core;
