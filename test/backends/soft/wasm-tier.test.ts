@@ -267,4 +267,33 @@ describe("wasm tier", () => {
     assert.equal(hot.hart.run(1e6).kind, "ecall");
     assert.equal(hot.hart.stats.compiled, 1);
   });
+
+  it("a region imports only the helpers it calls (each import costs V8 a wrapper compile)", () => {
+    const ram = new Uint8Array(4096);
+    const dv = new DataView(ram.buffer);
+    const slot = new Slot({ slot: 0, gpa: BASE, bytes: ram, readonly: false });
+    const imports = (code: number[], inlineMiss: boolean): string[] => {
+      code.forEach((w, i) => {
+        dv.setUint32(4 * i, w >>> 0, true);
+      });
+      const { bytes } = regionModule([decodeBlock(BASE, BASE, slot)], 0, inlineMiss);
+      const wasm = (
+        globalThis as unknown as {
+          WebAssembly: {
+            Module: (new (b: Uint8Array) => object) & {
+              imports(m: object): { name: string; kind: string }[];
+            };
+          };
+        }
+      ).WebAssembly;
+      return wasm.Module.imports(new wasm.Module(bytes))
+        .filter((i) => i.kind === "function")
+        .map((i) => i.name);
+    };
+    const native = [I.addi(R.a0, R.a0, 1), I.ld(R.a1, R.sp, 8), I.sd(R.a1, R.sp, 16), I.ecall()];
+    assert.deepEqual(imports(native, false), []);
+    const mulh = rType(0x33, 1, 1, R.a2, R.a0, R.a1); // mulh runs in the interpreter
+    assert.deepEqual(imports([mulh, ...native], false), ["ex"]);
+    assert.deepEqual(imports(native, true), ["ld", "st", "ex"]);
+  });
 });
