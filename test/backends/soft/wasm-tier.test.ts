@@ -10,12 +10,20 @@ import { I, R, li, rType } from "./asm.js";
 import { RAM_BASE as BASE, hartWith } from "./harness.js";
 import type { Hart, HartOptions } from "../../../src/backends/soft/riscv/hart.js";
 import { tierFromEnv } from "../../../src/backends/soft/riscv/hart.js";
-import { regionModule, WASM_REGION_MAX_INSNS } from "../../../src/backends/soft/riscv/wasm-tier.js";
+import {
+  generatedRegs,
+  regionModule,
+  regionRegs,
+  WASM_REGION_MAX_INSNS,
+} from "../../../src/backends/soft/riscv/wasm-tier.js";
 import { decodeBlock } from "../../../src/backends/soft/riscv/block.js";
+import { DEFAULT_HOT, WARM } from "../../../src/backends/soft/riscv/engine.js";
 import { Slot } from "../../../src/backends/soft/riscv/memory.js";
 import { FnBuilder, sleb } from "../../../src/backends/soft/riscv/wasm-encode.js";
 
 const WASM: HartOptions = { translate: true, hotThreshold: 1, tier: "wasm" };
+/** The wasm tier with the default promotion (DEFAULT_HOT visits, weighed every WARM). */
+const WASM_DEFAULT_HOT: HartOptions = { translate: true, tier: "wasm" };
 const REFERENCE: HartOptions = { translate: false };
 /** An address outside RAM: loads there are MMIO exits. */
 const MMIO = 0x1000_0000n;
@@ -191,5 +199,101 @@ describe("wasm tier", () => {
     assert.ok(WASM_REGION_MAX_INSNS < blocks * 40);
     const least = Math.ceil((blocks * 40) / WASM_REGION_MAX_INSNS);
     assert.ok(wasm.stats.compiled >= least, `${wasm.stats.compiled} regions, want >= ${least}`);
+  });
+
+  it("regionRegs() finds the registers a generation pass touches and writes, on random code", () => {
+    // The single-pass encoder trusts the scan: a register it missed would be neither loaded
+    // nor stored (wrong results), one too many only costs a load. Random words hit every
+    // opcode, including ones the tier hands to the interpreter.
+    const ram = new Uint8Array(4096);
+    const dv = new DataView(ram.buffer);
+    const slot = new Slot({ slot: 0, gpa: BASE, bytes: ram, readonly: false });
+    let seed = 0x2545f491;
+    const next = (): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) | 0;
+      return seed;
+    };
+    const opcodes = [0x37, 0x17, 0x6f, 0x67, 0x63, 0x03, 0x23, 0x13, 0x1b, 0x33, 0x3b, 0x0f, 0x73];
+    for (let round = 0; round < 200; round++) {
+      for (let i = 0; i < 1024; i++) {
+        const op = opcodes[(next() >>> 8) % opcodes.length] ?? 0x13;
+        dv.setUint32(4 * i, ((next() & ~0x7f) | op) >>> 0, true);
+      }
+      const blocks = [0, 256, 512].map((off) => decodeBlock(BASE + off, BASE + off, slot));
+      for (const inlineMiss of [false, true]) {
+        const want = generatedRegs(blocks, inlineMiss);
+        const got = regionRegs(blocks);
+        assert.deepEqual(got.used, want.used, `round ${round}: used`);
+        for (let r = 0; r < 32; r++) {
+          assert.equal(got.written[r] === true, want.written[r] === true, `round ${round}: x${r}`);
+        }
+      }
+    }
+  });
+
+  it("a long straight loop body is compiled after WARM visits, region after region across the page end", () => {
+    // blake2s_compress_generic in a Linux boot: ~2350 straight instructions per iteration,
+    // ~3000 iterations, never DEFAULT_HOT visits of any pc. Here 1100 instructions (4400 bytes:
+    // the body crosses the page end) run 600 times.
+    const body: number[] = [];
+    for (let i = 0; i < 1100; i++) body.push(I.addi(R.a0 + (i % 5), R.a0 + ((i + 1) % 5), i));
+    const iterations = 600;
+    // The back branch cannot reach: a beq over a jal.
+    const code = [
+      ...li(R.s11, BigInt(iterations)),
+      ...body,
+      I.addi(R.s11, R.s11, -1),
+      I.beq(R.s11, R.zero, 8),
+      I.jal(R.zero, -4 * (body.length + 2)),
+      I.ecall(),
+    ];
+    const ref = hartWith(code, REFERENCE).hart;
+    const wasm = hartWith(code, WASM_DEFAULT_HOT).hart;
+    assert.equal(state(wasm, 1e7), state(ref, 1e7));
+    const s: Record<string, unknown> = { ...wasm.stats };
+    // Promoted at WARM visits of the loop head; each region's cut-off continuation at its
+    // first visit (8 regions per iteration at most 150 instructions each, over two pages).
+    const regions = Number(s.compiled);
+    assert.ok(regions >= Math.ceil(1100 / WASM_REGION_MAX_INSNS), `${String(regions)} regions`);
+    const share = Number(s.wasmInsns) / Number(wasm.instret);
+    assert.ok(share > (iterations - WARM - 2) / iterations - 0.02, `wasm share ${String(share)}`);
+  });
+
+  it("a short loop is still compiled only after DEFAULT_HOT visits", () => {
+    const short = hartWith(loop(DEFAULT_HOT - 100, [I.addi(R.a0, R.a0, 1)]), WASM_DEFAULT_HOT);
+    assert.equal(short.hart.run(1e6).kind, "ecall");
+    assert.equal(short.hart.stats.compiled, 0);
+    const hot = hartWith(loop(DEFAULT_HOT + 100, [I.addi(R.a0, R.a0, 1)]), WASM_DEFAULT_HOT);
+    assert.equal(hot.hart.run(1e6).kind, "ecall");
+    assert.equal(hot.hart.stats.compiled, 1);
+  });
+
+  it("a region imports only the helpers it calls (each import costs V8 a wrapper compile)", () => {
+    const ram = new Uint8Array(4096);
+    const dv = new DataView(ram.buffer);
+    const slot = new Slot({ slot: 0, gpa: BASE, bytes: ram, readonly: false });
+    const imports = (code: number[], inlineMiss: boolean): string[] => {
+      code.forEach((w, i) => {
+        dv.setUint32(4 * i, w >>> 0, true);
+      });
+      const { bytes } = regionModule([decodeBlock(BASE, BASE, slot)], 0, inlineMiss);
+      const wasm = (
+        globalThis as unknown as {
+          WebAssembly: {
+            Module: (new (b: Uint8Array) => object) & {
+              imports(m: object): { name: string; kind: string }[];
+            };
+          };
+        }
+      ).WebAssembly;
+      return wasm.Module.imports(new wasm.Module(bytes))
+        .filter((i) => i.kind === "function")
+        .map((i) => i.name);
+    };
+    const native = [I.addi(R.a0, R.a0, 1), I.ld(R.a1, R.sp, 8), I.sd(R.a1, R.sp, 16), I.ecall()];
+    assert.deepEqual(imports(native, false), []);
+    const mulh = rType(0x33, 1, 1, R.a2, R.a0, R.a1); // mulh runs in the interpreter
+    assert.deepEqual(imports([mulh, ...native], false), ["ex"]);
+    assert.deepEqual(imports(native, true), ["ld", "st", "ex"]);
   });
 });

@@ -145,9 +145,10 @@ export class FnBuilder {
     return this.nParams + this.locals.length - 1;
   }
 
-  /** Appends raw bytes. */
-  op(...bytes: number[]): this {
-    for (const b of bytes) this.code.push(b);
+  /** Appends one or two raw bytes (fixed arity: a rest parameter allocated per call). */
+  op(a: number, b?: number): this {
+    this.code.push(a);
+    if (b !== undefined) this.code.push(b);
     return this;
   }
 
@@ -228,8 +229,8 @@ export class FnBuilder {
     return this;
   }
 
-  /** The encoded body (locals declaration, code, final `end`). */
-  bytes(): number[] {
+  /** The body's locals declaration (the code and a final `end` follow it). */
+  localsDecl(): number[] {
     const out: number[] = [];
     const groups: [number, number][] = [];
     for (const t of this.locals) {
@@ -242,8 +243,6 @@ export class FnBuilder {
       uleb(out, n);
       out.push(t);
     }
-    for (const b of this.code) out.push(b);
-    out.push(OP.end);
     return out;
   }
 }
@@ -314,11 +313,20 @@ export function encodeModule(
   b.push(0x00);
   uleb(b, imports.length);
   section(out, 7, b);
-  const fb = body.bytes();
+  // The code section, its body copied once, straight into the result (a region's body is
+  // kilobytes; every copy through a number[] showed in compile time).
+  const decl = body.localsDecl();
+  const bodyLen = decl.length + body.code.length + 1;
   b = [];
   uleb(b, 1);
-  uleb(b, fb.length);
-  for (const x of fb) b.push(x);
-  section(out, 10, b);
-  return Uint8Array.from(out);
+  uleb(b, bodyLen);
+  out.push(10);
+  uleb(out, b.length + bodyLen);
+  for (const x of b) out.push(x);
+  for (const x of decl) out.push(x);
+  const bytes = new Uint8Array(out.length + body.code.length + 1);
+  bytes.set(out);
+  bytes.set(body.code, out.length);
+  bytes[bytes.length - 1] = OP.end;
+  return bytes;
 }
