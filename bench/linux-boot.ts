@@ -7,9 +7,10 @@
  * - soft.linux_boot.over_qemu: the same over `qemu-system-riscv64 -M virt -smp 1` (TCG,
  *   OpenSBI) booting the same Image with the same command line to the same line.
  *
- * The two alternate round by round; the seconds are the median over rounds, the ratio the
- * median of the per-round ratios. Skips visibly when the kernel for the current inputs has not
- * been built (no build here: it takes minutes) or when QEMU is missing.
+ * The two alternate round by round, 5 rounds (QEMU's boot here is bimodal, ~0.3 or ~0.45 s, so
+ * three rounds swung the ratio by its mode alone); the seconds are the median over rounds, the
+ * ratio the median of the per-round ratios. Skips visibly when the kernel for the current inputs
+ * has not been built (no build here: it takes minutes) or when QEMU is missing.
  *
  * - soft.linux_boot.wasm_share: one more boot, in this process on the machine `regvisor run`
  *   builds, for the engine's per-tier counters at /init's first line (so regressions show):
@@ -32,7 +33,7 @@ import {
 import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
-const ROUNDS = 3;
+const ROUNDS = 5;
 const BOOT: BootOptions = { cmdline: "console=hvc0 earlycon=sbi", timeoutMs: 300_000 };
 
 /** Seconds to /init's first line, or a thrown one-line reason when the boot never got there. */
