@@ -34,7 +34,10 @@ export interface HartOptions {
   readonly hartId?: number;
   /** Use the block translator (default true); false runs the reference interpreter only. */
   readonly translate?: boolean;
-  /** Boundary visits of a pc before its region is compiled (default 4096; tests use 1). */
+  /**
+   * Boundary visits of a pc after which its region is compiled at the latest (default 4096;
+   * tests use 1); a pc with a long straight-line path is compiled sooner (engine.ts `promote`).
+   */
   readonly hotThreshold?: number;
   /** Most blocks per compiled region (default 1 for "js", 16 for "wasm": translate.ts, wasm-tier.ts). */
   readonly regionBlocks?: number;
