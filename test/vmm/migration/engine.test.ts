@@ -1,9 +1,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSoftVm } from "../../../src/backends/soft/index.js";
+import { tempDir } from "./procs.js";
 import type { Vm } from "../../../src/backends/vcpu.js";
 import { receiveMigration, type MigrationTarget } from "../../../src/vmm/migration/destination.js";
 import { Migration, type MigrationSource } from "../../../src/vmm/migration/source.js";
@@ -172,7 +171,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
   });
 
   it("moves every page over a unix socket", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rgv-migr-"));
+    const dir = tempDir();
     await migrateOnce(parseMigrationUri(`unix:${join(dir, "m.sock")}`));
   });
 
@@ -246,7 +245,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
     using vm = newVm();
     const { source, pauses, stop } = dirtySource(vm);
     stop();
-    const dir = mkdtempSync(join(tmpdir(), "rgv-migr-"));
+    const dir = tempDir();
     const status = await new Migration(
       source,
       parseMigrationUri(`unix:${join(dir, "none")}`),

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -73,9 +73,19 @@ export function ctl(
   });
 }
 
-/** A fresh directory for sockets. */
+/** Directories tempDir() made, removed when the test process exits. */
+const made: string[] = [];
+
+/** A fresh directory for sockets, removed (with what is in it) when the test process exits. */
 export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), "rgv-migr-"));
+  const dir = mkdtempSync(join(tmpdir(), "rgv-migr-"));
+  if (made.length === 0) {
+    process.on("exit", () => {
+      for (const d of made) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  made.push(dir);
+  return dir;
 }
 
 /** The tick numbers of a dirtier guest's progress lines, in order. */
