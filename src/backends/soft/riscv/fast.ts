@@ -610,44 +610,25 @@ function muldiv(x: Int32Array, kind: number, rd2: number, a: number, b: number):
   const bhi = x[b + 1] ?? 0;
   let lo: number;
   switch (kind) {
-    case 46 satisfies typeof K.MUL:
+    case K.MUL:
       lo = mul64(alo, ahi, blo, bhi);
       break;
-    case 47 satisfies typeof K.MULH:
-    case 48 satisfies typeof K.MULHSU:
-    case 49 satisfies typeof K.MULHU:
-      lo = mulh64(
-        alo,
-        ahi,
-        blo,
-        bhi,
-        kind !== (49 satisfies typeof K.MULHU),
-        kind === (47 satisfies typeof K.MULH),
-      );
+    case K.MULH:
+    case K.MULHSU:
+    case K.MULHU:
+      lo = mulh64(alo, ahi, blo, bhi, kind !== K.MULHU, kind === K.MULH);
       break;
-    case 50 satisfies typeof K.DIV:
-    case 51 satisfies typeof K.DIVU:
-    case 52 satisfies typeof K.REM:
-    case 53 satisfies typeof K.REMU:
-      lo = div64(
-        alo,
-        ahi,
-        blo,
-        bhi,
-        kind === (50 satisfies typeof K.DIV) || kind === (52 satisfies typeof K.REM),
-        kind >= (52 satisfies typeof K.REM),
-      );
+    case K.DIV:
+    case K.DIVU:
+    case K.REM:
+    case K.REMU:
+      lo = div64(alo, ahi, blo, bhi, kind === K.DIV || kind === K.REM, kind >= K.REM);
       break;
-    case 60 satisfies typeof K.DIVW:
-    case 61 satisfies typeof K.DIVUW:
-    case 62 satisfies typeof K.REMW:
-    case 63 satisfies typeof K.REMUW:
-      lo = div32(
-        alo,
-        blo,
-        kind === (60 satisfies typeof K.DIVW) || kind === (62 satisfies typeof K.REMW),
-        kind >= (62 satisfies typeof K.REMW),
-      );
+    case K.DIVW:
+    case K.DIVUW:
+    case K.REMW:
+    case K.REMUW:
+      lo = div32(alo, blo, kind === K.DIVW || kind === K.REMW, kind >= K.REMW);
       x[rd2] = lo;
       x[rd2 + 1] = lo >> 31;
       return;
