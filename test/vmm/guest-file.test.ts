@@ -13,7 +13,7 @@ import { backendPicker } from "../../src/cli/backends.js";
 import { planBoot, writeBootPlan } from "../../src/vmm/boot-plan.js";
 import { GUEST_FILE_HEAD_BYTES, ImageError, type GuestFile } from "../../src/vmm/image.js";
 import { InputFileError, OpenInputFile } from "../../src/vmm/input-file.js";
-import { runGuest } from "../../src/vmm/runner.js";
+import { runGuest, type RunSummary } from "../../src/vmm/runner.js";
 import { GUEST_BASE, code, putchar, srst } from "./runner-guests.js";
 
 const MiB = 1n << 20n;
@@ -173,23 +173,28 @@ describe("a guest file is planned from its head and read into RAM", () => {
 
 describe("runGuest() with an OpenInputFile", () => {
   const guest = code([...putchar(0x4b), ...srst(0, 0)]);
+  /** Runs `file` on a soft machine; `out` collects its console. */
+  async function runFile(file: OpenInputFile, out: { text: string }): Promise<RunSummary> {
+    using backends = backendPicker({});
+    // Awaited here: the backends are disposed when this function returns.
+    return await runGuest({
+      file,
+      backendFor: backends.backendFor,
+      backend: "soft",
+      memSize: 16n * MiB,
+      loadAddr: GUEST_BASE,
+      output: (bytes) => (out.text += new TextDecoder().decode(bytes)),
+    });
+  }
 
   it("runs the guest read from the file", async () => {
     using file = new OpenInputFile(fileOf("guest.bin", guest), {
       what: "guest image",
       maxBytes: 1 << 20,
     });
-    using backends = backendPicker({});
-    let out = "";
-    const s = await runGuest({
-      file,
-      backendFor: backends.backendFor,
-      backend: "soft",
-      memSize: 16n * MiB,
-      loadAddr: GUEST_BASE,
-      output: (bytes) => (out += new TextDecoder().decode(bytes)),
-    });
-    assert.equal(out, "K");
+    const out = { text: "" };
+    const s = await runFile(file, out);
+    assert.equal(out.text, "K");
     assert.equal(s.ending.status, 0);
   });
 
@@ -199,21 +204,13 @@ describe("runGuest() with an OpenInputFile", () => {
     const path = fileOf("shrunk-guest.bin", padded);
     using file = new OpenInputFile(path, { what: "guest image", maxBytes: 1 << 20 });
     truncateSync(path, GUEST_FILE_HEAD_BYTES);
-    using backends = backendPicker({});
-    let out = "";
+    const out = { text: "" };
     await assert.rejects(
-      runGuest({
-        file,
-        backendFor: backends.backendFor,
-        backend: "soft",
-        memSize: 16n * MiB,
-        loadAddr: GUEST_BASE,
-        output: (bytes) => (out += new TextDecoder().decode(bytes)),
-      }),
+      runFile(file, out),
       (e: unknown) =>
         e instanceof InputFileError &&
         e.message.endsWith(": it shrank to 65536 bytes while in use (it was 69632)"),
     );
-    assert.equal(out, "");
+    assert.equal(out.text, "");
   });
 });
