@@ -30,13 +30,10 @@
  *   cheaper per call than koffi, which matters for KVM_GET_ONE_REG and KVM_RUN loops; without
  *   the addon, or with `REGVISOR_NATIVE=0`, it goes through koffi. `ioctlPath()` says which.
  */
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import koffi from "koffi";
 import { IOCTLS } from "../../abi/kvm/ioctls.js";
 import { MAX_GUEST_VIEW_BYTES, MAX_GUEST_WINDOW_BYTES } from "../vcpu.js";
+import { ADDON_FILE, findAddon, requireAddon } from "../../native-addon.js";
 
 /** open(2) flags (asm-generic/fcntl.h, x86-64 values). */
 export const O_RDWR = 0o2;
@@ -147,19 +144,7 @@ interface NativePath {
   readonly detach?: RawDetach;
 }
 
-const ADDON_FILE = "build/Release/regvisor_kvm.node";
 let pathCache: NativePath | undefined;
-
-/** The package root's build/Release addon, searched upward from this module (dist or src). */
-function findAddon(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, ADDON_FILE);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return undefined;
-}
 
 function isRawIoctl(value: unknown): value is RawIoctl {
   return typeof value === "function";
@@ -186,7 +171,7 @@ function chooseIoctlPath(): NativePath {
   const file = findAddon();
   if (file === undefined) return viaKoffi(`${ADDON_FILE} was not built at install`);
   try {
-    const addon = createRequire(import.meta.url)(file) as {
+    const addon = requireAddon(file) as {
       ioctl?: unknown;
       address?: unknown;
       detach?: unknown;

@@ -10,11 +10,8 @@
  * undefined and the stream goes through Node's socket as it does for the pre-copy: same bytes,
  * same checks, slower.
  */
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import type { Socket } from "node:net";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { findAddon, requireAddon } from "../../native-addon.js";
 
 /** Result codes of native/sockio.cc. */
 export const IO_CODES = {
@@ -85,24 +82,16 @@ interface Addon {
   sendAll?: (...args: unknown[]) => unknown;
 }
 
-const ADDON_FILE = "build/Release/regvisor_kvm.node";
-
-/** The addon beside the package root, searched upward from this module (dist or src). */
+/** The package's addon (../../native-addon.ts), undefined if it is not built or does not load. */
 function loadAddon(): Addon | undefined {
   if (process.env.REGVISOR_NATIVE === "0") return undefined;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const file = join(dir, ADDON_FILE);
-    if (existsSync(file)) {
-      try {
-        return createRequire(import.meta.url)(file) as Addon;
-      } catch {
-        return undefined;
-      }
-    }
-    dir = dirname(dir);
+  const file = findAddon();
+  if (file === undefined) return undefined;
+  try {
+    return requireAddon(file) as Addon;
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 function wrap(addon: Addon | undefined): NativeIo | undefined {

@@ -11,10 +11,7 @@
  * `NATIVE_MIN_BYTES`, and this JS loop when the addon is not built, the CPU lacks SSE4.2 or
  * `REGVISOR_NATIVE=0`. Both give the same results (test/vmm/snapshot/crc32c-native.test.ts).
  */
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { ADDON_FILE, findAddon, requireAddon } from "../../native-addon.js";
 
 /** The reflected Castagnoli polynomial (bit-reversed 0x1EDC6F41). */
 export const CRC32C_POLY = 0x82f63b78;
@@ -85,8 +82,6 @@ type NativeCrc32c = (bytes: Uint8Array, previous: number) => number | undefined;
  */
 export const NATIVE_MIN_BYTES = 256;
 
-const ADDON_FILE = "build/Release/regvisor_kvm.node";
-
 /** Which implementation `crc32c()` uses for large inputs, and why when it is the JS one. */
 export interface Crc32cPath {
   readonly kind: "sse4.2" | "js";
@@ -96,18 +91,11 @@ export interface Crc32cPath {
 function loadNative(): { readonly path: Crc32cPath; readonly fn?: NativeCrc32c } {
   const js = (reason: string): { path: Crc32cPath } => ({ path: { kind: "js", reason } });
   if (process.env.REGVISOR_NATIVE === "0") return js("REGVISOR_NATIVE=0");
-  // The package root's build/Release addon, searched upward from this module (dist or src); the
-  // same file src/backends/kvm/ffi.ts loads for ioctls, loaded here without koffi.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  let file: string | undefined;
-  for (let i = 0; i < 6 && file === undefined; i++) {
-    const candidate = join(dir, ADDON_FILE);
-    if (existsSync(candidate)) file = candidate;
-    dir = dirname(dir);
-  }
+  // The same file src/backends/kvm/ffi.ts loads for ioctls, loaded here without koffi.
+  const file = findAddon();
   if (file === undefined) return js(`${ADDON_FILE} was not built at install`);
   try {
-    const addon = createRequire(import.meta.url)(file) as { crc32c?: unknown };
+    const addon = requireAddon(file) as { crc32c?: unknown };
     const fn = addon.crc32c;
     if (typeof fn !== "function") return js("the addon predates its crc32c");
     const native = fn as NativeCrc32c;
