@@ -103,13 +103,15 @@ const WATCH_BLOCKS = 16;
 const TIMER_DISPATCHES = 32;
 /**
  * Heat counters, hashed by pc bits 1..: pcs 2 × HEAT_SIZE bytes apart share one. Sharing does
- * not only promote early: a weighing that does not promote resets the slot, so a warm pc that
- * collides with another can never reach `warm`. Measured (Linux 6.1 boot to /init): at 2^14
- * slots (32 KiB of code) the straight-line middle of blake2s_compress_generic collided and ran
- * in the fast interpreter on all ~2950 calls (3.5 M instructions), and whether it did varied
- * from boot to boot with timing; at 2^18 (512 KiB, more than the kernel text a boot runs) every
- * boot ran 15.3 M instructions in wasm with 61 regions (2^14: 12.5–15.6 M with 89–110 regions),
- * in-process boot 603–657 ms against 622–699 ms. Three Uint16Arrays: 1.5 MiB per vCPU.
+ * not only promote early: the slot's visits restart at every weighing that does not promote,
+ * whichever pc it weighed, and its path length is the first weighed pc's, so a warm pc that
+ * collides with a colder one may never be promoted by its own path. Measured (Linux 6.1 boot
+ * to /init): at 2^14 slots (32 KiB of code) the straight-line middle of
+ * blake2s_compress_generic collided and ran in the fast interpreter on all ~2950 calls (3.5 M
+ * instructions), and whether it did varied from boot to boot with timing; at 2^18 (512 KiB,
+ * more than the kernel text a boot runs) every boot ran 15.3 M instructions in wasm with 61
+ * regions (2^14: 12.5–15.6 M with 89–110 regions), in-process boot 603–657 ms against 622–699
+ * ms. Three Uint16Arrays: 1.5 MiB per vCPU.
  */
 const HEAT_SIZE = 1 << 18;
 const VC_BITS = 12;
