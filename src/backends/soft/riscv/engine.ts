@@ -40,11 +40,12 @@ import { TWO32 } from "./i64.js";
 import {
   compileWasmRegion,
   ST,
+  stepHelper,
   WASM_REGION_BLOCKS,
   WASM_REGION_MAX_INSNS,
   type WasmStats,
 } from "./wasm-tier.js";
-import { WasmDispatch } from "./wasm-dispatch.js";
+import { STEP_TIDX, WasmDispatch } from "./wasm-dispatch.js";
 import { AREA } from "./wasm-memory.js";
 import { MAX_BLOCK } from "./block.js";
 import type { HartDebug } from "./contract.js";
@@ -457,6 +458,15 @@ export class Engine {
     return c.takeStop();
   }
 
+  /** The wasm dispatcher over the core's current area (a new one for a new area). */
+  private dispatcher(): WasmDispatch {
+    const c = this.core;
+    if (this.wasm?.area === c.area) return this.wasm;
+    this.wasm = new WasmDispatch(c.area, stepHelper(c, this.stats));
+    this.wasmGen = c.mapGen;
+    return this.wasm;
+  }
+
   /**
    * Runs the wasm dispatcher from compiled block `b` at c.pc with at most `left` instructions
    * (a WASM_SLICE while `sliced`); returns what is left of the budget, a trapping instruction
@@ -465,12 +475,7 @@ export class Engine {
   private runWasm(b: Block, left: number, sliced: boolean): number {
     const c = this.core;
     const area = c.area;
-    let wd = this.wasm;
-    if (wd?.area !== area) {
-      wd = new WasmDispatch(area);
-      this.wasm = wd;
-      this.wasmGen = c.mapGen;
-    }
+    const wd = this.dispatcher();
     if (this.wasmGen !== c.mapGen) {
       wd.clear();
       this.wasmGen = c.mapGen;
@@ -531,6 +536,14 @@ export class Engine {
       if (heat + 1 < this.warm) return null;
     }
     const b = this.promote(pc, h) ? this.lookup() : null;
+    if (b?.straddles === true && this.tier === "wasm") {
+      // No block holds a page-straddling instruction: the dispatcher's step stub runs it
+      // (fetched afresh every time), so regions on both sides of the page end chain in wasm;
+      // the code it falls through to is as hot (as in `chain`).
+      b.tidx = STEP_TIDX;
+      this.markHot(pc + 4);
+      return b;
+    }
     if (b === null || b.interpOnly || b.straddles) {
       // Not now (or never: not compilable): the fast interpreter counts `warm` more visits
       // before it comes back here, rather than returning at every one.
@@ -606,13 +619,21 @@ export class Engine {
     const inRegion = new Set(region.map((rb) => rb.pc));
     for (const rb of region) {
       const next = rb.pc + rb.bytes;
-      const full = rb.n === MAX_BLOCK || (rb.pa + rb.bytes) % 4096 === 0;
+      // A block also stops 2 bytes before the page end at an instruction straddling it
+      // (decodeBlock), which the wasm tier runs in its step stub (compiledAt).
+      const end = (rb.pa + rb.bytes) % 4096;
+      const full = rb.n === MAX_BLOCK || end === 0 || end === 4094;
       const last = (rb.insns[rb.n - 1] ?? 0) & 0x7f;
       if (!full || last === 0x6f || last === 0x67 || rb.interpOnly || inRegion.has(next)) continue;
-      const h = ((next | 0) >>> 1) & (HEAT_SIZE - 1);
-      this.heat[h] = this.warm;
-      this.rounds[h] = Math.max(this.rounds[h] ?? 0, Math.ceil(this.hot / this.warm) - 1);
+      this.markHot(next);
     }
+  }
+
+  /** Makes the next boundary visit of `pc` promote it (its heat at `warm`, one round short). */
+  private markHot(pc: number): void {
+    const h = ((pc | 0) >>> 1) & (HEAT_SIZE - 1);
+    this.heat[h] = this.warm;
+    this.rounds[h] = Math.max(this.rounds[h] ?? 0, Math.ceil(this.hot / this.warm) - 1);
   }
 
   /**
@@ -641,11 +662,7 @@ export class Engine {
     }
     if (this.tier === "wasm") {
       const c = this.core;
-      if (this.wasm?.area !== c.area) {
-        this.wasm = new WasmDispatch(c.area);
-        this.wasmGen = c.mapGen;
-      }
-      const tidx = this.wasm.add(compileWasmRegion(region, c, this.stats));
+      const tidx = this.dispatcher().add(compileWasmRegion(region, c, this.stats));
       region.forEach((rb, i) => {
         rb.tidx = tidx;
         rb.entry = i;

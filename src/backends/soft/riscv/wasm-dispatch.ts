@@ -11,20 +11,56 @@
  * (each entry records its leaf's size), and empties it when the address map changes
  * (`Core.mapGen`) or the code is flushed. The privilege mode picks the half, so a region is
  * never entered in a mode it was not looked up (and fetch-checked) in.
+ *
+ * Table entry STEP_TIDX is not a region but a stub that calls the engine's step helper
+ * (wasm-tier.ts `stepHelper`): the interpreter runs the one instruction at the PC word, fetched
+ * afresh. The engine sends page-straddling instructions there, which no block holds: from the
+ * end of one page's region the dispatcher then goes on to the next page's without a return to
+ * the run loop (Linux 6.1 boot: 5.1 K of 57.5 K returns were the two straddling instructions in
+ * blake2s_compress_generic's unrolled body).
  */
 import { MAX_BLOCK } from "./block.js";
 import { TWO32 } from "./i64.js";
 import { FnBuilder, OP, T, encodeModule } from "./wasm-encode.js";
-import { instantiate, newTable, type WasmTable } from "./wasm-api.js";
+import { instantiate, newTable, type WasmInstance, type WasmTable } from "./wasm-api.js";
 import { AREA, DC_ENTRIES, type HartArea } from "./wasm-memory.js";
 import { REGION_TYPE, type WasmRegion } from "./wasm-tier.js";
 
 /** log2 of DC_ENTRIES: the mode's half of the cache starts at mode << DC_BITS. */
 const DC_BITS = Math.log2(DC_ENTRIES);
+/**
+ * The cache index of a pc is the top DC_BITS bits of (pc bits 1..32) × DC_MUL (Fibonacci
+ * hashing: 2^32 / the golden ratio, odd). Indexing by pc bits 1..10 mapped every pc to the same
+ * entry as the pcs 2 KiB and 4 KiB away: in a Linux 6.1 boot the unrolled body of
+ * blake2s_compress_generic has its regions at the same offsets of consecutive pages, and
+ * their entries evicted each other on every iteration.
+ */
+const DC_MUL = 0x9e3779b1;
+
+/** The cache entry of low pc word `lo` in privilege mode `mode` (the dispatcher's hash). */
+function dcIndex(mode: number, lo: number): number {
+  return (mode << DC_BITS) | (Math.imul(lo >>> 1, DC_MUL) >>> (32 - DC_BITS));
+}
 /** A pc tag no instruction has (odd), for empty entries. */
 const DC_EMPTY = 1;
 /** First table size; it doubles as regions are added. */
 const TABLE_START = 256;
+/** Table index of the step stub (see the module comment); regions follow it. */
+export const STEP_TIDX = 0;
+
+/** The step stub: a region-typed function that returns what the imported helper `sx` does. */
+function stubModule(): Uint8Array {
+  const f = new FnBuilder(1);
+  f.idx(OP.call, 0);
+  return encodeModule([REGION_TYPE, [[], [T.i32]]], [{ name: "sx", type: 1 }], 0, f);
+}
+
+/** The exported `run` of `inst`, a function by construction of its module. */
+function runOf(inst: WasmInstance, what: string): (...args: number[]) => number {
+  const run = inst.exports.run;
+  if (typeof run !== "function") throw new Error(`wasm tier: the ${what} exports no run()`);
+  return run as (...args: number[]) => number; // shape fixed by the module's type
+}
 
 /** The dispatcher's code for the area at `base`. */
 function dispatcherModule(base: number): Uint8Array {
@@ -45,8 +81,10 @@ function dispatcherModule(base: number): Uint8Array {
   f.idx(OP.localTee, lo)
     .i32(1)
     .op(OP.i32ShrU)
-    .i32(DC_ENTRIES - 1)
-    .op(OP.i32And);
+    .i32(DC_MUL)
+    .op(OP.i32Mul)
+    .i32(32 - DC_BITS)
+    .op(OP.i32ShrU);
   f.i32(0);
   at(OP.i32Load, AREA.MODE);
   f.i32(DC_BITS).op(OP.i32Shl, OP.i32Or).i32(2).op(OP.i32Shl).idx(OP.localTee, h);
@@ -89,13 +127,20 @@ export class WasmDispatch {
   /** log2 of the size of the leaf each entry's pc was translated through (JS side only). */
   private readonly bits = new Uint8Array(2 * DC_ENTRIES);
 
-  constructor(area: HartArea) {
+  /**
+   * `step` runs the instruction at the PC word for the step stub and returns an ST status
+   * (wasm-tier.ts `stepHelper`).
+   */
+  constructor(area: HartArea, step: () => number) {
     this.area = area;
     this.table = newTable(TABLE_START);
     const inst = instantiate(dispatcherModule(area.base), { mem: area.mem, tbl: this.table });
-    const run = inst.exports.run;
-    if (typeof run !== "function") throw new Error("wasm tier: the dispatcher exports no run()");
-    this.run = run as () => number; // shape fixed by dispatcherModule's type 1
+    this.run = runOf(inst, "dispatcher");
+    this.table.set(
+      STEP_TIDX,
+      runOf(instantiate(stubModule(), { mem: area.mem, sx: step }), "stub"),
+    );
+    this.used = STEP_TIDX + 1;
     const n = 2 * DC_ENTRIES;
     this.lo = area.i32.subarray(AREA.DC_LO / 4, AREA.DC_LO / 4 + n);
     this.hi = area.i32.subarray(AREA.DC_HI / 4, AREA.DC_HI / 4 + n);
@@ -106,7 +151,7 @@ export class WasmDispatch {
 
   /** Regions in the table. */
   get regions(): number {
-    return this.used;
+    return this.used - STEP_TIDX - 1;
   }
 
   /** Adds a region to the table; returns its index. */
@@ -122,7 +167,7 @@ export class WasmDispatch {
    */
   set(mode: number, pc: number, tidx: number, entry: number, bits: number): void {
     const lo = pc | 0;
-    const i = (mode << DC_BITS) | ((lo >>> 1) & (DC_ENTRIES - 1));
+    const i = dcIndex(mode, lo);
     this.bits[i] = bits;
     this.lo[i] = lo;
     this.hi[i] = Math.floor(pc / TWO32) | 0;
@@ -135,7 +180,7 @@ export class WasmDispatch {
     const lo = pc | 0;
     const hi = Math.floor(pc / TWO32) | 0;
     for (const mode of [0, 1]) {
-      const i = (mode << DC_BITS) | ((lo >>> 1) & (DC_ENTRIES - 1));
+      const i = dcIndex(mode, lo);
       if (this.lo[i] === lo && this.hi[i] === hi) this.lo[i] = DC_EMPTY;
     }
   }
@@ -156,10 +201,10 @@ export class WasmDispatch {
     this.lo.fill(DC_EMPTY);
   }
 
-  /** Empties the cache and the table (every region was dropped). */
+  /** Empties the cache and the table of regions (every region was dropped); keeps the stub. */
   reset(): void {
     this.clear();
-    for (let i = 0; i < this.used; i++) this.table.set(i, null); // let the old modules go
-    this.used = 0;
+    for (let i = STEP_TIDX + 1; i < this.used; i++) this.table.set(i, null); // let the old modules go
+    this.used = STEP_TIDX + 1;
   }
 }

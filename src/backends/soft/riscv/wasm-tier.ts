@@ -28,8 +28,10 @@
  */
 import type { Block } from "./block.js";
 import type { Core } from "./core.js";
-import { loadSlow, storeSlow } from "./access.js";
+import { fetch, loadSlow, storeSlow } from "./access.js";
 import { exec } from "./interp.js";
+import { expandRvc } from "./rvc.js";
+import { TWO32 } from "./i64.js";
 import { bImm, iImm, jImm } from "./codegen.js";
 import { MMIO_TAG } from "./access.js";
 import { FnBuilder, OP, T, encodeModule, type FnType } from "./wasm-encode.js";
@@ -917,4 +919,42 @@ export function compileWasmRegion(blocks: readonly Block[], c: Core, stats: Wasm
   const run = inst.exports.run;
   if (typeof run !== "function") throw new Error("wasm tier: compiled region exports no run()");
   return run as WasmRegion; // shape fixed by REGION_TYPE
+}
+
+/**
+ * The step stub's helper (wasm-dispatch.ts STEP_TIDX) for hart `c` on its current area: runs
+ * the instruction at the PC word as `step` would (fetched afresh, both halves of a
+ * page-straddling one checked), charges it to the budget word and leaves its successor in the
+ * PC word, so the dispatcher goes on there. SYSTEM instructions, fence.i and illegal encodings
+ * are left to the run loop (SLOW, nothing done): a CSR read of instret must see the
+ * instructions the dispatcher retired, an interrupt enable or a new address map must reach the
+ * run loop before the next instruction. The region's registers are in the area already (a
+ * region writes them back at its exit), which is where `exec` reads them.
+ */
+export function stepHelper(c: Core, stats: WasmStats): () => number {
+  const w = c.area.i32;
+  const pcAt = AREA.PC / 4;
+  const budgetAt = AREA.BUDGET / 4;
+  return (): number => {
+    stats.wasmHelpers++;
+    c.setPcPair(w[pcAt] ?? 0, w[pcAt + 1] ?? 0);
+    const pc = c.pc;
+    c.exc = false;
+    const raw = fetch(c);
+    if (c.trapped()) return ST.EXC;
+    const len = (raw & 3) === 3 ? 4 : 2;
+    const insn = len === 4 ? raw : expandRvc(raw);
+    const op = insn & 0x7f;
+    if (insn === 0 || op === 0x73 || (op === 0x0f && ((insn >>> 12) & 7) === 1)) return ST.SLOW;
+    exec(c, insn, raw, pc, len);
+    if (c.trapped()) return ST.EXC;
+    w[budgetAt] = (w[budgetAt] ?? 0) - 1;
+    const next = c.pc;
+    // A jump beyond 53 bits leaves pc NaN and the value in pcBig (Core.setPcPair).
+    w[pcAt] = Number.isNaN(next) ? Number(BigInt.asIntN(32, c.pcBig)) : next | 0;
+    w[pcAt + 1] = Number.isNaN(next)
+      ? Number(BigInt.asIntN(32, c.pcBig >> 32n))
+      : Math.floor(next / TWO32) | 0;
+    return c.codeDirty ? ST.DIRTY : ST.OK;
+  };
 }
