@@ -9,18 +9,18 @@
 //   worker.js       the soft backend's vCPU worker (src/backends/soft/threaded.ts loads ./worker.js)
 //   run-thread.js   the KVM backend's KVM_RUN thread (src/backends/kvm/run-worker.ts)
 //   riscv/hart.js   the built-in hart, imported by workers (src/backends/soft/create.ts)
-//   kvm.js          the KVM backend, required on first use (src/cli/backends.ts)
+//   kvm.js, x86-boot.js, catalog-<arch>.js   modules required on first use (see LAZY below)
 //   chunk-*.js, <name>-*.js   code shared by entries, and each dynamic import() on its own
 // `--splitting` keeps each `await import()` a file of its own, loaded when the command needs it.
 //
-// The synchronous lazy loads (`createRequire(import.meta.url)` + `require()` of an ES module)
-// are rewritten, each checked to be present exactly once so a change in the source fails here:
-// - src/abi/catalog.ts and src/vmm/boot-plan.ts: esbuild bundles a plain `require()` of an ES
-//   module as code that runs on the first call (still lazy), so their createRequire line goes;
-// - src/cli/backends.ts: the KVM backend imports koffi, and esbuild would hoist that import to
-//   the top of the chunk that requires it, loading koffi (~20 ms) at every start; so the backend
-//   is the entry kvm.js, required by Node at run time (Node's require() of an ES module shares
-//   its instances with the import graph: the same classes, the same chunks).
+// The synchronous lazy loads (`createRequire(import.meta.url)` + a literal `require()` of an ES
+// module: src/cli/backends.ts, src/abi/catalog.ts, src/vmm/boot-plan.ts) become entries of their
+// own, and each `require("<source path>")` is rewritten to `require("./<entry>.js")`, checked to
+// be present exactly once so that a change in the source fails here. esbuild could bundle such a
+// require() itself, as code run on first call, but it would still be parsed at every start, and
+// an external import in it (the KVM backend's koffi) would be hoisted to the top of the chunk
+// that requires it, loading koffi (~20 ms) at every start. Node's require() of an ES module
+// shares its instances with the import graph: the same classes, the same chunks.
 import { build } from "esbuild";
 import { readFile, rm } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
@@ -28,13 +28,15 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outdir = join(root, "dist", "bin");
-const CREATE_REQUIRE = "const require = createRequire(import.meta.url);";
+const CATALOG_ARCHES = ["x86", "arm64", "arm", "riscv", "s390", "ppc", "mips", "loongarch"];
 
-/** Source rewrites: file (from the root) → [from, to] pairs, each present exactly once. */
-const REWRITES = {
-  "src/abi/catalog.ts": [[CREATE_REQUIRE, ""]],
-  "src/vmm/boot-plan.ts": [[CREATE_REQUIRE, ""]],
-  "src/cli/backends.ts": [['require("../backends/kvm/index.js")', 'require("./kvm.js")']],
+/** Lazily required modules: requiring file (from the root) → { specifier: entry name }. */
+const LAZY = {
+  "src/cli/backends.ts": { "../backends/kvm/index.js": "kvm" },
+  "src/vmm/boot-plan.ts": { "./x86-boot.js": "x86-boot" },
+  "src/abi/catalog.ts": Object.fromEntries(
+    CATALOG_ARCHES.map((arch) => [`./arch/${arch}/index.js`, `catalog-${arch}`]),
+  ),
 };
 
 /** Source files whose `import.meta.url`-relative paths assume a chunk directly in dist/bin. */
@@ -42,7 +44,7 @@ const AT_TOP = [
   "src/backends/soft/create.ts",
   "src/backends/soft/threaded.ts",
   "src/backends/kvm/run-worker.ts",
-  "src/cli/backends.ts",
+  ...Object.keys(LAZY),
 ];
 
 const rewrite = {
@@ -50,18 +52,30 @@ const rewrite = {
   setup(b) {
     b.onLoad({ filter: /\.ts$/ }, async (args) => {
       const file = relative(root, args.path).split(sep).join("/");
-      const pairs = REWRITES[file];
-      if (pairs === undefined) return undefined;
+      const lazy = LAZY[file];
+      if (lazy === undefined) return undefined;
       let text = await readFile(args.path, "utf8");
-      for (const [from, to] of pairs) {
+      for (const [specifier, entry] of Object.entries(lazy)) {
+        const from = `require("${specifier}")`;
         const count = text.split(from).length - 1;
-        if (count !== 1) throw new Error(`${file}: expected "${from}" once, found ${count}`);
-        text = text.replace(from, to);
+        if (count !== 1) throw new Error(`${file}: expected ${from} once, found ${count}`);
+        text = text.replace(from, `require("./${entry}.js")`);
       }
       return { contents: text, loader: "ts" };
     });
   },
 };
+
+/** The entry point of each lazily required module, resolved beside its requiring file. */
+function lazyEntries() {
+  const entries = {};
+  for (const [file, lazy] of Object.entries(LAZY)) {
+    for (const [specifier, entry] of Object.entries(lazy)) {
+      entries[entry] = join(dirname(file), specifier).replace(/\.js$/, ".ts");
+    }
+  }
+  return entries;
+}
 
 await rm(outdir, { recursive: true, force: true });
 const result = await build({
@@ -71,7 +85,7 @@ const result = await build({
     worker: "src/backends/soft/worker.ts",
     "run-thread": "src/backends/kvm/run-thread.ts",
     "riscv/hart": "src/backends/soft/riscv/hart.ts",
-    kvm: "src/backends/kvm/index.ts",
+    ...lazyEntries(),
   },
   outdir,
   bundle: true,
@@ -86,7 +100,7 @@ const result = await build({
   logLevel: "warning",
 });
 
-for (const file of Object.keys(REWRITES)) {
+for (const file of Object.keys(LAZY)) {
   if (!(file in result.metafile.inputs)) throw new Error(`${file} is no longer in the bundle`);
 }
 for (const [out, meta] of Object.entries(result.metafile.outputs)) {
