@@ -1,7 +1,7 @@
 /**
  * Booting the Linux test guest (scripts/build-linux.sh) to /init's first line, side by side:
  *
- * - soft.linux_boot.s: `node dist/src/cli/bin.js run --backend soft …` with 1 vCPU and
+ * - soft.linux_boot.s: `node dist/bin/regvisor.js run --backend soft …` with 1 vCPU and
  *   `console=hvc0 earlycon=sbi`, seconds from spawning the process to `init: started` on its
  *   stdout (process start, Image load, the whole kernel boot, /init's exec);
  * - soft.linux_boot.over_qemu: the same over `qemu-system-riscv64 -M virt -smp 1` (TCG,

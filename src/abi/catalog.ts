@@ -16,16 +16,19 @@ import { UnknownRegisterError } from "../errors.js";
 
 const require = createRequire(import.meta.url);
 
-/** The module of each arch's catalog, in CATALOG_ARCHES order. */
-const CATALOG_MODULES: Readonly<Partial<Record<ArchName, string>>> = {
-  x86: "./arch/x86/index.js",
-  arm64: "./arch/arm64/index.js",
-  arm: "./arch/arm/index.js",
-  riscv: "./arch/riscv/index.js",
-  s390: "./arch/s390/index.js",
-  ppc: "./arch/ppc/index.js",
-  mips: "./arch/mips/index.js",
-  loongarch: "./arch/loongarch/index.js",
+/**
+ * Each arch's catalog module, in CATALOG_ARCHES order. Each is a literal `require()` so that the
+ * CLI bundle (scripts/bundle.mjs) can follow it and keep it lazy.
+ */
+const CATALOG_MODULES: Readonly<Partial<Record<ArchName, () => unknown>>> = {
+  x86: (): unknown => require("./arch/x86/index.js"),
+  arm64: (): unknown => require("./arch/arm64/index.js"),
+  arm: (): unknown => require("./arch/arm/index.js"),
+  riscv: (): unknown => require("./arch/riscv/index.js"),
+  s390: (): unknown => require("./arch/s390/index.js"),
+  ppc: (): unknown => require("./arch/ppc/index.js"),
+  mips: (): unknown => require("./arch/mips/index.js"),
+  loongarch: (): unknown => require("./arch/loongarch/index.js"),
 };
 
 function isCatalogModule(module: unknown): module is { readonly catalog: ArchCatalog } {
@@ -36,11 +39,11 @@ function isCatalogModule(module: unknown): module is { readonly catalog: ArchCat
 export const CATALOGS: Readonly<Partial<Record<ArchName, ArchCatalog>>> = Object.defineProperties(
   {},
   Object.fromEntries(
-    Object.entries(CATALOG_MODULES).map(([arch, path]): [string, PropertyDescriptor] => {
+    Object.entries(CATALOG_MODULES).map(([arch, load]): [string, PropertyDescriptor] => {
       let loaded: ArchCatalog | undefined;
       const get = (): ArchCatalog => {
         if (loaded !== undefined) return loaded;
-        const module: unknown = require(path);
+        const module = load();
         if (!isCatalogModule(module)) throw new Error(`Cannot load the ${arch} register catalog`);
         return (loaded = module.catalog);
       };

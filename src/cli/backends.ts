@@ -35,6 +35,7 @@ function isKvmBackend(module: unknown): module is typeof KvmBackend {
  * ioctl layer, ~50 ms of a soft Linux boot that never uses them. `backendFor()` is synchronous
  * (the machine asks for its backend while it builds), so this is Node's synchronous
  * `require()` of an ES module (enabled by default since Node 20.19, package.json "engines").
+ * The CLI bundle builds the backend as its own file and requires that (scripts/bundle.mjs).
  */
 export function kvmBackendCode(): typeof KvmBackend {
   if (kvmModule !== undefined) return kvmModule;

@@ -10,7 +10,9 @@
  *   declared once here, so a new option slots into every command that takes it.
  */
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { packageRoot } from "../package-root.js";
 import { UsageError } from "./errors.js";
 import type { Out } from "./regs.js";
 
@@ -61,9 +63,9 @@ export const MAX_TIMEOUT_S = 2_147_483;
 
 /** The package version, from package.json. */
 export function version(): string {
-  const pkg = JSON.parse(
-    readFileSync(new URL("../../../package.json", import.meta.url), "utf8"),
-  ) as { version?: unknown };
+  const pkg = JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as {
+    version?: unknown;
+  };
   return typeof pkg.version === "string" ? pkg.version : "unknown";
 }
 

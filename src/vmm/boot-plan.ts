@@ -42,7 +42,7 @@ function isX86Boot(module: unknown): module is typeof X86Boot {
  * x86's boot structures (GDT, TSS, page tables: ./x86-boot.ts), loaded by the first x86 plan: a
  * RISC-V boot never builds them (start-up time counts in every boot, issue 13). `planBoot` is
  * synchronous, so this is Node's synchronous `require()` of an ES module, as
- * src/abi/catalog.ts loads the register catalogs.
+ * src/abi/catalog.ts loads the register catalogs (a literal one, which the CLI bundle follows).
  */
 function x86Boot(): typeof X86Boot {
   const module: unknown = require("./x86-boot.js");

@@ -11,7 +11,8 @@
  *   ending with an SRST shutdown.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../package-root.js";
 import type { ImageArch } from "./image.js";
 import type { X86Mode } from "./x86-boot.js";
 
@@ -50,13 +51,11 @@ export const DEMO_SPECS: Readonly<Record<ImageArch, DemoSpec>> = {
 };
 
 /**
- * The demo image's bytes, from the source tree or the built package (dist/src/vmm).
+ * The demo image's bytes, from under the package root (src/package-root.ts).
  * @throws Error when the image is not where the package puts it.
  */
 export function demoImage(spec: DemoSpec): Uint8Array {
-  for (const up of ["../../../", "../../"]) {
-    const path = fileURLToPath(new URL(`${up}${spec.image}`, import.meta.url));
-    if (existsSync(path)) return new Uint8Array(readFileSync(path));
-  }
+  const path = join(packageRoot(), spec.image);
+  if (existsSync(path)) return new Uint8Array(readFileSync(path));
   throw new Error(`${spec.image} is missing from the package (run its build.sh)`);
 }

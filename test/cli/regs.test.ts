@@ -6,7 +6,8 @@ import { main } from "../../src/cli/main.js";
 import { lookupReg } from "../../src/abi/catalog.js";
 import { formatRegId, makeRegId } from "../../src/abi/regid.js";
 
-const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
+// The shipped executable (package.json "bin"), bundled by scripts/bundle.mjs.
+const BIN = fileURLToPath(new URL("../../bin/regvisor.js", import.meta.url));
 
 async function run(argv: string[]): Promise<{ status: number; stdout: string }> {
   let stdout = "";

@@ -8,7 +8,8 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
+// The shipped executable (package.json "bin"), bundled by scripts/bundle.mjs.
+const BIN = fileURLToPath(new URL("../../bin/regvisor.js", import.meta.url));
 
 /** The repository root (from dist/test/cli or test/cli). */
 export const REPO = (() => {

@@ -4,7 +4,8 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { kvmUnavailableReason } from "../../src/backends/kvm/index.js";
 
-const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
+// The shipped executable (package.json "bin"), bundled by scripts/bundle.mjs.
+const BIN = fileURLToPath(new URL("../../bin/regvisor.js", import.meta.url));
 const noKvm = kvmUnavailableReason();
 
 function spawn(

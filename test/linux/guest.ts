@@ -22,7 +22,8 @@ export const REPO = (() => {
   return process.cwd();
 })();
 
-const BIN = join(REPO, "dist", "src", "cli", "bin.js");
+// The shipped executable (package.json "bin"), bundled by scripts/bundle.mjs.
+const BIN = join(REPO, "dist", "bin", "regvisor.js");
 
 /** Where the kernel sits in guest RAM today: 2 MiB above the RAM base (Linux's RV64 rule). */
 export const LINUX_LOAD_ADDR = "0x80200000";
@@ -161,7 +162,7 @@ export function regvisorArgs(image: string, opts: BootOptions): string[] {
   return args;
 }
 
-/** Boots `image` on regvisor's soft backend (`node dist/src/cli/bin.js run …`). */
+/** Boots `image` on regvisor's soft backend (`node dist/bin/regvisor.js run …`). */
 export function bootLinux(image: string, opts: BootOptions): Promise<Boot> {
   return runGuest(process.execPath, [BIN, ...regvisorArgs(image, opts)], opts.timeoutMs ?? 240_000);
 }

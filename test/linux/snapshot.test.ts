@@ -27,7 +27,8 @@ import {
   runGuest,
 } from "./guest.js";
 
-const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
+// The shipped executable (package.json "bin"), bundled by scripts/bundle.mjs.
+const BIN = fileURLToPath(new URL("../../bin/regvisor.js", import.meta.url));
 const found = linuxImage();
 const image = "image" in found ? found.image : "";
 const CMDLINE = "console=ttyS0";

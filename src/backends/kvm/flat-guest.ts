@@ -4,7 +4,8 @@
  * mode at CS = 0 / RIP = 0x1000 — the contract of guests/x86/longmode-entry.inc.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../../package-root.js";
 import type { KvmSystem } from "./system.js";
 import type { KvmVcpu } from "./vcpu.js";
 import type { KvmVm, KvmVmOptions } from "./vm.js";
@@ -18,15 +19,12 @@ export const FLAT_MEMORY_SIZE = 2 * 1024 * 1024;
 export type BundledGuest = "demo" | "exit-loop";
 
 /**
- * Path of a bundled image. The module runs from src/backends/kvm or from the built package's
- * dist/src/backends/kvm; guests/ sits at the package root in both cases.
+ * Path of a bundled image, under the package root (src/package-root.ts).
  * @throws {Error} if the image is not where the package puts it.
  */
 export function bundledGuestPath(name: BundledGuest): string {
-  for (const up of ["../../../../", "../../../"]) {
-    const path = fileURLToPath(new URL(`${up}guests/x86/${name}.bin`, import.meta.url));
-    if (existsSync(path)) return path;
-  }
+  const path = join(packageRoot(), "guests", "x86", `${name}.bin`);
+  if (existsSync(path)) return path;
   throw new Error(`guests/x86/${name}.bin is missing from the package (run guests/x86/build.sh)`);
 }
 
