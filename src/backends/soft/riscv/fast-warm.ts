@@ -158,11 +158,12 @@ function program(): number[] {
 /**
  * The priming run's hart state, kept for the life of the process (one scratch Core, its decode
  * cache and a few decoded pages). V8 holds maps only weakly from the transitions that lead to
- * them and from type feedback: once the primed objects died, a boot's DecodedPage and Block
- * objects got fresh maps, the feedback that named the old ones was cleared, and runFast
- * deoptimized in the boot anyway (measured on a Linux 6.1 boot with --trace-deopt: an eager
- * deopt at `ops = q.op` for want of feedback, and a lazy one when the first `DecodedPage.valid`
- * write made the fresh map's field mutable), costing a recompile of ~100-200 ms of TurboFan.
+ * them and from type feedback: once the primed objects died (primed before the VMM's modules
+ * loaded, with GCs in between), a boot's Core and DecodedPage objects got fresh maps, the
+ * feedback that named the old ones was cleared, and runFast deoptimized in the boot anyway
+ * (measured on a Linux 6.1 boot with --trace-deopt: 3 deopts, e.g. an eager one at
+ * `ops = q.op` for want of feedback and a lazy one when the first `DecodedPage.valid` write made
+ * the fresh map's field mutable), each costing a recompile of ~100-200 ms of TurboFan.
  */
 let primed: { core: Core; cache: DecodeCache } | null = null;
 
