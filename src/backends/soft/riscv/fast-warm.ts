@@ -132,6 +132,8 @@ function program(): number[] {
   p.push(r(0x08, 0, T0, 3, A0, 0x2f), r(0x0c, T1, T0, 3, A0, 0x2f));
   p.push(r(0, T1, T0, 3, A0, 0x2f), r(0x70, T1, T0, 3, A0, 0x2f));
   p.push(0x0ff0000f); // fence
+  // fence.i: the running page must be re-checked, so the run ends after it (EXEC_END).
+  p.push(0x0000100f);
   // sltiu whose upper words are equal, so the low words decide.
   p.push(i(0x7ff, T0, 3, A0, 0x13));
   // Rewrites its own page with the bytes already there (ld/sd, then fld/fsd through exec):
@@ -195,10 +197,13 @@ export function primeFastTier(): void {
   ]);
   const dc = new DecodeCache(c);
   primed = { core: c, cache: dc };
-  // As the engine does (Engine.invalidatePage), without the blocks.
+  // As the engine does (Engine.invalidatePage, Engine.syncCode), without the blocks.
   c.onCodeWrite = (slot, page) => {
     dc.drop((slot.gpa + page * 4096) / 4096);
     slot.clearCode(page);
+  };
+  c.onFenceI = () => {
+    dc.sync();
   };
   c.csr[C64.STVEC] = BASE + HANDLER;
   c.csr[C64.STVEC + 1] = 0;
