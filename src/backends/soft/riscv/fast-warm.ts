@@ -12,7 +12,7 @@
  * no effect on any guest. Encodings: RISC-V unprivileged spec, chapter 2 ("RV32I Base Integer
  * Instruction Set", instruction formats) and chapters "M" and "A".
  */
-import { Core, SSTATUS } from "./core.js";
+import { C64, Core, SSTATUS } from "./core.js";
 import { runFast } from "./fast.js";
 import { DecodeCache } from "./predecode.js";
 
@@ -56,6 +56,14 @@ const DATA = BASE + 3 * 4096 + 256;
 const TRAMPOLINE = 4104;
 /** An address outside the memslot: loads and stores there stop with an MMIO exit. */
 const MMIO = 0x10000000;
+/**
+ * In page 1: the trap handler (stvec), which resumes 4 bytes after the trapping instruction,
+ * and `jalr x0, 0(t5)`, run alone with t5 above the 2^53 range the loop's offsets cover.
+ */
+const HANDLER = 4608;
+const FAR_JALR = 5120;
+/** A memslot smaller than a page: the decode cache cannot hold its page (reference `step`). */
+const SMALL = 0x90000000;
 
 /**
  * Registers: t0 = data (upper word 0), t1/t2 = wide values, t3/t4 = shift amounts, s0 = data
@@ -71,6 +79,8 @@ const S0 = 8;
 const S1 = 9;
 const S2 = 18;
 const S3 = 19;
+const T5 = 30;
+const T6 = 31;
 
 /** The program: every case of runFast once (taken and not-taken branches both). */
 function program(): number[] {
@@ -122,6 +132,17 @@ function program(): number[] {
   p.push(r(0x08, 0, T0, 3, A0, 0x2f), r(0x0c, T1, T0, 3, A0, 0x2f));
   p.push(r(0, T1, T0, 3, A0, 0x2f), r(0x70, T1, T0, 3, A0, 0x2f));
   p.push(0x0ff0000f); // fence
+  // fence.i: the running page must be re-checked, so the run ends after it (EXEC_END).
+  p.push(0x0000100f);
+  // sltiu whose upper words are equal, so the low words decide.
+  p.push(i(0x7ff, T0, 3, A0, 0x13));
+  // Rewrites its own page with the bytes already there (ld/sd, then fld/fsd through exec):
+  // the running page is dropped, and the run ends after the store (self-modifying code).
+  // a2 = the auipc's own address: decoded (marked as code) in the page that runs now.
+  p.push(0x00000617, i(0, 12, 3, 13, 0x03), s(0, 13, 12, 3));
+  p.push(0x00000617, i(0, 12, 3, 8, 0x07), s(0, 8, 12, 3) | 0x04);
+  // Traps taken to the handler: an illegal instruction (exec) and c.ebreak; c.nop (EXEC_END).
+  p.push(-1, 0x9002 | (0x0001 << 16));
   for (const f3 of [0, 1, 4, 5, 6, 7]) {
     p.push(br(8, T2, T1, f3), br(8, T1, T2, f3), 0x00000013);
     // Equal upper words: the low words decide (unsigned, above 2^31).
@@ -136,12 +157,21 @@ function program(): number[] {
   return p;
 }
 
-let primed = false;
+/**
+ * The priming run's hart state, kept for the life of the process (one scratch Core, its decode
+ * cache and a few decoded pages). V8 holds maps only weakly from the transitions that lead to
+ * them and from type feedback: once the primed objects died (primed before the VMM's modules
+ * loaded, with GCs in between), a boot's Core and DecodedPage objects got fresh maps, the
+ * feedback that named the old ones was cleared, and runFast deoptimized in the boot anyway
+ * (measured on a Linux 6.1 boot with --trace-deopt: 3 deopts, e.g. an eager one at
+ * `ops = q.op` for want of feedback and a lazy one when the first `DecodedPage.valid` write made
+ * the fresh map's field mutable), each costing a recompile of ~100-200 ms of TurboFan.
+ */
+let primed: { core: Core; cache: DecodeCache } | null = null;
 
 /** Runs the priming program through `runFast` (once per process; later calls do nothing). */
 export function primeFastTier(): void {
-  if (primed) return;
-  primed = true;
+  if (primed !== null) return;
   const ram = new Uint8Array(RAM);
   const dv = new DataView(ram.buffer);
   program().forEach((insn, k) => {
@@ -153,9 +183,30 @@ export function primeFastTier(): void {
   dv.setInt32(TRAMPOLINE, jal(8190 - TRAMPOLINE, 0), true);
   dv.setUint16(8190, 0x0001, true); // c.nop, the last halfword of page 1
   dv.setInt32(8192, jal(4 - 8192, 0), true); // back to the program's second instruction
+  // csrr t6, sepc; addi t6, t6, 4; csrw sepc, t6; sret
+  [0x14102ff3, i(4, T6, 0, T6, 0x13), 0x141f9073, 0x10200073].forEach((insn, k) => {
+    dv.setInt32(HANDLER + 4 * k, insn, true);
+  });
+  dv.setInt32(FAR_JALR, i(0, T5, 0, 0, 0x67), true);
   const c = new Core(0);
-  c.mem.set([{ slot: 0, gpa: BASE, bytes: ram, readonly: false }]);
+  const small = new Uint8Array(2048);
+  small.set([0x13, 0, 0, 0]); // nop
+  c.mem.set([
+    { slot: 0, gpa: BASE, bytes: ram, readonly: false },
+    { slot: 1, gpa: SMALL, bytes: small, readonly: false },
+  ]);
   const dc = new DecodeCache(c);
+  primed = { core: c, cache: dc };
+  // As the engine does (Engine.invalidatePage, Engine.syncCode), without the blocks.
+  c.onCodeWrite = (slot, page) => {
+    dc.drop((slot.gpa + page * 4096) / 4096);
+    slot.clearCode(page);
+  };
+  c.onFenceI = () => {
+    dc.sync();
+  };
+  c.csr[C64.STVEC] = BASE + HANDLER;
+  c.csr[C64.STVEC + 1] = 0;
   const heat = new Uint16Array(HEAT_SIZE);
   for (let round = 0; round < ROUNDS; round++) {
     // Odd rounds go on at every jump target (never hot), even ones return there (hot at 3
@@ -177,8 +228,27 @@ export function primeFastTier(): void {
     }
     c.stop = null;
     c.exc = false;
+    rare(c, dc, heat);
     churn(c, dc, round);
   }
+}
+
+/**
+ * The runs a guest makes rarely but a boot does make (a page-sized memslot's end, a misaligned
+ * or far jump target), each one call: a path TurboFan compiled without feedback deoptimizes
+ * runFast the first time it is taken.
+ */
+function rare(c: Core, dc: DecodeCache, heat: Uint16Array): void {
+  c.pc = SMALL;
+  runFast(c, dc, 1000, heat, 3);
+  c.pc = BASE + 1; // misaligned: the reference step raises the fault (to the handler)
+  runFast(c, dc, 1000, heat, 3);
+  c.pc = BASE + FAR_JALR;
+  c.x.set([0, 0x400000], 2 * T5);
+  runFast(c, dc, 1000, heat, 3);
+  runFast(c, dc, 1000, heat, 3); // the fetch there faults
+  c.stop = null;
+  c.exc = false;
 }
 
 /**

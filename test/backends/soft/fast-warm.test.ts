@@ -1,0 +1,69 @@
+/**
+ * The fast tier's priming (fast-warm.ts): after `primeFastTier`, the paths a Linux boot takes
+ * in `runFast` must not deoptimize it, even after the priming's objects could have been
+ * collected. A deoptimized runFast cost a boot ~100-200 ms (V8 recompiles it, and once left
+ * the loop in baseline code for the rest of the boot).
+ *
+ * V8's optimization status is only visible with --allow-natives-syntax, so the check runs in a
+ * child Node: prime, collect garbage, compile runFast now (`%OptimizeFunctionOnNextCall`), run a
+ * guest that takes those paths, and report whether runFast is still TurboFan code.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+
+/**
+ * The child's script: prints a marker before the guest runs (V8's --trace-deopt lines follow it
+ * on stdout), then `{ after, stop, a0 }` (runFast's optimization status after the run) as JSON.
+ */
+function probe(): string {
+  const url = (path: string): string => JSON.stringify(new URL(path, import.meta.url).href);
+  return `
+    const { primeFastTier } = await import(${url("../../../src/backends/soft/riscv/fast-warm.js")});
+    const { runFast } = await import(${url("../../../src/backends/soft/riscv/fast.js")});
+    const { hartWith } = await import(${url("./harness.js")});
+    const { guest } = await import(${url("./fast-warm-guest.js")});
+    primeFastTier();
+    // Enough full collections for V8 to drop maps no live object uses (it retains them a few).
+    for (let i = 0; i < ${String(GCS)}; i++) globalThis.gc();
+    const { hart, ram } = hartWith([], { translate: true, hotThreshold: 1e9 });
+    guest(ram);
+    %OptimizeFunctionOnNextCall(runFast);
+    console.log("${MARK}");
+    const stop = hart.run(10000);
+    const after = %GetOptimizationStatus(runFast);
+    console.log(JSON.stringify({ after, stop: stop.kind, a0: Number(hart.getX(10)) }));
+  `;
+}
+
+/** Full collections between priming and the guest. */
+const GCS = 20;
+const MARK = "guest starts";
+/** V8's OptimizationStatus bit for TurboFan code (src/runtime/runtime.h, V8 11.3). */
+const TURBOFANNED = 1 << 6;
+
+describe("fast-tier priming (fast-warm.ts)", () => {
+  it("runFast is not deoptimized by a boot's rare paths after primeFastTier() and GCs", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--allow-natives-syntax",
+        "--expose-gc",
+        "--trace-deopt",
+        "--input-type=module",
+        "-e",
+        probe(),
+      ],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    const after = lines.slice(lines.indexOf(MARK) + 1);
+    const deopts = after.filter((l) => l.includes("bailout") && l.includes("<JSFunction runFast"));
+    assert.deepEqual(deopts, [], "runFast deoptimized while the guest ran");
+    const out = JSON.parse(after.pop() ?? "") as { after: number; stop: string; a0: number };
+    assert.equal(out.stop, "ecall");
+    assert.equal(out.a0, 1, "sltiu 3 < 5");
+    assert.notEqual(out.after & TURBOFANNED, 0, `runFast is not optimized (status ${out.after})`);
+  });
+});
