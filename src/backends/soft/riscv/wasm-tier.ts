@@ -8,8 +8,9 @@
  * - RV64I/M integer instructions, branches and jumps are native wasm; div/rem carry the
  *   RISC-V results for a zero divisor and overflow inline (wasm would trap).
  * - Loads and stores: the soft TLB's wasm mirror inline (tag compare, then a wasm load or
- *   store at address + addend). On a miss the region leaves with SLOW and the pc of the access
- *   (nothing of it done), and the engine runs that one instruction in the interpreter (access.ts:
+ *   store at address + addend). On a miss the region leaves with SLOW naming the access
+ *   (`SlowExits`: its pc; nothing of it done), and the engine sets pc there and runs that one
+ *   instruction in the interpreter (access.ts:
  *   page walk and refill, MMIO exit, misalignment, code invalidation). The miss path thus never
  *   joins the hit path again: with a call to JS there and a merge after it, TurboFan kept guest
  *   registers in stack slots across every loop that loads or stores (its register allocator spills
@@ -59,6 +60,36 @@ export const WASM_REGION_MAX_INSNS = 150;
  * runs it.
  */
 export const ST = { OK: 0, EXC: 1, DIRTY: 2, SLOW: 3 } as const;
+
+/**
+ * The TLB-miss exits of a hart's regions (`WasmGen.exitSlow`): for exit id i, the pc of the
+ * access (a signed double, as Block.pc) and the instructions of its block retired before it.
+ * Ids are hart-wide, so a region's status names its exit without the engine knowing which
+ * region returned; the table empties with the dispatch table (WasmDispatch.reset).
+ */
+export class SlowExits {
+  readonly pc: number[] = [];
+  readonly done: number[] = [];
+
+  /** Forgets every exit (no region that names one is left). */
+  clear(): void {
+    this.pc.length = 0;
+    this.done.length = 0;
+  }
+}
+
+/** Exit ids at or above this leave the old way (pc in the PC word): the status is an int32. */
+const SLOW_EXITS_MAX = 1 << 28;
+
+/** The status of SlowExits entry `id`: SLOW in the low two bits, id + 1 above (plain SLOW: none). */
+export function slowStatus(id: number): number {
+  return ST.SLOW | ((id + 1) << 2);
+}
+
+/** The SlowExits id a region's status names, or -1 (not SLOW, or SLOW with pc in the PC word). */
+export function slowExitOf(status: number): number {
+  return (status & 3) === ST.SLOW ? (status >>> 2) - 1 : -1;
+}
 
 /** The region function's type (index 0 in every module of the tier). */
 export const REGION_TYPE: FnType = [[T.i32], [T.i32]];
@@ -188,13 +219,18 @@ class WasmGen {
   private readonly recW: number;
   private readonly recH: number;
 
+  /** Where the region's TLB-miss exits go (see `exitSlow`). */
+  private readonly slow: SlowExits;
+
   constructor(
     blocks: readonly Block[],
     base: number,
     inlineMiss: boolean,
+    slow: SlowExits,
     written: readonly boolean[] = [],
   ) {
     this.inlineMiss = inlineMiss;
+    this.slow = slow;
     this.fEx = inlineMiss ? F.ex : 0;
     this.written = [...written];
     this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
@@ -361,11 +397,26 @@ class WasmGen {
     f.end();
   }
 
-  /** Leaves with SLOW before the access at `pc`, k instructions of this block retired. */
+  /**
+   * Leaves with SLOW before the access at `pc`, k instructions of this block retired. The exit's
+   * pc and k go to the hart's SlowExits table and the status carries the entry's id (`slowStatus`):
+   * the engine sets pc and charges k from there. Storing the pc (an i64 constant and a store) and
+   * charging k in wasm was ~20 of the ~95 bytes of every load and store (a Linux boot compiles
+   * ~1300 of them), bytes that V8 validates and Liftoff compiles for a path taken ~4 K times per
+   * boot in all.
+   */
   private exitSlow(pc: number, k: number): void {
-    this.addDone(k);
-    this.setPc(pc);
-    this.f.i32(ST.SLOW).idx(OP.localSet, this.st).br("exit");
+    const exits = this.slow;
+    const id = exits.pc.length;
+    if (id >= SLOW_EXITS_MAX) {
+      this.addDone(k);
+      this.setPc(pc);
+      this.f.i32(ST.SLOW).idx(OP.localSet, this.st).br("exit");
+      return;
+    }
+    exits.pc.push(pc);
+    exits.done.push(k);
+    this.f.i32(slowStatus(id)).idx(OP.localSet, this.st).br("exit");
   }
 
   /** Pushes rs1 + imm (i64) into local `a`. */
@@ -770,9 +821,10 @@ function generate(
   regs: readonly number[],
   base: number,
   inlineMiss: boolean,
+  slow: SlowExits,
   written?: readonly boolean[],
 ): WasmGen {
-  const g = new WasmGen(blocks, base, inlineMiss, written);
+  const g = new WasmGen(blocks, base, inlineMiss, slow, written);
   g.prologue(regs, blocks);
   blocks.forEach((b, i) => {
     g.f.end(); // closes block b<i>: its code follows
@@ -820,18 +872,20 @@ export function regionRegs(blocks: readonly Block[]): { used: number[]; written:
 
 /**
  * The wasm module of `blocks` for the hart area at `base`, and its helper call sites;
- * `inlineMiss`: a TLB miss calls the JS slow path in place (else the region leaves with SLOW).
+ * `inlineMiss`: a TLB miss calls the JS slow path in place (else the region leaves with SLOW,
+ * its exits added to `slow`).
  */
 export function regionModule(
   blocks: readonly Block[],
   base = 0,
   inlineMiss = false,
+  slow: SlowExits = new SlowExits(),
 ): { bytes: Uint8Array; sites: Site[] } {
   // The registers used and written are known before generating (a scan, not a second
   // generation pass), so the prologue loads them all and every exit (including ones emitted
   // before a later write) stores the written ones.
   const { used, written } = regionRegs(blocks);
-  const g = generate(blocks, used, base, inlineMiss, written);
+  const g = generate(blocks, used, base, inlineMiss, slow, written);
   const imports = inlineMiss ? IMPORTS_MISS : g.sites.length > 0 ? IMPORTS_EX : [];
   return { bytes: encodeModule(TYPES, imports, 0, g.f), sites: g.sites };
 }
@@ -841,7 +895,7 @@ export function generatedRegs(
   blocks: readonly Block[],
   inlineMiss = false,
 ): { used: number[]; written: boolean[] } {
-  const g = generate(blocks, [], 0, inlineMiss);
+  const g = generate(blocks, [], 0, inlineMiss, new SlowExits());
   return { used: g.used(), written: g.writes() };
 }
 
@@ -854,10 +908,18 @@ export interface WasmStats {
   wasmHelpers: number;
 }
 
-/** Compiles a region to a wasm function over this hart's area (for its dispatch table). */
-export function compileWasmRegion(blocks: readonly Block[], c: Core, stats: WasmStats): WasmRegion {
+/**
+ * Compiles a region to a wasm function over this hart's area (for its dispatch table); its
+ * TLB-miss exits go to `slow` (the dispatcher's).
+ */
+export function compileWasmRegion(
+  blocks: readonly Block[],
+  c: Core,
+  stats: WasmStats,
+  slow: SlowExits,
+): WasmRegion {
   // A private area has no guest RAM in it: every access misses, so misses stay in the region.
-  const { bytes, sites } = regionModule(blocks, c.area.base, !c.area.shared);
+  const { bytes, sites } = regionModule(blocks, c.area.base, !c.area.shared, slow);
   const xfer = c.xfer;
   const tr = c.tr;
   const tw = c.tw;
