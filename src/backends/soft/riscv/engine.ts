@@ -39,6 +39,7 @@ import {
 import { TWO32 } from "./i64.js";
 import {
   compileWasmRegion,
+  slowExitOf,
   ST,
   stepHelper,
   WASM_REGION_BLOCKS,
@@ -499,15 +500,22 @@ export class Engine {
     } finally {
       this.inWasm = false;
     }
-    const n = give - (w[AREA.BUDGET / 4] ?? 0);
+    // A TLB-miss exit names its pc and the instructions its block retired before it (which the
+    // region left uncharged): wasm-tier.ts `SlowExits`.
+    const exit = slowExitOf(status);
+    const n = give - (w[AREA.BUDGET / 4] ?? 0) + (exit < 0 ? 0 : (wd.slow.done[exit] ?? 0));
     c.icount += n;
     this.stats.wasmEntries++;
     this.stats.wasmInsns += n;
     this.stats.wasmCalls += w[AREA.CALLS / 4] ?? 0;
     w[AREA.CALLS / 4] = 0;
     if (status === ST.EXC) return left - n - 1; // pc and the trap state are set already
-    c.setPcPair(w[AREA.PC / 4] ?? 0, w[AREA.PC / 4 + 1] ?? 0);
-    if (status === ST.SLOW) {
+    if (exit < 0) c.setPcPair(w[AREA.PC / 4] ?? 0, w[AREA.PC / 4 + 1] ?? 0);
+    else {
+      const pc = wd.slow.pc[exit] ?? NaN;
+      c.setPcPair(pc | 0, Math.floor(pc / TWO32) | 0);
+    }
+    if ((status & 3) === ST.SLOW) {
       // A load or store missed the TLB mirror: the interpreter runs it (refill, MMIO, trap,
       // code invalidation); entering wasm again at this pc would miss again.
       this.stats.wasmHelpers++;
@@ -662,7 +670,8 @@ export class Engine {
     }
     if (this.tier === "wasm") {
       const c = this.core;
-      const tidx = this.dispatcher().add(compileWasmRegion(region, c, this.stats));
+      const wd = this.dispatcher();
+      const tidx = wd.add(compileWasmRegion(region, c, this.stats, wd.slow));
       region.forEach((rb, i) => {
         rb.tidx = tidx;
         rb.entry = i;

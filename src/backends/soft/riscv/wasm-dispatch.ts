@@ -24,7 +24,7 @@ import { TWO32 } from "./i64.js";
 import { FnBuilder, OP, T, encodeModule } from "./wasm-encode.js";
 import { instantiate, newTable, type WasmInstance, type WasmTable } from "./wasm-api.js";
 import { AREA, DC_ENTRIES, type HartArea } from "./wasm-memory.js";
-import { REGION_TYPE, type WasmRegion } from "./wasm-tier.js";
+import { REGION_TYPE, SlowExits, type WasmRegion } from "./wasm-tier.js";
 
 /** log2 of DC_ENTRIES: the mode's half of the cache starts at mode << DC_BITS. */
 const DC_BITS = Math.log2(DC_ENTRIES);
@@ -118,6 +118,8 @@ export class WasmDispatch {
   readonly area: HartArea;
   /** Runs regions from the PC word until a miss, the budget's end or a status. */
   readonly run: () => number;
+  /** The TLB-miss exits of the regions in the table (wasm-tier.ts `SlowExits`). */
+  readonly slow = new SlowExits();
   private readonly table: WasmTable;
   private used = 0;
   private readonly lo: Int32Array;
@@ -206,5 +208,6 @@ export class WasmDispatch {
     this.clear();
     for (let i = STEP_TIDX + 1; i < this.used; i++) this.table.set(i, null); // let the old modules go
     this.used = STEP_TIDX + 1;
+    this.slow.clear();
   }
 }

@@ -8,8 +8,9 @@
  * - RV64I/M integer instructions, branches and jumps are native wasm; div/rem carry the
  *   RISC-V results for a zero divisor and overflow inline (wasm would trap).
  * - Loads and stores: the soft TLB's wasm mirror inline (tag compare, then a wasm load or
- *   store at address + addend). On a miss the region leaves with SLOW and the pc of the access
- *   (nothing of it done), and the engine runs that one instruction in the interpreter (access.ts:
+ *   store at address + addend). On a miss the region leaves with SLOW naming the access
+ *   (`SlowExits`: its pc; nothing of it done), and the engine sets pc there and runs that one
+ *   instruction in the interpreter (access.ts:
  *   page walk and refill, MMIO exit, misalignment, code invalidation). The miss path thus never
  *   joins the hit path again: with a call to JS there and a merge after it, TurboFan kept guest
  *   registers in stack slots across every loop that loads or stores (its register allocator spills
@@ -59,6 +60,36 @@ export const WASM_REGION_MAX_INSNS = 150;
  * runs it.
  */
 export const ST = { OK: 0, EXC: 1, DIRTY: 2, SLOW: 3 } as const;
+
+/**
+ * The TLB-miss exits of a hart's regions (`WasmGen.exitSlow`): for exit id i, the pc of the
+ * access (a signed double, as Block.pc) and the instructions of its block retired before it.
+ * Ids are hart-wide, so a region's status names its exit without the engine knowing which
+ * region returned; the table empties with the dispatch table (WasmDispatch.reset).
+ */
+export class SlowExits {
+  readonly pc: number[] = [];
+  readonly done: number[] = [];
+
+  /** Forgets every exit (no region that names one is left). */
+  clear(): void {
+    this.pc.length = 0;
+    this.done.length = 0;
+  }
+}
+
+/** Exit ids at or above this leave the old way (pc in the PC word): the status is an int32. */
+const SLOW_EXITS_MAX = 1 << 28;
+
+/** The status of SlowExits entry `id`: SLOW in the low two bits, id + 1 above (plain SLOW: none). */
+export function slowStatus(id: number): number {
+  return ST.SLOW | ((id + 1) << 2);
+}
+
+/** The SlowExits id a region's status names, or -1 (not SLOW, or SLOW with pc in the PC word). */
+export function slowExitOf(status: number): number {
+  return (status & 3) === ST.SLOW ? (status >>> 2) - 1 : -1;
+}
 
 /** The region function's type (index 0 in every module of the tier). */
 export const REGION_TYPE: FnType = [[T.i32], [T.i32]];
@@ -188,13 +219,18 @@ class WasmGen {
   private readonly recW: number;
   private readonly recH: number;
 
+  /** Where the region's TLB-miss exits go (see `exitSlow`). */
+  private readonly slow: SlowExits;
+
   constructor(
     blocks: readonly Block[],
     base: number,
     inlineMiss: boolean,
+    slow: SlowExits,
     written: readonly boolean[] = [],
   ) {
     this.inlineMiss = inlineMiss;
+    this.slow = slow;
     this.fEx = inlineMiss ? F.ex : 0;
     this.written = [...written];
     this.index = new Map(blocks.map((blk, i) => [blk.pc, i]));
@@ -323,21 +359,27 @@ class WasmGen {
     this.f.i32(ST.EXC).idx(OP.localSet, this.st).br("exit");
   }
 
-  /** Control goes to static `target` after k more instructions of this block retired. */
+  /**
+   * Control goes to static `target` after k more instructions of this block retired. Every
+   * block ends in one or two of these (a Linux boot compiles ~1000), so the in-region case is
+   * kept short: the charge tees `rem` for the budget test, and a branch needing no block index
+   * is a `br_if` (5 bytes less than `if`, `br`, `end` after a `local.set`).
+   */
   private goto(target: number, k: number): void {
     const f = this.f;
-    this.addDone(k);
     const j = this.index.get(target);
-    if (j !== undefined) {
-      f.idx(OP.localGet, this.rem).i32(0).op(OP.i32GeS).open(OP.if);
+    if (j === undefined) this.addDone(k);
+    else {
+      f.idx(OP.localGet, this.rem);
+      if (k !== 0) f.i32(k).op(OP.i32Sub).idx(OP.localTee, this.rem);
+      f.i32(0).op(OP.i32GeS);
       // A block looping on itself branches straight to its own start: through `disp` every
       // loop would merge all the region's register values at one header (measured slower).
-      if (j === this.cur) f.br("self");
+      if (j === this.cur) f.br("self", true);
       // A later block's label is still open around this one: its code follows that label's
       // `end`, so a forward branch goes straight there (no trip through the br_table).
-      else if (j > this.cur) f.br(`b${j}`);
-      else f.i32(j).idx(OP.localSet, 0).br("disp");
-      f.end();
+      else if (j > this.cur) f.br(`b${j}`, true);
+      else f.open(OP.if).i32(j).idx(OP.localSet, 0).br("disp").end();
     }
     this.setPc(target);
     f.br("exit");
@@ -361,11 +403,26 @@ class WasmGen {
     f.end();
   }
 
-  /** Leaves with SLOW before the access at `pc`, k instructions of this block retired. */
+  /**
+   * Leaves with SLOW before the access at `pc`, k instructions of this block retired. The exit's
+   * pc and k go to the hart's SlowExits table and the status carries the entry's id (`slowStatus`):
+   * the engine sets pc and charges k from there. Storing the pc (an i64 constant and a store) and
+   * charging k in wasm was ~20 of the ~95 bytes of every load and store (a Linux boot compiles
+   * ~1300 of them), bytes that V8 validates and Liftoff compiles for a path taken ~4 K times per
+   * boot in all.
+   */
   private exitSlow(pc: number, k: number): void {
-    this.addDone(k);
-    this.setPc(pc);
-    this.f.i32(ST.SLOW).idx(OP.localSet, this.st).br("exit");
+    const exits = this.slow;
+    const id = exits.pc.length;
+    if (id >= SLOW_EXITS_MAX) {
+      this.addDone(k);
+      this.setPc(pc);
+      this.f.i32(ST.SLOW).idx(OP.localSet, this.st).br("exit");
+      return;
+    }
+    exits.pc.push(pc);
+    exits.done.push(k);
+    this.f.i32(slowStatus(id)).idx(OP.localSet, this.st).br("exit");
   }
 
   /** Pushes rs1 + imm (i64) into local `a`. */
@@ -381,11 +438,12 @@ class WasmGen {
 
   /**
    * Pushes "the TLB mirror at `tags` maps address `a` for an aligned access of `size`": sets
-   * `w` = the address's low word and `t` = 8 × the entry's index (its tag's byte offset).
+   * local `wl` (default `w`) = the address's low word and `t` = 8 × the entry's index (its tag's
+   * byte offset).
    */
-  private tlbHit(tags: number, size: number): void {
+  private tlbHit(tags: number, size: number, wl = this.w): void {
     const f = this.f;
-    f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localTee, this.w);
+    f.idx(OP.localGet, this.a).op(OP.i32WrapI64).idx(OP.localTee, wl);
     f.i32(12 - 3)
       .op(OP.i32ShrU)
       .i32((TLB_SIZE - 1) << 3)
@@ -398,16 +456,18 @@ class WasmGen {
       .op(OP.i64And, OP.i64Eq);
   }
 
-  /** Pushes the wasm address of the access (`w` + the entry's addend in array `add`). */
-  private hostAddr(add: number): void {
-    this.f.idx(OP.localGet, this.w).idx(OP.localGet, this.t).i32(1).op(OP.i32ShrU);
+  /** Pushes the wasm address of the access (local `wl` + the entry's addend in array `add`). */
+  private hostAddr(add: number, wl = this.w): void {
+    this.f.idx(OP.localGet, wl).idx(OP.localGet, this.t).i32(1).op(OP.i32ShrU);
     this.at(OP.i32Load, 2, add);
     this.f.op(OP.i32Add);
   }
 
   /**
-   * Sets `recH` to the wasm address of the `size`-byte access at rs1 + `imm` (and `recW` to the
-   * guest address's low word), or leaves the region with SLOW at `pc` (k instructions retired).
+   * Pushes the wasm address of the `size`-byte access at rs1 + `imm` and keeps it in `recH` (and
+   * the guest address's low word in `recW`), or leaves the region with SLOW at `pc` (k
+   * instructions retired). The address stays on the stack for the access rather than going
+   * through a local, and the probe writes `recW` directly: 6 of a load's or store's bytes.
    *
    * The TLB probe is ~10 x86 instructions per access, about a third of compute.elf's time. When
    * the block's previous access used the same base register, unchanged since (or moved by an
@@ -435,17 +495,16 @@ class WasmGen {
       f.idx(OP.localGet, this.recW).i32(4095).op(OP.i32And).i32(d).op(OP.i32Add);
       f.i32(-4096 | (size - 1))
         .op(OP.i32And, OP.i32Eqz)
-        .open(OP.if);
+        .open(OP.if, null, T.i32);
       f.idx(OP.localGet, this.recW).i32(d).op(OP.i32Add).idx(OP.localSet, this.recW);
-      f.idx(OP.localGet, this.recH).i32(d).op(OP.i32Add).idx(OP.localSet, this.recH);
+      f.idx(OP.localGet, this.recH).i32(d).op(OP.i32Add).idx(OP.localTee, this.recH);
       f.op(OP.else);
     }
     this.addr(insn, imm);
-    this.tlbHit(write ? AREA.W_TAG : AREA.R_TAG, size);
-    f.open(OP.if);
-    f.idx(OP.localGet, this.w).idx(OP.localSet, this.recW);
-    this.hostAddr(write ? AREA.W_ADD : AREA.R_ADD);
-    f.idx(OP.localSet, this.recH);
+    this.tlbHit(write ? AREA.W_TAG : AREA.R_TAG, size, this.recW);
+    f.open(OP.if, null, T.i32);
+    this.hostAddr(write ? AREA.W_ADD : AREA.R_ADD, this.recW);
+    f.idx(OP.localTee, this.recH);
     f.op(OP.else);
     this.exitSlow(pc, k);
     f.end();
@@ -461,7 +520,7 @@ class WasmGen {
     const ld = LOAD_OPS[f3] ?? OP.i64Load;
     if (!this.inlineMiss) {
       this.access(insn, iImm(insn), 1 << (f3 & 3), false, pc, k);
-      f.idx(OP.localGet, this.recH).mem(ld, 0, 0);
+      f.mem(ld, 0, 0);
       this.set((insn >>> 7) & 31);
       return;
     }
@@ -488,7 +547,6 @@ class WasmGen {
     const rs2 = (insn >>> 20) & 31;
     if (!this.inlineMiss) {
       this.access(insn, imm, 1 << f3, true, pc, k);
-      f.idx(OP.localGet, this.recH);
       this.get(rs2);
       f.mem(STORE_OPS[f3] ?? OP.i64Store, 0, 0);
       return;
@@ -770,9 +828,10 @@ function generate(
   regs: readonly number[],
   base: number,
   inlineMiss: boolean,
+  slow: SlowExits,
   written?: readonly boolean[],
 ): WasmGen {
-  const g = new WasmGen(blocks, base, inlineMiss, written);
+  const g = new WasmGen(blocks, base, inlineMiss, slow, written);
   g.prologue(regs, blocks);
   blocks.forEach((b, i) => {
     g.f.end(); // closes block b<i>: its code follows
@@ -820,18 +879,20 @@ export function regionRegs(blocks: readonly Block[]): { used: number[]; written:
 
 /**
  * The wasm module of `blocks` for the hart area at `base`, and its helper call sites;
- * `inlineMiss`: a TLB miss calls the JS slow path in place (else the region leaves with SLOW).
+ * `inlineMiss`: a TLB miss calls the JS slow path in place (else the region leaves with SLOW,
+ * its exits added to `slow`).
  */
 export function regionModule(
   blocks: readonly Block[],
   base = 0,
   inlineMiss = false,
+  slow: SlowExits = new SlowExits(),
 ): { bytes: Uint8Array; sites: Site[] } {
   // The registers used and written are known before generating (a scan, not a second
   // generation pass), so the prologue loads them all and every exit (including ones emitted
   // before a later write) stores the written ones.
   const { used, written } = regionRegs(blocks);
-  const g = generate(blocks, used, base, inlineMiss, written);
+  const g = generate(blocks, used, base, inlineMiss, slow, written);
   const imports = inlineMiss ? IMPORTS_MISS : g.sites.length > 0 ? IMPORTS_EX : [];
   return { bytes: encodeModule(TYPES, imports, 0, g.f), sites: g.sites };
 }
@@ -841,7 +902,7 @@ export function generatedRegs(
   blocks: readonly Block[],
   inlineMiss = false,
 ): { used: number[]; written: boolean[] } {
-  const g = generate(blocks, [], 0, inlineMiss);
+  const g = generate(blocks, [], 0, inlineMiss, new SlowExits());
   return { used: g.used(), written: g.writes() };
 }
 
@@ -854,10 +915,18 @@ export interface WasmStats {
   wasmHelpers: number;
 }
 
-/** Compiles a region to a wasm function over this hart's area (for its dispatch table). */
-export function compileWasmRegion(blocks: readonly Block[], c: Core, stats: WasmStats): WasmRegion {
+/**
+ * Compiles a region to a wasm function over this hart's area (for its dispatch table); its
+ * TLB-miss exits go to `slow` (the dispatcher's).
+ */
+export function compileWasmRegion(
+  blocks: readonly Block[],
+  c: Core,
+  stats: WasmStats,
+  slow: SlowExits,
+): WasmRegion {
   // A private area has no guest RAM in it: every access misses, so misses stay in the region.
-  const { bytes, sites } = regionModule(blocks, c.area.base, !c.area.shared);
+  const { bytes, sites } = regionModule(blocks, c.area.base, !c.area.shared, slow);
   const xfer = c.xfer;
   const tr = c.tr;
   const tw = c.tw;
