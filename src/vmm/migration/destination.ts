@@ -29,11 +29,19 @@ import { MigrationError, type Channel } from "./transport.js";
 export interface MigrationTarget extends Disposable {
   readonly memory: readonly GuestMemory[];
   /**
-   * Checks the stream's vCPU and device state against this machine (register lists by the
-   * restore policy, device names and versions) and applies it; nothing is applied on failure.
+   * Checks the stream's vCPU state against this machine (register lists by the restore policy),
+   * and whatever else needs no guest RAM (the machine sections of `devices`, disks), and applies
+   * the vCPUs' registers and power states; nothing is applied on failure. Called before the
+   * last pages are in RAM when the source sends its state first (stream 1.3).
    * @throws a RegvisorError with a one-line message.
    */
-  apply(vcpus: readonly VcpuState[], devices: readonly DeviceState[]): void;
+  applyVcpus(vcpus: readonly VcpuState[], devices: readonly DeviceState[]): void;
+  /**
+   * Checks the devices' state (names and versions) and applies it, after `applyVcpus` and once
+   * every page is in RAM (a device checks its queues against guest RAM).
+   * @throws a RegvisorError with a one-line message.
+   */
+  applyDevices(devices: readonly DeviceState[]): void;
 }
 
 /** What the stream's header says about the source. */
@@ -120,6 +128,13 @@ class Incoming {
   rounds = 0;
   /** The SWITCHOVER frame came: the source paused the guest, the last pages follow. */
   switchover = false;
+  /**
+   * State frames still to come before the last pages (stream 1.3, from SWITCHOVER); undefined
+   * when the state follows the pages (1.2).
+   */
+  stateLeft: number | undefined;
+  /** `applyVcpus` was called. */
+  #vcpusApplied = false;
   readonly vcpus: VcpuState[] = [];
   readonly devices: DeviceState[] = [];
 
@@ -151,24 +166,54 @@ class Incoming {
         this.rounds = item.round;
         return;
       case "switchover":
-        if (this.layout === undefined || this.switchover || this.vcpus.length > 0) {
+        if (this.layout === undefined || this.switchover || this.#stateCount() > 0) {
           throw order("SWITCHOVER");
         }
         this.switchover = true;
+        this.stateLeft = item.stateFrames;
         return;
       case "vcpu":
-        if (this.layout === undefined) throw order("VCPU_STATE");
+        this.#state("VCPU_STATE");
         this.vcpus.push(item.state);
+        this.#stateDone();
         return;
       case "device":
-        if (this.layout === undefined) throw order("DEVICE");
+        this.#state("DEVICE");
         this.devices.push(item.state);
+        this.#stateDone();
         return;
       case "end":
-        if (this.target === undefined || this.layout === undefined) throw order("END");
-        this.target.apply(this.vcpus, this.devices);
+        if (this.target === undefined || this.layout === undefined || (this.stateLeft ?? 0) > 0)
+          throw order("END");
+        if (!this.#vcpusApplied) this.target.applyVcpus(this.vcpus, this.devices);
+        this.target.applyDevices(this.devices);
         return;
     }
+  }
+
+  #stateCount(): number {
+    return this.vcpus.length + this.devices.length;
+  }
+
+  /** A VCPU_STATE or DEVICE frame may come now (after LAYOUT; in 1.3 only as many as announced). */
+  #state(what: string): void {
+    if (this.layout === undefined || this.stateLeft === 0) throw order(what);
+    if (this.stateLeft !== undefined) this.stateLeft--;
+  }
+
+  /**
+   * Stream 1.3: the last announced state frame came: check and apply the vCPUs now, while the
+   * last pages are on their way (the guest runs nowhere; on any later failure all is discarded).
+   */
+  #stateDone(): void {
+    if (this.stateLeft !== 0 || this.target === undefined) return;
+    this.target.applyVcpus(this.vcpus, this.devices);
+    this.#vcpusApplied = true;
+  }
+
+  /** The last pages may be read natively from here (after SWITCHOVER and any state before them). */
+  get pagesNext(): boolean {
+    return this.switchover && (this.stateLeft ?? 0) === 0;
   }
 
   #checkLayout(slots: readonly LayoutSlot[]): Map<number, SlotSink> {
@@ -208,7 +253,9 @@ class Incoming {
 
   #pages(item: PagesItem): void {
     const { slot, entries, data } = item;
-    if (this.layout === undefined || this.vcpus.length > 0) throw order("PAGES");
+    // Pages come before the state (1.2) or after all of it (1.3).
+    const pending = this.stateLeft === undefined ? this.#stateCount() > 0 : this.stateLeft > 0;
+    if (this.layout === undefined || pending) throw order("PAGES");
     const entry = this.layout.get(slot);
     if (entry === undefined) {
       throw new MigrationError(
@@ -376,21 +423,24 @@ export async function receiveMigration(
           ((incoming.origin?.flags ?? 0) & HEADER_FLAG_ROUND_ACKS) !== 0
         ) {
           await channel.write([
-            encodeReply(
-              io === undefined
-                ? { reply: "round", round: item.round }
-                : { reply: "round", round: item.round, switchover: true },
-            ),
+            encodeReply({
+              reply: "round",
+              round: item.round,
+              ...(io === undefined ? {} : { switchover: true }),
+              stateFirst: true,
+            }),
           ]);
         }
         // The switchover has begun and this is the last frame `push` completed (SWITCHOVER or
         // one of the last pages): the rest of the final pages go straight into RAM.
         if (
-          incoming.switchover &&
+          incoming.pagesNext &&
           !native &&
           io !== undefined &&
           i === items.length - 1 &&
-          (item.kind === "switchover" || item.kind === "pages")
+          (item.kind === "pages" ||
+            item.kind === "switchover" ||
+            (incoming.stateLeft === 0 && (item.kind === "vcpu" || item.kind === "device")))
         ) {
           const fd = channel.fd;
           if (fd !== undefined) {

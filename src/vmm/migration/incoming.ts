@@ -146,12 +146,15 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
         restoreDevices(parts.devices, saveDevices(parts.devices));
         return {
           memory: parts.vm.memory,
-          apply: (vcpus, devices) => {
+          applyVcpus: (vcpus, devices) => {
             const state = decodeMachineState({ devices });
             for (const disk of parseDescription(state.config).disks) checkDisk(disk);
             applyVcpuState(parts.vcpus, origin.arch, vcpus, request.policy);
             // RISC-V harts' SBI HSM state (section vmm.mp-state): secondaries run on here too.
             applyVcpuPower(parts.vcpus, devices);
+          },
+          applyDevices: (devices) => {
+            const state = decodeMachineState({ devices });
             restoreDevices(parts.devices, devices);
             machine.loadProgress(state.progress);
             record.add(state.output);

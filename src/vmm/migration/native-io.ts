@@ -76,10 +76,11 @@ export interface NativeIo {
   ): { code: number; written: number; message: string };
 }
 
-/** The addon's raw functions (native/sockio.cc's header). */
+/** The addon's raw functions (native/sockio.cc's and native/pagemap.cc's headers). */
 interface Addon {
   recvPages?: (...args: unknown[]) => unknown;
   sendAll?: (...args: unknown[]) => unknown;
+  touchedPages?: (view: Uint8Array, out: Uint8Array) => unknown;
 }
 
 /** The package's addon (../../native-addon.ts), undefined if it is not built or does not load. */
@@ -135,7 +136,8 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
   };
 }
 
-const NATIVE = wrap(loadAddon());
+const ADDON = loadAddon();
+const NATIVE = wrap(ADDON);
 
 /** The native switchover I/O, or undefined (module header). */
 export function nativeIo(): NativeIo | undefined {
@@ -152,4 +154,14 @@ export function socketFd(socket: Socket): number | undefined {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   return typeof fd === "number" && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Which pages of `view` were ever touched (native/pagemap.cc): `out[i]` = 1 when page i may hold
+ * data, 0 when it was never touched and reads as zeros. False when that cannot be told (no
+ * addon, `REGVISOR_NATIVE=0`, memory that is not private anonymous, a view not page-aligned):
+ * then every page must be looked at.
+ */
+export function touchedPages(view: Uint8Array, out: Uint8Array): boolean {
+  return ADDON?.touchedPages?.(view, out) === true;
 }

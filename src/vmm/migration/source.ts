@@ -11,7 +11,13 @@ import type { ArchName } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
 import { GO, ReplyDecoder, type Reply } from "./handshake.js";
-import { Precopy, type DirtyRam, type PrecopyProgress } from "./precopy.js";
+import {
+  Precopy,
+  type DirtyRam,
+  type FrameSink,
+  type PrecopyProgress,
+  type WriteChunks,
+} from "./precopy.js";
 import {
   encodeDeviceFrame,
   encodeEndFrame,
@@ -24,7 +30,7 @@ import {
   type LayoutSlot,
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
-import { nativeIo } from "./native-io.js";
+import { nativeIo, touchedPages } from "./native-io.js";
 import {
   connectChannel,
   DEFAULT_TIMEOUTS,
@@ -131,8 +137,10 @@ interface ReplyWatch {
    * within `timeoutMs` (a 1.0 destination never does).
    */
   acked(round: number, timeoutMs: number): Promise<boolean>;
-  /** The destination's acknowledgements asked for the SWITCHOVER frame (stream 1.2). */
+  /** The destination's acknowledgements say it reads the last pages natively (stream 1.2). */
   readonly marks: boolean;
+  /** They ask for the state before the last pages (stream 1.3). */
+  readonly stateFirst: boolean;
   /** Settles when the connection ended. */
   readonly done: Promise<void>;
 }
@@ -231,6 +239,7 @@ export class Migration {
         ...(this.options.maxBandwidth === undefined
           ? {}
           : { maxBandwidth: this.options.maxBandwidth }),
+        touched: touchedPages,
         settle: (round) => this.#settle(ch, watch, round),
         onRound: (p) => {
           this.#progress = p;
@@ -243,30 +252,22 @@ export class Migration {
       await this.source.pause();
       paused = true;
       this.#phase("pause");
-      // A destination that asked for SWITCHOVER reads the last pages natively, in a process of
-      // its own (./native-io.ts); this side then writes them natively too, gathered from RAM,
-      // while the guest is paused (the event loop waits meanwhile; every wait is bounded by
-      // the stall timeout).
+      // A destination that reads the last pages natively, in a process of its own
+      // (./native-io.ts), gets them written natively too, gathered from RAM, while the guest is
+      // paused (the event loop waits meanwhile; every wait is bounded by the stall timeout).
       const io = watch.marks ? nativeIo() : undefined;
-      if (watch.marks) {
-        if (io === undefined) await write(encodeSwitchoverFrame());
-        else await ch.writeBlocking(io, encodeSwitchoverFrame());
-      }
-      const finalPages = await precopy.finish(
+      const send: WriteChunks = io === undefined ? write : (chunks) => ch.writeBlocking(io, chunks);
+      const sink: FrameSink =
         io === undefined
           ? { write }
           : {
               write: (chunks, sent) => ch.writeBlocking(io, chunks, true).finally(sent),
               unchecked: true,
-            },
-      );
-      this.#phase("final");
-      const state = await this.source.capture();
-      this.#phase("capture");
-      for (const vcpu of state.vcpus) await write(encodeVcpuFrame(vcpu, arch));
-      for (const device of state.devices) await write(encodeDeviceFrame(device));
-      await write(encodeEndFrame());
-      this.#phase("state");
+            };
+      const finalPages = watch.stateFirst
+        ? await this.#stateFirst(precopy, send, sink)
+        : await this.#pagesFirst(precopy, watch.marks, send, sink);
+      await send(encodeEndFrame());
       this.#status = { ...this.#status, stage: "commit" };
       const reply = await replies.next(
         this.options.readyTimeoutMs ?? MIGRATE_DEFAULTS.readyTimeoutMs,
@@ -338,6 +339,43 @@ export class Migration {
   }
 
   /**
+   * The switchover of stream 1.3: the state is captured at once (before the dirty log is read
+   * for the last time, so whatever completing the vCPUs' last exits writes to RAM is in it) and
+   * sent ahead of the last pages, so the destination checks and applies it while they are in
+   * flight. Returns the number of last pages.
+   */
+  async #stateFirst(precopy: Precopy, send: WriteChunks, sink: FrameSink): Promise<number> {
+    const { vcpus, devices } = await this.source.capture();
+    this.#phase("capture");
+    const frames = [...encodeSwitchoverFrame(vcpus.length + devices.length)];
+    for (const vcpu of vcpus) frames.push(...encodeVcpuFrame(vcpu, this.source.arch));
+    for (const device of devices) frames.push(...encodeDeviceFrame(device));
+    await send(frames);
+    this.#phase("state");
+    const finalPages = await precopy.finish(sink);
+    this.#phase("final");
+    return finalPages;
+  }
+
+  /** The switchover of streams 1.0–1.2: the last pages, then the state. */
+  async #pagesFirst(
+    precopy: Precopy,
+    marks: boolean,
+    send: WriteChunks,
+    sink: FrameSink,
+  ): Promise<number> {
+    if (marks) await send(encodeSwitchoverFrame());
+    const finalPages = await precopy.finish(sink);
+    this.#phase("final");
+    const { vcpus, devices } = await this.source.capture();
+    this.#phase("capture");
+    for (const vcpu of vcpus) await send(encodeVcpuFrame(vcpu, this.source.arch));
+    for (const device of devices) await send(encodeDeviceFrame(device));
+    this.#phase("state");
+    return finalPages;
+  }
+
+  /**
    * The end of a pre-copy round: its bytes have left and the destination stored them (its
    * `round` acknowledgement), so the round's time is the real transfer rate and a pause after
    * the last round carries no backlog. A destination that does not acknowledge (stream 1.0)
@@ -377,6 +415,7 @@ export class Migration {
     const queue: Reply[] = [];
     let acked = 0;
     let marks = false;
+    let stateFirst = false;
     let waiter: (() => void) | undefined;
     let ended = false;
     let failure: Error | undefined;
@@ -390,6 +429,7 @@ export class Migration {
             if (reply.reply === "round") {
               acked = Math.max(acked, reply.round);
               marks = reply.switchover === true;
+              stateFirst = reply.stateFirst === true;
             } else queue.push(reply);
           }
           waiter?.();
@@ -413,6 +453,9 @@ export class Migration {
       done,
       get marks() {
         return marks;
+      },
+      get stateFirst() {
+        return stateFirst;
       },
       acked: async (round, timeoutMs) => {
         const deadline = performance.now() + timeoutMs;

@@ -78,7 +78,7 @@ import {
 /** "RGVMIGR\0". */
 export const STREAM_MAGIC = new Uint8Array([0x52, 0x47, 0x56, 0x4d, 0x49, 0x47, 0x52, 0x00]);
 export const STREAM_MAJOR = 1;
-export const STREAM_MINOR = 2;
+export const STREAM_MINOR = 3;
 /** Header flag (advisory): answer every ROUND frame with a `round` reply (module header). */
 export const HEADER_FLAG_ROUND_ACKS = 1 << 16;
 export const STREAM_HEADER_BYTES = 28;
@@ -156,7 +156,11 @@ export type StreamItem =
   | { readonly kind: "round"; readonly round: number; readonly sent: bigint; readonly left: bigint }
   | { readonly kind: "vcpu"; readonly state: VcpuState }
   | { readonly kind: "device"; readonly state: DeviceState }
-  | { readonly kind: "switchover" }
+  | {
+      readonly kind: "switchover";
+      /** 1.3: VCPU_STATE and DEVICE frames that come next, before the last PAGES. */
+      readonly stateFrames?: number;
+    }
   | { readonly kind: "end" };
 
 // ---------------------------------------------------------------- writing
@@ -394,9 +398,15 @@ export function encodeEndFrame(): Uint8Array[] {
   return frame(FRAME_TYPES.END, []);
 }
 
-/** SWITCHOVER frame (module header). */
-export function encodeSwitchoverFrame(): Uint8Array[] {
-  return frame(FRAME_TYPES.SWITCHOVER, []);
+/**
+ * SWITCHOVER frame (module header): empty (1.2, the state follows the last pages), or with
+ * `stateFrames` (1.3) the number of VCPU_STATE and DEVICE frames that come before the last pages.
+ */
+export function encodeSwitchoverFrame(stateFrames?: number): Uint8Array[] {
+  return frame(
+    FRAME_TYPES.SWITCHOVER,
+    stateFrames === undefined ? [] : new Writer().u32(stateFrames).parts(),
+  );
 }
 
 // ---------------------------------------------------------------- reading
@@ -677,8 +687,7 @@ export class StreamDecoder {
         if (payload.length !== 0) throw this.#fail("the END frame has a payload");
         return { kind: "end" };
       case FRAME_TYPES.SWITCHOVER:
-        if (payload.length !== 0) throw this.#fail("the SWITCHOVER frame has a payload");
-        return { kind: "switchover" };
+        return this.#switchover(r, payload.length);
       default:
         throw this.#fail(`unknown frame type ${type}`);
     }
@@ -767,6 +776,17 @@ export class StreamDecoder {
     const out: Uint8Array[] = [];
     this.#q.forEach(at, count * PAGE_BYTES, (piece) => out.push(piece));
     return out;
+  }
+
+  /** SWITCHOVER: empty (1.2) or u32 count of the state frames that follow (1.3), bounded. */
+  #switchover(r: Reader, length: number): StreamItem {
+    if (length === 0) return { kind: "switchover" };
+    if (length !== 4) throw this.#fail(`the SWITCHOVER frame has ${length} bytes, not 0 or 4`);
+    const stateFrames = r.u32("state frames");
+    const max = this.#limits.snapshot.maxSections;
+    if (stateFrames > max)
+      throw this.#fail(`${stateFrames} state frames exceed the limit of ${max}`);
+    return { kind: "switchover", stateFrames };
   }
 
   #round(r: Reader): StreamItem {

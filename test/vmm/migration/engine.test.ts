@@ -104,7 +104,8 @@ function targetFactory(applied: { devices: number }) {
       vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
       return {
         memory: vm.memory,
-        apply: (_vcpus, devices) => {
+        applyVcpus: () => undefined,
+        applyDevices: (devices) => {
           applied.devices = devices.length;
         },
         [Symbol.dispose]: () => {
@@ -194,7 +195,9 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
         using target = got.target;
         assert.deepEqual(
           replies,
-          flags === 0 ? [{ reply: "ready" }] : [{ reply: "round", round: 1 }, { reply: "ready" }],
+          flags === 0
+            ? [{ reply: "ready" }]
+            : [{ reply: "round", round: 1, stateFirst: true }, { reply: "ready" }],
         );
         assert.equal(target.memory[0]?.bytes[3 * PAGE_BYTES], 7);
       } finally {

@@ -108,7 +108,8 @@ async function receive(bytes: Uint8Array, native: boolean, mode = "feed", idleMs
       vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
       return {
         memory: vm.memory,
-        apply: () => undefined,
+        applyVcpus: () => undefined,
+        applyDevices: () => undefined,
         [Symbol.dispose]: () => {
           ram = vm.memory[0]?.view(0, SIZE).slice();
           disposed++;

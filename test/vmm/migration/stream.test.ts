@@ -101,7 +101,7 @@ describe("migration stream", () => {
       kind: "header",
       arch: "riscv",
       backend: "soft-threaded",
-      minor: 2,
+      minor: 3,
       flags: 0,
     });
   });
