@@ -31,6 +31,7 @@ import { decodeMachineState } from "../snapshot/devices.js";
 import type { SnapshotMeta } from "../snapshot/model.js";
 import type { RestoreSnapshotOptions } from "../snapshot/restore.js";
 import { receiveMigration, type MigrationTarget, type StreamOrigin } from "./destination.js";
+import { rehearseState } from "./stream.js";
 import {
   DEFAULT_TIMEOUTS,
   formatUri,
@@ -142,8 +143,11 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
         // round trip through its register list and the restore policy, then every device's own
         // state) takes the first-run cost of that path — 8-15 ms of the downtime here — out of
         // the pause, and proves this machine's register list restores before any page arrives.
-        applyVcpuState(parts.vcpus, description.arch, captureVcpus(parts.vcpus), request.policy);
-        restoreDevices(parts.devices, saveDevices(parts.devices));
+        const own = { vcpus: captureVcpus(parts.vcpus), devices: saveDevices(parts.devices) };
+        applyVcpuState(parts.vcpus, description.arch, own.vcpus, request.policy);
+        restoreDevices(parts.devices, own.devices);
+        // The same for the stream's decoder of VCPU_STATE and DEVICE frames.
+        rehearseState(description.arch, origin.backend, own.vcpus, own.devices);
         return {
           memory: parts.vm.memory,
           applyVcpus: (vcpus, devices) => {

@@ -27,6 +27,7 @@ import {
   encodeSwitchoverFrame,
   encodeVcpuFrame,
   HEADER_FLAG_ROUND_ACKS,
+  rehearseState,
   type LayoutSlot,
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
@@ -54,9 +55,10 @@ export interface MigrationSource {
   /**
    * Turns the RAM's dirty logging on (the pre-copy is about to start: a fresh, clear log) or
    * off (the migration failed and the guest runs on here); vCPUs may be running or paused.
-   * Without it, the RAM must log already.
+   * Without it, the RAM must log already. `parked`, if given, runs while every vCPU is parked
+   * between exits for the change (`capture()` may be called then).
    */
-  setDirtyLogging?(enabled: boolean): Promise<void>;
+  setDirtyLogging?(enabled: boolean, parked?: () => Promise<void>): Promise<void>;
   /** Parks every vCPU between exits (devices quiesced: in-flight disk requests drained). */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -230,7 +232,7 @@ export class Migration {
       this.#status = { ...this.#status, stage: "precopy" };
       if (this.source.setDirtyLogging !== undefined) {
         logging = true;
-        await this.source.setDirtyLogging(true);
+        await this.source.setDirtyLogging(true, () => this.#rehearse());
         this.#phase("logging");
       }
       precopy = new Precopy(this.source.ram, write, {
@@ -335,6 +337,20 @@ export class Migration {
           (stuck === undefined ? "" : `; dirty logging stays on: ${stuck}`),
       };
       return this.#status;
+    }
+  }
+
+  /**
+   * Runs the switchover's state capture and encoding once, nothing sent, while the vCPUs are
+   * parked anyway for the logging change: the first run of that code (V8 compiles each function
+   * on its first call) cost 5-20 ms of the guest's pause at the switchover here.
+   */
+  async #rehearse(): Promise<void> {
+    try {
+      const { vcpus, devices } = await this.source.capture();
+      rehearseState(this.source.arch, this.source.backend, vcpus, devices);
+    } catch {
+      // Only a warm-up: whatever failed here fails again, reported, at the switchover.
     }
   }
 
