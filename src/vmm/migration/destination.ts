@@ -89,6 +89,11 @@ export interface Received {
 const IDLE_MS = 30_000;
 /** How long a refusing destination waits for the source to read its reason and hang up. */
 const DRAIN_MS = 2000;
+/**
+ * A native read during the pre-copy returns to the event loop after about this long (signals
+ * are polled every 50 ms, incoming.ts): the slice of a 256 MiB first round is 50 MiB or more.
+ */
+const PRECOPY_SLICE_MS = 50;
 /** Pages are written through views of this size (one view per window, made once). */
 const WINDOW_BYTES = 1 << 30;
 
@@ -207,7 +212,8 @@ class Incoming {
    */
   #stateDone(): void {
     if (this.stateLeft !== 0 || this.target === undefined) return;
-    const c0 = process.cpuUsage(); const w0 = performance.now();
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
     this.target.applyVcpus(this.vcpus, this.devices);
     this.#vcpusApplied = true;
   }
@@ -334,19 +340,21 @@ class Incoming {
 }
 
 /**
- * Reads the switchover's PAGES frames natively (./native-io.ts) from where `decoder` stopped,
- * then hands the decoder the start of the next frame; returns the items that completes.
- * Blocks the event loop until a frame of another type starts (the guest is paused at the
- * source; each wait is at most `idleMs`).
+ * Reads PAGES frames natively (./native-io.ts) from where `decoder` stopped, then hands the
+ * decoder what was read past them; returns the items that completes. Blocks the event loop
+ * until a frame of another type starts (at the switchover: the guest is paused at the source),
+ * or during the pre-copy for at most about `sliceMs` (then the loop turns); each wait at most
+ * `idleMs`.
  * @throws MigrationStreamError or MigrationError as the JS path would.
  */
-function receiveSwitchover(
+function receiveNative(
   io: NativeIo,
   fd: number,
   channel: Channel,
   decoder: StreamDecoder,
   incoming: Incoming,
   idleMs: number,
+  sliceMs: number,
 ): StreamItem[] {
   const start = decoder.offset;
   const pre = [...decoder.takeQueued(), ...channel.takeReceived()];
@@ -358,6 +366,7 @@ function receiveSwitchover(
     DEFAULT_STREAM_LIMITS.maxFrameBytes,
     MAX_PAGES_PER_FRAME,
     Math.min(idleMs, 2 ** 31 - 1),
+    sliceMs,
   );
   switch (r.code) {
     case IO_CODES.ok:
@@ -374,6 +383,24 @@ function receiveSwitchover(
     default:
       throw new MigrationError("connection", r.message);
   }
+}
+
+/**
+ * A native read's time slice (-1: none) when PAGES frames come next after `item`, else
+ * undefined: during the pre-copy after LAYOUT, a PAGES or a ROUND frame, once the round's
+ * acknowledgement has left (the native read blocks the event loop that sends it); at the
+ * switchover after SWITCHOVER and any state before the last pages, or after one of them.
+ */
+function nativeSlice(incoming: Incoming, item: StreamItem, channel: Channel): number | undefined {
+  if (!incoming.switchover) {
+    const precopy = item.kind === "layout" || item.kind === "pages" || item.kind === "round";
+    return precopy && channel.socket.writableLength === 0 ? PRECOPY_SLICE_MS : undefined;
+  }
+  if (!incoming.pagesNext) return undefined;
+  const state = item.kind === "vcpu" || item.kind === "device";
+  return item.kind === "pages" || item.kind === "switchover" || (state && incoming.stateLeft === 0)
+    ? -1
+    : undefined;
 }
 
 function order(what: string): MigrationError {
@@ -400,7 +427,6 @@ export async function receiveMigration(
   const decoder = new StreamDecoder();
   const incoming = new Incoming(factory);
   const io = options.native === true ? nativeIo() : undefined;
-  let native = false;
   try {
     while (!decoder.ended) {
       // What is queued already is taken without an await: a 1 MiB frame arrives as ~16
@@ -432,22 +458,12 @@ export async function receiveMigration(
             }),
           ]);
         }
-        // The switchover has begun and this is the last frame `push` completed (SWITCHOVER or
-        // one of the last pages): the rest of the final pages go straight into RAM.
-        if (
-          incoming.pagesNext &&
-          !native &&
-          io !== undefined &&
-          i === items.length - 1 &&
-          (item.kind === "pages" ||
-            item.kind === "switchover" ||
-            (incoming.stateLeft === 0 && (item.kind === "vcpu" || item.kind === "device")))
-        ) {
-          const fd = channel.fd;
-          if (fd !== undefined) {
-            native = true;
-            items.push(...receiveSwitchover(io, fd, channel, decoder, incoming, idleMs));
-          }
+        // Pages come next and this is the last item `push` completed: they go straight into
+        // RAM, natively — in slices during the pre-copy, at once at the switchover.
+        const slice = i === items.length - 1 ? nativeSlice(incoming, item, channel) : undefined;
+        const fd = io === undefined || slice === undefined ? undefined : channel.fd;
+        if (io !== undefined && slice !== undefined && fd !== undefined) {
+          items.push(...receiveNative(io, fd, channel, decoder, incoming, idleMs, slice));
         }
       }
     }

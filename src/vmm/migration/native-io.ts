@@ -53,7 +53,8 @@ export interface RecvResult {
 export interface NativeIo {
   /**
    * Reads PAGES frames from `fd` (`pre` first) into the slots' RAM until a frame of another
-   * type starts; every wait at most `timeoutMs`.
+   * type starts, or with `sliceMs` >= 0 until that long has passed (at a frame boundary, or
+   * when no next frame starts within it); every wait at most `timeoutMs`.
    */
   recvPages(
     fd: number,
@@ -63,6 +64,7 @@ export interface NativeIo {
     maxFrameBytes: number,
     maxPages: number,
     timeoutMs: number,
+    sliceMs?: number,
   ): RecvResult;
   /**
    * Writes every chunk to `fd`, then with `appendCrc` their CRC32C (checksummed as they go:
@@ -100,12 +102,13 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
   const send = addon?.sendAll;
   if (recv === undefined || send === undefined) return undefined;
   // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used.
-  if (recv(-1, [], [], 4096, 0, 0, 0) === undefined) return undefined;
+  if (recv(-1, [], [], 4096, 0, 0, 0, -1) === undefined) return undefined;
   return {
-    recvPages(fd, pre, slots, windowBytes, maxFrameBytes, maxPages, timeoutMs) {
+    recvPages(fd, pre, slots, windowBytes, maxFrameBytes, maxPages, timeoutMs, sliceMs = -1) {
       const list = slots.map((s) => [s.slot, s.pages, s.written, ...s.windows]);
+      const slice = Math.min(Math.max(Math.floor(sliceMs), -1), 2 ** 31 - 1);
       // Cast: native/sockio.cc returns [code, consumed, frames, pages, rest | message, offset].
-      const r = recv(fd, pre, list, windowBytes, maxFrameBytes, maxPages, timeoutMs) as [
+      const r = recv(fd, pre, list, windowBytes, maxFrameBytes, maxPages, timeoutMs, slice) as [
         number,
         number,
         number,
