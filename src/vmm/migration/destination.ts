@@ -212,8 +212,6 @@ class Incoming {
    */
   #stateDone(): void {
     if (this.stateLeft !== 0 || this.target === undefined) return;
-    const c0 = process.cpuUsage();
-    const w0 = performance.now();
     this.target.applyVcpus(this.vcpus, this.devices);
     this.#vcpusApplied = true;
   }
