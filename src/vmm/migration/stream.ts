@@ -1,5 +1,5 @@
 /**
- * The live-migration stream, version 1.2: the snapshot format's CRC-framed, length-bounded
+ * The live-migration stream, version 1.3: the snapshot format's CRC-framed, length-bounded
  * sections (src/vmm/snapshot/format.ts), written one frame at a time as the migration goes, so
  * no side ever holds the whole guest RAM in one buffer. All integers little-endian.
  *
@@ -9,7 +9,7 @@
  * | --- | --- | --- |
  * | 0 | 8 | magic `"RGVMIGR\0"` (52 47 56 4d 49 47 52 00) |
  * | 8 | 2 | major (1): another major is refused |
- * | 10 | 2 | minor (2) |
+ * | 10 | 2 | minor (3) |
  * | 12 | 1 | arch: the KVM register-id arch byte (0x20 x86, 0x80 riscv, ...) |
  * | 13 | 1 | source backend (the snapshot format's codes: 1 kvm, 2 soft-inline, 3 soft-threaded) |
  * | 14 | 2 | reserved, 0 |
@@ -20,8 +20,9 @@
  * Then frames exactly as in a snapshot (u32 type, u32 flags, u64 length L, L payload bytes,
  * CRC32C of the frame's first 16 + L bytes), in this order: META, LAYOUT, PAGES/ROUND repeated
  * (pre-copy rounds), then the switchover: SWITCHOVER (1.2, only to a destination that asked for
- * it), the last PAGES, one VCPU_STATE per vCPU, one DEVICE per device, and END. Nothing follows
- * END.
+ * it), the last PAGES, one VCPU_STATE per vCPU, one DEVICE per device, and END; or from 1.3, to
+ * a destination that asked for it, SWITCHOVER with the count of state frames, those VCPU_STATE
+ * and DEVICE frames, the last PAGES, and END. Nothing follows END.
  *
  * | type | name | payload |
  * | --- | --- | --- |
@@ -32,7 +33,7 @@
  * | 17 | PAGES | u32 slot, u32 count, count × (u32 page index, u32 kind: 0 zero page, 1 data), then the 4 KiB of every data page in entry order |
  * | 18 | ROUND | u32 round number, u64 pages sent so far, u64 pages of the dirty set it sent (progress only) |
  * | 19 | END | empty |
- * | 20 | SWITCHOVER | empty: the source paused the guest, the last PAGES follow (1.2) |
+ * | 20 | SWITCHOVER | the source paused the guest: empty, the last PAGES follow (1.2); or u32 count of the VCPU_STATE and DEVICE frames that follow before the last PAGES (1.3) |
  *
  * Advisory header flag bit 16 (1.1), `HEADER_FLAG_ROUND_ACKS`: the source asks the destination to
  * answer each ROUND frame, once every page before it is stored, with a `round` reply
@@ -41,11 +42,17 @@
  * then stops waiting for acknowledgements after the first one does not come).
  *
  * SWITCHOVER (1.2) tells the destination that the guest is paused and the next PAGES frames are
- * the last ones: it may then read them without Node's socket machinery (./native-io.ts), which
- * it could not do during the pre-copy without holding up its event loop for as long as the
- * source's rounds take. A 1.2 destination says it understands the frame in its round
- * acknowledgements (./handshake.ts); the source sends it to no other (a 1.1 reader refuses
- * unknown frame types).
+ * the last ones: it reads them without Node's socket machinery (./native-io.ts) in one go,
+ * not in the time slices it reads the pre-copy in (which keep its event loop turning). A 1.2
+ * destination says it understands the frame in its round acknowledgements (./handshake.ts); the
+ * source sends it to no other (a 1.1 reader refuses unknown frame types).
+ *
+ * SWITCHOVER with a count (1.3) moves the state ahead of the last pages: the destination checks
+ * and applies the vCPUs' registers as soon as the announced frames are in, while the pages are
+ * still in flight, and the devices (which check their queues against guest RAM) at END. A
+ * destination asks for it with `stateFirst` in its round acknowledgements (./handshake.ts); the
+ * count is bounded by the snapshot's section limit, and a PAGES frame before the announced state
+ * is complete, a state frame beyond it or an END without all of it is refused.
  *
  * The decoder is incremental (`push` whatever arrives), never buffers more than one frame,
  * bounds every length before allocating, and lets only `MigrationStreamError` escape.
