@@ -414,6 +414,25 @@ class PagesReader {
       for (uint32_t i = 0; i < fr.count; i++) slot.written[Le32(&fr.table[8 * i])] = 1;
       return;
     }
+    // The usual frame names each page once, in increasing order (precopy.ts): no entry can
+    // override another, so each takes effect as it is, without the sets below (which cost a
+    // round 1 of 256 MiB, 16 frames of 4096 zero pages, several milliseconds).
+    bool increasing = true;
+    for (uint32_t i = 1; i < fr.count && increasing; i++) {
+      increasing = Le32(&fr.table[8 * i]) > Le32(&fr.table[8 * (i - 1)]);
+    }
+    if (increasing) {
+      for (uint32_t i = 0; i < fr.count; i++) {
+        const uint32_t index = Le32(&fr.table[8 * i]);
+        if (Le32(&fr.table[8 * i + 4]) == 1) {
+          slot.written[index] = 1;
+        } else {
+          if (slot.written[index] == 1) std::memset(PageAt(slot, index, window_bytes_), 0, kPage);
+          slot.written[index] = 0;
+        }
+      }
+      return;
+    }
     std::unordered_set<uint32_t> later;
     std::unordered_set<uint32_t> data;
     for (uint32_t i = 0; i < fr.count; i++) {

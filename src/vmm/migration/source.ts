@@ -373,18 +373,21 @@ export class Migration {
     return finalPages;
   }
 
-  /** The switchover of streams 1.0–1.2: the last pages, then the state. */
+  /**
+   * The switchover of streams 1.0–1.2: the last pages, then the state (captured first, as in
+   * 1.3, so the last dirty-log read sees whatever completing the vCPUs' last exits wrote).
+   */
   async #pagesFirst(
     precopy: Precopy,
     marks: boolean,
     send: WriteChunks,
     sink: FrameSink,
   ): Promise<number> {
+    const { vcpus, devices } = await this.source.capture();
+    this.#phase("capture");
     if (marks) await send(encodeSwitchoverFrame());
     const finalPages = await precopy.finish(sink);
     this.#phase("final");
-    const { vcpus, devices } = await this.source.capture();
-    this.#phase("capture");
     for (const vcpu of vcpus) await send(encodeVcpuFrame(vcpu, this.source.arch));
     for (const device of devices) await send(encodeDeviceFrame(device));
     this.#phase("state");

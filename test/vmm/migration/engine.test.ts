@@ -8,7 +8,7 @@ import { receiveMigration, type MigrationTarget } from "../../../src/vmm/migrati
 import { Migration, type MigrationSource } from "../../../src/vmm/migration/source.js";
 import { Precopy } from "../../../src/vmm/migration/precopy.js";
 import { touchedPages } from "../../../src/vmm/migration/native-io.js";
-import { GO, ReplyDecoder, type Reply } from "../../../src/vmm/migration/handshake.js";
+import { encodeReply, GO, ReplyDecoder, type Reply } from "../../../src/vmm/migration/handshake.js";
 import {
   encodeEndFrame,
   encodeLayoutFrame,
@@ -322,6 +322,47 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
         ch.destroy();
         await listener.close();
       }
+    }
+  });
+
+  it("a destination that does not ask for stateFirst (1.2) gets the last pages first, then the state, then END", async () => {
+    using vm = newVm();
+    const { source, stop } = dirtySource(vm);
+    const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
+    // A 1.2 destination in JS: round acknowledgements without stateFirst or switchover.
+    const kinds = listener.accept().then(async (ch) => {
+      const decoder = new StreamDecoder();
+      const seen: string[] = [];
+      for (;;) {
+        const bytes = await ch.read(5000);
+        assert.ok(bytes !== undefined, "the source hung up");
+        for (const item of decoder.push(bytes)) {
+          seen.push(item.kind);
+          if (item.kind === "round")
+            await ch.write([encodeReply({ reply: "round", round: item.round })]);
+        }
+        if (decoder.ended) break;
+      }
+      await ch.write([encodeReply({ reply: "ready" })]);
+      assert.deepEqual([...((await ch.read(5000)) ?? [])], [...GO]);
+      ch.destroy();
+      return seen;
+    });
+    try {
+      const status = await new Migration(source, listener.uri, { downtimeLimitMs: 50 }).run();
+      assert.equal(status.status, "completed", status.error);
+      const seen = await kinds;
+      // After the last round: no SWITCHOVER, the last pages (if the writer dirtied any), the
+      // state, END.
+      const tail = seen.slice(seen.lastIndexOf("round") + 1);
+      assert.deepEqual(
+        tail.filter((k) => k !== "pages"),
+        ["device", "end"],
+      );
+      assert.ok(!tail.slice(tail.indexOf("device")).includes("pages"), tail.join(" "));
+    } finally {
+      stop();
+      await listener.close();
     }
   });
 
