@@ -101,8 +101,13 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
   const recv = addon?.recvPages;
   const send = addon?.sendAll;
   if (recv === undefined || send === undefined) return undefined;
-  // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used.
-  if (recv(-1, [], [], 4096, 0, 0, 0, -1) === undefined) return undefined;
+  // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used. An addon
+  // built from older sources (recvPages without its slice argument) throws: the JS path too.
+  try {
+    if (recv(-1, [], [], 4096, 0, 0, 0, -1) === undefined) return undefined;
+  } catch {
+    return undefined;
+  }
   return {
     recvPages(fd, pre, slots, windowBytes, maxFrameBytes, maxPages, timeoutMs, sliceMs = -1) {
       const list = slots.map((s) => [s.slot, s.pages, s.written, ...s.windows]);
