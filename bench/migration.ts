@@ -9,8 +9,9 @@
  *   `migrate` over loopback to a second QEMU started with `-incoming`, with `max-bandwidth`
  *   uncapped and `downtime-limit` 300 ms; QEMU's own `total-time` and `downtime`.
  *
- * Figures are from one migration each after the guest has run ~1 s; the machine is shared, so
- * they are provisional. QEMU runs without auto-converge (its default), as regvisor has no
+ * Each figure is the median of three migrations per side (regvisor and QEMU taking turns, each
+ * after its guest has run ~1 s), every run listed in the detail; the machine is shared, so they
+ * are provisional. QEMU runs without auto-converge (its default), as regvisor has no
  * throttling: both move the working set at full speed. Downtime is compared as the guest sees
  * it on both sides: regvisor's from the pause to `GO` after the destination's `ready`
  * (everything loaded, checked and applied), QEMU's from the source's STOP event to the
@@ -27,6 +28,7 @@ import { join } from "node:path";
 import { apiRequest } from "../src/vmm/api/client.js";
 import type { MigrationStatus } from "../src/vmm/migration/source.js";
 import { crc32cPath } from "../src/vmm/snapshot/crc32c.js";
+import { formatRounds, median } from "./stats.js";
 import type { BenchGroup, Metric } from "./types.js";
 
 const GUESTS = "guests/riscv/migrate";
@@ -251,6 +253,41 @@ function phases(status: MigrationStatus): string {
     .join(", ");
 }
 
+/** Migrations per side per payload; the metric is their median. */
+const RUNS = 3;
+
+/** One regvisor migration's figures for the detail. */
+function ourRun(s: MigrationStatus): string {
+  return `${s.downtimeMs ?? "?"}/${s.totalMs ?? "?"} ms (${s.rounds ?? "?"} rounds, ${s.finalPages ?? "?"} pages at switchover; phases ${phases(s)})`;
+}
+
+/** One QEMU migration's figures for the detail. */
+function qemuRun(q: QemuResult): string {
+  return `${q.stopToResume}/${q.total} ms (own downtime ${q.downtime} ms; ${q.ram})`;
+}
+
+type QemuResult = Awaited<ReturnType<typeof qemuOnce>>;
+
+/** The `RUNS` migrations of one payload, regvisor and QEMU taking turns. */
+async function payloadRuns(
+  elf: string,
+  dir: string,
+  size: string,
+  withQemu: boolean,
+): Promise<{ ours: MigrationStatus[]; passes: number[]; qemu: QemuResult[] }> {
+  const ours: MigrationStatus[] = [];
+  const passes: number[] = [];
+  const qemu: QemuResult[] = [];
+  for (let k = 0; k < RUNS; k++) {
+    const attempt = (size === "4m" ? 1 : 2) + 2 * k;
+    const r = await regvisorOnce(elf, dir, freePort(41000, attempt));
+    ours.push(r.status);
+    passes.push(r.passes);
+    if (withQemu) qemu.push(await qemuOnce(elf, dir, freePort(43000, attempt)));
+  }
+  return { ours, passes, qemu };
+}
+
 export const migrationBench: BenchGroup = {
   name: "migration",
   async run() {
@@ -265,32 +302,39 @@ export const migrationBench: BenchGroup = {
         ["4m", "dirty-4m.elf"],
         ["64m", "dirty-64m.elf"],
       ] as const) {
-        const elf = join(GUESTS, "build", file);
-        const { status: ours, passes } = await regvisorOnce(
-          elf,
+        const { ours, passes, qemu } = await payloadRuns(
+          join(GUESTS, "build", file),
           dir,
-          freePort(41000, size === "4m" ? 1 : 2),
+          size,
+          withQemu,
         );
-        const qemu = withQemu
-          ? await qemuOnce(elf, dir, freePort(43000, size === "4m" ? 1 : 2))
-          : undefined;
-        const vs = (q: number | undefined): string =>
-          q === undefined ? "QEMU not run" : `QEMU 7.2 ${q} ms`;
-        const mib = ((ours.transferredBytes ?? 0) / 1048576).toFixed(1);
+        const mib = size === "4m" ? 4 : 64;
+        const down = median(ours.map((s) => s.downtimeMs ?? NaN));
+        const total = median(ours.map((s) => s.totalMs ?? NaN));
+        const qDown = withQemu ? median(qemu.map((q) => q.stopToResume)) : undefined;
+        const qTotal = withQemu ? median(qemu.map((q) => q.total)) : undefined;
+        const sent = formatRounds(
+          ours.map((s) => (s.transferredBytes ?? 0) / 1048576),
+          1,
+        );
+        const runs = `regvisor runs (downtime/total) ${ours.map(ourRun).join("; ")}${withQemu ? `; QEMU 7.2 runs (STOP→RESUME/total) ${qemu.map(qemuRun).join("; ")}` : ""}`;
         metrics.push(
           {
             name: `migration.${size}.downtime_ms`,
-            value: ours.downtimeMs ?? NaN,
+            value: down,
             unit: "ms",
             target: "<= QEMU",
-            detail: `256 MiB guest dirtying ${size === "4m" ? 4 : 64} MiB, tcp loopback, pause to the destination running: regvisor ${ours.downtimeMs ?? "?"} ms (${ours.finalPages ?? "?"} pages at switchover; ${sourceSide(ours)} ms until the source had written everything) vs ${qemu === undefined ? "QEMU not run" : `QEMU 7.2 ${qemu.stopToResume} ms from the source's STOP to the destination's RESUME (QEMU's own \`downtime\`, which ends when the source has written everything: ${qemu.downtime} ms)`}; provisional (shared machine)`,
+            detail: `256 MiB guest dirtying ${mib} MiB, tcp loopback, pause to the destination running, median of ${RUNS} (regvisor and QEMU taking turns): regvisor ${down} ms ${formatRounds(ours.map((s) => s.downtimeMs ?? NaN))} (${formatRounds(
+              ours.map((s) => Number(sourceSide(s))),
+              1,
+            )} ms until the source had written everything) vs ${qDown === undefined ? "QEMU not run" : `QEMU 7.2 ${qDown} ms ${formatRounds(qemu.map((q) => q.stopToResume))} from the source's STOP to the destination's RESUME (QEMU's own \`downtime\`, which ends when the source has written everything: ${formatRounds(qemu.map((q) => q.downtime))} ms)`}; provisional (shared machine)`,
           },
           {
             name: `migration.${size}.total_ms`,
-            value: ours.totalMs ?? NaN,
+            value: total,
             unit: "ms",
             target: "<= 2x QEMU",
-            detail: `regvisor ${ours.totalMs ?? "?"} ms, ${ours.rounds ?? "?"} rounds (pages dirtied per round ${(ours.dirtyByRound ?? []).join(", ")}; switchover: ${ours.switchover ?? "?"}, expected ${ours.expectedDowntimeMs ?? "?"} ms), ${mib} MiB sent vs ${vs(qemu?.total)}${qemu === undefined ? "" : ` (${qemu.ram})`}; the guest rewrote its ${size === "4m" ? 4 : 64} MiB ${passes} times in its first second on regvisor${qemu === undefined ? "" : `, ${qemu.passes} times on QEMU`}; phases ms ${phases(ours)}; CRC32C ${crc32cPath().kind}; provisional`,
+            detail: `median of ${RUNS}: regvisor ${total} ms ${formatRounds(ours.map((s) => s.totalMs ?? NaN))}, ${sent} MiB sent, vs ${qTotal === undefined ? "QEMU not run" : `QEMU 7.2 ${qTotal} ms ${formatRounds(qemu.map((q) => q.total))}`}; the guest rewrote its ${mib} MiB ${formatRounds(passes)} times in its first second on regvisor${withQemu ? `, ${formatRounds(qemu.map((q) => q.passes))} on QEMU` : ""}; ${runs}; CRC32C ${crc32cPath().kind}; provisional`,
           },
         );
       }

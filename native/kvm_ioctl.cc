@@ -104,6 +104,8 @@ namespace regvisor {
 void RegisterCrc32c(v8::Local<v8::Object> exports);
 // native/sockio.cc: the migration switchover's socket reads and writes.
 void RegisterSockio(v8::Local<v8::Object> exports);
+// native/pagemap.cc: which pages of guest RAM were ever touched (a migration's first round).
+void RegisterPagemap(v8::Local<v8::Object> exports);
 }  // namespace regvisor
 
 // Context-aware, so worker threads (the soft backend's threaded mode, user Workers) can load it.
@@ -113,4 +115,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "detach", Detach);
   regvisor::RegisterCrc32c(exports);
   regvisor::RegisterSockio(exports);
+  regvisor::RegisterPagemap(exports);
 }

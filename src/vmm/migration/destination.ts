@@ -29,11 +29,19 @@ import { MigrationError, type Channel } from "./transport.js";
 export interface MigrationTarget extends Disposable {
   readonly memory: readonly GuestMemory[];
   /**
-   * Checks the stream's vCPU and device state against this machine (register lists by the
-   * restore policy, device names and versions) and applies it; nothing is applied on failure.
+   * Checks the stream's vCPU state against this machine (register lists by the restore policy),
+   * and whatever else needs no guest RAM (the machine sections of `devices`, disks), and applies
+   * the vCPUs' registers and power states; nothing is applied on failure. Called before the
+   * last pages are in RAM when the source sends its state first (stream 1.3).
    * @throws a RegvisorError with a one-line message.
    */
-  apply(vcpus: readonly VcpuState[], devices: readonly DeviceState[]): void;
+  applyVcpus(vcpus: readonly VcpuState[], devices: readonly DeviceState[]): void;
+  /**
+   * Checks the devices' state (names and versions) and applies it, after `applyVcpus` and once
+   * every page is in RAM (a device checks its queues against guest RAM).
+   * @throws a RegvisorError with a one-line message.
+   */
+  applyDevices(devices: readonly DeviceState[]): void;
 }
 
 /** What the stream's header says about the source. */
@@ -81,6 +89,11 @@ export interface Received {
 const IDLE_MS = 30_000;
 /** How long a refusing destination waits for the source to read its reason and hang up. */
 const DRAIN_MS = 2000;
+/**
+ * A native read during the pre-copy returns to the event loop after about this long (signals
+ * are polled every 50 ms, incoming.ts): the slice of a 256 MiB first round is 50 MiB or more.
+ */
+const PRECOPY_SLICE_MS = 50;
 /** Pages are written through views of this size (one view per window, made once). */
 const WINDOW_BYTES = 1 << 30;
 
@@ -120,6 +133,13 @@ class Incoming {
   rounds = 0;
   /** The SWITCHOVER frame came: the source paused the guest, the last pages follow. */
   switchover = false;
+  /**
+   * State frames still to come before the last pages (stream 1.3, from SWITCHOVER); undefined
+   * when the state follows the pages (1.2).
+   */
+  stateLeft: number | undefined;
+  /** `applyVcpus` was called. */
+  #vcpusApplied = false;
   readonly vcpus: VcpuState[] = [];
   readonly devices: DeviceState[] = [];
 
@@ -151,24 +171,54 @@ class Incoming {
         this.rounds = item.round;
         return;
       case "switchover":
-        if (this.layout === undefined || this.switchover || this.vcpus.length > 0) {
+        if (this.layout === undefined || this.switchover || this.#stateCount() > 0) {
           throw order("SWITCHOVER");
         }
         this.switchover = true;
+        this.stateLeft = item.stateFrames;
         return;
       case "vcpu":
-        if (this.layout === undefined) throw order("VCPU_STATE");
+        this.#state("VCPU_STATE");
         this.vcpus.push(item.state);
+        this.#stateDone();
         return;
       case "device":
-        if (this.layout === undefined) throw order("DEVICE");
+        this.#state("DEVICE");
         this.devices.push(item.state);
+        this.#stateDone();
         return;
       case "end":
-        if (this.target === undefined || this.layout === undefined) throw order("END");
-        this.target.apply(this.vcpus, this.devices);
+        if (this.target === undefined || this.layout === undefined || (this.stateLeft ?? 0) > 0)
+          throw order("END");
+        if (!this.#vcpusApplied) this.target.applyVcpus(this.vcpus, this.devices);
+        this.target.applyDevices(this.devices);
         return;
     }
+  }
+
+  #stateCount(): number {
+    return this.vcpus.length + this.devices.length;
+  }
+
+  /** A VCPU_STATE or DEVICE frame may come now (after LAYOUT; in 1.3 only as many as announced). */
+  #state(what: string): void {
+    if (this.layout === undefined || this.stateLeft === 0) throw order(what);
+    if (this.stateLeft !== undefined) this.stateLeft--;
+  }
+
+  /**
+   * Stream 1.3: the last announced state frame came: check and apply the vCPUs now, while the
+   * last pages are on their way (the guest runs nowhere; on any later failure all is discarded).
+   */
+  #stateDone(): void {
+    if (this.stateLeft !== 0 || this.target === undefined) return;
+    this.target.applyVcpus(this.vcpus, this.devices);
+    this.#vcpusApplied = true;
+  }
+
+  /** The last pages may be read natively from here (after SWITCHOVER and any state before them). */
+  get pagesNext(): boolean {
+    return this.switchover && (this.stateLeft ?? 0) === 0;
   }
 
   #checkLayout(slots: readonly LayoutSlot[]): Map<number, SlotSink> {
@@ -208,7 +258,9 @@ class Incoming {
 
   #pages(item: PagesItem): void {
     const { slot, entries, data } = item;
-    if (this.layout === undefined || this.vcpus.length > 0) throw order("PAGES");
+    // Pages come before the state (1.2) or after all of it (1.3).
+    const pending = this.stateLeft === undefined ? this.#stateCount() > 0 : this.stateLeft > 0;
+    if (this.layout === undefined || pending) throw order("PAGES");
     const entry = this.layout.get(slot);
     if (entry === undefined) {
       throw new MigrationError(
@@ -286,19 +338,21 @@ class Incoming {
 }
 
 /**
- * Reads the switchover's PAGES frames natively (./native-io.ts) from where `decoder` stopped,
- * then hands the decoder the start of the next frame; returns the items that completes.
- * Blocks the event loop until a frame of another type starts (the guest is paused at the
- * source; each wait is at most `idleMs`).
+ * Reads PAGES frames natively (./native-io.ts) from where `decoder` stopped, then hands the
+ * decoder what was read past them; returns the items that completes. Blocks the event loop
+ * until a frame of another type starts (at the switchover: the guest is paused at the source),
+ * or during the pre-copy for at most about `sliceMs` (then the loop turns); each wait at most
+ * `idleMs`.
  * @throws MigrationStreamError or MigrationError as the JS path would.
  */
-function receiveSwitchover(
+function receiveNative(
   io: NativeIo,
   fd: number,
   channel: Channel,
   decoder: StreamDecoder,
   incoming: Incoming,
   idleMs: number,
+  sliceMs: number,
 ): StreamItem[] {
   const start = decoder.offset;
   const pre = [...decoder.takeQueued(), ...channel.takeReceived()];
@@ -310,6 +364,7 @@ function receiveSwitchover(
     DEFAULT_STREAM_LIMITS.maxFrameBytes,
     MAX_PAGES_PER_FRAME,
     Math.min(idleMs, 2 ** 31 - 1),
+    sliceMs,
   );
   switch (r.code) {
     case IO_CODES.ok:
@@ -326,6 +381,24 @@ function receiveSwitchover(
     default:
       throw new MigrationError("connection", r.message);
   }
+}
+
+/**
+ * A native read's time slice (-1: none) when PAGES frames come next after `item`, else
+ * undefined: during the pre-copy after LAYOUT, a PAGES or a ROUND frame, once the round's
+ * acknowledgement has left (the native read blocks the event loop that sends it); at the
+ * switchover after SWITCHOVER and any state before the last pages, or after one of them.
+ */
+function nativeSlice(incoming: Incoming, item: StreamItem, channel: Channel): number | undefined {
+  if (!incoming.switchover) {
+    const precopy = item.kind === "layout" || item.kind === "pages" || item.kind === "round";
+    return precopy && channel.socket.writableLength === 0 ? PRECOPY_SLICE_MS : undefined;
+  }
+  if (!incoming.pagesNext) return undefined;
+  const state = item.kind === "vcpu" || item.kind === "device";
+  return item.kind === "pages" || item.kind === "switchover" || (state && incoming.stateLeft === 0)
+    ? -1
+    : undefined;
 }
 
 function order(what: string): MigrationError {
@@ -352,7 +425,6 @@ export async function receiveMigration(
   const decoder = new StreamDecoder();
   const incoming = new Incoming(factory);
   const io = options.native === true ? nativeIo() : undefined;
-  let native = false;
   try {
     while (!decoder.ended) {
       // What is queued already is taken without an await: a 1 MiB frame arrives as ~16
@@ -376,27 +448,20 @@ export async function receiveMigration(
           ((incoming.origin?.flags ?? 0) & HEADER_FLAG_ROUND_ACKS) !== 0
         ) {
           await channel.write([
-            encodeReply(
-              io === undefined
-                ? { reply: "round", round: item.round }
-                : { reply: "round", round: item.round, switchover: true },
-            ),
+            encodeReply({
+              reply: "round",
+              round: item.round,
+              ...(io === undefined ? {} : { switchover: true }),
+              stateFirst: true,
+            }),
           ]);
         }
-        // The switchover has begun and this is the last frame `push` completed (SWITCHOVER or
-        // one of the last pages): the rest of the final pages go straight into RAM.
-        if (
-          incoming.switchover &&
-          !native &&
-          io !== undefined &&
-          i === items.length - 1 &&
-          (item.kind === "switchover" || item.kind === "pages")
-        ) {
-          const fd = channel.fd;
-          if (fd !== undefined) {
-            native = true;
-            items.push(...receiveSwitchover(io, fd, channel, decoder, incoming, idleMs));
-          }
+        // Pages come next and this is the last item `push` completed: they go straight into
+        // RAM, natively — in slices during the pre-copy, at once at the switchover.
+        const slice = i === items.length - 1 ? nativeSlice(incoming, item, channel) : undefined;
+        const fd = io === undefined || slice === undefined ? undefined : channel.fd;
+        if (io !== undefined && slice !== undefined && fd !== undefined) {
+          items.push(...receiveNative(io, fd, channel, decoder, incoming, idleMs, slice));
         }
       }
     }

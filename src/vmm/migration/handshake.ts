@@ -7,8 +7,10 @@
  *    (it rejected the stream; the source resumes the guest);
  * 1a. destination → source, when the stream header asks for it (stream.ts
  *    `HEADER_FLAG_ROUND_ACKS`), after each ROUND frame once every page before it is stored:
- *    `{"reply":"round","round":N,"switchover":true}\n` (the source pauses the guest only once it
- *    has caught up; `switchover`, from stream 1.2: send the SWITCHOVER frame, stream.ts);
+ *    `{"reply":"round","round":N,"switchover":true,"stateFirst":true}\n` (the source pauses the
+ *    guest only once it has caught up; `switchover`, from stream 1.2: this destination reads
+ *    the last pages natively, write them so; `stateFirst`, from 1.3: send SWITCHOVER with the
+ *    vCPU and device state before the last pages, stream.ts);
  * 2. destination → source, after END was decoded, every check passed and the whole state is
  *    loaded into the (not yet running) destination machine: `{"reply":"ready"}\n`;
  * 3. source → destination, after `ready`: the 3 bytes `GO\n`. The source stops for good once they
@@ -22,7 +24,13 @@ import { MigrationError } from "./transport.js";
 /** What the destination says. */
 export type Reply =
   | { readonly reply: "ready" }
-  | { readonly reply: "round"; readonly round: number; readonly switchover?: boolean }
+  | {
+      readonly reply: "round";
+      readonly round: number;
+      readonly switchover?: boolean;
+      /** 1.3: send the vCPU and device state right after SWITCHOVER, before the last pages. */
+      readonly stateFirst?: boolean;
+    }
   | { readonly reply: "error"; readonly error: string };
 
 /** Longest reply line accepted. */
@@ -74,13 +82,21 @@ function parseReply(line: string): Reply {
     throw new MigrationError("protocol", "the destination sent a reply that is not JSON");
   }
   if (typeof value === "object" && value !== null) {
-    const v = value as { reply?: unknown; error?: unknown; round?: unknown; switchover?: unknown };
+    const v = value as {
+      reply?: unknown;
+      error?: unknown;
+      round?: unknown;
+      switchover?: unknown;
+      stateFirst?: unknown;
+    };
     if (v.reply === "ready") return { reply: "ready" };
     if (v.reply === "round" && Number.isSafeInteger(v.round) && (v.round as number) >= 0) {
-      const round = v.round as number;
-      return v.switchover === true
-        ? { reply: "round", round, switchover: true }
-        : { reply: "round", round };
+      return {
+        reply: "round",
+        round: v.round as number,
+        ...(v.switchover === true ? { switchover: true } : {}),
+        ...(v.stateFirst === true ? { stateFirst: true } : {}),
+      };
     }
     if (v.reply === "error" && typeof v.error === "string") {
       return { reply: "error", error: v.error.split("\n")[0] ?? "" };

@@ -31,6 +31,7 @@ import { decodeMachineState } from "../snapshot/devices.js";
 import type { SnapshotMeta } from "../snapshot/model.js";
 import type { RestoreSnapshotOptions } from "../snapshot/restore.js";
 import { receiveMigration, type MigrationTarget, type StreamOrigin } from "./destination.js";
+import { rehearseState } from "./stream.js";
 import {
   DEFAULT_TIMEOUTS,
   formatUri,
@@ -142,16 +143,22 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
         // round trip through its register list and the restore policy, then every device's own
         // state) takes the first-run cost of that path — 8-15 ms of the downtime here — out of
         // the pause, and proves this machine's register list restores before any page arrives.
-        applyVcpuState(parts.vcpus, description.arch, captureVcpus(parts.vcpus), request.policy);
-        restoreDevices(parts.devices, saveDevices(parts.devices));
+        const own = { vcpus: captureVcpus(parts.vcpus), devices: saveDevices(parts.devices) };
+        applyVcpuState(parts.vcpus, description.arch, own.vcpus, request.policy);
+        restoreDevices(parts.devices, own.devices);
+        // The same for the stream's decoder of VCPU_STATE and DEVICE frames.
+        rehearseState(description.arch, origin.backend, own.vcpus, own.devices);
         return {
           memory: parts.vm.memory,
-          apply: (vcpus, devices) => {
+          applyVcpus: (vcpus, devices) => {
             const state = decodeMachineState({ devices });
             for (const disk of parseDescription(state.config).disks) checkDisk(disk);
             applyVcpuState(parts.vcpus, origin.arch, vcpus, request.policy);
             // RISC-V harts' SBI HSM state (section vmm.mp-state): secondaries run on here too.
             applyVcpuPower(parts.vcpus, devices);
+          },
+          applyDevices: (devices) => {
+            const state = decodeMachineState({ devices });
             restoreDevices(parts.devices, devices);
             machine.loadProgress(state.progress);
             record.add(state.output);

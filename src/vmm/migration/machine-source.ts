@@ -55,11 +55,12 @@ export function machineSource(machine: Machine): MigrationSource {
     },
     // Logging only while migrating: on at the start of the pre-copy, off again when it fails.
     // A soft memslot change needs the vCPUs parked (KVM takes it while they run; one path).
-    setDirtyLogging: async (enabled) => {
+    setDirtyLogging: async (enabled, parked) => {
       const running = machine.status().state === "running";
       if (running) await machine.pause();
       try {
         for (const m of vm.memory) setLogging(m.slot, enabled);
+        await parked?.();
       } finally {
         if (running) await machine.resume();
       }

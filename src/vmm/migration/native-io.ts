@@ -53,7 +53,8 @@ export interface RecvResult {
 export interface NativeIo {
   /**
    * Reads PAGES frames from `fd` (`pre` first) into the slots' RAM until a frame of another
-   * type starts; every wait at most `timeoutMs`.
+   * type starts, or with `sliceMs` >= 0 until that long has passed (at a frame boundary, or
+   * when no next frame starts within it); every wait at most `timeoutMs`.
    */
   recvPages(
     fd: number,
@@ -63,6 +64,7 @@ export interface NativeIo {
     maxFrameBytes: number,
     maxPages: number,
     timeoutMs: number,
+    sliceMs?: number,
   ): RecvResult;
   /**
    * Writes every chunk to `fd`, then with `appendCrc` their CRC32C (checksummed as they go:
@@ -76,10 +78,11 @@ export interface NativeIo {
   ): { code: number; written: number; message: string };
 }
 
-/** The addon's raw functions (native/sockio.cc's header). */
+/** The addon's raw functions (native/sockio.cc's and native/pagemap.cc's headers). */
 interface Addon {
   recvPages?: (...args: unknown[]) => unknown;
   sendAll?: (...args: unknown[]) => unknown;
+  touchedPages?: (view: Uint8Array, out: Uint8Array) => unknown;
 }
 
 /** The package's addon (../../native-addon.ts), undefined if it is not built or does not load. */
@@ -98,13 +101,19 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
   const recv = addon?.recvPages;
   const send = addon?.sendAll;
   if (recv === undefined || send === undefined) return undefined;
-  // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used.
-  if (recv(-1, [], [], 4096, 0, 0, 0) === undefined) return undefined;
+  // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used. An addon
+  // built from older sources (recvPages without its slice argument) throws: the JS path too.
+  try {
+    if (recv(-1, [], [], 4096, 0, 0, 0, -1) === undefined) return undefined;
+  } catch {
+    return undefined;
+  }
   return {
-    recvPages(fd, pre, slots, windowBytes, maxFrameBytes, maxPages, timeoutMs) {
+    recvPages(fd, pre, slots, windowBytes, maxFrameBytes, maxPages, timeoutMs, sliceMs = -1) {
       const list = slots.map((s) => [s.slot, s.pages, s.written, ...s.windows]);
+      const slice = Math.min(Math.max(Math.floor(sliceMs), -1), 2 ** 31 - 1);
       // Cast: native/sockio.cc returns [code, consumed, frames, pages, rest | message, offset].
-      const r = recv(fd, pre, list, windowBytes, maxFrameBytes, maxPages, timeoutMs) as [
+      const r = recv(fd, pre, list, windowBytes, maxFrameBytes, maxPages, timeoutMs, slice) as [
         number,
         number,
         number,
@@ -135,7 +144,8 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
   };
 }
 
-const NATIVE = wrap(loadAddon());
+const ADDON = loadAddon();
+const NATIVE = wrap(ADDON);
 
 /** The native switchover I/O, or undefined (module header). */
 export function nativeIo(): NativeIo | undefined {
@@ -152,4 +162,14 @@ export function socketFd(socket: Socket): number | undefined {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   return typeof fd === "number" && Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Which pages of `view` were ever touched (native/pagemap.cc): `out[i]` = 1 when page i may hold
+ * data, 0 when it was never touched and reads as zeros. False when that cannot be told (no
+ * addon, `REGVISOR_NATIVE=0`, memory that is not private anonymous, a view not page-aligned):
+ * then every page must be looked at.
+ */
+export function touchedPages(view: Uint8Array, out: Uint8Array): boolean {
+  return ADDON?.touchedPages?.(view, out) === true;
 }

@@ -11,7 +11,13 @@ import type { ArchName } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
 import { GO, ReplyDecoder, type Reply } from "./handshake.js";
-import { Precopy, type DirtyRam, type PrecopyProgress } from "./precopy.js";
+import {
+  Precopy,
+  type DirtyRam,
+  type FrameSink,
+  type PrecopyProgress,
+  type WriteChunks,
+} from "./precopy.js";
 import {
   encodeDeviceFrame,
   encodeEndFrame,
@@ -21,10 +27,11 @@ import {
   encodeSwitchoverFrame,
   encodeVcpuFrame,
   HEADER_FLAG_ROUND_ACKS,
+  rehearseState,
   type LayoutSlot,
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
-import { nativeIo } from "./native-io.js";
+import { nativeIo, touchedPages } from "./native-io.js";
 import {
   connectChannel,
   DEFAULT_TIMEOUTS,
@@ -48,9 +55,10 @@ export interface MigrationSource {
   /**
    * Turns the RAM's dirty logging on (the pre-copy is about to start: a fresh, clear log) or
    * off (the migration failed and the guest runs on here); vCPUs may be running or paused.
-   * Without it, the RAM must log already.
+   * Without it, the RAM must log already. `parked`, if given, runs while every vCPU is parked
+   * between exits for the change (`capture()` may be called then).
    */
-  setDirtyLogging?(enabled: boolean): Promise<void>;
+  setDirtyLogging?(enabled: boolean, parked?: () => Promise<void>): Promise<void>;
   /** Parks every vCPU between exits (devices quiesced: in-flight disk requests drained). */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -131,8 +139,10 @@ interface ReplyWatch {
    * within `timeoutMs` (a 1.0 destination never does).
    */
   acked(round: number, timeoutMs: number): Promise<boolean>;
-  /** The destination's acknowledgements asked for the SWITCHOVER frame (stream 1.2). */
+  /** The destination's acknowledgements say it reads the last pages natively (stream 1.2). */
   readonly marks: boolean;
+  /** They ask for the state before the last pages (stream 1.3). */
+  readonly stateFirst: boolean;
   /** Settles when the connection ended. */
   readonly done: Promise<void>;
 }
@@ -222,7 +232,7 @@ export class Migration {
       this.#status = { ...this.#status, stage: "precopy" };
       if (this.source.setDirtyLogging !== undefined) {
         logging = true;
-        await this.source.setDirtyLogging(true);
+        await this.source.setDirtyLogging(true, () => this.#rehearse());
         this.#phase("logging");
       }
       precopy = new Precopy(this.source.ram, write, {
@@ -231,6 +241,7 @@ export class Migration {
         ...(this.options.maxBandwidth === undefined
           ? {}
           : { maxBandwidth: this.options.maxBandwidth }),
+        touched: touchedPages,
         settle: (round) => this.#settle(ch, watch, round),
         onRound: (p) => {
           this.#progress = p;
@@ -243,30 +254,22 @@ export class Migration {
       await this.source.pause();
       paused = true;
       this.#phase("pause");
-      // A destination that asked for SWITCHOVER reads the last pages natively, in a process of
-      // its own (./native-io.ts); this side then writes them natively too, gathered from RAM,
-      // while the guest is paused (the event loop waits meanwhile; every wait is bounded by
-      // the stall timeout).
+      // A destination that reads the last pages natively, in a process of its own
+      // (./native-io.ts), gets them written natively too, gathered from RAM, while the guest is
+      // paused (the event loop waits meanwhile; every wait is bounded by the stall timeout).
       const io = watch.marks ? nativeIo() : undefined;
-      if (watch.marks) {
-        if (io === undefined) await write(encodeSwitchoverFrame());
-        else await ch.writeBlocking(io, encodeSwitchoverFrame());
-      }
-      const finalPages = await precopy.finish(
+      const send: WriteChunks = io === undefined ? write : (chunks) => ch.writeBlocking(io, chunks);
+      const sink: FrameSink =
         io === undefined
           ? { write }
           : {
               write: (chunks, sent) => ch.writeBlocking(io, chunks, true).finally(sent),
               unchecked: true,
-            },
-      );
-      this.#phase("final");
-      const state = await this.source.capture();
-      this.#phase("capture");
-      for (const vcpu of state.vcpus) await write(encodeVcpuFrame(vcpu, arch));
-      for (const device of state.devices) await write(encodeDeviceFrame(device));
-      await write(encodeEndFrame());
-      this.#phase("state");
+            };
+      const finalPages = watch.stateFirst
+        ? await this.#stateFirst(precopy, send, sink)
+        : await this.#pagesFirst(precopy, watch.marks, send, sink);
+      await send(encodeEndFrame());
       this.#status = { ...this.#status, stage: "commit" };
       const reply = await replies.next(
         this.options.readyTimeoutMs ?? MIGRATE_DEFAULTS.readyTimeoutMs,
@@ -338,6 +341,60 @@ export class Migration {
   }
 
   /**
+   * Runs the switchover's state capture and encoding once, nothing sent, while the vCPUs are
+   * parked anyway for the logging change: the first run of that code (V8 compiles each function
+   * on its first call) cost 5-20 ms of the guest's pause at the switchover here.
+   */
+  async #rehearse(): Promise<void> {
+    try {
+      const { vcpus, devices } = await this.source.capture();
+      rehearseState(this.source.arch, this.source.backend, vcpus, devices);
+    } catch {
+      // Only a warm-up: whatever failed here fails again, reported, at the switchover.
+    }
+  }
+
+  /**
+   * The switchover of stream 1.3: the state is captured at once (before the dirty log is read
+   * for the last time, so whatever completing the vCPUs' last exits writes to RAM is in it) and
+   * sent ahead of the last pages, so the destination checks and applies it while they are in
+   * flight. Returns the number of last pages.
+   */
+  async #stateFirst(precopy: Precopy, send: WriteChunks, sink: FrameSink): Promise<number> {
+    const { vcpus, devices } = await this.source.capture();
+    this.#phase("capture");
+    const frames = [...encodeSwitchoverFrame(vcpus.length + devices.length)];
+    for (const vcpu of vcpus) frames.push(...encodeVcpuFrame(vcpu, this.source.arch));
+    for (const device of devices) frames.push(...encodeDeviceFrame(device));
+    await send(frames);
+    this.#phase("state");
+    const finalPages = await precopy.finish(sink);
+    this.#phase("final");
+    return finalPages;
+  }
+
+  /**
+   * The switchover of streams 1.0–1.2: the last pages, then the state (captured first, as in
+   * 1.3, so the last dirty-log read sees whatever completing the vCPUs' last exits wrote).
+   */
+  async #pagesFirst(
+    precopy: Precopy,
+    marks: boolean,
+    send: WriteChunks,
+    sink: FrameSink,
+  ): Promise<number> {
+    const { vcpus, devices } = await this.source.capture();
+    this.#phase("capture");
+    if (marks) await send(encodeSwitchoverFrame());
+    const finalPages = await precopy.finish(sink);
+    this.#phase("final");
+    for (const vcpu of vcpus) await send(encodeVcpuFrame(vcpu, this.source.arch));
+    for (const device of devices) await send(encodeDeviceFrame(device));
+    this.#phase("state");
+    return finalPages;
+  }
+
+  /**
    * The end of a pre-copy round: its bytes have left and the destination stored them (its
    * `round` acknowledgement), so the round's time is the real transfer rate and a pause after
    * the last round carries no backlog. A destination that does not acknowledge (stream 1.0)
@@ -377,6 +434,7 @@ export class Migration {
     const queue: Reply[] = [];
     let acked = 0;
     let marks = false;
+    let stateFirst = false;
     let waiter: (() => void) | undefined;
     let ended = false;
     let failure: Error | undefined;
@@ -390,6 +448,7 @@ export class Migration {
             if (reply.reply === "round") {
               acked = Math.max(acked, reply.round);
               marks = reply.switchover === true;
+              stateFirst = reply.stateFirst === true;
             } else queue.push(reply);
           }
           waiter?.();
@@ -413,6 +472,9 @@ export class Migration {
       done,
       get marks() {
         return marks;
+      },
+      get stateFirst() {
+        return stateFirst;
       },
       acked: async (round, timeoutMs) => {
         const deadline = performance.now() + timeoutMs;

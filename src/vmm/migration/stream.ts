@@ -1,5 +1,5 @@
 /**
- * The live-migration stream, version 1.2: the snapshot format's CRC-framed, length-bounded
+ * The live-migration stream, version 1.3: the snapshot format's CRC-framed, length-bounded
  * sections (src/vmm/snapshot/format.ts), written one frame at a time as the migration goes, so
  * no side ever holds the whole guest RAM in one buffer. All integers little-endian.
  *
@@ -9,7 +9,7 @@
  * | --- | --- | --- |
  * | 0 | 8 | magic `"RGVMIGR\0"` (52 47 56 4d 49 47 52 00) |
  * | 8 | 2 | major (1): another major is refused |
- * | 10 | 2 | minor (2) |
+ * | 10 | 2 | minor (3) |
  * | 12 | 1 | arch: the KVM register-id arch byte (0x20 x86, 0x80 riscv, ...) |
  * | 13 | 1 | source backend (the snapshot format's codes: 1 kvm, 2 soft-inline, 3 soft-threaded) |
  * | 14 | 2 | reserved, 0 |
@@ -20,8 +20,9 @@
  * Then frames exactly as in a snapshot (u32 type, u32 flags, u64 length L, L payload bytes,
  * CRC32C of the frame's first 16 + L bytes), in this order: META, LAYOUT, PAGES/ROUND repeated
  * (pre-copy rounds), then the switchover: SWITCHOVER (1.2, only to a destination that asked for
- * it), the last PAGES, one VCPU_STATE per vCPU, one DEVICE per device, and END. Nothing follows
- * END.
+ * it), the last PAGES, one VCPU_STATE per vCPU, one DEVICE per device, and END; or from 1.3, to
+ * a destination that asked for it, SWITCHOVER with the count of state frames, those VCPU_STATE
+ * and DEVICE frames, the last PAGES, and END. Nothing follows END.
  *
  * | type | name | payload |
  * | --- | --- | --- |
@@ -32,7 +33,7 @@
  * | 17 | PAGES | u32 slot, u32 count, count × (u32 page index, u32 kind: 0 zero page, 1 data), then the 4 KiB of every data page in entry order |
  * | 18 | ROUND | u32 round number, u64 pages sent so far, u64 pages of the dirty set it sent (progress only) |
  * | 19 | END | empty |
- * | 20 | SWITCHOVER | empty: the source paused the guest, the last PAGES follow (1.2) |
+ * | 20 | SWITCHOVER | the source paused the guest: empty, the last PAGES follow (1.2); or u32 count of the VCPU_STATE and DEVICE frames that follow before the last PAGES (1.3) |
  *
  * Advisory header flag bit 16 (1.1), `HEADER_FLAG_ROUND_ACKS`: the source asks the destination to
  * answer each ROUND frame, once every page before it is stored, with a `round` reply
@@ -41,11 +42,17 @@
  * then stops waiting for acknowledgements after the first one does not come).
  *
  * SWITCHOVER (1.2) tells the destination that the guest is paused and the next PAGES frames are
- * the last ones: it may then read them without Node's socket machinery (./native-io.ts), which
- * it could not do during the pre-copy without holding up its event loop for as long as the
- * source's rounds take. A 1.2 destination says it understands the frame in its round
- * acknowledgements (./handshake.ts); the source sends it to no other (a 1.1 reader refuses
- * unknown frame types).
+ * the last ones: it reads them without Node's socket machinery (./native-io.ts) in one go,
+ * not in the time slices it reads the pre-copy in (which keep its event loop turning). A 1.2
+ * destination says it understands the frame in its round acknowledgements (./handshake.ts); the
+ * source sends it to no other (a 1.1 reader refuses unknown frame types).
+ *
+ * SWITCHOVER with a count (1.3) moves the state ahead of the last pages: the destination checks
+ * and applies the vCPUs' registers as soon as the announced frames are in, while the pages are
+ * still in flight, and the devices (which check their queues against guest RAM) at END. A
+ * destination asks for it with `stateFirst` in its round acknowledgements (./handshake.ts); the
+ * count is bounded by the snapshot's section limit, and a PAGES frame before the announced state
+ * is complete, a state frame beyond it or an END without all of it is refused.
  *
  * The decoder is incremental (`push` whatever arrives), never buffers more than one frame,
  * bounds every length before allocating, and lets only `MigrationStreamError` escape.
@@ -78,7 +85,7 @@ import {
 /** "RGVMIGR\0". */
 export const STREAM_MAGIC = new Uint8Array([0x52, 0x47, 0x56, 0x4d, 0x49, 0x47, 0x52, 0x00]);
 export const STREAM_MAJOR = 1;
-export const STREAM_MINOR = 2;
+export const STREAM_MINOR = 3;
 /** Header flag (advisory): answer every ROUND frame with a `round` reply (module header). */
 export const HEADER_FLAG_ROUND_ACKS = 1 << 16;
 export const STREAM_HEADER_BYTES = 28;
@@ -156,7 +163,11 @@ export type StreamItem =
   | { readonly kind: "round"; readonly round: number; readonly sent: bigint; readonly left: bigint }
   | { readonly kind: "vcpu"; readonly state: VcpuState }
   | { readonly kind: "device"; readonly state: DeviceState }
-  | { readonly kind: "switchover" }
+  | {
+      readonly kind: "switchover";
+      /** 1.3: VCPU_STATE and DEVICE frames that come next, before the last PAGES. */
+      readonly stateFrames?: number;
+    }
   | { readonly kind: "end" };
 
 // ---------------------------------------------------------------- writing
@@ -394,9 +405,35 @@ export function encodeEndFrame(): Uint8Array[] {
   return frame(FRAME_TYPES.END, []);
 }
 
-/** SWITCHOVER frame (module header). */
-export function encodeSwitchoverFrame(): Uint8Array[] {
-  return frame(FRAME_TYPES.SWITCHOVER, []);
+/**
+ * SWITCHOVER frame (module header): empty (1.2, the state follows the last pages), or with
+ * `stateFrames` (1.3) the number of VCPU_STATE and DEVICE frames that come before the last pages.
+ */
+export function encodeSwitchoverFrame(stateFrames?: number): Uint8Array[] {
+  return frame(
+    FRAME_TYPES.SWITCHOVER,
+    stateFrames === undefined ? [] : new Writer().u32(stateFrames).parts(),
+  );
+}
+
+/**
+ * Encodes `vcpus` and `devices` as a switchover's frames and decodes them again, keeping
+ * nothing: runs the state's frame codec once ahead of a switchover, so that the first-call cost
+ * of its functions (V8 compiles each lazily) is not paid while the guest is paused.
+ */
+export function rehearseState(
+  arch: ArchName,
+  backend: SnapshotBackend,
+  vcpus: readonly VcpuState[],
+  devices: readonly DeviceState[],
+): void {
+  const frames = [
+    encodeStreamHeader(arch, backend),
+    ...encodeSwitchoverFrame(vcpus.length + devices.length),
+  ];
+  for (const vcpu of vcpus) frames.push(...encodeVcpuFrame(vcpu, arch));
+  for (const device of devices) frames.push(...encodeDeviceFrame(device));
+  new StreamDecoder().push(concatBytes(frames));
 }
 
 // ---------------------------------------------------------------- reading
@@ -677,8 +714,7 @@ export class StreamDecoder {
         if (payload.length !== 0) throw this.#fail("the END frame has a payload");
         return { kind: "end" };
       case FRAME_TYPES.SWITCHOVER:
-        if (payload.length !== 0) throw this.#fail("the SWITCHOVER frame has a payload");
-        return { kind: "switchover" };
+        return this.#switchover(r, payload.length);
       default:
         throw this.#fail(`unknown frame type ${type}`);
     }
@@ -767,6 +803,17 @@ export class StreamDecoder {
     const out: Uint8Array[] = [];
     this.#q.forEach(at, count * PAGE_BYTES, (piece) => out.push(piece));
     return out;
+  }
+
+  /** SWITCHOVER: empty (1.2) or u32 count of the state frames that follow (1.3), bounded. */
+  #switchover(r: Reader, length: number): StreamItem {
+    if (length === 0) return { kind: "switchover" };
+    if (length !== 4) throw this.#fail(`the SWITCHOVER frame has ${length} bytes, not 0 or 4`);
+    const stateFrames = r.u32("state frames");
+    const max = this.#limits.snapshot.maxSections;
+    if (stateFrames > max)
+      throw this.#fail(`${stateFrames} state frames exceed the limit of ${max}`);
+    return { kind: "switchover", stateFrames };
   }
 
   #round(r: Reader): StreamItem {

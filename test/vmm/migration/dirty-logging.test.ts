@@ -123,3 +123,22 @@ for (const t of targets) {
     });
   });
 }
+
+describe("soft Vm.getDirtyLog(): clean words skipped", () => {
+  it("reports a page at every position of a 4-page word, and the tail past the last whole word", () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const base = 0x8000_0000n;
+    // 67 pages: 16 whole words of 4 pages, then 3 more; the log is 2 64-bit words (16 bytes).
+    const log = (pages: readonly number[]): number[] => {
+      const out = new Array<number>(16).fill(0);
+      for (const p of pages) out[p >> 3] = (out[p >> 3] ?? 0) | (1 << (p & 7));
+      return out;
+    };
+    const mem = vm.addMemory({ guestPhysAddr: base, size: 67 * 4096, logDirty: true });
+    for (const set of [[0], [1], [2], [3], [4, 7], [8, 9, 10, 11], [63], [64], [66], [5, 65]]) {
+      for (const p of set) vm.markDirty(base + BigInt(p * 4096), 1);
+      assert.deepEqual([...vm.getDirtyLog(mem.slot)], log(set), `pages ${set.join(",")}`);
+      assert.deepEqual([...vm.getDirtyLog(mem.slot)], log([]), "read and cleared");
+    }
+  });
+});

@@ -7,7 +7,8 @@ import type { Vm } from "../../../src/backends/vcpu.js";
 import { receiveMigration, type MigrationTarget } from "../../../src/vmm/migration/destination.js";
 import { Migration, type MigrationSource } from "../../../src/vmm/migration/source.js";
 import { Precopy } from "../../../src/vmm/migration/precopy.js";
-import { GO, ReplyDecoder, type Reply } from "../../../src/vmm/migration/handshake.js";
+import { touchedPages } from "../../../src/vmm/migration/native-io.js";
+import { encodeReply, GO, ReplyDecoder, type Reply } from "../../../src/vmm/migration/handshake.js";
 import {
   encodeEndFrame,
   encodeLayoutFrame,
@@ -15,6 +16,9 @@ import {
   encodePagesFrame,
   encodeRoundFrame,
   encodeStreamHeader,
+  encodeSwitchoverFrame,
+  encodeDeviceFrame,
+  encodeVcpuFrame,
   HEADER_FLAG_ROUND_ACKS,
   MAX_PAGES_PER_FRAME,
   PAGE_BYTES,
@@ -104,7 +108,8 @@ function targetFactory(applied: { devices: number }) {
       vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
       return {
         memory: vm.memory,
-        apply: (_vcpus, devices) => {
+        applyVcpus: () => undefined,
+        applyDevices: (devices) => {
           applied.devices = devices.length;
         },
         [Symbol.dispose]: () => {
@@ -194,7 +199,9 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
         using target = got.target;
         assert.deepEqual(
           replies,
-          flags === 0 ? [{ reply: "ready" }] : [{ reply: "round", round: 1 }, { reply: "ready" }],
+          flags === 0
+            ? [{ reply: "ready" }]
+            : [{ reply: "round", round: 1, stateFirst: true }, { reply: "ready" }],
         );
         assert.equal(target.memory[0]?.bytes[3 * PAGE_BYTES], 7);
       } finally {
@@ -237,6 +244,124 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
       assert.ok(ram.subarray(24 * PAGE_BYTES, 25 * PAGE_BYTES).every((b) => b === 0));
     } finally {
       ch.destroy();
+      await listener.close();
+    }
+  });
+
+  it("stream 1.3: the vCPUs are applied once the announced state is in, before the last pages; the devices after END", async () => {
+    const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
+    const events: string[] = [];
+    const received = listener.accept().then((channel) =>
+      receiveMigration(channel, {
+        arches: ["riscv"],
+        build: (): MigrationTarget => {
+          const vm = createSoftVm({ mode: "inline" });
+          const mem = vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
+          // What page 4 holds when each step runs: the last pages land between the two.
+          const page4 = () => mem.view(4 * PAGE_BYTES, 1)[0];
+          return {
+            memory: vm.memory,
+            applyVcpus: (vcpus, devices) => {
+              events.push(`vcpus ${vcpus.length}+${devices.length}, page 4 = ${page4()}`);
+            },
+            applyDevices: (devices) => {
+              events.push(`devices ${devices.length}, page 4 = ${page4()}`);
+            },
+            [Symbol.dispose]: () => {
+              vm.close();
+            },
+          };
+        },
+      }),
+    );
+    const ch = await connectChannel(listener.uri);
+    try {
+      await ch.write([
+        encodeStreamHeader("riscv", "soft-inline"),
+        ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
+        ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+        ...encodePagesFrame(0, [{ index: 3, data: new Uint8Array(PAGE_BYTES).fill(7) }]),
+        ...encodeSwitchoverFrame(2),
+        ...encodeVcpuFrame({ index: 0, regs: [] }, "riscv"),
+        ...encodeDeviceFrame({ name: "test", data: new Uint8Array([1]) }),
+        ...encodePagesFrame(0, [{ index: 4, data: new Uint8Array(PAGE_BYTES).fill(9) }]),
+        ...encodeEndFrame(),
+      ]);
+      await repliesUntilReady(ch);
+      await ch.write([GO]);
+      using target = (await received).target;
+      assert.deepEqual(events, ["vcpus 1+1, page 4 = 0", "devices 1, page 4 = 9"]);
+      assert.equal(target.memory[0]?.bytes[3 * PAGE_BYTES], 7);
+    } finally {
+      ch.destroy();
+      await listener.close();
+    }
+  });
+
+  it("stream 1.3: pages before the announced state is complete, a state frame too many, an END without all of it: refused", async () => {
+    const vcpu = encodeVcpuFrame({ index: 0, regs: [] }, "riscv");
+    const device = encodeDeviceFrame({ name: "test", data: new Uint8Array([1]) });
+    const pages = encodePagesFrame(0, [{ index: 4, data: undefined }]);
+    const cases: [Uint8Array[], RegExp][] = [
+      [[...encodeSwitchoverFrame(2), ...vcpu, ...pages], /PAGES frame out of order/],
+      [[...encodeSwitchoverFrame(1), ...vcpu, ...device], /DEVICE frame out of order/],
+      [[...encodeSwitchoverFrame(2), ...vcpu, ...encodeEndFrame()], /END frame out of order/],
+      [[...vcpu, ...encodeSwitchoverFrame(1)], /SWITCHOVER frame out of order/],
+    ];
+    for (const [tail, why] of cases) {
+      const { listener, received, ch } = await loopbackDestination();
+      try {
+        await ch.write([
+          encodeStreamHeader("riscv", "soft-inline"),
+          ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
+          ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+          ...tail,
+        ]);
+        await assert.rejects(received, why);
+      } finally {
+        ch.destroy();
+        await listener.close();
+      }
+    }
+  });
+
+  it("a destination that does not ask for stateFirst (1.2) gets the last pages first, then the state, then END", async () => {
+    using vm = newVm();
+    const { source, stop } = dirtySource(vm);
+    const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
+    // A 1.2 destination in JS: round acknowledgements without stateFirst or switchover.
+    const kinds = listener.accept().then(async (ch) => {
+      const decoder = new StreamDecoder();
+      const seen: string[] = [];
+      for (;;) {
+        const bytes = await ch.read(5000);
+        assert.ok(bytes !== undefined, "the source hung up");
+        for (const item of decoder.push(bytes)) {
+          seen.push(item.kind);
+          if (item.kind === "round")
+            await ch.write([encodeReply({ reply: "round", round: item.round })]);
+        }
+        if (decoder.ended) break;
+      }
+      await ch.write([encodeReply({ reply: "ready" })]);
+      assert.deepEqual([...((await ch.read(5000)) ?? [])], [...GO]);
+      ch.destroy();
+      return seen;
+    });
+    try {
+      const status = await new Migration(source, listener.uri, { downtimeLimitMs: 50 }).run();
+      assert.equal(status.status, "completed", status.error);
+      const seen = await kinds;
+      // After the last round: no SWITCHOVER, the last pages (if the writer dirtied any), the
+      // state, END.
+      const tail = seen.slice(seen.lastIndexOf("round") + 1);
+      assert.deepEqual(
+        tail.filter((k) => k !== "pages"),
+        ["device", "end"],
+      );
+      assert.ok(!tail.slice(tail.indexOf("device")).includes("pages"), tail.join(" "));
+    } finally {
+      stop();
       await listener.close();
     }
   });
@@ -397,6 +522,100 @@ describe("Precopy", () => {
     const busy = await run(true, 50);
     assert.deepEqual([busy.dirtyByRound, busy.switchover], [[pages, pages, pages], "max-rounds"]);
     assert.ok(busy.expectedDowntimeMs > 100, `${busy.expectedDowntimeMs} ms expected`);
+  });
+
+  it("round 1 sends a page the page tables call untouched as zero without reading it; later rounds read every page", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 1024;
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
+    mem.view(0, pages * PAGE_BYTES).fill(5);
+    const decoder = new StreamDecoder();
+    decoder.push(encodeStreamHeader("riscv", "soft-inline"));
+    const data = new Set<number>();
+    let asked = 0;
+    const precopy = new Precopy(
+      { memory: vm.memory, getDirtyLog: (slot) => vm.getDirtyLog(slot) },
+      (chunks) => {
+        for (const item of decoder.push(concatBytes([...chunks]))) {
+          if (item.kind !== "pages") continue;
+          for (const p of item.pages) {
+            if (p.data === undefined) data.delete(p.index);
+            else data.add(p.index);
+          }
+        }
+        return Promise.resolve();
+      },
+      {
+        downtimeLimitMs: 0,
+        maxRounds: 2,
+        // Claims pages 256-767 (whole groups and parts of others) were never touched, although
+        // they hold data: only round 1 may believe it.
+        touched: (view, out) => {
+          asked++;
+          assert.equal(view.length, pages * PAGE_BYTES);
+          out.fill(1);
+          out.fill(0, 256, 768);
+          return true;
+        },
+        settle: () => {
+          vm.markDirty(BASE, pages * PAGE_BYTES);
+          return Promise.resolve();
+        },
+      },
+    );
+    await precopy.iterate();
+    assert.equal(asked, 1, "looked up in round 1 only");
+    assert.equal(precopy.progress.zeroPages, 512);
+    // Round 2 read every page again and sent them all as data.
+    assert.equal(data.size, pages);
+  });
+
+  it("touchedPages(): pages of guest RAM never touched are 0, written or read ones 1; other memory cannot tell", (t) => {
+    using vm = createSoftVm({ mode: "inline" });
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: 64 * PAGE_BYTES });
+    const view = mem.view(0, 64 * PAGE_BYTES);
+    const out = new Uint8Array(64);
+    if (!touchedPages(view, out)) {
+      t.skip("no addon, REGVISOR_NATIVE=0 or no /proc/self/pagemap: every page is read");
+      return;
+    }
+    view[5 * PAGE_BYTES + 100] = 1;
+    assert.equal(view[9 * PAGE_BYTES], 0); // a read maps the zero page: touched too
+    view[63 * PAGE_BYTES] = 2;
+    assert.equal(touchedPages(view, out), true);
+    // The backend may have touched pages of the slot itself; these three are certainly touched.
+    for (const page of [5, 9, 63]) assert.equal(out[page], 1, `page ${page}`);
+    const untouched = [...out].filter((b) => b === 0).length;
+    assert.ok(untouched > 32, `${untouched} of 64 pages untouched`);
+    // Every page reported untouched reads as zero.
+    out.forEach((b, page) => {
+      if (b === 0)
+        assert.ok(view.subarray(page * PAGE_BYTES, (page + 1) * PAGE_BYTES).every((x) => x === 0));
+    });
+    // Not page-aligned, or a plain heap buffer: undefined is refused, the caller reads pages.
+    assert.equal(touchedPages(view.subarray(1, 1 + PAGE_BYTES), new Uint8Array(1)), false);
+    assert.equal(touchedPages(new Uint8Array(4 * PAGE_BYTES), new Uint8Array(4)), false);
+  });
+
+  it("finish() merges and counts dirty logs of any length and alignment", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 200;
+    vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES });
+    // Logs 25 bytes long at an odd offset: neither whole words nor 4-byte aligned.
+    const log = (set: readonly number[]): Uint8Array => {
+      const bytes = new Uint8Array(1 + pages / 8).subarray(1);
+      for (const p of set) bytes[p >> 3] = (bytes[p >> 3] ?? 0) | (1 << (p & 7));
+      return bytes;
+    };
+    const logs = [log([]), log([0, 31, 32, 100, 199]), log([31, 198, 199])];
+    const precopy = new Precopy(
+      { memory: vm.memory, getDirtyLog: () => logs.shift() ?? log([]) },
+      () => Promise.resolve(),
+      { downtimeLimitMs: 1e9, maxRounds: 1 },
+    );
+    await precopy.iterate();
+    assert.deepEqual(precopy.progress.dirtyByRound, [5]);
+    assert.equal(await precopy.finish(), 6);
   });
 
   it("sends a page as zero only when every byte is zero (one byte anywhere makes it data)", async () => {

@@ -199,7 +199,8 @@ describe("migration faults at the destination: everything received is discarded"
         vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
         return {
           memory: vm.memory,
-          apply: () => undefined,
+          applyVcpus: () => undefined,
+          applyDevices: () => undefined,
           [Symbol.dispose]: () => {
             disposed++;
             vm.close();

@@ -108,7 +108,8 @@ async function receive(bytes: Uint8Array, native: boolean, mode = "feed", idleMs
       vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
       return {
         memory: vm.memory,
-        apply: () => undefined,
+        applyVcpus: () => undefined,
+        applyDevices: () => undefined,
         [Symbol.dispose]: () => {
           ram = vm.memory[0]?.view(0, SIZE).slice();
           disposed++;
@@ -279,5 +280,74 @@ describe("native sendAll()", { skip }, () => {
     socket.destroy();
     child.kill();
     server.close();
+  });
+});
+
+describe("native recvPages() in slices (the pre-copy)", { skip }, () => {
+  /** Frames fed by a worker that then goes silent; this thread's end of the connection. */
+  async function fed(bytes: Uint8Array): Promise<{ fd: number; close: () => Promise<void> }> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    const worker = peer(address.port, "feed-hold", bytes);
+    const socket = await accepted;
+    socket.pause();
+    const fd = socketFd(socket);
+    assert.ok(fd !== undefined);
+    return {
+      fd,
+      close: async () => {
+        socket.destroy();
+        await worker.terminate();
+        server.close();
+      },
+    };
+  }
+
+  const slots = () => [
+    {
+      slot: 0,
+      pages: SIZE / PAGE_BYTES,
+      written: new Uint8Array(SIZE / PAGE_BYTES),
+      windows: [new Uint8Array(SIZE)],
+    },
+  ];
+  const recv = (fd: number, slice: number, timeoutMs: number) =>
+    io?.recvPages(fd, [], slots(), 1 << 30, 1 << 24, 4096, timeoutMs, slice);
+
+  it("returns at a frame boundary once no next frame starts within the slice, not after the idle timeout", async () => {
+    const frames = concatBytes([
+      ...encodePagesFrame(0, [page(1, 5)]),
+      ...encodePagesFrame(0, [page(2, 6), { index: 3, data: undefined }]),
+    ]);
+    const { fd, close } = await fed(frames);
+    try {
+      const t0 = performance.now();
+      // The slice (1 s) also covers the worker starting up on a loaded machine.
+      const r = recv(fd, 1000, 10_000);
+      const ms = performance.now() - t0;
+      assert.ok(r !== undefined);
+      assert.deepEqual(
+        [r.code, r.frames, r.pages, r.consumed, r.rest.length],
+        [0, 2, 3, frames.length, 0],
+      );
+      assert.ok(ms < 5000, `took ${ms} ms`);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a slice never cuts a frame: a frame cut off mid-way waits for the idle timeout", async () => {
+    const whole = concatBytes(encodePagesFrame(0, [page(1, 5)]));
+    const { fd, close } = await fed(concatBytes([whole, whole.subarray(0, 100)]));
+    try {
+      const r = recv(fd, 2000, 300);
+      assert.ok(r !== undefined);
+      assert.deepEqual([r.code, r.frames], [IO_CODES.timeout, 1]);
+    } finally {
+      await close();
+    }
   });
 });

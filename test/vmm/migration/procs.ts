@@ -137,6 +137,9 @@ export async function pauseAfterInitStarted(api: string, proc: Proc): Promise<vo
   try {
     status = (await apiRequest(api, "PUT", "/pause")).status;
   } catch (error) {
+    // The guest may have powered off, taking its control socket with it, before its last
+    // console lines reached us: give the process a moment to end and its output to arrive.
+    await Promise.race([proc.exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
     if (/^init: power off/m.test(proc.stdout)) throw new RaceLost("the guest powered off first");
     throw error;
   }

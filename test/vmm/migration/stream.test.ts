@@ -15,6 +15,7 @@ import {
   HEADER_FLAG_ROUND_ACKS,
   encodeRoundFrame,
   encodeStreamHeader,
+  encodeSwitchoverFrame,
   encodeVcpuFrame,
   FRAME_TYPES,
   MAX_PAGES_PER_FRAME,
@@ -101,7 +102,7 @@ describe("migration stream", () => {
       kind: "header",
       arch: "riscv",
       backend: "soft-threaded",
-      minor: 2,
+      minor: 3,
       flags: 0,
     });
   });
@@ -124,6 +125,41 @@ describe("migration stream", () => {
     ]);
     for (const bad of ['{"reply":"round"}\n', '{"reply":"round","round":-1}\n']) {
       assert.throws(() => new ReplyDecoder().push(new TextEncoder().encode(bad)), /unknown reply/);
+    }
+  });
+
+  it("round replies carry stateFirst (1.3) and switchover (1.2) only when true", () => {
+    const d = new ReplyDecoder();
+    const line = (text: string) => d.push(new TextEncoder().encode(text + "\n"));
+    assert.deepEqual(line('{"reply":"round","round":2,"switchover":true,"stateFirst":true}'), [
+      { reply: "round", round: 2, switchover: true, stateFirst: true },
+    ]);
+    assert.deepEqual(line('{"reply":"round","round":4,"stateFirst":1,"switchover":false}'), [
+      { reply: "round", round: 4 },
+    ]);
+  });
+
+  it("SWITCHOVER: empty (1.2) or the count of state frames before the last pages (1.3), bounded", () => {
+    const header = encodeStreamHeader("riscv", "kvm");
+    const decode = (frame: Uint8Array[]) =>
+      new StreamDecoder().push(concatBytes([header, ...frame])).slice(1);
+    assert.deepEqual(decode(encodeSwitchoverFrame()), [{ kind: "switchover" }]);
+    assert.deepEqual(decode(encodeSwitchoverFrame(3)), [{ kind: "switchover", stateFrames: 3 }]);
+    const max = DEFAULT_STREAM_LIMITS.snapshot.maxSections;
+    assert.deepEqual(decode(encodeSwitchoverFrame(max)), [
+      { kind: "switchover", stateFrames: max },
+    ]);
+    assert.throws(
+      () => decode(encodeSwitchoverFrame(max + 1)),
+      (e) =>
+        e instanceof MigrationStreamError && e.message.includes("state frames exceed the limit"),
+    );
+    for (const payload of [new Uint8Array(2), new Uint8Array(8)]) {
+      const frame = encodeFrame({ type: FRAME_TYPES.SWITCHOVER, flags: 0, payload: [payload] });
+      assert.throws(
+        () => decode(frame),
+        (e) => e instanceof MigrationStreamError && e.message.includes("not 0 or 4"),
+      );
     }
   });
 
