@@ -62,10 +62,9 @@ export interface RunBudget {
 export const DEFAULT_TIME_SLICE_MS = 100;
 /** Instructions per `hart.run()` call between checks of interrupts, timer and the slice. */
 const CHUNK = 1 << 16;
-const CORE = BigInt(KVM_SYNC_RISCV.CORE);
+const CORE = KVM_SYNC_RISCV.CORE;
 const SSTC_ID = isaExtId("sstc");
-const CSR = BigInt(KVM_SYNC_RISCV.CSR);
-const UNKNOWN_SYNC = ~BigInt(KVM_SYNC_RISCV.VALID_FIELDS) & ((1n << 64n) - 1n);
+const CSR = KVM_SYNC_RISCV.CSR;
 
 /** The `KVM_GUESTDBG_*` bits the soft backend implements (the rest are EINVAL). */
 const GUESTDBG_SUPPORTED =
@@ -290,9 +289,8 @@ export class VcpuKernel implements KernelState, KernelPort {
     // honouring its write-TLB flush request before running guest code (shared.ts).
     this.shared.setInRun(this.hartId, true);
     try {
-      const dirty = this.page.dirtyRegs;
-      if (((this.page.validRegs | dirty) & UNKNOWN_SYNC) !== 0n) throw new Errno(ERRNO.EINVAL);
-      this.applyDirty(dirty);
+      if (this.page.syncMaskInvalid()) throw new Errno(ERRNO.EINVAL);
+      this.applyDirty(this.page.dirtyGroups());
       this.completePending();
       if (this.page.immediateExit !== 0) return ERRNO.EINTR;
       return this.enter();
@@ -303,32 +301,34 @@ export class VcpuKernel implements KernelState, KernelPort {
     }
   }
 
-  private applyDirty(dirty: bigint): void {
+  private applyDirty(dirty: number): void {
+    if (dirty === 0) return;
     const { page, hart } = this;
-    if ((dirty & CORE) !== 0n) {
+    if ((dirty & CORE) !== 0) {
       hart.setPc(page.syncCore(0));
       for (let i = 1; i <= 31; i++) hart.setX(i, page.syncCore(i));
       hart.setMode(page.syncCore(32) === 1n ? 1 : 0);
-      page.dirtyRegs &= ~CORE;
+      page.dirtyRegs &= ~BigInt(CORE);
     }
-    if ((dirty & CSR) !== 0n) {
+    if ((dirty & CSR) !== 0) {
       GENERAL_CSRS.forEach((name, i) => {
         const value = page.syncCsr(i);
         hart.setCsr(name, name === "sip" ? value & 0x222n : value);
       });
-      page.dirtyRegs &= ~CSR;
+      page.dirtyRegs &= ~BigInt(CSR);
     }
   }
 
   private storeSync(): void {
     const { page, hart } = this;
-    const valid = page.validRegs;
-    if ((valid & CORE) !== 0n) {
+    const valid = page.validGroups();
+    if (valid === 0) return;
+    if ((valid & CORE) !== 0) {
       page.setSyncCore(0, hart.getPc());
       for (let i = 1; i <= 31; i++) page.setSyncCore(i, hart.getX(i));
       page.setSyncCore(32, BigInt(hart.getMode()));
     }
-    if ((valid & CSR) !== 0n) {
+    if ((valid & CSR) !== 0) {
       GENERAL_CSRS.forEach((name, i) => {
         const value = hart.getCsr(name);
         page.setSyncCsr(i, name === "sip" ? value & 0x222n : value);
@@ -354,6 +354,9 @@ export class VcpuKernel implements KernelState, KernelPort {
   private enter(): number {
     const deadline = performance.now() + this.budget.timeSliceMs;
     let remaining = this.budget.instructions;
+    const counting = remaining !== Infinity;
+    // The clock was just read: the first slice check would cost a read and never fire.
+    let checkClock = false;
     if (this.resetRequest !== undefined) {
       this.resetTo(this.resetRequest.pc, this.resetRequest.opaque);
       this.resetRequest = undefined;
@@ -373,10 +376,12 @@ export class VcpuKernel implements KernelState, KernelPort {
         if (!this.block(deadline)) return this.intr();
         continue;
       }
-      if (remaining <= 0 || performance.now() >= deadline) return this.intr();
-      const before = this.hart.instret;
+      if (remaining <= 0 || (checkClock && performance.now() >= deadline)) return this.intr();
+      checkClock = true;
+      // `instret` is a bigint made per read: only an instruction budget needs the count.
+      const before = counting ? this.hart.instret : 0n;
       const stop = this.hart.run(Math.min(CHUNK, remaining), seq);
-      remaining -= Number(this.hart.instret - before);
+      if (counting) remaining -= Number(this.hart.instret - before);
       switch (stop.kind) {
         case "ecall":
           if (handleEcall(this) === "exit") {
@@ -436,7 +441,7 @@ export class VcpuKernel implements KernelState, KernelPort {
     takeRemoteFences(this);
     const start = shared.takeStart(hartId);
     if (start !== undefined) this.resetTo(start.pc, start.opaque);
-    this.timer.poll(hart, shared.guestTime());
+    this.timer.poll(hart, shared);
     return shared.takeKick(hartId);
   }
 

@@ -279,7 +279,7 @@ function getCsr(st: KernelState, p: IdParts): bigint {
       const name = GENERAL_CSRS[p.index];
       if (p.index < 0 || name === undefined) return fail(ERRNO.ENOENT);
       // KVM's hrtimer raises STIP even while the vCPU is out of KVM_RUN.
-      if (name === "sip") st.timer.poll(st.hart, st.shared.guestTime());
+      if (name === "sip") st.timer.poll(st.hart, st.shared);
       const value = st.hart.getCsr(name);
       return name === "sip" ? value & SIP_MASK : value;
     }
@@ -324,7 +324,7 @@ function getTimer(st: KernelState, p: IdParts): bigint {
     case 2:
       return st.timer.compare;
     case 3:
-      st.timer.poll(st.hart, st.shared.guestTime()); // a due timer has already fired in KVM
+      st.timer.poll(st.hart, st.shared); // a due timer has already fired in KVM
       return st.timer.armed ? 1n : 0n;
     default:
       return fail(ERRNO.ENOENT);

@@ -134,6 +134,31 @@ export class RunArea {
     this.view.setBigUint64(H.kvm_dirty_regs.offset, mask, true);
   }
 
+  /**
+   * Kernel side: whether `kvm_valid_regs` or `kvm_dirty_regs` holds a bit outside
+   * `KVM_SYNC_RISCV.VALID_FIELDS` (KVM_RUN then fails with EINVAL). Read as 32-bit words: this
+   * runs on every entry, and a `bigint` read allocates.
+   */
+  syncMaskInvalid(): boolean {
+    const v = this.view;
+    const low =
+      v.getUint32(H.kvm_valid_regs.offset, true) | v.getUint32(H.kvm_dirty_regs.offset, true);
+    const high =
+      v.getUint32(H.kvm_valid_regs.offset + 4, true) |
+      v.getUint32(H.kvm_dirty_regs.offset + 4, true);
+    return high !== 0 || (low & ~KVM_SYNC_RISCV.VALID_FIELDS) !== 0;
+  }
+
+  /** Kernel side: the `KVM_SYNC_RISCV` groups `kvm_valid_regs` names (a number, see above). */
+  validGroups(): number {
+    return this.view.getUint32(H.kvm_valid_regs.offset, true) & KVM_SYNC_RISCV.VALID_FIELDS;
+  }
+
+  /** Kernel side: the `KVM_SYNC_RISCV` groups `kvm_dirty_regs` names. */
+  dirtyGroups(): number {
+    return this.view.getUint32(H.kvm_dirty_regs.offset, true) & KVM_SYNC_RISCV.VALID_FIELDS;
+  }
+
   /** Sync CORE slot `index` (0 pc, 1..31 x1..x31, 32 mode), as struct kvm_riscv_core. */
   syncCore(index: number): bigint {
     return this.view.getBigUint64(SYNC_CORE_OFFSET + 8 * index, true);

@@ -89,6 +89,9 @@ export interface StartRequest {
   readonly opaque: bigint;
 }
 
+/** What `takeCodeInvalidations` returns when nothing was invalidated (every entry asks). */
+const NO_PAGES: readonly number[] = [];
+
 /** View of a soft VM's shared state; cheap to construct on either side of a worker boundary. */
 export class VmShared {
   readonly buffer: SharedArrayBuffer;
@@ -334,7 +337,7 @@ export class VmShared {
     const tailAt = this.word(n, W.RING_TAIL);
     const head = Atomics.load(this.i32, headAt);
     const tail = Atomics.load(this.i32, tailAt);
-    if (tail === head) return [];
+    if (tail === head) return NO_PAGES;
     const pages: number[] = [];
     let all = ((tail - head) | 0) > INVALIDATE_RING;
     for (let i = head; !all && i !== tail; i = (i + 1) | 0) {

@@ -417,6 +417,12 @@ function kernelSuite(mode: SoftMode): void {
       area.validRegs = 0n;
       area.dirtyRegs = 1n << 31n;
       assert.throws(() => vcpu.run(), KvmError);
+      // Bits in the masks' upper 32-bit words are refused too (the kernel reads them as words).
+      area.dirtyRegs = 1n << 40n;
+      assert.throws(() => vcpu.run(), KvmError);
+      area.dirtyRegs = 0n;
+      area.validRegs = 1n << 63n;
+      assert.throws(() => vcpu.run(), KvmError);
       vm.close();
     });
 
