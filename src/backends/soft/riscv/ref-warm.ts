@@ -23,7 +23,6 @@ import { step } from "./interp.js";
 import { decodeBlock } from "./block.js";
 import { CSR } from "./csr.js";
 import { amoFast } from "./amo.js";
-import { Engine } from "./engine.js";
 
 const BASE = 0x80000000;
 const PAGES = 16;
@@ -72,8 +71,8 @@ const AMO_F5 = [0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c];
 const RVC = [0x4008, 0x6008, 0xc008, 0xe008, 0x2000, 0xa000, 0x4502, 0x6502, 0xc02a, 0xe02a];
 const RVC_SP = [0x2402, 0xa022];
 
-/** The scratch hart, its RAM and the run loop's engine, kept for the life of the process. */
-let primed: { core: Core; ram: Uint8Array; engine: Engine } | null = null;
+/** The scratch hart and its RAM, kept for the life of the process. */
+let primed: { core: Core; ram: Uint8Array } | null = null;
 
 /** Writes the Sv39 tables: VA = PA over the RAM, a gigapage at 0 (MMIO), a hole at HOLE. */
 function tables(dv: DataView): void {
@@ -332,51 +331,6 @@ function blocks(c: Core): void {
   }
 }
 
-/**
- * The engine's run loop (Engine.run, compiledAt) on a scratch engine of its own: a pc promoted
- * and its region compiled (the JS tier: a wasm region would cost a module), a due Sstc deadline
- * and the interrupt it raises. Measured on a Linux 6.1 boot: Engine.run was optimized before the
- * first promotion and the first interrupt, deoptimized at each (`b.straddles` in compiledAt,
- * `c.checkTimer()`, `c.takeInterrupt()`) and ran in baseline code meanwhile.
- */
-function runLoop(): Engine {
-  const e = new Engine(0, true, RUN_HOT, undefined, "js");
-  const c = e.core;
-  const ram = new Uint8Array(8192);
-  const dv = new DataView(ram.buffer);
-  // addi t0, t0, -1; bne t0, x0, -4; ecall, and the same loop straddling the page end (its
-  // block cannot be compiled: compiledAt's `b.straddles` path). The handler (stvec): sret.
-  for (const at of [0, 4094]) {
-    dv.setInt32(at, iType(-1, T0, 0, T0, 0x13), true);
-    dv.setInt32(at + 4, 0xfe029ee3, true);
-    dv.setInt32(at + 8, ECALL, true);
-  }
-  dv.setInt32(256, SRET, true);
-  c.mem.set([{ slot: 0, gpa: BASE, bytes: ram, readonly: false }]);
-  c.csr[C64.STVEC] = BASE + 256;
-  c.csr[C64.STVEC + 1] = 0;
-  // Many short runs before the loop's pc is promoted (the fast interpreter hands it over every
-  // `warm` visits): V8 records feedback only once the functions have their feedback vectors.
-  c.pc = BASE;
-  c.x.set([100000, 0], 2 * T0);
-  for (let k = 0; k < 40; k++) e.run(2 * RUN_HOT);
-  c.pc = BASE + 4094;
-  for (let k = 0; k < 4; k++) e.run(2 * RUN_HOT);
-  c.pc = BASE;
-  c.x.set([1000, 0], 2 * T0);
-  c.sstc = true;
-  c.csr[C64.STIMECMP] = 0;
-  c.csr[C64.STIMECMP + 1] = 0;
-  c.timerDueAt = 0;
-  c.sie = 0x20; // STIE
-  c.sstatus |= SSTATUS.SIE;
-  for (let k = 0; k < 4; k++) e.run(50);
-  return e;
-}
-
-/** The scratch engine's promotion threshold (its `warm` too: WARM is larger). */
-const RUN_HOT = 64;
-
 /** Runs the priming (once per process; later calls do nothing). */
 export function primeReferencePaths(): void {
   if (primed !== null) return;
@@ -388,7 +342,7 @@ export function primeReferencePaths(): void {
   dv.setUint16(4094, 0x0013, true); // addi straddling the page end
   const c = new Core(0);
   c.mem.set([{ slot: 0, gpa: BASE, bytes: ram, readonly: false }]);
-  primed = { core: c, ram, engine: runLoop() };
+  primed = { core: c, ram };
   c.csr[C64.STVEC] = HANDLER;
   c.csr[C64.STVEC + 1] = 0;
   // Twice: V8 gives a function its feedback vector only after a few calls (Node 20's V8:
