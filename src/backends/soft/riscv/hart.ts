@@ -15,6 +15,7 @@ import { MMIO_TAG } from "./access.js";
 import { fromBig, I64, toBigU } from "./i64.js";
 import { DEFAULT_HOT, Engine } from "./engine.js";
 import { primeFastTier } from "./fast-warm.js";
+import { primeReferencePaths } from "./ref-warm.js";
 
 const PAIR_INDEX: Partial<Record<GeneralCsr, number>> = {
   stvec: C64.STVEC,
@@ -75,7 +76,12 @@ export class Hart implements HartApi {
   private mmioSize = 0;
 
   constructor(options?: HartOptions) {
-    if (options?.translate ?? true) primeFastTier();
+    if (options?.translate ?? true) {
+      // Reference paths first: primeFastTier makes shared helpers (expandRvc, the TLB) hot, and
+      // V8 compiles them with the feedback they have when they become hot.
+      primeReferencePaths();
+      primeFastTier();
+    }
     this.engine = new Engine(
       options?.hartId ?? 0,
       options?.translate ?? true,
