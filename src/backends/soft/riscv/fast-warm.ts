@@ -15,6 +15,7 @@
 import { C64, Core, SSTATUS } from "./core.js";
 import { runFast } from "./fast.js";
 import { DecodeCache } from "./predecode.js";
+import { bType as br, iType as i, jal, rType as r, sType as s } from "./insn-encode.js";
 
 /** Heat counters of the priming run (a power of two, as the engine's). */
 const HEAT_SIZE = 64;
@@ -23,29 +24,6 @@ const ROUNDS = 8;
 
 const BASE = 0x80000000;
 const RAM = 16384;
-
-const r = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number): number =>
-  (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
-const i = (imm: number, rs1: number, f3: number, rd: number, op: number): number =>
-  ((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
-const s = (imm: number, rs2: number, rs1: number, f3: number): number =>
-  (((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | 0x23;
-const br = (imm: number, rs2: number, rs1: number, f3: number): number =>
-  (((imm >> 12) & 1) << 31) |
-  (((imm >> 5) & 0x3f) << 25) |
-  (rs2 << 20) |
-  (rs1 << 15) |
-  (f3 << 12) |
-  (((imm >> 1) & 0xf) << 8) |
-  (((imm >> 11) & 1) << 7) |
-  0x63;
-const jal = (imm: number, rd: number): number =>
-  (((imm >> 20) & 1) << 31) |
-  (((imm >> 1) & 0x3ff) << 21) |
-  (((imm >> 11) & 1) << 20) |
-  (((imm >> 12) & 0xff) << 12) |
-  (rd << 7) |
-  0x6f;
 
 /**
  * Where the data the program loads and stores lives: page 3, which holds no code (stores to a

@@ -23,6 +23,7 @@ import { step } from "./interp.js";
 import { decodeBlock } from "./block.js";
 import { CSR } from "./csr.js";
 import { amoFast } from "./amo.js";
+import { bType, iType, rType, sType } from "./insn-encode.js";
 
 const BASE = 0x80000000;
 const PAGES = 16;
@@ -41,12 +42,6 @@ const WARMUP = 12;
 /** Where traps go (stvec): an `sret` back to whatever sepc says. */
 const HANDLER = BASE + 2048;
 
-const rType = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number): number =>
-  (f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
-const iType = (imm: number, rs1: number, f3: number, rd: number, op: number): number =>
-  ((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op;
-const sType = (imm: number, rs2: number, rs1: number, f3: number): number =>
-  (((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 31) << 7) | 0x23;
 /** csrrs rd, csr, rs1 (f3 2), csrrc (3), csrrw (1). */
 const csr = (f3: number, num: number, rs1: number, rd: number): number =>
   iType(num, rs1, f3, rd, 0x73);
@@ -182,8 +177,7 @@ function aluOps(): number[] {
 }
 
 /** `b<f3> rs1, rs2, 8`. */
-const br = (rs2: number, rs1: number, f3: number): number =>
-  (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (8 << 7) | 0x63;
+const br = (rs2: number, rs1: number, f3: number): number => bType(8, rs2, rs1, f3);
 
 /** Sets the registers the ops use: data addresses in each page kind, wide values. */
 function regs(c: Core): void {
