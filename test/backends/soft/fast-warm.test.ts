@@ -10,7 +10,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { deoptsOf, PROBE_GCS, PROBE_MARK, probeAfterMark, TURBOFANNED } from "./v8-probe.js";
 
 /**
  * The child's script: prints a marker before the guest runs (V8's --trace-deopt lines follow it
@@ -25,42 +25,21 @@ function probe(): string {
     const { guest } = await import(${url("./fast-warm-guest.js")});
     primeFastTier();
     // Enough full collections for V8 to drop maps no live object uses (it retains them a few).
-    for (let i = 0; i < ${String(GCS)}; i++) globalThis.gc();
+    for (let i = 0; i < ${String(PROBE_GCS)}; i++) globalThis.gc();
     const { hart, ram } = hartWith([], { translate: true, hotThreshold: 1e9 });
     guest(ram);
     %OptimizeFunctionOnNextCall(runFast);
-    console.log("${MARK}");
+    console.log("${PROBE_MARK}");
     const stop = hart.run(10000);
     const after = %GetOptimizationStatus(runFast);
     console.log(JSON.stringify({ after, stop: stop.kind, a0: Number(hart.getX(10)) }));
   `;
 }
 
-/** Full collections between priming and the guest. */
-const GCS = 20;
-const MARK = "guest starts";
-/** V8's OptimizationStatus bit for TurboFan code (src/runtime/runtime.h, V8 11.3). */
-const TURBOFANNED = 1 << 6;
-
 describe("fast-tier priming (fast-warm.ts)", () => {
   it("runFast is not deoptimized by a boot's rare paths after primeFastTier() and GCs", () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        "--allow-natives-syntax",
-        "--expose-gc",
-        "--trace-deopt",
-        "--input-type=module",
-        "-e",
-        probe(),
-      ],
-      { encoding: "utf8", timeout: 60_000 },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const lines = r.stdout.trim().split("\n");
-    const after = lines.slice(lines.indexOf(MARK) + 1);
-    const deopts = after.filter((l) => l.includes("bailout") && l.includes("<JSFunction runFast"));
-    assert.deepEqual(deopts, [], "runFast deoptimized while the guest ran");
+    const after = probeAfterMark(probe());
+    assert.deepEqual(deoptsOf(after, ["runFast"]), [], "runFast deoptimized while the guest ran");
     const out = JSON.parse(after.pop() ?? "") as { after: number; stop: string; a0: number };
     assert.equal(out.stop, "ecall");
     assert.equal(out.a0, 1, "sltiu 3 < 5");

@@ -12,7 +12,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { deoptsOf, PROBE_GCS, PROBE_MARK, probeAfterMark, TURBOFANNED } from "./v8-probe.js";
 
 /** The functions checked, by module (src/backends/soft/riscv/) and export. */
 const WATCHED = {
@@ -27,7 +27,7 @@ const WATCHED = {
 /** Of WATCHED, the functions the guest calls (compiled before it runs, so TurboFan after it). */
 const CALLED = ["fetchPage", "csrRead", "csrWrite", "amoFast", "runFast"] as const;
 
-/** The child's script: prints MARK, runs the guest, then `{ status, stop, cause, sc }` as JSON. */
+/** The child's script: prints PROBE_MARK, runs the guest, then `{ status, stop, cause, sc }` as JSON. */
 function probe(): string {
   const url = (path: string): string => JSON.stringify(new URL(path, import.meta.url).href);
   const src = (m: string): string => url(`../../../src/backends/soft/riscv/${m}`);
@@ -45,41 +45,19 @@ function probe(): string {
     const { hart, ram } = hartWith([], { translate: true, hotThreshold: 1e9 });
     guest(ram);
     // Enough full collections for V8 to drop maps no live object uses (it retains them a few).
-    for (let i = 0; i < ${String(GCS)}; i++) globalThis.gc();
+    for (let i = 0; i < ${String(PROBE_GCS)}; i++) globalThis.gc();
     for (const [, f] of fns) %OptimizeFunctionOnNextCall(f);
-    console.log("${MARK}");
+    console.log("${PROBE_MARK}");
     const stop = hart.run(10000);
     const status = Object.fromEntries(fns.map(([n, f]) => [n, %GetOptimizationStatus(f)]));
     console.log(JSON.stringify({ status, stop: stop.kind, cause: Number(hart.getX(17)), sc: Number(hart.getX(15)) }));
   `;
 }
 
-const GCS = 20;
-const MARK = "guest starts";
-/** V8's OptimizationStatus bit for TurboFan code (src/runtime/runtime.h, V8 11.3). */
-const TURBOFANNED = 1 << 6;
-
 describe("reference-path priming (ref-warm.ts)", () => {
   it("a user-mode start does not deoptimize the reference paths after priming and GCs", () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        "--allow-natives-syntax",
-        "--expose-gc",
-        "--trace-deopt",
-        "--input-type=module",
-        "-e",
-        probe(),
-      ],
-      { encoding: "utf8", timeout: 60_000 },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const lines = r.stdout.trim().split("\n");
-    const after = lines.slice(lines.indexOf(MARK) + 1);
-    const names = Object.values(WATCHED).flat();
-    const deopts = after.filter(
-      (l) => l.includes("bailout") && names.some((n) => l.includes(`<JSFunction ${n} `)),
-    );
+    const after = probeAfterMark(probe());
+    const deopts = deoptsOf(after, Object.values(WATCHED).flat());
     assert.deepEqual(deopts, [], "a reference path deoptimized while the guest ran");
     const out = JSON.parse(after.pop() ?? "") as {
       status: Record<string, number>;
