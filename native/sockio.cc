@@ -474,6 +474,19 @@ bool IsCount(v8::Local<v8::Value> v) {
          v.As<v8::Number>()->Value() <= 9007199254740991.0;
 }
 
+// The non-empty Uint8Arrays of a JS array as (data, length) pieces; false when an element is
+// not a Uint8Array (the caller throws).
+bool BytesList(v8::Local<v8::Context> context, v8::Local<v8::Array> list,
+               std::vector<iovec> *out) {
+  for (uint32_t i = 0; i < list->Length(); i++) {
+    v8::Local<v8::Value> v;
+    if (!list->Get(context, i).ToLocal(&v) || !v->IsUint8Array()) return false;
+    const v8::Local<v8::Uint8Array> chunk = v.As<v8::Uint8Array>();
+    if (chunk->ByteLength() > 0) out->push_back({DataOf(chunk), chunk->ByteLength()});
+  }
+  return true;
+}
+
 // slots[i] = [id, pages, written: Uint8Array, ...windows: Uint8Array] (native-io.ts).
 bool ParseSlots(v8::Local<v8::Context> context, v8::Local<v8::Array> list, size_t window_bytes,
                 std::vector<Slot> *out) {
@@ -532,15 +545,13 @@ void RecvPages(const v8::FunctionCallbackInfo<v8::Value> &args) {
     return;
   }
   Input in(args[0].As<v8::Int32>()->Value(), args[6].As<v8::Int32>()->Value());
-  const v8::Local<v8::Array> pre = args[1].As<v8::Array>();
-  for (uint32_t i = 0; i < pre->Length(); i++) {
-    v8::Local<v8::Value> v;
-    if (!pre->Get(context, i).ToLocal(&v) || !v->IsUint8Array()) {
-      ThrowType(isolate, "recvPages: pre must be Uint8Arrays");
-      return;
-    }
-    const v8::Local<v8::Uint8Array> chunk = v.As<v8::Uint8Array>();
-    if (chunk->ByteLength() > 0) in.AddPrefix(DataOf(chunk), chunk->ByteLength());
+  std::vector<iovec> pre;
+  if (!BytesList(context, args[1].As<v8::Array>(), &pre)) {
+    ThrowType(isolate, "recvPages: pre must be Uint8Arrays");
+    return;
+  }
+  for (const iovec &piece : pre) {
+    in.AddPrefix(static_cast<const uint8_t *>(piece.iov_base), piece.iov_len);
   }
   PagesReader reader(&in, std::move(slots), window_bytes,
                      static_cast<uint64_t>(args[4].As<v8::Number>()->Value()),
@@ -630,20 +641,12 @@ void SendAll(const v8::FunctionCallbackInfo<v8::Value> &args) {
     return;
   }
   Input waiter(fd, args[2].As<v8::Int32>()->Value());
-  const v8::Local<v8::Array> list = args[1].As<v8::Array>();
   Outgoing out;
-  for (uint32_t i = 0; i < list->Length(); i++) {
-    v8::Local<v8::Value> v;
-    if (!list->Get(context, i).ToLocal(&v) || !v->IsUint8Array()) {
-      ThrowType(isolate, "sendAll: chunks must be Uint8Arrays");
-      return;
-    }
-    const v8::Local<v8::Uint8Array> chunk = v.As<v8::Uint8Array>();
-    if (chunk->ByteLength() > 0) {
-      out.iov.push_back({DataOf(chunk), chunk->ByteLength()});
-      out.total += chunk->ByteLength();
-    }
+  if (!BytesList(context, args[1].As<v8::Array>(), &out.iov)) {
+    ThrowType(isolate, "sendAll: chunks must be Uint8Arrays");
+    return;
   }
+  for (const iovec &piece : out.iov) out.total += piece.iov_len;
   const size_t payload = out.total;
   uint8_t trailer[4];
   size_t checked = append_crc ? 0 : payload;  // bytes that may be sent
