@@ -15,6 +15,23 @@ function spawn(argv: string[]): { status: number | null; stderr: string } {
   return { status: r.status, stderr: r.stderr };
 }
 
+/** A soft `run FILE` of the RISC-V demo. */
+const SOFT_RUN = ["run", "--backend", "soft", "--load-addr", "0x80200000", DEMO];
+let softLoads: { loaded: string[]; stderr: string } | undefined;
+
+/** The modules SOFT_RUN loads (test/data/report-loads.mjs), run once for the tests reading them. */
+function softRunLoads(): { loaded: string[]; stderr: string } {
+  if (softLoads === undefined) {
+    const r = spawnSync(process.execPath, ["--import", REPORT, BIN, ...SOFT_RUN], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const loaded = r.stderr.split("\n").filter((l) => l.startsWith("loaded "));
+    softLoads = { loaded, stderr: r.stderr };
+  }
+  return softLoads;
+}
+
 describe("the CLI loads backends on demand", () => {
   it("regs decode works where the FFI library cannot load", () => {
     const r = spawn(["regs", "decode", "0x8030000002000001"]);
@@ -34,12 +51,9 @@ describe("the CLI loads backends on demand", () => {
   });
 
   it("a soft run loads neither the snapshot format and restore code nor node:crypto", () => {
-    const argv = ["run", "--backend", "soft", "--load-addr", "0x80200000", DEMO];
-    const r = spawnSync(process.execPath, ["--import", REPORT, BIN, ...argv], { encoding: "utf8" });
-    assert.equal(r.status, 0, r.stderr);
-    const loaded = r.stderr.split("\n").filter((l) => l.startsWith("loaded "));
+    const { loaded, stderr } = softRunLoads();
     // The report works: the machine itself was loaded.
-    assert.ok(loaded.includes("loaded src/vmm/machine/machine.js"), r.stderr);
+    assert.ok(loaded.includes("loaded src/vmm/machine/machine.js"), stderr);
     for (const absent of [
       "loaded node:crypto",
       "loaded src/vmm/machine/state.js",
@@ -52,11 +66,8 @@ describe("the CLI loads backends on demand", () => {
   });
 
   it("a soft run FILE loads no x86 machine, foreign catalog, register dump or disk code unasked", () => {
-    const argv = ["run", "--backend", "soft", "--load-addr", "0x80200000", DEMO];
-    const r = spawnSync(process.execPath, ["--import", REPORT, BIN, ...argv], { encoding: "utf8" });
-    assert.equal(r.status, 0, r.stderr);
-    const loaded = r.stderr.split("\n").filter((l) => l.startsWith("loaded "));
-    assert.ok(loaded.includes("loaded src/vmm/arch/riscv/index.js"), r.stderr);
+    const { loaded, stderr } = softRunLoads();
+    assert.ok(loaded.includes("loaded src/vmm/arch/riscv/index.js"), stderr);
     for (const absent of [
       "loaded src/vmm/arch/x86/index.js",
       "loaded src/abi/kvm/x86-structs.js",
@@ -74,7 +85,9 @@ describe("the CLI loads backends on demand", () => {
       assert.ok(!loaded.includes(absent), `${absent}:\n${loaded.join("\n")}`);
     }
     // --dump-regs still loads the dump and prints it.
-    const dump = spawnSync(process.execPath, [BIN, ...argv, "--dump-regs"], { encoding: "utf8" });
+    const dump = spawnSync(process.execPath, [BIN, ...SOFT_RUN, "--dump-regs"], {
+      encoding: "utf8",
+    });
     assert.equal(dump.status, 0, dump.stderr);
     assert.match(dump.stdout, /^core\.pc +0x[0-9a-f]{16} +8 +0x[0-9a-f]{16}$/m);
   });
