@@ -3,7 +3,9 @@
  * (../machine/state.ts `buildEmptyMachine` on the injected backend, RAM with the source's
  * memslot flags, so the guest can move on again), fill it (./destination.ts), check and apply
  * the final state, and after the source's go-ahead run the guest through the same run loop as
- * `regvisor run FILE` (../runner.ts `runMachine`), console on the caller's output.
+ * `regvisor run FILE` (../runner.ts `runMachine`), console on the caller's output. Between
+ * listening and the first byte it warms up (`warmUpTargets`), so that building the machine
+ * when the stream's META arrives does not hold up round 1's pages.
  *
  * Options that describe the machine, when the user gives them (`--mem`, `--cpus`, `--disk`,
  * `--backend`, `--cmdline`), must match the stream's description: a mismatch is refused with
@@ -70,7 +72,7 @@ export interface IncomingRequest extends Omit<
   readonly timeouts?: ChannelTimeouts;
   /** Longest silence of the source, ms (default 30 s). */
   readonly idleMs?: number;
-  /** Called once the address listens (with the port the OS chose for port 0). */
+  /** Called once the address listens and the warm-up is over (with the port the OS chose for 0). */
   readonly onListening?: (uri: string) => void;
   /** Called after the go-ahead, before the guest runs. */
   readonly onReceived?: (info: { readonly bytes: number; readonly rounds: number }) => void;
