@@ -3,7 +3,9 @@
  * (../machine/state.ts `buildEmptyMachine` on the injected backend, RAM with the source's
  * memslot flags, so the guest can move on again), fill it (./destination.ts), check and apply
  * the final state, and after the source's go-ahead run the guest through the same run loop as
- * `regvisor run FILE` (../runner.ts `runMachine`), console on the caller's output.
+ * `regvisor run FILE` (../runner.ts `runMachine`), console on the caller's output. Between
+ * listening and the first byte it warms up (`warmUpTargets`), so that building the machine
+ * when the stream's META arrives does not hold up round 1's pages.
  *
  * Options that describe the machine, when the user gives them (`--mem`, `--cpus`, `--disk`,
  * `--backend`, `--cmdline`), must match the stream's description: a mismatch is refused with
@@ -11,27 +13,33 @@
  * without block migration) and checked by size and SHA-256 at the switchover.
  */
 import type { ArchName } from "../../abi/regid.js";
-import type { ImageArch } from "../image.js";
+import type { BlockBackend } from "../devices/virtio/disk.js";
+import { ramBaseFor } from "../guest-memory.js";
+import { hex, type ImageArch } from "../image.js";
 import type { BackendName, MachineBackend, RunMode } from "../machine/backend.js";
 import { openDisks, type DiskSpec } from "../machine/disks.js";
 import { ConsoleRecord, Machine } from "../machine/machine.js";
 import {
+  applyVcpuPower,
   applyVcpuState,
   buildEmptyMachine,
   captureVcpus,
-  saveDevices,
   checkDisk,
+  DESCRIPTION_VERSION,
   parseDescription,
+  restoreDevices,
+  saveDevices,
+  snapshotBackend,
   type MachineDescription,
 } from "../machine/state.js";
-import { applyVcpuPower, restoreDevices } from "../machine/state.js";
+import type { MachineIo } from "../machine/types.js";
 import { ARCHES, runMachine, runnerIo, type RunRequest, type RunSummary } from "../runner.js";
 import type { StopSource } from "../runner-types.js";
 import { decodeMachineState } from "../snapshot/devices.js";
-import type { SnapshotMeta } from "../snapshot/model.js";
+import type { Snapshot, SnapshotMeta } from "../snapshot/model.js";
 import type { RestoreSnapshotOptions } from "../snapshot/restore.js";
 import { receiveMigration, type MigrationTarget, type StreamOrigin } from "./destination.js";
-import { rehearseState } from "./stream.js";
+import { rehearseState, STREAM_MINOR } from "./stream.js";
 import {
   DEFAULT_TIMEOUTS,
   formatUri,
@@ -64,7 +72,7 @@ export interface IncomingRequest extends Omit<
   readonly timeouts?: ChannelTimeouts;
   /** Longest silence of the source, ms (default 30 s). */
   readonly idleMs?: number;
-  /** Called once the address listens (with the port the OS chose for port 0). */
+  /** Called once the address listens and the warm-up is over (with the port the OS chose for 0). */
   readonly onListening?: (uri: string) => void;
   /** Called after the go-ahead, before the guest runs. */
   readonly onReceived?: (info: { readonly bytes: number; readonly rounds: number }) => void;
@@ -101,6 +109,164 @@ function checkExpectation(d: MachineDescription, want: IncomingExpectation): voi
   }
 }
 
+/** The machine a stream is loaded into, and the machine that will run it. */
+interface Built {
+  readonly machine: Machine;
+  readonly target: MigrationTarget;
+}
+
+/** What building a target needs besides the description. */
+interface TargetContext {
+  readonly io: MachineIo;
+  readonly record: ConsoleRecord;
+  readonly policy: RestoreSnapshotOptions | undefined;
+}
+
+/**
+ * An empty machine for `description` on `backend`, with `disks` opened in description order,
+ * as the target the stream fills: not running, its own state already round-tripped once.
+ */
+function makeTarget(
+  description: MachineDescription,
+  origin: StreamOrigin,
+  backend: MachineBackend,
+  disks: readonly BlockBackend[],
+  context: TargetContext,
+): Built {
+  const { io, record, policy } = context;
+  const parts = buildEmptyMachine(ARCHES[description.arch], description, backend, io, disks);
+  const machine = new Machine(parts, backend, io, {
+    guest: description.guest,
+    arch: description.arch,
+    console: record,
+    disks: description.disks.map((d) => ({ path: d.path, readOnly: d.readOnly })),
+    ...(description.cmdline === undefined ? {} : { cmdline: description.cmdline }),
+  });
+  try {
+    // The switchover restores the source's vCPU and device state while the guest is paused on
+    // both sides. Restoring this fresh machine's own state through the same path now (a round
+    // trip through its register list and the restore policy, then every device's own state)
+    // takes what is left of that path's first-run cost out of the pause, and proves this
+    // machine's register list restores before any page arrives.
+    const own = { vcpus: captureVcpus(parts.vcpus), devices: saveDevices(parts.devices) };
+    applyVcpuState(parts.vcpus, description.arch, own.vcpus, policy);
+    restoreDevices(parts.devices, own.devices);
+    // The same for the stream's decoder of VCPU_STATE and DEVICE frames.
+    rehearseState(description.arch, origin.backend, own.vcpus, own.devices);
+  } catch (error) {
+    machine[Symbol.dispose]();
+    throw error;
+  }
+  const target: MigrationTarget = {
+    memory: parts.vm.memory,
+    applyVcpus: (vcpus, devices) => {
+      const state = decodeMachineState({ devices });
+      for (const disk of parseDescription(state.config).disks) checkDisk(disk);
+      applyVcpuState(parts.vcpus, origin.arch, vcpus, policy);
+      // RISC-V harts' SBI HSM state (section vmm.mp-state): secondaries run on here too.
+      applyVcpuPower(parts.vcpus, devices);
+    },
+    applyDevices: (devices) => {
+      const state = decodeMachineState({ devices });
+      restoreDevices(parts.devices, devices);
+      machine.loadProgress(state.progress);
+      record.add(state.output);
+    },
+    [Symbol.dispose]: () => {
+      machine[Symbol.dispose]();
+    },
+  };
+  return { machine, target };
+}
+
+/** Guest RAM of a warm-up machine: its size changes nothing in the code a build runs. */
+const WARM_UP_RAM_BYTES = 2 * 1024 * 1024;
+
+/** How the warm-up of one architecture went (`warmUpTargets`). */
+export type WarmUp =
+  | { readonly arch: ImageArch; readonly ms: number }
+  | { readonly arch: ImageArch; readonly skipped: string };
+
+/**
+ * Before the first byte arrives: builds a small machine of each architecture this destination
+ * could receive (on the backend it would use, in `request.mode`), loads it as a stream would
+ * (its own state, captured as the source captures it, through the switchover's checks and
+ * apply) and drops it. Measured here: the first build of a machine and the first restore of a
+ * register list cost 50-60 ms of CPU in a fresh process, almost all of it V8 compiling the
+ * code on its first call; when the stream's META arrives, the build takes 3-8 ms instead, so
+ * round 1's pages are stored as they arrive. An architecture whose backend cannot run here,
+ * or that `--backend` rules out, is skipped, and so is every one left once `enough()` (a source
+ * connected, a stop was asked for); nothing built here survives.
+ */
+export async function warmUpTargets(
+  request: Pick<IncomingRequest, "backendFor" | "mode" | "expect" | "policy">,
+  enough: () => boolean = () => false,
+): Promise<WarmUp[]> {
+  const done: WarmUp[] = [];
+  for (const arch of Object.keys(ARCHES) as ImageArch[]) {
+    // A turn of the event loop, so that a connection (or a signal) that came is seen.
+    await new Promise(setImmediate);
+    if (enough()) {
+      done.push({ arch, skipped: "the stream came first" });
+      continue;
+    }
+    const start = performance.now();
+    try {
+      const backend = request.backendFor(arch, request.mode);
+      const wanted = request.expect?.backend;
+      if (wanted !== undefined && backend.name !== wanted) {
+        done.push({ arch, skipped: `--backend ${wanted}` });
+        continue;
+      }
+      backend.check?.();
+      const description = warmUpDescription(arch, backend);
+      const origin = { arch, backend: snapshotBackend(backend), minor: STREAM_MINOR, flags: 0 };
+      const make = (): Built =>
+        makeTarget(description, origin, backend, [], {
+          io: runnerIo({ output: () => undefined }).io,
+          record: new ConsoleRecord(),
+          policy: request.policy,
+        });
+      // The state as a source captures it, from another machine: a capture completes each
+      // vCPU's last exit with a run, after which KVM (and the soft backend) refuse changes to
+      // some registers (SBI_EXT: EBUSY), so it must not be the target's own.
+      const state = await captureAndDrop(make().machine);
+      using target = make().target;
+      target.applyVcpus(state.vcpus, state.devices);
+      target.applyDevices(state.devices);
+      done.push({ arch, ms: performance.now() - start });
+    } catch (error) {
+      // Only a warm-up: a backend that cannot run here refuses the real build again, then with
+      // its reason on the stream.
+      done.push({ arch, skipped: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return done;
+}
+
+/** `machine`'s state as a source captures it (`Machine.captureState()`); disposes of it. */
+async function captureAndDrop(machine: Machine): Promise<Snapshot> {
+  using dropped = machine;
+  return await dropped.captureState();
+}
+
+/** A one-vCPU machine of `arch` with a little RAM where that architecture's RAM starts. */
+function warmUpDescription(arch: ImageArch, backend: MachineBackend): MachineDescription {
+  return {
+    kind: `${arch}-warm-up`,
+    version: DESCRIPTION_VERSION,
+    arch,
+    backend: backend.name,
+    ...(backend.mode === undefined ? {} : { mode: backend.mode }),
+    guest: "elf",
+    cpus: 1,
+    ram: [{ slot: 0, gpa: hex(ramBaseFor(arch)), size: WARM_UP_RAM_BYTES, flags: 0 }],
+    devices: [],
+    disks: [],
+    facts: {},
+  };
+}
+
 /**
  * Receives one migration on `request.uri` and runs the guest to its ending.
  * @throws MigrationError (one line) when the stream is refused, broken or abandoned, before the
@@ -108,9 +274,15 @@ function checkExpectation(d: MachineDescription, want: IncomingExpectation): voi
  */
 export async function receiveGuest(request: IncomingRequest): Promise<IncomingSummary> {
   await using listener = await listenOnce(request.uri, request.timeouts ?? DEFAULT_TIMEOUTS);
+  // Announced once warm: a source that connects on the line finds the fast path. One that
+  // connects earlier waits at most for the architecture being warmed.
+  const accepted = listener.accept();
+  let arrived = false;
+  void accepted.then(() => (arrived = true));
+  await warmUpTargets(request, () => arrived || request.stop?.requested() !== undefined);
   request.onListening?.(formatUri(listener.uri));
-  const channel = await untilStopped(listener.accept(), request.stop, () => undefined);
-  let built: { machine: Machine; description: MachineDescription } | undefined;
+  const channel = await untilStopped(accepted, request.stop, () => undefined);
+  let built: (Built & { description: MachineDescription }) | undefined;
   const disks: ReturnType<typeof openDisks> = [];
   const { io, record, unclaimed } = runnerIo(request, new ConsoleRecord());
   try {
@@ -129,44 +301,13 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
         }
         const specs = description.disks.map((d) => ({ path: d.path, readOnly: d.readOnly }));
         disks.push(...openDisks(specs));
-        const parts = buildEmptyMachine(ARCHES[description.arch], description, backend, io, disks);
-        const machine = new Machine(parts, backend, io, {
-          guest: description.guest,
-          arch: description.arch,
-          console: record,
-          disks: specs,
-          ...(description.cmdline === undefined ? {} : { cmdline: description.cmdline }),
+        const made = makeTarget(description, origin, backend, disks, {
+          io,
+          record,
+          policy: request.policy,
         });
-        built = { machine, description };
-        // The switchover restores the source's vCPU and device state while the guest is paused
-        // on both sides. Restoring this fresh machine's own state through the same path now (a
-        // round trip through its register list and the restore policy, then every device's own
-        // state) takes the first-run cost of that path — 8-15 ms of the downtime here — out of
-        // the pause, and proves this machine's register list restores before any page arrives.
-        const own = { vcpus: captureVcpus(parts.vcpus), devices: saveDevices(parts.devices) };
-        applyVcpuState(parts.vcpus, description.arch, own.vcpus, request.policy);
-        restoreDevices(parts.devices, own.devices);
-        // The same for the stream's decoder of VCPU_STATE and DEVICE frames.
-        rehearseState(description.arch, origin.backend, own.vcpus, own.devices);
-        return {
-          memory: parts.vm.memory,
-          applyVcpus: (vcpus, devices) => {
-            const state = decodeMachineState({ devices });
-            for (const disk of parseDescription(state.config).disks) checkDisk(disk);
-            applyVcpuState(parts.vcpus, origin.arch, vcpus, request.policy);
-            // RISC-V harts' SBI HSM state (section vmm.mp-state): secondaries run on here too.
-            applyVcpuPower(parts.vcpus, devices);
-          },
-          applyDevices: (devices) => {
-            const state = decodeMachineState({ devices });
-            restoreDevices(parts.devices, devices);
-            machine.loadProgress(state.progress);
-            record.add(state.output);
-          },
-          [Symbol.dispose]: () => {
-            machine[Symbol.dispose]();
-          },
-        };
+        built = { ...made, description };
+        return made.target;
       },
     };
     const received = await untilStopped(
@@ -182,7 +323,7 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
     );
     channel.destroy();
     request.onReceived?.({ bytes: received.bytes, rounds: received.rounds });
-    const b = built as { machine: Machine; description: MachineDescription } | undefined;
+    const b = built as (Built & { description: MachineDescription }) | undefined;
     if (b === undefined) throw refuse("the stream built no machine");
     using machine = b.machine;
     const summary = await runMachine(machine, request, {
