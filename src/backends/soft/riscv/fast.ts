@@ -23,12 +23,9 @@ import type { Core } from "./core.js";
 import { loadSlow, MMIO_TAG, storeSlow } from "./access.js";
 import { amoFast } from "./amo.js";
 import { div32, div64, I64, mul64, mulh64, TWO32 } from "./i64.js";
-import { exec, step } from "./interp.js";
+import { exec, execSystem, step } from "./interp.js";
 import { K, type DecodeCache } from "./predecode.js";
 import { EMPTY_VIEW } from "./tlb.js";
-
-/** 2^53: offsets below it in magnitude are exact doubles. */
-const TWO53 = 2 ** 53;
 
 /**
  * Most instructions one call runs: bounds how long the engine goes without looking at the
@@ -73,8 +70,7 @@ export function runFast(
     return reference(c);
   }
   const x = c.x;
-  let ops = p.op;
-  let imms = p.imm;
+  let code = p.code;
   /** Virtual address of the page's first byte (for same-page jumps). */
   //
   // The loop carries no pc: the instruction's pc is `base + 2 * idx`, computed where it is
@@ -82,8 +78,9 @@ export function runFast(
   // boxed by V8, one heap number per instruction (measured: 250 MB allocated per 20 M
   // instructions, a scavenge every ~0.3 M).
   let base = pc0 - (lo & 4095);
-  /** Low word of `base` (for heat hashing and page lookups). */
+  /** Low and high words of `base` (for heat hashing and page lookups). */
   let baseLo = lo & -4096;
+  let baseHi = Math.floor(pc0 / TWO32) | 0;
   /** Set by a taken branch or jump, whose target is `base + off`. */
   let jumped = false;
   let off = 0;
@@ -97,9 +94,9 @@ export function runFast(
   /** Instructions of this run already added to `c.icount` (before an `exec`, see there). */
   let done = 0;
   for (;;) {
-    let w = ops[idx] ?? 0;
+    let w = code[2 * idx] ?? 0;
     if (w === 0) w = dc.decode(p, idx);
-    const imm = imms[idx] ?? 0;
+    const imm = code[2 * idx + 1] ?? 0;
     const len = 2 + ((w >>> 6) & 2);
     const rd2 = (w >>> 7) & 62;
     const a = (w >>> 12) & 62;
@@ -144,17 +141,16 @@ export function runFast(
           x[rd2] = ret | 0;
           x[rd2 + 1] = Math.floor(ret / TWO32) | 0;
         }
-        // Core.setPcPair inline: a call would box the int32 halves (see the switch).
-        if (thi < -0x200000 || thi >= 0x200000) {
+        // The offset from `base` stays an int32 (a double one, shared with the branches, made
+        // every jump convert to and from float64): a target more than 2 GiB away, or in another
+        // 4 GiB (kernel <-> user, a pc past 2^53), returns to the engine, which counts its heat
+        // as here.
+        const d = ((tlo & ~1) >>> 0) - (baseLo >>> 0);
+        if (thi !== baseHi || d < -0x80000000 || d > 0x7fffffff) {
           c.setPcPair(tlo & ~1, thi);
           return boundary(c, n, done);
         }
-        // Both below 2^53 in magnitude, so the offset is exact when it is below 2^53 too.
-        off = thi * TWO32 + ((tlo & ~1) >>> 0) - base;
-        if (off <= -TWO53 || off >= TWO53) {
-          c.setPcPair(tlo & ~1, thi);
-          return boundary(c, n, done);
-        }
+        off = d | 0;
         jumped = true;
         break;
       }
@@ -475,7 +471,7 @@ export function runFast(
         // CSR reads of instret/cycle inside exec see every instruction retired before.
         c.icount += n - 1 - done;
         done = n - 1;
-        exec(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, base + 2 * idx, len);
+        execSystem(c, imm, (w & 128) !== 0 ? imm : (w >>> 8) & 0xffff, base + 2 * idx, len);
         if (c.exc) return trapped(c, n, done);
         // Goes on at the next instruction, as after a jump to a cold target, when the SYSTEM
         // instruction changed nothing the engine must see first: no stop, no interrupt ready,
@@ -530,16 +526,17 @@ export function runFast(
       }
       if (off < 0 || off >= 4096) {
         const target = base + off;
-        const q = dc.cachedPage(tlo >>> 12, Math.floor(target / TWO32) | 0);
+        const thi = Math.floor(target / TWO32) | 0;
+        const q = dc.cachedPage(tlo >>> 12, thi);
         if (q === null) {
           c.pc = target;
           return boundary(c, n, done);
         }
         p = q;
-        ops = q.op;
-        imms = q.imm;
+        code = q.code;
         base = target - (tlo & 4095);
         baseLo = tlo & -4096;
+        baseHi = thi;
       }
       heat[h] = visits;
       idx = (tlo & 4095) >>> 1;
