@@ -112,6 +112,9 @@ export function runFast(
     const b = (w >>> 17) & 62;
     const alo = x[a] ?? 0;
     const ahi = x[a + 1] ?? 0;
+    // rs2 of every kind, read up front like rs1 (one pair of loads rather than one per case).
+    const blo = x[b] ?? 0;
+    const bhi = x[b + 1] ?? 0;
     n++;
     // Every case is inline: a call with an int32 outside V8's 31-bit small-integer range
     // boxes it (a heap allocation), and register halves and addresses mostly are outside it.
@@ -173,46 +176,44 @@ export function runFast(
           break wb;
         }
         case 6 satisfies typeof K.BEQ:
-          if (alo === (x[b] ?? 0) && ahi === (x[b + 1] ?? 0)) {
+          if (alo === blo && ahi === bhi) {
             off = 2 * idx + imm;
             jumped = true;
           }
           break wb;
         case 7 satisfies typeof K.BNE:
-          if (alo !== (x[b] ?? 0) || ahi !== (x[b + 1] ?? 0)) {
+          if (alo !== blo || ahi !== bhi) {
             off = 2 * idx + imm;
             jumped = true;
           }
           break wb;
         case 8 satisfies typeof K.BLT: {
-          const bhi = x[b + 1] ?? 0;
-          if (ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
+          if (ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0)) {
             off = 2 * idx + imm;
             jumped = true;
           }
           break wb;
         }
         case 9 satisfies typeof K.BGE: {
-          const bhi = x[b + 1] ?? 0;
-          if (!(ahi < bhi || (ahi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
+          if (!(ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0))) {
             off = 2 * idx + imm;
             jumped = true;
           }
           break wb;
         }
         case 10 satisfies typeof K.BLTU: {
-          const bhi = (x[b + 1] ?? 0) >>> 0;
+          const ubhi = bhi >>> 0;
           const uhi = ahi >>> 0;
-          if (uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0)) {
+          if (uhi < ubhi || (uhi === ubhi && alo >>> 0 < blo >>> 0)) {
             off = 2 * idx + imm;
             jumped = true;
           }
           break wb;
         }
         case 11 satisfies typeof K.BGEU: {
-          const bhi = (x[b + 1] ?? 0) >>> 0;
+          const ubhi = bhi >>> 0;
           const uhi = ahi >>> 0;
-          if (!(uhi < bhi || (uhi === bhi && alo >>> 0 < (x[b] ?? 0) >>> 0))) {
+          if (!(uhi < ubhi || (uhi === ubhi && alo >>> 0 < blo >>> 0))) {
             off = 2 * idx + imm;
             jumped = true;
           }
@@ -278,16 +279,16 @@ export function runFast(
             // Write entries never map a page holding decoded or translated code (tlb.ts).
             const dv = tw.dv[ti] ?? EMPTY_VIEW;
             const off = (tw.off[ti] ?? 0) + (vlo & 4095);
-            const v = x[b] ?? 0;
+            const v = blo;
             if (f3 === 0) dv.setInt8(off, v);
             else if (f3 === 1) dv.setInt16(off, v, true);
             else {
               dv.setInt32(off, v, true);
-              if (f3 === 3) dv.setInt32(off + 4, x[b + 1] ?? 0, true);
+              if (f3 === 3) dv.setInt32(off + 4, bhi, true);
             }
             break wb;
           }
-          if (storeSlow(c, vlo, vhi, size, x[b] ?? 0, x[b + 1] ?? 0, at.base + 2 * idx, len))
+          if (storeSlow(c, vlo, vhi, size, blo, bhi, at.base + 2 * idx, len))
             return trapped(c, n, done);
           if (!p.valid) {
             c.pc = at.base + 2 * idx + len;
@@ -325,7 +326,7 @@ export function runFast(
           break;
         case 29 satisfies typeof K.SLLI:
         case 38 satisfies typeof K.SLL: {
-          const sh = (w & 127) === (29 satisfies typeof K.SLLI) ? imm : (x[b] ?? 0) & 63;
+          const sh = (w & 127) === (29 satisfies typeof K.SLLI) ? imm : blo & 63;
           if (sh === 0) {
             rlo = alo;
             rhi = ahi;
@@ -340,7 +341,7 @@ export function runFast(
         }
         case 30 satisfies typeof K.SRLI:
         case 42 satisfies typeof K.SRL: {
-          const sh = (w & 127) === (30 satisfies typeof K.SRLI) ? imm : (x[b] ?? 0) & 63;
+          const sh = (w & 127) === (30 satisfies typeof K.SRLI) ? imm : blo & 63;
           if (sh === 0) {
             rlo = alo;
             rhi = ahi;
@@ -355,7 +356,7 @@ export function runFast(
         }
         case 31 satisfies typeof K.SRAI:
         case 43 satisfies typeof K.SRA: {
-          const sh = (w & 127) === (31 satisfies typeof K.SRAI) ? imm : (x[b] ?? 0) & 63;
+          const sh = (w & 127) === (31 satisfies typeof K.SRAI) ? imm : blo & 63;
           if (sh === 0) {
             rlo = alo;
             rhi = ahi;
@@ -393,76 +394,70 @@ export function runFast(
           break;
         }
         case 36 satisfies typeof K.ADD: {
-          const blo = x[b] ?? 0;
           const r = (alo + blo) | 0;
-          rhi = (ahi + (x[b + 1] ?? 0) + (r >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+          rhi = (ahi + bhi + (r >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
           rlo = r;
           break;
         }
         case 37 satisfies typeof K.SUB: {
-          const blo = x[b] ?? 0;
-          rhi = (ahi - (x[b + 1] ?? 0) - (alo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+          rhi = (ahi - bhi - (alo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
           rlo = (alo - blo) | 0;
           break;
         }
         case 39 satisfies typeof K.SLT: {
-          const blo = x[b] ?? 0;
-          const bhi = x[b + 1] ?? 0;
           rlo = ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
           rhi = 0;
           break;
         }
         case 40 satisfies typeof K.SLTU: {
-          const blo = x[b] ?? 0;
-          const bhi = x[b + 1] ?? 0;
           rlo = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
           rhi = 0;
           break;
         }
         case 41 satisfies typeof K.XOR:
-          rlo = alo ^ (x[b] ?? 0);
-          rhi = ahi ^ (x[b + 1] ?? 0);
+          rlo = alo ^ blo;
+          rhi = ahi ^ bhi;
           break;
         case 44 satisfies typeof K.OR:
-          rlo = alo | (x[b] ?? 0);
-          rhi = ahi | (x[b + 1] ?? 0);
+          rlo = alo | blo;
+          rhi = ahi | bhi;
           break;
         case 45 satisfies typeof K.AND:
-          rlo = alo & (x[b] ?? 0);
-          rhi = ahi & (x[b + 1] ?? 0);
+          rlo = alo & blo;
+          rhi = ahi & bhi;
           break;
         case 54 satisfies typeof K.ADDW: {
-          const r = (alo + (x[b] ?? 0)) | 0;
+          const r = (alo + blo) | 0;
           rlo = r;
           rhi = r >> 31;
           break;
         }
         case 55 satisfies typeof K.SUBW: {
-          const r = (alo - (x[b] ?? 0)) | 0;
+          const r = (alo - blo) | 0;
           rlo = r;
           rhi = r >> 31;
           break;
         }
         case 56 satisfies typeof K.SLLW: {
-          const r = alo << ((x[b] ?? 0) & 31);
+          const r = alo << (blo & 31);
           rlo = r;
           rhi = r >> 31;
           break;
         }
         case 57 satisfies typeof K.SRLW: {
-          const r = (alo >>> ((x[b] ?? 0) & 31)) | 0;
+          const r = (alo >>> (blo & 31)) | 0;
           rlo = r;
           rhi = r >> 31;
           break;
         }
         case 58 satisfies typeof K.SRAW: {
-          const r = alo >> ((x[b] ?? 0) & 31);
+          const r = alo >> (blo & 31);
           rlo = r;
           rhi = r >> 31;
           break;
         }
         case 59 satisfies typeof K.MULW: {
-          const r = Math.imul(alo, x[b] ?? 0);
+          const r = Math.imul(alo, blo);
           rlo = r;
           rhi = r >> 31;
           break;
