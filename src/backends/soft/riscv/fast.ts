@@ -46,12 +46,13 @@ export const fastEnd = { boundary: false };
 
 /**
  * The virtual address of the page the running `runFast` call executes (set at its entry and at
- * every page change): an instruction's pc is `at.at.base + 2 * idx`. A field, not a local: V8
- * value-numbers the one `at.base + 2 * idx` of a local across the switch's cases (the slow-path
- * calls, the exits) and schedules it, with its int32 test and heap-number boxing for the calls,
- * before the switch, on every instruction (measured with perf annotate on a Linux boot: ~16 %
- * of runFast's own time); a field load in each case is a value of its own. NaN: a double field
- * from the start (a small integer first would change the field's representation later).
+ * every page change): an instruction's pc is `at.base + 2 * idx`. A field, not a local: V8
+ * value-numbers the one `base + 2 * idx` of a local `base` across the switch's cases (the
+ * slow-path calls, the exits) and schedules it, with its int32 test for the calls' boxing,
+ * before the switch, on every instruction (perf annotate of a Linux boot put up to ~16 % of
+ * runFast's own samples there, an upper bound: timer sampling skids past slow loads); a field
+ * load in each case is a value of its own. NaN: a double field from the start (a small
+ * integer first would change the field's representation later).
  */
 const at = { base: Number.NaN };
 
@@ -82,7 +83,7 @@ export function runFast(
   }
   const x = c.x;
   let code = p.code;
-  // The loop carries no pc: the instruction's pc is `at.at.base + 2 * idx`, computed where it is
+  // The loop carries no pc: the instruction's pc is `at.base + 2 * idx`, computed where it is
   // needed, and the running page's address as int32 words. A double carried from iteration to
   // iteration and also passed to calls was kept boxed by V8, one heap number per instruction
   // (measured: 250 MB allocated per 20 M instructions, a scavenge every ~0.3 M).

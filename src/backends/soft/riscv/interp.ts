@@ -107,8 +107,9 @@ export function memStore(
 /**
  * `exec` of a SYSTEM instruction or fence.i (the fast interpreter's EXEC_END kind): the same
  * effects, through `system` directly. A Linux boot runs ~27 K of them in the fast interpreter
- * (csrr/csrc/csrs of sstatus, sret, ecall), many before `exec`, large and called for every
- * kind, was optimized (measured: ~13 ms of a boot's main thread in unoptimized `exec`).
+ * (of its ~28 K calls to `exec` there: csrrs/csrrci of sstatus, sret, ecall), many before
+ * `exec`, large and reached by every kind, is optimized (perf: ~13 ms of the boot's main
+ * thread in unoptimized `exec`); this small function gets hot and optimized on its own.
  */
 export function execSystem(c: Core, insn: number, raw: number, pc: number, len: number): void {
   if ((insn & 0x7f) === 0x73) {
