@@ -104,6 +104,22 @@ export function memStore(
   return storeSlow(c, lo, hi, size, vlo, vhi, pc, len);
 }
 
+/**
+ * `exec` of a SYSTEM instruction or fence.i (the fast interpreter's EXEC_END kind): the same
+ * effects, through `system` directly. A Linux boot runs ~27 K of them in the fast interpreter
+ * (of its ~28 K calls to `exec` there: csrrs/csrrci of sstatus, sret, ecall), many before
+ * `exec`, large and reached by every kind, is optimized (perf: ~13 ms of the boot's main
+ * thread in unoptimized `exec`); this small function gets hot and optimized on its own.
+ */
+export function execSystem(c: Core, insn: number, raw: number, pc: number, len: number): void {
+  if ((insn & 0x7f) === 0x73) {
+    c.ipc = pc;
+    c.pc = pc + len;
+    if (system(c, insn, raw, pc, (insn >>> 7) & 31, (insn >>> 15) & 31, (insn >>> 12) & 7)) return;
+  }
+  exec(c, insn, raw, pc, len);
+}
+
 /** Executes decoded instruction `insn` (raw bits `raw`, for stval) at `pc`. */
 export function exec(c: Core, insn: number, raw: number, pc: number, len: number): void {
   const x = c.x;

@@ -3,7 +3,10 @@
  * instruction decoded once, on its first execution, into an operation word and an immediate, so
  * executing it again costs no fetch, no RVC expansion and no field extraction.
  *
- * Operation word (`op`, 0 = not decoded yet), one per halfword of the page:
+ * Operation word (0 = not decoded yet) and immediate, one pair per halfword of the page, side by
+ * side in `code` (word 2i the op word of halfword i, word 2i + 1 its immediate: one cache line
+ * holds both, where two arrays cost two misses per first execution of a line of cold code).
+ * The operation word:
  *
  *     bits 0..6   kind (K below)       bit 7       1 = 4-byte instruction, 0 = 2-byte (RVC)
  *     bits 8..12  rd                   bits 13..17 rs1          bits 18..22 rs2
@@ -108,8 +111,15 @@ export const K = {
 const SLOTS = 2048;
 /** Most decoded pages kept; past this all are dropped (as the block cache does when full). */
 export const MAX_PAGES = 1024;
-/** Entries of the virtual-page lookup (direct-mapped). */
-const VBITS = 8;
+/**
+ * Entries of the virtual-page lookup (direct-mapped, indexed by page number): 2^10 spans 4 MiB
+ * of code before two pages share an entry. Measured on a Linux 6.1 boot to /init: at 2^8 (1 MiB,
+ * less than the kernel text a boot runs) ~11 K runFast entries and ~11 K cross-page jumps missed
+ * (each a fetch translation, most of them a page-table walk: 27 K walks per boot); at 2^10 1.6 K
+ * and 1.4 K did (17.7 K walks, 84 K runFast calls instead of 91 K); 2^12 did no better. `fenceVa`
+ * scans it (a boot fences single pages ~400 times).
+ */
+const VBITS = 10;
 const VSIZE = 1 << VBITS;
 
 /** The decoded instructions of one guest-physical page. */
@@ -119,9 +129,8 @@ export class DecodedPage {
   readonly slot: Slot;
   /** Offset of the page inside the slot. */
   readonly off: number;
-  /** Operation word per halfword (0: not decoded). */
-  readonly op: Int32Array;
-  readonly imm: Int32Array;
+  /** Operation word (2i, 0: not decoded) and immediate (2i + 1) of halfword i. */
+  readonly code: Int32Array;
   /** Halfword indices decoded so far, and the raw bits each was decoded from (fence.i). */
   readonly decoded: Uint16Array;
   readonly raw: Int32Array;
@@ -135,11 +144,10 @@ export class DecodedPage {
     this.slot = slot;
     this.off = pa - slot.gpa;
     this.epoch = epoch;
-    // One buffer for the four arrays: a Linux boot decodes ~400 pages, and four backing stores
-    // each cost 2-3x one (measured ~5 us vs ~2.3 us per page).
+    // One buffer for the three arrays: a Linux boot decodes ~400 pages, and several backing
+    // stores each cost 2-3x one (measured ~5 us vs ~2.3 us per page).
     const buf = new ArrayBuffer(SLOTS * 14);
-    this.op = new Int32Array(buf, 0, SLOTS);
-    this.imm = new Int32Array(buf, SLOTS * 4, SLOTS);
+    this.code = new Int32Array(buf, 0, 2 * SLOTS);
     this.raw = new Int32Array(buf, SLOTS * 8, SLOTS);
     this.decoded = new Uint16Array(buf, SLOTS * 12, SLOTS);
   }
@@ -408,7 +416,7 @@ export class DecodeCache {
     const dv = p.slot.dv;
     for (let k = 0; k < p.count; k++) {
       const idx = p.decoded[k] ?? 0;
-      if (rawAt(dv, p.off + 2 * idx, p.op[idx] ?? 0) !== p.raw[idx]) return false;
+      if (rawAt(dv, p.off + 2 * idx, p.code[2 * idx] ?? 0) !== p.raw[idx]) return false;
     }
     return true;
   }
@@ -420,8 +428,8 @@ export class DecodeCache {
   decode(p: DecodedPage, idx: number): number {
     const out = this.scratch;
     const w = decodeFrom(p, idx, out);
-    p.op[idx] = w;
-    p.imm[idx] = out.imm;
+    p.code[2 * idx] = w;
+    p.code[2 * idx + 1] = out.imm;
     p.raw[idx] = rawAt(p.slot.dv, p.off + 2 * idx, w);
     p.decoded[p.count++] = idx;
     this.stats.insns++;
