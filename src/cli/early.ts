@@ -80,5 +80,10 @@ export function runsInlineSoftHart(argv: readonly string[]): boolean {
 export async function primeForRun(argv: readonly string[]): Promise<void> {
   if (!runsInlineSoftHart(argv)) return;
   const { primeEngine } = await import("../backends/soft/riscv/hart.js");
-  primeEngine();
+  try {
+    primeEngine();
+  } catch {
+    // No hart can be made (a bad REGVISOR_SOFT_TIER): the run reports that itself, after the
+    // command line's own errors, as it did before this early start.
+  }
 }

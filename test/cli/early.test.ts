@@ -7,11 +7,14 @@
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { runsInlineSoftHart } from "../../src/cli/early.js";
 
+const BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "regvisor-early-"));
 after(() => {
   rmSync(dir, { recursive: true, force: true });
@@ -76,5 +79,28 @@ describe("run's early start: which runs prime the soft engine first", () => {
   it("a value is not taken for the FILE: --cmdline's text, --load-addr's address", () => {
     assert.equal(runsInlineSoftHart(["--cmdline", RISCV_IMAGE, X86_ELF]), false);
     assert.equal(runsInlineSoftHart(["--load-addr", "0x80200000", RISCV_IMAGE]), true);
+  });
+
+  it("an early start that cannot make a hart changes nothing: the command line is judged first", () => {
+    const env = { ...process.env, REGVISOR_SOFT_TIER: "bogus" };
+    const bad = spawnSync(process.execPath, [BIN, "run", "--backend", "soft", "--mem", "1x"], {
+      encoding: "utf8",
+      env,
+    });
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.equal(
+      bad.stderr,
+      "regvisor: --mem needs a FILE to run (without one, run starts the demo)\n",
+    );
+    const tier = spawnSync(process.execPath, [BIN, "run", "--backend", "soft"], {
+      encoding: "utf8",
+      env,
+    });
+    assert.equal(tier.status, 1, tier.stderr);
+    assert.match(
+      tier.stderr,
+      /^regvisor: Cannot create a soft hart: REGVISOR_SOFT_TIER is "bogus"/,
+    );
+    assert.equal(tier.stderr.split("\n").length, 2, "one line");
   });
 });

@@ -74,18 +74,25 @@ function checkIndex(index: number, min: number): void {
  * that the fast interpreter's optimized code is compiled while the machine is being built.
  */
 export function primeEngine(): void {
-  if (enginePrimed) return;
-  enginePrimed = true;
-  // Reference paths first: primeFastTier makes shared helpers (expandRvc, the TLB) hot, and
-  // V8 compiles them with the feedback they have when they become hot.
-  primeReferencePaths();
-  primeFastTier();
-  primeSetup();
-  heatFastTier();
+  if (enginePriming !== "no") return;
+  enginePriming = "running";
+  try {
+    // Reference paths first: primeFastTier makes shared helpers (expandRvc, the TLB) hot, and
+    // V8 compiles them with the feedback they have when they become hot.
+    primeReferencePaths();
+    primeFastTier();
+    primeSetup();
+    heatFastTier();
+    enginePriming = "done";
+  } catch (error) {
+    // A hart cannot be made here (REGVISOR_SOFT_TIER names no tier): the next one tries again.
+    enginePriming = "no";
+    throw error;
+  }
 }
 
-/** Whether primeEngine ran (or is running: the Hart it builds must not prime again). */
-let enginePrimed = false;
+/** Whether primeEngine ran; "running" while it does (the Hart it builds must not prime again). */
+let enginePriming: "no" | "running" | "done" = "no";
 /** The hart primeSetup set up, kept for the life of the process (as fast-warm.ts `primed`). */
 const keptAlive: Hart[] = [];
 
