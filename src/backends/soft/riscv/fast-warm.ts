@@ -22,13 +22,12 @@ const HEAT_SIZE = 64;
 /** Runs of the program (see primeFastTier). */
 const ROUNDS = 8;
 /**
- * Runs of the program in heatFastTier, with no state change in between: V8
- * marks a function for optimization once it has run through its interrupt budget
- * (--interrupt-budget, 66 KiB of bytecode in Node 20's V8) 3 + bytecode length / 150 times with
- * no inline-cache change in between (--ticks-before-optimization,
- * --bytecode-size-allowance-per-tick, --reset-ticks-on-ic-update); runFast (6.7 KiB of
- * bytecode) got marked after 6 of these (measured with --trace-opt), 16 leave room for it to
- * grow. Each costs ~0.2 ms.
+ * Runs of the program in heatFastTier, with no state change in between: V8 marks a function for
+ * optimization once it has run through its interrupt budget (--interrupt-budget, 66 KiB of
+ * bytecode in Node 20's V8) 3 + bytecode length / 150 times with no inline-cache change in
+ * between (--ticks-before-optimization, --bytecode-size-allowance-per-tick,
+ * --reset-ticks-on-ic-update); runFast (6.7 KiB of bytecode) got marked after 6 of these
+ * (measured with --trace-opt), 16 leave room for it to grow. Each costs ~0.2 ms.
  */
 const SETTLE_ROUNDS = 16;
 
@@ -217,9 +216,10 @@ let heated = false;
  * compiled by the guest's first instruction; otherwise it is marked in the guest's first slice,
  * which ran ~0.3 M instructions of a Linux boot in baseline code (~130 ns each) meanwhile. The
  * compiled code depends on the fields it reads keeping their representation and constness: a
- * first write to a field after this (a fresh Engine wiring `Core.onFenceVa`, the VMM's first
- * `setTimeSource`) throws it away ("code dependencies" with --trace-deopt-verbose), so every
- * such write must come first (src/backends/soft/riscv/hart.ts `primeEngine`).
+ * first write to such a field after this throws it away (measured: the VM's first
+ * `setMemslots`, with guest RAM in a wasm memory, moves the register file and writes `Core.x`;
+ * "code dependencies" with --trace-deopt-verbose), so every such write must come first
+ * (src/backends/soft/riscv/hart.ts `primeSetup`).
  */
 export function heatFastTier(): void {
   if (primed === null || heated) return;
