@@ -8,6 +8,7 @@
  *   `run`/`restore`: the guest's statuses (124 timeout, 125 fault, 130 SIGINT, 143 SIGTERM, …)
  */
 import { errorToJson } from "../errors.js";
+import { primeForRun } from "./early.js";
 import { UsageError } from "./errors.js";
 import { version } from "./options.js";
 import { OutputError } from "./output.js";
@@ -62,6 +63,7 @@ async function dispatch(command: string, rest: string[], out: RunOut): Promise<n
       (await import("./regs.js")).regsCommand(rest, out);
       return 0;
     case "run":
+      await primeForRun(rest);
       return (await import("./run.js")).runCommand(rest, out, err);
     case "restore":
       return (await import("./snapshot.js")).restoreCommand(rest, out, err);

@@ -26,8 +26,9 @@ import type { X86Mode } from "../vmm/x86-boot.js";
 import { backendPicker, chooseBackend, parseBackend, parseMode } from "./backends.js";
 import { UsageError } from "./errors.js";
 import { exitToJson } from "./json.js";
-import { ENDING_OPTIONS, parseCommandLine, parseTimeout, type OptionValues } from "./options.js";
+import { parseCommandLine, parseTimeout, type OptionValues } from "./options.js";
 import type { Out } from "./regs.js";
+import { RUN_OPTIONS } from "./run-options.js";
 import { listenForStopSignals } from "./signals.js";
 
 const RUN_HELP = `Usage: regvisor run [--backend kvm|soft] [--mode inline|threaded] [--dump-regs] [--json]
@@ -89,34 +90,6 @@ port 0xf4 or the SRST reason; 124 timeout or an x86 HLT that can never wake; 125
 130/143 stopped by SIGINT/SIGTERM; 141 stdout's (the console's) reader went away (EPIPE);
 74 stdout failed otherwise (ENOSPC); 1 bad image; 2 bad command line.
 `;
-
-/** Every option of `run`. */
-const RUN_OPTIONS = {
-  backend: { type: "string" },
-  mode: { type: "string" },
-  "dump-regs": { type: "boolean" },
-  json: { type: "boolean" },
-  mem: { type: "string" },
-  "load-addr": { type: "string" },
-  entry: { type: "string" },
-  "x86-mode": { type: "string" },
-  cmdline: { type: "string" },
-  cpus: { type: "string" },
-  initrd: { type: "string" },
-  disk: { type: "string", multiple: true },
-  "virtio-console": { type: "boolean" },
-  api: { type: "string" },
-  gdb: { type: "string" },
-  "gdb-wait": { type: "boolean" },
-  "gdb-allow-remote": { type: "boolean" },
-  "gdb-continue-on-disconnect": { type: "boolean" },
-  incoming: { type: "string" },
-  "trace-exits": { type: "boolean" },
-  stats: { type: "boolean" },
-  "snapshot-at-exit": { type: "string" },
-  "snapshot-out": { type: "string" },
-  ...ENDING_OPTIONS,
-} as const;
 
 /** Options that only make sense with a FILE. */
 const FILE_ONLY = [

@@ -65,6 +65,14 @@ describe("the CLI loads backends on demand", () => {
     }
   });
 
+  it("a soft run FILE primes the soft engine before it loads the run command (src/cli/early.ts)", () => {
+    const { loaded, stderr } = softRunLoads();
+    const hart = loaded.indexOf("loaded src/backends/soft/riscv/hart.js");
+    const run = loaded.indexOf("loaded src/cli/run.js");
+    assert.ok(hart >= 0 && run >= 0, stderr);
+    assert.ok(hart < run, `the hart after the run command:\n${loaded.join("\n")}`);
+  });
+
   it("a soft run FILE loads no x86 machine, foreign catalog, register dump or disk code unasked", () => {
     const { loaded, stderr } = softRunLoads();
     assert.ok(loaded.includes("loaded src/vmm/arch/riscv/index.js"), stderr);

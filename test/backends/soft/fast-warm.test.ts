@@ -28,6 +28,8 @@ function probe(): string {
     for (let i = 0; i < ${String(PROBE_GCS)}; i++) globalThis.gc();
     const { hart, ram } = hartWith([], { translate: true, hotThreshold: 1e9 });
     guest(ram);
+    // The Hart's priming started a concurrent compile of runFast (heatFastTier): it lands first.
+    %FinalizeOptimization();
     %OptimizeFunctionOnNextCall(runFast);
     console.log("${PROBE_MARK}");
     const stop = hart.run(10000);
@@ -36,7 +38,42 @@ function probe(): string {
   `;
 }
 
+/**
+ * The child's script for the heating: `primeEngine()` alone (no guest) must leave runFast
+ * compiled by TurboFan once the background compile it started lands, and a soft VM's memory
+ * and vCPU set-up (RAM in a wasm memory, the time source, the wake word) must not throw that
+ * code away. Prints `{ heated, afterSetup }` (runFast's status after each) as JSON.
+ */
+function heatProbe(): string {
+  const url = (path: string): string => JSON.stringify(new URL(path, import.meta.url).href);
+  return `
+    const { primeEngine } = await import(${url("../../../src/backends/soft/riscv/hart.js")});
+    const { runFast } = await import(${url("../../../src/backends/soft/riscv/fast.js")});
+    const { createSoftVm } = await import(${url("../../../src/backends/soft/create.js")});
+    primeEngine();
+    %FinalizeOptimization();
+    const heated = %GetOptimizationStatus(runFast);
+    const vm = createSoftVm({ mode: "inline" });
+    vm.addMemory({ guestPhysAddr: 0x80000000n, size: 1 << 20 });
+    vm.createVcpu();
+    %FinalizeOptimization();
+    console.log("${PROBE_MARK}");
+    console.log(JSON.stringify({ heated, afterSetup: %GetOptimizationStatus(runFast) }));
+  `;
+}
+
 describe("fast-tier priming (fast-warm.ts)", () => {
+  it("primeEngine() has runFast compiled before any guest runs, and a VM's set-up keeps it", () => {
+    const after = probeAfterMark(heatProbe());
+    const out = JSON.parse(after.pop() ?? "") as { heated: number; afterSetup: number };
+    assert.notEqual(out.heated & TURBOFANNED, 0, `runFast not compiled (status ${out.heated})`);
+    assert.notEqual(
+      out.afterSetup & TURBOFANNED,
+      0,
+      `a VM's set-up threw runFast's code away (status ${out.afterSetup})`,
+    );
+  });
+
   it("runFast is not deoptimized by a boot's rare paths after primeFastTier() and GCs", () => {
     const after = probeAfterMark(probe());
     assert.deepEqual(deoptsOf(after, ["runFast"]), [], "runFast deoptimized while the guest ran");

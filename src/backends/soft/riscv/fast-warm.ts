@@ -21,6 +21,15 @@ import { bType as br, iType as i, jal, rType as r, sType as s } from "./insn-enc
 const HEAT_SIZE = 64;
 /** Runs of the program (see primeFastTier). */
 const ROUNDS = 8;
+/**
+ * Runs of the program in heatFastTier, with no state change in between: V8 marks a function for
+ * optimization once it has run through its interrupt budget (--interrupt-budget, 66 KiB of
+ * bytecode in Node 20's V8) 3 + bytecode length / 150 times with no inline-cache change in
+ * between (--ticks-before-optimization, --bytecode-size-allowance-per-tick,
+ * --reset-ticks-on-ic-update); runFast (6.7 KiB of bytecode) got marked after 6 of these
+ * (measured with --trace-opt), 16 leave room for it to grow. Each costs ~0.2 ms.
+ */
+const SETTLE_ROUNDS = 16;
 
 const BASE = 0x80000000;
 const RAM = 16384;
@@ -145,7 +154,7 @@ function program(): number[] {
  * `ops = q.op` for want of feedback and a lazy one when the first `DecodedPage.valid` write made
  * the fresh map's field mutable), each costing a recompile of ~100-200 ms of TurboFan.
  */
-let primed: { core: Core; cache: DecodeCache } | null = null;
+let primed: { core: Core; cache: DecodeCache; heat: Uint16Array } | null = null;
 
 /** Runs the priming program through `runFast` (once per process; later calls do nothing). */
 export function primeFastTier(): void {
@@ -174,7 +183,8 @@ export function primeFastTier(): void {
     { slot: 1, gpa: SMALL, bytes: small, readonly: false },
   ]);
   const dc = new DecodeCache(c);
-  primed = { core: c, cache: dc };
+  const heat = new Uint16Array(HEAT_SIZE);
+  primed = { core: c, cache: dc, heat };
   // As the engine does (Engine.invalidatePage, Engine.syncCode), without the blocks.
   c.onCodeWrite = (slot, page) => {
     dc.drop((slot.gpa + page * 4096) / 4096);
@@ -185,30 +195,64 @@ export function primeFastTier(): void {
   };
   c.csr[C64.STVEC] = BASE + HANDLER;
   c.csr[C64.STVEC + 1] = 0;
-  const heat = new Uint16Array(HEAT_SIZE);
   for (let round = 0; round < ROUNDS; round++) {
     // Odd rounds go on at every jump target (never hot), even ones return there (hot at 3
     // visits); rounds 4 and 5 end runs on a tiny budget (the slice end, after a jump too).
-    const hot = round % 2 === 1 ? 0xffff : 3;
-    const budget = round === 4 || round === 5 ? 5 : 1000;
-    c.pc = BASE;
-    c.x.set([DATA, 0, 0x9abcdef0 | 0, 0x12345678, -0x7654321, -2], 2 * T0);
-    c.x.set([5, 0, 40, 0], 2 * T3);
-    c.x.set([DATA, 0, MMIO, 0], 2 * S0);
-    c.x.set([0x9abcdef0 | 0, 7, 0x8bcdef01 | 0, 7], 2 * S2);
-    c.sstatus |= SSTATUS.FS;
-    for (let guard = 0; guard < 1000 && c.stop?.kind !== "ecall"; guard++) {
-      // An MMIO access stopped with pc on it: go on after it.
-      if (c.stop !== null) c.pc += 4;
-      c.stop = null;
-      c.exc = false;
-      runFast(c, dc, budget, heat, hot);
-    }
-    c.stop = null;
-    c.exc = false;
+    runProgram(c, dc, heat, round % 2 === 1 ? 0xffff : 3, round === 4 || round === 5 ? 5 : 1000);
     rare(c, dc, heat);
     churn(c, dc, round);
   }
+}
+
+/** Whether heatFastTier ran. */
+let heated = false;
+
+/**
+ * Runs the priming program again, with no state change between the runs, until V8 marks
+ * runFast for optimization (once per process, after primeFastTier; later calls do nothing).
+ *
+ * Why: V8 then compiles runFast with TurboFan on a background thread (30-60 ms measured with
+ * --trace-opt), so a caller that heats it before loading and building the machine has it
+ * compiled by the guest's first instruction; otherwise it is marked in the guest's first slice,
+ * which ran ~0.3 M instructions of a Linux boot in baseline code (~130 ns each) meanwhile. The
+ * compiled code depends on the fields it reads keeping their representation and constness: a
+ * first write to such a field after this throws it away (measured: the VM's first
+ * `setMemslots`, with guest RAM in a wasm memory, moves the register file and writes `Core.x`;
+ * "code dependencies" with --trace-deopt-verbose), so every such write must come first
+ * (src/backends/soft/riscv/hart.ts `primeSetup`).
+ */
+export function heatFastTier(): void {
+  if (primed === null || heated) return;
+  heated = true;
+  const { core: c, cache: dc, heat } = primed;
+  for (let round = 0; round < SETTLE_ROUNDS; round++) {
+    runProgram(c, dc, heat, round % 2 === 1 ? 0xffff : 3, 1000);
+  }
+}
+
+/** One run of the program from its start to its final ecall, in runFast calls of `budget`. */
+function runProgram(
+  c: Core,
+  dc: DecodeCache,
+  heat: Uint16Array,
+  hot: number,
+  budget: number,
+): void {
+  c.pc = BASE;
+  c.x.set([DATA, 0, 0x9abcdef0 | 0, 0x12345678, -0x7654321, -2], 2 * T0);
+  c.x.set([5, 0, 40, 0], 2 * T3);
+  c.x.set([DATA, 0, MMIO, 0], 2 * S0);
+  c.x.set([0x9abcdef0 | 0, 7, 0x8bcdef01 | 0, 7], 2 * S2);
+  c.sstatus |= SSTATUS.FS;
+  for (let guard = 0; guard < 1000 && c.stop?.kind !== "ecall"; guard++) {
+    // An MMIO access stopped with pc on it: go on after it.
+    if (c.stop !== null) c.pc += 4;
+    c.stop = null;
+    c.exc = false;
+    runFast(c, dc, budget, heat, hot);
+  }
+  c.stop = null;
+  c.exc = false;
 }
 
 /**

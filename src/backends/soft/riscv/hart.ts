@@ -8,13 +8,14 @@
  * read-only UXL = 2, with FS = Off until the guest turns the FPU on.
  */
 import type { GeneralCsr, HartApi, HartDebug, HartStop, Memslot } from "./contract.js";
-import { IRQ } from "./contract.js";
+import { GENERAL_CSRS, IRQ } from "./contract.js";
 import { C64, type Core } from "./core.js";
 import { SIE_MASK, writeSatp, writeSstatus } from "./csr.js";
 import { MMIO_TAG } from "./access.js";
 import { fromBig, I64, toBigU } from "./i64.js";
 import { DEFAULT_HOT, Engine } from "./engine.js";
-import { primeFastTier } from "./fast-warm.js";
+import { allocWasmRam } from "./wasm-memory.js";
+import { heatFastTier, primeFastTier } from "./fast-warm.js";
 import { primeReferencePaths } from "./ref-warm.js";
 
 const PAIR_INDEX: Partial<Record<GeneralCsr, number>> = {
@@ -67,6 +68,34 @@ function checkIndex(index: number, min: number): void {
   }
 }
 
+/**
+ * Primes the engine's code paths with type feedback (ref-warm.ts, fast-warm.ts), once per
+ * process: `new Hart()` does it, and `regvisor run` calls it first thing (src/cli/early.ts) so
+ * that the fast interpreter's optimized code is compiled while the machine is being built.
+ */
+export function primeEngine(): void {
+  if (enginePriming !== "no") return;
+  enginePriming = "running";
+  try {
+    // Reference paths first: primeFastTier makes shared helpers (expandRvc, the TLB) hot, and
+    // V8 compiles them with the feedback they have when they become hot.
+    primeReferencePaths();
+    primeFastTier();
+    primeSetup();
+    heatFastTier();
+    enginePriming = "done";
+  } catch (error) {
+    // A hart cannot be made here (REGVISOR_SOFT_TIER names no tier): the next one tries again.
+    enginePriming = "no";
+    throw error;
+  }
+}
+
+/** Whether primeEngine ran; "running" while it does (the Hart it builds must not prime again). */
+let enginePriming: "no" | "running" | "done" = "no";
+/** The hart primeSetup set up, kept for the life of the process (as fast-warm.ts `primed`). */
+const keptAlive: Hart[] = [];
+
 /** An RV64IMAFDC hart in S/U mode as a KVM guest sees it (see contract.ts). */
 export class Hart implements HartApi {
   /** The architectural state (exposed for the kernel's fast paths, tests and debugging). */
@@ -76,12 +105,7 @@ export class Hart implements HartApi {
   private mmioSize = 0;
 
   constructor(options?: HartOptions) {
-    if (options?.translate ?? true) {
-      // Reference paths first: primeFastTier makes shared helpers (expandRvc, the TLB) hot, and
-      // V8 compiles them with the feedback they have when they become hot.
-      primeReferencePaths();
-      primeFastTier();
-    }
+    if (options?.translate ?? true) primeEngine();
     this.engine = new Engine(
       options?.hartId ?? 0,
       options?.translate ?? true,
@@ -388,4 +412,46 @@ export class Hart implements HartApi {
   pollTimer(): void {
     this.core.checkTimer();
   }
+}
+
+/**
+ * Sets up a scratch hart as the VMM sets up a guest's (memslots, time source, Sstc, FP, every
+ * register, the wake word) and runs it to an ecall, so that each field those writes reach has
+ * had its first write before heatFastTier: runFast's optimized code depends on the fields it
+ * reads keeping their constness and representation, and lost it to the first such write after
+ * it was compiled (see fast-warm.ts `heatFastTier`).
+ */
+function primeSetup(): void {
+  const hart = new Hart();
+  keptAlive.push(hart);
+  const base = 0x8000_0000;
+  // In a wasm memory, as the soft VM allocates guest RAM: the hart then moves its register
+  // file there (core.ts `place`), a first write to `Core.x` that runFast's code depends on.
+  const ram = allocWasmRam(8192);
+  const dv = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
+  for (let k = 0; k < 15; k++) dv.setInt32(4 * k, 0x00000013, true); // nop
+  dv.setInt32(60, 0x00000073, true); // ecall
+  hart.setMemslots([{ slot: 0, gpa: base, bytes: ram, readonly: false }]);
+  hart.setTimeSource(() => 0n);
+  hart.setSstc(true);
+  hart.setStimecmp(-1n);
+  hart.pollTimer();
+  hart.setSstc(false);
+  hart.setFpExtensions(true, true);
+  for (let i = 1; i < 32; i++) {
+    hart.setX(i, hart.getX(i) + 1n);
+    hart.setF(i, hart.getF(i) + 1n);
+  }
+  hart.setFcsr(hart.getFcsr());
+  for (const name of GENERAL_CSRS) hart.setCsr(name, hart.getCsr(name));
+  hart.setPending(IRQ.STIP, true);
+  hart.setPending(IRQ.STIP, false);
+  hart.setMode(0);
+  hart.setMode(1);
+  hart.setPc(BigInt(base));
+  hart.watch(new Int32Array(1), 0);
+  hart.flushWriteTlb();
+  hart.flushTranslations();
+  hart.syncCode();
+  hart.run(1000, 0);
 }
