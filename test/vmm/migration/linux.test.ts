@@ -15,6 +15,7 @@ import {
   ctl,
   joinedConsoleMatches,
   pauseAfterInitStarted,
+  RaceLost,
   start,
   tempDir,
   linuxSkip,
@@ -65,11 +66,17 @@ describe(
             { uri: a },
             60_000,
           );
-          assert.equal(
-            (first.body as { status?: string }).status,
-            "completed",
-            JSON.stringify(first.body),
-          );
+          const firstStatus = (first.body as { status?: string }).status;
+          if (firstStatus === "failed") {
+            // On a loaded host the guest can finish its boot and power off while round 1 still
+            // runs: then the source reports the move failed (its VM closed) and exits as the
+            // guest did. That is a lost race, not a lost guest.
+            await Promise.race([src.exited, new Promise((resolve) => setTimeout(resolve, 2000))]);
+            if (/^init: power off/m.test(src.stdout)) {
+              throw new RaceLost("the guest powered off before its first move completed");
+            }
+          }
+          assert.equal(firstStatus, "completed", JSON.stringify(first.body));
           assert.equal(await src.exited, 0, src.stderr);
           // The first move may land while /init prints its first line: look at the console as
           // a whole (source then destination), as the guest wrote it.
