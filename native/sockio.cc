@@ -63,9 +63,6 @@ constexpr size_t kPage = 4096;
 constexpr size_t kHeader = 16;
 // Linux UIO_MAXIOV: at most this many iovecs per call.
 constexpr size_t kMaxIov = 1024;
-// Largest receive (recvPages): a quarter of the 1 MiB L2 cache of a Zen 4 core (AMD), half of
-// a recent Intel core's 2 MiB.
-constexpr size_t kRecvPiece = 256 * 1024;
 
 uint32_t Le32(const uint8_t *p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
@@ -113,21 +110,10 @@ class Input {
     while (i < count) {
       // The first iovec starts `done` bytes in: receive into a shifted copy of it.
       iovec shifted[kMaxIov];
-      size_t n = std::min(count - i, kMaxIov);
+      const size_t n = std::min(count - i, kMaxIov);
       std::copy(iov + i, iov + i + n, shifted);
       shifted[0].iov_base = static_cast<uint8_t *>(shifted[0].iov_base) + done;
       shifted[0].iov_len -= done;
-      // At most kRecvPiece bytes a call, so that `landed` checksums bytes still in the L2
-      // cache: a socket backlog of megabytes landed whole had left it before its CRC ran.
-      size_t room = kRecvPiece;
-      for (size_t k = 0; k < n; k++) {
-        if (shifted[k].iov_len >= room) {
-          shifted[k].iov_len = room;
-          n = k + 1;
-          break;
-        }
-        room -= shifted[k].iov_len;
-      }
       msghdr msg{};
       msg.msg_iov = shifted;
       msg.msg_iovlen = n;
