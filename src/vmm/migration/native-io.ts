@@ -105,7 +105,7 @@ export interface NativeIo {
   ): SendPagesResult;
 }
 
-/** The addon's raw functions (native/sockio.cc's and native/pagemap.cc's headers). */
+/** The addon's raw functions (the headers of native/sockio.cc, pagesend.cc and pagemap.cc). */
 interface Addon {
   recvPages?: (...args: unknown[]) => unknown;
   sendAll?: (...args: unknown[]) => unknown;
