@@ -104,6 +104,8 @@ namespace regvisor {
 void RegisterCrc32c(v8::Local<v8::Object> exports);
 // native/sockio.cc: the migration switchover's socket reads and writes.
 void RegisterSockio(v8::Local<v8::Object> exports);
+// native/pagesend.cc: the switchover's last pages, framed and sent straight from guest RAM.
+void RegisterPagesend(v8::Local<v8::Object> exports);
 // native/pagemap.cc: which pages of guest RAM were ever touched (a migration's first round).
 void RegisterPagemap(v8::Local<v8::Object> exports);
 }  // namespace regvisor
@@ -115,5 +117,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "detach", Detach);
   regvisor::RegisterCrc32c(exports);
   regvisor::RegisterSockio(exports);
+  regvisor::RegisterPagesend(exports);
   regvisor::RegisterPagemap(exports);
 }

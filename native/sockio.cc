@@ -45,10 +45,7 @@
 #include <utility>
 #include <vector>
 
-namespace regvisor {
-bool Crc32cHardware();
-uint32_t Crc32cUpdate(uint32_t previous, const uint8_t *data, size_t n);
-}  // namespace regvisor
+#include "sockio.h"
 
 namespace {
 
@@ -626,26 +623,15 @@ class Outgoing {
 constexpr size_t kPiece = 128 * 1024;
 constexpr size_t kAhead = 512 * 1024;
 
-void SendAll(const v8::FunctionCallbackInfo<v8::Value> &args) {
-  v8::Isolate *isolate = args.GetIsolate();
-  v8::Local<v8::Context> context = isolate->GetCurrentContext();
-  if (args.Length() != 4 || !args[0]->IsInt32() || !args[1]->IsArray() || !args[2]->IsInt32() ||
-      !args[3]->IsBoolean()) {
-    ThrowType(isolate, "sendAll(fd, chunks: Uint8Array[], timeoutMs, appendCrc) expected");
-    return;
-  }
-  const int fd = args[0].As<v8::Int32>()->Value();
-  const bool append_crc = args[3].As<v8::Boolean>()->Value();
-  if (append_crc && !regvisor::Crc32cHardware()) {
-    ThrowType(isolate, "sendAll: appendCrc needs the SSE4.2 CRC32C");
-    return;
-  }
-  Input waiter(fd, args[2].As<v8::Int32>()->Value());
+}  // namespace
+
+namespace regvisor {
+// Declared in native/sockio.h.
+int SendGathered(int fd, const std::vector<iovec> &chunks, bool append_crc, int timeout_ms,
+                 double *written, std::string *message) {
+  Input waiter(fd, timeout_ms);
   Outgoing out;
-  if (!BytesList(context, args[1].As<v8::Array>(), &out.iov)) {
-    ThrowType(isolate, "sendAll: chunks must be Uint8Arrays");
-    return;
-  }
+  out.iov = chunks;
   for (const iovec &piece : out.iov) out.total += piece.iov_len;
   const size_t payload = out.total;
   uint8_t trailer[4];
@@ -656,7 +642,6 @@ void SendAll(const v8::FunctionCallbackInfo<v8::Value> &args) {
     out.total += 4;
   }
   Failure failure;
-  double written = 0;
   size_t sent = 0;
   size_t i = 0;
   const auto check_more = [&]() {
@@ -689,7 +674,7 @@ void SendAll(const v8::FunctionCallbackInfo<v8::Value> &args) {
     // MSG_NOSIGNAL: a peer that hung up is an EPIPE result, not a SIGPIPE.
     const ssize_t put = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (put >= 0) {
-      written += static_cast<double>(put);
+      *written += static_cast<double>(put);
       sent += static_cast<size_t>(put);
       size_t left = static_cast<size_t>(put);
       while (left > 0 && i < pending.size()) {
@@ -713,9 +698,37 @@ void SendAll(const v8::FunctionCallbackInfo<v8::Value> &args) {
     }
     if (!waiter.Wait(POLLOUT, &failure)) break;
   }
-  v8::Local<v8::Value> result[] = {v8::Integer::New(isolate, failure.code),
-                                   v8::Number::New(isolate, written),
-                                   Str(isolate, failure.message)};
+  *message = failure.message;
+  return failure.code;
+}
+}  // namespace regvisor
+
+namespace {
+
+void SendAll(const v8::FunctionCallbackInfo<v8::Value> &args) {
+  v8::Isolate *isolate = args.GetIsolate();
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  if (args.Length() != 4 || !args[0]->IsInt32() || !args[1]->IsArray() || !args[2]->IsInt32() ||
+      !args[3]->IsBoolean()) {
+    ThrowType(isolate, "sendAll(fd, chunks: Uint8Array[], timeoutMs, appendCrc) expected");
+    return;
+  }
+  const bool append_crc = args[3].As<v8::Boolean>()->Value();
+  if (append_crc && !regvisor::Crc32cHardware()) {
+    ThrowType(isolate, "sendAll: appendCrc needs the SSE4.2 CRC32C");
+    return;
+  }
+  std::vector<iovec> chunks;
+  if (!BytesList(context, args[1].As<v8::Array>(), &chunks)) {
+    ThrowType(isolate, "sendAll: chunks must be Uint8Arrays");
+    return;
+  }
+  double written = 0;
+  std::string message;
+  const int code = regvisor::SendGathered(args[0].As<v8::Int32>()->Value(), chunks, append_crc,
+                                          args[2].As<v8::Int32>()->Value(), &written, &message);
+  v8::Local<v8::Value> result[] = {v8::Integer::New(isolate, code),
+                                   v8::Number::New(isolate, written), Str(isolate, message)};
   args.GetReturnValue().Set(v8::Array::New(isolate, result, 3));
 }
 

@@ -49,6 +49,18 @@ export interface RecvResult {
   readonly offset: number;
 }
 
+/** What `sendPages` did. */
+export interface SendPagesResult {
+  readonly code: number;
+  /** Bytes sent. */
+  readonly written: number;
+  /** On failure: one line. */
+  readonly message: string;
+  /** Pages sent (entries of the PAGES frames), and how many of them as zero pages. */
+  readonly pages: number;
+  readonly zeroPages: number;
+}
+
 /** The addon's switchover I/O. */
 export interface NativeIo {
   /**
@@ -76,12 +88,28 @@ export interface NativeIo {
     timeoutMs: number,
     appendCrc: boolean,
   ): { code: number; written: number; message: string };
+  /**
+   * Sends the dirty pages of RAM slot `slot` (`pages` pages: `windows`, each `windowBytes`
+   * long but the last) as the PAGES frames `Precopy.finish` makes, framed and checksummed
+   * straight from RAM (native/pagesend.cc); every wait at most `timeoutMs`. Only while the
+   * vCPUs are paused.
+   */
+  sendPages(
+    fd: number,
+    slot: number,
+    pages: number,
+    windows: readonly Uint8Array[],
+    windowBytes: number,
+    bitmap: Uint8Array,
+    timeoutMs: number,
+  ): SendPagesResult;
 }
 
-/** The addon's raw functions (native/sockio.cc's and native/pagemap.cc's headers). */
+/** The addon's raw functions (the headers of native/sockio.cc, pagesend.cc and pagemap.cc). */
 interface Addon {
   recvPages?: (...args: unknown[]) => unknown;
   sendAll?: (...args: unknown[]) => unknown;
+  sendPages?: (...args: unknown[]) => unknown;
   touchedPages?: (view: Uint8Array, out: Uint8Array) => unknown;
 }
 
@@ -100,7 +128,8 @@ function loadAddon(): Addon | undefined {
 function wrap(addon: Addon | undefined): NativeIo | undefined {
   const recv = addon?.recvPages;
   const send = addon?.sendAll;
-  if (recv === undefined || send === undefined) return undefined;
+  const pages = addon?.sendPages;
+  if (recv === undefined || send === undefined || pages === undefined) return undefined;
   // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used. An addon
   // built from older sources (recvPages without its slice argument) throws: the JS path too.
   try {
@@ -140,6 +169,19 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
         string,
       ];
       return { code, written, message };
+    },
+    sendPages(fd, slot, count, windows, windowBytes, bitmap, timeoutMs) {
+      // Cast: native/pagesend.cc returns [code, written, message, entries, zeroPages].
+      const [code, written, message, sent, zeroPages] = pages(
+        fd,
+        slot,
+        count,
+        windows,
+        windowBytes,
+        bitmap,
+        timeoutMs,
+      ) as [number, number, string, number, number];
+      return { code, written, message, pages: sent, zeroPages };
     },
   };
 }

@@ -16,6 +16,7 @@
 import { Buffer } from "node:buffer";
 import type { GuestMemory } from "../../backends/vcpu.js";
 import { encodeRoundFrame, MAX_PAGES_PER_FRAME, PAGE_BYTES, PagesFrame } from "./stream.js";
+import type { RamSlot } from "./transport.js";
 
 /** The part of a VM pre-copy reads: RAM regions and their dirty logs. */
 export interface DirtyRam {
@@ -88,6 +89,19 @@ export interface FrameSink {
    * `PagesFrame.unchecked()` instead of `encode()` (./native-io.ts).
    */
   readonly unchecked?: boolean;
+  /**
+   * Sends the pages of `slot` set in `bitmap` as `finish` would frame them, all at once
+   * (natively: ./native-io.ts). Used instead of `write` unless a bandwidth cap applies.
+   */
+  readonly sendDirty?: (slot: RamSlot, bitmap: Uint8Array) => Promise<DirtySent>;
+}
+
+/** What `FrameSink.sendDirty` sent. */
+export interface DirtySent {
+  readonly pages: number;
+  readonly zeroPages: number;
+  /** Bytes of the frames. */
+  readonly written: number;
 }
 
 /** One bitmap per region, in `memory` order. */
@@ -163,6 +177,20 @@ function popcount(bitmaps: DirtySet): number {
     for (let j = 4 * w.length; j < b.length; j++) n += bits32(b[j] ?? 0);
   }
   return n;
+}
+
+/** `region` as `FrameSink.sendDirty` takes it: views of `WINDOW_BYTES`. */
+function ramSlot(region: GuestMemory): RamSlot {
+  const windows: Uint8Array[] = [];
+  for (let at = 0; at < region.size; at += WINDOW_BYTES) {
+    windows.push(region.view(at, Math.min(WINDOW_BYTES, region.size - at)));
+  }
+  return {
+    slot: region.slot,
+    pages: region.size / PAGE_BYTES,
+    windows,
+    windowBytes: WINDOW_BYTES,
+  };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -278,7 +306,17 @@ export class Precopy {
     // and on failure the caller destroys the connection (dropping whatever is still queued)
     // before it resumes them. The device side writes no RAM while paused either (in-flight
     // disk requests were drained by the pause).
-    await this.#sendSet(last, { byReference: true, sink });
+    const sendDirty = sink.sendDirty;
+    if (sendDirty !== undefined && this.options.maxBandwidth === undefined) {
+      for (const [i, region] of this.ram.memory.entries()) {
+        const bitmap = last[i];
+        if (bitmap === undefined) continue;
+        const sent = await sendDirty(ramSlot(region), bitmap);
+        this.#pagesSent += sent.pages;
+        this.#zeroPages += sent.zeroPages;
+        this.#bytes += sent.written;
+      }
+    } else await this.#sendSet(last, { byReference: true, sink });
     return count;
   }
 

@@ -265,6 +265,7 @@ export class Migration {
           : {
               write: (chunks, sent) => ch.writeBlocking(io, chunks, true).finally(sent),
               unchecked: true,
+              sendDirty: (slot, bitmap) => ch.sendPagesBlocking(io, slot, bitmap),
             };
       const finalPages = watch.stateFirst
         ? await this.#stateFirst(precopy, send, sink)

@@ -20,6 +20,15 @@ export class MigrationError extends RegvisorError {
   }
 }
 
+/** One RAM slot as `Channel.sendPagesBlocking` sends it: its pages and the views that hold them. */
+export interface RamSlot {
+  readonly slot: number;
+  readonly pages: number;
+  /** Views of the slot's RAM, each `windowBytes` long but the last. */
+  readonly windows: readonly Uint8Array[];
+  readonly windowBytes: number;
+}
+
 /** A parsed migration address. */
 export type MigrationUri =
   | { readonly kind: "tcp"; readonly host: string; readonly port: number }
@@ -249,16 +258,54 @@ export class Channel {
     appendCrc = false,
   ): Promise<void> {
     if (this.socket.writableLength > 0) await this.flushed();
+    const r = io.sendAll(this.#fd(), chunks, this.timeouts.stallMs, appendCrc);
+    this.#written += r.written;
+    this.#check(r.code, r.message);
+  }
+
+  /**
+   * Sends the dirty pages of one RAM slot through `io` (`NativeIo.sendPages`: framed and
+   * checksummed straight from RAM, blocking, every wait at most `stallMs`), after everything
+   * written before has left: for the switchover only. Resolves with the pages sent and how many
+   * of them were zero pages.
+   * @throws MigrationError when the connection is gone or the peer stalls.
+   */
+  async sendPagesBlocking(
+    io: NativeIo,
+    slot: RamSlot,
+    bitmap: Uint8Array,
+  ): Promise<{ pages: number; zeroPages: number; written: number }> {
+    if (this.socket.writableLength > 0) await this.flushed();
+    const fd = this.#fd();
+    const r = io.sendPages(
+      fd,
+      slot.slot,
+      slot.pages,
+      slot.windows,
+      slot.windowBytes,
+      bitmap,
+      this.timeouts.stallMs,
+    );
+    this.#written += r.written;
+    this.#check(r.code, r.message);
+    return { pages: r.pages, zeroPages: r.zeroPages, written: r.written };
+  }
+
+  /** The descriptor for a native call. */
+  #fd(): number {
     const fd = this.fd;
     const dead = this.#dead();
     if (dead !== undefined) throw dead;
     if (fd === undefined)
       throw new MigrationError("connection", `the connection to ${this.peer} has no descriptor`);
-    const r = io.sendAll(fd, chunks, this.timeouts.stallMs, appendCrc);
-    this.#written += r.written;
-    if (r.code === IO_CODES.ok) return;
-    if (r.code === IO_CODES.timeout) throw this.#stall();
-    throw new MigrationError("connection", `the connection to ${this.peer} failed: ${r.message}`);
+    return fd;
+  }
+
+  /** Throws what a native call's result `code` means (IO_CODES). */
+  #check(code: number, message: string): void {
+    if (code === IO_CODES.ok) return;
+    if (code === IO_CODES.timeout) throw this.#stall();
+    throw new MigrationError("connection", `the connection to ${this.peer} failed: ${message}`);
   }
 
   /** The next bytes the peer sent if some are queued already (no wait, no promise). */

@@ -618,6 +618,53 @@ describe("Precopy", () => {
     assert.equal(await precopy.finish(), 6);
   });
 
+  it("finish() hands each slot's last dirty log to the sink's sendDirty, but frames them itself under a bandwidth cap", async () => {
+    using vm = createSoftVm({ mode: "inline" });
+    const pages = 64;
+    const mem = vm.addMemory({ guestPhysAddr: BASE, size: pages * PAGE_BYTES, logDirty: true });
+    mem.view(5 * PAGE_BYTES, 1).fill(7);
+    const run = async (maxBandwidth?: number) => {
+      const handed: { slot: number; pages: number; bytes: number; dirty: number[] }[] = [];
+      let framed = 0;
+      const precopy = new Precopy(
+        { memory: vm.memory, getDirtyLog: () => Uint8Array.of(0x21, 0, 0, 0, 0, 0, 0, 0) },
+        () => Promise.resolve(),
+        {
+          downtimeLimitMs: 300,
+          maxRounds: 1,
+          ...(maxBandwidth === undefined ? {} : { maxBandwidth }),
+        },
+      );
+      const count = await precopy.finish({
+        write: () => {
+          framed++;
+          return Promise.resolve();
+        },
+        sendDirty: (slot, bitmap) => {
+          const dirty = [...Array(slot.pages).keys()].filter(
+            (p) => ((bitmap[p >> 3] ?? 0) >> (p & 7)) & 1,
+          );
+          const bytes = slot.windows.reduce((n, w) => n + w.length, 0);
+          handed.push({ slot: slot.slot, pages: slot.pages, bytes, dirty });
+          return Promise.resolve({ pages: 2, zeroPages: 1, written: 4152 });
+        },
+      });
+      return { count, handed, framed, progress: precopy.progress };
+    };
+    const direct = await run();
+    assert.equal(direct.count, 2);
+    assert.deepEqual(direct.handed, [
+      { slot: mem.slot, pages, bytes: pages * PAGE_BYTES, dirty: [0, 5] },
+    ]);
+    assert.equal(direct.framed, 0);
+    assert.deepEqual(
+      [direct.progress.pagesSent, direct.progress.zeroPages, direct.progress.transferredBytes],
+      [2, 1, 4152],
+    );
+    const capped = await run(1e9);
+    assert.deepEqual([capped.count, capped.handed.length, capped.framed], [2, 0, 1]);
+  });
+
   it("sends a page as zero only when every byte is zero (one byte anywhere makes it data)", async () => {
     using vm = createSoftVm({ mode: "inline" });
     const pages = 512;

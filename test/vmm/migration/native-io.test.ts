@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { createServer, type Socket } from "node:net";
 import { Worker } from "node:worker_threads";
 import { createSoftVm } from "../../../src/backends/soft/index.js";
+import type { GuestMemory } from "../../../src/backends/vcpu.js";
 import { receiveMigration } from "../../../src/vmm/migration/destination.js";
 import { IO_CODES, nativeIo, socketFd } from "../../../src/vmm/migration/native-io.js";
 import {
@@ -18,6 +19,7 @@ import {
   PagesFrame,
   type PageOut,
 } from "../../../src/vmm/migration/stream.js";
+import { Precopy } from "../../../src/vmm/migration/precopy.js";
 import { listenOnce, MigrationError } from "../../../src/vmm/migration/transport.js";
 import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
 
@@ -280,6 +282,192 @@ describe("native sendAll()", { skip }, () => {
     socket.destroy();
     child.kill();
     server.close();
+  });
+});
+
+describe("native sendPages()", { skip }, () => {
+  /** A connected pair: `socket` is this thread's end, a worker collecting the bytes the other. */
+  async function sink(): Promise<{ fd: number; got: Promise<Uint8Array>; close: () => void }> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    const worker = peer(address.port, "sink");
+    const got = new Promise<Uint8Array>((resolve) => {
+      worker.once("message", (bytes: Uint8Array) => {
+        resolve(new Uint8Array(bytes));
+      });
+    });
+    const socket = await accepted;
+    socket.on("error", () => undefined);
+    const fd = socketFd(socket);
+    assert.ok(fd !== undefined);
+    return {
+      fd,
+      got,
+      close: () => {
+        socket.end();
+        void got.finally(() => {
+          void worker.terminate();
+          server.close();
+        });
+      },
+    };
+  }
+
+  /** 32 MiB of RAM and a dirty log that exercise every rule of `Precopy.finish`'s framing. */
+  function dirtyRam(): { memory: GuestMemory; bitmap: Uint8Array } {
+    const pages = 8192;
+    const bytes = new Uint8Array(pages * PAGE_BYTES);
+    const bitmap = new Uint8Array(pages / 8);
+    const dirty = (p: number): void => {
+      bitmap[p >> 3] = (bitmap[p >> 3] ?? 0) | (1 << (p & 7));
+    };
+    const fill = (p: number, v: number): void => {
+      bytes.fill(v, p * PAGE_BYTES, (p + 1) * PAGE_BYTES);
+    };
+    // Scattered data pages, a zero page among them, a page whose only byte is its last.
+    for (const p of [0, 3, 7, 8, 9, 100]) fill(p, p + 1);
+    for (const p of [0, 3, 5, 7, 8, 9, 100, 101]) dirty(p);
+    bytes[(101 + 1) * PAGE_BYTES - 1] = 1;
+    // 600 data pages in a row: frames cut at 1 MiB of data.
+    for (let p = 1024; p < 1624; p++) {
+      fill(p, p & 0xff || 1);
+      dirty(p);
+    }
+    // 20 dirty all-zero MiB groups (5120 zero entries: frames cut at 4096 entries), one group
+    // with a data page in its middle, and a dirty group that starts off a 256-page boundary.
+    for (let p = 2048; p < 2048 + 20 * 256; p++) dirty(p);
+    for (let p = 7424; p < 7680; p++) dirty(p);
+    fill(7500, 0x5a);
+    for (let p = 7700; p < 8192; p++) dirty(p);
+    const memory: GuestMemory = {
+      slot: 3,
+      guestPhysAddr: BASE,
+      size: bytes.length,
+      bytes,
+      view: (offset, length) => bytes.subarray(offset, offset + length),
+      readOnly: false,
+      logDirty: true,
+    };
+    return { memory, bitmap };
+  }
+
+  it("sends the bytes of Precopy.finish()'s frames, straight from RAM", async () => {
+    assert.ok(io !== undefined);
+    const { memory, bitmap } = dirtyRam();
+    // The JS path: every frame `finish` writes, in order.
+    const frames: Uint8Array[] = [];
+    const precopy = (log: Uint8Array) =>
+      new Precopy({ memory: [memory], getDirtyLog: () => log.slice() }, () => Promise.resolve(), {
+        downtimeLimitMs: 300,
+        maxRounds: 1,
+      });
+    const js = precopy(bitmap);
+    const count = await js.finish({
+      write: (chunks) => {
+        frames.push(concatBytes(chunks));
+        return Promise.resolve();
+      },
+    });
+    const want = concatBytes(frames);
+    const { fd, got, close } = await sink();
+    const r = io.sendPages(fd, 3, 8192, [memory.bytes], 1 << 30, bitmap, 5000);
+    close();
+    assert.deepEqual(r, {
+      code: IO_CODES.ok,
+      written: want.length,
+      message: "",
+      pages: count,
+      zeroPages: js.progress.zeroPages,
+    });
+    // Frames were cut at 4096 entries and at 1 MiB of data pages (both rules covered).
+    const cuts = frames.map((f) => {
+      const view = new DataView(f.buffer, f.byteOffset);
+      const entries = view.getUint32(20, true);
+      return { entries, data: (Number(view.getBigUint64(8, true)) - 8 - 8 * entries) / PAGE_BYTES };
+    });
+    assert.ok(
+      cuts.some((c) => c.entries === 4096),
+      JSON.stringify(cuts),
+    );
+    assert.ok(cuts.filter((c) => c.data === 256).length >= 2, JSON.stringify(cuts));
+    assert.ok(Buffer.from(await got).equals(Buffer.from(want)));
+    // Through `finish` (its `sendDirty` sink): the same counts as the JS path.
+    const native = precopy(bitmap);
+    const { fd: fd2, got: got2, close: close2 } = await sink();
+    await native.finish({
+      write: () => Promise.reject(new Error("sendDirty must send everything")),
+      sendDirty: (slot, log) => {
+        const s = io.sendPages(
+          fd2,
+          slot.slot,
+          slot.pages,
+          slot.windows,
+          slot.windowBytes,
+          log,
+          5000,
+        );
+        return Promise.resolve(s);
+      },
+    });
+    close2();
+    assert.ok(Buffer.from(await got2).equals(Buffer.from(want)));
+    assert.deepEqual(native.progress, js.progress);
+  });
+
+  it("a peer that stops reading: code timeout after timeoutMs, not a hang", async () => {
+    assert.ok(io !== undefined);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === "object");
+    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    const child = spawn(process.execPath, [
+      "-e",
+      `require("node:net").connect(${address.port}, "127.0.0.1").pause(); setTimeout(() => {}, 20000)`,
+    ]);
+    const socket = await accepted;
+    socket.on("error", () => undefined);
+    const fd = socketFd(socket);
+    assert.ok(fd !== undefined);
+    const ram = new Uint8Array(64 * 1024 * 1024).fill(1);
+    const started = performance.now();
+    const r = io.sendPages(
+      fd,
+      0,
+      ram.length / PAGE_BYTES,
+      [ram],
+      1 << 30,
+      new Uint8Array(2048).fill(0xff),
+      200,
+    );
+    const ms = performance.now() - started;
+    assert.equal(r.code, IO_CODES.timeout, r.message);
+    assert.ok(r.written < ram.length);
+    assert.match(r.message, /moved no bytes for 200 ms/);
+    assert.ok(ms >= 190 && ms < 5000, `took ${ms} ms`);
+    socket.destroy();
+    child.kill();
+    server.close();
+  });
+
+  it("refuses windows that do not cover the slot, and a bitmap too short for it", () => {
+    assert.ok(io !== undefined);
+    const ram = new Uint8Array(1024 * 1024);
+    assert.throws(
+      () => io.sendPages(0, 0, 512, [ram], 1 << 30, new Uint8Array(64), 100),
+      TypeError,
+    );
+    assert.throws(
+      () => io.sendPages(0, 0, 256, [ram], 1 << 30, new Uint8Array(31), 100),
+      TypeError,
+    );
+    assert.throws(
+      () => io.sendPages(0, 0, 256, [ram], 4096 * 100, new Uint8Array(32), 100),
+      TypeError,
+    );
   });
 });
 

@@ -63,6 +63,15 @@ describe("crc32cNative() (SSE4.2) against crc32cJs()", { skip }, () => {
     assert.equal(crc32c(small), crc32cJs(small));
   });
 
+  it("agrees at every length from 1000 to 1300 and at 1 MiB + 13 (the 1 KiB fold path where the CPU has VPCLMULQDQ: each 16-byte tail and byte tail)", () => {
+    const data = Uint8Array.from({ length: (1 << 20) + 13 }, (_, i) => (i * 2654435761) >>> 24);
+    for (let n = 1000; n <= 1300; n++) {
+      const view = data.subarray(n & 7, (n & 7) + n);
+      assert.equal(crc32cNative(view, n), crc32cJs(view, n), `length ${n}`);
+    }
+    assert.equal(crc32cNative(data, 0xdeadbeef), crc32cJs(data, 0xdeadbeef));
+  });
+
   it("continues across chunks on either path: native(b, js(a)) = js(a ++ b)", () => {
     const ab = Uint8Array.from({ length: 10_007 }, (_, i) => (i * 31 + 7) & 0xff);
     for (const cut of [0, 1, 255, 4096, 10_006, 10_007]) {
