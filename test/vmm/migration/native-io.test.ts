@@ -61,6 +61,35 @@ function peer(port: number, mode: string, bytes: Uint8Array = new Uint8Array(0))
   return new Worker(PEER, { eval: true, workerData: { port, bytes, mode } });
 }
 
+/**
+ * A connected socket whose peer never reads: a process of its own that connects and pauses (a
+ * worker thread's idle socket was reset under a blocked main thread here, which would test
+ * something else). `close` ends both.
+ */
+async function stalledPeer(): Promise<{ fd: number; close: () => void }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  assert.ok(address !== null && typeof address === "object");
+  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+  const child = spawn(process.execPath, [
+    "-e",
+    `require("node:net").connect(${address.port}, "127.0.0.1").pause(); setTimeout(() => {}, 20000)`,
+  ]);
+  const socket = await accepted;
+  socket.on("error", () => undefined);
+  const fd = socketFd(socket);
+  assert.ok(fd !== undefined);
+  return {
+    fd,
+    close: () => {
+      socket.destroy();
+      child.kill();
+      server.close();
+    },
+  };
+}
+
 const head = (): Uint8Array =>
   concatBytes([
     encodeStreamHeader("riscv", "soft-inline"),
@@ -257,21 +286,7 @@ describe("native sendAll()", { skip }, () => {
 
   it("a peer that stops reading: code timeout after timeoutMs, not a hang", async () => {
     assert.ok(io !== undefined);
-    // A process of its own that connects and never reads (a worker thread's idle socket was
-    // reset under a blocked main thread here, which would test something else).
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    assert.ok(address !== null && typeof address === "object");
-    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    const child = spawn(process.execPath, [
-      "-e",
-      `require("node:net").connect(${address.port}, "127.0.0.1").pause(); setTimeout(() => {}, 20000)`,
-    ]);
-    const socket = await accepted;
-    socket.on("error", () => undefined);
-    const fd = socketFd(socket);
-    assert.ok(fd !== undefined);
+    const { fd, close } = await stalledPeer();
     const started = performance.now();
     const r = io.sendAll(fd, [new Uint8Array(64 * 1024 * 1024)], 200, true);
     const ms = performance.now() - started;
@@ -279,9 +294,7 @@ describe("native sendAll()", { skip }, () => {
     assert.ok(r.written < 64 * 1024 * 1024);
     assert.match(r.message, /moved no bytes for 200 ms/);
     assert.ok(ms >= 190 && ms < 5000, `took ${ms} ms`);
-    socket.destroy();
-    child.kill();
-    server.close();
+    close();
   });
 });
 
@@ -419,19 +432,7 @@ describe("native sendPages()", { skip }, () => {
 
   it("a peer that stops reading: code timeout after timeoutMs, not a hang", async () => {
     assert.ok(io !== undefined);
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    assert.ok(address !== null && typeof address === "object");
-    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    const child = spawn(process.execPath, [
-      "-e",
-      `require("node:net").connect(${address.port}, "127.0.0.1").pause(); setTimeout(() => {}, 20000)`,
-    ]);
-    const socket = await accepted;
-    socket.on("error", () => undefined);
-    const fd = socketFd(socket);
-    assert.ok(fd !== undefined);
+    const { fd, close } = await stalledPeer();
     const ram = new Uint8Array(64 * 1024 * 1024).fill(1);
     const started = performance.now();
     const r = io.sendPages(
@@ -448,9 +449,7 @@ describe("native sendPages()", { skip }, () => {
     assert.ok(r.written < ram.length);
     assert.match(r.message, /moved no bytes for 200 ms/);
     assert.ok(ms >= 190 && ms < 5000, `took ${ms} ms`);
-    socket.destroy();
-    child.kill();
-    server.close();
+    close();
   });
 
   it("refuses windows that do not cover the slot, and a bitmap too short for it", () => {
