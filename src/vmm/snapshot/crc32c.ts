@@ -84,7 +84,8 @@ export const NATIVE_MIN_BYTES = 256;
 
 /** Which implementation `crc32c()` uses for large inputs, and why when it is the JS one. */
 export interface Crc32cPath {
-  readonly kind: "sse4.2" | "js";
+  /** "sse4.2+vpclmulqdq": inputs of 1 KiB or more fold 64 bytes per step (native/crc32c.cc). */
+  readonly kind: "sse4.2" | "sse4.2+vpclmulqdq" | "js";
   readonly reason?: string;
 }
 
@@ -95,7 +96,7 @@ function loadNative(): { readonly path: Crc32cPath; readonly fn?: NativeCrc32c }
   const file = findAddon();
   if (file === undefined) return js(`${ADDON_FILE} was not built at install`);
   try {
-    const addon = requireAddon(file) as { crc32c?: unknown };
+    const addon = requireAddon(file) as { crc32c?: unknown; crc32cFold?: unknown };
     const fn = addon.crc32c;
     if (typeof fn !== "function") return js("the addon predates its crc32c");
     const native = fn as NativeCrc32c;
@@ -105,7 +106,9 @@ function loadNative(): { readonly path: Crc32cPath; readonly fn?: NativeCrc32c }
     if (check !== crc32cJs(new TextEncoder().encode("123456789".repeat(32)))) {
       return js("the addon's crc32c disagrees with the JS one");
     }
-    return { path: { kind: "sse4.2" }, fn: native };
+    const foldFn = addon.crc32cFold as (() => unknown) | undefined;
+    const fold = typeof foldFn === "function" && foldFn() === true;
+    return { path: { kind: fold ? "sse4.2+vpclmulqdq" : "sse4.2" }, fn: native };
   } catch (error) {
     return js(`the addon did not load: ${error instanceof Error ? error.message : String(error)}`);
   }

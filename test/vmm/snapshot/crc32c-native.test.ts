@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import {
@@ -12,7 +13,7 @@ import {
 } from "../../../src/vmm/snapshot/crc32c.js";
 
 const path = crc32cPath();
-const skip = path.kind === "sse4.2" ? false : `no SSE4.2 CRC32C: ${path.reason ?? "?"}`;
+const skip = path.kind === "js" ? `no SSE4.2 CRC32C: ${path.reason ?? "?"}` : false;
 
 /** Both paths forced, on `bytes` continuing from `previous`. */
 function both(bytes: Uint8Array, previous = 0): { js: number; native: number | undefined } {
@@ -98,6 +99,15 @@ describe("crc32cNative() (SSE4.2) against crc32cJs()", { skip }, () => {
 });
 
 describe("crc32cPath()", () => {
+  it("names the folded path exactly when the CPU has AVX-512 and VPCLMULQDQ", { skip }, () => {
+    // /proc/cpuinfo's flags, as the addon's __builtin_cpu_supports sees them.
+    const flags = (/^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "")
+      .trim()
+      .split(/\s+/);
+    const fold = ["avx512f", "vpclmulqdq", "pclmulqdq", "sse4_2"].every((f) => flags.includes(f));
+    assert.equal(path.kind, fold ? "sse4.2+vpclmulqdq" : "sse4.2");
+  });
+
   it("is the JS loop with REGVISOR_NATIVE=0, with the same results", () => {
     const module = fileURLToPath(new URL("../../../src/vmm/snapshot/crc32c.js", import.meta.url));
     const script = `import("${module}").then((m) => { const b = new Uint8Array(5000).map((_, i) => i * 7); process.stdout.write(JSON.stringify([m.crc32cPath(), m.crc32c(b), m.crc32cNative(b) ?? null])); })`;
