@@ -13,38 +13,29 @@
  * The command line is only read here, never judged: run.ts parses and checks it as before, so
  * a guess that is wrong (a malformed command line) costs start-up time, never behaviour.
  */
-import { closeSync, openSync, readSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { isRiscvLinuxImage } from "../vmm/arch/riscv/linux-image.js";
+import { EM, elfMachine, isElf } from "../vmm/elf.js";
+import { OpenInputFile } from "../vmm/input-file.js";
 import { RUN_OPTIONS } from "./run-options.js";
 
-/** The RISC-V Linux Image's magic2 "RSC\x05" and its offset (Documentation/arch/riscv/boot.rst). */
-const IMAGE_MAGIC2 = 0x0543_5352;
-const IMAGE_MAGIC2_AT = 0x38;
-/** ELF magic, and e_machine (u16 at 18) of RISC-V (include/uapi/linux/elf-em.h EM_RISCV). */
-const ELF_MAGIC = 0x464c_457f;
-const EM_RISCV = 243;
-const ELF_MACHINE_AT = 18;
-
-/** Whether the file at `path` starts with a RISC-V Linux Image or ELF header. */
+/**
+ * Whether the file at `path` starts with a RISC-V Linux Image or ELF header. Opened as run.ts
+ * opens it (OpenInputFile: a regular file only, and never waiting on a FIFO's writer); a file it
+ * cannot use is not RISC-V here, and run.ts says why.
+ */
 function isRiscvFile(path: string): boolean {
-  const head = new Uint8Array(IMAGE_MAGIC2_AT + 4);
-  let length: number;
+  let head: Uint8Array;
   try {
-    const fd = openSync(path, "r");
-    try {
-      length = readSync(fd, head, 0, head.length, 0);
-    } finally {
-      closeSync(fd);
-    }
+    using file = new OpenInputFile(path, {
+      what: "guest image",
+      maxBytes: Number.MAX_SAFE_INTEGER,
+    });
+    head = file.head;
   } catch {
     return false;
   }
-  const view = new DataView(head.buffer, 0, length);
-  if (length < ELF_MACHINE_AT + 2) return false;
-  if (view.getUint32(0, true) === ELF_MAGIC) {
-    return view.getUint16(ELF_MACHINE_AT, true) === EM_RISCV;
-  }
-  return length === head.length && view.getUint32(IMAGE_MAGIC2_AT, true) === IMAGE_MAGIC2;
+  return isElf(head) ? elfMachine(head) === EM.RISCV : isRiscvLinuxImage(head);
 }
 
 /**

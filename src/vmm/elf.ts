@@ -136,6 +136,12 @@ export function isElf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && ELF_MAGIC.every((b, i) => bytes[i] === b);
 }
 
+/** e_machine of an ELF header's first 20 bytes, or undefined when `bytes` hold none. */
+export function elfMachine(bytes: Uint8Array): number | undefined {
+  if (!isElf(bytes) || bytes.length < 20) return undefined;
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint16(18, true);
+}
+
 function readHeader(bytes: Uint8Array, view: DataView): Header {
   const prefix = Math.min(bytes.length, ELF_MAGIC.length);
   for (let i = 0; i < prefix; i++) {

@@ -7,7 +7,7 @@
  */
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,6 +41,8 @@ const RISCV_IMAGE = header("Image", (v) => {
 const ARM64_IMAGE = header("arm64-Image", (v) => {
   v.setUint32(0x38, 0x644d5241, true); // "ARM\x64"
 });
+const FIFO = join(dir, "fifo");
+execFileSync("mkfifo", [FIFO]);
 const SHORT = join(dir, "short");
 writeFileSync(SHORT, Uint8Array.of(0x7f, 0x45, 0x4c, 0x46));
 
@@ -74,6 +76,19 @@ describe("run's early start: which runs prime the soft engine first", () => {
     assert.equal(runsInlineSoftHart([dir]), false, "a directory");
     assert.equal(runsInlineSoftHart([]), false, "the demo: KVM first when it works");
     assert.equal(runsInlineSoftHart([RISCV_IMAGE, RISCV_ELF]), false, "two FILEs: refused later");
+  });
+
+  it("run FIFO is refused in one line at once, as before the early start (no wait for a writer)", () => {
+    const r = spawnSync(process.execPath, [BIN, "run", FIFO], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    assert.equal(r.signal, null, "killed by the timeout: the early start waited on the FIFO");
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      `regvisor: Cannot read guest image "${FIFO}": it is a pipe, not a regular file\n`,
+    );
   });
 
   it("a value is not taken for the FILE: --cmdline's text, --load-addr's address", () => {

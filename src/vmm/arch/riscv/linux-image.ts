@@ -35,12 +35,21 @@ function u64(bytes: Uint8Array, at: number): bigint {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(at, true);
 }
 
+/** The Image header's magic2 word, or undefined when `file` is too short to hold one. */
+function magic2(file: Uint8Array | GuestFile): number | undefined {
+  const head = headOf(file);
+  return head.length < MAGIC2_OFFSET + 4 ? undefined : u32(head, MAGIC2_OFFSET);
+}
+
 /** Whether `file` carries a Linux Image header (RISC-V or another arch's). */
 export function isLinuxImage(file: Uint8Array | GuestFile): boolean {
-  const head = headOf(file);
-  if (head.length < MAGIC2_OFFSET + 4) return false;
-  const magic = u32(head, MAGIC2_OFFSET);
+  const magic = magic2(file);
   return magic === RISCV_MAGIC2 || magic === ARM64_MAGIC;
+}
+
+/** Whether `file` carries a RISC-V Linux Image header (magic2 "RSC\x05"). */
+export function isRiscvLinuxImage(file: Uint8Array | GuestFile): boolean {
+  return magic2(file) === RISCV_MAGIC2;
 }
 
 /** Bytes the EFI stub's PE sections say the file holds, or undefined without a PE header. */
