@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { Worker } from "node:worker_threads";
 import { createSoftVm } from "../../../src/backends/soft/index.js";
 import type { GuestMemory } from "../../../src/backends/vcpu.js";
@@ -62,24 +62,42 @@ function peer(port: number, mode: string, bytes: Uint8Array = new Uint8Array(0))
 }
 
 /**
- * A connected socket whose peer never reads: a process of its own that connects and pauses (a
- * worker thread's idle socket was reset under a blocked main thread here, which would test
- * something else). `close` ends both.
+ * A loopback connection: `connect(port)` starts the other end (a worker or a process); resolves
+ * with this end (its errors ignored: the tests look at the native calls' results) and its fd.
  */
-async function stalledPeer(): Promise<{ fd: number; close: () => void }> {
+async function accept<T>(
+  connect: (port: number) => T,
+): Promise<{ server: Server; peer: T; socket: Socket; fd: number }> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   assert.ok(address !== null && typeof address === "object");
   const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-  const child = spawn(process.execPath, [
-    "-e",
-    `require("node:net").connect(${address.port}, "127.0.0.1").pause(); setTimeout(() => {}, 20000)`,
-  ]);
+  const other = connect(address.port);
   const socket = await accepted;
   socket.on("error", () => undefined);
   const fd = socketFd(socket);
   assert.ok(fd !== undefined);
+  return { server, peer: other, socket, fd };
+}
+
+/**
+ * A connected socket whose peer never reads: a process of its own that connects and pauses (a
+ * worker thread's idle socket was reset under a blocked main thread here, which would test
+ * something else). `close` ends both.
+ */
+async function stalledPeer(): Promise<{ fd: number; close: () => void }> {
+  const {
+    server,
+    peer: child,
+    socket,
+    fd,
+  } = await accept((port) =>
+    spawn(process.execPath, [
+      "-e",
+      `require("node:net").connect(${port}, "127.0.0.1").pause(); setTimeout(() => {}, 20000)`,
+    ]),
+  );
   return {
     fd,
     close: () => {
@@ -247,14 +265,7 @@ describe("native sendAll()", { skip }, () => {
   async function pair(
     mode: string,
   ): Promise<{ socket: Socket; worker: Worker; close: () => void }> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    assert.ok(address !== null && typeof address === "object");
-    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    const worker = peer(address.port, mode);
-    const socket = await accepted;
-    socket.on("error", () => undefined);
+    const { server, peer: worker, socket } = await accept((port) => peer(port, mode));
     return { socket, worker, close: () => server.close() };
   }
 
@@ -301,21 +312,12 @@ describe("native sendAll()", { skip }, () => {
 describe("native sendPages()", { skip }, () => {
   /** A connected pair: `socket` is this thread's end, a worker collecting the bytes the other. */
   async function sink(): Promise<{ fd: number; got: Promise<Uint8Array>; close: () => void }> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    assert.ok(address !== null && typeof address === "object");
-    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    const worker = peer(address.port, "sink");
+    const { server, peer: worker, socket, fd } = await accept((port) => peer(port, "sink"));
     const got = new Promise<Uint8Array>((resolve) => {
       worker.once("message", (bytes: Uint8Array) => {
         resolve(new Uint8Array(bytes));
       });
     });
-    const socket = await accepted;
-    socket.on("error", () => undefined);
-    const fd = socketFd(socket);
-    assert.ok(fd !== undefined);
     return {
       fd,
       got,
@@ -473,16 +475,13 @@ describe("native sendPages()", { skip }, () => {
 describe("native recvPages() in slices (the pre-copy)", { skip }, () => {
   /** Frames fed by a worker that then goes silent; this thread's end of the connection. */
   async function fed(bytes: Uint8Array): Promise<{ fd: number; close: () => Promise<void> }> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const address = server.address();
-    assert.ok(address !== null && typeof address === "object");
-    const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-    const worker = peer(address.port, "feed-hold", bytes);
-    const socket = await accepted;
+    const {
+      server,
+      peer: worker,
+      socket,
+      fd,
+    } = await accept((port) => peer(port, "feed-hold", bytes));
     socket.pause();
-    const fd = socketFd(socket);
-    assert.ok(fd !== undefined);
     return {
       fd,
       close: async () => {
