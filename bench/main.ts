@@ -5,6 +5,7 @@
  * dropped. `--only <substring>` runs the groups whose name contains it.
  */
 import os from "node:os";
+import { parseArgs } from "node:util";
 import { kvmBench } from "./kvm.js";
 import { softCpuBench } from "./soft-cpu.js";
 import { snapshotBench } from "./snapshot.js";
@@ -30,11 +31,50 @@ function machine(): string {
   return `${cpu}, ${os.cpus().length} cores, Node ${process.version}, ${os.type()} ${os.release()}`;
 }
 
+const USAGE = `usage: npm run bench -- [--json] [--only SUBSTRING]
+  --json            one JSON object {"metrics", "details", "skipped"} on stdout
+  --only SUBSTRING  run only the groups whose name contains SUBSTRING
+groups: ${GROUPS.map((g) => g.name).join(", ")}
+`;
+
+/** The command line, or a one-line reason it is wrong. */
+function options(
+  args: readonly string[],
+): { json: boolean; only?: string; help: boolean } | string {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: {
+        json: { type: "boolean" },
+        only: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    return error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+  }
+  const { json = false, only, help = false } = parsed.values;
+  if (only !== undefined && !GROUPS.some((g) => g.name.includes(only))) {
+    return `--only ${JSON.stringify(only)} matches no group (groups: ${GROUPS.map((g) => g.name).join(", ")})`;
+  }
+  return only === undefined ? { json, help } : { json, only, help };
+}
+
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const json = args.includes("--json");
-  const onlyAt = args.indexOf("--only");
-  const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
+  const parsed = options(process.argv.slice(2));
+  if (typeof parsed === "string") {
+    process.stderr.write(`bench: ${parsed}\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (parsed.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const { json, only } = parsed;
   const metrics: Metric[] = [];
   const skipped: Record<string, string> = {};
   for (const group of GROUPS) {
