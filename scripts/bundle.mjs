@@ -116,6 +116,8 @@ const [script, workers] = await Promise.all([
     ...commonJs,
     entryPoints: ["src/cli/cli.ts"],
     outfile: join(outdir, "cli.cjs"),
+    minifyWhitespace: true,
+    charset: "ascii",
     plugins: [rewrite(true)],
   }),
   build({

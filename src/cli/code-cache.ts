@@ -11,16 +11,20 @@
  * that run went on (V8: "the code cache contains the functions compiled so far").
  *
  * Cache file: "RVCC", the script's length in bytes (u32, little-endian), a copy of the script,
- * then V8's data. V8 itself checks its own version, its flags and the source's length only, so
- * the copy, compared with the script byte for byte (a memcmp, ~0.1 ms, where a checksum meant
- * loading zlib or crypto, 2-3 ms), ties the cache to the exact script: a cache for another
- * script, a truncated or corrupt file, or data V8 rejects (another Node, other V8 flags) each
- * cost the compile time it would have saved, never a different behaviour.
+ * then V8's data. V8 itself checks its version, its flags and the source's length, and the
+ * data's checksum only under `--verify-snapshot-checksum` (off in release builds: a flipped
+ * byte in the data was taken and crashed Node 20 with SIGSEGV), so both sides here turn that
+ * flag on around V8's part, and the copy, compared with the script byte for byte (a memcmp,
+ * ~0.1 ms, where a checksum of our own meant loading zlib or crypto, 2-3 ms), ties the cache to
+ * the exact script. A cache for another script, a truncated or corrupt file, or data V8 rejects
+ * (another Node, other V8 flags) each cost the compile time it would have saved, never a
+ * different behaviour.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { pathToFileURL } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import { Script } from "node:vm";
 
 /**
@@ -54,6 +58,21 @@ const HEADER = 8;
 const HEAD = `(function (exports, require, module, __filename, __dirname, ${IMPORT_META_URL}) {`;
 const TAIL = "\n})";
 
+/**
+ * Runs `fn` under V8's `--verify-snapshot-checksum`, which makes a code cache carry a checksum
+ * and be checked against it. Turned off again unless node's command line set it: the flag also
+ * checksums the start-up snapshot of every new isolate (measured: +20-50 ms per Worker start).
+ */
+function withChecksums<T>(fn: () => T): T {
+  const given = process.execArgv.some((a) => a.includes("verify-snapshot-checksum"));
+  if (!given) setFlagsFromString("--verify-snapshot-checksum");
+  try {
+    return fn();
+  } finally {
+    if (!given) setFlagsFromString("--no-verify-snapshot-checksum");
+  }
+}
+
 /** The V8 data of `cacheFile` if it was written for exactly `source`; otherwise undefined. */
 function cacheFor(cacheFile: string, source: Buffer): Buffer | undefined {
   let file: Buffer;
@@ -76,10 +95,11 @@ function cacheFor(cacheFile: string, source: Buffer): Buffer | undefined {
 export function loadScript(file: string, cacheFile: string): LoadedScript {
   const source = readFileSync(file);
   const cachedData = cacheFor(cacheFile, source);
-  const script = new Script(HEAD + source.toString("utf8") + TAIL, {
-    filename: file,
-    ...(cachedData === undefined ? {} : { cachedData }),
-  });
+  const text = HEAD + source.toString("utf8") + TAIL;
+  const script =
+    cachedData === undefined
+      ? new Script(text, { filename: file })
+      : withChecksums(() => new Script(text, { filename: file, cachedData }));
   const cache: CacheUse =
     cachedData === undefined
       ? "absent"
@@ -104,7 +124,7 @@ export function loadScript(file: string, cacheFile: string): LoadedScript {
 
 /** Writes the code cache of `loaded` (with everything compiled so far) to `cacheFile`. */
 export function writeCodeCache(loaded: LoadedScript, cacheFile: string): void {
-  const data = loaded.script.createCachedData();
+  const data = withChecksums(() => loaded.script.createCachedData());
   const header = Buffer.alloc(HEADER);
   header.writeUInt32LE(MAGIC, 0);
   header.writeUInt32LE(loaded.source.length, 4);
