@@ -1,13 +1,14 @@
 /**
  * The first thing `regvisor run` does when its guest will run on an inline soft hart: the
  * engine's warm-ups (src/backends/soft/riscv/hart.ts `primeEngine`), before the run command and
- * the VMM are loaded, the image is read and the machine is built.
+ * the VMM are loaded (initialized, in the bundle: scripts/bundle.mjs), the image is read and the
+ * machine is built.
  *
  * Why (issue 13: process start to /init's first line is the Linux boot benchmark): the
  * warm-ups end by making the fast interpreter's loop hot, and V8 then compiles it with
  * TurboFan on a background thread (30-60 ms measured with --trace-opt). Started here, that
- * compile runs while the main thread loads ~270 KB of modules, plans the boot and writes the
- * image; started in `new Hart()`, after all of that, the guest's first slice ran in baseline
+ * compile runs while the main thread loads the run command and the VMM, plans the boot and
+ * writes the image; started in `new Hart()`, after all of that, the guest's first slice ran in baseline
  * code until it was done.
  *
  * The command line is only read here, never judged: run.ts parses and checks it as before, so
