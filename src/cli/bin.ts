@@ -2,6 +2,10 @@
 /** Entry point of the `regvisor` executable. */
 import { main } from "./main.js";
 import { writeAllSync } from "./output.js";
+import { setV8Flags } from "./v8-flags.js";
+
+// Before any command runs: V8's tiering and inlining settings for this process (v8-flags.ts).
+setV8Flags();
 
 // stderr carries the one-line reasons; if it is closed too there is nobody left to tell.
 process.stderr.on("error", () => undefined);
