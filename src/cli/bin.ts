@@ -13,6 +13,12 @@ import { fileURLToPath } from "node:url";
 // every flag the program sets must be set before the CLI is compiled, or V8 rejects the cache.
 import "../backends/soft/riscv/wasm-api.js";
 import { CACHE_OUT_ENV, type LoadedScript, loadScript, writeCodeCache } from "./code-cache.js";
+import { setV8Flags } from "./v8-flags.js";
+
+// Before any command runs and before the CLI script is compiled (V8 rejects a code cache made
+// under other flags; the build writes the cache through this file, with these flags set):
+// V8's tiering and inlining settings for this process (v8-flags.ts).
+setV8Flags();
 
 type Cli = (argv: string[]) => Promise<number>;
 
