@@ -29,6 +29,7 @@ import { fetchPage } from "./access.js";
 import { step } from "./interp.js";
 import { fastEnd, runFast } from "./fast.js";
 import { DecodeCache } from "./predecode.js";
+import { CodeLeaves } from "./code-leaves.js";
 import type { Slot } from "./memory.js";
 import {
   compileRegion,
@@ -189,6 +190,8 @@ export class Engine {
   private debug: EngineDebug | null = null;
   /** The fast interpreter's decode cache (fast.ts): cold code when translating; null: `step`. */
   readonly decoded: DecodeCache | null;
+  /** The leaves the code look-ups of the current map went through (for `fenceVa`). */
+  private readonly leaves = new CodeLeaves();
   /**
    * Statistics (for benchmarks and tests): regions compiled and the milliseconds it took,
    * blocks invalidated, whole flushes, fence.i re-checks; for the wasm tier, dispatcher entries
@@ -242,7 +245,7 @@ export class Engine {
     this.regionBlocks =
       regionBlocks ?? (tier === "wasm" ? WASM_REGION_BLOCKS : DEFAULT_REGION_BLOCKS);
     this.regionInsns = tier === "wasm" ? WASM_REGION_MAX_INSNS : REGION_MAX_INSNS;
-    this.decoded = translate ? new DecodeCache(this.core) : null;
+    this.decoded = translate ? new DecodeCache(this.core, this.leaves) : null;
     this.core.onFenceI = () => {
       this.syncCode();
     };
@@ -257,9 +260,11 @@ export class Engine {
   /**
    * `sfence.vma` of virtual address `va`: forgets the virtual-pc look-ups (this cache, the wasm
    * dispatch cache, the decode cache's page look-up) made through the leaf that mapped it; the
-   * blocks stay (they are keyed by physical address and found again through a new walk).
+   * blocks stay (they are keyed by physical address and found again through a new walk). A
+   * leaf no code look-up of the current map went through has none to forget (code-leaves.ts).
    */
   private fenceVa(va: number): void {
+    if (!this.leaves.take(this.core.mapGen, va)) return;
     dropLeafLookups(this.vcGen, this.vcPc, this.vcBits, this.core.mapGen, va);
     this.wasm?.fenceVa(va);
     this.decoded?.fenceVa(va);
@@ -348,6 +353,7 @@ export class Engine {
     this.vcPc[i] = pc;
     this.vcGen[i] = c.mapGen;
     this.vcBits[i] = c.leafBits;
+    this.leaves.note(c.mapGen, pc, c.leafBits);
     this.vcBlk[i] = blk;
     return blk;
   }

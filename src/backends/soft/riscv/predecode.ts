@@ -25,6 +25,7 @@
  */
 import { fetchPage } from "./access.js";
 import { validF5 } from "./amo.js";
+import type { CodeLeaves } from "./code-leaves.js";
 import type { Core } from "./core.js";
 import type { Slot } from "./memory.js";
 import { expandRvc } from "./rvc.js";
@@ -318,8 +319,12 @@ export class DecodeCache {
   /** Statistics: pages decoded, instructions decoded, pages dropped, re-checks after fence.i. */
   readonly stats = { pages: 0, insns: 0, dropped: 0, rechecks: 0 };
 
-  constructor(core: Core) {
+  /** Where the look-ups' leaves are noted (for the engine's `sfence.vma`); none: not noted. */
+  private readonly leaves: CodeLeaves | null;
+
+  constructor(core: Core, leaves: CodeLeaves | null = null) {
     this.core = core;
+    this.leaves = leaves;
   }
 
   /**
@@ -346,6 +351,7 @@ export class DecodeCache {
     this.vMode[i] = c.mode;
     this.vBits[i] = c.leafBits;
     this.vPage[i] = p;
+    this.leaves?.note(c.mapGen, c.pc, c.leafBits);
     return p;
   }
 
