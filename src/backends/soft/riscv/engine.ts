@@ -30,6 +30,7 @@ import { step } from "./interp.js";
 import { fastEnd, runFast } from "./fast.js";
 import { DecodeCache } from "./predecode.js";
 import { CodeLeaves } from "./code-leaves.js";
+import { PageSnapshot } from "./page-snapshot.js";
 import type { Slot } from "./memory.js";
 import {
   compileRegion,
@@ -164,6 +165,8 @@ export class Engine {
   private readonly byPhys = new Map<number, Block>();
   /** Blocks by guest-physical page number (for invalidation). */
   private readonly byPage = new Map<number, Block[]>();
+  /** The bytes of each page in `byPage` as its blocks were decoded from them (for fence.i). */
+  private readonly snaps = new Map<number, PageSnapshot>();
   private readonly vcPc = new Float64Array(2 * VC_SIZE).fill(NaN);
   private readonly vcGen = new Int32Array(2 * VC_SIZE);
   /** log2 of the size of the leaf each entry's pc was translated through (Core.leafBits). */
@@ -279,6 +282,7 @@ export class Engine {
     else this.wasm = null;
     this.byPhys.clear();
     this.byPage.clear();
+    this.snaps.clear();
     this.vcBlk.fill(null);
     for (const s of this.core.mem.slots) s.clearAllCode();
     this.decoded?.clear();
@@ -290,9 +294,16 @@ export class Engine {
    * decoded (per page, as a store into code does); pages whose code is intact keep theirs.
    */
   syncCode(): void {
-    for (const list of this.byPage.values()) {
+    for (const [key, list] of this.byPage) {
+      // A page whose code span equals its snapshot holds the bytes every block was decoded
+      // from (page-snapshot.ts); else each block compares its own bytes.
+      const snap = this.snaps.get(key);
+      if (snap?.intact() === true) continue;
       const stale = list.find((b) => !b.matches());
-      if (stale === undefined) continue;
+      if (stale === undefined) {
+        snap?.retake();
+        continue;
+      }
       const slot = stale.slot;
       this.invalidatePage(slot, Math.floor((stale.pa - slot.gpa) / 4096));
     }
@@ -326,6 +337,7 @@ export class Engine {
         this.stats.invalidated++;
       }
       this.byPage.delete(key);
+      this.snaps.delete(key);
     }
     this.decoded?.drop(key);
     slot.clearCode(page);
@@ -368,6 +380,13 @@ export class Engine {
       this.byPage.set(key, list);
     }
     list.push(b);
+    let snap = this.snaps.get(key);
+    if (snap === undefined) {
+      snap = new PageSnapshot(b.slot, key * 4096 - b.slot.gpa);
+      this.snaps.set(key, snap);
+    }
+    // A straddling block's instruction is fetched afresh every time it runs (Block.matches).
+    if (!b.straddles) snap.note(b.pa - key * 4096, b.bytes);
     const off = b.pa - b.slot.gpa;
     const wasCode = b.slot.codePage[Math.floor(off / 4096)] === 1;
     b.slot.markCode(off, b.bytes);
