@@ -27,7 +27,6 @@ import { fetchPage } from "./access.js";
 import { validF5 } from "./amo.js";
 import type { CodeLeaves } from "./code-leaves.js";
 import type { Core } from "./core.js";
-import { PageSnapshot } from "./page-snapshot.js";
 import type { Slot } from "./memory.js";
 import { expandRvc } from "./rvc.js";
 
@@ -137,8 +136,6 @@ export class DecodedPage {
   readonly decoded: Uint16Array;
   readonly raw: Int32Array;
   count = 0;
-  /** The page's bytes as decoded (fence.i re-checks compare the span of decoded words first). */
-  readonly snap: PageSnapshot;
   /** The cache's fence.i epoch this page was last checked against memory in. */
   epoch: number;
   valid = true;
@@ -148,13 +145,12 @@ export class DecodedPage {
     this.slot = slot;
     this.off = pa - slot.gpa;
     this.epoch = epoch;
-    // One buffer for the four arrays: a Linux boot decodes ~400 pages, and several backing
+    // One buffer for the three arrays: a Linux boot decodes ~400 pages, and several backing
     // stores each cost 2-3x one (measured ~5 us vs ~2.3 us per page).
-    const buf = new ArrayBuffer(SLOTS * 14 + 4096);
+    const buf = new ArrayBuffer(SLOTS * 14);
     this.code = new Int32Array(buf, 0, 2 * SLOTS);
     this.raw = new Int32Array(buf, SLOTS * 8, SLOTS);
     this.decoded = new Uint16Array(buf, SLOTS * 12, SLOTS);
-    this.snap = new PageSnapshot(slot, this.off, new Int32Array(buf, SLOTS * 14, 1024));
   }
 }
 
@@ -408,11 +404,8 @@ export class DecodeCache {
     let p = this.pages.get(key);
     if (p !== undefined && p.epoch !== this.epoch) {
       this.stats.rechecks++;
-      if (p.snap.intact()) p.epoch = this.epoch;
-      else if (this.unchanged(p)) {
-        p.snap.retake();
-        p.epoch = this.epoch;
-      } else this.drop(key);
+      if (this.unchanged(p)) p.epoch = this.epoch;
+      else this.drop(key);
       p = this.pages.get(key);
     }
     if (p === undefined) {
@@ -450,9 +443,7 @@ export class DecodeCache {
     const page = p.off / 4096;
     const wasCode = slot.codePage[page] === 1;
     // A straddling instruction's second half is fetched afresh every time: mark its first.
-    const len = (w & 128) !== 0 && (w & 127) !== K.STRADDLE ? 4 : 2;
-    slot.markCode(p.off + 2 * idx, len);
-    p.snap.note(2 * idx, len);
+    slot.markCode(p.off + 2 * idx, (w & 128) !== 0 && (w & 127) !== K.STRADDLE ? 4 : 2);
     // Stores to a code page must take the slow path (access.ts checks the bitmap there).
     if (!wasCode) this.core.tw.flushPhys(p.pa);
     return w;
