@@ -23,7 +23,7 @@
  *   instruction, so trap storms cannot hang the host.
  */
 import type { HartStop } from "./contract.js";
-import { Block, decodeBlock } from "./block.js";
+import { Block, blockSize, decodeBlock } from "./block.js";
 import { Core } from "./core.js";
 import { fetchPage } from "./access.js";
 import { step } from "./interp.js";
@@ -608,8 +608,8 @@ export class Engine {
   /**
    * Instructions on the fall-through path from `pc` through full blocks (MAX_BLOCK long: a block
    * ends early at a jump, a SYSTEM instruction or the page end), at most STRAIGHT_CAP (1 if the
-   * fetch faults). Decoded for the count only: registered blocks would cost every fence.i a
-   * comparison.
+   * fetch faults). Measured, not decoded: registered blocks would cost every fence.i a
+   * comparison, and unregistered ones their allocations.
    */
   private straight(pc: number): number {
     if (Number.isNaN(pc) || (pc | 0) % 2 !== 0) return 1; // step() raises the fault
@@ -620,11 +620,12 @@ export class Engine {
     const pageEnd = r.pa - (r.pa % 4096) + 4096;
     let n = 0;
     for (let pa = r.pa; pa < pageEnd;) {
-      const blk = decodeBlock(pc + (pa - r.pa), pa, r.slot);
-      n += blk.n;
+      const size = blockSize(pa, r.slot);
+      const count = size & 0xff;
+      n += count;
       if (n >= STRAIGHT_CAP) return STRAIGHT_CAP;
-      if (blk.n < MAX_BLOCK) break;
-      pa += blk.bytes;
+      if (count < MAX_BLOCK) break;
+      pa += size >>> 8;
     }
     return Math.max(n, 1);
   }
