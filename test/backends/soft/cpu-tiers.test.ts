@@ -87,5 +87,32 @@ for (const tier of [
       place(ram, F, body(2));
       assert.equal(call(F, true), 2n, "after fence.i F runs as memory holds it");
     });
+
+    it("re-checks every word of a page after fence.i, however many it decoded", () => {
+      const { hart, ram } = hartWith([], tier.options);
+      // 150 4-byte and 200 2-byte (c.addi a0, 1) additions, then ret: more words than a
+      // decoded page's first trail holds.
+      place(
+        ram,
+        F,
+        Array.from({ length: 150 }, () => I.addi(R.a0, R.a0, 1)),
+      );
+      const rvc = F + 4 * 150;
+      const view = new DataView(ram.buffer);
+      for (let i = 0; i < 200; i++) view.setUint16(rvc + 2 * i, 0x0505, true);
+      place(ram, rvc + 400, [I.jalr(0, R.ra, 0)]);
+      const program = [I.fenceI(), I.addi(R.a0, R.zero, 0), ...li(R.s2, BigInt(BASE + F))];
+      place(ram, 0x4000, [...program, I.jalr(R.ra, R.s2, 0), I.ecall()]);
+      const run = (): bigint => {
+        hart.setPc(BigInt(BASE + 0x4000));
+        assert.equal(hart.run(1e5).kind, "ecall");
+        return hart.getX(R.a0);
+      };
+      assert.equal(run(), 350n);
+      view.setUint16(rvc + 2 * 190, 0x0509, true); // c.addi a0, 2, by another vCPU
+      assert.equal(run(), 351n, "the 340th word changed");
+      view.setUint32(F + 4 * 3, I.addi(R.a0, R.a0, 3), true);
+      assert.equal(run(), 353n, "the 4th word changed");
+    });
   });
 }
