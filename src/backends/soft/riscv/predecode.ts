@@ -110,8 +110,6 @@ export const K = {
 
 /** Halfwords per 4 KiB page. */
 const SLOTS = 2048;
-/** First capacity of a page's decode trail (`DecodedPage.trail`), in instructions. */
-const TRAIL_START = 256;
 /** Trail flag: the instruction was read as 4 bytes. */
 const LONG = 0x10000;
 /** Most decoded pages kept; past this all are dropped (as the block cache does when full). */
@@ -138,12 +136,13 @@ export class DecodedPage {
   readonly code: Int32Array;
   /**
    * The words decoded so far, in decode order, for fence.i's re-check: pairs of (halfword index
-   * | LONG if it was read as 4 bytes, the bits it was decoded from). Grown by doubling: a page
-   * of boot code decodes ~320 instructions, and full-page arrays (12 KiB of a page's 28) cost
-   * their page faults on every one of the ~400 pages a boot decodes.
+   * | LONG if it was read as 4 bytes, the bits it was decoded from). A plain array: a page of
+   * boot code decodes ~320 instructions, and full-page typed arrays (12 KiB of a page's 28)
+   * cost their page faults on every one of the ~400 pages a boot decodes; growing a typed
+   * array by hand is a path the fast interpreter's optimized code (decode inlined) has no
+   * feedback for until a boot reaches it, and a deoptimization of runFast then.
    */
-  trail: Int32Array;
-  count = 0;
+  readonly trail: number[] = [];
   /** The cache's fence.i epoch this page was last checked against memory in. */
   epoch: number;
   valid = true;
@@ -153,11 +152,7 @@ export class DecodedPage {
     this.slot = slot;
     this.off = pa - slot.gpa;
     this.epoch = epoch;
-    // One buffer for the code words and the first trail: a Linux boot decodes ~400 pages, and
-    // several backing stores each cost 2-3x one (measured ~5 us vs ~2.3 us per page).
-    const buf = new ArrayBuffer(8 * SLOTS + 8 * TRAIL_START);
-    this.code = new Int32Array(buf, 0, 2 * SLOTS);
-    this.trail = new Int32Array(buf, 8 * SLOTS, 2 * TRAIL_START);
+    this.code = new Int32Array(2 * SLOTS);
   }
 }
 
@@ -421,7 +416,7 @@ export class DecodeCache {
   private unchanged(p: DecodedPage): boolean {
     const dv = p.slot.dv;
     const trail = p.trail;
-    for (let k = 0; k < 2 * p.count; k += 2) {
+    for (let k = 0; k < trail.length; k += 2) {
       const e = trail[k] ?? 0;
       const off = p.off + 2 * (e & 0xffff);
       const now = (e & LONG) !== 0 ? dv.getInt32(off, true) : dv.getUint16(off, true);
@@ -443,15 +438,9 @@ export class DecodeCache {
     // A straddling instruction's second half is fetched afresh every time: only its first
     // half is code (re-checked, marked).
     const long = (w & 128) !== 0 && (w & 127) !== K.STRADDLE;
-    if (2 * p.count === p.trail.length) {
-      const grown = new Int32Array(2 * p.trail.length);
-      grown.set(p.trail);
-      p.trail = grown;
-    }
     const at = p.off + 2 * idx;
-    p.trail[2 * p.count] = idx | (long ? LONG : 0);
-    p.trail[2 * p.count + 1] = long ? slot.dv.getInt32(at, true) : slot.dv.getUint16(at, true);
-    p.count++;
+    const raw = long ? slot.dv.getInt32(at, true) : slot.dv.getUint16(at, true);
+    p.trail.push(idx | (long ? LONG : 0), raw);
     this.stats.insns++;
     const page = p.off / 4096;
     const wasCode = slot.codePage[page] === 1;
