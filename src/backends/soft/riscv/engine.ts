@@ -4,7 +4,8 @@
  * - Blocks are keyed by guest-physical address and virtual pc, and found through a
  *   direct-mapped virtual-pc cache per privilege mode whose entries carry the `mapGen` they
  *   were made under (satp writes and `sfence.vma x0` retire them all at once) and the size of
- *   the leaf PTE that mapped them (`sfence.vma addr` drops the entries inside that leaf).
+ *   the leaf PTE that mapped them (`sfence.vma addr` drops the entries inside that leaf, and
+ *   skips the scan for a leaf no code look-up went through: code-leaves.ts).
  * - Two tiers (see `run`): cold code runs in the reference interpreter one instruction at a
  *   time; a pc reached `hot` times at a control-flow boundary (fewer when a long straight-line
  *   path starts there: `promote`) is decoded and its region compiled (translate.ts,
@@ -13,7 +14,8 @@
  *   hits marked bytes (access.ts) invalidates every block of that page, and if it rewrote the
  *   running block, that block ends right after the store (`Core.codeDirty`). fence.i (local,
  *   or SBI remote fence.i to this hart) re-checks the cached blocks against memory and drops
- *   only the pages whose bytes changed (writes this hart's stores did not see: other vCPUs);
+ *   only the pages whose bytes changed (writes this hart's stores did not see: other vCPUs;
+ *   a page whose blocks' span still equals its snapshot is intact: page-snapshot.ts);
  *   a whole flush is left for memslot changes, restores and a full cache. Linux 6.1 patches
  *   kernel text ~226 times per boot with fence.i + remote fence.i: with whole flushes, every
  *   one of them re-decoded and re-compiled the whole working set.
