@@ -5,9 +5,10 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { R, place } from "./asm.js";
+import { I, R, li, place } from "./asm.js";
 import { RAM_BASE as BASE, hartWith } from "./harness.js";
 import { F, body, caller } from "./call-loop.js";
+import { eager, ENGINE_TIERS } from "./tiers.js";
 
 /** Regions compiled so far (a call, so that assertions do not narrow the property). */
 const compiledBy = (hart: { readonly stats: { readonly compiled: number } }): number =>
@@ -47,3 +48,71 @@ describe("engine tiers", () => {
     assert.ok(after.compiled - compiled <= 1, `${after.compiled - compiled} recompiled`);
   });
 });
+
+/**
+ * fence.i compares a code page with its snapshot first (page-snapshot.ts): an instruction decoded
+ * after another vCPU changed its bytes must still be checked precisely, also once the bytes are
+ * back to what the snapshot holds.
+ */
+for (const tier of [
+  ...ENGINE_TIERS,
+  ...ENGINE_TIERS.filter((t) => t.options.translate).map(eager),
+]) {
+  const hot = tier.options.hotThreshold === 1 ? ", compiled at once" : "";
+  describe(`fence.i and code changed behind the hart's back (${tier.name}${hot})`, () => {
+    it("runs the bytes memory holds after fence.i, whatever was decoded in between", () => {
+      const { hart, ram } = hartWith([], tier.options);
+      const g = F + 0x100; // a second function in F's page
+      place(ram, F, body(1));
+      place(ram, g, body(5));
+      let next = 0x4000;
+      const call = (fn: number, fenceI: boolean): bigint => {
+        const program = [
+          ...(fenceI ? [I.fenceI()] : []),
+          ...li(R.s2, BigInt(BASE + fn)),
+          I.jalr(R.ra, R.s2, 0),
+          I.ecall(),
+        ];
+        place(ram, next, program);
+        hart.setPc(BigInt(BASE + next));
+        next += 0x1000;
+        assert.equal(hart.run(1e5).kind, "ecall");
+        return hart.getX(R.a0);
+      };
+      assert.equal(call(F, false), 1n); // F's page is decoded from here on
+      place(ram, g, body(6)); // another vCPU's store, not seen by the hart
+      assert.equal(call(g, false), 6n, "g decoded from the new bytes");
+      place(ram, g, body(5)); // and back to the bytes of the page's first decode
+      assert.equal(call(g, true), 5n, "after fence.i g runs as memory holds it");
+      place(ram, F, body(2));
+      assert.equal(call(F, true), 2n, "after fence.i F runs as memory holds it");
+    });
+
+    it("re-checks every word of a page after fence.i, however many it decoded", () => {
+      const { hart, ram } = hartWith([], tier.options);
+      // 150 4-byte and 200 2-byte (c.addi a0, 1) additions, then ret: more words than a
+      // decoded page's first trail holds.
+      place(
+        ram,
+        F,
+        Array.from({ length: 150 }, () => I.addi(R.a0, R.a0, 1)),
+      );
+      const rvc = F + 4 * 150;
+      const view = new DataView(ram.buffer);
+      for (let i = 0; i < 200; i++) view.setUint16(rvc + 2 * i, 0x0505, true);
+      place(ram, rvc + 400, [I.jalr(0, R.ra, 0)]);
+      const program = [I.fenceI(), I.addi(R.a0, R.zero, 0), ...li(R.s2, BigInt(BASE + F))];
+      place(ram, 0x4000, [...program, I.jalr(R.ra, R.s2, 0), I.ecall()]);
+      const run = (): bigint => {
+        hart.setPc(BigInt(BASE + 0x4000));
+        assert.equal(hart.run(1e5).kind, "ecall");
+        return hart.getX(R.a0);
+      };
+      assert.equal(run(), 350n);
+      view.setUint16(rvc + 2 * 190, 0x0509, true); // c.addi a0, 2, by another vCPU
+      assert.equal(run(), 351n, "the 340th word changed");
+      view.setUint32(F + 4 * 3, I.addi(R.a0, R.a0, 3), true);
+      assert.equal(run(), 353n, "the 4th word changed");
+    });
+  });
+}

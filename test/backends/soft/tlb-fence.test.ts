@@ -255,5 +255,33 @@ for (const tier of [
       g.run([sfence(R.s3, 0), ...call, I.ecall()], { [R.s4]: fn, [R.s3]: VA_SUPER + 0x5000n });
       assert.equal(g.hart.getX(R.s5), 2n);
     });
+
+    // The engine skips a fence whose leaf no code look-up went through (code-leaves.ts): a leaf
+    // it forgot at one fence must be noted again when its code is looked up again, and a new
+    // map generation (sfence.vma x0) must not hide the look-ups made under it.
+    it(`code remapped twice, with fences of data pages between, runs as the newest code (${tier.name}${hot})`, () => {
+      const g = guest(tier.options);
+      const call = [I.jalr(R.ra, R.s4, 0), I.addi(R.s5, R.a0, 0)];
+      const loop = [
+        ...li(R.s6, 8n),
+        ...call,
+        I.addi(R.s6, R.s6, -1),
+        I.bne(R.s6, R.zero, -12),
+        I.ecall(),
+      ];
+      const regs = { [R.s4]: VA_FN, [R.s3]: VA0 };
+      g.run(loop, regs);
+      assert.equal(g.hart.getX(R.s5), 1n);
+      g.setPte(L0, 4, pte(FN_B, KERNEL_RX));
+      g.run([sfence(R.s3, 0), sfence(R.s4, 0), ...loop], regs);
+      assert.equal(g.hart.getX(R.s5), 2n, "after the first fence of the code page");
+      g.setPte(L0, 4, pte(FN_A, KERNEL_RX));
+      g.run([sfence(R.s3, 0), sfence(R.s4, 0), ...loop], regs);
+      assert.equal(g.hart.getX(R.s5), 1n, "after the second fence of the code page");
+      g.run([sfence(0, 0), ...loop], regs);
+      g.setPte(L0, 4, pte(FN_B, KERNEL_RX));
+      g.run([sfence(R.s3, 0), sfence(R.s4, 0), ...loop], regs);
+      assert.equal(g.hart.getX(R.s5), 2n, "after a fence under a new map generation");
+    });
   });
 }

@@ -95,23 +95,34 @@ function classify(insn: number): "plain" | "end" | "exclude" {
   return "plain";
 }
 
-/** Decodes the block at virtual pc / physical pa (inside `slot`). */
-export function decodeBlock(pc: number, pa: number, slot: Slot): Block {
+/** The instructions of a block being formed (`form`), or null when only its size is wanted. */
+interface BlockSink {
+  readonly insns: number[];
+  readonly raws: number[];
+  readonly lens: number[];
+}
+
+/**
+ * Forms the block at physical `pa` (inside `slot`) by the rules in the module comment, pushing
+ * its instructions to `sink` if given; returns its instruction count | its bytes << 8 (at most
+ * 256) | 1 << 20 if it is interpret-only (a count of 0: nothing decodable, an instruction
+ * straddling the page end).
+ */
+function form(pa: number, slot: Slot, sink: BlockSink | null): number {
   const dv = slot.dv;
-  const insns: number[] = [];
-  const raws: number[] = [];
-  const lens: number[] = [];
+  let n = 0;
+  let bytes = 0;
   let off = pa - slot.gpa;
   const pageEnd = off - (off % 4096) + 4096;
   let interpOnly = false;
-  while (insns.length < MAX_BLOCK && off + 2 <= pageEnd && off + 2 <= slot.size) {
+  while (n < MAX_BLOCK && off + 2 <= pageEnd && off + 2 <= slot.size) {
     const h = dv.getUint16(off, true);
     let raw: number;
     let insn: number;
     let len: number;
     if ((h & 3) === 3) {
       if (off + 4 > pageEnd || off + 4 > slot.size) {
-        interpOnly = insns.length === 0;
+        interpOnly = n === 0;
         break;
       }
       raw = h | (dv.getUint16(off + 2, true) << 16);
@@ -123,24 +134,39 @@ export function decodeBlock(pc: number, pa: number, slot: Slot): Block {
       len = 2;
     }
     const kind = classify(insn);
+    if (kind === "exclude" && n > 0) break;
+    sink?.insns.push(insn);
+    sink?.raws.push(raw);
+    sink?.lens.push(len);
+    n++;
+    bytes += len;
+    off += len;
     if (kind === "exclude") {
-      if (insns.length === 0) {
-        insns.push(insn);
-        raws.push(raw);
-        lens.push(len);
-        interpOnly = true;
-      }
+      interpOnly = true;
       break;
     }
-    insns.push(insn);
-    raws.push(raw);
-    lens.push(len);
-    off += len;
     if (kind === "end") break;
   }
-  if (insns.length === 0) {
+  return n | (bytes << 8) | (interpOnly ? 1 << 20 : 0);
+}
+
+/** Decodes the block at virtual pc / physical pa (inside `slot`). */
+export function decodeBlock(pc: number, pa: number, slot: Slot): Block {
+  const sink: BlockSink = { insns: [], raws: [], lens: [] };
+  const size = form(pa, slot, sink);
+  if ((size & 0xff) === 0) {
     // Nothing decodable (an instruction straddling the page end): interpret one step.
     return new Block(pc, pa, slot, [0], [0], [2], true, true);
   }
-  return new Block(pc, pa, slot, insns, raws, lens, interpOnly);
+  return new Block(pc, pa, slot, sink.insns, sink.raws, sink.lens, (size & (1 << 20)) !== 0);
+}
+
+/**
+ * The instruction count and bytes of the block `decodeBlock` would make at physical `pa`
+ * (inside `slot`), as count | bytes << 8, without making it (the engine weighs hot pcs by the
+ * length of their straight-line path: engine.ts `straight`).
+ */
+export function blockSize(pa: number, slot: Slot): number {
+  const size = form(pa, slot, null) & 0xfffff;
+  return (size & 0xff) === 0 ? 1 | (2 << 8) : size;
 }

@@ -4,7 +4,8 @@
  * - Blocks are keyed by guest-physical address and virtual pc, and found through a
  *   direct-mapped virtual-pc cache per privilege mode whose entries carry the `mapGen` they
  *   were made under (satp writes and `sfence.vma x0` retire them all at once) and the size of
- *   the leaf PTE that mapped them (`sfence.vma addr` drops the entries inside that leaf).
+ *   the leaf PTE that mapped them (`sfence.vma addr` drops the entries inside that leaf, and
+ *   skips the scan for a leaf no code look-up went through: code-leaves.ts).
  * - Two tiers (see `run`): cold code runs in the reference interpreter one instruction at a
  *   time; a pc reached `hot` times at a control-flow boundary (fewer when a long straight-line
  *   path starts there: `promote`) is decoded and its region compiled (translate.ts,
@@ -13,7 +14,8 @@
  *   hits marked bytes (access.ts) invalidates every block of that page, and if it rewrote the
  *   running block, that block ends right after the store (`Core.codeDirty`). fence.i (local,
  *   or SBI remote fence.i to this hart) re-checks the cached blocks against memory and drops
- *   only the pages whose bytes changed (writes this hart's stores did not see: other vCPUs);
+ *   only the pages whose bytes changed (writes this hart's stores did not see: other vCPUs;
+ *   a page whose blocks' span still equals its snapshot is intact: page-snapshot.ts);
  *   a whole flush is left for memslot changes, restores and a full cache. Linux 6.1 patches
  *   kernel text ~226 times per boot with fence.i + remote fence.i: with whole flushes, every
  *   one of them re-decoded and re-compiled the whole working set.
@@ -23,12 +25,14 @@
  *   instruction, so trap storms cannot hang the host.
  */
 import type { HartStop } from "./contract.js";
-import { Block, decodeBlock } from "./block.js";
+import { Block, blockSize, decodeBlock } from "./block.js";
 import { Core } from "./core.js";
 import { fetchPage } from "./access.js";
 import { step } from "./interp.js";
 import { fastEnd, runFast } from "./fast.js";
 import { DecodeCache } from "./predecode.js";
+import { CodeLeaves } from "./code-leaves.js";
+import { PageSnapshot } from "./page-snapshot.js";
 import type { Slot } from "./memory.js";
 import {
   compileRegion,
@@ -163,6 +167,8 @@ export class Engine {
   private readonly byPhys = new Map<number, Block>();
   /** Blocks by guest-physical page number (for invalidation). */
   private readonly byPage = new Map<number, Block[]>();
+  /** The bytes of each page in `byPage` as its blocks were decoded from them (for fence.i). */
+  private readonly snaps = new Map<number, PageSnapshot>();
   private readonly vcPc = new Float64Array(2 * VC_SIZE).fill(NaN);
   private readonly vcGen = new Int32Array(2 * VC_SIZE);
   /** log2 of the size of the leaf each entry's pc was translated through (Core.leafBits). */
@@ -189,6 +195,8 @@ export class Engine {
   private debug: EngineDebug | null = null;
   /** The fast interpreter's decode cache (fast.ts): cold code when translating; null: `step`. */
   readonly decoded: DecodeCache | null;
+  /** The leaves the code look-ups of the current map went through (for `fenceVa`). */
+  private readonly leaves = new CodeLeaves();
   /**
    * Statistics (for benchmarks and tests): regions compiled and the milliseconds it took,
    * blocks invalidated, whole flushes, fence.i re-checks; for the wasm tier, dispatcher entries
@@ -242,7 +250,7 @@ export class Engine {
     this.regionBlocks =
       regionBlocks ?? (tier === "wasm" ? WASM_REGION_BLOCKS : DEFAULT_REGION_BLOCKS);
     this.regionInsns = tier === "wasm" ? WASM_REGION_MAX_INSNS : REGION_MAX_INSNS;
-    this.decoded = translate ? new DecodeCache(this.core) : null;
+    this.decoded = translate ? new DecodeCache(this.core, this.leaves) : null;
     this.core.onFenceI = () => {
       this.syncCode();
     };
@@ -257,9 +265,11 @@ export class Engine {
   /**
    * `sfence.vma` of virtual address `va`: forgets the virtual-pc look-ups (this cache, the wasm
    * dispatch cache, the decode cache's page look-up) made through the leaf that mapped it; the
-   * blocks stay (they are keyed by physical address and found again through a new walk).
+   * blocks stay (they are keyed by physical address and found again through a new walk). A
+   * leaf no code look-up of the current map went through has none to forget (code-leaves.ts).
    */
   private fenceVa(va: number): void {
+    if (!this.leaves.take(this.core.mapGen, va)) return;
     dropLeafLookups(this.vcGen, this.vcPc, this.vcBits, this.core.mapGen, va);
     this.wasm?.fenceVa(va);
     this.decoded?.fenceVa(va);
@@ -274,6 +284,7 @@ export class Engine {
     else this.wasm = null;
     this.byPhys.clear();
     this.byPage.clear();
+    this.snaps.clear();
     this.vcBlk.fill(null);
     for (const s of this.core.mem.slots) s.clearAllCode();
     this.decoded?.clear();
@@ -285,9 +296,16 @@ export class Engine {
    * decoded (per page, as a store into code does); pages whose code is intact keep theirs.
    */
   syncCode(): void {
-    for (const list of this.byPage.values()) {
+    for (const [key, list] of this.byPage) {
+      // A page whose code span equals its snapshot holds the bytes every block was decoded
+      // from (page-snapshot.ts); else each block compares its own bytes.
+      const snap = this.snaps.get(key);
+      if (snap?.intact() === true) continue;
       const stale = list.find((b) => !b.matches());
-      if (stale === undefined) continue;
+      if (stale === undefined) {
+        snap?.retake();
+        continue;
+      }
       const slot = stale.slot;
       this.invalidatePage(slot, Math.floor((stale.pa - slot.gpa) / 4096));
     }
@@ -321,6 +339,7 @@ export class Engine {
         this.stats.invalidated++;
       }
       this.byPage.delete(key);
+      this.snaps.delete(key);
     }
     this.decoded?.drop(key);
     slot.clearCode(page);
@@ -348,6 +367,7 @@ export class Engine {
     this.vcPc[i] = pc;
     this.vcGen[i] = c.mapGen;
     this.vcBits[i] = c.leafBits;
+    this.leaves.note(c.mapGen, pc, c.leafBits);
     this.vcBlk[i] = blk;
     return blk;
   }
@@ -362,6 +382,13 @@ export class Engine {
       this.byPage.set(key, list);
     }
     list.push(b);
+    let snap = this.snaps.get(key);
+    if (snap === undefined) {
+      snap = new PageSnapshot(b.slot, key * 4096 - b.slot.gpa);
+      this.snaps.set(key, snap);
+    }
+    // A straddling block's instruction is fetched afresh every time it runs (Block.matches).
+    if (!b.straddles) snap.note(b.pa - key * 4096, b.bytes);
     const off = b.pa - b.slot.gpa;
     const wasCode = b.slot.codePage[Math.floor(off / 4096)] === 1;
     b.slot.markCode(off, b.bytes);
@@ -583,8 +610,8 @@ export class Engine {
   /**
    * Instructions on the fall-through path from `pc` through full blocks (MAX_BLOCK long: a block
    * ends early at a jump, a SYSTEM instruction or the page end), at most STRAIGHT_CAP (1 if the
-   * fetch faults). Decoded for the count only: registered blocks would cost every fence.i a
-   * comparison.
+   * fetch faults). Measured, not decoded: registered blocks would cost every fence.i a
+   * comparison, and unregistered ones their allocations.
    */
   private straight(pc: number): number {
     if (Number.isNaN(pc) || (pc | 0) % 2 !== 0) return 1; // step() raises the fault
@@ -595,11 +622,12 @@ export class Engine {
     const pageEnd = r.pa - (r.pa % 4096) + 4096;
     let n = 0;
     for (let pa = r.pa; pa < pageEnd;) {
-      const blk = decodeBlock(pc + (pa - r.pa), pa, r.slot);
-      n += blk.n;
+      const size = blockSize(pa, r.slot);
+      const count = size & 0xff;
+      n += count;
       if (n >= STRAIGHT_CAP) return STRAIGHT_CAP;
-      if (blk.n < MAX_BLOCK) break;
-      pa += blk.bytes;
+      if (count < MAX_BLOCK) break;
+      pa += size >>> 8;
     }
     return Math.max(n, 1);
   }

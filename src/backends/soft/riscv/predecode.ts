@@ -25,6 +25,7 @@
  */
 import { fetchPage } from "./access.js";
 import { validF5 } from "./amo.js";
+import type { CodeLeaves } from "./code-leaves.js";
 import type { Core } from "./core.js";
 import type { Slot } from "./memory.js";
 import { expandRvc } from "./rvc.js";
@@ -109,6 +110,8 @@ export const K = {
 
 /** Halfwords per 4 KiB page. */
 const SLOTS = 2048;
+/** Trail flag: the instruction was read as 4 bytes. */
+const LONG = 0x10000;
 /** Most decoded pages kept; past this all are dropped (as the block cache does when full). */
 export const MAX_PAGES = 1024;
 /**
@@ -131,10 +134,15 @@ export class DecodedPage {
   readonly off: number;
   /** Operation word (2i, 0: not decoded) and immediate (2i + 1) of halfword i. */
   readonly code: Int32Array;
-  /** Halfword indices decoded so far, and the raw bits each was decoded from (fence.i). */
-  readonly decoded: Uint16Array;
-  readonly raw: Int32Array;
-  count = 0;
+  /**
+   * The words decoded so far, in decode order, for fence.i's re-check: pairs of (halfword index
+   * | LONG if it was read as 4 bytes, the bits it was decoded from). A plain array: a page of
+   * boot code decodes ~320 instructions, and full-page typed arrays (12 KiB of a page's 28)
+   * cost their page faults on every one of the ~400 pages a boot decodes; growing a typed
+   * array by hand is a path the fast interpreter's optimized code (decode inlined) has no
+   * feedback for until a boot reaches it, and a deoptimization of runFast then.
+   */
+  readonly trail: number[] = [];
   /** The cache's fence.i epoch this page was last checked against memory in. */
   epoch: number;
   valid = true;
@@ -144,12 +152,7 @@ export class DecodedPage {
     this.slot = slot;
     this.off = pa - slot.gpa;
     this.epoch = epoch;
-    // One buffer for the three arrays: a Linux boot decodes ~400 pages, and several backing
-    // stores each cost 2-3x one (measured ~5 us vs ~2.3 us per page).
-    const buf = new ArrayBuffer(SLOTS * 14);
-    this.code = new Int32Array(buf, 0, 2 * SLOTS);
-    this.raw = new Int32Array(buf, SLOTS * 8, SLOTS);
-    this.decoded = new Uint16Array(buf, SLOTS * 12, SLOTS);
+    this.code = new Int32Array(2 * SLOTS);
   }
 }
 
@@ -168,13 +171,6 @@ function decodeFrom(p: DecodedPage, idx: number, out: { imm: number }): number {
   }
   const insn = h | (dv.getUint16(off + 2, true) << 16);
   return decodeInsn(insn, insn, true, out);
-}
-
-/** The bits op word `w` was decoded from at slot offset `off` (a straddler's first half only). */
-function rawAt(dv: DataView, off: number, w: number): number {
-  return (w & 128) !== 0 && (w & 127) !== K.STRADDLE
-    ? dv.getInt32(off, true)
-    : dv.getUint16(off, true);
 }
 
 /** The fields of an R/I/S/B type instruction as an op word of kind `kind`. */
@@ -318,8 +314,12 @@ export class DecodeCache {
   /** Statistics: pages decoded, instructions decoded, pages dropped, re-checks after fence.i. */
   readonly stats = { pages: 0, insns: 0, dropped: 0, rechecks: 0 };
 
-  constructor(core: Core) {
+  /** Where the look-ups' leaves are noted (for the engine's `sfence.vma`); none: not noted. */
+  private readonly leaves: CodeLeaves | null;
+
+  constructor(core: Core, leaves: CodeLeaves | null = null) {
     this.core = core;
+    this.leaves = leaves;
   }
 
   /**
@@ -346,6 +346,7 @@ export class DecodeCache {
     this.vMode[i] = c.mode;
     this.vBits[i] = c.leafBits;
     this.vPage[i] = p;
+    this.leaves?.note(c.mapGen, c.pc, c.leafBits);
     return p;
   }
 
@@ -414,9 +415,12 @@ export class DecodeCache {
   /** True while memory still holds the bits every decoded word of `p` was decoded from. */
   private unchanged(p: DecodedPage): boolean {
     const dv = p.slot.dv;
-    for (let k = 0; k < p.count; k++) {
-      const idx = p.decoded[k] ?? 0;
-      if (rawAt(dv, p.off + 2 * idx, p.code[2 * idx] ?? 0) !== p.raw[idx]) return false;
+    const trail = p.trail;
+    for (let k = 0; k < trail.length; k += 2) {
+      const e = trail[k] ?? 0;
+      const off = p.off + 2 * (e & 0xffff);
+      const now = (e & LONG) !== 0 ? dv.getInt32(off, true) : dv.getUint16(off, true);
+      if (now !== trail[k + 1]) return false;
     }
     return true;
   }
@@ -430,14 +434,17 @@ export class DecodeCache {
     const w = decodeFrom(p, idx, out);
     p.code[2 * idx] = w;
     p.code[2 * idx + 1] = out.imm;
-    p.raw[idx] = rawAt(p.slot.dv, p.off + 2 * idx, w);
-    p.decoded[p.count++] = idx;
-    this.stats.insns++;
     const slot = p.slot;
+    // A straddling instruction's second half is fetched afresh every time: only its first
+    // half is code (re-checked, marked).
+    const long = (w & 128) !== 0 && (w & 127) !== K.STRADDLE;
+    const at = p.off + 2 * idx;
+    const raw = long ? slot.dv.getInt32(at, true) : slot.dv.getUint16(at, true);
+    p.trail.push(idx | (long ? LONG : 0), raw);
+    this.stats.insns++;
     const page = p.off / 4096;
     const wasCode = slot.codePage[page] === 1;
-    // A straddling instruction's second half is fetched afresh every time: mark its first.
-    slot.markCode(p.off + 2 * idx, (w & 128) !== 0 && (w & 127) !== K.STRADDLE ? 4 : 2);
+    slot.markCode(at, long ? 4 : 2);
     // Stores to a code page must take the slow path (access.ts checks the bitmap there).
     if (!wasCode) this.core.tw.flushPhys(p.pa);
     return w;
