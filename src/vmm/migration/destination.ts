@@ -23,6 +23,7 @@ import {
   type PagesItem,
   type StreamItem,
 } from "./stream.js";
+import { PhaseClock } from "./timeline.js";
 import { MigrationError, type Channel } from "./transport.js";
 
 /** The machine being filled from the stream; not running. */
@@ -140,6 +141,8 @@ class Incoming {
   stateLeft: number | undefined;
   /** `applyVcpus` was called. */
   #vcpusApplied = false;
+  /** The switchover's stages (handshake.ts `DESTINATION_PHASES`), from SWITCHOVER on. */
+  readonly clock = new PhaseClock();
   readonly vcpus: VcpuState[] = [];
   readonly devices: DeviceState[] = [];
 
@@ -176,6 +179,7 @@ class Incoming {
         }
         this.switchover = true;
         this.stateLeft = item.stateFrames;
+        this.clock.start();
         return;
       case "vcpu":
         this.#state("VCPU_STATE");
@@ -187,12 +191,20 @@ class Incoming {
         this.devices.push(item.state);
         this.#stateDone();
         return;
-      case "end":
-        if (this.target === undefined || this.layout === undefined || (this.stateLeft ?? 0) > 0)
+      case "end": {
+        const target = this.target;
+        if (target === undefined || this.layout === undefined || (this.stateLeft ?? 0) > 0)
           throw order("END");
-        if (!this.#vcpusApplied) this.target.applyVcpus(this.vcpus, this.devices);
-        this.target.applyDevices(this.devices);
+        if (this.#vcpusApplied) this.clock.end("pages");
+        else {
+          this.clock.end("state");
+          target.applyVcpus(this.vcpus, this.devices);
+          this.clock.end("vcpus");
+        }
+        target.applyDevices(this.devices);
+        this.clock.end("devices");
         return;
+      }
     }
   }
 
@@ -204,6 +216,11 @@ class Incoming {
   #state(what: string): void {
     if (this.layout === undefined || this.stateLeft === 0) throw order(what);
     if (this.stateLeft !== undefined) this.stateLeft--;
+    // The first state frame: a 1.1 stream has no SWITCHOVER to start the clock, in 1.2 the
+    // last pages came before it.
+    if (this.#stateCount() > 0) return;
+    if (!this.clock.running) this.clock.start();
+    else if (this.stateLeft === undefined) this.clock.end("pages");
   }
 
   /**
@@ -212,8 +229,10 @@ class Incoming {
    */
   #stateDone(): void {
     if (this.stateLeft !== 0 || this.target === undefined) return;
+    this.clock.end("state");
     this.target.applyVcpus(this.vcpus, this.devices);
     this.#vcpusApplied = true;
+    this.clock.end("vcpus");
   }
 
   /** The last pages may be read natively from here (after SWITCHOVER and any state before them). */
@@ -467,7 +486,15 @@ export async function receiveMigration(
     }
     const { target, origin, meta } = incoming;
     if (target === undefined || origin === undefined || meta === undefined) throw order("END");
-    await channel.write([encodeReply({ reply: "ready" })]);
+    // The switchover's timeline, when there was one (a stream without state has none).
+    const { clock } = incoming;
+    const cpuMs = clock.cpuMs();
+    await channel.write([
+      encodeReply({
+        reply: "ready",
+        ...(cpuMs === undefined ? {} : { phases: clock.phases, cpuMs }),
+      }),
+    ]);
     const go = await channel.read(idleMs);
     if (go?.length !== GO.length || go.some((b, i) => b !== GO[i])) {
       throw new MigrationError(

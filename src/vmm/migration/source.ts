@@ -127,6 +127,13 @@ export interface MigrationStatus {
    * state, ready, go): where the total went.
    */
   readonly phases?: Readonly<Record<string, number>>;
+  /**
+   * The destination's own switchover timeline from its `ready` reply (handshake.ts
+   * `DESTINATION_PHASES`: ms per stage from the SWITCHOVER frame to `ready`), when it sends one.
+   */
+  readonly destinationPhases?: Readonly<Record<string, number>>;
+  /** CPU time of the destination's process over those stages, ms. */
+  readonly destinationCpuMs?: number;
   readonly error?: string;
 }
 
@@ -283,6 +290,8 @@ export class Migration {
         );
       if (reply.reply === "error")
         throw new MigrationError("rejected", `the destination refused the state: ${reply.error}`);
+      // (Round acknowledgements never come here: the watch takes them.)
+      const ready = reply.reply === "ready" ? reply : undefined;
       // The commit point: from here the guest belongs to the destination.
       await ch.write([GO]);
       await ch.end();
@@ -306,6 +315,8 @@ export class Migration {
         totalMs: Math.round(performance.now() - this.#started),
         downtimeMs: Math.round(performance.now() - pausedAt),
         phases: { ...this.#phases },
+        ...(ready?.phases === undefined ? {} : { destinationPhases: ready.phases }),
+        ...(ready?.cpuMs === undefined ? {} : { destinationCpuMs: ready.cpuMs }),
       };
       return this.#status;
     } catch (error) {
