@@ -11,6 +11,7 @@ import type { GuestMemory } from "../../backends/vcpu.js";
 import { RegvisorError } from "../../errors.js";
 import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
 import { encodeReply, GO } from "./handshake.js";
+import { concatBytes } from "../snapshot/bytes.js";
 import { IO_CODES, nativeIo, type NativeIo, type NativeSlot } from "./native-io.js";
 import {
   DEFAULT_STREAM_LIMITS,
@@ -95,6 +96,11 @@ const DRAIN_MS = 2000;
  * are polled every 50 ms, incoming.ts): the slice of a 256 MiB first round is 50 MiB or more.
  */
 const PRECOPY_SLICE_MS = 50;
+/**
+ * How long the destination waits for `GO` natively before it waits through its event loop
+ * (`readGo`): the source's answer to `ready` takes a wake-up, a millisecond or two here.
+ */
+const HANDSHAKE_WAIT_MS = 100;
 /** Pages are written through views of this size (one view per window, made once). */
 const WINDOW_BYTES = 1 << 30;
 
@@ -420,6 +426,35 @@ function nativeSlice(incoming: Incoming, item: StreamItem, channel: Channel): nu
     : undefined;
 }
 
+/**
+ * The source's answer to `ready`, up to its length if it is a prefix of `GO` (undefined at the
+ * end of the stream): natively first, for up to `HANDSHAKE_WAIT_MS`, when `io` reads natively
+ * (the guest is paused on both sides, the event loop has nothing to do that could not wait; a
+ * wait in poll(2) wakes on the bytes at once), then through Node.
+ * @throws MigrationError on a connection error or when nothing comes within `idleMs`.
+ */
+async function readGo(
+  channel: Channel,
+  io: NativeIo | undefined,
+  idleMs: number,
+): Promise<Uint8Array | undefined> {
+  const parts = channel.takeReceived();
+  const fd = channel.fd;
+  if (parts.length === 0 && io?.recvSome !== undefined && fd !== undefined) {
+    const r = io.recvSome(fd, GO.length + 1, Math.min(HANDSHAKE_WAIT_MS, idleMs));
+    // Nothing in time, the end, an error: Node's socket sees the same below.
+    if (r.code === IO_CODES.ok) parts.push(r.bytes);
+  }
+  let got = concatBytes(parts);
+  const deadline = performance.now() + idleMs;
+  while (got.length < GO.length && got.every((b, i) => b === GO[i])) {
+    const more = await channel.read(deadline - performance.now());
+    if (more === undefined) return got.length === 0 ? undefined : got;
+    got = concatBytes([got, more]);
+  }
+  return got;
+}
+
 function order(what: string): MigrationError {
   return new MigrationError("rejected", `the stream has a ${what} frame out of order`);
 }
@@ -495,7 +530,7 @@ export async function receiveMigration(
         ...(cpuMs === undefined ? {} : { phases: clock.phases, cpuMs }),
       }),
     ]);
-    const go = await channel.read(idleMs);
+    const go = await readGo(channel, io, idleMs);
     if (go?.length !== GO.length || go.some((b, i) => b !== GO[i])) {
       throw new MigrationError(
         "commit",
