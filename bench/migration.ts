@@ -9,7 +9,7 @@
  *   `migrate` over loopback to a second QEMU started with `-incoming`, with `max-bandwidth`
  *   uncapped and `downtime-limit` 300 ms; QEMU's own `total-time` and `downtime`.
  *
- * Each figure is the median of three migrations per side (regvisor and QEMU taking turns, each
+ * Each figure is the median of five migrations per side (regvisor and QEMU taking turns, each
  * after its guest has run ~1 s), every run listed in the detail; the machine is shared, so they
  * are provisional. QEMU runs without auto-converge (its default), as regvisor has no
  * throttling: both move the working set at full speed. Downtime is compared as the guest sees
@@ -246,15 +246,27 @@ function sourceSide(status: MigrationStatus): string {
   return ms.toFixed(1);
 }
 
-/** Where the total went (`MigrationStatus.phases`): "connect 1.6, header 1.3, round1 …". */
-function phases(status: MigrationStatus): string {
-  return Object.entries(status.phases ?? {})
+/** "connect 1.6, header 1.3, round1 …" (`MigrationStatus.phases` and the like). */
+function phaseList(phases: Readonly<Record<string, number>> | undefined): string {
+  return Object.entries(phases ?? {})
     .map(([name, ms]) => `${name} ${ms}`)
     .join(", ");
 }
 
-/** Migrations per side per payload; the metric is their median. */
-const RUNS = 3;
+/** Where the total went, and the destination's share of the switchover when it tells. */
+function phases(status: MigrationStatus): string {
+  const own = phaseList(status.phases);
+  const theirs = status.destinationPhases;
+  if (theirs === undefined) return own;
+  const cpu = status.destinationCpuMs === undefined ? "" : `, cpu ${status.destinationCpuMs}`;
+  return `${own}; destination ${phaseList(theirs)}${cpu}`;
+}
+
+/**
+ * Migrations per side per payload; the metric is their median (one migration swings by 2-20 ms
+ * on a shared host, on both sides: three left the median to one of them).
+ */
+const RUNS = 5;
 
 /** One regvisor migration's figures for the detail. */
 function ourRun(s: MigrationStatus): string {

@@ -11,14 +11,23 @@
 //   (what Node had already read) are consumed first. Returns
 //   [code, consumed, frames, pages, rest | message, errorOffset]: code 0 when a frame of another
 //   type came or the slice ended (`rest` holds the bytes read past the last PAGES frame, for the
-//   JS decoder: the next frame's header, or after a slice whatever part of it was read), else
+//   JS decoder: the next frame's header and whatever of the stream had arrived after it, read
+//   without waiting — the switchover's state frames, END —, or after a slice whatever part of a
+//   frame was read), else
 //   an error (codes below) with a one-line message and its offset from the first byte of `pre`.
 //
 // sendAll(fd, chunks: Uint8Array[], timeoutMs, appendCrc) writes every chunk with sendmsg(2)
 //   (gathered, MSG_NOSIGNAL) and returns [code, written, message]; with appendCrc it checksums
 //   the chunks as it sends them and sends their CRC32C after them (the frame trailer).
 //
-// Both block the calling thread. sendAll and a recvPages without a slice are used only while
+// recvSome(fd, maxBytes, timeoutMs) waits at most timeoutMs for the socket to be readable, then
+//   reads what is there (up to maxBytes) without waiting more: [code, bytes | message], code 0
+//   with the bytes, 3 when none came in time, 4 at end of stream (the peer closed), else 5.
+//   For the few bytes of the switchover's handshake (handshake.ts: `ready`, `GO`): waking on
+//   them in poll(2) instead of the event loop keeps the loop's own work (timers, V8's GC tasks,
+//   which a loop that is free starts running) out of the guest's pause.
+//
+// All of them block the calling thread. sendAll and a recvPages without a slice are used only while
 // every vCPU of the guest is paused, where the event loop has nothing else to do that could not
 // wait a few tens of milliseconds; during the pre-copy the destination reads in slices, so its
 // event loop turns (signals, its control socket, the round acknowledgements) between them.
@@ -63,6 +72,10 @@ constexpr size_t kPage = 4096;
 constexpr size_t kHeader = 16;
 // Linux UIO_MAXIOV: at most this many iovecs per call.
 constexpr size_t kMaxIov = 1024;
+// recvPages hands back at most this much of what arrived after the PAGES frames: more than the
+// switchover's state frames and END (a few KiB per vCPU and device; the console record is
+// bounded by its own section limit, and what does not fit is read by Node as before).
+constexpr size_t kMoreBytes = 1 << 20;
 
 uint32_t Le32(const uint8_t *p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
@@ -159,6 +172,20 @@ class Input {
   bool Read(uint8_t *p, size_t n, Failure *failure) {
     iovec one{p, n};
     return n == 0 || Fill(&one, 1, failure, [](size_t, const uint8_t *, size_t) {});
+  }
+
+  // Appends to `out` what the socket holds now, up to `limit` bytes, without waiting (a read
+  // error or the peer's end are left for the next read to report).
+  void TakeAvailable(size_t limit, std::vector<uint8_t> *out) const {
+    while (out->size() < limit) {
+      const size_t at = out->size();
+      out->resize(std::min(limit, at + 65536));
+      const ssize_t got = ::recv(fd_, out->data() + at, out->size() - at, MSG_DONTWAIT);
+      out->resize(at + static_cast<size_t>(std::max<ssize_t>(got, 0)));
+      if (got > 0) continue;
+      if (got < 0 && errno == EINTR) continue;
+      return;
+    }
   }
 
   // The unread prefix bytes (after a frame of another type was found).
@@ -566,15 +593,19 @@ void RecvPages(const v8::FunctionCallbackInfo<v8::Value> &args) {
   }
   v8::Local<v8::Value> last;
   if (failure.code == kOk) {
-    // The header of the first frame of another type (none when the slice ended), and whatever
-    // Node had read past it.
+    // The header of the first frame of another type (none when the slice ended), whatever Node
+    // had read past it, and what has arrived since (not waited for): the JS decoder then has
+    // that frame, and the ones after it, without a turn of the event loop to read them.
     const size_t head = reader.has_header ? kHeader : 0;
     const size_t left = in.PrefixLeft();
-    v8::Local<v8::ArrayBuffer> rest = v8::ArrayBuffer::New(isolate, head + left);
+    std::vector<uint8_t> more;
+    if (reader.has_header) in.TakeAvailable(kMoreBytes, &more);
+    v8::Local<v8::ArrayBuffer> rest = v8::ArrayBuffer::New(isolate, head + left + more.size());
     uint8_t *out = static_cast<uint8_t *>(rest->Data());
     std::memcpy(out, reader.header, head);
     in.CopyPrefix(out + head);
-    last = v8::Uint8Array::New(rest, 0, head + left);
+    if (!more.empty()) std::memcpy(out + head + left, more.data(), more.size());
+    last = v8::Uint8Array::New(rest, 0, head + left + more.size());
   } else {
     last = Str(isolate, failure.message);
   }
@@ -705,6 +736,50 @@ int SendGathered(int fd, const std::vector<iovec> &chunks, bool append_crc, int 
 
 namespace {
 
+void RecvSome(const v8::FunctionCallbackInfo<v8::Value> &args) {
+  v8::Isolate *isolate = args.GetIsolate();
+  if (args.Length() != 3 || !args[0]->IsInt32() || !args[1]->IsUint32() || !args[2]->IsInt32() ||
+      args[1].As<v8::Uint32>()->Value() == 0) {
+    ThrowType(isolate, "recvSome(fd, maxBytes > 0, timeoutMs) expected");
+    return;
+  }
+  const int fd = args[0].As<v8::Int32>()->Value();
+  const size_t max_bytes = args[1].As<v8::Uint32>()->Value();
+  Input in(fd, args[2].As<v8::Int32>()->Value());
+  Failure failure;
+  std::vector<uint8_t> got;
+  if (in.Wait(POLLIN, &failure)) {
+    std::vector<uint8_t> buffer(max_bytes);
+    for (;;) {
+      const ssize_t n = ::recv(fd, buffer.data(), max_bytes, MSG_DONTWAIT);
+      if (n > 0) {
+        got.assign(buffer.data(), buffer.data() + n);
+      } else if (n == 0) {
+        failure.code = kClosed;
+        failure.message = "the peer closed the connection";
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // Readable a moment ago, nothing now: as if nothing had come.
+        failure.code = kTimeout;
+      } else {
+        in.Errno("receiving on", &failure);
+      }
+      break;
+    }
+  }
+  v8::Local<v8::Value> result[2];
+  result[0] = v8::Integer::New(isolate, failure.code);
+  if (failure.code == kOk) {
+    v8::Local<v8::ArrayBuffer> bytes = v8::ArrayBuffer::New(isolate, got.size());
+    std::memcpy(bytes->Data(), got.data(), got.size());
+    result[1] = v8::Uint8Array::New(bytes, 0, got.size());
+  } else {
+    result[1] = Str(isolate, failure.message);
+  }
+  args.GetReturnValue().Set(v8::Array::New(isolate, result, 2));
+}
+
 void SendAll(const v8::FunctionCallbackInfo<v8::Value> &args) {
   v8::Isolate *isolate = args.GetIsolate();
   v8::Local<v8::Context> context = isolate->GetCurrentContext();
@@ -739,5 +814,6 @@ namespace regvisor {
 void RegisterSockio(v8::Local<v8::Object> exports) {
   NODE_SET_METHOD(exports, "recvPages", RecvPages);
   NODE_SET_METHOD(exports, "sendAll", SendAll);
+  NODE_SET_METHOD(exports, "recvSome", RecvSome);
 }
 }  // namespace regvisor

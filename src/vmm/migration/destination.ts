@@ -11,6 +11,7 @@ import type { GuestMemory } from "../../backends/vcpu.js";
 import { RegvisorError } from "../../errors.js";
 import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
 import { encodeReply, GO } from "./handshake.js";
+import { concatBytes } from "../snapshot/bytes.js";
 import { IO_CODES, nativeIo, type NativeIo, type NativeSlot } from "./native-io.js";
 import {
   DEFAULT_STREAM_LIMITS,
@@ -23,6 +24,7 @@ import {
   type PagesItem,
   type StreamItem,
 } from "./stream.js";
+import { PhaseClock } from "./timeline.js";
 import { MigrationError, type Channel } from "./transport.js";
 
 /** The machine being filled from the stream; not running. */
@@ -94,6 +96,11 @@ const DRAIN_MS = 2000;
  * are polled every 50 ms, incoming.ts): the slice of a 256 MiB first round is 50 MiB or more.
  */
 const PRECOPY_SLICE_MS = 50;
+/**
+ * How long the destination waits for `GO` natively before it waits through its event loop
+ * (`readGo`): the source's answer to `ready` takes a wake-up, a millisecond or two here.
+ */
+const HANDSHAKE_WAIT_MS = 100;
 /** Pages are written through views of this size (one view per window, made once). */
 const WINDOW_BYTES = 1 << 30;
 
@@ -140,6 +147,8 @@ class Incoming {
   stateLeft: number | undefined;
   /** `applyVcpus` was called. */
   #vcpusApplied = false;
+  /** The switchover's stages (handshake.ts `DESTINATION_PHASES`), from SWITCHOVER on. */
+  readonly clock = new PhaseClock();
   readonly vcpus: VcpuState[] = [];
   readonly devices: DeviceState[] = [];
 
@@ -176,6 +185,7 @@ class Incoming {
         }
         this.switchover = true;
         this.stateLeft = item.stateFrames;
+        this.clock.start();
         return;
       case "vcpu":
         this.#state("VCPU_STATE");
@@ -187,12 +197,20 @@ class Incoming {
         this.devices.push(item.state);
         this.#stateDone();
         return;
-      case "end":
-        if (this.target === undefined || this.layout === undefined || (this.stateLeft ?? 0) > 0)
+      case "end": {
+        const target = this.target;
+        if (target === undefined || this.layout === undefined || (this.stateLeft ?? 0) > 0)
           throw order("END");
-        if (!this.#vcpusApplied) this.target.applyVcpus(this.vcpus, this.devices);
-        this.target.applyDevices(this.devices);
+        if (this.#vcpusApplied) this.clock.end("pages");
+        else {
+          this.clock.end("state");
+          target.applyVcpus(this.vcpus, this.devices);
+          this.clock.end("vcpus");
+        }
+        target.applyDevices(this.devices);
+        this.clock.end("devices");
         return;
+      }
     }
   }
 
@@ -204,6 +222,11 @@ class Incoming {
   #state(what: string): void {
     if (this.layout === undefined || this.stateLeft === 0) throw order(what);
     if (this.stateLeft !== undefined) this.stateLeft--;
+    // The first state frame: a 1.1 stream has no SWITCHOVER to start the clock, in 1.2 the
+    // last pages came before it.
+    if (this.#stateCount() > 0) return;
+    if (!this.clock.running) this.clock.start();
+    else if (this.stateLeft === undefined) this.clock.end("pages");
   }
 
   /**
@@ -212,8 +235,10 @@ class Incoming {
    */
   #stateDone(): void {
     if (this.stateLeft !== 0 || this.target === undefined) return;
+    this.clock.end("state");
     this.target.applyVcpus(this.vcpus, this.devices);
     this.#vcpusApplied = true;
+    this.clock.end("vcpus");
   }
 
   /** The last pages may be read natively from here (after SWITCHOVER and any state before them). */
@@ -401,6 +426,35 @@ function nativeSlice(incoming: Incoming, item: StreamItem, channel: Channel): nu
     : undefined;
 }
 
+/**
+ * The source's answer to `ready`, up to its length if it is a prefix of `GO` (undefined at the
+ * end of the stream): natively first, for up to `HANDSHAKE_WAIT_MS`, when `io` reads natively
+ * (the guest is paused on both sides, the event loop has nothing to do that could not wait; a
+ * wait in poll(2) wakes on the bytes at once), then through Node.
+ * @throws MigrationError on a connection error or when nothing comes within `idleMs`.
+ */
+async function readGo(
+  channel: Channel,
+  io: NativeIo | undefined,
+  idleMs: number,
+): Promise<Uint8Array | undefined> {
+  const parts = channel.takeReceived();
+  const fd = channel.fd;
+  if (parts.length === 0 && io?.recvSome !== undefined && fd !== undefined) {
+    const r = io.recvSome(fd, GO.length + 1, Math.min(HANDSHAKE_WAIT_MS, idleMs));
+    // Nothing in time, the end, an error: Node's socket sees the same below.
+    if (r.code === IO_CODES.ok) parts.push(r.bytes);
+  }
+  let got = concatBytes(parts);
+  const deadline = performance.now() + idleMs;
+  while (got.length < GO.length && got.every((b, i) => b === GO[i])) {
+    const more = await channel.read(deadline - performance.now());
+    if (more === undefined) return got.length === 0 ? undefined : got;
+    got = concatBytes([got, more]);
+  }
+  return got;
+}
+
 function order(what: string): MigrationError {
   return new MigrationError("rejected", `the stream has a ${what} frame out of order`);
 }
@@ -467,8 +521,16 @@ export async function receiveMigration(
     }
     const { target, origin, meta } = incoming;
     if (target === undefined || origin === undefined || meta === undefined) throw order("END");
-    await channel.write([encodeReply({ reply: "ready" })]);
-    const go = await channel.read(idleMs);
+    // The switchover's timeline, when there was one (a stream without state has none).
+    const { clock } = incoming;
+    const cpuMs = clock.cpuMs();
+    await channel.write([
+      encodeReply({
+        reply: "ready",
+        ...(cpuMs === undefined ? {} : { phases: clock.phases, cpuMs }),
+      }),
+    ]);
+    const go = await readGo(channel, io, idleMs);
     if (go?.length !== GO.length || go.some((b, i) => b !== GO[i])) {
       throw new MigrationError(
         "commit",

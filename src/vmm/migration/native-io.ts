@@ -49,6 +49,14 @@ export interface RecvResult {
   readonly offset: number;
 }
 
+/** What `recvSome` got: bytes (code ok), or nothing in time (timeout), or why not. */
+export type RecvSomeResult =
+  | { readonly code: typeof IO_CODES.ok; readonly bytes: Uint8Array }
+  | { readonly code: Exclude<IoCode, typeof IO_CODES.ok>; readonly message: string };
+
+/** One of `IO_CODES`. */
+export type IoCode = (typeof IO_CODES)[keyof typeof IO_CODES];
+
 /** What `sendPages` did. */
 export interface SendPagesResult {
   readonly code: number;
@@ -103,6 +111,12 @@ export interface NativeIo {
     bitmap: Uint8Array,
     timeoutMs: number,
   ): SendPagesResult;
+  /**
+   * Waits at most `timeoutMs` for `fd` to be readable, then reads what is there (at most
+   * `maxBytes`) without waiting more; for the switchover's handshake. Undefined with an addon
+   * built before it (the handshake then goes through Node's socket).
+   */
+  readonly recvSome?: (fd: number, maxBytes: number, timeoutMs: number) => RecvSomeResult;
 }
 
 /** The addon's raw functions (the headers of native/sockio.cc, pagesend.cc and pagemap.cc). */
@@ -110,6 +124,7 @@ interface Addon {
   recvPages?: (...args: unknown[]) => unknown;
   sendAll?: (...args: unknown[]) => unknown;
   sendPages?: (...args: unknown[]) => unknown;
+  recvSome?: (...args: unknown[]) => unknown;
   touchedPages?: (view: Uint8Array, out: Uint8Array) => unknown;
 }
 
@@ -129,6 +144,7 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
   const recv = addon?.recvPages;
   const send = addon?.sendAll;
   const pages = addon?.sendPages;
+  const some = addon?.recvSome;
   if (recv === undefined || send === undefined || pages === undefined) return undefined;
   // The addon answers undefined without SSE4.2 (its CRC32C): then the JS path is used. An addon
   // built from older sources (recvPages without its slice argument) throws: the JS path too.
@@ -183,6 +199,19 @@ function wrap(addon: Addon | undefined): NativeIo | undefined {
       ) as [number, number, string, number, number];
       return { code, written, message, pages: sent, zeroPages };
     },
+    ...(some === undefined
+      ? {}
+      : {
+          recvSome: (fd, maxBytes, timeoutMs) => {
+            // Cast: native/sockio.cc returns [code, bytes | message].
+            const [code, got] = some(fd, maxBytes, timeoutMs) as [IoCode, Uint8Array | string];
+            if (code === IO_CODES.ok && typeof got !== "string") return { code, bytes: got };
+            return {
+              code: code === IO_CODES.ok ? IO_CODES.io : code,
+              message: typeof got === "string" ? got : "",
+            };
+          },
+        }),
   };
 }
 

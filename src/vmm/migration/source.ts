@@ -10,7 +10,7 @@
 import type { ArchName } from "../../abi/regid.js";
 import { RegvisorError } from "../../errors.js";
 import type { DeviceState, SnapshotBackend, SnapshotMeta, VcpuState } from "../snapshot/model.js";
-import { GO, ReplyDecoder, type Reply } from "./handshake.js";
+import { GO, MAX_REPLY_BYTES, ReplyDecoder, type Reply } from "./handshake.js";
 import {
   Precopy,
   type DirtyRam,
@@ -31,7 +31,7 @@ import {
   type LayoutSlot,
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
-import { nativeIo, touchedPages } from "./native-io.js";
+import { IO_CODES, nativeIo, touchedPages, type NativeIo } from "./native-io.js";
 import {
   connectChannel,
   DEFAULT_TIMEOUTS,
@@ -96,6 +96,16 @@ export const MIGRATE_DEFAULTS = {
  */
 const ACK_WAIT_MS = 5000;
 
+/**
+ * How long the source waits for `ready` natively (./native-io.ts `recvSome`, its event loop
+ * blocked) before it waits through the loop: the destination's share of a switchover, a few
+ * milliseconds here. Waiting in poll(2) wakes on the reply at once, and keeps what a free event
+ * loop would run meanwhile — V8 finishing an incremental GC, 5-25 ms here — out of the guest's
+ * pause; a destination that takes longer holds signals and the control socket no longer than
+ * this.
+ */
+const HANDSHAKE_WAIT_MS = 100;
+
 /** Where a migration is (`GET /migrate`). */
 export interface MigrationStatus {
   readonly status: "none" | "active" | "completed" | "failed";
@@ -127,13 +137,29 @@ export interface MigrationStatus {
    * state, ready, go): where the total went.
    */
   readonly phases?: Readonly<Record<string, number>>;
+  /**
+   * The destination's own switchover timeline from its `ready` reply (handshake.ts
+   * `DESTINATION_PHASES`: ms per stage from the SWITCHOVER frame to `ready`), when it sends one.
+   */
+  readonly destinationPhases?: Readonly<Record<string, number>>;
+  /** CPU time of the destination's process over those stages, ms. */
+  readonly destinationCpuMs?: number;
   readonly error?: string;
 }
 
 /** The destination's replies, read in the background. */
 interface ReplyWatch {
-  /** The next reply other than a round acknowledgement; undefined when the connection ended. */
-  next(timeoutMs: number): Promise<Reply | undefined>;
+  /**
+   * The next reply other than a round acknowledgement; undefined when the connection ended.
+   * A timeout names `limitMs` (default `timeoutMs`): the wait's whole limit.
+   */
+  next(timeoutMs: number, limitMs?: number): Promise<Reply | undefined>;
+  /**
+   * The next reply other than a round acknowledgement if one comes within `timeoutMs`, read
+   * natively through `io`, blocking; undefined otherwise (`next()` then waits for it, or says
+   * why it will not come).
+   */
+  nextNow(io: NativeIo, timeoutMs: number): Reply | undefined;
   /**
    * Resolves true once the destination acknowledged round `round`, false when it did not
    * within `timeoutMs` (a 1.0 destination never does).
@@ -272,9 +298,13 @@ export class Migration {
         : await this.#pagesFirst(precopy, watch.marks, send, sink);
       await send(encodeEndFrame());
       this.#status = { ...this.#status, stage: "commit" };
-      const reply = await replies.next(
-        this.options.readyTimeoutMs ?? MIGRATE_DEFAULTS.readyTimeoutMs,
-      );
+      const limitMs = this.options.readyTimeoutMs ?? MIGRATE_DEFAULTS.readyTimeoutMs;
+      const readyBy = performance.now() + limitMs;
+      const reply =
+        (io === undefined
+          ? undefined
+          : replies.nextNow(io, Math.min(HANDSHAKE_WAIT_MS, limitMs))) ??
+        (await replies.next(readyBy - performance.now(), limitMs));
       this.#phase("ready");
       if (reply === undefined)
         throw new MigrationError(
@@ -283,11 +313,15 @@ export class Migration {
         );
       if (reply.reply === "error")
         throw new MigrationError("rejected", `the destination refused the state: ${reply.error}`);
-      // The commit point: from here the guest belongs to the destination.
-      await ch.write([GO]);
-      await ch.end();
+      // (Round acknowledgements never come here: the watch takes them.)
+      const ready = reply.reply === "ready" ? reply : undefined;
+      // The commit point: from here the guest belongs to the destination. GO leaves natively
+      // when the rest of the switchover did (no turn of the event loop before it).
+      await (io === undefined ? ch.write([GO]) : ch.writeBlocking(io, [GO]));
       committed = true;
       this.#phase("go");
+      const downtimeMs = Math.round(performance.now() - pausedAt);
+      await ch.end();
       const p = precopy.progress;
       this.#status = {
         status: "completed",
@@ -304,8 +338,10 @@ export class Migration {
         expectedDowntimeMs: p.expectedDowntimeMs,
         ...(p.switchover === undefined ? {} : { switchover: p.switchover }),
         totalMs: Math.round(performance.now() - this.#started),
-        downtimeMs: Math.round(performance.now() - pausedAt),
+        downtimeMs,
         phases: { ...this.#phases },
+        ...(ready?.phases === undefined ? {} : { destinationPhases: ready.phases }),
+        ...(ready?.cpuMs === undefined ? {} : { destinationCpuMs: ready.cpuMs }),
       };
       return this.#status;
     } catch (error) {
@@ -439,19 +475,22 @@ export class Migration {
     let waiter: (() => void) | undefined;
     let ended = false;
     let failure: Error | undefined;
+    const take = (bytes: Uint8Array): void => {
+      for (const reply of decoder.push(bytes)) {
+        if (reply.reply === "error") abort(reply.error);
+        if (reply.reply === "round") {
+          acked = Math.max(acked, reply.round);
+          marks = reply.switchover === true;
+          stateFirst = reply.stateFirst === true;
+        } else queue.push(reply);
+      }
+    };
     const done = (async () => {
       try {
         for (;;) {
           const bytes = await channel.read();
           if (bytes === undefined) break;
-          for (const reply of decoder.push(bytes)) {
-            if (reply.reply === "error") abort(reply.error);
-            if (reply.reply === "round") {
-              acked = Math.max(acked, reply.round);
-              marks = reply.switchover === true;
-              stateFirst = reply.stateFirst === true;
-            } else queue.push(reply);
-          }
+          take(bytes);
           waiter?.();
         }
       } catch (error) {
@@ -489,7 +528,31 @@ export class Migration {
           await wait(left);
         }
       },
-      next: async (timeoutMs) => {
+      nextNow: (io, timeoutMs) => {
+        const recvSome = io.recvSome;
+        const deadline = performance.now() + timeoutMs;
+        try {
+          for (;;) {
+            // What Node read already comes first (this read is no longer its to take).
+            for (const bytes of channel.takeReceived()) take(bytes);
+            const reply = queue.shift();
+            if (reply !== undefined) return reply;
+            const fd = channel.fd;
+            const left = Math.ceil(deadline - performance.now());
+            if (recvSome === undefined || fd === undefined || ended || left <= 0) return undefined;
+            const r = recvSome(fd, MAX_REPLY_BYTES, left);
+            // Nothing in time, or the end of the stream, or an error: Node's socket sees the
+            // same, and next() reports it.
+            if (r.code !== IO_CODES.ok) return undefined;
+            take(r.bytes);
+          }
+        } catch (error) {
+          // A malformed reply: next() reports it as the background reader would have.
+          failure = error instanceof Error ? error : new Error(String(error));
+          return undefined;
+        }
+      },
+      next: async (timeoutMs, limitMs = timeoutMs) => {
         const deadline = performance.now() + timeoutMs;
         for (;;) {
           const reply = queue.shift();
@@ -500,7 +563,7 @@ export class Migration {
           if (left <= 0) {
             throw new MigrationError(
               "timeout",
-              `the destination did not say ready within ${timeoutMs} ms`,
+              `the destination did not say ready within ${limitMs} ms`,
             );
           }
           await wait(left);

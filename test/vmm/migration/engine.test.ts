@@ -8,7 +8,13 @@ import { receiveMigration, type MigrationTarget } from "../../../src/vmm/migrati
 import { Migration, type MigrationSource } from "../../../src/vmm/migration/source.js";
 import { Precopy } from "../../../src/vmm/migration/precopy.js";
 import { touchedPages } from "../../../src/vmm/migration/native-io.js";
-import { encodeReply, GO, ReplyDecoder, type Reply } from "../../../src/vmm/migration/handshake.js";
+import {
+  DESTINATION_PHASES,
+  encodeReply,
+  GO,
+  ReplyDecoder,
+  type Reply,
+} from "../../../src/vmm/migration/handshake.js";
 import {
   encodeEndFrame,
   encodeLayoutFrame,
@@ -156,6 +162,9 @@ async function migrateOnce(uri: MigrationUri) {
     assert.equal(status.status, "completed", status.error);
     assert.deepEqual(pauses, ["pause"]);
     assert.equal(applied.devices, 1);
+    // The destination's own share of the switchover, as it timed it (`ready` reply).
+    assert.deepEqual(Object.keys(status.destinationPhases ?? {}), [...DESTINATION_PHASES]);
+    assert.ok(typeof status.destinationCpuMs === "number");
     const a = vm.memory[0]?.bytes;
     const b = target.memory[0]?.bytes;
     assert.ok(a !== undefined && b !== undefined);
@@ -298,6 +307,81 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
     }
   });
 
+  it("the destination's ready reply carries its switchover stages in the order they ran, and its CPU time", async () => {
+    /** Works for `ms`, of wall time and of this process's CPU time (a stage that computes). */
+    const burn = (ms: number): void => {
+      const start = performance.now();
+      const cpu = process.cpuUsage();
+      const used = (): number => {
+        const u = process.cpuUsage(cpu);
+        return (u.user + u.system) / 1000;
+      };
+      while (performance.now() - start < ms || used() < ms);
+    };
+    const vcpu = encodeVcpuFrame({ index: 0, regs: [] }, "riscv");
+    const device = encodeDeviceFrame({ name: "test", data: new Uint8Array([1]) });
+    const pages = encodePagesFrame(0, [{ index: 4, data: new Uint8Array(PAGE_BYTES).fill(9) }]);
+    // 1.3: the state, then the last pages; 1.2: SWITCHOVER, the pages, then the state.
+    const orders: [Uint8Array[], string[]][] = [
+      [
+        [...encodeSwitchoverFrame(2), ...vcpu, ...device, ...pages],
+        ["state", "vcpus", "pages", "devices"],
+      ],
+      [
+        [...encodeSwitchoverFrame(), ...pages, ...vcpu, ...device],
+        ["pages", "state", "vcpus", "devices"],
+      ],
+    ];
+    for (const [tail, stages] of orders) {
+      const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
+      const received = listener.accept().then((channel) =>
+        receiveMigration(channel, {
+          arches: ["riscv"],
+          build: (): MigrationTarget => {
+            const vm = createSoftVm({ mode: "inline" });
+            vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
+            return {
+              memory: vm.memory,
+              applyVcpus: () => {
+                burn(30);
+              },
+              applyDevices: () => {
+                burn(15);
+              },
+              [Symbol.dispose]: () => {
+                vm.close();
+              },
+            };
+          },
+        }),
+      );
+      const ch = await connectChannel(listener.uri);
+      try {
+        await ch.write([
+          encodeStreamHeader("riscv", "soft-inline"),
+          ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
+          ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+          ...encodePagesFrame(0, [{ index: 3, data: new Uint8Array(PAGE_BYTES).fill(7) }]),
+          ...tail,
+          ...encodeEndFrame(),
+        ]);
+        const ready = (await repliesUntilReady(ch)).find((r) => r.reply === "ready");
+        await ch.write([GO]);
+        (await received).target[Symbol.dispose]();
+        assert.ok(ready?.reply === "ready");
+        const phases = ready.phases ?? {};
+        assert.deepEqual(Object.keys(phases), stages);
+        assert.ok((phases.vcpus ?? 0) >= 30, JSON.stringify(phases));
+        assert.ok((phases.devices ?? 0) >= 15, JSON.stringify(phases));
+        // Both applies burned CPU (the process's, all threads: at least theirs).
+        assert.ok((ready.cpuMs ?? 0) >= 45, `cpuMs ${ready.cpuMs}`);
+      } finally {
+        ch.destroy();
+        await listener.close();
+      }
+    }
+  });
+
   it("stream 1.3: pages before the announced state is complete, a state frame too many, an END without all of it: refused", async () => {
     const vcpu = encodeVcpuFrame({ index: 0, regs: [] }, "riscv");
     const device = encodeDeviceFrame({ name: "test", data: new Uint8Array([1]) });
@@ -351,6 +435,9 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
     try {
       const status = await new Migration(source, listener.uri, { downtimeLimitMs: 50 }).run();
       assert.equal(status.status, "completed", status.error);
+      // Its ready reply had no timeline: none shown.
+      assert.equal(status.destinationPhases, undefined);
+      assert.equal(status.destinationCpuMs, undefined);
       const seen = await kinds;
       // After the last round: no SWITCHOVER, the last pages (if the writer dirtied any), the
       // state, END.

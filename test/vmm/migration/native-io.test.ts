@@ -8,6 +8,7 @@ import type { GuestMemory } from "../../../src/backends/vcpu.js";
 import { receiveMigration } from "../../../src/vmm/migration/destination.js";
 import { IO_CODES, nativeIo, socketFd } from "../../../src/vmm/migration/native-io.js";
 import {
+  encodeDeviceFrame,
   encodeEndFrame,
   encodeLayoutFrame,
   encodeMetaFrame,
@@ -534,6 +535,100 @@ describe("native recvPages() in slices (the pre-copy)", { skip }, () => {
       assert.deepEqual([r.code, r.frames], [IO_CODES.timeout, 1]);
     } finally {
       await close();
+    }
+  });
+});
+
+describe("native recvPages() at a frame of another type", { skip }, () => {
+  it("hands back that frame and what arrived after it, for the JS decoder without a read of its own", async () => {
+    const pages = concatBytes(encodePagesFrame(0, [page(1, 5)]));
+    const after = concatBytes([
+      ...encodeSwitchoverFrame(2),
+      ...encodeDeviceFrame({ name: "a", data: new Uint8Array(300).fill(1) }),
+      ...encodeDeviceFrame({ name: "b", data: new Uint8Array(5000).fill(2) }),
+      ...encodeEndFrame(),
+    ]);
+    const {
+      server,
+      peer: worker,
+      socket,
+      fd,
+    } = await accept((port) => peer(port, "feed-hold", concatBytes([pages, after])));
+    socket.pause();
+    try {
+      const slots = [
+        {
+          slot: 0,
+          pages: SIZE / PAGE_BYTES,
+          written: new Uint8Array(SIZE / PAGE_BYTES),
+          windows: [new Uint8Array(SIZE)],
+        },
+      ];
+      // Until the first frame of another type (no slice): the worker's one write is all there.
+      const r = io?.recvPages(fd, [], slots, 1 << 30, 1 << 24, 4096, 10_000, -1);
+      assert.ok(r !== undefined);
+      assert.deepEqual([r.code, r.frames, r.consumed], [0, 1, pages.length]);
+      assert.ok(Buffer.from(r.rest).equals(Buffer.from(after)), `rest ${r.rest.length} bytes`);
+    } finally {
+      socket.destroy();
+      await worker.terminate();
+      server.close();
+    }
+  });
+});
+
+describe("native recvSome() (the switchover's handshake)", { skip }, () => {
+  const recvSome = io?.recvSome;
+
+  it("reads what came, then a timeout when nothing more does, then the end of the stream", async () => {
+    assert.ok(recvSome !== undefined, "the addon has no recvSome");
+    const line = new TextEncoder().encode('{"reply":"ready"}\n');
+    for (const mode of ["feed-hold", "feed-end"]) {
+      const { server, peer: worker, socket, fd } = await accept((port) => peer(port, mode, line));
+      socket.pause();
+      try {
+        // The worker's first bytes may take a while to start on a loaded machine.
+        const first = recvSome(fd, 4096, 10_000);
+        assert.ok(first.code === IO_CODES.ok, `code ${first.code}`);
+        assert.ok(Buffer.from(first.bytes).equals(line));
+        const t0 = performance.now();
+        const next = recvSome(fd, 4096, 150);
+        const ms = performance.now() - t0;
+        if (mode === "feed-hold") {
+          assert.equal(next.code, IO_CODES.timeout);
+          assert.ok(ms >= 140, `returned after ${ms} ms`);
+        } else {
+          assert.equal(next.code, IO_CODES.closed);
+        }
+      } finally {
+        socket.destroy();
+        await worker.terminate();
+        server.close();
+      }
+    }
+  });
+
+  it("at most maxBytes at a time; a bad argument is a TypeError", async () => {
+    assert.ok(recvSome !== undefined, "the addon has no recvSome");
+    const bytes = new Uint8Array(100).map((_, i) => i);
+    const {
+      server,
+      peer: worker,
+      socket,
+      fd,
+    } = await accept((port) => peer(port, "feed-hold", bytes));
+    socket.pause();
+    try {
+      const a = recvSome(fd, 60, 10_000);
+      const b = recvSome(fd, 60, 10_000);
+      assert.ok(a.code === IO_CODES.ok && b.code === IO_CODES.ok);
+      assert.ok(Buffer.concat([a.bytes, b.bytes]).equals(bytes));
+      assert.equal(a.bytes.length, 60);
+      assert.throws(() => recvSome(fd, 0, 10), TypeError);
+    } finally {
+      socket.destroy();
+      await worker.terminate();
+      server.close();
     }
   });
 });

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { lookupReg } from "../../../src/abi/catalog.js";
 import { concatBytes } from "../../../src/vmm/snapshot/bytes.js";
 import { encodeFrame } from "../../../src/vmm/snapshot/container.js";
-import { encodeReply, ReplyDecoder } from "../../../src/vmm/migration/handshake.js";
+import { encodeReply, ReplyDecoder, type Reply } from "../../../src/vmm/migration/handshake.js";
 import {
   DEFAULT_STREAM_LIMITS,
   encodeDeviceFrame,
@@ -137,6 +137,33 @@ describe("migration stream", () => {
     assert.deepEqual(line('{"reply":"round","round":4,"stateFirst":1,"switchover":false}'), [
       { reply: "round", round: 4 },
     ]);
+  });
+
+  it("ready replies: with or without the destination's timeline; a malformed timeline is refused", () => {
+    const d = new ReplyDecoder();
+    const line = (text: string) => d.push(new TextEncoder().encode(text + "\n"));
+    // A 1.2 destination's reply, and one with a stage this source does not know of.
+    assert.deepEqual(line('{"reply":"ready"}'), [{ reply: "ready" }]);
+    const timed: Reply = {
+      reply: "ready",
+      phases: { state: 0.2, vcpus: 1.5, later2: 0 },
+      cpuMs: 2.4,
+    };
+    assert.deepEqual(d.push(encodeReply(timed)), [timed]);
+    for (const bad of [
+      '{"reply":"ready","phases":[1,2]}',
+      '{"reply":"ready","phases":{"state":-1}}',
+      '{"reply":"ready","phases":{"state":"1"}}',
+      '{"reply":"ready","phases":{"State":1}}',
+      '{"reply":"ready","phases":{"state":1},"cpuMs":null}',
+      `{"reply":"ready","phases":{${Array.from({ length: 17 }, (_, i) => `"p${i}":1`).join(",")}}}`,
+    ]) {
+      assert.throws(
+        () => new ReplyDecoder().push(new TextEncoder().encode(bad + "\n")),
+        /ready reply with a malformed timeline/,
+        bad,
+      );
+    }
   });
 
   it("SWITCHOVER: empty (1.2) or the count of state frames before the last pages (1.3), bounded", () => {
