@@ -13,9 +13,10 @@
  * after its guest has run ~1 s), every run listed in the detail; the machine is shared, so they
  * are provisional. QEMU runs without auto-converge (its default), as regvisor has no
  * throttling: both move the working set at full speed. Downtime is compared as the guest sees
- * it on both sides: regvisor's from the pause to `GO` after the destination's `ready`
- * (everything loaded, checked and applied), QEMU's from the source's STOP event to the
- * destination's RESUME event. QEMU's own `downtime` figure ends on the source once it has
+ * it on both sides, from timestamps on one host clock: regvisor's from the source's pause (its
+ * migration status's `pausedAt`) to the guest running at the destination (the destination's
+ * `GET /status` `startedAt`), QEMU's from the source's STOP event to the destination's RESUME
+ * event. QEMU's own `downtime` figure ends on the source once it has
  * written the last bytes (migration.c `migration_calculate_complete`, no return path by
  * default), leaving out the destination's share; it is in the detail, next to regvisor's
  * figure measured the same way.
@@ -72,12 +73,21 @@ function passesAtTick10(text: string): number {
   return m === null ? NaN : Number(m[1]) - 1;
 }
 
+/** One regvisor migration: the source's final status, and the guest's pause as it saw it. */
+interface OurRun extends MigrationStatus {
+  /**
+   * From the source's pause (`pausedAt`) to the guest running at the destination (its
+   * `GET /status` `startedAt`), ms: one host clock, as QEMU's STOP → RESUME.
+   */
+  readonly pauseToResume: number;
+}
+
 /** One regvisor migration of `elf`: the source's final status, and its guest's dirty passes. */
 async function regvisorOnce(
   elf: string,
   dir: string,
   port: number,
-): Promise<{ status: MigrationStatus; passes: number }> {
+): Promise<{ status: OurRun; passes: number }> {
   const dstApi = join(dir, "dst.sock");
   const srcApi = join(dir, "src.sock");
   const uri = `tcp:127.0.0.1:${port}`;
@@ -94,7 +104,11 @@ async function regvisorOnce(
     if (status.status !== "completed")
       throw new Error(`regvisor migration failed: ${status.error ?? JSON.stringify(answer.body)}`);
     await waitFor(dst, /tick \d+ /, 10_000);
-    return { status, passes };
+    const there = (await apiRequest(dstApi, "GET", "/status")).body as { startedAt?: number };
+    if (there.startedAt === undefined || status.pausedAt === undefined)
+      throw new Error("regvisor reported no pausedAt (source) or startedAt (destination)");
+    const pauseToResume = Math.round((there.startedAt - status.pausedAt) * 10) / 10;
+    return { status: { ...status, pauseToResume }, passes };
   } finally {
     await apiRequest(dstApi, "PUT", "/quit").catch(() => undefined);
     src.kill();
@@ -269,8 +283,8 @@ function phases(status: MigrationStatus): string {
 const RUNS = 5;
 
 /** One regvisor migration's figures for the detail. */
-function ourRun(s: MigrationStatus): string {
-  return `${s.downtimeMs ?? "?"}/${s.totalMs ?? "?"} ms (${s.rounds ?? "?"} rounds, ${s.finalPages ?? "?"} pages at switchover; phases ${phases(s)})`;
+function ourRun(s: OurRun): string {
+  return `${s.pauseToResume}/${s.totalMs ?? "?"} ms (GO left at ${s.downtimeMs ?? "?"} ms; ${s.rounds ?? "?"} rounds, ${s.finalPages ?? "?"} pages at switchover; phases ${phases(s)})`;
 }
 
 /** One QEMU migration's figures for the detail. */
@@ -286,8 +300,8 @@ async function payloadRuns(
   dir: string,
   size: string,
   withQemu: boolean,
-): Promise<{ ours: MigrationStatus[]; passes: number[]; qemu: QemuResult[] }> {
-  const ours: MigrationStatus[] = [];
+): Promise<{ ours: OurRun[]; passes: number[]; qemu: QemuResult[] }> {
+  const ours: OurRun[] = [];
   const passes: number[] = [];
   const qemu: QemuResult[] = [];
   for (let k = 0; k < RUNS; k++) {
@@ -321,7 +335,7 @@ export const migrationBench: BenchGroup = {
           withQemu,
         );
         const mib = size === "4m" ? 4 : 64;
-        const down = median(ours.map((s) => s.downtimeMs ?? NaN));
+        const down = median(ours.map((s) => s.pauseToResume));
         const total = median(ours.map((s) => s.totalMs ?? NaN));
         const qDown = withQemu ? median(qemu.map((q) => q.stopToResume)) : undefined;
         const qTotal = withQemu ? median(qemu.map((q) => q.total)) : undefined;
@@ -329,17 +343,17 @@ export const migrationBench: BenchGroup = {
           ours.map((s) => (s.transferredBytes ?? 0) / 1048576),
           1,
         );
-        const runs = `regvisor runs (downtime/total) ${ours.map(ourRun).join("; ")}${withQemu ? `; QEMU 7.2 runs (STOP→RESUME/total) ${qemu.map(qemuRun).join("; ")}` : ""}`;
+        const runs = `regvisor runs (pause→resume/total) ${ours.map(ourRun).join("; ")}${withQemu ? `; QEMU 7.2 runs (STOP→RESUME/total) ${qemu.map(qemuRun).join("; ")}` : ""}`;
         metrics.push(
           {
             name: `migration.${size}.downtime_ms`,
             value: down,
             unit: "ms",
             target: "<= QEMU",
-            detail: `256 MiB guest dirtying ${mib} MiB, tcp loopback, pause to the destination running, median of ${RUNS} (regvisor and QEMU taking turns): regvisor ${down} ms ${formatRounds(ours.map((s) => s.downtimeMs ?? NaN))} (${formatRounds(
+            detail: `256 MiB guest dirtying ${mib} MiB, tcp loopback, pause to the destination running, median of ${RUNS} (regvisor and QEMU taking turns): regvisor ${down} ms ${formatRounds(ours.map((s) => s.pauseToResume))} from the source's pause to the guest running at the destination (its status's startedAt; GO left the source at ${formatRounds(ours.map((s) => s.downtimeMs ?? NaN))} ms, the source had written everything at ${formatRounds(
               ours.map((s) => Number(sourceSide(s))),
               1,
-            )} ms until the source had written everything) vs ${qDown === undefined ? "QEMU not run" : `QEMU 7.2 ${qDown} ms ${formatRounds(qemu.map((q) => q.stopToResume))} from the source's STOP to the destination's RESUME (QEMU's own \`downtime\`, which ends when the source has written everything: ${formatRounds(qemu.map((q) => q.downtime))} ms)`}; provisional (shared machine)`,
+            )} ms) vs ${qDown === undefined ? "QEMU not run" : `QEMU 7.2 ${qDown} ms ${formatRounds(qemu.map((q) => q.stopToResume))} from the source's STOP to the destination's RESUME (QEMU's own \`downtime\`, which ends when the source has written everything: ${formatRounds(qemu.map((q) => q.downtime))} ms)`}; provisional (shared machine)`,
           },
           {
             name: `migration.${size}.total_ms`,

@@ -32,6 +32,12 @@ export interface MachineStatus {
   readonly exits: number;
   /** Milliseconds since the machine started running. */
   readonly uptimeMs: number;
+  /**
+   * When the machine started running, in milliseconds since the Unix epoch with sub-millisecond
+   * digits (`performance.timeOrigin + performance.now()`: comparable across processes on one
+   * host); absent before it runs. For a migrated guest: when it resumed at the destination.
+   */
+  readonly startedAt?: number;
   /** The guest kind (e.g. "linux", "elf", "flat", "demo") and architecture. */
   readonly guest: string;
   readonly arch: string;

@@ -432,6 +432,7 @@ export class Machine implements MachineControl, Disposable {
       vcpus: this.vcpus.length,
       exits: this.exits,
       uptimeMs: this.state === "starting" ? 0 : Math.round(performance.now() - this.startedAt),
+      ...(this.state === "starting" ? {} : { startedAt: performance.timeOrigin + this.startedAt }),
       guest: this.identity.guest,
       arch: this.identity.arch,
       backend: `${this.backend.name}${mode}`,

@@ -122,8 +122,14 @@ export interface MigrationStatus {
   /** Bytes per second of the last round. */
   readonly bandwidth?: number;
   readonly totalMs?: number;
-  /** From the pause to the destination's `ready`. */
+  /** From the pause until `GO` was handed to the kernel (the destination then resumes). */
   readonly downtimeMs?: number;
+  /**
+   * When the source paused the guest, in milliseconds since the Unix epoch with sub-millisecond
+   * digits (`performance.timeOrigin + performance.now()`): with the destination's `startedAt`
+   * (GET /status there) it gives the pause as the guest saw it, up to its resumption.
+   */
+  readonly pausedAt?: number;
   /** The pages sent while paused. */
   readonly finalPages?: number;
   /** Pages the guest dirtied during each pre-copy round (convergence, `PrecopyProgress`). */
@@ -339,6 +345,7 @@ export class Migration {
         ...(p.switchover === undefined ? {} : { switchover: p.switchover }),
         totalMs: Math.round(performance.now() - this.#started),
         downtimeMs,
+        pausedAt: performance.timeOrigin + pausedAt,
         phases: { ...this.#phases },
         ...(ready?.phases === undefined ? {} : { destinationPhases: ready.phases }),
         ...(ready?.cpuMs === undefined ? {} : { destinationCpuMs: ready.cpuMs }),

@@ -92,15 +92,23 @@ describe("Machine", () => {
 
   it("pause parks every vCPU between exits, resume lets them run, quit ends the run", async () => {
     let machine: Machine | undefined;
+    let before: number | undefined;
     const done = run(riscvElf([SPIN]), {
       cpus: 2,
       onMachine: (m) => {
         machine = m;
+        before = m.status().startedAt;
       },
     });
+    const asked = performance.timeOrigin + performance.now();
     await sleep(150);
     assert.ok(machine);
-    assert.equal(machine.status().state, "running");
+    assert.equal(before, undefined, "no startedAt before the machine runs");
+    const status = machine.status();
+    assert.equal(status.state, "running");
+    // When it started, on the epoch clock other processes read too.
+    const startedAt = status.startedAt ?? 0;
+    assert.ok(startedAt >= asked && startedAt <= performance.timeOrigin + performance.now());
     await machine.pause();
     const paused = machine.status();
     assert.equal(paused.state, "paused");

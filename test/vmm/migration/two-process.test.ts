@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { apiRequest } from "../../../src/vmm/api/client.js";
 import { buildGuests, REPO } from "../../cli/run-file-helpers.js";
 import { assertContinued, ctl, start, tempDir } from "./procs.js";
 
@@ -16,6 +17,8 @@ async function move(uri: (dir: string) => string, srcMode: string, dstMode?: str
     "run",
     "--incoming",
     where,
+    "--api",
+    join(dir, "dst.api"),
     ...(dstMode === undefined ? [] : ["--mode", dstMode]),
   ]);
   const src = start(["run", "--mem", "32M", "--mode", srcMode, "--api", join(dir, "api"), ELF]);
@@ -25,9 +28,20 @@ async function move(uri: (dir: string) => string, srcMode: string, dstMode?: str
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const status = JSON.parse(r.stdout) as Record<string, unknown>;
     assert.equal(status.status, "completed");
-    for (const key of ["totalMs", "downtimeMs", "transferredBytes", "rounds"]) {
+    for (const key of ["totalMs", "downtimeMs", "pausedAt", "transferredBytes", "rounds"]) {
       assert.equal(typeof status[key], "number", key);
     }
+    // The guest's pause as it saw it: from the source's pausedAt to the destination's
+    // startedAt (one host clock), at least until GO left the source, within the migration.
+    const there = (await apiRequest(join(dir, "dst.api"), "GET", "/status")).body as {
+      startedAt?: number;
+    };
+    assert.equal(typeof there.startedAt, "number", "the destination's status has startedAt");
+    const pause = (there.startedAt ?? 0) - Number(status.pausedAt);
+    assert.ok(
+      pause >= Number(status.downtimeMs) - 1 && pause < Number(status.totalMs),
+      `pause ${pause} ms, downtime ${String(status.downtimeMs)} ms, total ${String(status.totalMs)} ms`,
+    );
     assert.equal(await src.exited, 0, src.stderr);
     assert.match(src.stderr, /the guest was migrated to .* and runs on there/);
     assert.equal(await dst.exited, 0, dst.stderr);
