@@ -473,34 +473,37 @@ describe("native sendPages()", { skip }, () => {
   });
 });
 
-describe("native recvPages() in slices (the pre-copy)", { skip }, () => {
-  /** Frames fed by a worker that then goes silent; this thread's end of the connection. */
-  async function fed(bytes: Uint8Array): Promise<{ fd: number; close: () => Promise<void> }> {
-    const {
-      server,
-      peer: worker,
-      socket,
-      fd,
-    } = await accept((port) => peer(port, "feed-hold", bytes));
-    socket.pause();
-    return {
-      fd,
-      close: async () => {
-        socket.destroy();
-        await worker.terminate();
-        server.close();
-      },
-    };
-  }
-
-  const slots = () => [
-    {
-      slot: 0,
-      pages: SIZE / PAGE_BYTES,
-      written: new Uint8Array(SIZE / PAGE_BYTES),
-      windows: [new Uint8Array(SIZE)],
+/**
+ * `bytes` fed by a worker that then goes silent ("feed-hold") or hangs up ("feed-end"); this
+ * thread's end of the connection, paused (the native calls read its fd).
+ */
+async function fed(
+  bytes: Uint8Array,
+  mode: "feed-hold" | "feed-end" = "feed-hold",
+): Promise<{ fd: number; close: () => Promise<void> }> {
+  const { server, peer: worker, socket, fd } = await accept((port) => peer(port, mode, bytes));
+  socket.pause();
+  return {
+    fd,
+    close: async () => {
+      socket.destroy();
+      await worker.terminate();
+      server.close();
     },
-  ];
+  };
+}
+
+/** One 4 MiB slot of fresh RAM for recvPages(). */
+const slots = () => [
+  {
+    slot: 0,
+    pages: SIZE / PAGE_BYTES,
+    written: new Uint8Array(SIZE / PAGE_BYTES),
+    windows: [new Uint8Array(SIZE)],
+  },
+];
+
+describe("native recvPages() in slices (the pre-copy)", { skip }, () => {
   const recv = (fd: number, slice: number, timeoutMs: number) =>
     io?.recvPages(fd, [], slots(), 1 << 30, 1 << 24, 4096, timeoutMs, slice);
 
@@ -548,31 +551,15 @@ describe("native recvPages() at a frame of another type", { skip }, () => {
       ...encodeDeviceFrame({ name: "b", data: new Uint8Array(5000).fill(2) }),
       ...encodeEndFrame(),
     ]);
-    const {
-      server,
-      peer: worker,
-      socket,
-      fd,
-    } = await accept((port) => peer(port, "feed-hold", concatBytes([pages, after])));
-    socket.pause();
+    const { fd, close } = await fed(concatBytes([pages, after]));
     try {
-      const slots = [
-        {
-          slot: 0,
-          pages: SIZE / PAGE_BYTES,
-          written: new Uint8Array(SIZE / PAGE_BYTES),
-          windows: [new Uint8Array(SIZE)],
-        },
-      ];
       // Until the first frame of another type (no slice): the worker's one write is all there.
-      const r = io?.recvPages(fd, [], slots, 1 << 30, 1 << 24, 4096, 10_000, -1);
+      const r = io?.recvPages(fd, [], slots(), 1 << 30, 1 << 24, 4096, 10_000, -1);
       assert.ok(r !== undefined);
       assert.deepEqual([r.code, r.frames, r.consumed], [0, 1, pages.length]);
       assert.ok(Buffer.from(r.rest).equals(Buffer.from(after)), `rest ${r.rest.length} bytes`);
     } finally {
-      socket.destroy();
-      await worker.terminate();
-      server.close();
+      await close();
     }
   });
 });
@@ -583,9 +570,8 @@ describe("native recvSome() (the switchover's handshake)", { skip }, () => {
   it("reads what came, then a timeout when nothing more does, then the end of the stream", async () => {
     assert.ok(recvSome !== undefined, "the addon has no recvSome");
     const line = new TextEncoder().encode('{"reply":"ready"}\n');
-    for (const mode of ["feed-hold", "feed-end"]) {
-      const { server, peer: worker, socket, fd } = await accept((port) => peer(port, mode, line));
-      socket.pause();
+    for (const mode of ["feed-hold", "feed-end"] as const) {
+      const { fd, close } = await fed(line, mode);
       try {
         // The worker's first bytes may take a while to start on a loaded machine.
         const first = recvSome(fd, 4096, 10_000);
@@ -601,9 +587,7 @@ describe("native recvSome() (the switchover's handshake)", { skip }, () => {
           assert.equal(next.code, IO_CODES.closed);
         }
       } finally {
-        socket.destroy();
-        await worker.terminate();
-        server.close();
+        await close();
       }
     }
   });
@@ -611,13 +595,7 @@ describe("native recvSome() (the switchover's handshake)", { skip }, () => {
   it("at most maxBytes at a time; a bad argument is a TypeError", async () => {
     assert.ok(recvSome !== undefined, "the addon has no recvSome");
     const bytes = new Uint8Array(100).map((_, i) => i);
-    const {
-      server,
-      peer: worker,
-      socket,
-      fd,
-    } = await accept((port) => peer(port, "feed-hold", bytes));
-    socket.pause();
+    const { fd, close } = await fed(bytes);
     try {
       const a = recvSome(fd, 60, 10_000);
       const b = recvSome(fd, 60, 10_000);
@@ -626,9 +604,7 @@ describe("native recvSome() (the switchover's handshake)", { skip }, () => {
       assert.equal(a.bytes.length, 60);
       assert.throws(() => recvSome(fd, 0, 10), TypeError);
     } finally {
-      socket.destroy();
-      await worker.terminate();
-      server.close();
+      await close();
     }
   });
 });
