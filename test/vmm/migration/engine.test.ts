@@ -106,7 +106,14 @@ function newVm(): Vm {
   return vm;
 }
 
-function targetFactory(applied: { devices: number }) {
+/**
+ * Destinations of one fresh soft VM with BASE/SIZE RAM; `applied.devices` counts the devices of
+ * the last applyDevices, and `hooks` run in the applies (default: nothing).
+ */
+function targetFactory(
+  applied: { devices: number },
+  hooks: { applyVcpus?: () => void; applyDevices?: () => void } = {},
+) {
   return {
     arches: ["riscv"] as const,
     build: (): MigrationTarget => {
@@ -114,9 +121,12 @@ function targetFactory(applied: { devices: number }) {
       vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
       return {
         memory: vm.memory,
-        applyVcpus: () => undefined,
+        applyVcpus: () => {
+          hooks.applyVcpus?.();
+        },
         applyDevices: (devices) => {
           applied.devices = devices.length;
+          hooks.applyDevices?.();
         },
         [Symbol.dispose]: () => {
           vm.close();
@@ -126,12 +136,19 @@ function targetFactory(applied: { devices: number }) {
   };
 }
 
+/** HEADER, META and LAYOUT of a stream for targetFactory's machine. */
+function streamHead(): Uint8Array[] {
+  return [
+    encodeStreamHeader("riscv", "soft-inline"),
+    ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
+    ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+  ];
+}
+
 /** An in-process destination listening on loopback, and a channel connected to it. */
-async function loopbackDestination() {
+async function loopbackDestination(factory = targetFactory({ devices: 0 })) {
   const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
-  const received = listener
-    .accept()
-    .then((ch) => receiveMigration(ch, targetFactory({ devices: 0 })));
+  const received = listener.accept().then((ch) => receiveMigration(ch, factory));
   const ch = await connectChannel(listener.uri);
   return { listener, received, ch };
 }
@@ -231,12 +248,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
       const frame = concatBytes(encodePagesFrame(0, pages));
       // Cut inside page 21: the destination gets the frame in two reads.
       const cut = 16 + 8 + 8 * pages.length + PAGE_BYTES + 1234;
-      await ch.write([
-        encodeStreamHeader("riscv", "soft-inline"),
-        ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
-        ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
-        frame.subarray(0, cut),
-      ]);
+      await ch.write([...streamHead(), frame.subarray(0, cut)]);
       await ch.flushed();
       await new Promise((resolve) => setTimeout(resolve, 50));
       await ch.write([frame.subarray(cut), ...encodeEndFrame()]);
@@ -286,9 +298,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
     const ch = await connectChannel(listener.uri);
     try {
       await ch.write([
-        encodeStreamHeader("riscv", "soft-inline"),
-        ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
-        ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+        ...streamHead(),
         ...encodePagesFrame(0, [{ index: 3, data: new Uint8Array(PAGE_BYTES).fill(7) }]),
         ...encodeSwitchoverFrame(2),
         ...encodeVcpuFrame({ index: 0, regs: [] }, "riscv"),
@@ -333,34 +343,22 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
       ],
     ];
     for (const [tail, stages] of orders) {
-      const listener = await listenOnce(parseMigrationUri("tcp:127.0.0.1:0"));
-      const received = listener.accept().then((channel) =>
-        receiveMigration(channel, {
-          arches: ["riscv"],
-          build: (): MigrationTarget => {
-            const vm = createSoftVm({ mode: "inline" });
-            vm.addMemory({ guestPhysAddr: BASE, size: SIZE });
-            return {
-              memory: vm.memory,
-              applyVcpus: () => {
-                burn(30);
-              },
-              applyDevices: () => {
-                burn(15);
-              },
-              [Symbol.dispose]: () => {
-                vm.close();
-              },
-            };
+      const { listener, received, ch } = await loopbackDestination(
+        targetFactory(
+          { devices: 0 },
+          {
+            applyVcpus: () => {
+              burn(30);
+            },
+            applyDevices: () => {
+              burn(15);
+            },
           },
-        }),
+        ),
       );
-      const ch = await connectChannel(listener.uri);
       try {
         await ch.write([
-          encodeStreamHeader("riscv", "soft-inline"),
-          ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
-          ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
+          ...streamHead(),
           ...encodePagesFrame(0, [{ index: 3, data: new Uint8Array(PAGE_BYTES).fill(7) }]),
           ...tail,
           ...encodeEndFrame(),
@@ -395,12 +393,7 @@ describe("Migration (in-process, soft VMs, a RAM writer racing the pre-copy)", (
     for (const [tail, why] of cases) {
       const { listener, received, ch } = await loopbackDestination();
       try {
-        await ch.write([
-          encodeStreamHeader("riscv", "soft-inline"),
-          ...encodeMetaFrame({ guest: "test", memBytes: SIZE }),
-          ...encodeLayoutFrame([{ slot: 0, flags: 0, guestPhysAddr: BASE, length: SIZE }]),
-          ...tail,
-        ]);
+        await ch.write([...streamHead(), ...tail]);
         await assert.rejects(received, why);
       } finally {
         ch.destroy();
