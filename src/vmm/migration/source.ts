@@ -32,6 +32,7 @@ import {
 } from "./stream.js";
 import { memslotFlags } from "../snapshot/memslot-flags.js";
 import { IO_CODES, nativeIo, touchedPages, type NativeIo } from "./native-io.js";
+import { PhaseClock } from "./timeline.js";
 import {
   connectChannel,
   DEFAULT_TIMEOUTS,
@@ -184,16 +185,14 @@ export class Migration {
   #status: MigrationStatus;
   #progress: PrecopyProgress | undefined;
   readonly #started = performance.now();
-  readonly #phases: Record<string, number> = {};
+  /** Where the time went (`phases`), from the start on. */
+  readonly #clock = new PhaseClock();
   /** The destination acknowledges rounds (until one acknowledgement does not come). */
   #acks = true;
-  #mark = this.#started;
 
   /** Ends the stage `name` now (its duration into `phases`). */
   #phase(name: string): void {
-    const now = performance.now();
-    this.#phases[name] = Math.round((now - this.#mark) * 10) / 10;
-    this.#mark = now;
+    this.#clock.end(name);
   }
 
   constructor(
@@ -202,6 +201,7 @@ export class Migration {
     private readonly options: MigrateOptions = {},
   ) {
     this.#status = { status: "active", stage: "connect", uri: formatUri(uri) };
+    this.#clock.start(this.#started);
   }
 
   /** Where it is now. */
@@ -346,7 +346,7 @@ export class Migration {
         totalMs: Math.round(performance.now() - this.#started),
         downtimeMs,
         pausedAt: performance.timeOrigin + pausedAt,
-        phases: { ...this.#phases },
+        phases: this.#clock.phases,
         ...(ready?.phases === undefined ? {} : { destinationPhases: ready.phases }),
         ...(ready?.cpuMs === undefined ? {} : { destinationCpuMs: ready.cpuMs }),
       };
@@ -375,7 +375,7 @@ export class Migration {
         rounds: p?.round ?? 0,
         transferredBytes: channel?.bytesWritten ?? 0,
         totalMs: Math.round(performance.now() - this.#started),
-        phases: { ...this.#phases },
+        phases: this.#clock.phases,
         error:
           (message.split("\n")[0] ?? "") +
           (stuck === undefined ? "" : `; dirty logging stays on: ${stuck}`),
