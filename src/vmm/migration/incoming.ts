@@ -368,6 +368,9 @@ export async function receiveGuest(request: IncomingRequest): Promise<IncomingSu
     );
     return { ...summary, description: b.description };
   } finally {
+    // A hook still starting when the stream failed: settled first, so that what it started (the
+    // CLI's control socket) exists when the caller closes it.
+    await machineHook;
     for (const disk of disks) disk.close();
   }
 }

@@ -136,7 +136,9 @@ describe("failed live migrations between two processes", { skip: skip ?? false }
     const dir = tempDir();
     const first = `unix:${join(dir, "a.sock")}`;
     const second = `unix:${join(dir, "b.sock")}`;
-    const dstA = start(["run", "--incoming", first]);
+    // With a control socket, which starts while the stream comes in: it must not keep the
+    // failed destination alive.
+    const dstA = start(["run", "--incoming", first, "--api", join(dir, "a.api")]);
     const dstB = start(["run", "--incoming", second, "--api", join(dir, "b.api")]);
     const proxy = await corruptingProxy(join(dir, "a.sock"), 300_000);
     const src = start(["run", "--mem", "32M", "--api", join(dir, "api"), LONG]);
